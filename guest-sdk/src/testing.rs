@@ -1,0 +1,269 @@
+//! Helpers for testing a plugin natively with `cargo test`, no wasm needed.
+//!
+//! They drive a [`Plugin`] the way the host does: configure it from
+//! `[plugin.params]`-style pairs, pass only the columns it declared as inputs,
+//! and check that the rows it returns hold the declared outputs in order.
+//!
+//! ```
+//! use weir_guest::prelude::*;
+//! use weir_guest::testing;
+//!
+//! struct Count;
+//!
+//! impl Plugin for Count {
+//!     fn configure(_: &Params) -> Result<Self> {
+//!         Ok(Count)
+//!     }
+//!     fn describe(&self) -> Describe {
+//!         Describe::new().output("n", Type::I64)
+//!     }
+//!     fn aggregate(&self, _: &Row, _: Window, events: &Batch) -> Result<Vec<Row>> {
+//!         Ok(vec![Row::new().i64("n", events.len() as i64)])
+//!     }
+//! }
+//!
+//! let window = Window { start: 0, end: 10 };
+//! let rows = testing::run_aggregate::<Count>(
+//!     testing::NO_PARAMS,
+//!     Row::new(),
+//!     window,
+//!     Batch::new(vec![1, 2]),
+//! )?;
+//! assert_eq!(rows, vec![Row::new().i64("n", 2)]);
+//! // No `with_filter()`: like the host, `run_filter` keeps everything.
+//! assert_eq!(testing::run_filter::<Count>(testing::NO_PARAMS, Batch::new(vec![1, 2]))?, [true, true]);
+//! # Ok::<(), weir_guest::Error>(())
+//! ```
+
+use std::cell::RefCell;
+
+use crate::batch::internal::ColumnBuf;
+use crate::{Batch, Describe, Error, Params, Plugin, Result, Row, Type, Value, Window, adapter};
+
+/// An empty parameter list, for plugins that need none.
+pub const NO_PARAMS: [(&str, &str); 0] = [];
+
+/// Configures `P` from `params` and returns its [`Describe`].
+pub fn describe<P: Plugin>(
+    params: impl IntoIterator<Item = (impl Into<String>, impl Into<String>)>,
+) -> Result<Describe> {
+    Ok(configured::<P>(params)?.1)
+}
+
+/// Configures `P` from `params`, then aggregates `events` for `key` and
+/// `window` as the host would.
+///
+/// Like the host, it passes only the columns `P` declared as inputs; a
+/// declared input missing from `events`, or of another type, is an error. The
+/// returned rows are checked against the declared outputs: each must hold
+/// exactly those fields, in order, each null or of the declared type.
+pub fn run_aggregate<P: Plugin>(
+    params: impl IntoIterator<Item = (impl Into<String>, impl Into<String>)>,
+    key: Row,
+    window: Window,
+    events: Batch,
+) -> Result<Vec<Row>> {
+    let (slot, describe) = configured::<P>(params)?;
+    let events = project(events, describe.inputs())?;
+    let rows = adapter::aggregate(&slot, &key, window, &events)?;
+    for (i, row) in rows.iter().enumerate() {
+        check_row(i, row, describe.outputs())?;
+    }
+    Ok(rows)
+}
+
+/// Configures `P` from `params`, then filters `events` as the host would:
+/// when `P` does not declare [`Describe::with_filter`] every event is kept
+/// without calling it. Only declared input columns are passed, and a result
+/// with the wrong number of entries is an error.
+pub fn run_filter<P: Plugin>(
+    params: impl IntoIterator<Item = (impl Into<String>, impl Into<String>)>,
+    events: Batch,
+) -> Result<Vec<bool>> {
+    let (slot, describe) = configured::<P>(params)?;
+    if !describe.has_filter() {
+        return Ok(vec![true; events.len()]);
+    }
+    let events = project(events, describe.inputs())?;
+    adapter::filter(&slot, &events)
+}
+
+/// Asserts that `actual` and `expected` have the same rows and field names,
+/// with equal values except f64s, which may differ by up to `tolerance`.
+///
+/// # Panics
+/// With both row lists printed, when they differ.
+pub fn assert_rows_approx(actual: &[Row], expected: &[Row], tolerance: f64) {
+    let same_value = |a: &Value, e: &Value| match (a, e) {
+        (Value::F64(a), Value::F64(e)) => (a - e).abs() <= tolerance || a == e,
+        _ => a == e,
+    };
+    let same_row = |a: &Row, e: &Row| {
+        a.len() == e.len()
+            && a.fields()
+                .iter()
+                .zip(e.fields())
+                .all(|((an, av), (en, ev))| an == en && same_value(av, ev))
+    };
+    let same =
+        actual.len() == expected.len() && actual.iter().zip(expected).all(|(a, e)| same_row(a, e));
+    assert!(
+        same,
+        "rows differ (tolerance {tolerance})\n  actual: {actual:?}\nexpected: {expected:?}"
+    );
+}
+
+fn configured<P: Plugin>(
+    params: impl IntoIterator<Item = (impl Into<String>, impl Into<String>)>,
+) -> Result<(RefCell<Option<P>>, Describe)> {
+    let slot = RefCell::new(None);
+    adapter::configure(&slot, &Params::from_pairs(params))?;
+    let describe = adapter::describe(&slot);
+    Ok((slot, describe))
+}
+
+/// Keeps only the declared input columns, as the host does.
+fn project(mut events: Batch, inputs: &[(String, Type)]) -> Result<Batch> {
+    let mut columns: Vec<ColumnBuf> = Vec::with_capacity(inputs.len());
+    for (name, ty) in inputs {
+        let Some(at) = events.columns.iter().position(|c| &c.name == name) else {
+            return Err(Error::new(format!(
+                "the plugin declares input `{name}` but the test batch has no such column"
+            ))
+            .with_hint(format!("add it with `Batch::with_{}`", with_suffix(*ty))));
+        };
+        let column = events.columns.swap_remove(at);
+        if column.data.ty() != *ty {
+            return Err(Error::new(format!(
+                "the plugin declares input `{name}` as {ty} but the test batch has it as {}",
+                column.data.ty()
+            )));
+        }
+        columns.push(column);
+    }
+    events.columns = columns;
+    Ok(events)
+}
+
+fn with_suffix(ty: Type) -> &'static str {
+    match ty {
+        Type::F64 => "f64",
+        Type::I64 => "i64",
+        Type::Str => "str",
+        Type::Bool => "bool",
+    }
+}
+
+fn check_row(index: usize, row: &Row, outputs: &[(String, Type)]) -> Result<()> {
+    let names = |fields: &mut dyn Iterator<Item = &String>| {
+        fields.map(String::as_str).collect::<Vec<_>>().join(", ")
+    };
+    let got = names(&mut row.fields().iter().map(|(n, _)| n));
+    let declared = names(&mut outputs.iter().map(|(n, _)| n));
+    if got != declared {
+        return Err(Error::new(format!(
+            "row {index} has fields [{got}] but `describe` declares outputs [{declared}]"
+        ))
+        .with_hint("write every declared output, in the declared order"));
+    }
+    for ((name, value), (_, ty)) in row.fields().iter().zip(outputs) {
+        if let Some(actual) = value.ty().filter(|actual| actual != ty) {
+            return Err(Error::new(format!(
+                "row {index} field `{name}` is {actual} but `describe` declares it as {ty}"
+            )));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Declares `x` (f64) and outputs `sum` (f64), but writes `sum` as an i64
+    /// when the param `bad` is set.
+    struct Sum {
+        bad: bool,
+    }
+
+    impl Plugin for Sum {
+        fn configure(params: &Params) -> Result<Self> {
+            Ok(Sum {
+                bad: params.get("bad").is_some(),
+            })
+        }
+        fn describe(&self) -> Describe {
+            Describe::new()
+                .input("x", Type::F64)
+                .output("sum", Type::F64)
+                .with_filter()
+        }
+        fn filter(&self, events: &Batch) -> Result<Vec<bool>> {
+            Ok(events.f64("x")?.iter().map(|v| v.is_some()).collect())
+        }
+        fn aggregate(&self, _: &Row, _: Window, events: &Batch) -> Result<Vec<Row>> {
+            // Undeclared columns are not passed.
+            assert!(events.column_names().all(|n| n == "x"));
+            let sum: f64 = events.f64("x")?.non_null().sum();
+            Ok(vec![if self.bad {
+                Row::new().i64("sum", 0)
+            } else {
+                Row::new().f64("sum", sum)
+            }])
+        }
+    }
+
+    fn batch() -> Batch {
+        Batch::new(vec![1, 2, 3])
+            .with_f64("x", vec![Some(0.5), None, Some(2.0)])
+            .with_str("extra", vec![Some("a"), Some("b"), Some("c")])
+    }
+
+    const W: Window = Window { start: 0, end: 10 };
+
+    #[test]
+    fn runs_like_the_host() {
+        // 0.5 + 2.0 = 2.5; the null is skipped.
+        let rows = run_aggregate::<Sum>(NO_PARAMS, Row::new(), W, batch()).unwrap();
+        assert_eq!(rows, vec![Row::new().f64("sum", 2.5)]);
+        assert_eq!(
+            run_filter::<Sum>(NO_PARAMS, batch()).unwrap(),
+            [true, false, true]
+        );
+        assert!(describe::<Sum>(NO_PARAMS).unwrap().has_filter());
+    }
+
+    #[test]
+    fn wrong_output_type_is_reported() {
+        let err = run_aggregate::<Sum>([("bad", "1")], Row::new(), W, batch()).unwrap_err();
+        assert_eq!(
+            err.message,
+            "row 0 field `sum` is i64 but `describe` declares it as f64"
+        );
+    }
+
+    #[test]
+    fn missing_or_mistyped_declared_input_is_reported() {
+        let err = run_aggregate::<Sum>(NO_PARAMS, Row::new(), W, Batch::new(vec![1])).unwrap_err();
+        assert_eq!(
+            err.message,
+            "the plugin declares input `x` but the test batch has no such column"
+        );
+        let mistyped = Batch::new(vec![1]).with_i64("x", vec![Some(1)]);
+        let err = run_filter::<Sum>(NO_PARAMS, mistyped).unwrap_err();
+        assert_eq!(
+            err.message,
+            "the plugin declares input `x` as f64 but the test batch has it as i64"
+        );
+    }
+
+    #[test]
+    fn approx_rows_compare_floats_with_tolerance() {
+        let a = [Row::new().f64("v", 0.1 + 0.2).str("s", "x")];
+        assert_rows_approx(&a, &[Row::new().f64("v", 0.3).str("s", "x")], 1e-12);
+        let outcome = std::panic::catch_unwind(|| {
+            assert_rows_approx(&a, &[Row::new().f64("v", 0.31).str("s", "x")], 1e-3)
+        });
+        assert!(outcome.is_err());
+    }
+}

@@ -1,0 +1,717 @@
+//! Pipeline configuration: the TOML file a user writes, parsed and validated.
+//!
+//! Owns the shape of `PIPELINE.toml` and every semantic check on it (which key is wrong
+//! and how to fix it). It does not open files, load plugins or build the pipeline;
+//! `pipeline.rs` does that from a validated [`PipelineConfig`].
+
+mod duration;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+pub use duration::{ByteSize, Millis, parse_millis, parse_size};
+
+use crate::value::FieldType;
+
+/// A configuration error: which key, what is wrong, and how to fix it.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The config file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML, or has an unknown or mistyped key.
+    #[error("{path}: {message}")]
+    Parse {
+        /// The config file.
+        path: PathBuf,
+        /// The parser's message, which names the key, line and column.
+        message: String,
+    },
+    /// A key has a value that is well-formed but not allowed.
+    #[error("{key} {problem}; {fix}")]
+    Invalid {
+        /// Dotted key path, e.g. `window.slide`.
+        key: String,
+        /// What is wrong with it.
+        problem: String,
+        /// How to fix it.
+        fix: String,
+    },
+}
+
+impl Error {
+    fn invalid(key: impl Into<String>, problem: impl Into<String>, fix: impl Into<String>) -> Self {
+        Error::Invalid {
+            key: key.into(),
+            problem: problem.into(),
+            fix: fix.into(),
+        }
+    }
+}
+
+/// One pipeline: source, schema, window, watermark, plugin and sinks.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineConfig {
+    /// Pipeline name; appears in logs, metrics and dead-letter records.
+    pub name: String,
+    /// Where events come from.
+    pub source: SourceConfig,
+    /// How raw records become typed events.
+    pub schema: SchemaConfig,
+    /// How events are grouped in time.
+    pub window: WindowConfig,
+    /// How far event time may run ahead of the watermark.
+    #[serde(default)]
+    pub watermark: WatermarkConfig,
+    /// When windows emit rows.
+    #[serde(default)]
+    pub emit: EmitConfig,
+    /// The tenant's plugin.
+    pub plugin: PluginConfig,
+    /// Where result rows go.
+    pub sink: SinkConfig,
+    /// Where events late for all their windows go (default: dropped and counted).
+    #[serde(default)]
+    pub late_sink: Option<SinkConfig>,
+    /// Where malformed records go, with their position and reason (default: stderr).
+    #[serde(default)]
+    pub dead_letter: Option<SinkConfig>,
+    /// Where plugin failures go, one record per failed call (default: stderr).
+    #[serde(default)]
+    pub error_sink: Option<SinkConfig>,
+    /// Directory the config was read from; relative paths resolve against it.
+    #[serde(skip)]
+    pub base_dir: PathBuf,
+}
+
+/// `[source]`: where raw records come from.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum SourceConfig {
+    /// Bounded: one file or a glob of files, read in sorted path order.
+    File {
+        /// A path or glob pattern (`data/*.csv`), relative to the config file.
+        path: String,
+        /// Record format.
+        #[serde(default)]
+        format: Format,
+        /// CSV options.
+        #[serde(default)]
+        csv: CsvOptions,
+    },
+    /// Unbounded until EOF: standard input.
+    Stdin {
+        /// Record format.
+        #[serde(default)]
+        format: Format,
+        /// CSV options.
+        #[serde(default)]
+        csv: CsvOptions,
+    },
+    /// Synthetic events: the seed workloads' random producers.
+    Generator(GeneratorConfig),
+}
+
+/// Record framing and encoding.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    /// One JSON object per line.
+    #[default]
+    Jsonl,
+    /// Comma-separated values, one record per line.
+    Csv,
+}
+
+/// `[source.csv]`: CSV options.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CsvOptions {
+    /// The first line of each file names the columns (default true).
+    pub header: bool,
+    /// Column names when there is no header line.
+    pub columns: Vec<String>,
+    /// Field delimiter, one ASCII character (default `,`).
+    pub delimiter: char,
+}
+
+impl Default for CsvOptions {
+    fn default() -> Self {
+        CsvOptions {
+            header: true,
+            columns: Vec::new(),
+            delimiter: ',',
+        }
+    }
+}
+
+/// Which synthetic workload the generator produces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Workload {
+    /// Stock ticks: `ts` (RFC 3339), `symbol`, `price`, `volume`.
+    Stocks,
+    /// Taxi trips, CSV-like with US-style timestamps and empty cells.
+    Taxi,
+    /// Crypto ticker: numbers sent as strings, µs RFC 3339 times.
+    Ticker,
+}
+
+/// `[source]` with `kind = "generator"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GeneratorConfig {
+    /// Which workload.
+    pub workload: Workload,
+    /// How many events (default 100 000).
+    #[serde(default = "default_count")]
+    pub count: u64,
+    /// Events per second of wall time; 0 means as fast as possible (default 0).
+    #[serde(default)]
+    pub rate: u64,
+    /// Number of distinct keys (symbols, pickup areas, products; default 10).
+    #[serde(default = "default_keys")]
+    pub keys: u32,
+    /// Event-time spacing between consecutive events (default `10ms`).
+    #[serde(default = "default_interval")]
+    pub interval: Millis,
+    /// Out-of-order jitter: each event's time is moved back by up to this much (default `0s`).
+    #[serde(default)]
+    pub jitter: Millis,
+    /// Random seed; the same seed gives the same events (default 42).
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+    /// Event time of the first event, RFC 3339 (default `2024-01-22T00:00:00Z`).
+    #[serde(default)]
+    pub start: Option<String>,
+    /// Encoding of the generated records (default `jsonl`; `csv` starts with a header line).
+    #[serde(default)]
+    pub format: Format,
+}
+
+fn default_count() -> u64 {
+    100_000
+}
+fn default_keys() -> u32 {
+    10
+}
+fn default_interval() -> Millis {
+    Millis(10)
+}
+fn default_seed() -> u64 {
+    42
+}
+
+/// `[schema]`: typed fields, the event-time field and the grouping key.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SchemaConfig {
+    /// The event-time field and its format.
+    pub timestamp: TimestampConfig,
+    /// Fields that group events; each must be declared in `fields` (may be empty).
+    #[serde(default)]
+    pub key: Vec<String>,
+    /// Field names and types (`f64`, `i64`, `string`, `bool`).
+    pub fields: BTreeMap<String, FieldType>,
+    /// Fields that may be missing or empty (null) without making the record malformed.
+    /// Key fields and the timestamp are always required. Default: every non-key field is optional.
+    #[serde(default)]
+    pub required: Option<Vec<String>>,
+}
+
+/// `schema.timestamp`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TimestampConfig {
+    /// The field holding event time.
+    pub field: String,
+    /// `epoch_ms`, `epoch_s`, `rfc3339`, or a strftime pattern such as `%m/%d/%Y %I:%M:%S %p`
+    /// (read as UTC).
+    pub format: String,
+}
+
+/// `[window]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WindowConfig {
+    /// `tumbling`, `sliding`, `session` or `cumulative`.
+    pub kind: WindowKindName,
+    /// Window length (tumbling, sliding, cumulative).
+    #[serde(default)]
+    pub size: Option<Millis>,
+    /// Distance between window starts (sliding).
+    #[serde(default)]
+    pub slide: Option<Millis>,
+    /// Inactivity gap that closes a session (session).
+    #[serde(default)]
+    pub gap: Option<Millis>,
+    /// Growth step of the cumulative window (cumulative).
+    #[serde(default)]
+    pub step: Option<Millis>,
+    /// How long a fired window keeps its state for late events, which re-fire it (default 0).
+    #[serde(default)]
+    pub allowed_lateness: Millis,
+}
+
+/// The name of a window kind, as written in `window.kind`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WindowKindName {
+    /// Fixed-size, non-overlapping.
+    Tumbling,
+    /// Fixed-size, overlapping by `size - slide`.
+    Sliding,
+    /// Per-key activity sessions.
+    Session,
+    /// Growing windows within a tumbling period ("so far today").
+    Cumulative,
+}
+
+/// `[watermark]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WatermarkConfig {
+    /// How far behind the largest event time seen the watermark trails (default 0).
+    #[serde(default)]
+    pub delay: Millis,
+    /// A partition with no data for this long stops holding back the watermark (default: never).
+    #[serde(default)]
+    pub idle_timeout: Option<Millis>,
+}
+
+/// `[emit]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmitConfig {
+    /// `append` (one final row set per window) or `update` (also early firings).
+    #[serde(default)]
+    pub mode: EmitMode,
+    /// Processing-time interval of early firings in `update` mode (default `1s`).
+    #[serde(default = "default_emit_every")]
+    pub every: Millis,
+}
+
+impl Default for EmitConfig {
+    fn default() -> Self {
+        EmitConfig {
+            mode: EmitMode::Append,
+            every: default_emit_every(),
+        }
+    }
+}
+
+fn default_emit_every() -> Millis {
+    Millis(1000)
+}
+
+/// Emission mode.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EmitMode {
+    /// Rows once per window, when the watermark passes its end.
+    #[default]
+    Append,
+    /// Also early rows every `emit.every` for windows that changed.
+    Update,
+}
+
+/// `[plugin]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginConfig {
+    /// Path of the `.wasm` component, relative to the config file.
+    pub path: PathBuf,
+    /// Passed to the plugin's `configure`.
+    #[serde(default)]
+    pub params: BTreeMap<String, String>,
+    /// Resource limits for this plugin's instance.
+    #[serde(default)]
+    pub limits: LimitsConfig,
+}
+
+/// `[plugin.limits]`: resource limits of one plugin instance.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Guest linear memory cap per instance (default `64MiB`).
+    #[serde(default = "default_memory")]
+    pub memory: ByteSize,
+    /// CPU deadline per call, enforced by epoch interruption in 1 ms ticks (default `1s`).
+    #[serde(default = "default_deadline")]
+    pub deadline: Millis,
+    /// Optional fuel per call (instructions, roughly); off by default because it slows guests.
+    #[serde(default)]
+    pub fuel: Option<u64>,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            memory: default_memory(),
+            deadline: default_deadline(),
+            fuel: None,
+        }
+    }
+}
+
+fn default_memory() -> ByteSize {
+    ByteSize(64 * 1024 * 1024)
+}
+fn default_deadline() -> Millis {
+    Millis(1000)
+}
+
+/// A sink: `[sink]`, `[late_sink]`, `[dead_letter]` or `[error_sink]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum SinkConfig {
+    /// Standard output.
+    Stdout {
+        /// Row encoding.
+        #[serde(default)]
+        format: Format,
+    },
+    /// Standard error.
+    Stderr {
+        /// Row encoding.
+        #[serde(default)]
+        format: Format,
+    },
+    /// A file, created with its parent directories if missing.
+    File {
+        /// Path, relative to the config file.
+        path: PathBuf,
+        /// Row encoding.
+        #[serde(default)]
+        format: Format,
+        /// Append to an existing file instead of replacing it (default false).
+        #[serde(default)]
+        append: bool,
+    },
+}
+
+impl PipelineConfig {
+    /// Reads, parses and validates a pipeline file.
+    pub fn load(path: &Path) -> Result<Self, Error> {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mut cfg = Self::parse(&text).map_err(|e| match e {
+            Error::Parse { message, .. } => Error::Parse {
+                path: path.to_path_buf(),
+                message,
+            },
+            other => other,
+        })?;
+        cfg.base_dir = path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
+        Ok(cfg)
+    }
+
+    /// Parses and validates pipeline TOML; relative paths resolve against the current directory.
+    pub fn parse(text: &str) -> Result<Self, Error> {
+        let cfg: PipelineConfig = toml::from_str(text).map_err(|e| Error::Parse {
+            path: PathBuf::from("<inline>"),
+            message: e.to_string(),
+        })?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Resolves a path from the config against the config file's directory.
+    pub fn resolve(&self, path: &Path) -> PathBuf {
+        if path.is_absolute() {
+            path.to_path_buf()
+        } else {
+            self.base_dir.join(path)
+        }
+    }
+
+    /// Every semantic check that the types alone do not make.
+    fn validate(&self) -> Result<(), Error> {
+        if self.name.trim().is_empty() {
+            return Err(Error::invalid(
+                "name",
+                "is empty",
+                "give the pipeline a name",
+            ));
+        }
+        let fields = &self.schema.fields;
+        let ts = &self.schema.timestamp.field;
+        if !fields.contains_key(ts) && ts.is_empty() {
+            return Err(Error::invalid(
+                "schema.timestamp.field",
+                "is empty",
+                "name the field that holds event time",
+            ));
+        }
+        crate::time::TimestampFormat::parse(&self.schema.timestamp.format).map_err(|e| {
+            Error::invalid(
+                "schema.timestamp.format",
+                e,
+                "use epoch_ms, epoch_s, rfc3339 or a strftime pattern such as \"%m/%d/%Y %I:%M:%S %p\"",
+            )
+        })?;
+        for (i, k) in self.schema.key.iter().enumerate() {
+            if !fields.contains_key(k) {
+                return Err(Error::invalid(
+                    format!("schema.key[{i}]"),
+                    format!("names `{k}`, which is not declared"),
+                    format!("add `{k} = \"string\"` (or its type) to [schema.fields]"),
+                ));
+            }
+        }
+        if let Some(req) = &self.schema.required {
+            for (i, k) in req.iter().enumerate() {
+                if !fields.contains_key(k) {
+                    return Err(Error::invalid(
+                        format!("schema.required[{i}]"),
+                        format!("names `{k}`, which is not declared"),
+                        format!("declare `{k}` in [schema.fields] or remove it"),
+                    ));
+                }
+            }
+        }
+        if let SourceConfig::File { csv, format, .. } | SourceConfig::Stdin { csv, format } =
+            &self.source
+        {
+            if *format == Format::Csv && !csv.header && csv.columns.is_empty() {
+                return Err(Error::invalid(
+                    "source.csv.columns",
+                    "is empty while source.csv.header = false",
+                    "list the column names in order, or set header = true",
+                ));
+            }
+            if !csv.delimiter.is_ascii() {
+                return Err(Error::invalid(
+                    "source.csv.delimiter",
+                    format!("`{}` is not an ASCII character", csv.delimiter),
+                    "use a single ASCII character such as \",\" or \";\"",
+                ));
+            }
+        }
+        if let SourceConfig::Generator(g) = &self.source
+            && g.keys == 0
+        {
+            return Err(Error::invalid("source.keys", "is 0", "use at least 1 key"));
+        }
+        self.window_kind()?;
+        if self.plugin.limits.deadline.0 <= 0 {
+            return Err(Error::invalid(
+                "plugin.limits.deadline",
+                "must be positive",
+                "use a duration such as \"500ms\"",
+            ));
+        }
+        if self.emit.mode == EmitMode::Update && self.emit.every.0 <= 0 {
+            return Err(Error::invalid(
+                "emit.every",
+                "must be positive in update mode",
+                "use a duration such as \"1s\"",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The window assigner this config describes, with sizes checked.
+    pub fn window_kind(&self) -> Result<crate::window::WindowKind, Error> {
+        use crate::window::WindowKind;
+        let w = &self.window;
+        let need = |v: Option<Millis>, key: &str, example: &str| -> Result<i64, Error> {
+            match v {
+                Some(Millis(ms)) if ms > 0 => Ok(ms),
+                Some(Millis(ms)) => Err(Error::invalid(
+                    format!("window.{key}"),
+                    format!("must be positive, got {ms}ms"),
+                    format!("use a duration such as {example}"),
+                )),
+                None => Err(Error::invalid(
+                    format!("window.{key}"),
+                    format!("is required for a {:?} window", w.kind).to_lowercase(),
+                    format!("add `{key} = {example}` under [window]"),
+                )),
+            }
+        };
+        let forbid = |v: Option<Millis>, key: &str| -> Result<(), Error> {
+            match v {
+                Some(_) => Err(Error::invalid(
+                    format!("window.{key}"),
+                    format!("does not apply to a {:?} window", w.kind).to_lowercase(),
+                    format!("remove `{key}` from [window]"),
+                )),
+                None => Ok(()),
+            }
+        };
+        let kind = match w.kind {
+            WindowKindName::Tumbling => {
+                forbid(w.slide, "slide")?;
+                forbid(w.gap, "gap")?;
+                forbid(w.step, "step")?;
+                WindowKind::Tumbling {
+                    size: need(w.size, "size", "\"5s\"")?,
+                }
+            }
+            WindowKindName::Sliding => {
+                forbid(w.gap, "gap")?;
+                forbid(w.step, "step")?;
+                let size = need(w.size, "size", "\"3s\"")?;
+                let slide = need(w.slide, "slide", "\"1s\"")?;
+                if slide > size {
+                    return Err(Error::invalid(
+                        "window.slide",
+                        format!(
+                            "({}) is larger than window.size ({})",
+                            Millis(slide),
+                            Millis(size)
+                        ),
+                        "use a slide no larger than the size (equal makes it tumbling)",
+                    ));
+                }
+                if size % slide != 0 {
+                    return Err(Error::invalid(
+                        "window.slide",
+                        format!(
+                            "({}) must divide window.size ({})",
+                            Millis(slide),
+                            Millis(size)
+                        ),
+                        "pick a slide that divides the size, e.g. size \"3s\" with slide \"1s\"",
+                    ));
+                }
+                WindowKind::Sliding { size, slide }
+            }
+            WindowKindName::Session => {
+                forbid(w.size, "size")?;
+                forbid(w.slide, "slide")?;
+                forbid(w.step, "step")?;
+                WindowKind::Session {
+                    gap: need(w.gap, "gap", "\"30s\"")?,
+                }
+            }
+            WindowKindName::Cumulative => {
+                forbid(w.slide, "slide")?;
+                forbid(w.gap, "gap")?;
+                let size = need(w.size, "size", "\"1d\"")?;
+                let step = need(w.step, "step", "\"1h\"")?;
+                if step > size || size % step != 0 {
+                    return Err(Error::invalid(
+                        "window.step",
+                        format!(
+                            "({}) must divide window.size ({})",
+                            Millis(step),
+                            Millis(size)
+                        ),
+                        "pick a step that divides the size, e.g. size \"1d\" with step \"1h\"",
+                    ));
+                }
+                WindowKind::Cumulative { size, step }
+            }
+        };
+        if w.allowed_lateness.0 < 0 {
+            return Err(Error::invalid(
+                "window.allowed_lateness",
+                "is negative",
+                "use 0s or a positive duration",
+            ));
+        }
+        Ok(kind)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = r#"
+name = "t"
+[source]
+kind = "stdin"
+[schema]
+timestamp = { field = "ts", format = "epoch_ms" }
+key = ["symbol"]
+fields = { symbol = "string", price = "f64" }
+[plugin]
+path = "p.wasm"
+[sink]
+kind = "stdout"
+"#;
+
+    fn with_window(window: &str) -> Result<PipelineConfig, Error> {
+        PipelineConfig::parse(&format!("{BASE}\n[window]\n{window}"))
+    }
+
+    #[test]
+    fn sliding_window_parses_durations() {
+        let cfg = with_window("kind = \"sliding\"\nsize = \"3s\"\nslide = \"1s\"").unwrap();
+        assert_eq!(
+            cfg.window_kind().unwrap(),
+            crate::window::WindowKind::Sliding {
+                size: 3000,
+                slide: 1000
+            }
+        );
+    }
+
+    #[test]
+    fn slide_that_does_not_divide_size_names_the_key_and_fix() {
+        let err = with_window("kind = \"sliding\"\nsize = \"3s\"\nslide = \"2s\"")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("window.slide (2s) must divide window.size (3s)"),
+            "{err}"
+        );
+        assert!(err.contains("pick a slide"), "{err}");
+    }
+
+    #[test]
+    fn missing_size_says_what_to_add() {
+        let err = with_window("kind = \"tumbling\"").unwrap_err().to_string();
+        assert!(err.contains("window.size"), "{err}");
+        assert!(err.contains("add `size = "), "{err}");
+    }
+
+    #[test]
+    fn unknown_key_is_rejected_with_its_name() {
+        let err = with_window("kind = \"tumbling\"\nsize = \"1s\"\nsizee = \"2s\"")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("sizee"), "{err}");
+    }
+
+    #[test]
+    fn undeclared_key_field_is_named() {
+        let text = BASE.replace("key = [\"symbol\"]", "key = [\"sym\"]");
+        let err = PipelineConfig::parse(&format!(
+            "{text}\n[window]\nkind = \"tumbling\"\nsize = \"1s\""
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("schema.key[0]") && err.contains("`sym`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn bad_timestamp_format_is_named() {
+        let text = BASE.replace("epoch_ms", "iso");
+        let err = PipelineConfig::parse(&format!(
+            "{text}\n[window]\nkind = \"tumbling\"\nsize = \"1s\""
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("schema.timestamp.format"), "{err}");
+    }
+}

@@ -1,0 +1,26 @@
+//! Weir: a host for user-defined window aggregations written as WebAssembly components.
+//!
+//! The host owns ingestion, event time, windows, state and sinks; tenants supply a filter
+//! and an aggregate as a `wasm32-wasip2` component. Modules, in the order an event meets
+//! them:
+//!
+//! - [`config`]: the pipeline file, parsed and validated.
+//! - [`source`]: files, stdin and the synthetic generator, framed into raw records.
+//! - [`decode`]: raw records into typed events of the schema (bad ones to the dead letter).
+//! - [`time`]: timestamp formats and watermarks.
+//! - [`window`]: window assignment, host-owned state and firing.
+//! - [`plugin`]: the sandboxed tenant components and their limits.
+//! - [`sink`]: result rows, late events, dead letters and plugin errors.
+//! - [`pipeline`]: wires one pipeline together and runs it.
+//! - [`cli`]: the `weir` command.
+
+pub mod cli;
+pub mod config;
+pub mod decode;
+pub mod pipeline;
+pub mod plugin;
+pub mod sink;
+pub mod source;
+pub mod time;
+pub mod value;
+pub mod window;

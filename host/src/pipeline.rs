@@ -1,0 +1,564 @@
+//! One pipeline, wired: source → decode → filter → key/time → watermark → window state →
+//! fire → aggregate → sinks, plus the late, dead-letter and error side outputs.
+//!
+//! Runs on the calling thread: sources are pulled in batches, the plugin's filter is called
+//! once per batch, and the watermark advances after every event. Bounded input ends with a
+//! flush of every open window.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+
+use crate::config::{CsvOptions, EmitMode, PipelineConfig, SinkConfig, SourceConfig};
+use crate::decode::{self, Decoder, Event, Schema};
+use crate::plugin::{self, Limits, PluginCode, PluginInfo, PluginInstance, Runtime};
+use crate::sink::{self, Sink};
+use crate::source::{FileSource, GeneratorSource, Poll, RawRecord, SizeHint, Source, StdinSource};
+use crate::time::{Watermarks, format_rfc3339_ms};
+use crate::value::{Key, Value};
+use crate::window::{Firing, Placement, WindowOperator};
+
+/// Records decoded and filtered per plugin `filter` call.
+pub const BATCH_SIZE: usize = 4096;
+
+/// Counters of one run, printed as its summary.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct Summary {
+    /// Raw records received (CSV header lines excluded).
+    pub events_read: u64,
+    /// Records that failed to decode (sent to the dead-letter sink).
+    pub malformed: u64,
+    /// Events the plugin's filter dropped.
+    pub filtered: u64,
+    /// Events late for every window that contains them.
+    pub late: u64,
+    /// Windows fired (each firing of each key's window counts once).
+    pub windows_fired: u64,
+    /// Result rows written.
+    pub rows_written: u64,
+    /// Plugin calls that failed (error records written).
+    pub plugin_errors: u64,
+    /// Wall time of the run, seconds.
+    pub wall_seconds: f64,
+    /// `events_read / wall_seconds`.
+    pub events_per_second: f64,
+}
+
+impl std::fmt::Display for Summary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "  events read     {:>12}", self.events_read)?;
+        writeln!(f, "  malformed       {:>12}", self.malformed)?;
+        writeln!(f, "  filtered        {:>12}", self.filtered)?;
+        writeln!(f, "  late            {:>12}", self.late)?;
+        writeln!(f, "  windows fired   {:>12}", self.windows_fired)?;
+        writeln!(f, "  rows written    {:>12}", self.rows_written)?;
+        writeln!(f, "  plugin errors   {:>12}", self.plugin_errors)?;
+        writeln!(f, "  wall time       {:>10.3} s", self.wall_seconds)?;
+        write!(
+            f,
+            "  throughput      {:>12.0} events/s",
+            self.events_per_second
+        )
+    }
+}
+
+/// Loads a pipeline's plugin, configures it and checks it against the schema.
+///
+/// This is all of `weir check` beyond config validation, and the first step of a run.
+pub fn load_plugin(
+    cfg: &PipelineConfig,
+    schema: &Schema,
+    runtime: &Runtime,
+) -> anyhow::Result<PluginInstance> {
+    let path = cfg.resolve(&cfg.plugin.path);
+    let code: Arc<PluginCode> = runtime.load_file(&path).map_err(|e| {
+        anyhow::anyhow!(
+            "{e}{}",
+            if path.exists() {
+                String::new()
+            } else {
+                "; plugin.path is relative to the pipeline file — build the plugin first (see README)".to_string()
+            }
+        )
+    })?;
+    let limits = Limits {
+        memory_bytes: cfg.plugin.limits.memory.0,
+        deadline_ms: cfg.plugin.limits.deadline.0 as u64,
+        fuel: cfg.plugin.limits.fuel,
+    };
+    let params = cfg
+        .plugin
+        .params
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let inst = PluginInstance::new(code, limits, params)?;
+    plugin::check_inputs(inst.info(), |n| schema.type_of(n))?;
+    Ok(inst)
+}
+
+/// The columns of a result row, in order: key fields, window bounds, revision (when
+/// windows can fire more than once), then the plugin's outputs.
+pub fn output_columns(cfg: &PipelineConfig, info: &PluginInfo) -> Vec<String> {
+    let mut cols: Vec<String> = cfg.schema.key.clone();
+    cols.push("window_start".into());
+    cols.push("window_end".into());
+    if has_revisions(cfg) {
+        cols.push("revision".into());
+    }
+    cols.extend(info.outputs.iter().map(|(n, _)| n.clone()));
+    cols
+}
+
+fn has_revisions(cfg: &PipelineConfig) -> bool {
+    cfg.window.allowed_lateness.0 > 0 || cfg.emit.mode == EmitMode::Update
+}
+
+const DEAD_LETTER_COLUMNS: [&str; 5] = ["pipeline", "origin", "offset", "reason", "record"];
+const ERROR_COLUMNS: [&str; 8] = [
+    "pipeline",
+    "plugin",
+    "kind",
+    "error",
+    "key",
+    "window_start",
+    "window_end",
+    "revision",
+];
+
+fn default_side_sink() -> SinkConfig {
+    SinkConfig::Stderr {
+        format: crate::config::Format::Jsonl,
+    }
+}
+
+struct Outputs {
+    results: Box<dyn Sink>,
+    late: Option<Box<dyn Sink>>,
+    dead_letter: Box<dyn Sink>,
+    errors: Box<dyn Sink>,
+}
+
+/// A pipeline ready to run.
+pub struct Pipeline {
+    cfg: PipelineConfig,
+    schema: Schema,
+    source: Box<dyn Source>,
+    decoder: Box<dyn Decoder>,
+    plugin: PluginInstance,
+    /// Schema index of each plugin input, in input order.
+    inputs: Vec<usize>,
+    operator: WindowOperator,
+    watermarks: Watermarks,
+    out: Outputs,
+    summary: Summary,
+}
+
+impl Pipeline {
+    /// Opens the source and sinks and loads the plugin.
+    pub fn build(cfg: PipelineConfig, runtime: &Runtime) -> anyhow::Result<Self> {
+        let schema = Schema::new(&cfg.schema).map_err(|e| anyhow::anyhow!("schema: {e}"))?;
+        let plugin = load_plugin(&cfg, &schema, runtime)?;
+        let inputs = plugin
+            .info()
+            .inputs
+            .iter()
+            .filter_map(|(n, _)| schema.index_of(n))
+            .collect();
+        let (source, decoder): (Box<dyn Source>, Box<dyn Decoder>) = match &cfg.source {
+            SourceConfig::File { path, format, csv } => (
+                Box::new(FileSource::open(path, &cfg.base_dir)?),
+                decode::decoder(*format, csv, &schema),
+            ),
+            SourceConfig::Stdin { format, csv } => (
+                Box::new(StdinSource::new()),
+                decode::decoder(*format, csv, &schema),
+            ),
+            SourceConfig::Generator(g) => (
+                Box::new(GeneratorSource::new(g)?),
+                decode::decoder(g.format, &CsvOptions::default(), &schema),
+            ),
+        };
+        let columns = output_columns(&cfg, plugin.info());
+        let base = cfg.base_dir.clone();
+        let open = |c: &SinkConfig, cols: Vec<String>| sink::open(c, &base, cols);
+        let mut late_cols = vec![
+            "pipeline".to_string(),
+            "reason".into(),
+            "watermark".into(),
+            "ts".into(),
+        ];
+        late_cols.extend(schema.fields.iter().map(|(n, _)| n.clone()));
+        let side = |c: &Option<SinkConfig>, cols: &[&str]| {
+            open(
+                c.as_ref().unwrap_or(&default_side_sink()),
+                cols.iter().map(|s| s.to_string()).collect(),
+            )
+        };
+        let out = Outputs {
+            results: open(&cfg.sink, columns).context("sink")?,
+            late: cfg
+                .late_sink
+                .as_ref()
+                .map(|c| open(c, late_cols))
+                .transpose()
+                .context("late_sink")?,
+            dead_letter: side(&cfg.dead_letter, &DEAD_LETTER_COLUMNS).context("dead_letter")?,
+            errors: side(&cfg.error_sink, &ERROR_COLUMNS).context("error_sink")?,
+        };
+        let operator = WindowOperator::new(cfg.window_kind()?, cfg.window.allowed_lateness.0);
+        let watermarks = Watermarks::new(
+            cfg.watermark.delay.0,
+            cfg.watermark
+                .idle_timeout
+                .map(|m| Duration::from_millis(m.0 as u64)),
+        );
+        Ok(Pipeline {
+            cfg,
+            schema,
+            source,
+            decoder,
+            plugin,
+            inputs,
+            operator,
+            watermarks,
+            out,
+            summary: Summary::default(),
+        })
+    }
+
+    /// The plugin as loaded.
+    pub fn plugin_info(&self) -> &PluginInfo {
+        self.plugin.info()
+    }
+
+    /// A description of the source, for logs.
+    pub fn source_description(&self) -> String {
+        self.source.describe()
+    }
+
+    /// Runs until the source is exhausted, then flushes every open window.
+    pub fn run(&mut self, progress: bool) -> anyhow::Result<Summary> {
+        let started = Instant::now();
+        let bar = progress.then(|| progress_bar(self.source.size_hint()));
+        let mut raws: Vec<RawRecord> = Vec::with_capacity(BATCH_SIZE);
+        let mut events: Vec<(usize, Event)> = Vec::with_capacity(BATCH_SIZE);
+        let mut last_early = Instant::now();
+        let every = Duration::from_millis(self.cfg.emit.every.0.max(1) as u64);
+        loop {
+            raws.clear();
+            let poll = self.source.poll(&mut raws, BATCH_SIZE)?;
+            self.decode_batch(&raws, &mut events)?;
+            self.filter_batch(&raws, &mut events)?;
+            let now = Instant::now();
+            for (_, ev) in events.drain(..) {
+                self.place(ev, now)?;
+            }
+            if self.cfg.emit.mode == EmitMode::Update && last_early.elapsed() >= every {
+                last_early = Instant::now();
+                self.fire(FireMode::Early)?;
+            }
+            if let Some(bar) = &bar {
+                bar.set_position(self.source.position());
+            }
+            if poll == Poll::Done {
+                break;
+            }
+        }
+        self.fire(FireMode::Flush)?;
+        for s in [
+            &mut self.out.results,
+            &mut self.out.dead_letter,
+            &mut self.out.errors,
+        ] {
+            s.flush()?;
+        }
+        if let Some(l) = &mut self.out.late {
+            l.flush()?;
+        }
+        if let Some(bar) = bar {
+            bar.finish_and_clear();
+        }
+        let wall = started.elapsed().as_secs_f64();
+        self.summary.wall_seconds = wall;
+        self.summary.events_per_second = if wall > 0.0 {
+            self.summary.events_read as f64 / wall
+        } else {
+            0.0
+        };
+        Ok(self.summary.clone())
+    }
+
+    fn decode_batch(
+        &mut self,
+        raws: &[RawRecord],
+        events: &mut Vec<(usize, Event)>,
+    ) -> anyhow::Result<()> {
+        for (i, raw) in raws.iter().enumerate() {
+            match self.decoder.decode(raw) {
+                Ok(Some(ev)) => {
+                    self.summary.events_read += 1;
+                    events.push((i, ev));
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    self.summary.events_read += 1;
+                    self.dead_letter(raw, &e.reason)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn dead_letter(&mut self, raw: &RawRecord, reason: &str) -> anyhow::Result<()> {
+        self.summary.malformed += 1;
+        let row = vec![
+            ("pipeline".to_string(), Value::Str(self.cfg.name.clone())),
+            ("origin".to_string(), Value::Str(raw.origin.to_string())),
+            ("offset".to_string(), Value::I64(raw.offset as i64)),
+            ("reason".to_string(), Value::Str(reason.to_string())),
+            ("record".to_string(), Value::Str(raw.payload.clone())),
+        ];
+        self.out.dead_letter.write(&row)?;
+        Ok(())
+    }
+
+    fn filter_batch(
+        &mut self,
+        raws: &[RawRecord],
+        events: &mut Vec<(usize, Event)>,
+    ) -> anyhow::Result<()> {
+        if !self.plugin.info().has_filter || events.is_empty() {
+            return Ok(());
+        }
+        let b = self.plugin.batch();
+        for (_, ev) in events.iter() {
+            b.push(ev.ts, self.inputs.iter().map(|&i| &ev.values[i]));
+        }
+        match self.plugin.filter() {
+            Ok(keep) => {
+                let mut k = keep.into_iter();
+                let before = events.len();
+                events.retain(|_| k.next().unwrap_or(true));
+                self.summary.filtered += (before - events.len()) as u64;
+            }
+            Err(e) => {
+                // Nothing is dropped silently: the batch goes to the dead letter with the reason.
+                tracing::warn!(pipeline = %self.cfg.name, error = %e, "plugin filter failed");
+                self.summary.plugin_errors += 1;
+                self.error_record(&e, None)?;
+                let reason = format!("plugin filter failed: {e}");
+                for (i, _) in std::mem::take(events) {
+                    self.dead_letter(&raws[i], &reason)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn place(&mut self, ev: Event, now: Instant) -> anyhow::Result<()> {
+        let key = Key(self
+            .schema
+            .key
+            .iter()
+            .map(|&i| ev.values[i].clone())
+            .collect());
+        let values: Box<[Value]> = self.inputs.iter().map(|&i| ev.values[i].clone()).collect();
+        let before = self.watermarks.current();
+        if self.operator.process(ev.ts, key, values, before) == Placement::Late {
+            self.summary.late += 1;
+            if let Some(late) = &mut self.out.late {
+                let mut row = vec![
+                    ("pipeline".to_string(), Value::Str(self.cfg.name.clone())),
+                    (
+                        "reason".to_string(),
+                        Value::Str("late for every window".into()),
+                    ),
+                    (
+                        "watermark".to_string(),
+                        Value::Str(format_rfc3339_ms(before)),
+                    ),
+                    ("ts".to_string(), Value::Str(format_rfc3339_ms(ev.ts))),
+                ];
+                row.extend(
+                    self.schema
+                        .fields
+                        .iter()
+                        .map(|(n, _)| n.clone())
+                        .zip(ev.values),
+                );
+                late.write(&row)?;
+            }
+        }
+        let w = self.watermarks.observe(0, ev.ts, now);
+        if w != before {
+            self.fire(FireMode::Watermark(w))?;
+        }
+        Ok(())
+    }
+
+    fn fire(&mut self, mode: FireMode) -> anyhow::Result<()> {
+        let mut emitter = Emitter {
+            pipeline: &self.cfg.name,
+            key_names: &self.cfg.schema.key,
+            revisions: has_revisions(&self.cfg),
+            plugin: &mut self.plugin,
+            out: &mut self.out,
+            summary: &mut self.summary,
+            failed: None,
+        };
+        let mut cb = |f: Firing<'_>| emitter.emit(f);
+        match mode {
+            FireMode::Watermark(w) => self.operator.advance(w, &mut cb),
+            FireMode::Early => self.operator.fire_early(&mut cb),
+            FireMode::Flush => self.operator.flush(&mut cb),
+        }
+        match emitter.failed {
+            Some(e) => Err(e.into()),
+            None => Ok(()),
+        }
+    }
+
+    fn error_record(
+        &mut self,
+        e: &plugin::Error,
+        at: Option<(&Key, crate::window::Window, u32)>,
+    ) -> anyhow::Result<()> {
+        let row = error_row(&self.cfg.name, &self.cfg.schema.key, e, at);
+        self.out.errors.write(&row)?;
+        Ok(())
+    }
+}
+
+enum FireMode {
+    Watermark(i64),
+    Early,
+    Flush,
+}
+
+/// Turns firings into plugin calls and rows.
+struct Emitter<'a> {
+    pipeline: &'a str,
+    key_names: &'a [String],
+    revisions: bool,
+    plugin: &'a mut PluginInstance,
+    out: &'a mut Outputs,
+    summary: &'a mut Summary,
+    failed: Option<sink::Error>,
+}
+
+impl Emitter<'_> {
+    fn emit(&mut self, f: Firing<'_>) {
+        if self.failed.is_some() {
+            return;
+        }
+        self.summary.windows_fired += 1;
+        let b = self.plugin.batch();
+        for e in f.events {
+            b.push(e.ts, e.values.iter());
+        }
+        let key: Vec<(String, Value)> = self
+            .key_names
+            .iter()
+            .cloned()
+            .zip(f.key.0.iter().cloned())
+            .collect();
+        let result = self.plugin.aggregate(&key, f.window);
+        let written = match result {
+            Ok(rows) => rows.into_iter().try_for_each(|r| {
+                let mut row = key.clone();
+                row.push((
+                    "window_start".into(),
+                    Value::Str(format_rfc3339_ms(f.window.start)),
+                ));
+                row.push((
+                    "window_end".into(),
+                    Value::Str(format_rfc3339_ms(f.window.end)),
+                ));
+                if self.revisions {
+                    row.push(("revision".into(), Value::I64(i64::from(f.revision))));
+                }
+                row.extend(r);
+                self.summary.rows_written += 1;
+                self.out.results.write(&row)
+            }),
+            Err(e) => {
+                tracing::warn!(pipeline = %self.pipeline, error = %e, kind = e.kind(), "plugin call failed");
+                self.summary.plugin_errors += 1;
+                let row = error_row(
+                    self.pipeline,
+                    self.key_names,
+                    &e,
+                    Some((f.key, f.window, f.revision)),
+                );
+                self.out.errors.write(&row)
+            }
+        };
+        if let Err(e) = written {
+            self.failed = Some(e);
+        }
+    }
+}
+
+fn error_row(
+    pipeline: &str,
+    key_names: &[String],
+    e: &plugin::Error,
+    at: Option<(&Key, crate::window::Window, u32)>,
+) -> Vec<(String, Value)> {
+    let plugin_name = match e {
+        plugin::Error::Trap { plugin, .. }
+        | plugin::Error::Deadline { plugin, .. }
+        | plugin::Error::Memory { plugin, .. }
+        | plugin::Error::Fuel { plugin, .. }
+        | plugin::Error::Failed { plugin, .. }
+        | plugin::Error::BadOutput { plugin, .. }
+        | plugin::Error::Configure { plugin, .. }
+        | plugin::Error::Incompatible { plugin, .. } => plugin.clone(),
+        plugin::Error::Compile { path, .. } => path.clone(),
+    };
+    let mut row = vec![
+        ("pipeline".to_string(), Value::Str(pipeline.to_string())),
+        ("plugin".to_string(), Value::Str(plugin_name)),
+        ("kind".to_string(), Value::Str(e.kind().to_string())),
+        ("error".to_string(), Value::Str(e.to_string())),
+    ];
+    if let Some((key, w, rev)) = at {
+        let key_json: serde_json::Map<String, serde_json::Value> = key_names
+            .iter()
+            .cloned()
+            .zip(key.0.iter().map(Value::to_json))
+            .collect();
+        row.push((
+            "key".into(),
+            Value::Str(serde_json::Value::Object(key_json).to_string()),
+        ));
+        row.push((
+            "window_start".into(),
+            Value::Str(format_rfc3339_ms(w.start)),
+        ));
+        row.push(("window_end".into(), Value::Str(format_rfc3339_ms(w.end))));
+        row.push(("revision".into(), Value::I64(i64::from(rev))));
+    }
+    row
+}
+
+fn progress_bar(hint: Option<SizeHint>) -> indicatif::ProgressBar {
+    use indicatif::{ProgressBar, ProgressStyle};
+    match hint {
+        Some(SizeHint::Bytes(n)) => ProgressBar::new(n).with_style(
+            ProgressStyle::with_template(
+                "{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        ),
+        Some(SizeHint::Records(n)) => ProgressBar::new(n).with_style(
+            ProgressStyle::with_template(
+                "{bar:40} {human_pos}/{human_len} events {per_sec} eta {eta}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        ),
+        None => ProgressBar::new_spinner(),
+    }
+}

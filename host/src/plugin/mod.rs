@@ -1,0 +1,161 @@
+//! Plugins: loading tenant components, calling them under limits, and checking what they
+//! declare against the pipeline.
+//!
+//! Owns the wasmtime engine, per-instance Stores, the conversions between host values and
+//! WIT types, and plugin errors. It does not know about windows or sinks: the pipeline
+//! hands it batches and gets rows or a [`Error`] back.
+
+mod bindings;
+mod convert;
+mod runtime;
+
+pub use convert::{BatchBuilder, OutputRow};
+pub use runtime::{Limits, PluginCode, PluginInfo, PluginInstance, Runtime};
+
+use crate::value::FieldType;
+
+/// Why a plugin could not be loaded or a call failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum Error {
+    /// The file is not a valid component for this host (bad bytes, wrong world, unknown imports).
+    #[error("plugin {path}: cannot load: {message}")]
+    Compile {
+        /// The plugin file.
+        path: String,
+        /// Why.
+        message: String,
+    },
+    /// The component loads but does not fit the pipeline (missing field, wrong type).
+    #[error("plugin {plugin}: {message}; {hint}")]
+    Incompatible {
+        /// Plugin name.
+        plugin: String,
+        /// What does not fit.
+        message: String,
+        /// How to fix it.
+        hint: String,
+    },
+    /// `configure` rejected the pipeline's params.
+    #[error("plugin {plugin}: configure failed: {message}{}", hint.as_ref().map(|h| format!("; {h}")).unwrap_or_default())]
+    Configure {
+        /// Plugin name.
+        plugin: String,
+        /// The plugin's message.
+        message: String,
+        /// The plugin's hint.
+        hint: Option<String>,
+    },
+    /// The call trapped (panic, unreachable, out-of-bounds, …).
+    #[error("plugin {plugin} trapped in {call}: {message}")]
+    Trap {
+        /// Plugin name.
+        plugin: String,
+        /// The export called.
+        call: &'static str,
+        /// The trap message.
+        message: String,
+    },
+    /// The call ran past its CPU deadline and was interrupted.
+    #[error("plugin {plugin} exceeded its {deadline_ms} ms deadline in {call}")]
+    Deadline {
+        /// Plugin name.
+        plugin: String,
+        /// The export called.
+        call: &'static str,
+        /// The deadline.
+        deadline_ms: u64,
+    },
+    /// The call tried to grow memory past the instance's cap.
+    #[error("plugin {plugin} exceeded its memory limit of {limit_bytes} bytes in {call}")]
+    Memory {
+        /// Plugin name.
+        plugin: String,
+        /// The export called.
+        call: &'static str,
+        /// The cap.
+        limit_bytes: u64,
+    },
+    /// The call ran out of fuel.
+    #[error("plugin {plugin} ran out of fuel ({fuel}) in {call}")]
+    Fuel {
+        /// Plugin name.
+        plugin: String,
+        /// The export called.
+        call: &'static str,
+        /// Fuel per call.
+        fuel: u64,
+    },
+    /// The plugin returned an error for this call.
+    #[error("plugin {plugin} returned an error: {message}{}", hint.as_ref().map(|h| format!("; {h}")).unwrap_or_default())]
+    Failed {
+        /// Plugin name.
+        plugin: String,
+        /// The plugin's message.
+        message: String,
+        /// The plugin's hint.
+        hint: Option<String>,
+    },
+    /// The plugin's answer breaks the contract (wrong filter length, …).
+    #[error("plugin {plugin}: bad output from {call}: {message}")]
+    BadOutput {
+        /// Plugin name.
+        plugin: String,
+        /// The export called.
+        call: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl Error {
+    /// Short machine-readable kind, for error records and metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::Compile { .. } => "compile",
+            Error::Incompatible { .. } => "incompatible",
+            Error::Configure { .. } => "configure",
+            Error::Trap { .. } => "trap",
+            Error::Deadline { .. } => "deadline",
+            Error::Memory { .. } => "memory",
+            Error::Fuel { .. } => "fuel",
+            Error::Failed { .. } => "failed",
+            Error::BadOutput { .. } => "bad_output",
+        }
+    }
+}
+
+/// Checks a plugin's declared inputs against the pipeline schema.
+///
+/// Every input must be a schema field of the same type; the error names the field, both
+/// types, and the line to change.
+pub fn check_inputs(
+    info: &PluginInfo,
+    type_of: impl Fn(&str) -> Option<FieldType>,
+) -> Result<(), Error> {
+    for (name, ty) in &info.inputs {
+        match type_of(name) {
+            None => {
+                return Err(Error::Incompatible {
+                    plugin: info.name.clone(),
+                    message: format!(
+                        "needs input field `{name}` ({ty}), which the schema does not declare"
+                    ),
+                    hint: format!(
+                        "add `{name} = \"{ty}\"` to [schema.fields], or point the plugin at another field in [plugin.params]"
+                    ),
+                });
+            }
+            Some(t) if t != *ty => {
+                return Err(Error::Incompatible {
+                    plugin: info.name.clone(),
+                    message: format!(
+                        "needs input field `{name}` as {ty}, but the schema declares it as {t}"
+                    ),
+                    hint: format!("declare `{name} = \"{ty}\"` in [schema.fields]"),
+                });
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
+}

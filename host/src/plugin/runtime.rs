@@ -1,0 +1,420 @@
+//! The wasmtime engine, compiled plugin code and sandboxed plugin instances.
+//!
+//! Isolation as DESIGN.md measured it: a trap poisons a whole Store, so each instance owns
+//! one Store and drops it after any failure; the next call re-instantiates (≈ tens of µs via
+//! `InstancePre`) and re-runs `configure`. Every call has a CPU deadline (epoch
+//! interruption, one tick per millisecond), every Store a memory cap, optional fuel, and
+//! WASI with no capabilities at all.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::{Config, Engine, ResourceLimiter, Store, Trap};
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+use super::Error;
+use super::bindings::{Aggregator, AggregatorPre};
+use super::convert::{BatchBuilder, OutputRow, field_type, from_wit, to_wit};
+use crate::value::{FieldType, Value};
+use crate::window::Window;
+
+/// Epoch tick length: the granularity of CPU deadlines.
+pub const EPOCH_TICK: Duration = Duration::from_millis(1);
+
+/// Resource limits of one plugin instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Cap on the guest's linear memory, bytes (default 64 MiB).
+    pub memory_bytes: u64,
+    /// CPU deadline per call, milliseconds (default 1000). Enforced by epoch interruption;
+    /// time spent copying arguments in and results out counts too.
+    pub deadline_ms: u64,
+    /// Fuel per call, when the runtime was created with fuel enabled (default off).
+    pub fuel: Option<u64>,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            memory_bytes: 64 << 20,
+            deadline_ms: 1000,
+            fuel: None,
+        }
+    }
+}
+
+/// The wasmtime engine shared by every plugin of a host, with its epoch ticker.
+#[derive(Clone)]
+pub struct Runtime {
+    engine: Engine,
+    linker: Arc<Linker<HostState>>,
+    fuel: bool,
+}
+
+impl Runtime {
+    /// A runtime; `fuel` enables fuel metering for every plugin (slower, opt-in).
+    pub fn new(fuel: bool) -> anyhow::Result<Self> {
+        let mut config = Config::new();
+        config.epoch_interruption(true);
+        config.consume_fuel(fuel);
+        config.wasm_component_model(true);
+        let engine =
+            Engine::new(&config).map_err(|e| anyhow::anyhow!("creating the wasm engine: {e:#}"))?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
+            .map_err(|e| anyhow::anyhow!("linking WASI: {e:#}"))?;
+        let weak = engine.weak();
+        std::thread::Builder::new()
+            .name("weir-epoch".into())
+            .spawn(move || {
+                while let Some(engine) = weak.upgrade() {
+                    engine.increment_epoch();
+                    drop(engine);
+                    std::thread::sleep(EPOCH_TICK);
+                }
+            })?;
+        Ok(Runtime {
+            engine,
+            linker: Arc::new(linker),
+            fuel,
+        })
+    }
+
+    /// Whether fuel metering is on.
+    pub fn fuel_enabled(&self) -> bool {
+        self.fuel
+    }
+
+    /// Compiles a component file and links it against the host (WASI with no capabilities).
+    pub fn load_file(&self, path: &Path) -> Result<Arc<PluginCode>, Error> {
+        let bytes = std::fs::read(path).map_err(|e| Error::Compile {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })?;
+        self.load_bytes(&bytes, &path.display().to_string())
+    }
+
+    /// Compiles component bytes; `label` names them in errors (a path or a version).
+    pub fn load_bytes(&self, bytes: &[u8], label: &str) -> Result<Arc<PluginCode>, Error> {
+        let compile = |message: String| Error::Compile {
+            path: label.to_string(),
+            message,
+        };
+        let component = Component::new(&self.engine, bytes).map_err(|e| {
+            compile(format!(
+                "not a WebAssembly component built for wasm32-wasip2: {e:#}"
+            ))
+        })?;
+        let pre = self.linker.instantiate_pre(&component).map_err(|e| {
+            compile(format!(
+                "imports something the host does not provide (plugins get WASI with no capabilities): {e:#}"
+            ))
+        })?;
+        let pre = AggregatorPre::new(pre).map_err(|e| {
+            compile(format!(
+                "does not export the weir:plugin@0.1.0 `aggregator` world; build it with weir-guest: {e:#}"
+            ))
+        })?;
+        Ok(Arc::new(PluginCode {
+            label: label.to_string(),
+            pre,
+            engine: self.engine.clone(),
+        }))
+    }
+}
+
+/// A compiled, linked plugin, ready to instantiate any number of times.
+pub struct PluginCode {
+    label: String,
+    pre: AggregatorPre<HostState>,
+    engine: Engine,
+}
+
+impl PluginCode {
+    /// Where the code came from.
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+}
+
+/// What a configured plugin says about itself.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PluginInfo {
+    /// Plugin name.
+    pub name: String,
+    /// Plugin version.
+    pub version: String,
+    /// Input fields, in the order the host passes them.
+    pub inputs: Vec<(String, FieldType)>,
+    /// Output fields, in order.
+    pub outputs: Vec<(String, FieldType)>,
+    /// Whether the host should call `filter`.
+    pub has_filter: bool,
+}
+
+/// Store data: WASI with no capabilities, and the memory limiter.
+struct HostState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    limiter: MemoryLimiter,
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// Caps linear memory and remembers whether it had to refuse a growth.
+struct MemoryLimiter {
+    cap: usize,
+    refused: bool,
+}
+
+impl ResourceLimiter for MemoryLimiter {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _max: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let ok = desired <= self.cap;
+        self.refused |= !ok;
+        Ok(ok)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _max: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= 1_000_000)
+    }
+}
+
+struct Live {
+    store: Store<HostState>,
+    bindings: Aggregator,
+}
+
+/// One sandboxed instance of a plugin, configured for one pipeline.
+///
+/// A failed call drops the Store; the next call builds a fresh instance and configures it
+/// again, so a trap costs one call, never the pipeline.
+pub struct PluginInstance {
+    code: Arc<PluginCode>,
+    limits: Limits,
+    params: Vec<(String, String)>,
+    live: Option<Live>,
+    info: PluginInfo,
+    batch: BatchBuilder,
+    restarts: u64,
+}
+
+impl PluginInstance {
+    /// Instantiates, configures with `params` and asks the plugin to describe itself.
+    pub fn new(
+        code: Arc<PluginCode>,
+        limits: Limits,
+        params: Vec<(String, String)>,
+    ) -> Result<Self, Error> {
+        let placeholder = PluginInfo {
+            name: code.label.clone(),
+            version: String::new(),
+            inputs: Vec::new(),
+            outputs: Vec::new(),
+            has_filter: false,
+        };
+        let mut inst = PluginInstance {
+            code,
+            limits,
+            params,
+            live: None,
+            info: placeholder,
+            batch: BatchBuilder::new(&[], 0),
+            restarts: 0,
+        };
+        let raw = inst.call("describe", |b, s| {
+            b.weir_plugin_aggregate().call_describe(s)
+        })?;
+        inst.info = PluginInfo {
+            name: raw.name,
+            version: raw.version,
+            inputs: raw
+                .inputs
+                .into_iter()
+                .map(|f| (f.name, field_type(f.ty)))
+                .collect(),
+            outputs: raw
+                .outputs
+                .into_iter()
+                .map(|f| (f.name, field_type(f.ty)))
+                .collect(),
+            has_filter: raw.has_filter,
+        };
+        inst.batch = BatchBuilder::new(&inst.info.inputs, 64);
+        Ok(inst)
+    }
+
+    /// The plugin's description as configured.
+    pub fn info(&self) -> &PluginInfo {
+        &self.info
+    }
+
+    /// How many times the instance was rebuilt after a failure.
+    pub fn restarts(&self) -> u64 {
+        self.restarts
+    }
+
+    /// The batch builder for the next call, empty, laid out for the plugin's inputs.
+    pub fn batch(&mut self) -> &mut BatchBuilder {
+        &mut self.batch
+    }
+
+    /// Calls `filter` on the events pushed into [`PluginInstance::batch`].
+    pub fn filter(&mut self) -> Result<Vec<bool>, Error> {
+        let batch = self.batch.take();
+        let n = batch.timestamps.len();
+        let keep = self.call("filter", |b, s| {
+            b.weir_plugin_aggregate().call_filter(s, &batch)
+        })?;
+        if keep.len() != n {
+            return Err(Error::BadOutput {
+                plugin: self.info.name.clone(),
+                call: "filter",
+                message: format!("returned {} flags for {n} events", keep.len()),
+            });
+        }
+        Ok(keep)
+    }
+
+    /// Calls `aggregate` for one key and window on the events pushed into
+    /// [`PluginInstance::batch`].
+    pub fn aggregate(
+        &mut self,
+        key: &[(String, Value)],
+        window: Window,
+    ) -> Result<Vec<OutputRow>, Error> {
+        let batch = self.batch.take();
+        let key: Vec<(String, super::bindings::weir::plugin::types::Value)> =
+            key.iter().map(|(k, v)| (k.clone(), to_wit(v))).collect();
+        let w = super::bindings::weir::plugin::types::Window {
+            start: window.start,
+            end: window.end,
+        };
+        let result = self.call("aggregate", |b, s| {
+            b.weir_plugin_aggregate().call_aggregate(s, &key, w, &batch)
+        })?;
+        match result {
+            Ok(rows) => Ok(rows
+                .into_iter()
+                .map(|row| row.into_iter().map(|(k, v)| (k, from_wit(v))).collect())
+                .collect()),
+            Err(e) => Err(Error::Failed {
+                plugin: self.info.name.clone(),
+                message: e.message,
+                hint: e.hint,
+            }),
+        }
+    }
+
+    fn instantiate(&mut self) -> Result<Live, Error> {
+        let wasi = WasiCtxBuilder::new().build();
+        let mut store = Store::new(
+            &self.code.engine,
+            HostState {
+                wasi,
+                table: ResourceTable::new(),
+                limiter: MemoryLimiter {
+                    cap: usize::try_from(self.limits.memory_bytes).unwrap_or(usize::MAX),
+                    refused: false,
+                },
+            },
+        );
+        store.limiter(|s| &mut s.limiter);
+        store.epoch_deadline_trap();
+        self.arm(&mut store);
+        let bindings = self
+            .code
+            .pre
+            .instantiate(&mut store)
+            .map_err(|e| self.classify(&store, "instantiate", e))?;
+        let configured = bindings
+            .weir_plugin_aggregate()
+            .call_configure(&mut store, &self.params)
+            .map_err(|e| self.classify(&store, "configure", e))?;
+        if let Err(e) = configured {
+            return Err(Error::Configure {
+                plugin: self.info.name.clone(),
+                message: e.message,
+                hint: e.hint,
+            });
+        }
+        Ok(Live { store, bindings })
+    }
+
+    /// Sets the per-call deadline (and fuel) on a store.
+    fn arm(&self, store: &mut Store<HostState>) {
+        store.set_epoch_deadline(self.limits.deadline_ms.max(1));
+        if let Some(fuel) = self.limits.fuel {
+            // Fails only when the engine has fuel off, in which case there is nothing to set.
+            let _ = store.set_fuel(fuel);
+        }
+        store.data_mut().limiter.refused = false;
+    }
+
+    fn call<R>(
+        &mut self,
+        name: &'static str,
+        f: impl FnOnce(&Aggregator, &mut Store<HostState>) -> wasmtime::Result<R>,
+    ) -> Result<R, Error> {
+        let mut live = match self.live.take() {
+            Some(live) => live,
+            None => self.instantiate()?,
+        };
+        self.arm(&mut live.store);
+        match f(&live.bindings, &mut live.store) {
+            Ok(r) => {
+                self.live = Some(live);
+                Ok(r)
+            }
+            Err(e) => {
+                // The Store may be poisoned: drop it, the next call starts fresh.
+                self.restarts += 1;
+                Err(self.classify(&live.store, name, e))
+            }
+        }
+    }
+
+    fn classify(&self, store: &Store<HostState>, call: &'static str, e: wasmtime::Error) -> Error {
+        let plugin = self.info.name.clone();
+        match e.downcast_ref::<Trap>() {
+            Some(Trap::Interrupt) => Error::Deadline {
+                plugin,
+                call,
+                deadline_ms: self.limits.deadline_ms,
+            },
+            Some(Trap::OutOfFuel) => Error::Fuel {
+                plugin,
+                call,
+                fuel: self.limits.fuel.unwrap_or(0),
+            },
+            _ if store.data().limiter.refused => Error::Memory {
+                plugin,
+                call,
+                limit_bytes: self.limits.memory_bytes,
+            },
+            _ => Error::Trap {
+                plugin,
+                call,
+                message: format!("{e:#}"),
+            },
+        }
+    }
+}

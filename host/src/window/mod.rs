@@ -1,0 +1,13 @@
+//! Windows: which windows an event belongs to, the host-owned state of open windows, and
+//! when they fire.
+//!
+//! Owns the normative semantics of DESIGN.md "Time and windows": epoch-aligned half-open
+//! windows, lateness against the watermark as it was before each event, firing order
+//! `(end, start, key)`, allowed lateness with revisions, and early firings in update mode.
+//! It does not call plugins: firing hands each window's key and events to a callback.
+
+mod assign;
+mod state;
+
+pub use assign::{Window, WindowKind};
+pub use state::{Firing, Placement, StoredEvent, WindowOperator};

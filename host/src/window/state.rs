@@ -1,0 +1,638 @@
+//! Host-owned window state for the whole-window aggregate style, and firing.
+//!
+//! Each key keeps one time-ordered buffer of its events and the set of its live windows.
+//! An event is stored once however many windows contain it; a window's events are the
+//! buffer's range `[start, end)` at fire time. That is exact because an event is kept out of
+//! a window only when that window is already purged (see `process`), and the buffer is
+//! trimmed only below the earliest live window of the key.
+
+use std::collections::btree_map::Entry;
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+
+use super::{Window, WindowKind};
+use crate::value::{Key, Value};
+
+/// One buffered event: its time and the values the aggregate needs, in plugin input order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredEvent {
+    /// Event time, epoch ms.
+    pub ts: i64,
+    /// Values of the plugin's input fields.
+    pub values: Box<[Value]>,
+}
+
+/// Where an event went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placement {
+    /// Added to this many windows.
+    Added(usize),
+    /// Late for every window that contains it: not stored.
+    Late,
+}
+
+/// One window firing: a key's events in a window, handed to the aggregate.
+#[derive(Debug, Clone)]
+pub struct Firing<'a> {
+    /// The key.
+    pub key: &'a Key,
+    /// The window.
+    pub window: Window,
+    /// 0 for the first firing of this window, then 1, 2, … for early or late re-firings.
+    pub revision: u32,
+    /// The window's events for this key, sorted by time (ties in arrival order).
+    pub events: std::collections::vec_deque::Iter<'a, StoredEvent>,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct WindowMeta {
+    /// How many times this window has fired.
+    firings: u32,
+    /// Whether it is in `pending`.
+    pending: bool,
+}
+
+#[derive(Debug)]
+struct KeyState {
+    key: Key,
+    events: VecDeque<StoredEvent>,
+    /// Live windows by (start, end).
+    windows: BTreeMap<(i64, i64), WindowMeta>,
+}
+
+/// Window state and firing for one pipeline (all keys).
+#[derive(Debug)]
+pub struct WindowOperator {
+    kind: WindowKind,
+    lateness: i64,
+    ids: HashMap<Key, u32>,
+    states: Vec<Option<KeyState>>,
+    free: Vec<u32>,
+    /// Windows holding events not yet emitted: (end, start, key id).
+    pending: BTreeSet<(i64, i64, u32)>,
+    /// Live windows by purge time: (end + lateness, start, end, key id).
+    cleanup: BTreeSet<(i64, i64, i64, u32)>,
+    scratch: Vec<Window>,
+    open_windows: usize,
+    buffered: usize,
+}
+
+impl WindowOperator {
+    /// An operator for `kind` with `lateness` ms of allowed lateness.
+    pub fn new(kind: WindowKind, lateness: i64) -> Self {
+        WindowOperator {
+            kind,
+            lateness,
+            ids: HashMap::new(),
+            states: Vec::new(),
+            free: Vec::new(),
+            pending: BTreeSet::new(),
+            cleanup: BTreeSet::new(),
+            scratch: Vec::new(),
+            open_windows: 0,
+            buffered: 0,
+        }
+    }
+
+    /// Live windows over all keys (fired windows kept for lateness included).
+    pub fn open_windows(&self) -> usize {
+        self.open_windows
+    }
+
+    /// Events held in window state over all keys.
+    pub fn buffered_events(&self) -> usize {
+        self.buffered
+    }
+
+    /// Whether a window is dropped for an event arriving at watermark `w`.
+    fn is_late(&self, window: Window, w: i64) -> bool {
+        window.end.saturating_add(self.lateness) <= w
+    }
+
+    /// Adds one event, given the watermark as it was before this event.
+    ///
+    /// The event joins every window it is not late for (`end + allowed_lateness > W`);
+    /// if there is none it is a late event and nothing is stored.
+    pub fn process(
+        &mut self,
+        ts: i64,
+        key: Key,
+        values: Box<[Value]>,
+        watermark: i64,
+    ) -> Placement {
+        self.scratch.clear();
+        self.kind.assign(ts, &mut self.scratch);
+        if self.kind.is_session() {
+            return self.process_session(ts, key, values, watermark);
+        }
+        let mut scratch = std::mem::take(&mut self.scratch);
+        scratch.retain(|w| !self.is_late(*w, watermark));
+        if scratch.is_empty() {
+            self.scratch = scratch;
+            return Placement::Late;
+        }
+        let id = self.state_id(key);
+        self.insert_event(id, StoredEvent { ts, values });
+        for w in &scratch {
+            self.touch_window(id, *w, WindowMeta::default());
+        }
+        let n = scratch.len();
+        self.scratch = scratch;
+        Placement::Added(n)
+    }
+
+    fn process_session(
+        &mut self,
+        ts: i64,
+        key: Key,
+        values: Box<[Value]>,
+        watermark: i64,
+    ) -> Placement {
+        let proto = self.scratch[0];
+        let mut merged = proto;
+        let mut parts: Vec<((i64, i64), WindowMeta)> = Vec::new();
+        if let Some(&id) = self.ids.get(&key)
+            && let Some(st) = self.states[id as usize].as_ref()
+        {
+            // Sessions of one key are disjoint, so ordering by start orders ends too.
+            for (&(s, e), meta) in st.windows.range(..(proto.end, i64::MIN)).rev() {
+                if e <= proto.start {
+                    break;
+                }
+                merged.start = merged.start.min(s);
+                merged.end = merged.end.max(e);
+                parts.push(((s, e), *meta));
+            }
+        }
+        if self.is_late(merged, watermark) {
+            return Placement::Late;
+        }
+        let id = self.state_id(key);
+        self.insert_event(id, StoredEvent { ts, values });
+        let mut meta = WindowMeta::default();
+        for ((s, e), old) in parts {
+            self.remove_window(id, Window { start: s, end: e });
+            meta.firings = meta.firings.max(old.firings);
+        }
+        self.touch_window(id, merged, meta);
+        Placement::Added(1)
+    }
+
+    fn state_id(&mut self, key: Key) -> u32 {
+        if let Some(&id) = self.ids.get(&key) {
+            return id;
+        }
+        let st = KeyState {
+            key: key.clone(),
+            events: VecDeque::new(),
+            windows: BTreeMap::new(),
+        };
+        let id = match self.free.pop() {
+            Some(id) => {
+                self.states[id as usize] = Some(st);
+                id
+            }
+            None => {
+                self.states.push(Some(st));
+                (self.states.len() - 1) as u32
+            }
+        };
+        self.ids.insert(key, id);
+        id
+    }
+
+    fn state(&mut self, id: u32) -> &mut KeyState {
+        match self.states.get_mut(id as usize).and_then(Option::as_mut) {
+            Some(st) => st,
+            None => unreachable!("window timers only name live key states"),
+        }
+    }
+
+    fn insert_event(&mut self, id: u32, ev: StoredEvent) {
+        let events = &mut self.state(id).events;
+        if events.back().is_none_or(|last| last.ts <= ev.ts) {
+            events.push_back(ev);
+        } else {
+            let at = events.partition_point(|e| e.ts <= ev.ts);
+            events.insert(at, ev);
+        }
+        self.buffered += 1;
+    }
+
+    /// Creates the window if needed and marks it as holding unemitted events.
+    fn touch_window(&mut self, id: u32, w: Window, initial: WindowMeta) {
+        let lateness = self.lateness;
+        let st = self.state(id);
+        let (created, was_pending) = match st.windows.entry((w.start, w.end)) {
+            Entry::Occupied(mut o) => {
+                let p = o.get().pending;
+                o.get_mut().pending = true;
+                (false, p)
+            }
+            Entry::Vacant(v) => {
+                v.insert(WindowMeta {
+                    pending: true,
+                    ..initial
+                });
+                (true, false)
+            }
+        };
+        if created {
+            self.open_windows += 1;
+            self.cleanup
+                .insert((w.end.saturating_add(lateness), w.start, w.end, id));
+        }
+        if !was_pending {
+            self.pending.insert((w.end, w.start, id));
+        }
+    }
+
+    fn remove_window(&mut self, id: u32, w: Window) {
+        let lateness = self.lateness;
+        let st = self.state(id);
+        if st.windows.remove(&(w.start, w.end)).is_some() {
+            self.open_windows -= 1;
+        }
+        self.pending.remove(&(w.end, w.start, id));
+        self.cleanup
+            .remove(&(w.end.saturating_add(lateness), w.start, w.end, id));
+    }
+
+    /// Moves the watermark to `watermark`: fires every window with unemitted events whose
+    /// `end <= watermark` in `(end, start, key)` order, then purges windows whose
+    /// `end + allowed_lateness <= watermark`.
+    pub fn advance(&mut self, watermark: i64, fire: &mut dyn FnMut(Firing<'_>)) {
+        let mut ready = Vec::new();
+        while let Some(&first) = self.pending.first() {
+            if first.0 > watermark {
+                break;
+            }
+            self.pending.pop_first();
+            ready.push(first);
+        }
+        self.fire_all(ready, fire);
+        while let Some(&(purge_at, start, end, id)) = self.cleanup.first() {
+            if purge_at > watermark {
+                break;
+            }
+            self.cleanup.pop_first();
+            self.purge(id, Window { start, end });
+        }
+    }
+
+    /// Fires every window with unemitted events, whatever the watermark (update mode's
+    /// early firings). Windows stay open.
+    pub fn fire_early(&mut self, fire: &mut dyn FnMut(Firing<'_>)) {
+        let ready: Vec<_> = std::mem::take(&mut self.pending).into_iter().collect();
+        self.fire_all(ready, fire);
+    }
+
+    /// End of bounded input: fires every window with unemitted events, then drops all state.
+    pub fn flush(&mut self, fire: &mut dyn FnMut(Firing<'_>)) {
+        self.fire_early(fire);
+        self.ids.clear();
+        self.states.clear();
+        self.free.clear();
+        self.cleanup.clear();
+        self.open_windows = 0;
+        self.buffered = 0;
+    }
+
+    fn fire_all(&mut self, mut ready: Vec<(i64, i64, u32)>, fire: &mut dyn FnMut(Firing<'_>)) {
+        if ready.is_empty() {
+            return;
+        }
+        let states = &self.states;
+        let key_of = |id: u32| states[id as usize].as_ref().map(|s| &s.key);
+        ready.sort_by(|a, b| {
+            (a.0, a.1)
+                .cmp(&(b.0, b.1))
+                .then_with(|| key_of(a.2).cmp(&key_of(b.2)))
+        });
+        for (end, start, id) in ready {
+            let Some(st) = self.states.get_mut(id as usize).and_then(Option::as_mut) else {
+                continue;
+            };
+            let Some(meta) = st.windows.get_mut(&(start, end)) else {
+                continue;
+            };
+            meta.pending = false;
+            let revision = meta.firings;
+            meta.firings += 1;
+            let lo = st.events.partition_point(|e| e.ts < start);
+            let hi = st.events.partition_point(|e| e.ts < end);
+            fire(Firing {
+                key: &st.key,
+                window: Window { start, end },
+                revision,
+                events: st.events.range(lo..hi),
+            });
+        }
+    }
+
+    fn purge(&mut self, id: u32, w: Window) {
+        let st = self.state(id);
+        if st.windows.remove(&(w.start, w.end)).is_none() {
+            return;
+        }
+        let keep_from = st.windows.keys().next().map(|&(s, _)| s);
+        let before = st.events.len();
+        match keep_from {
+            Some(s) => {
+                let cut = st.events.partition_point(|e| e.ts < s);
+                st.events.drain(..cut);
+            }
+            None => st.events.clear(),
+        }
+        let dropped = before - st.events.len();
+        let empty = st.windows.is_empty();
+        self.open_windows -= 1;
+        self.buffered -= dropped;
+        if empty && let Some(st) = self.states[id as usize].take() {
+            self.ids.remove(&st.key);
+            self.free.push(id);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NO_W: i64 = i64::MIN;
+
+    fn key(s: &str) -> Key {
+        Key(vec![Value::Str(s.into())])
+    }
+
+    /// A fired window as plain data: (key, start, end, revision, event times).
+    type Fired = (String, i64, i64, u32, Vec<i64>);
+
+    fn collect(out: &mut Vec<Fired>) -> impl FnMut(Firing<'_>) + '_ {
+        move |f: Firing<'_>| {
+            let k = match &f.key.0[0] {
+                Value::Str(s) => s.clone(),
+                _ => String::new(),
+            };
+            out.push((
+                k,
+                f.window.start,
+                f.window.end,
+                f.revision,
+                f.events.map(|e| e.ts).collect(),
+            ));
+        }
+    }
+
+    /// Drives events in order like the pipeline does: W before the event decides lateness,
+    /// then W = max(ts) - delay and ready windows fire.
+    struct Driver {
+        op: WindowOperator,
+        max_ts: i64,
+        delay: i64,
+        fired: Vec<Fired>,
+        late: Vec<i64>,
+    }
+
+    impl Driver {
+        fn new(kind: WindowKind, lateness: i64, delay: i64) -> Self {
+            Driver {
+                op: WindowOperator::new(kind, lateness),
+                max_ts: NO_W,
+                delay,
+                fired: Vec::new(),
+                late: Vec::new(),
+            }
+        }
+        fn w(&self) -> i64 {
+            if self.max_ts == NO_W {
+                NO_W
+            } else {
+                self.max_ts - self.delay
+            }
+        }
+        fn event(&mut self, k: &str, ts: i64) {
+            let before = self.w();
+            if self.op.process(ts, key(k), Box::new([]), before) == Placement::Late {
+                self.late.push(ts);
+            }
+            self.max_ts = self.max_ts.max(ts);
+            let w = self.w();
+            self.op.advance(w, &mut collect(&mut self.fired));
+        }
+        fn flush(&mut self) {
+            self.op.flush(&mut collect(&mut self.fired));
+        }
+    }
+
+    fn f(k: &str, s: i64, e: i64, rev: u32, ts: &[i64]) -> Fired {
+        (k.to_string(), s, e, rev, ts.to_vec())
+    }
+
+    #[test]
+    fn tumbling_out_of_order_with_delay_and_boundary() {
+        // size 10, delay 5. Events (ts): 1, 12, 9, 10, 16, 3, 25.
+        // After 12: W=7. 9 arrives (W=7, [0,10) end 10 > 7: accepted).
+        // 16 → W=11 ≥ 10: [0,10) fires with 1, 9. 3 arrives with W=11: late.
+        // 25 → W=20: [10,20) fires with 10 (boundary event), 12, 16. Flush: [20,30) with 25.
+        let mut d = Driver::new(WindowKind::Tumbling { size: 10 }, 0, 5);
+        for ts in [1, 12, 9, 10, 16, 3, 25] {
+            d.event("a", ts);
+        }
+        assert_eq!(
+            d.fired,
+            vec![f("a", 0, 10, 0, &[1, 9]), f("a", 10, 20, 0, &[10, 12, 16])]
+        );
+        assert_eq!(d.late, vec![3]);
+        d.flush();
+        assert_eq!(d.fired.last(), Some(&f("a", 20, 30, 0, &[25])));
+        assert_eq!(d.op.open_windows(), 0);
+    }
+
+    #[test]
+    fn fires_in_end_start_key_order() {
+        // Sliding size 4 slide 2, delay 0. b@1, a@1 open [-2,2) and [0,4) for both keys.
+        // a@5 → W=5: ready [-2,2) a, [-2,2) b, [0,4) a, [0,4) b in that order.
+        let mut d = Driver::new(WindowKind::Sliding { size: 4, slide: 2 }, 0, 0);
+        d.event("b", 1);
+        d.event("a", 1);
+        d.event("a", 5);
+        assert_eq!(
+            d.fired,
+            vec![
+                f("a", -2, 2, 0, &[1]),
+                f("b", -2, 2, 0, &[1]),
+                f("a", 0, 4, 0, &[1]),
+                f("b", 0, 4, 0, &[1]),
+            ]
+        );
+    }
+
+    #[test]
+    fn sliding_event_late_for_some_windows_only() {
+        // size 3000 slide 1000, delay 0. e@2500, then e@3200 → W=3200: [0,3000) fires [2500].
+        // e@2800 with W=3200: late for [0,3000), accepted in [1000,4000) and [2000,5000).
+        let mut d = Driver::new(
+            WindowKind::Sliding {
+                size: 3000,
+                slide: 1000,
+            },
+            0,
+            0,
+        );
+        d.event("s", 2500);
+        d.event("s", 3200);
+        assert_eq!(d.fired, vec![f("s", 0, 3000, 0, &[2500])]);
+        d.event("s", 2800);
+        assert!(
+            d.late.is_empty(),
+            "late for one window only is not a late event"
+        );
+        d.flush();
+        assert_eq!(
+            d.fired[1..],
+            [
+                f("s", 1000, 4000, 0, &[2500, 2800, 3200]),
+                f("s", 2000, 5000, 0, &[2500, 2800, 3200]),
+                f("s", 3000, 6000, 0, &[3200]),
+            ]
+        );
+    }
+
+    #[test]
+    fn negative_timestamps() {
+        // size 1000: -1500 in [-2000,-1000), -1 in [-1000,0), 0 in [0,1000).
+        let mut d = Driver::new(WindowKind::Tumbling { size: 1000 }, 0, 0);
+        for ts in [-1500, -1, 0] {
+            d.event("n", ts);
+        }
+        d.flush();
+        assert_eq!(
+            d.fired,
+            vec![
+                f("n", -2000, -1000, 0, &[-1500]),
+                f("n", -1000, 0, 0, &[-1]),
+                f("n", 0, 1000, 0, &[0])
+            ]
+        );
+    }
+
+    #[test]
+    fn allowed_lateness_refires_with_revision_then_purges() {
+        // size 10, delay 0, lateness 5. 2, 11 → W=11: [0,10) fires rev 0 [2].
+        // 7 with W=11 < 10+5: accepted, re-fires rev 1 [2,7].
+        // 16 → W=16 ≥ 15: [0,10) purged; 4 is then late for all.
+        let mut d = Driver::new(WindowKind::Tumbling { size: 10 }, 5, 0);
+        d.event("k", 2);
+        d.event("k", 11);
+        d.event("k", 7);
+        assert_eq!(
+            d.fired,
+            vec![f("k", 0, 10, 0, &[2]), f("k", 0, 10, 1, &[2, 7])]
+        );
+        d.event("k", 16);
+        d.event("k", 4);
+        assert_eq!(d.late, vec![4]);
+        d.flush();
+        assert_eq!(d.fired[2..], [f("k", 10, 20, 0, &[11, 16])]);
+    }
+
+    #[test]
+    fn late_event_opening_a_window_within_lateness_fires_at_once() {
+        // size 10, lateness 20. a@35 → W=35. a@12: [10,20) end 20, 20+20 > 35 → accepted,
+        // new window, fires immediately with revision 0.
+        let mut d = Driver::new(WindowKind::Tumbling { size: 10 }, 20, 0);
+        d.event("a", 35);
+        d.event("a", 12);
+        assert_eq!(d.fired, vec![f("a", 10, 20, 0, &[12])]);
+    }
+
+    #[test]
+    fn sessions_merge_and_split_on_gap() {
+        // gap 10, delay 0. 0 → [0,10); 5 → [0,15); 15 starts a new session (15-5 = gap) [15,25).
+        // 15 advances W to 15 ≥ 15: [0,15) fires with [0,5].
+        // 30 → W=30: [15,25) fires [15]. 20 at W=30: its proto [20,30) ends at 30 ≤ 30: late.
+        let mut d = Driver::new(WindowKind::Session { gap: 10 }, 0, 0);
+        for ts in [0, 5, 15] {
+            d.event("u", ts);
+        }
+        assert_eq!(d.fired, vec![f("u", 0, 15, 0, &[0, 5])]);
+        d.event("u", 30);
+        d.event("u", 20);
+        assert_eq!(d.late, vec![20]);
+        d.flush();
+        assert_eq!(
+            d.fired[1..],
+            [f("u", 15, 25, 0, &[15]), f("u", 30, 40, 0, &[30])]
+        );
+    }
+
+    #[test]
+    fn out_of_order_event_bridges_two_sessions() {
+        // gap 10, delay 100 (nothing fires early). 0 → [0,10); 18 → [18,28);
+        // 9 → [9,19) overlaps both: one session [0,28) with 0, 9, 18.
+        let mut d = Driver::new(WindowKind::Session { gap: 10 }, 0, 100);
+        for ts in [0, 18, 9] {
+            d.event("u", ts);
+        }
+        assert_eq!(d.op.open_windows(), 1);
+        d.flush();
+        assert_eq!(d.fired, vec![f("u", 0, 28, 0, &[0, 9, 18])]);
+    }
+
+    #[test]
+    fn cumulative_fires_each_step_with_running_contents() {
+        // size 100, step 25, delay 0. 10 → windows ending 25, 50, 75, 100. 30 → W=30: [0,25) [10].
+        // 60 → W=60: [0,50) [10,30]. 99 → W=99: [0,75) [10,30,60]. flush: [0,100) all four.
+        let mut d = Driver::new(
+            WindowKind::Cumulative {
+                size: 100,
+                step: 25,
+            },
+            0,
+            0,
+        );
+        for ts in [10, 30, 60, 99] {
+            d.event("c", ts);
+        }
+        d.flush();
+        assert_eq!(
+            d.fired,
+            vec![
+                f("c", 0, 25, 0, &[10]),
+                f("c", 0, 50, 0, &[10, 30]),
+                f("c", 0, 75, 0, &[10, 30, 60]),
+                f("c", 0, 100, 0, &[10, 30, 60, 99]),
+            ]
+        );
+    }
+
+    #[test]
+    fn early_firings_raise_revision_and_final_firing_only_if_changed() {
+        // Update mode: size 10, delay 0. a@1, early fire → rev 0 [1]. a@2, early → rev 1 [1,2].
+        // a@12 → W=12: [0,10) has nothing new since rev 1, so it does not fire again.
+        let mut d = Driver::new(WindowKind::Tumbling { size: 10 }, 0, 0);
+        d.event("a", 1);
+        d.op.fire_early(&mut collect(&mut d.fired));
+        d.event("a", 2);
+        d.op.fire_early(&mut collect(&mut d.fired));
+        d.event("a", 12);
+        assert_eq!(
+            d.fired,
+            vec![f("a", 0, 10, 0, &[1]), f("a", 0, 10, 1, &[1, 2])]
+        );
+        assert_eq!(d.op.open_windows(), 1, "[0,10) purged, [10,20) open");
+        assert_eq!(d.op.buffered_events(), 1);
+    }
+
+    #[test]
+    fn state_is_released_after_purge() {
+        let mut d = Driver::new(WindowKind::Sliding { size: 3, slide: 1 }, 0, 0);
+        for ts in 0..100 {
+            d.event(if ts % 2 == 0 { "x" } else { "y" }, ts);
+        }
+        // Open: windows ending after W=99 → for key y@99: [97,100),[98,101),[99,102);
+        // key x@98: [98,101), [99..) no: x's last event 98 → [96,99) fired, [97,100), [98,101).
+        assert_eq!(d.op.open_windows(), 5);
+        assert!(d.op.buffered_events() <= 4, "{}", d.op.buffered_events());
+    }
+}

@@ -1,0 +1,108 @@
+//! Shared helpers for the integration tests: the real `weir` binary, the plugins built as
+//! wasm32-wasip2 components, and temporary pipelines.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+/// The workspace root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("host/ has a parent").to_path_buf()
+}
+
+/// Every plugin crate the tests use, by package name.
+const PLUGIN_PACKAGES: &[&str] = &[
+    "weir-plugin-stats",
+    "weir-plugin-fare-totals",
+    "weir-plugin-hotspot",
+    "weir-plugin-ticker",
+    "weir-plugin-vwap",
+    "weir-test-spin",
+    "weir-test-hog",
+    "weir-test-panicky",
+    "weir-test-huge",
+];
+
+/// Path of a plugin component (`stats`, `fare_totals`, `spin`, …), building every plugin for
+/// wasm32-wasip2 once per test binary (cargo makes concurrent builds wait for each other).
+pub fn wasm(lib_name: &str) -> PathBuf {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+        cmd.current_dir(root())
+            .args(["build", "--quiet", "--release", "--target", "wasm32-wasip2"]);
+        for p in PLUGIN_PACKAGES {
+            cmd.args(["-p", p]);
+        }
+        let status = cmd.status().expect("cargo runs");
+        assert!(status.success(), "building the plugins for wasm32-wasip2 failed");
+    });
+    let path = root().join("target/wasm32-wasip2/release").join(format!("{lib_name}.wasm"));
+    assert!(path.exists(), "{} was not built", path.display());
+    path
+}
+
+/// The `weir` binary under test.
+pub fn weir() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_weir"))
+}
+
+/// Runs `weir` with `args`, returning its output.
+pub fn run_weir(args: &[&str]) -> Output {
+    weir().args(args).output().expect("weir runs")
+}
+
+/// A temporary directory holding one pipeline file and its outputs.
+pub struct Scratch {
+    pub dir: tempfile::TempDir,
+}
+
+impl Scratch {
+    pub fn new() -> Self {
+        Scratch { dir: tempfile::tempdir().expect("temp dir") }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Writes a file into the scratch dir and returns its path.
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.path(name);
+        std::fs::write(&p, text).expect("write scratch file");
+        p
+    }
+
+    /// Reads a JSON-lines output file into JSON objects.
+    pub fn read_jsonl(&self, name: &str) -> Vec<serde_json::Value> {
+        let text = std::fs::read_to_string(self.path(name)).unwrap_or_default();
+        text.lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line {l:?}: {e}")))
+            .collect()
+    }
+}
+
+/// Runs a pipeline file and returns (success, stdout, stderr).
+pub fn run_pipeline(path: &Path) -> (bool, String, String) {
+    let out = weir()
+        .args(["run", "--json-summary", "--no-progress"])
+        .arg(path)
+        .output()
+        .expect("weir runs");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The JSON summary `weir run --json-summary` prints as the last stderr line.
+pub fn summary(stderr: &str) -> serde_json::Value {
+    let line = stderr
+        .lines()
+        .rev()
+        .find(|l| l.starts_with('{'))
+        .unwrap_or_else(|| panic!("no JSON summary in stderr:\n{stderr}"));
+    serde_json::from_str(line).expect("summary is JSON")
+}
