@@ -22,4 +22,4 @@ PLUGINS=(
 args=()
 for p in "${PLUGINS[@]}"; do args+=(-p "$p"); done
 echo "setup: building plugins for wasm32-wasip2" >&2
-cargo build --quiet --release --target wasm32-wasip2 "${args[@]}"
+cargo build --quiet --profile plugin --target wasm32-wasip2 "${args[@]}"

@@ -32,7 +32,7 @@ impl<E: Export> Guest for E {
         let params = Params::from_pairs(params);
         E::instance()
             .with(|slot| configure(slot, &params))
-            .map_err(Into::into)
+            .map_err(plugin_error)
     }
 
     fn describe() -> wit::PluginInfo {
@@ -43,7 +43,7 @@ impl<E: Export> Guest for E {
     }
 
     fn filter(events: wit::Batch) -> Vec<bool> {
-        let events = Batch::from(events);
+        let events = batch_from_wit(events);
         match E::instance().with(|slot| filter(slot, &events)) {
             Ok(keep) => keep,
             // `filter` has no error channel: trap, and the host records a
@@ -62,11 +62,11 @@ impl<E: Export> Guest for E {
             start: window.start,
             end: window.end,
         };
-        let events = Batch::from(events);
+        let events = batch_from_wit(events);
         E::instance()
             .with(|slot| aggregate(slot, &key, window, &events))
             .map(|rows| rows.into_iter().map(Row::into_wit).collect())
-            .map_err(Into::into)
+            .map_err(plugin_error)
     }
 }
 
@@ -122,7 +122,7 @@ fn plugin_info(name: &str, version: &str, describe: &Describe) -> wit::PluginInf
             .iter()
             .map(|(name, ty)| wit::Field {
                 name: name.clone(),
-                ty: (*ty).into(),
+                ty: field_type(*ty),
             })
             .collect()
     };
@@ -135,23 +135,22 @@ fn plugin_info(name: &str, version: &str, describe: &Describe) -> wit::PluginInf
     }
 }
 
-impl From<Error> for wit::PluginError {
-    fn from(e: Error) -> Self {
-        wit::PluginError {
-            message: e.message,
-            hint: e.hint,
-        }
+// Conversions are free functions and private methods, not `From` impls, so
+// that no WIT type shows up in the SDK's public documentation.
+
+fn plugin_error(e: Error) -> wit::PluginError {
+    wit::PluginError {
+        message: e.message,
+        hint: e.hint,
     }
 }
 
-impl From<Type> for wit::FieldType {
-    fn from(ty: Type) -> Self {
-        match ty {
-            Type::F64 => wit::FieldType::F64,
-            Type::I64 => wit::FieldType::S64,
-            Type::Str => wit::FieldType::String,
-            Type::Bool => wit::FieldType::Bool,
-        }
+fn field_type(ty: Type) -> wit::FieldType {
+    match ty {
+        Type::F64 => wit::FieldType::F64,
+        Type::I64 => wit::FieldType::S64,
+        Type::Str => wit::FieldType::String,
+        Type::Bool => wit::FieldType::Bool,
     }
 }
 
@@ -188,30 +187,28 @@ impl Row {
     }
 }
 
-impl From<wit::Batch> for Batch {
-    /// Moves the host's lists into the batch; nothing is copied.
-    fn from(batch: wit::Batch) -> Self {
-        let columns = batch
-            .columns
-            .into_iter()
-            .map(|c| {
-                let data = match c.data {
-                    wit::ColumnData::F64(v) => Data::F64(v),
-                    wit::ColumnData::S64(v) => Data::I64(v),
-                    wit::ColumnData::String(v) => Data::Str(v),
-                    wit::ColumnData::Bool(v) => Data::Bool(v),
-                };
-                ColumnBuf {
-                    name: c.name,
-                    data,
-                    nulls: c.nulls,
-                }
-            })
-            .collect();
-        Batch {
-            timestamps: batch.timestamps,
-            columns,
-        }
+/// Moves the host's lists into a [`Batch`]; no values are copied.
+fn batch_from_wit(batch: wit::Batch) -> Batch {
+    let columns = batch
+        .columns
+        .into_iter()
+        .map(|c| {
+            let data = match c.data {
+                wit::ColumnData::F64(v) => Data::F64(v),
+                wit::ColumnData::S64(v) => Data::I64(v),
+                wit::ColumnData::String(v) => Data::Str(v),
+                wit::ColumnData::Bool(v) => Data::Bool(v),
+            };
+            ColumnBuf {
+                name: c.name,
+                data,
+                nulls: c.nulls,
+            }
+        })
+        .collect();
+    Batch {
+        timestamps: batch.timestamps,
+        columns,
     }
 }
 
@@ -314,7 +311,7 @@ mod tests {
             .with_str("s", vec![Some("a"), Some("b")])
             .with_i64("i", vec![Some(7), Some(8)])
             .with_bool("b", vec![Some(true), Some(false)]);
-        assert_eq!(Batch::from(wit_batch), expected);
+        assert_eq!(batch_from_wit(wit_batch), expected);
 
         let row = Row::new()
             .null("n")
@@ -327,19 +324,10 @@ mod tests {
 
     #[test]
     fn errors_and_types_map_to_wit() {
-        let e = wit::PluginError::from(Error::new("m").with_hint("h"));
+        let e = plugin_error(Error::new("m").with_hint("h"));
         assert_eq!((e.message.as_str(), e.hint.as_deref()), ("m", Some("h")));
-        assert!(matches!(
-            wit::FieldType::from(Type::F64),
-            wit::FieldType::F64
-        ));
-        assert!(matches!(
-            wit::FieldType::from(Type::Str),
-            wit::FieldType::String
-        ));
-        assert!(matches!(
-            wit::FieldType::from(Type::Bool),
-            wit::FieldType::Bool
-        ));
+        assert!(matches!(field_type(Type::F64), wit::FieldType::F64));
+        assert!(matches!(field_type(Type::Str), wit::FieldType::String));
+        assert!(matches!(field_type(Type::Bool), wit::FieldType::Bool));
     }
 }

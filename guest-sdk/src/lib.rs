@@ -28,8 +28,8 @@
 //!
 //!     fn aggregate(&self, _key: &Row, _window: Window, events: &Batch) -> Result<Vec<Row>> {
 //!         let column = events.f64(&self.field)?;
-//!         let (sum, n) = column.non_null().fold((0.0, 0u32), |(s, n), v| (s + v, n + 1));
-//!         let mean = (n > 0).then(|| sum / f64::from(n));
+//!         let (sum, n) = column.non_null().fold((0.0, 0usize), |(s, n), v| (s + v, n + 1));
+//!         let mean = (n > 0).then(|| sum / n as f64);
 //!         Ok(vec![Row::new().opt_f64("mean", mean)])
 //!     }
 //! }
@@ -161,3 +161,8 @@ macro_rules! export_plugin {
         };
     };
 }
+
+/// The repository README's plugin example, compiled as a doctest so that it cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;

@@ -152,7 +152,7 @@ pub fn try_main() -> anyhow::Result<()> {
     }
 }
 
-fn load(path: &PathBuf) -> anyhow::Result<PipelineConfig> {
+fn load(path: &std::path::Path) -> anyhow::Result<PipelineConfig> {
     Ok(PipelineConfig::load(path)?)
 }
 

@@ -8,7 +8,10 @@ use std::sync::OnceLock;
 
 /// The workspace root.
 pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("host/ has a parent").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("host/ has a parent")
+        .to_path_buf()
 }
 
 /// Every plugin crate the tests use, by package name.
@@ -30,15 +33,26 @@ pub fn wasm(lib_name: &str) -> PathBuf {
     static BUILT: OnceLock<()> = OnceLock::new();
     BUILT.get_or_init(|| {
         let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-        cmd.current_dir(root())
-            .args(["build", "--quiet", "--release", "--target", "wasm32-wasip2"]);
+        cmd.current_dir(root()).args([
+            "build",
+            "--quiet",
+            "--profile",
+            "plugin",
+            "--target",
+            "wasm32-wasip2",
+        ]);
         for p in PLUGIN_PACKAGES {
             cmd.args(["-p", p]);
         }
         let status = cmd.status().expect("cargo runs");
-        assert!(status.success(), "building the plugins for wasm32-wasip2 failed");
+        assert!(
+            status.success(),
+            "building the plugins for wasm32-wasip2 failed"
+        );
     });
-    let path = root().join("target/wasm32-wasip2/release").join(format!("{lib_name}.wasm"));
+    let path = root()
+        .join("target/wasm32-wasip2/plugin")
+        .join(format!("{lib_name}.wasm"));
     assert!(path.exists(), "{} was not built", path.display());
     path
 }
@@ -60,7 +74,9 @@ pub struct Scratch {
 
 impl Scratch {
     pub fn new() -> Self {
-        Scratch { dir: tempfile::tempdir().expect("temp dir") }
+        Scratch {
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
     }
 
     pub fn path(&self, name: &str) -> PathBuf {

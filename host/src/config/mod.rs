@@ -501,10 +501,21 @@ impl PipelineConfig {
                 ));
             }
         }
-        if let SourceConfig::Generator(g) = &self.source
-            && g.keys == 0
-        {
-            return Err(Error::invalid("source.keys", "is 0", "use at least 1 key"));
+        if let SourceConfig::Generator(g) = &self.source {
+            if g.keys == 0 {
+                return Err(Error::invalid("source.keys", "is 0", "use at least 1 key"));
+            }
+            if let Some(start) = &g.start {
+                crate::time::TimestampFormat::Rfc3339
+                    .parse_str(start)
+                    .map_err(|e| {
+                        Error::invalid(
+                            "source.start",
+                            e,
+                            "write it as RFC 3339, e.g. \"2024-01-22T00:00:00Z\"",
+                        )
+                    })?;
+            }
         }
         self.window_kind()?;
         if self.plugin.limits.deadline.0 <= 0 {

@@ -40,7 +40,7 @@ impl Plugin for Stats {
 
     fn aggregate(&self, _key: &Row, _window: Window, events: &Batch) -> Result<Vec<Row>> {
         let values = events.f64(&self.field)?;
-        let (mut count, mut sum) = (0_u32, 0.0);
+        let (mut count, mut sum) = (0_usize, 0.0);
         let (mut min, mut max) = (f64::INFINITY, f64::NEG_INFINITY);
         for v in values.non_null() {
             count += 1;
@@ -48,7 +48,7 @@ impl Plugin for Stats {
             min = min.min(v);
             max = max.max(v);
         }
-        let n = f64::from(count);
+        let n = count as f64;
         let avg = (count > 0).then(|| sum / n);
         // Two passes: the mean first, then squared deviations from it, which
         // is exact enough where the one-pass sum-of-squares formula cancels.
@@ -56,10 +56,11 @@ impl Plugin for Stats {
             let squares: f64 = values.non_null().map(|v| (v - mean) * (v - mean)).sum();
             (squares / (n - 1.0)).sqrt()
         });
+        let counted = i64::try_from(count).map_err(|_| "more values than an i64 can count")?;
         let round = |v: f64| self.decimals.map_or(v, |d| round_half_away(v, d));
         Ok(vec![
             Row::new()
-                .i64("count", i64::from(count))
+                .i64("count", counted)
                 .f64("sum", round(sum))
                 .opt_f64("min", (count > 0).then(|| round(min)))
                 .opt_f64("max", (count > 0).then(|| round(max)))

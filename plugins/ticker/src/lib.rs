@@ -69,8 +69,8 @@ impl Plugin for Ticker {
 fn mean(column: Column<'_, f64>) -> Option<f64> {
     let (sum, n) = column
         .non_null()
-        .fold((0.0, 0_u32), |(sum, n), v| (sum + v, n + 1));
-    (n > 0).then(|| sum / f64::from(n))
+        .fold((0.0, 0_usize), |(sum, n), v| (sum + v, n + 1));
+    (n > 0).then(|| sum / n as f64)
 }
 
 fn max(column: Column<'_, f64>) -> Option<f64> {
