@@ -1,0 +1,115 @@
+//! The control surface of a running host: what the admin API (and through it the
+//! `weir plugin` CLI) may ask of it. The HTTP layer in `admin/` only authenticates,
+//! authorizes and translates; every decision about pipelines is made behind this trait.
+
+use serde::{Deserialize, Serialize};
+
+/// Who a bearer token belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "tenant", rename_all = "lowercase")]
+pub enum Principal {
+    /// The operator: may do everything.
+    Operator,
+    /// A tenant: may touch only its own pipelines.
+    Tenant(String),
+}
+
+/// A tenant, as listed by the admin API.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TenantView {
+    /// Tenant name.
+    pub name: String,
+    /// Its pipelines, by name.
+    pub pipelines: Vec<String>,
+}
+
+/// The state of a pipeline.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PipelineState {
+    /// Reading input and firing windows.
+    Running,
+    /// Paused by an operator or tenant: input is not read, state is kept.
+    Paused,
+    /// Stopped calling its plugin after too many failures in a row; input is kept (not read)
+    /// until a new version is deployed.
+    Quarantined,
+    /// Its bounded input ended and every window was flushed.
+    Finished,
+    /// It stopped on an error outside the plugin (a sink could not be written, …).
+    Failed,
+}
+
+/// One deployed plugin version.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VersionView {
+    /// Version id: `<plugin name>@<plugin version>+<first 12 hex digits of the SHA-256 of
+    /// the component>`; it is what result rows carry in `plugin_version`.
+    pub id: String,
+    /// SHA-256 of the component bytes, hex.
+    pub sha256: String,
+    /// How it arrived: `config`, `api` or `file`.
+    pub origin: String,
+    /// When it was deployed, RFC 3339 UTC.
+    pub deployed_at: String,
+    /// Whether this is the version windows fire with now.
+    pub live: bool,
+}
+
+/// A pipeline, as listed by the admin API.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PipelineView {
+    /// Tenant name.
+    pub tenant: String,
+    /// Pipeline name.
+    pub name: String,
+    /// Its state.
+    pub state: PipelineState,
+    /// Why it is quarantined or failed, when it is.
+    pub reason: Option<String>,
+    /// Kept versions, oldest first; the live one has `live = true`.
+    pub versions: Vec<VersionView>,
+    /// Events read so far.
+    pub events_read: u64,
+    /// Result rows written so far.
+    pub rows_written: u64,
+    /// Plugin calls that failed so far.
+    pub plugin_errors: u64,
+}
+
+/// Why a control request was refused.
+#[derive(Debug, Clone, PartialEq, thiserror::Error, Serialize, Deserialize)]
+pub enum ControlError {
+    /// No such tenant or pipeline (HTTP 404).
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// The plugin was rejected at deploy; the live version is untouched (HTTP 422).
+    #[error("rejected: {0}")]
+    Rejected(String),
+    /// The request does not fit the pipeline's state, e.g. nothing to roll back to (HTTP 409).
+    #[error("conflict: {0}")]
+    Conflict(String),
+}
+
+/// What a running host offers its admin API.
+///
+/// Implementations must be cheap to call from async handlers' blocking pool; `deploy`
+/// compiles a component and may take a few hundred milliseconds.
+pub trait HostControl: Send + Sync + 'static {
+    /// Who owns `token`, if anyone. Compare in constant time.
+    fn authenticate(&self, token: &str) -> Option<Principal>;
+    /// Every tenant.
+    fn tenants(&self) -> Vec<TenantView>;
+    /// A tenant's pipelines; `NotFound` for an unknown tenant.
+    fn pipelines(&self, tenant: &str) -> Result<Vec<PipelineView>, ControlError>;
+    /// Compiles, validates and swaps in a new plugin version for one pipeline.
+    fn deploy(&self, tenant: &str, pipeline: &str, wasm: Vec<u8>) -> Result<VersionView, ControlError>;
+    /// Makes the version before the live one live again.
+    fn rollback(&self, tenant: &str, pipeline: &str) -> Result<VersionView, ControlError>;
+    /// Stops reading input; state is kept.
+    fn pause(&self, tenant: &str, pipeline: &str) -> Result<PipelineView, ControlError>;
+    /// Resumes a paused pipeline.
+    fn resume(&self, tenant: &str, pipeline: &str) -> Result<PipelineView, ControlError>;
+    /// Prometheus text exposition of every metric.
+    fn metrics(&self) -> String;
+}
