@@ -3,7 +3,8 @@
 
 mod support;
 
-use weir::plugin::{Limits, PluginInstance, Runtime};
+use weir::config::Limits;
+use weir::plugin::{Owner, PluginInstance, Runtime};
 use weir::value::{FieldType, Value};
 use weir::window::Window;
 use weir_guest::{Batch, Plugin, Row, Type};
@@ -133,7 +134,8 @@ fn same_natively_and_in_wasm<P: Plugin>(lib: &str, params: &[(&str, &str)]) {
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-    let mut inst = PluginInstance::new(code, Limits::default(), owned).expect("instantiate");
+    let mut inst =
+        PluginInstance::new(code, Limits::default(), owned, Owner::default()).expect("instantiate");
     let info = inst.info().clone();
     let declared: Vec<(String, FieldType)> = described
         .inputs()
@@ -229,6 +231,7 @@ fn a_plugin_error_carries_its_message_and_hint_to_the_host() {
         code,
         Limits::default(),
         vec![("percentile".into(), "101".into())],
+        Owner::default(),
     )
     .err()
     .expect("configure rejects 101");

@@ -34,6 +34,34 @@ pub enum Command {
         #[arg(long)]
         no_progress: bool,
     },
+    /// Run a multi-tenant host: every tenant's pipelines, the admin API, the plugin directory.
+    Serve {
+        /// The host file.
+        host: PathBuf,
+    },
+    /// Deploy, list, roll back, pause or resume plugins on a running `weir serve`.
+    Plugin {
+        /// Admin API address.
+        #[arg(
+            long,
+            global = true,
+            default_value = "http://127.0.0.1:7878",
+            env = "WEIR_URL"
+        )]
+        url: String,
+        /// Bearer token (operator or tenant).
+        #[arg(
+            long,
+            global = true,
+            env = "WEIR_TOKEN",
+            hide_env_values = true,
+            default_value = ""
+        )]
+        token: String,
+        /// What to do.
+        #[command(subcommand)]
+        action: PluginAction,
+    },
     /// Validate a pipeline file and its plugin without running it.
     Check {
         /// The pipeline file.
@@ -73,6 +101,55 @@ pub enum Command {
     },
 }
 
+/// `weir plugin` actions.
+#[derive(Debug, Subcommand)]
+pub enum PluginAction {
+    /// Upload a component as the new version of a pipeline's plugin.
+    Deploy {
+        /// Tenant.
+        #[arg(long)]
+        tenant: String,
+        /// Pipeline.
+        #[arg(long)]
+        pipeline: String,
+        /// The `.wasm` component.
+        file: PathBuf,
+    },
+    /// List pipelines and their plugin versions (one tenant's, or every tenant's).
+    List {
+        /// Only this tenant.
+        #[arg(long)]
+        tenant: Option<String>,
+    },
+    /// Make the version before the live one live again.
+    Rollback {
+        /// Tenant.
+        #[arg(long)]
+        tenant: String,
+        /// Pipeline.
+        #[arg(long)]
+        pipeline: String,
+    },
+    /// Stop reading a pipeline's input; its state is kept.
+    Pause {
+        /// Tenant.
+        #[arg(long)]
+        tenant: String,
+        /// Pipeline.
+        #[arg(long)]
+        pipeline: String,
+    },
+    /// Resume a paused pipeline.
+    Resume {
+        /// Tenant.
+        #[arg(long)]
+        tenant: String,
+        /// Pipeline.
+        #[arg(long)]
+        pipeline: String,
+    },
+}
+
 fn parse_format(s: &str) -> Result<Format, String> {
     match s {
         "jsonl" => Ok(Format::Jsonl),
@@ -106,6 +183,8 @@ pub fn try_main() -> anyhow::Result<()> {
             !no_progress && std::io::stderr().is_terminal(),
         ),
         Command::Check { pipeline } => check(pipeline),
+        Command::Serve { host } => serve(&host),
+        Command::Plugin { url, token, action } => plugin(&url, &token, action),
         Command::Gen {
             workload,
             count,
@@ -160,7 +239,9 @@ fn run(path: PathBuf, json_summary: bool, progress: bool) -> anyhow::Result<()> 
     let cfg = load(&path)?;
     let name = cfg.name.clone();
     let runtime = Runtime::new(cfg.plugin.limits.fuel.is_some())?;
-    let mut p = Pipeline::build(cfg, &runtime)?;
+    let schema = Schema::new(&cfg.schema).map_err(|e| anyhow::anyhow!("schema: {e}"))?;
+    let plugin = pipeline::load_plugin(&cfg, &schema, &runtime)?;
+    let mut p = Pipeline::build(cfg, plugin, pipeline::Options::default())?;
     tracing::info!(pipeline = %name, source = %p.source_description(), plugin = %p.plugin_info().name, "running");
     let summary = p.run(progress)?;
     if json_summary {
@@ -188,7 +269,77 @@ fn check(path: PathBuf) -> anyhow::Result<()> {
     println!("  filter   {}", if info.has_filter { "yes" } else { "no" });
     println!(
         "  columns  {}",
-        pipeline::output_columns(&cfg, info).join(", ")
+        pipeline::output_columns(&cfg, info, &pipeline::Options::default()).join(", ")
     );
+    Ok(())
+}
+
+fn serve(path: &std::path::Path) -> anyhow::Result<()> {
+    let (cfg, host) = crate::serve::start(path)?;
+    let _watcher = match &cfg.plugins.dir {
+        Some(dir) => {
+            let debounce = std::time::Duration::from_millis(cfg.plugins.debounce.0.max(1) as u64);
+            Some(crate::serve::watch_plugin_dir(
+                host.clone(),
+                &cfg.resolve(dir),
+                debounce,
+            )?)
+        }
+        None => None,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let control: std::sync::Arc<dyn crate::serve::HostControl> = host.clone();
+    let listen = cfg.admin.listen;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("binding the admin API to {listen} (admin.listen)"))?;
+        let addr = listener.local_addr()?;
+        eprintln!("weir serve: admin API on http://{addr}");
+        tracing::info!(%addr, "admin API listening");
+        let shutdown = async {
+            let _ = tokio::signal::ctrl_c().await;
+        };
+        crate::admin::serve(listener, control, shutdown).await?;
+        anyhow::Ok(())
+    })?;
+    tracing::info!("shutting down");
+    host.shutdown();
+    Ok(())
+}
+
+fn plugin(url: &str, token: &str, action: PluginAction) -> anyhow::Result<()> {
+    let client = crate::admin::client::Client::new(url, token);
+    match action {
+        PluginAction::Deploy {
+            tenant,
+            pipeline,
+            file,
+        } => {
+            let wasm =
+                std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            let v = client.deploy(&tenant, &pipeline, wasm)?;
+            println!("{tenant}/{pipeline}: {} is live", v.id);
+        }
+        PluginAction::List { tenant } => {
+            let pipelines = client.list(tenant.as_deref())?;
+            print!("{}", crate::admin::render_pipelines(&pipelines));
+        }
+        PluginAction::Rollback { tenant, pipeline } => {
+            let v = client.rollback(&tenant, &pipeline)?;
+            println!("{tenant}/{pipeline}: rolled back, {} is live", v.id);
+        }
+        PluginAction::Pause { tenant, pipeline } => {
+            let p = client.pause(&tenant, &pipeline)?;
+            println!("{tenant}/{pipeline}: {:?}", p.state);
+        }
+        PluginAction::Resume { tenant, pipeline } => {
+            let p = client.resume(&tenant, &pipeline)?;
+            println!("{tenant}/{pipeline}: {:?}", p.state);
+        }
+    }
     Ok(())
 }

@@ -12,13 +12,17 @@
 //! - [`plugin`]: the sandboxed tenant components and their limits.
 //! - [`sink`]: result rows, late events, dead letters and plugin errors.
 //! - [`pipeline`]: wires one pipeline together and runs it.
+//! - [`serve`]: many tenants' pipelines on one host, hot swap, and the admin API's backend.
+//! - [`admin`]: the admin HTTP API and its client.
 //! - [`cli`]: the `weir` command.
 
+pub mod admin;
 pub mod cli;
 pub mod config;
 pub mod decode;
 pub mod pipeline;
 pub mod plugin;
+pub mod serve;
 pub mod sink;
 pub mod source;
 pub mod time;

@@ -10,14 +10,18 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
-use crate::config::{CsvOptions, EmitMode, PipelineConfig, SinkConfig, SourceConfig};
+use crate::config::{CsvOptions, EmitMode, Limits, PipelineConfig, SinkConfig, SourceConfig};
 use crate::decode::{self, Decoder, Event, Schema};
-use crate::plugin::{self, Limits, PluginCode, PluginInfo, PluginInstance, Runtime};
+use crate::plugin::{self, Owner, PluginCode, PluginInfo, PluginInstance, Runtime};
 use crate::sink::{self, Sink};
 use crate::source::{FileSource, GeneratorSource, Poll, RawRecord, SizeHint, Source, StdinSource};
 use crate::time::{Watermarks, format_rfc3339_ms};
 use crate::value::{Key, Value};
 use crate::window::{Firing, Placement, WindowOperator};
+
+/// How often sinks are flushed while input keeps coming (rows of an unbounded source reach
+/// their files within about this long).
+pub const SINK_FLUSH_EVERY: Duration = Duration::from_secs(1);
 
 /// Records decoded and filtered per plugin `filter` call.
 pub const BATCH_SIZE: usize = 4096;
@@ -63,7 +67,8 @@ impl std::fmt::Display for Summary {
     }
 }
 
-/// Loads a pipeline's plugin, configures it and checks it against the schema.
+/// Loads a pipeline's plugin from its `plugin.path`, configures it and checks it against
+/// the schema.
 ///
 /// This is all of `weir check` beyond config validation, and the first step of a run.
 pub fn load_plugin(
@@ -82,30 +87,63 @@ pub fn load_plugin(
             }
         )
     })?;
-    let limits = Limits {
-        memory_bytes: cfg.plugin.limits.memory.0,
-        deadline_ms: cfg.plugin.limits.deadline.0 as u64,
-        fuel: cfg.plugin.limits.fuel,
+    let owner = Owner {
+        tenant: String::new(),
+        pipeline: cfg.name.clone(),
     };
+    Ok(instantiate_checked(
+        cfg,
+        schema,
+        code,
+        cfg.plugin.limits.resolve(None),
+        owner,
+    )?)
+}
+
+/// Instantiates compiled plugin code for a pipeline: configures it with the pipeline's
+/// params and checks its declared inputs against the schema. Used at start-up and for
+/// every hot swap, so both validate the same way.
+pub fn instantiate_checked(
+    cfg: &PipelineConfig,
+    schema: &Schema,
+    code: Arc<PluginCode>,
+    limits: Limits,
+    owner: Owner,
+) -> Result<PluginInstance, plugin::Error> {
     let params = cfg
         .plugin
         .params
         .iter()
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
-    let inst = PluginInstance::new(code, limits, params)?;
+    let inst = PluginInstance::new(code, limits, params, owner)?;
     plugin::check_inputs(inst.info(), |n| schema.type_of(n))?;
     Ok(inst)
 }
 
-/// The columns of a result row, in order: key fields, window bounds, revision (when
-/// windows can fire more than once), then the plugin's outputs.
-pub fn output_columns(cfg: &PipelineConfig, info: &PluginInfo) -> Vec<String> {
+/// How a pipeline runs: alone (`weir run`) or as one of a host's (`weir serve`).
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Whose pipeline this is (tenant empty for `weir run`).
+    pub owner: Owner,
+    /// Add a `plugin_version` column to result rows (serve: versions change under a run).
+    pub version_column: bool,
+    /// Stop calling the plugin after `quarantine_after` failures in a row (serve only: a
+    /// quarantined `weir run` would never end).
+    pub quarantine: bool,
+}
+
+/// The columns of a result row, in order: key fields, window bounds, `revision` (when
+/// windows can fire more than once), `plugin_version` (in serve), then the plugin's outputs.
+pub fn output_columns(cfg: &PipelineConfig, info: &PluginInfo, opts: &Options) -> Vec<String> {
     let mut cols: Vec<String> = cfg.schema.key.clone();
     cols.push("window_start".into());
     cols.push("window_end".into());
     if has_revisions(cfg) {
         cols.push("revision".into());
+    }
+    if opts.version_column {
+        cols.push("plugin_version".into());
     }
     cols.extend(info.outputs.iter().map(|(n, _)| n.clone()));
     cols
@@ -153,19 +191,37 @@ pub struct Pipeline {
     watermarks: Watermarks,
     out: Outputs,
     summary: Summary,
+    opts: Options,
+    version: String,
+    limits: Limits,
+    /// Plugin failures in a row; reset by a success or a new version.
+    failures_in_a_row: u32,
+    quarantined: Option<String>,
+    started: Instant,
+    last_early: Instant,
+    last_flush: Instant,
+    raws: Vec<RawRecord>,
+    events: Vec<(usize, Event)>,
+}
+
+/// What one step of a pipeline did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// More input may come.
+    More,
+    /// The input ended and every window was flushed.
+    Finished,
 }
 
 impl Pipeline {
-    /// Opens the source and sinks and loads the plugin.
-    pub fn build(cfg: PipelineConfig, runtime: &Runtime) -> anyhow::Result<Self> {
+    /// Opens the source and sinks around an instantiated, checked plugin.
+    pub fn build(
+        cfg: PipelineConfig,
+        plugin: PluginInstance,
+        opts: Options,
+    ) -> anyhow::Result<Self> {
         let schema = Schema::new(&cfg.schema).map_err(|e| anyhow::anyhow!("schema: {e}"))?;
-        let plugin = load_plugin(&cfg, &schema, runtime)?;
-        let inputs = plugin
-            .info()
-            .inputs
-            .iter()
-            .filter_map(|(n, _)| schema.index_of(n))
-            .collect();
+        let inputs = input_indices(&schema, plugin.info());
         let (source, decoder): (Box<dyn Source>, Box<dyn Decoder>) = match &cfg.source {
             SourceConfig::File { path, format, csv } => (
                 Box::new(FileSource::open(path, &cfg.base_dir)?),
@@ -180,7 +236,7 @@ impl Pipeline {
                 decode::decoder(g.format, &CsvOptions::default(), &schema),
             ),
         };
-        let columns = output_columns(&cfg, plugin.info());
+        let columns = output_columns(&cfg, plugin.info(), &opts);
         let base = cfg.base_dir.clone();
         let open = |c: &SinkConfig, cols: Vec<String>| sink::open(c, &base, cols);
         let mut late_cols = vec![
@@ -214,6 +270,8 @@ impl Pipeline {
                 .idle_timeout
                 .map(|m| Duration::from_millis(m.0 as u64)),
         );
+        let limits = *plugin.limits();
+        let version = plugin.version_id();
         Ok(Pipeline {
             cfg,
             schema,
@@ -225,7 +283,57 @@ impl Pipeline {
             watermarks,
             out,
             summary: Summary::default(),
+            opts,
+            version,
+            limits,
+            failures_in_a_row: 0,
+            quarantined: None,
+            started: Instant::now(),
+            last_early: Instant::now(),
+            last_flush: Instant::now(),
+            raws: Vec::with_capacity(BATCH_SIZE),
+            events: Vec::with_capacity(BATCH_SIZE),
         })
+    }
+
+    /// Swaps in a new plugin instance between two batches, hence between two window
+    /// firings. Windows that fire from now on use it, including windows opened before: the
+    /// host holds every schema field of their events. Lifts a quarantine.
+    pub fn swap_plugin(&mut self, plugin: PluginInstance) {
+        self.inputs = input_indices(&self.schema, plugin.info());
+        self.version = plugin.version_id();
+        self.limits = *plugin.limits();
+        self.plugin = plugin;
+        self.failures_in_a_row = 0;
+        self.quarantined = None;
+    }
+
+    /// The live plugin version id.
+    pub fn version(&self) -> &str {
+        &self.version
+    }
+
+    /// Why the pipeline is quarantined, if it is.
+    pub fn quarantined(&self) -> Option<&str> {
+        self.quarantined.as_deref()
+    }
+
+    /// Counters so far (wall time and rate are filled in by [`Pipeline::run`]).
+    pub fn summary(&self) -> &Summary {
+        &self.summary
+    }
+
+    /// Windows open and events buffered in window state.
+    pub fn state_size(&self) -> (usize, usize) {
+        (
+            self.operator.open_windows(),
+            self.operator.buffered_events(),
+        )
+    }
+
+    /// The plugin instance (for restart counts and timings).
+    pub fn plugin(&self) -> &PluginInstance {
+        &self.plugin
     }
 
     /// The plugin as loaded.
@@ -240,33 +348,70 @@ impl Pipeline {
 
     /// Runs until the source is exhausted, then flushes every open window.
     pub fn run(&mut self, progress: bool) -> anyhow::Result<Summary> {
-        let started = Instant::now();
+        self.started = Instant::now();
         let bar = progress.then(|| progress_bar(self.source.size_hint()));
-        let mut raws: Vec<RawRecord> = Vec::with_capacity(BATCH_SIZE);
-        let mut events: Vec<(usize, Event)> = Vec::with_capacity(BATCH_SIZE);
-        let mut last_early = Instant::now();
-        let every = Duration::from_millis(self.cfg.emit.every.0.max(1) as u64);
-        loop {
-            raws.clear();
-            let poll = self.source.poll(&mut raws, BATCH_SIZE)?;
-            self.decode_batch(&raws, &mut events)?;
-            self.filter_batch(&raws, &mut events)?;
-            let now = Instant::now();
-            for (_, ev) in events.drain(..) {
-                self.place(ev, now)?;
-            }
-            if self.cfg.emit.mode == EmitMode::Update && last_early.elapsed() >= every {
-                last_early = Instant::now();
-                self.fire(FireMode::Early)?;
-            }
+        while self.step()? == Step::More {
             if let Some(bar) = &bar {
                 bar.set_position(self.source.position());
             }
-            if poll == Poll::Done {
-                break;
+        }
+        if let Some(bar) = bar {
+            bar.finish_and_clear();
+        }
+        Ok(self.summary.clone())
+    }
+
+    /// Reads, decodes, filters and places one batch of input, firing what becomes ready;
+    /// at the end of input, flushes every open window and the sinks.
+    pub fn step(&mut self) -> anyhow::Result<Step> {
+        let mut raws = std::mem::take(&mut self.raws);
+        let mut events = std::mem::take(&mut self.events);
+        raws.clear();
+        let result = self.step_with(&mut raws, &mut events);
+        self.raws = raws;
+        self.events = events;
+        let step = result?;
+        let wall = self.started.elapsed().as_secs_f64();
+        self.summary.wall_seconds = wall;
+        self.summary.events_per_second = if wall > 0.0 {
+            self.summary.events_read as f64 / wall
+        } else {
+            0.0
+        };
+        Ok(step)
+    }
+
+    fn step_with(
+        &mut self,
+        raws: &mut Vec<RawRecord>,
+        events: &mut Vec<(usize, Event)>,
+    ) -> anyhow::Result<Step> {
+        let poll = self.source.poll(raws, BATCH_SIZE)?;
+        self.decode_batch(raws, events)?;
+        self.filter_batch(raws, events)?;
+        let now = Instant::now();
+        for (i, ev) in events.drain(..) {
+            self.place(&raws[i], ev, now)?;
+        }
+        let every = Duration::from_millis(self.cfg.emit.every.0.max(1) as u64);
+        if self.cfg.emit.mode == EmitMode::Update && self.last_early.elapsed() >= every {
+            self.last_early = Instant::now();
+            self.fire(FireMode::Early)?;
+        }
+        if poll == Poll::Ready {
+            if self.last_flush.elapsed() >= SINK_FLUSH_EVERY {
+                self.flush_sinks()?;
             }
+            return Ok(Step::More);
         }
         self.fire(FireMode::Flush)?;
+        self.flush_sinks()?;
+        Ok(Step::Finished)
+    }
+
+    /// Flushes every sink's buffer.
+    pub fn flush_sinks(&mut self) -> anyhow::Result<()> {
+        self.last_flush = Instant::now();
         for s in [
             &mut self.out.results,
             &mut self.out.dead_letter,
@@ -277,17 +422,7 @@ impl Pipeline {
         if let Some(l) = &mut self.out.late {
             l.flush()?;
         }
-        if let Some(bar) = bar {
-            bar.finish_and_clear();
-        }
-        let wall = started.elapsed().as_secs_f64();
-        self.summary.wall_seconds = wall;
-        self.summary.events_per_second = if wall > 0.0 {
-            self.summary.events_read as f64 / wall
-        } else {
-            0.0
-        };
-        Ok(self.summary.clone())
+        Ok(())
     }
 
     fn decode_batch(
@@ -338,6 +473,7 @@ impl Pipeline {
         }
         match self.plugin.filter() {
             Ok(keep) => {
+                self.failures_in_a_row = 0;
                 let mut k = keep.into_iter();
                 let before = events.len();
                 events.retain(|_| k.next().unwrap_or(true));
@@ -347,6 +483,13 @@ impl Pipeline {
                 // Nothing is dropped silently: the batch goes to the dead letter with the reason.
                 tracing::warn!(pipeline = %self.cfg.name, error = %e, "plugin filter failed");
                 self.summary.plugin_errors += 1;
+                self.failures_in_a_row += 1;
+                if self.opts.quarantine && self.failures_in_a_row >= self.limits.quarantine_after {
+                    self.quarantined = Some(format!(
+                        "{} plugin failures in a row, the last: {e}",
+                        self.failures_in_a_row
+                    ));
+                }
                 self.error_record(&e, None)?;
                 let reason = format!("plugin filter failed: {e}");
                 for (i, _) in std::mem::take(events) {
@@ -357,17 +500,36 @@ impl Pipeline {
         Ok(())
     }
 
-    fn place(&mut self, ev: Event, now: Instant) -> anyhow::Result<()> {
+    fn place(&mut self, raw: &RawRecord, ev: Event, now: Instant) -> anyhow::Result<()> {
+        let (open, buffered) = self.state_size();
+        if open as u64 >= self.limits.max_open_windows
+            || buffered as u64 >= self.limits.max_buffered_events
+        {
+            let reason = format!(
+                "limit reached: {open} windows open (max_open_windows {}), {buffered} events buffered (max_buffered_events {})",
+                self.limits.max_open_windows, self.limits.max_buffered_events
+            );
+            self.summary.events_read -= 1;
+            return self.dead_letter(raw, &reason);
+        }
         let key = Key(self
             .schema
             .key
             .iter()
             .map(|&i| ev.values[i].clone())
             .collect());
-        let values: Box<[Value]> = self.inputs.iter().map(|&i| ev.values[i].clone()).collect();
         let before = self.watermarks.current();
-        if self.operator.process(ev.ts, key, values, before) == Placement::Late {
+        let ts = ev.ts;
+        // The whole event is kept, not just the plugin's inputs: a hot-swapped version may
+        // read other fields of events already in open windows.
+        let late = self.out.late.is_some().then(|| ev.values.clone());
+        if self
+            .operator
+            .process(ts, key, ev.values.into_boxed_slice(), before)
+            == Placement::Late
+        {
             self.summary.late += 1;
+            let late_values = late;
             if let Some(late) = &mut self.out.late {
                 let mut row = vec![
                     ("pipeline".to_string(), Value::Str(self.cfg.name.clone())),
@@ -379,19 +541,14 @@ impl Pipeline {
                         "watermark".to_string(),
                         Value::Str(format_rfc3339_ms(before)),
                     ),
-                    ("ts".to_string(), Value::Str(format_rfc3339_ms(ev.ts))),
+                    ("ts".to_string(), Value::Str(format_rfc3339_ms(ts))),
                 ];
-                row.extend(
-                    self.schema
-                        .fields
-                        .iter()
-                        .map(|(n, _)| n.clone())
-                        .zip(ev.values),
-                );
+                let fields = self.schema.fields.iter().map(|(n, _)| n.clone());
+                row.extend(fields.zip(late_values.unwrap_or_default()));
                 late.write(&row)?;
             }
         }
-        let w = self.watermarks.observe(0, ev.ts, now);
+        let w = self.watermarks.observe(raw.partition, ts, now);
         if w != before {
             self.fire(FireMode::Watermark(w))?;
         }
@@ -403,9 +560,18 @@ impl Pipeline {
             pipeline: &self.cfg.name,
             key_names: &self.cfg.schema.key,
             revisions: has_revisions(&self.cfg),
+            version: self.opts.version_column.then_some(self.version.as_str()),
+            inputs: &self.inputs,
             plugin: &mut self.plugin,
             out: &mut self.out,
             summary: &mut self.summary,
+            failures_in_a_row: &mut self.failures_in_a_row,
+            quarantine_after: if self.opts.quarantine {
+                self.limits.quarantine_after
+            } else {
+                u32::MAX
+            },
+            quarantined: &mut self.quarantined,
             failed: None,
         };
         let mut cb = |f: Firing<'_>| emitter.emit(f);
@@ -442,9 +608,14 @@ struct Emitter<'a> {
     pipeline: &'a str,
     key_names: &'a [String],
     revisions: bool,
+    version: Option<&'a str>,
+    inputs: &'a [usize],
     plugin: &'a mut PluginInstance,
     out: &'a mut Outputs,
     summary: &'a mut Summary,
+    failures_in_a_row: &'a mut u32,
+    quarantine_after: u32,
+    quarantined: &'a mut Option<String>,
     failed: Option<sink::Error>,
 }
 
@@ -454,44 +625,69 @@ impl Emitter<'_> {
             return;
         }
         self.summary.windows_fired += 1;
-        let b = self.plugin.batch();
-        for e in f.events {
-            b.push(e.ts, e.values.iter());
-        }
         let key: Vec<(String, Value)> = self
             .key_names
             .iter()
             .cloned()
             .zip(f.key.0.iter().cloned())
             .collect();
+        let at = Some((f.key, f.window, f.revision));
+        if let Some(reason) = self.quarantined.as_deref() {
+            // Quarantined mid-advance: the plugin is not called again until a new version.
+            let e = plugin::Error::Failed {
+                plugin: self.plugin.info().name.clone(),
+                message: format!("not called: pipeline quarantined ({reason})"),
+                hint: Some("deploy a fixed version".into()),
+            };
+            self.summary.plugin_errors += 1;
+            let row = error_row(self.pipeline, self.key_names, &e, at);
+            if let Err(e) = self.out.errors.write(&row) {
+                self.failed = Some(e);
+            }
+            return;
+        }
+        let b = self.plugin.batch();
+        for e in f.events {
+            b.push(e.ts, self.inputs.iter().map(|&i| &e.values[i]));
+        }
         let result = self.plugin.aggregate(&key, f.window);
         let written = match result {
-            Ok(rows) => rows.into_iter().try_for_each(|r| {
-                let mut row = key.clone();
-                row.push((
-                    "window_start".into(),
-                    Value::Str(format_rfc3339_ms(f.window.start)),
-                ));
-                row.push((
-                    "window_end".into(),
-                    Value::Str(format_rfc3339_ms(f.window.end)),
-                ));
-                if self.revisions {
-                    row.push(("revision".into(), Value::I64(i64::from(f.revision))));
-                }
-                row.extend(r);
-                self.summary.rows_written += 1;
-                self.out.results.write(&row)
-            }),
+            Ok(rows) => {
+                *self.failures_in_a_row = 0;
+                rows.into_iter().try_for_each(|r| {
+                    let mut row = key.clone();
+                    row.push((
+                        "window_start".into(),
+                        Value::Str(format_rfc3339_ms(f.window.start)),
+                    ));
+                    row.push((
+                        "window_end".into(),
+                        Value::Str(format_rfc3339_ms(f.window.end)),
+                    ));
+                    if self.revisions {
+                        row.push(("revision".into(), Value::I64(i64::from(f.revision))));
+                    }
+                    if let Some(v) = self.version {
+                        row.push(("plugin_version".into(), Value::Str(v.to_string())));
+                    }
+                    row.extend(r);
+                    self.summary.rows_written += 1;
+                    self.out.results.write(&row)
+                })
+            }
             Err(e) => {
                 tracing::warn!(pipeline = %self.pipeline, error = %e, kind = e.kind(), "plugin call failed");
                 self.summary.plugin_errors += 1;
-                let row = error_row(
-                    self.pipeline,
-                    self.key_names,
-                    &e,
-                    Some((f.key, f.window, f.revision)),
-                );
+                *self.failures_in_a_row += 1;
+                if *self.failures_in_a_row >= self.quarantine_after {
+                    let reason = format!(
+                        "{} plugin failures in a row, the last: {e}",
+                        self.failures_in_a_row
+                    );
+                    tracing::error!(pipeline = %self.pipeline, %reason, "pipeline quarantined");
+                    *self.quarantined = Some(reason);
+                }
+                let row = error_row(self.pipeline, self.key_names, &e, at);
                 self.out.errors.write(&row)
             }
         };
@@ -499,6 +695,14 @@ impl Emitter<'_> {
             self.failed = Some(e);
         }
     }
+}
+
+/// Schema index of each plugin input, in input order (inputs were checked against the schema).
+fn input_indices(schema: &Schema, info: &PluginInfo) -> Vec<usize> {
+    info.inputs
+        .iter()
+        .filter_map(|(n, _)| schema.index_of(n))
+        .collect()
 }
 
 fn error_row(

@@ -52,7 +52,7 @@ impl fmt::Display for Millis {
 }
 
 /// A size in bytes, written in config as `"64MiB"`, `"512KiB"`, `"1GiB"` or a plain number.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct ByteSize(pub u64);
 
 impl<'de> Deserialize<'de> for ByteSize {

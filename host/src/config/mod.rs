@@ -5,6 +5,7 @@
 //! `pipeline.rs` does that from a validated [`PipelineConfig`].
 
 mod duration;
+mod host;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -12,6 +13,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 pub use duration::{ByteSize, Millis, parse_millis, parse_size};
+pub use host::{AdminConfig, HostConfig, PluginsConfig, TenantConfig};
 
 use crate::value::FieldType;
 
@@ -337,36 +339,135 @@ pub struct PluginConfig {
     pub limits: LimitsConfig,
 }
 
-/// `[plugin.limits]`: resource limits of one plugin instance.
-#[derive(Debug, Clone, Deserialize)]
+/// `[plugin.limits]` of a pipeline, or `[tenants.limits]` of a host: resource limits.
+///
+/// Every key is optional. In `weir serve` a tenant's limits are ceilings: a pipeline may ask
+/// for less, never more. Unset keys take the defaults of [`Limits`].
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LimitsConfig {
     /// Guest linear memory cap per instance (default `64MiB`).
-    #[serde(default = "default_memory")]
-    pub memory: ByteSize,
-    /// CPU deadline per call, enforced by epoch interruption in 1 ms ticks (default `1s`).
-    #[serde(default = "default_deadline")]
-    pub deadline: Millis,
-    /// Optional fuel per call (instructions, roughly); off by default because it slows guests.
-    #[serde(default)]
+    pub memory: Option<ByteSize>,
+    /// CPU deadline per plugin call, enforced by epoch interruption in 1 ms ticks
+    /// (default `1s`).
+    pub deadline: Option<Millis>,
+    /// Fuel per call (roughly, instructions); off by default because it slows guests.
     pub fuel: Option<u64>,
+    /// Most rows one `aggregate` call may return (default 10 000).
+    pub max_rows_per_call: Option<u64>,
+    /// Largest result row, in bytes of its JSON encoding (default `64KiB`).
+    pub max_row_bytes: Option<ByteSize>,
+    /// Most windows open at once over all keys of a pipeline (default 1 000 000).
+    pub max_open_windows: Option<u64>,
+    /// Most events held in window state at once (default 10 000 000).
+    pub max_buffered_events: Option<u64>,
+    /// Plugin failures in a row after which `weir serve` quarantines the pipeline
+    /// (default 10; `weir run` never quarantines).
+    pub quarantine_after: Option<u32>,
+    /// Lines per second of guest stdout/stderr that reach the tenant's log (default 10).
+    pub log_lines_per_second: Option<u32>,
 }
 
-impl Default for LimitsConfig {
+/// Resolved limits, every one with a value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Guest memory cap, bytes.
+    pub memory_bytes: u64,
+    /// CPU deadline per call, milliseconds.
+    pub deadline_ms: u64,
+    /// Fuel per call, if metering is on.
+    pub fuel: Option<u64>,
+    /// Most rows per `aggregate` call.
+    pub max_rows_per_call: u64,
+    /// Largest row, bytes.
+    pub max_row_bytes: u64,
+    /// Most open windows.
+    pub max_open_windows: u64,
+    /// Most buffered events.
+    pub max_buffered_events: u64,
+    /// Failures in a row before quarantine.
+    pub quarantine_after: u32,
+    /// Guest log lines per second.
+    pub log_lines_per_second: u32,
+}
+
+impl Default for Limits {
     fn default() -> Self {
-        LimitsConfig {
-            memory: default_memory(),
-            deadline: default_deadline(),
+        Limits {
+            memory_bytes: 64 << 20,
+            deadline_ms: 1000,
             fuel: None,
+            max_rows_per_call: 10_000,
+            max_row_bytes: 64 << 10,
+            max_open_windows: 1_000_000,
+            max_buffered_events: 10_000_000,
+            quarantine_after: 10,
+            log_lines_per_second: 10,
         }
     }
 }
 
-fn default_memory() -> ByteSize {
-    ByteSize(64 * 1024 * 1024)
-}
-fn default_deadline() -> Millis {
-    Millis(1000)
+impl LimitsConfig {
+    /// Resolves these limits under an optional ceiling (a tenant's limits): each key takes
+    /// the smaller of the two values that are set, else the default.
+    pub fn resolve(&self, ceiling: Option<&LimitsConfig>) -> Limits {
+        fn pick<T: Ord + Copy>(own: Option<T>, cap: Option<T>, default: T) -> T {
+            match (own, cap) {
+                (Some(a), Some(b)) => a.min(b),
+                (Some(a), None) | (None, Some(a)) => a,
+                (None, None) => default,
+            }
+        }
+        let c = ceiling.cloned().unwrap_or_default();
+        let d = Limits::default();
+        Limits {
+            memory_bytes: pick(
+                self.memory.map(|b| b.0),
+                c.memory.map(|b| b.0),
+                d.memory_bytes,
+            ),
+            deadline_ms: pick(
+                self.deadline.map(|m| m.0.max(1) as u64),
+                c.deadline.map(|m| m.0.max(1) as u64),
+                d.deadline_ms,
+            ),
+            fuel: match (self.fuel, c.fuel) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            },
+            max_rows_per_call: pick(
+                self.max_rows_per_call,
+                c.max_rows_per_call,
+                d.max_rows_per_call,
+            ),
+            max_row_bytes: pick(
+                self.max_row_bytes.map(|b| b.0),
+                c.max_row_bytes.map(|b| b.0),
+                d.max_row_bytes,
+            ),
+            max_open_windows: pick(
+                self.max_open_windows,
+                c.max_open_windows,
+                d.max_open_windows,
+            ),
+            max_buffered_events: pick(
+                self.max_buffered_events,
+                c.max_buffered_events,
+                d.max_buffered_events,
+            ),
+            quarantine_after: pick(
+                self.quarantine_after,
+                c.quarantine_after,
+                d.quarantine_after,
+            )
+            .max(1),
+            log_lines_per_second: pick(
+                self.log_lines_per_second,
+                c.log_lines_per_second,
+                d.log_lines_per_second,
+            ),
+        }
+    }
 }
 
 /// A sink: `[sink]`, `[late_sink]`, `[dead_letter]` or `[error_sink]`.
@@ -518,7 +619,7 @@ impl PipelineConfig {
             }
         }
         self.window_kind()?;
-        if self.plugin.limits.deadline.0 <= 0 {
+        if self.plugin.limits.deadline.is_some_and(|d| d.0 <= 0) {
             return Err(Error::invalid(
                 "plugin.limits.deadline",
                 "must be positive",

@@ -7,10 +7,12 @@
 
 mod bindings;
 mod convert;
+mod logs;
 mod runtime;
 
 pub use convert::{BatchBuilder, OutputRow};
-pub use runtime::{Limits, PluginCode, PluginInfo, PluginInstance, Runtime};
+pub use logs::GuestLog;
+pub use runtime::{Owner, PluginCode, PluginInfo, PluginInstance, Runtime};
 
 use crate::value::FieldType;
 

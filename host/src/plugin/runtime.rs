@@ -6,9 +6,12 @@
 //! interruption, one tick per millisecond), every Store a memory cap, optional fuel, and
 //! WASI with no capabilities at all.
 
-use std::path::Path;
-use std::sync::Arc;
-use std::time::Duration;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
 
 use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{Config, Engine, ResourceLimiter, Store, Trap};
@@ -17,33 +20,12 @@ use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use super::Error;
 use super::bindings::{Aggregator, AggregatorPre};
 use super::convert::{BatchBuilder, OutputRow, field_type, from_wit, to_wit};
+use crate::config::Limits;
 use crate::value::{FieldType, Value};
 use crate::window::Window;
 
 /// Epoch tick length: the granularity of CPU deadlines.
 pub const EPOCH_TICK: Duration = Duration::from_millis(1);
-
-/// Resource limits of one plugin instance.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limits {
-    /// Cap on the guest's linear memory, bytes (default 64 MiB).
-    pub memory_bytes: u64,
-    /// CPU deadline per call, milliseconds (default 1000). Enforced by epoch interruption;
-    /// time spent copying arguments in and results out counts too.
-    pub deadline_ms: u64,
-    /// Fuel per call, when the runtime was created with fuel enabled (default off).
-    pub fuel: Option<u64>,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            memory_bytes: 64 << 20,
-            deadline_ms: 1000,
-            fuel: None,
-        }
-    }
-}
 
 /// The wasmtime engine shared by every plugin of a host, with its epoch ticker.
 #[derive(Clone)]
@@ -51,6 +33,10 @@ pub struct Runtime {
     engine: Engine,
     linker: Arc<Linker<HostState>>,
     fuel: bool,
+    /// Compiled code by SHA-256 of the component bytes.
+    compiled: Arc<Mutex<HashMap<String, Arc<PluginCode>>>>,
+    /// Where precompiled artifacts are kept across restarts, if anywhere.
+    cache_dir: Option<PathBuf>,
 }
 
 impl Runtime {
@@ -79,7 +65,17 @@ impl Runtime {
             engine,
             linker: Arc::new(linker),
             fuel,
+            compiled: Arc::new(Mutex::new(HashMap::new())),
+            cache_dir: None,
         })
+    }
+
+    /// Keeps precompiled artifacts in `dir` (`<sha256>.cwasm`), so a restart does not
+    /// recompile a component it has seen. The directory must be private to this host: its
+    /// files are loaded as native code.
+    pub fn with_cache_dir(mut self, dir: PathBuf) -> Self {
+        self.cache_dir = Some(dir);
+        self
     }
 
     /// Whether fuel metering is on.
@@ -97,12 +93,19 @@ impl Runtime {
     }
 
     /// Compiles component bytes; `label` names them in errors (a path or a version).
+    ///
+    /// Code is cached by the SHA-256 of the bytes: loading the same component again (a
+    /// rollback, a second pipeline) costs a hash, not a compilation.
     pub fn load_bytes(&self, bytes: &[u8], label: &str) -> Result<Arc<PluginCode>, Error> {
+        let sha256 = hex(&Sha256::digest(bytes));
+        if let Some(code) = self.lock_compiled().get(&sha256) {
+            return Ok(code.clone());
+        }
         let compile = |message: String| Error::Compile {
             path: label.to_string(),
             message,
         };
-        let component = Component::new(&self.engine, bytes).map_err(|e| {
+        let component = self.compile(bytes, &sha256).map_err(|e| {
             compile(format!(
                 "not a WebAssembly component built for wasm32-wasip2: {e:#}"
             ))
@@ -117,17 +120,58 @@ impl Runtime {
                 "does not export the weir:plugin@0.1.0 `aggregator` world; build it with weir-guest: {e:#}"
             ))
         })?;
-        Ok(Arc::new(PluginCode {
+        let code = Arc::new(PluginCode {
             label: label.to_string(),
+            sha256: sha256.clone(),
             pre,
             engine: self.engine.clone(),
-        }))
+        });
+        self.lock_compiled().insert(sha256, code.clone());
+        Ok(code)
     }
+
+    fn lock_compiled(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<PluginCode>>> {
+        // A panic while holding this lock cannot leave the map inconsistent.
+        self.compiled.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Compiles with Cranelift, or loads the precompiled artifact from the cache dir.
+    fn compile(&self, bytes: &[u8], sha256: &str) -> wasmtime::Result<Component> {
+        let Some(dir) = &self.cache_dir else {
+            return Component::new(&self.engine, bytes);
+        };
+        let path = dir.join(format!("{sha256}.cwasm"));
+        if path.exists() {
+            // SAFETY: the cache dir is private to this host and holds only artifacts this
+            // engine configuration wrote (checked by wasmtime's compatibility header).
+            match unsafe { Component::deserialize_file(&self.engine, &path) } {
+                Ok(c) => return Ok(c),
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "ignoring unusable cached artifact")
+                }
+            }
+        }
+        let artifact = self.engine.precompile_component(bytes)?;
+        if let Err(e) = std::fs::create_dir_all(dir).and_then(|()| {
+            let tmp = dir.join(format!(".{sha256}.tmp"));
+            std::fs::write(&tmp, &artifact)?;
+            std::fs::rename(&tmp, &path)
+        }) {
+            tracing::warn!(dir = %dir.display(), error = %e, "cannot write the compiled-artifact cache");
+        }
+        // SAFETY: `artifact` was produced just now by this engine.
+        unsafe { Component::deserialize(&self.engine, &artifact) }
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A compiled, linked plugin, ready to instantiate any number of times.
 pub struct PluginCode {
     label: String,
+    sha256: String,
     pre: AggregatorPre<HostState>,
     engine: Engine,
 }
@@ -136,6 +180,11 @@ impl PluginCode {
     /// Where the code came from.
     pub fn label(&self) -> &str {
         &self.label
+    }
+
+    /// SHA-256 of the component bytes, hex.
+    pub fn sha256(&self) -> &str {
+        &self.sha256
     }
 }
 
@@ -152,6 +201,26 @@ pub struct PluginInfo {
     pub outputs: Vec<(String, FieldType)>,
     /// Whether the host should call `filter`.
     pub has_filter: bool,
+}
+
+/// Size of a value in a row, for the `max_row_bytes` limit: strings by length, others 8.
+fn value_size(v: &super::bindings::weir::plugin::types::Value) -> usize {
+    use super::bindings::weir::plugin::types::Value as V;
+    match v {
+        V::String(s) => s.len(),
+        _ => 8,
+    }
+}
+
+/// WASI that grants nothing: no files, environment, arguments or sockets. Stdout and
+/// stderr go to the tenant's log, rate-limited.
+fn guest_wasi(owner: &Owner, lines_per_second: u32) -> WasiCtx {
+    let log =
+        |stream| super::GuestLog::new(&owner.tenant, &owner.pipeline, stream, lines_per_second);
+    WasiCtxBuilder::new()
+        .stdout(log("stdout"))
+        .stderr(log("stderr"))
+        .build()
 }
 
 /// Store data: WASI with no capabilities, and the memory limiter.
@@ -211,10 +280,21 @@ pub struct PluginInstance {
     code: Arc<PluginCode>,
     limits: Limits,
     params: Vec<(String, String)>,
+    owner: Owner,
     live: Option<Live>,
     info: PluginInfo,
     batch: BatchBuilder,
     restarts: u64,
+    last_instantiation: Duration,
+}
+
+/// Whose instance this is, for the guest's log lines.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Owner {
+    /// Tenant name (empty for `weir run`).
+    pub tenant: String,
+    /// Pipeline name.
+    pub pipeline: String,
 }
 
 impl PluginInstance {
@@ -223,6 +303,7 @@ impl PluginInstance {
         code: Arc<PluginCode>,
         limits: Limits,
         params: Vec<(String, String)>,
+        owner: Owner,
     ) -> Result<Self, Error> {
         let placeholder = PluginInfo {
             name: code.label.clone(),
@@ -235,10 +316,12 @@ impl PluginInstance {
             code,
             limits,
             params,
+            owner,
             live: None,
             info: placeholder,
             batch: BatchBuilder::new(&[], 0),
             restarts: 0,
+            last_instantiation: Duration::ZERO,
         };
         let raw = inst.call("describe", |b, s| {
             b.weir_plugin_aggregate().call_describe(s)
@@ -270,6 +353,28 @@ impl PluginInstance {
     /// How many times the instance was rebuilt after a failure.
     pub fn restarts(&self) -> u64 {
         self.restarts
+    }
+
+    /// How long the latest instantiation (with `configure`) took.
+    pub fn last_instantiation(&self) -> Duration {
+        self.last_instantiation
+    }
+
+    /// The compiled code this instance runs.
+    pub fn code(&self) -> &Arc<PluginCode> {
+        &self.code
+    }
+
+    /// The limits this instance runs under.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// `<name>@<version>+<first 12 hex digits of the component's SHA-256>`: the version id
+    /// result rows carry.
+    pub fn version_id(&self) -> String {
+        let sha = self.code.sha256.get(..12).unwrap_or(&self.code.sha256);
+        format!("{}@{}+{sha}", self.info.name, self.info.version)
     }
 
     /// The batch builder for the next call, empty, laid out for the plugin's inputs.
@@ -311,21 +416,51 @@ impl PluginInstance {
         let result = self.call("aggregate", |b, s| {
             b.weir_plugin_aggregate().call_aggregate(s, &key, w, &batch)
         })?;
-        match result {
-            Ok(rows) => Ok(rows
-                .into_iter()
-                .map(|row| row.into_iter().map(|(k, v)| (k, from_wit(v))).collect())
-                .collect()),
-            Err(e) => Err(Error::Failed {
-                plugin: self.info.name.clone(),
-                message: e.message,
-                hint: e.hint,
-            }),
+        let rows = match result {
+            Ok(rows) => rows,
+            Err(e) => {
+                return Err(Error::Failed {
+                    plugin: self.info.name.clone(),
+                    message: e.message,
+                    hint: e.hint,
+                });
+            }
+        };
+        if rows.len() as u64 > self.limits.max_rows_per_call {
+            return Err(self.bad_output(format!(
+                "returned {} rows; the limit is {} per call (max_rows_per_call)",
+                rows.len(),
+                self.limits.max_rows_per_call
+            )));
+        }
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            let size: u64 = row
+                .iter()
+                .map(|(k, v)| (k.len() + value_size(v)) as u64)
+                .sum();
+            if size > self.limits.max_row_bytes {
+                return Err(self.bad_output(format!(
+                    "returned a row of {size} bytes; the limit is {} (max_row_bytes)",
+                    self.limits.max_row_bytes
+                )));
+            }
+            out.push(row.into_iter().map(|(k, v)| (k, from_wit(v))).collect());
+        }
+        Ok(out)
+    }
+
+    fn bad_output(&self, message: String) -> Error {
+        Error::BadOutput {
+            plugin: self.info.name.clone(),
+            call: "aggregate",
+            message,
         }
     }
 
     fn instantiate(&mut self) -> Result<Live, Error> {
-        let wasi = WasiCtxBuilder::new().build();
+        let started = Instant::now();
+        let wasi = guest_wasi(&self.owner, self.limits.log_lines_per_second);
         let mut store = Store::new(
             &self.code.engine,
             HostState {
@@ -356,6 +491,7 @@ impl PluginInstance {
                 hint: e.hint,
             });
         }
+        self.last_instantiation = started.elapsed();
         Ok(Live { store, bindings })
     }
 

@@ -103,7 +103,12 @@ pub trait HostControl: Send + Sync + 'static {
     /// A tenant's pipelines; `NotFound` for an unknown tenant.
     fn pipelines(&self, tenant: &str) -> Result<Vec<PipelineView>, ControlError>;
     /// Compiles, validates and swaps in a new plugin version for one pipeline.
-    fn deploy(&self, tenant: &str, pipeline: &str, wasm: Vec<u8>) -> Result<VersionView, ControlError>;
+    fn deploy(
+        &self,
+        tenant: &str,
+        pipeline: &str,
+        wasm: Vec<u8>,
+    ) -> Result<VersionView, ControlError>;
     /// Makes the version before the live one live again.
     fn rollback(&self, tenant: &str, pipeline: &str) -> Result<VersionView, ControlError>;
     /// Stops reading input; state is kept.

@@ -1,0 +1,432 @@
+//! The admin API's request handlers: each authenticates, authorizes from the path alone,
+//! then calls [`HostControl`] on the blocking pool and logs one line per request. They hold
+//! no state of their own and never decide anything about pipelines.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{FromRequest, Path, Request, State};
+use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE, WWW_AUTHENTICATE};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use super::auth::{authenticate, authorize_operator, authorize_tenant};
+use super::{ErrorBody, MAX_PLUGIN_BYTES};
+use crate::serve::control::{ControlError, HostControl, Principal, TenantView};
+
+/// The content type of `GET /metrics`: Prometheus text exposition format 0.0.4.
+const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// The router's state: the host behind the API.
+#[derive(Clone)]
+pub(super) struct Admin {
+    control: Arc<dyn HostControl>,
+}
+
+impl Admin {
+    pub(super) fn new(control: Arc<dyn HostControl>) -> Self {
+        Self { control }
+    }
+
+    /// Runs `call` on the blocking pool, since deploys compile and other calls may wait on
+    /// a pipeline; a panic in the host becomes a 500 without its message.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        call: impl FnOnce(&dyn HostControl) -> Result<T, ControlError> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let control = Arc::clone(&self.control);
+        match tokio::task::spawn_blocking(move || call(control.as_ref())).await {
+            Ok(result) => result.map_err(ApiError::from),
+            Err(error) => {
+                tracing::error!(error = %error, "admin request handler panicked in the host");
+                Err(ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "the host failed while handling the request; see its log",
+                ))
+            }
+        }
+    }
+
+    /// Authenticates the caller and authorizes it for the tenant in `path`, recording both
+    /// in `log`; returns the tenant and pipeline names.
+    fn authorize_pipeline(
+        &self,
+        log: &mut Log,
+        headers: &HeaderMap,
+        path: Result<Path<(String, String)>, PathRejection>,
+    ) -> Result<(String, String), ApiError> {
+        if let Ok(Path((tenant, pipeline))) = &path {
+            log.tenant = Some(tenant.clone());
+            log.pipeline = Some(pipeline.clone());
+        }
+        let principal = log.authenticate(self.control.as_ref(), headers)?;
+        let Path((tenant, pipeline)) = path.map_err(ApiError::bad_path)?;
+        authorize_tenant(&principal, &tenant)?;
+        Ok((tenant, pipeline))
+    }
+}
+
+/// A refused request: its status and the [`ErrorBody`] sent back.
+#[derive(Debug, Clone)]
+pub(super) struct ApiError {
+    pub(super) status: StatusCode,
+    kind: &'static str,
+    reason: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, kind: &'static str, reason: impl Into<String>) -> Self {
+        Self {
+            status,
+            kind,
+            reason: reason.into(),
+        }
+    }
+
+    pub(super) fn unauthorized(reason: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", reason)
+    }
+
+    pub(super) fn forbidden(reason: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", reason)
+    }
+
+    fn bad_request(reason: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad_request", reason)
+    }
+
+    fn bad_path(rejection: PathRejection) -> Self {
+        Self::bad_request(rejection.body_text())
+    }
+
+    fn too_large() -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("a plugin component may be at most {MAX_PLUGIN_BYTES} bytes (64 MiB)"),
+        )
+    }
+}
+
+impl From<ControlError> for ApiError {
+    fn from(error: ControlError) -> Self {
+        match error {
+            ControlError::NotFound(reason) => Self::new(StatusCode::NOT_FOUND, "not_found", reason),
+            ControlError::Rejected(reason) => {
+                Self::new(StatusCode::UNPROCESSABLE_ENTITY, "rejected", reason)
+            }
+            ControlError::Conflict(reason) => Self::new(StatusCode::CONFLICT, "conflict", reason),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody {
+            error: self.kind.to_string(),
+            reason: self.reason,
+        };
+        let mut response = (self.status, Json(body)).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Bearer"),
+            );
+        }
+        response
+    }
+}
+
+/// What one request was, for its log line. Never holds the token. `/healthz` and unknown
+/// routes are not logged.
+struct Log {
+    route: &'static str,
+    principal: Option<Principal>,
+    tenant: Option<String>,
+    pipeline: Option<String>,
+}
+
+impl Log {
+    fn new(route: &'static str) -> Self {
+        Self {
+            route,
+            principal: None,
+            tenant: None,
+            pipeline: None,
+        }
+    }
+
+    fn authenticate(
+        &mut self,
+        control: &dyn HostControl,
+        headers: &HeaderMap,
+    ) -> Result<Principal, ApiError> {
+        let principal = authenticate(control, headers)?;
+        self.principal = Some(principal.clone());
+        Ok(principal)
+    }
+
+    /// Logs the outcome and turns it into the response.
+    fn finish(self, result: Result<Response, ApiError>) -> Response {
+        let principal = match &self.principal {
+            None => "anonymous".to_string(),
+            Some(Principal::Operator) => "operator".to_string(),
+            Some(Principal::Tenant(tenant)) => format!("tenant:{tenant}"),
+        };
+        let (tenant, pipeline) = (self.tenant.as_deref(), self.pipeline.as_deref());
+        let route = self.route;
+        match result {
+            Ok(response) => {
+                let status = response.status().as_u16();
+                tracing::info!(principal, route, tenant, pipeline, status, "admin request");
+                response
+            }
+            Err(error) => {
+                let status = error.status.as_u16();
+                let reason = error.reason.as_str();
+                if error.status.is_server_error() {
+                    tracing::error!(
+                        principal,
+                        route,
+                        tenant,
+                        pipeline,
+                        status,
+                        reason,
+                        "admin request failed"
+                    );
+                } else if matches!(
+                    error.status,
+                    StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN
+                ) {
+                    tracing::warn!(
+                        principal,
+                        route,
+                        tenant,
+                        pipeline,
+                        status,
+                        reason,
+                        "admin request refused"
+                    );
+                } else {
+                    tracing::info!(
+                        principal,
+                        route,
+                        tenant,
+                        pipeline,
+                        status,
+                        reason,
+                        "admin request refused"
+                    );
+                }
+                error.into_response()
+            }
+        }
+    }
+}
+
+/// `GET /healthz`: always `ok`, without authentication.
+pub(super) async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// Any path that is not a route: 404 in the API's error format.
+pub(super) async fn no_route(method: Method, uri: Uri) -> Response {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        format!("no route {method} {}", uri.path()),
+    )
+    .into_response()
+}
+
+/// `GET /metrics`: the host's Prometheus text, for the operator only.
+pub(super) async fn metrics(State(admin): State<Admin>, headers: HeaderMap) -> Response {
+    let mut log = Log::new("metrics");
+    let result = async {
+        authorize_operator(&log.authenticate(admin.control.as_ref(), &headers)?)?;
+        let text = admin.blocking(|control| Ok(control.metrics())).await?;
+        Ok(([(CONTENT_TYPE, PROMETHEUS_TEXT)], text).into_response())
+    }
+    .await;
+    log.finish(result)
+}
+
+/// `GET /v1/tenants`: every tenant for the operator, only its own for a tenant.
+pub(super) async fn tenants(State(admin): State<Admin>, headers: HeaderMap) -> Response {
+    let mut log = Log::new("tenants");
+    let result = async {
+        let principal = log.authenticate(admin.control.as_ref(), &headers)?;
+        let all = admin.blocking(|control| Ok(control.tenants())).await?;
+        let visible: Vec<TenantView> = match principal {
+            Principal::Operator => all,
+            Principal::Tenant(own) => all.into_iter().filter(|t| t.name == own).collect(),
+        };
+        Ok(Json(visible).into_response())
+    }
+    .await;
+    log.finish(result)
+}
+
+/// `GET /v1/tenants/{tenant}/pipelines`.
+pub(super) async fn pipelines(
+    State(admin): State<Admin>,
+    path: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+) -> Response {
+    let mut log = Log::new("pipelines");
+    let result = async {
+        if let Ok(Path(tenant)) = &path {
+            log.tenant = Some(tenant.clone());
+        }
+        let principal = log.authenticate(admin.control.as_ref(), &headers)?;
+        let Path(tenant) = path.map_err(ApiError::bad_path)?;
+        authorize_tenant(&principal, &tenant)?;
+        let pipelines = admin
+            .blocking(move |control| control.pipelines(&tenant))
+            .await?;
+        Ok(Json(pipelines).into_response())
+    }
+    .await;
+    log.finish(result)
+}
+
+/// `POST /v1/tenants/{tenant}/pipelines/{pipeline}/deploy` with the component as the body.
+pub(super) async fn deploy(
+    State(admin): State<Admin>,
+    path: Result<Path<(String, String)>, PathRejection>,
+    request: Request,
+) -> Response {
+    let mut log = Log::new("deploy");
+    let result = async {
+        let (tenant, pipeline) = admin.authorize_pipeline(&mut log, request.headers(), path)?;
+        let wasm = read_component(request).await?;
+        let version = admin
+            .blocking(move |control| control.deploy(&tenant, &pipeline, wasm))
+            .await?;
+        Ok(Json(version).into_response())
+    }
+    .await;
+    log.finish(result)
+}
+
+/// `POST /v1/tenants/{tenant}/pipelines/{pipeline}/rollback`.
+pub(super) async fn rollback(
+    state: State<Admin>,
+    path: Result<Path<(String, String)>, PathRejection>,
+    headers: HeaderMap,
+) -> Response {
+    pipeline_action(
+        state,
+        "rollback",
+        path,
+        headers,
+        |control, tenant, pipeline| control.rollback(tenant, pipeline),
+    )
+    .await
+}
+
+/// `POST /v1/tenants/{tenant}/pipelines/{pipeline}/pause`.
+pub(super) async fn pause(
+    state: State<Admin>,
+    path: Result<Path<(String, String)>, PathRejection>,
+    headers: HeaderMap,
+) -> Response {
+    pipeline_action(
+        state,
+        "pause",
+        path,
+        headers,
+        |control, tenant, pipeline| control.pause(tenant, pipeline),
+    )
+    .await
+}
+
+/// `POST /v1/tenants/{tenant}/pipelines/{pipeline}/resume`.
+pub(super) async fn resume(
+    state: State<Admin>,
+    path: Result<Path<(String, String)>, PathRejection>,
+    headers: HeaderMap,
+) -> Response {
+    pipeline_action(
+        state,
+        "resume",
+        path,
+        headers,
+        |control, tenant, pipeline| control.resume(tenant, pipeline),
+    )
+    .await
+}
+
+/// A bodiless action on one pipeline, answered with the JSON of what `action` returns.
+async fn pipeline_action<T: Serialize + Send + 'static>(
+    State(admin): State<Admin>,
+    route: &'static str,
+    path: Result<Path<(String, String)>, PathRejection>,
+    headers: HeaderMap,
+    action: impl FnOnce(&dyn HostControl, &str, &str) -> Result<T, ControlError> + Send + 'static,
+) -> Response {
+    let mut log = Log::new(route);
+    let result = async {
+        let (tenant, pipeline) = admin.authorize_pipeline(&mut log, &headers, path)?;
+        let view = admin
+            .blocking(move |control| action(control, &tenant, &pipeline))
+            .await?;
+        Ok(Json(view).into_response())
+    }
+    .await;
+    log.finish(result)
+}
+
+/// Reads a deploy body once the caller is authorized. An oversized `Content-Length` is
+/// refused before any of the body is read, so a client that sent `Expect: 100-continue`
+/// never uploads it.
+async fn read_component(request: Request) -> Result<Vec<u8>, ApiError> {
+    let headers = request.headers();
+    if let Some(content_type) = headers.get(CONTENT_TYPE) {
+        let essence = content_type
+            .to_str()
+            .unwrap_or("")
+            .split(';')
+            .next()
+            .unwrap_or("");
+        let essence = essence.trim().to_ascii_lowercase();
+        if essence != "application/wasm" && essence != "application/octet-stream" {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                format!(
+                    "content type {essence:?} is not a component: send the .wasm bytes as \
+                     application/wasm or application/octet-stream"
+                ),
+            ));
+        }
+    }
+    let declared = headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > MAX_PLUGIN_BYTES as u64) {
+        return Err(ApiError::too_large());
+    }
+    let body = Bytes::from_request(request, &())
+        .await
+        .map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::too_large()
+            } else {
+                ApiError::bad_request(format!(
+                    "could not read the body: {}",
+                    rejection.body_text()
+                ))
+            }
+        })?;
+    if body.is_empty() {
+        return Err(ApiError::bad_request(
+            "the body is empty: send the component's .wasm bytes",
+        ));
+    }
+    Ok(Vec::from(body))
+}

@@ -1,0 +1,693 @@
+//! `weir serve`: a long-running host of many tenants' pipelines, each on its own thread
+//! with its own sandboxed plugin instance, whose plugins are hot-swapped without a restart.
+//!
+//! Owns the tenants, the per-pipeline version history, deploy/rollback/pause/resume and the
+//! pipeline threads' control loop. It does not speak HTTP (`admin/` does, through
+//! [`HostControl`]) nor watch files (`watch.rs` delivers them here).
+//!
+//! Start-up is a reload from an empty state: every pipeline's configured plugin goes through
+//! the same validation as a later deploy ([`Host::prepare`]) before the pipeline starts.
+
+pub mod control;
+mod metrics;
+pub mod watch;
+
+use std::collections::{BTreeMap, VecDeque};
+use std::path::Path;
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, TryRecvError};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use anyhow::Context;
+
+pub use control::{
+    ControlError, HostControl, PipelineState, PipelineView, Principal, TenantView, VersionView,
+};
+pub use metrics::{GaugeState, Metrics, PipelineLabels};
+
+use crate::config::{HostConfig, Limits, PipelineConfig};
+use crate::decode::Schema;
+use crate::pipeline::{self, Options, Pipeline, Step, Summary};
+use crate::plugin::{Owner, PluginCode, PluginInstance, Runtime};
+use crate::time::format_rfc3339_ms;
+
+/// How long a deploy waits for the pipeline thread to take the new version.
+const SWAP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A message to a pipeline thread; each is handled between two batches.
+enum Control {
+    Swap {
+        plugin: Box<PluginInstance>,
+        ack: Sender<()>,
+    },
+    Pause(Sender<()>),
+    Resume(Sender<()>),
+    Stop,
+}
+
+/// What the pipeline thread publishes after every batch.
+#[derive(Debug, Clone)]
+struct Shared {
+    state: PipelineState,
+    reason: Option<String>,
+    summary: Summary,
+    live_version: String,
+}
+
+struct Version {
+    view: VersionView,
+    code: Arc<PluginCode>,
+}
+
+struct PipelineEntry {
+    tenant: String,
+    name: String,
+    cfg: PipelineConfig,
+    schema: Schema,
+    limits: Limits,
+    labels: PipelineLabels,
+    control: Mutex<Sender<Control>>,
+    shared: Arc<Mutex<Shared>>,
+    versions: Mutex<VecDeque<Version>>,
+    /// Serializes deploys and rollbacks of this pipeline.
+    deploy: Mutex<()>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+struct TenantEntry {
+    token: String,
+    pipelines: BTreeMap<String, Arc<PipelineEntry>>,
+}
+
+/// A running host.
+pub struct Host {
+    runtime: Runtime,
+    operator_token: String,
+    tenants: BTreeMap<String, TenantEntry>,
+    metrics: Arc<Metrics>,
+    keep_versions: usize,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Every value behind these locks is replaced whole, so a poisoned lock is still consistent.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn now_rfc3339() -> String {
+    format_rfc3339_ms(chrono::Utc::now().timestamp_millis())
+}
+
+impl Host {
+    /// Loads every tenant's pipelines, validates their plugins, and starts one thread per
+    /// pipeline.
+    pub fn start(cfg: &HostConfig) -> anyhow::Result<Self> {
+        let fuel = cfg.tenants.iter().any(|t| t.limits.fuel.is_some());
+        let mut runtime = Runtime::new(fuel)?;
+        if let Some(dir) = &cfg.plugins.cache_dir {
+            runtime = runtime.with_cache_dir(cfg.resolve(dir));
+        }
+        let mut host = Host {
+            runtime,
+            operator_token: cfg.admin.operator_token.clone(),
+            tenants: BTreeMap::new(),
+            metrics: Arc::new(Metrics::new()),
+            keep_versions: cfg.plugins.keep_versions,
+        };
+        for t in &cfg.tenants {
+            let mut pipelines = BTreeMap::new();
+            for path in &t.pipelines {
+                let path = cfg.resolve(path);
+                let pcfg = PipelineConfig::load(&path)?;
+                if pcfg.plugin.limits.fuel.is_some() && !fuel {
+                    anyhow::bail!(
+                        "{}: plugin.limits.fuel is set but fuel metering is off; set `fuel` in [tenant.limits] of tenant {} too",
+                        path.display(),
+                        t.name
+                    );
+                }
+                let name = pcfg.name.clone();
+                if pipelines.contains_key(&name) {
+                    anyhow::bail!(
+                        "tenant {}: two pipelines are named `{name}`; pipeline names must be unique per tenant",
+                        t.name
+                    );
+                }
+                let entry = host
+                    .start_pipeline(&t.name, pcfg, &t.limits)
+                    .with_context(|| format!("tenant {}, pipeline {}", t.name, path.display()))?;
+                pipelines.insert(name, entry);
+            }
+            host.tenants.insert(
+                t.name.clone(),
+                TenantEntry {
+                    token: t.token.clone(),
+                    pipelines,
+                },
+            );
+        }
+        Ok(host)
+    }
+
+    fn start_pipeline(
+        &self,
+        tenant: &str,
+        cfg: PipelineConfig,
+        ceiling: &crate::config::LimitsConfig,
+    ) -> anyhow::Result<Arc<PipelineEntry>> {
+        let schema = Schema::new(&cfg.schema).map_err(|e| anyhow::anyhow!("schema: {e}"))?;
+        let limits = cfg.plugin.limits.resolve(Some(ceiling));
+        let path = cfg.resolve(&cfg.plugin.path);
+        let bytes = std::fs::read(&path)
+            .with_context(|| format!("reading plugin.path {}", path.display()))?;
+        let owner = Owner {
+            tenant: tenant.to_string(),
+            pipeline: cfg.name.clone(),
+        };
+        let (plugin, version) = prepare(
+            &self.runtime,
+            &cfg,
+            &schema,
+            limits,
+            owner.clone(),
+            &bytes,
+            "config",
+        )
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let labels = PipelineLabels {
+            tenant: tenant.to_string(),
+            pipeline: cfg.name.clone(),
+        };
+        let opts = Options {
+            owner,
+            version_column: true,
+            quarantine: true,
+        };
+        let pipe = Pipeline::build(cfg.clone(), plugin, opts)?;
+        let shared = Arc::new(Mutex::new(Shared {
+            state: PipelineState::Running,
+            reason: None,
+            summary: Summary::default(),
+            live_version: version.view.id.clone(),
+        }));
+        let (tx, rx) = mpsc::channel();
+        let thread = {
+            let shared = shared.clone();
+            let metrics = self.metrics.clone();
+            let labels = labels.clone();
+            std::thread::Builder::new()
+                .name(format!("weir-{tenant}-{}", cfg.name))
+                .spawn(move || run_pipeline(pipe, rx, shared, metrics, labels))?
+        };
+        tracing::info!(tenant, pipeline = %cfg.name, version = %version.view.id, "pipeline started");
+        Ok(Arc::new(PipelineEntry {
+            tenant: tenant.to_string(),
+            name: cfg.name.clone(),
+            limits,
+            schema,
+            cfg,
+            labels,
+            control: Mutex::new(tx),
+            shared,
+            versions: Mutex::new(VecDeque::from([version])),
+            deploy: Mutex::new(()),
+            thread: Mutex::new(Some(thread)),
+        }))
+    }
+
+    fn entry(&self, tenant: &str, pipeline: &str) -> Result<&Arc<PipelineEntry>, ControlError> {
+        self.tenants
+            .get(tenant)
+            .ok_or_else(|| ControlError::NotFound(format!("tenant {tenant}")))?
+            .pipelines
+            .get(pipeline)
+            .ok_or_else(|| ControlError::NotFound(format!("pipeline {tenant}/{pipeline}")))
+    }
+
+    /// Deploys a version that arrived as a file in the watched plugin directory.
+    pub fn deploy_file(
+        &self,
+        tenant: &str,
+        pipeline: &str,
+        bytes: &[u8],
+    ) -> Result<VersionView, ControlError> {
+        let entry = self.entry(tenant, pipeline)?;
+        self.deploy_to(entry, bytes, "file")
+    }
+
+    fn deploy_to(
+        &self,
+        entry: &PipelineEntry,
+        bytes: &[u8],
+        origin: &str,
+    ) -> Result<VersionView, ControlError> {
+        let _serial = lock(&entry.deploy);
+        let owner = Owner {
+            tenant: entry.tenant.clone(),
+            pipeline: entry.name.clone(),
+        };
+        let prepared = prepare(
+            &self.runtime,
+            &entry.cfg,
+            &entry.schema,
+            entry.limits,
+            owner,
+            bytes,
+            origin,
+        );
+        let (plugin, version) = match prepared {
+            Ok(p) => p,
+            Err(reason) => {
+                self.metrics.rejected(&entry.labels);
+                tracing::warn!(tenant = %entry.tenant, pipeline = %entry.name, origin, %reason, "plugin version rejected");
+                return Err(ControlError::Rejected(reason));
+            }
+        };
+        let live = lock(&entry.shared).live_version.clone();
+        if version.view.id == live {
+            return Ok(self.view_of(entry, &live));
+        }
+        self.swap(entry, plugin)?;
+        let id = version.view.id.clone();
+        let mut versions = lock(&entry.versions);
+        versions.retain(|v| v.view.id != id);
+        versions.push_back(version);
+        while versions.len() > self.keep_versions {
+            versions.pop_front();
+        }
+        drop(versions);
+        tracing::info!(tenant = %entry.tenant, pipeline = %entry.name, version = %id, origin, "plugin version live");
+        Ok(self.view_of(entry, &id))
+    }
+
+    /// Hands a validated instance to the pipeline thread and waits until it is live.
+    fn swap(&self, entry: &PipelineEntry, plugin: PluginInstance) -> Result<(), ControlError> {
+        let (ack, done) = mpsc::channel();
+        self.send(
+            entry,
+            Control::Swap {
+                plugin: Box::new(plugin),
+                ack,
+            },
+        )?;
+        match done.recv_timeout(SWAP_TIMEOUT) {
+            Ok(()) => {
+                self.metrics.swapped(&entry.labels);
+                Ok(())
+            }
+            Err(RecvTimeoutError::Timeout) => Err(ControlError::Conflict(
+                "the pipeline did not take the new version within 10 s (is its source blocked?); it will when it next reads".into(),
+            )),
+            Err(RecvTimeoutError::Disconnected) => Err(ControlError::Conflict("the pipeline has stopped".into())),
+        }
+    }
+
+    fn send(&self, entry: &PipelineEntry, msg: Control) -> Result<(), ControlError> {
+        lock(&entry.control).send(msg).map_err(|_| {
+            ControlError::Conflict(format!(
+                "pipeline {}/{} has stopped",
+                entry.tenant, entry.name
+            ))
+        })
+    }
+
+    fn view_of(&self, entry: &PipelineEntry, id: &str) -> VersionView {
+        lock(&entry.versions)
+            .iter()
+            .find(|v| v.view.id == id)
+            .map(|v| VersionView {
+                live: true,
+                ..v.view.clone()
+            })
+            .unwrap_or_else(|| VersionView {
+                id: id.to_string(),
+                sha256: String::new(),
+                origin: String::new(),
+                deployed_at: String::new(),
+                live: true,
+            })
+    }
+
+    fn pipeline_view(&self, entry: &PipelineEntry) -> PipelineView {
+        let shared = lock(&entry.shared).clone();
+        let versions = lock(&entry.versions)
+            .iter()
+            .map(|v| VersionView {
+                live: v.view.id == shared.live_version,
+                ..v.view.clone()
+            })
+            .collect();
+        PipelineView {
+            tenant: entry.tenant.clone(),
+            name: entry.name.clone(),
+            state: shared.state,
+            reason: shared.reason,
+            versions,
+            events_read: shared.summary.events_read,
+            rows_written: shared.summary.rows_written,
+            plugin_errors: shared.summary.plugin_errors,
+        }
+    }
+
+    fn set_paused(
+        &self,
+        tenant: &str,
+        pipeline: &str,
+        pause: bool,
+    ) -> Result<PipelineView, ControlError> {
+        let entry = self.entry(tenant, pipeline)?;
+        let (ack, done) = mpsc::channel();
+        self.send(
+            entry,
+            if pause {
+                Control::Pause(ack)
+            } else {
+                Control::Resume(ack)
+            },
+        )?;
+        done.recv_timeout(SWAP_TIMEOUT).map_err(|_| {
+            ControlError::Conflict("the pipeline did not answer within 10 s".into())
+        })?;
+        Ok(self.pipeline_view(entry))
+    }
+
+    /// The metrics registry (also served as text by [`HostControl::metrics`]).
+    pub fn metrics_registry(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Stops every pipeline (without flushing open windows of unbounded sources) and waits
+    /// for their threads.
+    pub fn shutdown(&self) {
+        for t in self.tenants.values() {
+            for e in t.pipelines.values() {
+                let _ = lock(&e.control).send(Control::Stop);
+            }
+        }
+        for t in self.tenants.values() {
+            for e in t.pipelines.values() {
+                if let Some(h) = lock(&e.thread).take() {
+                    let _ = h.join();
+                }
+            }
+        }
+    }
+
+    /// Blocks until every pipeline has finished its bounded input (or failed).
+    pub fn wait_finished(&self, poll: Duration) {
+        loop {
+            let all = self
+                .tenants
+                .values()
+                .flat_map(|t| t.pipelines.values())
+                .all(|e| {
+                    matches!(
+                        lock(&e.shared).state,
+                        PipelineState::Finished | PipelineState::Failed
+                    )
+                });
+            if all {
+                return;
+            }
+            std::thread::sleep(poll);
+        }
+    }
+}
+
+/// Compiles (or finds in the cache), instantiates, configures and checks a plugin version
+/// for one pipeline. Every way a version arrives goes through here.
+fn prepare(
+    runtime: &Runtime,
+    cfg: &PipelineConfig,
+    schema: &Schema,
+    limits: Limits,
+    owner: Owner,
+    bytes: &[u8],
+    origin: &str,
+) -> Result<(PluginInstance, Version), String> {
+    let label = format!("{}/{} ({origin})", owner.tenant, owner.pipeline);
+    let code = runtime
+        .load_bytes(bytes, &label)
+        .map_err(|e| e.to_string())?;
+    let plugin = pipeline::instantiate_checked(cfg, schema, code.clone(), limits, owner)
+        .map_err(|e| e.to_string())?;
+    let version = Version {
+        view: VersionView {
+            id: plugin.version_id(),
+            sha256: code.sha256().to_string(),
+            origin: origin.to_string(),
+            deployed_at: now_rfc3339(),
+            live: false,
+        },
+        code,
+    };
+    Ok((plugin, version))
+}
+
+impl HostControl for Host {
+    fn authenticate(&self, token: &str) -> Option<Principal> {
+        if constant_time_eq(token, &self.operator_token) {
+            return Some(Principal::Operator);
+        }
+        self.tenants
+            .iter()
+            .find(|(_, t)| constant_time_eq(token, &t.token))
+            .map(|(name, _)| Principal::Tenant(name.clone()))
+    }
+
+    fn tenants(&self) -> Vec<TenantView> {
+        self.tenants
+            .iter()
+            .map(|(name, t)| TenantView {
+                name: name.clone(),
+                pipelines: t.pipelines.keys().cloned().collect(),
+            })
+            .collect()
+    }
+
+    fn pipelines(&self, tenant: &str) -> Result<Vec<PipelineView>, ControlError> {
+        let t = self
+            .tenants
+            .get(tenant)
+            .ok_or_else(|| ControlError::NotFound(format!("tenant {tenant}")))?;
+        Ok(t.pipelines
+            .values()
+            .map(|e| self.pipeline_view(e))
+            .collect())
+    }
+
+    fn deploy(
+        &self,
+        tenant: &str,
+        pipeline: &str,
+        wasm: Vec<u8>,
+    ) -> Result<VersionView, ControlError> {
+        let entry = self.entry(tenant, pipeline)?;
+        self.deploy_to(entry, &wasm, "api")
+    }
+
+    fn rollback(&self, tenant: &str, pipeline: &str) -> Result<VersionView, ControlError> {
+        let entry = self.entry(tenant, pipeline)?;
+        let _serial = lock(&entry.deploy);
+        let live = lock(&entry.shared).live_version.clone();
+        let (code, id) = {
+            let versions = lock(&entry.versions);
+            let at = versions
+                .iter()
+                .position(|v| v.view.id == live)
+                .unwrap_or(versions.len());
+            match at.checked_sub(1).and_then(|i| versions.get(i)) {
+                Some(v) => (v.code.clone(), v.view.id.clone()),
+                None => {
+                    return Err(ControlError::Conflict(format!(
+                        "no version before {live} is kept; deploy the version you want instead"
+                    )));
+                }
+            }
+        };
+        let owner = Owner {
+            tenant: entry.tenant.clone(),
+            pipeline: entry.name.clone(),
+        };
+        let plugin =
+            pipeline::instantiate_checked(&entry.cfg, &entry.schema, code, entry.limits, owner)
+                .map_err(|e| ControlError::Rejected(e.to_string()))?;
+        self.swap(entry, plugin)?;
+        tracing::info!(tenant = %entry.tenant, pipeline = %entry.name, version = %id, "rolled back");
+        Ok(self.view_of(entry, &id))
+    }
+
+    fn pause(&self, tenant: &str, pipeline: &str) -> Result<PipelineView, ControlError> {
+        self.set_paused(tenant, pipeline, true)
+    }
+
+    fn resume(&self, tenant: &str, pipeline: &str) -> Result<PipelineView, ControlError> {
+        self.set_paused(tenant, pipeline, false)
+    }
+
+    fn metrics(&self) -> String {
+        self.metrics.encode()
+    }
+}
+
+/// Compares two tokens in time that depends only on their lengths.
+fn constant_time_eq(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The body of a pipeline thread: apply control messages between batches, run batches
+/// while running, publish state and metrics after each.
+fn run_pipeline(
+    mut p: Pipeline,
+    rx: Receiver<Control>,
+    shared: Arc<Mutex<Shared>>,
+    metrics: Arc<Metrics>,
+    labels: PipelineLabels,
+) {
+    let mut paused = false;
+    let mut done = false;
+    let mut published = Summary::default();
+    let mut restarts = 0;
+    loop {
+        // Control messages: block while there is nothing to run, else just drain.
+        loop {
+            let idle = paused || done || p.quarantined().is_some();
+            let msg = if idle {
+                match rx.recv() {
+                    Ok(m) => m,
+                    Err(_) => return,
+                }
+            } else {
+                match rx.try_recv() {
+                    Ok(m) => m,
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => return,
+                }
+            };
+            match msg {
+                Control::Swap { plugin, ack } => {
+                    p.swap_plugin(*plugin);
+                    restarts = p.plugin().restarts();
+                    lock(&shared).live_version = p.version().to_string();
+                    let _ = ack.send(());
+                }
+                Control::Pause(ack) => {
+                    paused = true;
+                    let _ = ack.send(());
+                }
+                Control::Resume(ack) => {
+                    paused = false;
+                    let _ = ack.send(());
+                }
+                Control::Stop => {
+                    if let Err(e) = p.flush_sinks() {
+                        tracing::error!(tenant = %labels.tenant, pipeline = %labels.pipeline, error = %e, "flushing sinks at stop");
+                    }
+                    return;
+                }
+            }
+            publish(&p, &shared, &metrics, &labels, &mut published, paused, done);
+        }
+        match p.step() {
+            Ok(Step::More) => {}
+            Ok(Step::Finished) => {
+                done = true;
+                let mut s = lock(&shared);
+                s.state = PipelineState::Finished;
+            }
+            Err(e) => {
+                done = true;
+                tracing::error!(tenant = %labels.tenant, pipeline = %labels.pipeline, error = %format!("{e:#}"), "pipeline failed");
+                let mut s = lock(&shared);
+                s.state = PipelineState::Failed;
+                s.reason = Some(format!("{e:#}"));
+            }
+        }
+        let r = p.plugin().restarts();
+        metrics.restarts(&labels, r.saturating_sub(restarts));
+        restarts = r;
+        publish(&p, &shared, &metrics, &labels, &mut published, paused, done);
+    }
+}
+
+fn publish(
+    p: &Pipeline,
+    shared: &Mutex<Shared>,
+    metrics: &Metrics,
+    labels: &PipelineLabels,
+    published: &mut Summary,
+    paused: bool,
+    done: bool,
+) {
+    let summary = p.summary().clone();
+    let (open, buffered) = p.state_size();
+    let quarantined = p.quarantined().map(str::to_string);
+    metrics.publish(
+        labels,
+        published,
+        &summary,
+        &GaugeState {
+            open_windows: open as u64,
+            buffered_events: buffered as u64,
+            quarantined: quarantined.is_some(),
+            paused,
+        },
+    );
+    *published = summary.clone();
+    let mut s = lock(shared);
+    s.summary = summary;
+    if !done {
+        (s.state, s.reason) = match (&quarantined, paused) {
+            (Some(q), _) => (PipelineState::Quarantined, Some(q.clone())),
+            (None, true) => (PipelineState::Paused, None),
+            (None, false) => (PipelineState::Running, None),
+        };
+    }
+}
+
+/// Watches a plugin directory (`<tenant>/<pipeline>.wasm`) and deploys every new file.
+///
+/// Files are compiled and validated on a deployer thread of their own, so a slow compile
+/// never holds up the watcher. Returns the watcher; dropping it stops watching.
+pub fn watch_plugin_dir(
+    host: Arc<Host>,
+    dir: &Path,
+    debounce: Duration,
+) -> anyhow::Result<watch::Watcher> {
+    let (tx, rx) = mpsc::channel::<watch::PluginDrop>();
+    std::thread::Builder::new()
+        .name("weir-deployer".into())
+        .spawn(move || {
+            for drop in rx {
+                let written = std::fs::metadata(&drop.path)
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.elapsed().ok());
+                match host.deploy_file(&drop.tenant, &drop.pipeline, &drop.bytes) {
+                    Ok(v) => tracing::info!(
+                        tenant = %drop.tenant,
+                        pipeline = %drop.pipeline,
+                        version = %v.id,
+                        since_write_ms = written.map(|d| d.as_secs_f64() * 1e3),
+                        "plugin file deployed"
+                    ),
+                    Err(e) => tracing::warn!(tenant = %drop.tenant, pipeline = %drop.pipeline, error = %e, "plugin file not deployed"),
+                }
+            }
+        })?;
+    let watcher = watch::Watcher::start(dir, debounce, move |drop| {
+        let _ = tx.send(drop);
+    })?;
+    Ok(watcher)
+}
+
+/// Loads a host config and starts it (used by `weir serve` and tests).
+pub fn start(path: &Path) -> anyhow::Result<(HostConfig, Arc<Host>)> {
+    let cfg = HostConfig::load(path)?;
+    let host = Arc::new(Host::start(&cfg)?);
+    Ok((cfg, host))
+}

@@ -1,0 +1,522 @@
+//! The watched plugin directory: turns files appearing under `<dir>/<tenant>/<pipeline>.wasm`
+//! into [`PluginDrop`]s, one per new or changed content.
+//!
+//! Owns the `notify` watcher and its debouncer, the layout rule (which paths are plugins
+//! and which are temp files or strays), and per-path de-duplication by SHA-256 of the
+//! bytes. It does not know which tenants or pipelines exist, does not compile or
+//! validate anything, and never rolls back: removing a file does nothing. The caller
+//! filters unknown names and deploys what it gets.
+
+use std::collections::{BTreeSet, HashMap};
+use std::fs;
+use std::io;
+use std::panic::AssertUnwindSafe;
+use std::path::{Component, Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use notify_debouncer_full::notify::event::{AccessKind, AccessMode, EventKind, ModifyKind};
+use notify_debouncer_full::notify::{self, RecommendedWatcher, RecursiveMode};
+use notify_debouncer_full::{DebounceEventResult, Debouncer, RecommendedCache, new_debouncer};
+use sha2::{Digest, Sha256};
+use tracing::{debug, error, info, warn};
+
+/// A plugin file that appeared or changed, read in full after the debounce.
+#[derive(Debug, Clone)]
+pub struct PluginDrop {
+    /// The tenant: the name of the directory the file is in.
+    pub tenant: String,
+    /// The pipeline: the file name without `.wasm`.
+    pub pipeline: String,
+    /// The file, under the (canonicalized) watched directory.
+    pub path: PathBuf,
+    /// Its complete content, as read after the debounce.
+    pub bytes: Vec<u8>,
+    /// When the debounced event batch that carried this file was received; the start of
+    /// the swap-latency measurement on the host side.
+    pub seen_at: Instant,
+}
+
+/// Why the plugin directory cannot be watched.
+#[derive(Debug, thiserror::Error)]
+pub enum WatchError {
+    /// The directory does not exist or is not a directory.
+    #[error(
+        "plugin directory {} does not exist or is not a directory; create it or fix `plugins.dir` in the host config",
+        .dir.display()
+    )]
+    DirMissing {
+        /// The directory as configured.
+        dir: PathBuf,
+    },
+    /// The OS watcher could not be set up (on Linux often the inotify watch limit,
+    /// `fs.inotify.max_user_watches`).
+    #[error("cannot watch plugin directory {}: {source}", .dir.display())]
+    Watch {
+        /// The directory as configured.
+        dir: PathBuf,
+        /// The underlying `notify` error.
+        #[source]
+        source: notify::Error,
+    },
+}
+
+/// Watches the plugin directory. Dropping it stops watching (the debouncer thread exits
+/// within one tick, a quarter of the debounce).
+pub struct Watcher {
+    _debouncer: Debouncer<RecommendedWatcher, RecommendedCache>,
+}
+
+impl std::fmt::Debug for Watcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Watcher").finish_non_exhaustive()
+    }
+}
+
+impl Watcher {
+    /// Watches `dir` recursively; calls `on_drop` on a background thread for every new or
+    /// changed `<tenant>/<pipeline>.wasm`, after `debounce` of quiet.
+    ///
+    /// - A file is read only once no event touched it for `debounce`, so a plugin written
+    ///   in several chunks is delivered once, complete. (A writer that pauses longer than
+    ///   `debounce` mid-file gets a half file delivered, which fails validation, then the
+    ///   full one: write to a temp name and rename instead.)
+    /// - Writing `<tenant>/.name.tmp` (or any hidden, `.tmp`, `.part`, `~` or
+    ///   non-`.wasm` name) and renaming it to `<tenant>/<pipeline>.wasm` delivers the
+    ///   rename target once; the temp file is ignored.
+    /// - Content identical to what was last delivered for the same path is not delivered
+    ///   again; that memory is forgotten when the file disappears.
+    /// - Empty files, files directly in `dir`, and files nested deeper than
+    ///   `<tenant>/` are ignored (logged at debug).
+    /// - Files already present when watching starts are not delivered.
+    ///
+    /// `on_drop` runs on the debouncer's thread, one call at a time: it should hand the
+    /// drop off (e.g. into a channel) rather than compile in place.
+    pub fn start(
+        dir: &Path,
+        debounce: Duration,
+        on_drop: impl Fn(PluginDrop) + Send + 'static,
+    ) -> Result<Self, WatchError> {
+        // Canonical, so that event paths (absolute, symlinks resolved on some platforms)
+        // strip cleanly against it.
+        let root = match fs::canonicalize(dir) {
+            Ok(root) if root.is_dir() => root,
+            _ => {
+                return Err(WatchError::DirMissing {
+                    dir: dir.to_path_buf(),
+                });
+            }
+        };
+        let watch_error = |source| WatchError::Watch {
+            dir: dir.to_path_buf(),
+            source,
+        };
+        let mut state = State {
+            root: root.clone(),
+            delivered: HashMap::new(),
+        };
+        let mut debouncer =
+            new_debouncer(debounce, None, move |result| state.handle(result, &on_drop))
+                .map_err(watch_error)?;
+        debouncer
+            .watch(&root, RecursiveMode::Recursive)
+            .map_err(watch_error)?;
+        info!(path = %root.display(), debounce_ms = debounce.as_millis() as u64, "watching plugin directory");
+        Ok(Watcher {
+            _debouncer: debouncer,
+        })
+    }
+}
+
+/// What the debouncer thread remembers between batches.
+struct State {
+    root: PathBuf,
+    /// SHA-256 of the bytes last delivered, per plugin path.
+    delivered: HashMap<PathBuf, [u8; 32]>,
+}
+
+/// Where a path sits in the `<dir>/<tenant>/<pipeline>.wasm` layout.
+#[derive(Debug, PartialEq)]
+enum Place {
+    /// `<dir>/<tenant>/<pipeline>.wasm`.
+    Plugin { tenant: String, pipeline: String },
+    /// `<dir>/<name>`: a tenant directory, or a stray file.
+    TopLevel,
+    /// A hidden, temporary or non-`.wasm` name under a tenant directory.
+    Ignored,
+    /// Deeper than `<tenant>/`, or outside the directory.
+    Elsewhere,
+}
+
+impl State {
+    fn handle(&mut self, result: DebounceEventResult, on_drop: &impl Fn(PluginDrop)) {
+        let seen_at = Instant::now();
+        let events = match result {
+            Ok(events) => events,
+            Err(errors) => {
+                for error in errors {
+                    warn!(path = %self.root.display(), error = %error, "plugin directory watch error");
+                }
+                return;
+            }
+        };
+        // Collect every path touched in the batch once, in a stable order; what matters is
+        // what is on disk now, after the quiet period, not the sequence of events.
+        let mut candidates = BTreeSet::new();
+        for event in &events {
+            if event.need_rescan() {
+                debug!(path = %self.root.display(), "watch events were lost; rescanning plugin directory");
+                self.scan_all(&mut candidates);
+                continue;
+            }
+            if touches_content(&event.kind) {
+                candidates.extend(event.paths.iter().cloned());
+            }
+        }
+        for path in candidates {
+            self.consider(path, seen_at, on_drop);
+        }
+    }
+
+    fn consider(&mut self, path: PathBuf, seen_at: Instant, on_drop: &impl Fn(PluginDrop)) {
+        let (tenant, pipeline) = match place(&self.root, &path) {
+            Place::Plugin { tenant, pipeline } => (tenant, pipeline),
+            Place::TopLevel => {
+                if path.is_dir() {
+                    // A tenant directory created or renamed into place: files written into
+                    // it before the recursive watch reached it raise no event of their own.
+                    let mut inside = BTreeSet::new();
+                    scan_tenant(&path, &mut inside);
+                    for file in inside {
+                        self.consider(file, seen_at, on_drop);
+                    }
+                } else if path.exists() {
+                    debug!(path = %path.display(), "ignoring file directly in the plugin directory; expected <tenant>/<pipeline>.wasm");
+                }
+                return;
+            }
+            Place::Ignored => {
+                debug!(path = %path.display(), "ignoring temporary or non-.wasm file");
+                return;
+            }
+            Place::Elsewhere => {
+                if path.is_file() {
+                    debug!(path = %path.display(), "ignoring file nested deeper than <tenant>/<pipeline>.wasm");
+                }
+                return;
+            }
+        };
+        let bytes = match read_plugin(&path) {
+            Ok(Some(bytes)) => bytes,
+            Ok(None) => {
+                debug!(tenant, pipeline, path = %path.display(), "plugin file is empty; waiting for content");
+                return;
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                // Removed or renamed away. Rollback is explicit, so nothing is undeployed;
+                // forgetting the hash lets the same bytes be dropped in again later.
+                if self.delivered.remove(&path).is_some() {
+                    debug!(tenant, pipeline, path = %path.display(), "plugin file removed; the deployed version stays");
+                }
+                return;
+            }
+            Err(e) => {
+                warn!(tenant, pipeline, path = %path.display(), error = %e, "cannot read plugin file");
+                return;
+            }
+        };
+        let hash: [u8; 32] = Sha256::digest(&bytes).into();
+        if self.delivered.get(&path) == Some(&hash) {
+            debug!(tenant, pipeline, path = %path.display(), "plugin file unchanged; not delivered again");
+            return;
+        }
+        self.delivered.insert(path.clone(), hash);
+        info!(tenant, pipeline, path = %path.display(), bytes = bytes.len(), "plugin file dropped");
+        let drop = PluginDrop {
+            tenant: tenant.clone(),
+            pipeline: pipeline.clone(),
+            path: path.clone(),
+            bytes,
+            seen_at,
+        };
+        // A panicking handler must not end the debouncer thread, which would stop
+        // watching without a word.
+        if std::panic::catch_unwind(AssertUnwindSafe(|| on_drop(drop))).is_err() {
+            error!(tenant, pipeline, path = %path.display(), "plugin drop handler panicked; still watching");
+        }
+    }
+
+    /// Every `<tenant>/*` entry, after events were lost.
+    fn scan_all(&self, out: &mut BTreeSet<PathBuf>) {
+        let Ok(entries) = fs::read_dir(&self.root) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                scan_tenant(&entry.path(), out);
+            }
+        }
+    }
+}
+
+/// Adds the entries of one tenant directory.
+fn scan_tenant(tenant_dir: &Path, out: &mut BTreeSet<PathBuf>) {
+    if let Ok(entries) = fs::read_dir(tenant_dir) {
+        out.extend(entries.flatten().map(|e| e.path()));
+    }
+}
+
+/// Whether an event may mean new content at its paths. Opens and reads (including the
+/// watcher's own reads) and metadata-only changes do not; removals do, in the sense that
+/// the path's remembered hash must be forgotten.
+fn touches_content(kind: &EventKind) -> bool {
+    match kind {
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
+        EventKind::Access(_) | EventKind::Other => false,
+        EventKind::Modify(ModifyKind::Metadata(_)) => false,
+        EventKind::Any | EventKind::Create(_) | EventKind::Modify(_) | EventKind::Remove(_) => true,
+    }
+}
+
+/// Classifies `path` against the `<root>/<tenant>/<pipeline>.wasm` layout.
+fn place(root: &Path, path: &Path) -> Place {
+    let Ok(relative) = path.strip_prefix(root) else {
+        return Place::Elsewhere;
+    };
+    let parts: Vec<&str> = match relative
+        .components()
+        .map(|c| match c {
+            Component::Normal(s) => s.to_str(),
+            _ => None,
+        })
+        .collect::<Option<_>>()
+    {
+        Some(parts) => parts,
+        None => return Place::Elsewhere,
+    };
+    match parts.as_slice() {
+        [_] => Place::TopLevel,
+        [tenant, file] => {
+            if tenant.starts_with('.') || is_temporary(file) {
+                return Place::Ignored;
+            }
+            match file.strip_suffix(".wasm") {
+                Some(pipeline) if !pipeline.is_empty() => Place::Plugin {
+                    tenant: (*tenant).to_owned(),
+                    pipeline: pipeline.to_owned(),
+                },
+                _ => Place::Ignored,
+            }
+        }
+        _ => Place::Elsewhere,
+    }
+}
+
+/// Names writers use for files that are not finished yet.
+fn is_temporary(file: &str) -> bool {
+    file.starts_with('.')
+        || file.ends_with(".tmp")
+        || file.ends_with(".part")
+        || file.ends_with('~')
+}
+
+/// Reads a plugin file; `None` if it is empty (just created, content not written yet).
+fn read_plugin(path: &Path) -> io::Result<Option<Vec<u8>>> {
+    if !fs::metadata(path)?.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ));
+    }
+    let bytes = fs::read(path)?;
+    Ok((!bytes.is_empty()).then_some(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc::{self, Receiver};
+
+    const DEBOUNCE: Duration = Duration::from_millis(100);
+    const WAIT: Duration = Duration::from_secs(5);
+
+    /// A watched tempdir with tenant `acme` and the sentinel tenant `zz` already created.
+    fn watched() -> (tempfile::TempDir, Watcher, Receiver<PluginDrop>) {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir(dir.path().join("acme")).unwrap();
+        fs::create_dir(dir.path().join("zz")).unwrap();
+        let (tx, rx) = mpsc::channel();
+        let watcher = Watcher::start(dir.path(), DEBOUNCE, move |d| {
+            let _ = tx.send(d);
+        })
+        .unwrap();
+        (dir, watcher, rx)
+    }
+
+    fn next(rx: &Receiver<PluginDrop>) -> PluginDrop {
+        rx.recv_timeout(WAIT).expect("a plugin drop within 5 s")
+    }
+
+    /// Proves nothing else was delivered before now: writes `zz/sentinel.wasm` (which
+    /// sorts after every other tenant in a batch, and whose events come after every
+    /// earlier write) and expects it to be the very next drop.
+    fn assert_nothing_before_sentinel(dir: &Path, rx: &Receiver<PluginDrop>, content: &[u8]) {
+        fs::write(dir.join("zz/sentinel.wasm"), content).unwrap();
+        let d = next(rx);
+        assert_eq!(
+            (d.tenant.as_str(), d.pipeline.as_str()),
+            ("zz", "sentinel"),
+            "unexpected drop {} before the sentinel",
+            d.path.display()
+        );
+    }
+
+    #[test]
+    fn direct_write_is_one_drop_with_the_bytes() {
+        let (dir, _w, rx) = watched();
+        fs::write(dir.path().join("acme/fares.wasm"), b"\0asm version one").unwrap();
+        let d = next(&rx);
+        assert_eq!(d.tenant, "acme");
+        assert_eq!(d.pipeline, "fares");
+        assert_eq!(d.bytes, b"\0asm version one");
+        assert!(d.path.ends_with("acme/fares.wasm"));
+        assert_nothing_before_sentinel(dir.path(), &rx, b"s");
+    }
+
+    #[test]
+    fn rename_into_place_is_one_complete_drop_and_the_temp_is_ignored() {
+        let (dir, _w, rx) = watched();
+        let tmp = dir.path().join("acme/.fares.wasm.tmp");
+        fs::write(&tmp, b"first half, ").unwrap();
+        // Longer than the debounce: the half-written temp file sits quiet on disk.
+        std::thread::sleep(DEBOUNCE * 3);
+        let mut full = b"first half, ".to_vec();
+        full.extend_from_slice(b"second half");
+        fs::write(&tmp, &full).unwrap();
+        fs::rename(&tmp, dir.path().join("acme/fares.wasm")).unwrap();
+        let d = next(&rx);
+        assert_eq!((d.tenant.as_str(), d.pipeline.as_str()), ("acme", "fares"));
+        assert_eq!(d.bytes, full);
+        assert_nothing_before_sentinel(dir.path(), &rx, b"s");
+    }
+
+    #[test]
+    fn same_bytes_are_not_delivered_again_but_new_bytes_are() {
+        let (dir, _w, rx) = watched();
+        let path = dir.path().join("acme/fares.wasm");
+        fs::write(&path, b"v1").unwrap();
+        assert_eq!(next(&rx).bytes, b"v1");
+
+        fs::write(&path, b"v1").unwrap();
+        assert_nothing_before_sentinel(dir.path(), &rx, b"s1");
+
+        fs::write(&path, b"v2").unwrap();
+        let d = next(&rx);
+        assert_eq!(
+            (d.pipeline.as_str(), d.bytes.as_slice()),
+            ("fares", &b"v2"[..])
+        );
+    }
+
+    #[test]
+    fn strays_temps_and_deep_files_are_ignored() {
+        let (dir, _w, rx) = watched();
+        let root = dir.path();
+        fs::write(root.join("top.wasm"), b"x").unwrap();
+        fs::write(root.join("acme/notes.txt"), b"x").unwrap();
+        fs::write(root.join("acme/.hidden.wasm"), b"x").unwrap();
+        fs::write(root.join("acme/fares.wasm.part"), b"x").unwrap();
+        fs::write(root.join("acme/fares.wasm~"), b"x").unwrap();
+        fs::write(root.join("acme/fares.tmp"), b"x").unwrap();
+        fs::write(root.join("acme/empty.wasm"), b"").unwrap();
+        fs::create_dir(root.join("acme/deep")).unwrap();
+        fs::write(root.join("acme/deep/fares.wasm"), b"x").unwrap();
+        assert_nothing_before_sentinel(root, &rx, b"s");
+    }
+
+    #[test]
+    fn removal_delivers_nothing_and_the_same_bytes_can_return() {
+        let (dir, _w, rx) = watched();
+        let path = dir.path().join("acme/fares.wasm");
+        fs::write(&path, b"v1").unwrap();
+        assert_eq!(next(&rx).bytes, b"v1");
+        fs::remove_file(&path).unwrap();
+        assert_nothing_before_sentinel(dir.path(), &rx, b"s1");
+        fs::write(&path, b"v1").unwrap();
+        assert_eq!(next(&rx).bytes, b"v1");
+    }
+
+    #[test]
+    fn a_new_tenant_directory_is_picked_up() {
+        let (dir, _w, rx) = watched();
+        let staging = dir.path().join(".staging");
+        fs::create_dir(&staging).unwrap();
+        fs::write(staging.join("fares.wasm"), b"v1").unwrap();
+        fs::rename(&staging, dir.path().join("bravo")).unwrap();
+        let d = next(&rx);
+        assert_eq!((d.tenant.as_str(), d.pipeline.as_str()), ("bravo", "fares"));
+        assert_eq!(d.bytes, b"v1");
+    }
+
+    #[test]
+    fn a_panicking_handler_does_not_stop_the_watch() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir(dir.path().join("acme")).unwrap();
+        let (tx, rx) = mpsc::channel();
+        let _w = Watcher::start(dir.path(), DEBOUNCE, move |d| {
+            assert_ne!(d.bytes, b"boom", "handler panics on purpose");
+            let _ = tx.send(d);
+        })
+        .unwrap();
+        fs::write(dir.path().join("acme/fares.wasm"), b"boom").unwrap();
+        std::thread::sleep(DEBOUNCE * 3);
+        fs::write(dir.path().join("acme/fares.wasm"), b"v2").unwrap();
+        assert_eq!(next(&rx).bytes, b"v2");
+    }
+
+    #[test]
+    fn missing_directory_names_it_and_the_fix() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("plugins");
+        let err = Watcher::start(&missing, DEBOUNCE, |_| {}).unwrap_err();
+        let message = err.to_string();
+        assert!(
+            message.contains(&missing.display().to_string()),
+            "{message}"
+        );
+        assert!(message.contains("plugins.dir"), "{message}");
+    }
+
+    #[test]
+    fn layout() {
+        let root = Path::new("/p");
+        let plugin = |t: &str, p: &str| Place::Plugin {
+            tenant: t.into(),
+            pipeline: p.into(),
+        };
+        assert_eq!(
+            place(root, Path::new("/p/acme/fares.wasm")),
+            plugin("acme", "fares")
+        );
+        assert_eq!(
+            place(root, Path::new("/p/acme/a.b.wasm")),
+            plugin("acme", "a.b")
+        );
+        assert_eq!(place(root, Path::new("/p/acme")), Place::TopLevel);
+        assert_eq!(place(root, Path::new("/p/x.wasm")), Place::TopLevel);
+        assert_eq!(place(root, Path::new("/p/acme/.wasm")), Place::Ignored);
+        assert_eq!(
+            place(root, Path::new("/p/.acme/fares.wasm")),
+            Place::Ignored
+        );
+        assert_eq!(
+            place(root, Path::new("/p/acme/fares.wasm.tmp")),
+            Place::Ignored
+        );
+        assert_eq!(place(root, Path::new("/p/acme/fares")), Place::Ignored);
+        assert_eq!(place(root, Path::new("/p/a/b/c.wasm")), Place::Elsewhere);
+        assert_eq!(
+            place(root, Path::new("/q/acme/fares.wasm")),
+            Place::Elsewhere
+        );
+    }
+}
