@@ -120,8 +120,17 @@ fn a_trapping_plugin_costs_one_window_and_the_run_goes_on() {
         ),
     );
     let p = pipeline(&s, "panicky", "", "");
-    let (ok, _, stderr) = run_pipeline(&p);
-    assert!(ok, "{stderr}");
+    let out = support::weir()
+        .args(["run", "--json-summary", "--no-progress"])
+        .arg(&p)
+        .env("RUST_LOG", "weir::guest=info")
+        .output()
+        .expect("weir runs");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{stderr}");
+    // The guest's panic message went to its stderr, which reaches the tenant's log.
+    assert!(stderr.contains("refusing key symbol"), "{stderr}");
+    assert!(stderr.contains("weir::guest"), "{stderr}");
     let rows = s.read_jsonl("rows.jsonl");
     let got: Vec<(String, i64)> = rows
         .iter()
@@ -279,4 +288,43 @@ fn components_that_do_not_fit_are_rejected_at_load_with_the_reason() {
         assert!(!out.status.success(), "{file} was accepted");
         assert!(err.contains(expected), "{file}: {err}");
     }
+}
+
+#[test]
+fn stdin_source_reads_until_eof_and_flushes() {
+    use std::io::Write;
+    let s = Scratch::new();
+    // Tumbling 10 s, no delay: A@1s and A@9s in [0s,10s), A@10s exactly on the boundary
+    // opens [10s,20s). EOF flushes it: counts 2 and 1.
+    let p = pipeline(&s, "stats", "field = \"price\"", "");
+    let text = std::fs::read_to_string(&p).unwrap().replace(
+        "kind = \"file\"\npath = \"events.jsonl\"",
+        "kind = \"stdin\"",
+    );
+    let p = s.write("stdin.toml", &text);
+    let mut child = support::weir()
+        .args(["run", "--json-summary", "--no-progress"])
+        .arg(&p)
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("weir runs");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(
+            b"{\"ts\":1000,\"symbol\":\"A\",\"price\":1}\n{\"ts\":9000,\"symbol\":\"A\",\"price\":3}\n{\"ts\":10000,\"symbol\":\"A\",\"price\":5}\n",
+        )
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let rows = s.read_jsonl("rows.jsonl");
+    let got: Vec<(i64, f64)> = rows
+        .iter()
+        .map(|r| (r["count"].as_i64().unwrap(), r["sum"].as_f64().unwrap()))
+        .collect();
+    assert_eq!(got, vec![(2, 4.0), (1, 5.0)]);
+    assert_eq!(summary(&stderr)["events_read"], 3);
 }

@@ -1172,3 +1172,77 @@ fn gen_stocks_writes_ticks_as_json_lines() {
     let again = support::run_weir(&["gen", "stocks", "--count", "5"]);
     assert_eq!(String::from_utf8(again.stdout).unwrap(), text);
 }
+
+/// Sessions with allowed lateness, through the binary: merging, a late re-firing with a
+/// higher revision, and an event late for every window routed to the late sink.
+#[test]
+fn session_windows_with_allowed_lateness_refire_with_revisions() {
+    let s = support::Scratch::new();
+    // gap 5 s, delay 0, allowed lateness 3 s. A@1 and A@3 form [1,8). A@9 opens [9,14) and
+    // moves W to 9 ≥ 8: [1,8) fires, revision 0, count 2 (kept until W ≥ 11).
+    // A@7 bridges [1,8) and [9,14) into [1,14), which already fired once → revision 1.
+    // A@20 moves W to 20: [1,14) fires with 1, 3, 7, 9 (count 4) and is purged (14+3 ≤ 20).
+    // A@2 then has only the proto-session [2,7), 7+3 ≤ 20: late for every window.
+    // EOF flushes [20,25) with count 1.
+    s.write(
+        "events.jsonl",
+        "{\"ts\":1000,\"symbol\":\"A\"}\n{\"ts\":3000,\"symbol\":\"A\"}\n{\"ts\":9000,\"symbol\":\"A\"}\n\
+         {\"ts\":7000,\"symbol\":\"A\"}\n{\"ts\":20000,\"symbol\":\"A\"}\n{\"ts\":2000,\"symbol\":\"A\"}\n",
+    );
+    let p = s.write(
+        "p.toml",
+        &format!(
+            r#"
+name = "sessions"
+[source]
+kind = "file"
+path = "events.jsonl"
+[schema]
+timestamp = {{ field = "ts", format = "epoch_ms" }}
+key = ["symbol"]
+fields = {{ symbol = "string" }}
+[window]
+kind = "session"
+gap = "5s"
+allowed_lateness = "3s"
+[plugin]
+path = "{}"
+[sink]
+kind = "file"
+path = "rows.jsonl"
+[late_sink]
+kind = "file"
+path = "late.jsonl"
+"#,
+            support::wasm("hotspot").display()
+        ),
+    );
+    let (ok, _, stderr) = support::run_pipeline(&p);
+    assert!(ok, "{stderr}");
+    let rows: Vec<(String, String, i64, i64)> = s
+        .read_jsonl("rows.jsonl")
+        .iter()
+        .map(|r| {
+            (
+                r["window_start"].as_str().unwrap().to_string(),
+                r["window_end"].as_str().unwrap().to_string(),
+                r["revision"].as_i64().unwrap(),
+                r["count"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    let t = |s: &str| format!("1970-01-01T00:00:{s}.000Z");
+    assert_eq!(
+        rows,
+        vec![
+            (t("01"), t("08"), 0, 2),
+            (t("01"), t("14"), 1, 4),
+            (t("20"), t("25"), 0, 1),
+        ]
+    );
+    let late = s.read_jsonl("late.jsonl");
+    assert_eq!(late.len(), 1);
+    assert_eq!(late[0]["ts"], t("02"));
+    assert_eq!(late[0]["watermark"], t("20"));
+    assert_eq!(support::summary(&stderr)["late"], 1);
+}

@@ -1,0 +1,1225 @@
+//! `weir serve` end to end: the real binary, real host and pipeline files in a scratch dir,
+//! the admin API over loopback HTTP (the blocking `Client` and the `weir plugin` CLI).
+//!
+//! - A tenant whose plugin spins to its deadline on every call does not disturb another
+//!   tenant: the other's results are exact and its wall time stays near a solo `weir run`.
+//! - Every adversarial plugin (endless loop, memory hog, panic, huge output) fails with the
+//!   right error kind in its own error sink, the host stays up, a neighbour is exact; a
+//!   pipeline quarantines after N failures in a row, stops reading, and a good deploy resumes it.
+//! - Hot swap under a paced stream (API deploy, rejected random bytes, rollback by CLI,
+//!   deploy by file): every window once, exact counts, each row with the version live when
+//!   it fired, versions switching only at the swaps.
+//! - The authorization matrix against the real host.
+//!
+//! Expected results are worked out here from the generated events (the generator with the
+//! same seed, bucketed by key and epoch-aligned half-open window), never copied from output.
+//! The tests run one at a time (they share 2 cores and measure time), and every `weir serve`
+//! is killed when its guard drops, on success or panic.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use serde_json::Value as Json;
+use support::Scratch;
+use weir::admin::{Client, ClientError};
+use weir::config::{Format, GeneratorConfig, Millis, Workload};
+use weir::serve::control::{PipelineState, PipelineView, VersionView};
+
+const OPERATOR: &str = "operator-token-5b1e0c7d9a";
+const ACME: &str = "acme-token-7c2f91d04e63";
+const GLOBEX: &str = "globex-token-e83a55b0c19d";
+/// Default first event time of the generator: 2024-01-22T00:00:00Z.
+const GEN_START_MS: i64 = 1_705_881_600_000;
+
+// ---------------------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------------------
+
+/// The tests measure wall time and deadlines on 2 shared cores: run them one at a time.
+fn serial() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A free loopback port, asked of the OS.
+fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    l.local_addr().expect("local addr").port()
+}
+
+/// One plain HTTP/1.1 GET on loopback; `(status, body)`, or `None` if nothing answered.
+fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    let mut s =
+        TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_secs(2)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    let status = text.split_whitespace().nth(1)?.parse().ok()?;
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    Some((status, body))
+}
+
+/// Polls `f` every 20 ms until it returns `Some`, failing after `timeout`.
+fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let until = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            Instant::now() < until,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A running `weir serve`, killed (and reaped) when dropped.
+struct Serve {
+    child: Child,
+    port: u16,
+    stdout: PathBuf,
+    stderr: PathBuf,
+}
+
+impl Serve {
+    /// Writes `<scratch>/host.toml` (an `[admin]` table on a free port, then `body`) and
+    /// starts `weir serve` on it; returns once `/healthz` answers. Retries on another port
+    /// if the one picked was taken in between.
+    fn start(scratch: &Scratch, body: &str) -> Serve {
+        for attempt in 0..3 {
+            let port = free_port();
+            let host = scratch.write(
+                "host.toml",
+                &format!("[admin]\nlisten = \"127.0.0.1:{port}\"\noperator_token = \"{OPERATOR}\"\n\n{body}"),
+            );
+            let (stdout, stderr) = (scratch.path("serve.stdout"), scratch.path("serve.stderr"));
+            let child = support::weir()
+                .arg("serve")
+                .arg(&host)
+                .stdin(Stdio::null())
+                .stdout(std::fs::File::create(&stdout).expect("stdout file"))
+                .stderr(std::fs::File::create(&stderr).expect("stderr file"))
+                .spawn()
+                .expect("weir serve starts");
+            let mut serve = Serve {
+                child,
+                port,
+                stdout,
+                stderr,
+            };
+            let until = Instant::now() + Duration::from_secs(120);
+            loop {
+                if let Some(status) = serve.child.try_wait().expect("try_wait") {
+                    let err = serve.stderr();
+                    if err.contains("binding the admin API") && attempt < 2 {
+                        break;
+                    }
+                    panic!("weir serve exited ({status}) before answering:\n{err}");
+                }
+                if matches!(http_get(port, "/healthz"), Some((200, _))) {
+                    return serve;
+                }
+                assert!(
+                    Instant::now() < until,
+                    "weir serve did not answer within 120 s:\n{}",
+                    serve.stderr()
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        unreachable!("three attempts")
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn client(&self, token: &str) -> Client {
+        Client::new(self.url(), token)
+    }
+
+    /// One pipeline, as the operator sees it.
+    fn view(&self, tenant: &str, pipeline: &str) -> PipelineView {
+        self.client(OPERATOR)
+            .pipelines(tenant)
+            .expect("operator lists pipelines")
+            .into_iter()
+            .find(|p| p.name == pipeline)
+            .unwrap_or_else(|| panic!("no pipeline {tenant}/{pipeline}"))
+    }
+
+    /// Waits until the pipeline reaches `state`.
+    fn wait_state(
+        &self,
+        tenant: &str,
+        pipeline: &str,
+        state: PipelineState,
+        timeout: Duration,
+    ) -> PipelineView {
+        wait_for(
+            &format!("{tenant}/{pipeline} to be {state:?}"),
+            timeout,
+            || {
+                let v = self.view(tenant, pipeline);
+                assert_ne!(
+                    v.state,
+                    PipelineState::Failed,
+                    "{tenant}/{pipeline} failed: {:?}",
+                    v.reason
+                );
+                (v.state == state).then_some(v)
+            },
+        )
+    }
+
+    /// The process is alive and `/healthz` answers `ok`.
+    fn assert_healthy(&mut self) {
+        assert!(
+            self.child.try_wait().expect("try_wait").is_none(),
+            "weir serve died:\n{}",
+            self.stderr()
+        );
+        let (status, body) = http_get(self.port, "/healthz").expect("healthz answers");
+        assert_eq!(status, 200, "{body}");
+    }
+
+    fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    fn stdout(&self) -> String {
+        std::fs::read_to_string(&self.stdout).unwrap_or_default()
+    }
+
+    /// `weir plugin <args> --url <this host> --token <token>`: (success, stdout, stderr).
+    fn cli(&self, token: &str, args: &[&str]) -> (bool, String, String) {
+        let out = support::weir()
+            .arg("plugin")
+            .args(args)
+            .args(["--url", &self.url(), "--token", token])
+            .env_remove("WEIR_URL")
+            .env_remove("WEIR_TOKEN")
+            .output()
+            .expect("weir plugin runs");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A generated stocks source: `[source]` TOML and the same config for the expectation.
+#[derive(Clone, Copy)]
+struct Gen {
+    count: u64,
+    keys: u32,
+    interval_ms: i64,
+    seed: u64,
+    rate: u64,
+}
+
+impl Gen {
+    fn toml(&self) -> String {
+        format!(
+            "[source]\nkind = \"generator\"\nworkload = \"stocks\"\ncount = {}\nkeys = {}\ninterval = \"{}ms\"\nseed = {}\nrate = {}\n",
+            self.count, self.keys, self.interval_ms, self.seed, self.rate
+        )
+    }
+
+    /// Every generated event as `(ts ms, symbol, price)`, in order.
+    fn events(&self) -> Vec<(i64, String, f64)> {
+        let cfg = GeneratorConfig {
+            workload: Workload::Stocks,
+            count: self.count,
+            rate: 0,
+            keys: self.keys,
+            interval: Millis(self.interval_ms),
+            jitter: Millis(0),
+            seed: self.seed,
+            start: None,
+            format: Format::Jsonl,
+        };
+        let mut g = weir::source::Generator::new(&cfg).expect("generator config");
+        let mut out = Vec::with_capacity(self.count as usize);
+        let mut line = String::new();
+        while {
+            line.clear();
+            g.next_record(&mut line)
+        } {
+            let v: Json = serde_json::from_str(&line).expect("generated JSON");
+            out.push((
+                ts_ms(v["ts"].as_str().expect("ts")),
+                v["symbol"].as_str().expect("symbol").to_string(),
+                v["price"].as_f64().expect("price"),
+            ));
+        }
+        out
+    }
+}
+
+fn ts_ms(s: &str) -> i64 {
+    chrono::DateTime::parse_from_rfc3339(s)
+        .unwrap_or_else(|e| panic!("bad timestamp {s:?}: {e}"))
+        .timestamp_millis()
+}
+
+/// What `stats` should say about one key's window, worked out here.
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    count: i64,
+    sum: f64,
+    min: f64,
+    max: f64,
+}
+
+/// Events bucketed by (symbol, start of the epoch-aligned window of `size` ms).
+fn bucket(events: &[(i64, String, f64)], size: i64) -> BTreeMap<(String, i64), Bucket> {
+    let mut out: BTreeMap<(String, i64), Bucket> = BTreeMap::new();
+    for (ts, sym, price) in events {
+        let start = ts - ts.rem_euclid(size);
+        let b = out.entry((sym.clone(), start)).or_insert(Bucket {
+            count: 0,
+            sum: 0.0,
+            min: f64::INFINITY,
+            max: f64::NEG_INFINITY,
+        });
+        b.count += 1;
+        b.sum += price;
+        b.min = b.min.min(*price);
+        b.max = b.max.max(*price);
+    }
+    out
+}
+
+/// A pipeline file: tumbling 1 s windows keyed by symbol over a stocks source, results and
+/// errors as JSON lines next to it.
+fn pipeline_toml(name: &str, source: &str, plugin: &Path, plugin_extra: &str) -> String {
+    format!(
+        r#"name = "{name}"
+{source}
+[schema]
+timestamp = {{ field = "ts", format = "rfc3339" }}
+key = ["symbol"]
+fields = {{ symbol = "string", price = "f64", volume = "i64" }}
+
+[window]
+kind = "tumbling"
+size = "1s"
+
+[plugin]
+path = "{plugin}"
+{plugin_extra}
+
+[sink]
+kind = "file"
+path = "{name}.jsonl"
+
+[error_sink]
+kind = "file"
+path = "{name}.errors.jsonl"
+"#,
+        plugin = plugin.display()
+    )
+}
+
+/// A `[[tenant]]` table.
+fn tenant_toml(name: &str, token: &str, pipelines: &[&str]) -> String {
+    let list: Vec<String> = pipelines.iter().map(|p| format!("\"{p}\"")).collect();
+    format!(
+        "[[tenant]]\nname = \"{name}\"\ntoken = \"{token}\"\npipelines = [{}]\n\n",
+        list.join(", ")
+    )
+}
+
+/// Checks `stats` rows against the expectation: every (key, window) exactly once, with the
+/// right count, sum, min and max.
+fn assert_stats_exact(rows: &[Json], expected: &BTreeMap<(String, i64), Bucket>, what: &str) {
+    let mut seen = BTreeMap::new();
+    for r in rows {
+        let key = (
+            r["symbol"].as_str().expect("symbol").to_string(),
+            ts_ms(r["window_start"].as_str().expect("window_start")),
+        );
+        assert_eq!(
+            ts_ms(r["window_end"].as_str().expect("window_end")) - key.1,
+            1000,
+            "{what}: window bounds of {r}"
+        );
+        let want = expected
+            .get(&key)
+            .unwrap_or_else(|| panic!("{what}: row for a window with no events: {r}"));
+        assert_eq!(
+            r["count"].as_i64(),
+            Some(want.count),
+            "{what}: count of {r}"
+        );
+        let sum = r["sum"].as_f64().expect("sum");
+        assert!(
+            (sum - want.sum).abs() <= 1e-9 * want.sum.abs().max(1.0),
+            "{what}: sum {sum} != {} in {r}",
+            want.sum
+        );
+        assert_eq!(r["min"].as_f64(), Some(want.min), "{what}: min of {r}");
+        assert_eq!(r["max"].as_f64(), Some(want.max), "{what}: max of {r}");
+        assert!(
+            seen.insert(key.clone(), ()).is_none(),
+            "{what}: window {key:?} twice"
+        );
+    }
+    assert_eq!(
+        seen.len(),
+        expected.len(),
+        "{what}: {} windows expected, {} written",
+        expected.len(),
+        seen.len()
+    );
+}
+
+fn refused(r: Result<impl std::fmt::Debug, ClientError>) -> (u16, String) {
+    match r {
+        Err(e) => (
+            e.status().unwrap_or_else(|| panic!("no HTTP status: {e}")),
+            e.reason().unwrap_or("").to_string(),
+        ),
+        Ok(v) => panic!("expected a refusal, got {v:?}"),
+    }
+}
+
+fn live(v: &PipelineView) -> &str {
+    &v.versions
+        .iter()
+        .find(|v| v.live)
+        .expect("a live version")
+        .id
+}
+
+/// Deterministic junk (xorshift), not a wasm module.
+fn random_bytes(n: usize, mut seed: u64) -> Vec<u8> {
+    (0..n)
+        .map(|_| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed as u8
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------
+// 1. Isolation from a neighbour that spins to its deadline
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn a_neighbour_spinning_to_its_deadline_does_not_disturb_another_tenant() {
+    let _serial = serial();
+    let s = Scratch::new();
+    let quiet = Gen {
+        count: 50_000,
+        keys: 10,
+        interval_ms: 10,
+        seed: 11,
+        rate: 0,
+    };
+    let stats = support::wasm("stats");
+    let params = "params = { field = \"price\" }";
+    s.write(
+        "quiet.toml",
+        &pipeline_toml("quiet", &quiet.toml(), &stats, params),
+    );
+    s.write(
+        "alone.toml",
+        &pipeline_toml("alone", &quiet.toml(), &stats, params),
+    );
+    // Spins 20 ms on every call; 41 windows x 10 keys per batch keep it busy for minutes,
+    // and it never quarantines.
+    let noisy = Gen {
+        count: 1_000_000,
+        keys: 10,
+        interval_ms: 10,
+        seed: 3,
+        rate: 0,
+    };
+    s.write(
+        "noisy.toml",
+        &pipeline_toml(
+            "noisy",
+            &noisy.toml(),
+            &support::wasm("spin"),
+            "limits = { deadline = \"20ms\", quarantine_after = 1000000 }",
+        ),
+    );
+    let expected = bucket(&quiet.events(), 1000);
+    assert_eq!(expected.len(), 5000, "500 s of events x 10 keys");
+
+    // Alone, through `weir run`.
+    let (ok, _, stderr) = support::run_pipeline(&s.path("alone.toml"));
+    assert!(ok, "{stderr}");
+    let alone = support::summary(&stderr)["wall_seconds"]
+        .as_f64()
+        .expect("wall_seconds");
+    assert_stats_exact(&s.read_jsonl("alone.jsonl"), &expected, "alone");
+
+    // Beside the spinner, which is started first so that it already spins.
+    let mut serve = Serve::start(
+        &s,
+        &format!(
+            "{}{}",
+            tenant_toml("noisy", GLOBEX, &["noisy.toml"]),
+            tenant_toml("quiet", ACME, &["quiet.toml"])
+        ),
+    );
+    let t0 = Instant::now();
+    let done = serve.wait_state(
+        "quiet",
+        "quiet",
+        PipelineState::Finished,
+        Duration::from_secs(60),
+    );
+    let shared = t0.elapsed().as_secs_f64();
+    assert_eq!(done.events_read, quiet.count);
+    assert_eq!(done.plugin_errors, 0);
+    let version = live(&done).to_string();
+
+    let noisy_view = serve.view("noisy", "noisy");
+    assert_eq!(noisy_view.state, PipelineState::Running, "{noisy_view:?}");
+    assert!(
+        noisy_view.plugin_errors >= 5,
+        "the spinner should have hit its deadline by now: {noisy_view:?}"
+    );
+    let metrics = serve.client(OPERATOR).metrics().expect("metrics");
+    assert!(
+        metrics.contains(r#"weir_plugin_errors_total{tenant="noisy",pipeline="noisy"}"#),
+        "{metrics}"
+    );
+    serve.assert_healthy();
+
+    let rows = s.read_jsonl("quiet.jsonl");
+    assert_stats_exact(&rows, &expected, "beside the spinner");
+    assert!(
+        rows.iter().all(|r| r["plugin_version"] == version.as_str()),
+        "every row by {version}"
+    );
+    eprintln!("quiet pipeline: alone {alone:.3} s, beside a spinning tenant {shared:.3} s");
+    assert!(
+        shared <= 2.0 * alone + 1.0,
+        "beside the spinner the pipeline took {shared:.3} s, alone {alone:.3} s"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// 2. Adversarial plugins and quarantine
+// ---------------------------------------------------------------------------------------
+
+/// Error records of one pipeline's error sink.
+fn errors(s: &Scratch, pipeline: &str) -> Vec<Json> {
+    s.read_jsonl(&format!("{pipeline}.errors.jsonl"))
+}
+
+#[test]
+fn adversarial_plugins_fail_alone_and_the_host_survives() {
+    let _serial = serial();
+    let s = Scratch::new();
+    // 1 key, 300 events 10 ms apart: 3 windows, so 3 calls each.
+    let small = Gen {
+        count: 300,
+        keys: 1,
+        interval_ms: 10,
+        seed: 1,
+        rate: 0,
+    };
+    s.write(
+        "spin.toml",
+        &pipeline_toml(
+            "spin",
+            &small.toml(),
+            &support::wasm("spin"),
+            "limits = { deadline = \"20ms\" }",
+        ),
+    );
+    s.write(
+        "hog.toml",
+        &pipeline_toml(
+            "hog",
+            &small.toml(),
+            &support::wasm("hog"),
+            "limits = { memory = \"16MiB\" }",
+        ),
+    );
+    // A million rows need room in guest memory to be built at all; the row limit (default
+    // 10 000 per call) is what must refuse them.
+    s.write(
+        "huge.toml",
+        &pipeline_toml(
+            "huge",
+            &small.toml(),
+            &support::wasm("huge"),
+            "limits = { memory = \"512MiB\", deadline = \"10s\" }",
+        ),
+    );
+    // The generator has no BAD symbol: a file with two BAD windows among good ones.
+    let lines = [
+        ("2024-01-22T00:00:00.100Z", "AAPL"),
+        ("2024-01-22T00:00:00.200Z", "BAD"),
+        ("2024-01-22T00:00:00.300Z", "AAPL"),
+        ("2024-01-22T00:00:01.100Z", "BAD"),
+        ("2024-01-22T00:00:01.200Z", "MSFT"),
+        ("2024-01-22T00:00:02.500Z", "AAPL"),
+    ];
+    let data: String = lines
+        .iter()
+        .map(|(ts, sym)| {
+            format!("{{\"ts\":\"{ts}\",\"symbol\":\"{sym}\",\"price\":1.5,\"volume\":3}}\n")
+        })
+        .collect();
+    s.write("panicky.jsonl", &data);
+    let file_source = format!(
+        "[source]\nkind = \"file\"\npath = \"{}\"\n",
+        s.path("panicky.jsonl").display()
+    );
+    s.write(
+        "panicky.toml",
+        &pipeline_toml("panicky", &file_source, &support::wasm("panicky"), ""),
+    );
+    // The neighbour, exact.
+    let good = Gen {
+        count: 20_000,
+        keys: 10,
+        interval_ms: 10,
+        seed: 21,
+        rate: 0,
+    };
+    s.write(
+        "good.toml",
+        &pipeline_toml(
+            "good",
+            &good.toml(),
+            &support::wasm("stats"),
+            "params = { field = \"price\" }",
+        ),
+    );
+
+    let mut serve = Serve::start(
+        &s,
+        &format!(
+            "{}{}",
+            tenant_toml(
+                "bad",
+                GLOBEX,
+                &["spin.toml", "hog.toml", "huge.toml", "panicky.toml"]
+            ),
+            tenant_toml("good", ACME, &["good.toml"])
+        ),
+    );
+    for (p, kind, calls) in [
+        ("spin", "deadline", 3),
+        ("hog", "memory", 3),
+        ("huge", "bad_output", 3),
+        ("panicky", "trap", 2),
+    ] {
+        let v = serve.wait_state("bad", p, PipelineState::Finished, Duration::from_secs(60));
+        assert_eq!(v.plugin_errors, calls, "{p}: {v:?}");
+        let errs = errors(&s, p);
+        assert_eq!(errs.len() as u64, calls, "{p}: {errs:?}");
+        for e in &errs {
+            assert_eq!(e["kind"], kind, "{p}: {e}");
+            assert_eq!(e["pipeline"], p, "{e}");
+        }
+        serve.assert_healthy();
+    }
+    // The error record names the window that failed.
+    let spin = errors(&s, "spin");
+    let starts: Vec<&str> = spin
+        .iter()
+        .map(|e| e["window_start"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        starts,
+        [
+            "2024-01-22T00:00:00.000Z",
+            "2024-01-22T00:00:01.000Z",
+            "2024-01-22T00:00:02.000Z"
+        ]
+    );
+    assert!(
+        spin[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("20 ms deadline"),
+        "{}",
+        spin[0]
+    );
+    let huge = errors(&s, "huge");
+    assert!(
+        huge[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("max_rows_per_call"),
+        "{}",
+        huge[0]
+    );
+    assert!(
+        s.read_jsonl("huge.jsonl").is_empty(),
+        "no partial output of a refused call"
+    );
+    // panicky traps on BAD and the next call (a fresh instance) works: AAPL's and MSFT's
+    // windows are there, n = their event counts.
+    let bad = errors(&s, "panicky");
+    assert!(
+        bad.iter().all(|e| e["key"] == r#"{"symbol":"BAD"}"#),
+        "{bad:?}"
+    );
+    let got: Vec<(String, String, i64)> = s
+        .read_jsonl("panicky.jsonl")
+        .iter()
+        .map(|r| {
+            (
+                r["symbol"].as_str().unwrap().to_string(),
+                r["window_start"].as_str().unwrap().to_string(),
+                r["n"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    let want = [
+        ("AAPL", "2024-01-22T00:00:00.000Z", 2),
+        ("MSFT", "2024-01-22T00:00:01.000Z", 1),
+        ("AAPL", "2024-01-22T00:00:02.000Z", 1),
+    ];
+    let want: Vec<(String, String, i64)> = want
+        .iter()
+        .map(|(a, b, n)| (a.to_string(), b.to_string(), *n))
+        .collect();
+    assert_eq!(got, want);
+
+    let v = serve.wait_state(
+        "good",
+        "good",
+        PipelineState::Finished,
+        Duration::from_secs(60),
+    );
+    assert_eq!(v.plugin_errors, 0);
+    assert_stats_exact(
+        &s.read_jsonl("good.jsonl"),
+        &bucket(&good.events(), 1000),
+        "neighbour",
+    );
+    assert!(errors(&s, "good").is_empty());
+    let metrics = serve.client(OPERATOR).metrics().expect("metrics");
+    for p in ["spin", "hog", "huge", "panicky"] {
+        let line = format!("weir_plugin_restarts_total{{tenant=\"bad\",pipeline=\"{p}\"}}");
+        assert!(metrics.contains(&line), "{line} missing:\n{metrics}");
+    }
+    serve.assert_healthy();
+    // Guest output (panicky's panic message) goes to the tenant's log, never to stdout.
+    assert_eq!(serve.stdout(), "", "weir serve wrote to stdout");
+}
+
+/// The spinner with `quarantine_after = 3` over 20 000 events (200 windows x 10 keys).
+fn quarantine_setup(s: &Scratch, input: Gen) -> Serve {
+    s.write(
+        "stuck.toml",
+        &pipeline_toml(
+            "stuck",
+            &input.toml(),
+            &support::wasm("spin"),
+            "limits = { deadline = \"20ms\", quarantine_after = 3 }\nparams = { field = \"price\" }",
+        ),
+    );
+    Serve::start(s, &tenant_toml("acme", ACME, &["stuck.toml"]))
+}
+
+#[test]
+fn quarantine_stops_reading_and_a_good_deploy_resumes() {
+    let _serial = serial();
+    let s = Scratch::new();
+    let input = Gen {
+        count: 20_000,
+        keys: 10,
+        interval_ms: 10,
+        seed: 5,
+        rate: 0,
+    };
+    let mut serve = quarantine_setup(&s, input);
+    let q = serve.wait_state(
+        "acme",
+        "stuck",
+        PipelineState::Quarantined,
+        Duration::from_secs(30),
+    );
+    let reason = q.reason.clone().expect("a reason");
+    assert!(
+        reason.contains("3 plugin failures in a row") && reason.contains("deadline"),
+        "{reason}"
+    );
+    let read = q.events_read;
+    assert!(read > 0 && read < input.count, "{q:?}");
+    std::thread::sleep(Duration::from_millis(700));
+    let still = serve.view("acme", "stuck");
+    assert_eq!(still.state, PipelineState::Quarantined);
+    assert_eq!(
+        still.events_read, read,
+        "a quarantined pipeline must not read on"
+    );
+    assert_eq!(still.plugin_errors, q.plugin_errors, "nor call its plugin");
+    let metrics = serve.client(OPERATOR).metrics().expect("metrics");
+    assert!(
+        metrics.contains(r#"weir_quarantined{tenant="acme",pipeline="stuck"} 1"#),
+        "{metrics}"
+    );
+    serve.assert_healthy();
+
+    // A tenant deploys a good version of its own pipeline: it resumes with it.
+    let bytes = std::fs::read(support::wasm("stats")).unwrap();
+    let v2 = serve
+        .client(ACME)
+        .deploy("acme", "stuck", bytes)
+        .expect("deploy stats");
+    assert!(v2.id.starts_with("weir-plugin-stats@"), "{v2:?}");
+    let done = serve.wait_state(
+        "acme",
+        "stuck",
+        PipelineState::Finished,
+        Duration::from_secs(60),
+    );
+    assert_eq!(done.events_read, input.count);
+    assert_eq!(live(&done), v2.id);
+    assert!(done.reason.is_none(), "{done:?}");
+
+    // The three calls that failed are in the error sink as deadline errors.
+    let errs = errors(&s, "stuck");
+    let deadline: Vec<&Json> = errs.iter().filter(|e| e["kind"] == "deadline").collect();
+    assert_eq!(deadline.len(), 3, "{errs:?}");
+    // Rows come from the new version, and are exact; every window that starts after the
+    // input read before the quarantine is there.
+    let rows = s.read_jsonl("stuck.jsonl");
+    assert!(!rows.is_empty());
+    assert!(rows.iter().all(|r| r["plugin_version"] == v2.id.as_str()));
+    let expected = bucket(&input.events(), 1000);
+    let resumed_from = GEN_START_MS + read as i64 * input.interval_ms;
+    let after: BTreeMap<_, _> = expected
+        .iter()
+        .filter(|((_, w), _)| *w >= resumed_from)
+        .map(|(k, v)| (k.clone(), *v))
+        .collect();
+    let rows_after: Vec<Json> = rows
+        .iter()
+        .filter(|r| ts_ms(r["window_start"].as_str().unwrap()) >= resumed_from)
+        .cloned()
+        .collect();
+    assert_stats_exact(&rows_after, &after, "after the quarantine");
+    for r in &rows {
+        let k = (
+            r["symbol"].as_str().unwrap().to_string(),
+            ts_ms(r["window_start"].as_str().unwrap()),
+        );
+        assert_eq!(r["count"].as_i64(), Some(expected[&k].count), "{r}");
+    }
+}
+
+/// The issue says a quarantined pipeline "keeps its input (nothing is dropped)". The host
+/// quarantines in the middle of a batch and goes on firing that batch's windows without
+/// calling the plugin (error records "not called: pipeline quarantined"), so those windows
+/// are lost: only the 3 windows whose calls failed should be missing after the good deploy.
+#[test]
+#[ignore = "known bug: windows fired in the batch that quarantines are dropped (see the report)"]
+fn quarantine_keeps_every_window_the_plugin_was_not_called_for() {
+    let _serial = serial();
+    let s = Scratch::new();
+    let input = Gen {
+        count: 20_000,
+        keys: 10,
+        interval_ms: 10,
+        seed: 5,
+        rate: 0,
+    };
+    let serve = quarantine_setup(&s, input);
+    serve.wait_state(
+        "acme",
+        "stuck",
+        PipelineState::Quarantined,
+        Duration::from_secs(30),
+    );
+    let bytes = std::fs::read(support::wasm("stats")).unwrap();
+    serve
+        .client(OPERATOR)
+        .deploy("acme", "stuck", bytes)
+        .expect("deploy stats");
+    serve.wait_state(
+        "acme",
+        "stuck",
+        PipelineState::Finished,
+        Duration::from_secs(60),
+    );
+    let failed: Vec<(String, i64)> = errors(&s, "stuck")
+        .iter()
+        .filter(|e| e["kind"] == "deadline")
+        .map(|e| {
+            let key: Json = serde_json::from_str(e["key"].as_str().unwrap()).unwrap();
+            (
+                key["symbol"].as_str().unwrap().to_string(),
+                ts_ms(e["window_start"].as_str().unwrap()),
+            )
+        })
+        .collect();
+    let mut expected = bucket(&input.events(), 1000);
+    for k in &failed {
+        expected.remove(k);
+    }
+    assert_stats_exact(
+        &s.read_jsonl("stuck.jsonl"),
+        &expected,
+        "after quarantine and deploy",
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// 3. Hot swap under a continuous stream
+// ---------------------------------------------------------------------------------------
+
+/// One swap: events read just before it was asked for and just after it was seen live,
+/// and the version it made live.
+struct Swap {
+    before: u64,
+    after: u64,
+    to: String,
+}
+
+#[test]
+fn hot_swap_under_a_stream_accounts_for_every_window_with_its_version() {
+    let _serial = serial();
+    let s = Scratch::new();
+    // 3000 events/s, 1 ms apart: 3 windows of 1 s (30 rows) per second of wall time, 10 s.
+    let input = Gen {
+        count: 30_000,
+        keys: 10,
+        interval_ms: 1,
+        seed: 17,
+        rate: 3000,
+    };
+    let stats = support::wasm("stats");
+    let hotspot_bytes = std::fs::read(support::wasm("hotspot")).unwrap();
+    s.write(
+        "ticks.toml",
+        &pipeline_toml(
+            "ticks",
+            &input.toml(),
+            &stats,
+            "params = { field = \"price\" }",
+        ),
+    );
+    let plugins = s.path("plugins");
+    std::fs::create_dir_all(plugins.join("acme")).unwrap();
+    let serve = Serve::start(
+        &s,
+        &format!(
+            "[plugins]\ndir = \"{}\"\n\n{}",
+            plugins.display(),
+            tenant_toml("acme", ACME, &["ticks.toml"])
+        ),
+    );
+    let acme = serve.client(ACME);
+    let read = || serve.view("acme", "ticks").events_read;
+    let v1 = live(&serve.view("acme", "ticks")).to_string();
+    assert!(v1.starts_with("weir-plugin-stats@"), "{v1}");
+    wait_for("the stream to flow", Duration::from_secs(20), || {
+        (read() >= 3000).then_some(())
+    });
+    let mut swaps = Vec::new();
+
+    // v2 through the API, by the tenant.
+    let before = read();
+    let v2 = acme
+        .deploy("acme", "ticks", hotspot_bytes.clone())
+        .expect("deploy hotspot")
+        .id;
+    assert!(v2.starts_with("weir-plugin-hotspot@"), "{v2}");
+    swaps.push(Swap {
+        before,
+        after: read(),
+        to: v2.clone(),
+    });
+    assert_eq!(live(&serve.view("acme", "ticks")), v2);
+    std::thread::sleep(Duration::from_millis(1000));
+
+    // Random bytes: refused with a reason, v2 keeps running.
+    let (status, reason) = refused(acme.deploy("acme", "ticks", random_bytes(4096, 0x9e37_79b9)));
+    assert_eq!(status, 422, "{reason}");
+    assert!(reason.contains("cannot load"), "{reason}");
+    let v = serve.view("acme", "ticks");
+    assert_eq!(live(&v), v2);
+    assert_eq!(v.state, PipelineState::Running);
+    std::thread::sleep(Duration::from_millis(1000));
+
+    // Rollback through the CLI: v1 again.
+    let before = read();
+    let (ok, out, err) = serve.cli(
+        ACME,
+        &["rollback", "--tenant", "acme", "--pipeline", "ticks"],
+    );
+    assert!(ok, "{err}");
+    assert!(out.contains(&v1), "{out}");
+    swaps.push(Swap {
+        before,
+        after: read(),
+        to: v1.clone(),
+    });
+    std::thread::sleep(Duration::from_millis(1000));
+
+    // v2 through the watched directory: written under a temp name, renamed into place.
+    let before = read();
+    let tmp = plugins.join("acme").join(".ticks.wasm.tmp");
+    std::fs::write(&tmp, &hotspot_bytes).unwrap();
+    std::fs::rename(&tmp, plugins.join("acme").join("ticks.wasm")).unwrap();
+    let after = wait_for(
+        "the file deploy to go live",
+        Duration::from_secs(10),
+        || {
+            let v = serve.view("acme", "ticks");
+            (live(&v) == v2).then_some(v.events_read)
+        },
+    );
+    swaps.push(Swap {
+        before,
+        after,
+        to: v2.clone(),
+    });
+    let v = serve.view("acme", "ticks");
+    let origins: Vec<&str> = v.versions.iter().map(|v| v.origin.as_str()).collect();
+    assert_eq!(origins.last(), Some(&"file"), "{v:?}");
+    std::thread::sleep(Duration::from_millis(1000));
+
+    // And back to v1 with one call.
+    let before = read();
+    let back = acme.rollback("acme", "ticks").expect("rollback");
+    assert_eq!(back.id, v1);
+    swaps.push(Swap {
+        before,
+        after: read(),
+        to: v1.clone(),
+    });
+    assert!(
+        read() < input.count,
+        "the stream ended before the last swap; the test proves less than it says"
+    );
+
+    let done = serve.wait_state(
+        "acme",
+        "ticks",
+        PipelineState::Finished,
+        Duration::from_secs(60),
+    );
+    assert_eq!(done.events_read, input.count);
+    assert_eq!(done.plugin_errors, 0);
+
+    // Every (key, window) once, with the right count.
+    let rows = s.read_jsonl("ticks.jsonl");
+    let expected = bucket(&input.events(), 1000);
+    let mut seen = BTreeMap::new();
+    for r in &rows {
+        let k = (
+            r["symbol"].as_str().unwrap().to_string(),
+            ts_ms(r["window_start"].as_str().unwrap()),
+        );
+        let want = expected
+            .get(&k)
+            .unwrap_or_else(|| panic!("row for a window with no events: {r}"));
+        assert_eq!(r["count"].as_i64(), Some(want.count), "{r}");
+        assert!(seen.insert(k.clone(), ()).is_none(), "window {k:?} twice");
+    }
+    assert_eq!(seen.len(), expected.len(), "every window once");
+
+    // Versions: v1, then each swap's version in turn, each run unbroken.
+    let timeline: Vec<&str> = std::iter::once(v1.as_str())
+        .chain(swaps.iter().map(|s| s.to.as_str()))
+        .collect();
+    let mut runs: Vec<&str> = Vec::new();
+    for r in &rows {
+        let v = r["plugin_version"].as_str().expect("plugin_version");
+        if runs.last() != Some(&v) {
+            runs.push(v);
+        }
+    }
+    assert_eq!(runs, timeline, "versions in file order");
+    // Each row has the version live when its window fired. Window [s, e) fires on the event
+    // at e (1 ms apart from the generator's start, so event index e - start); the swap came
+    // after `before` and before `after` events were read.
+    for r in &rows {
+        let fired_by = (ts_ms(r["window_end"].as_str().unwrap()) - GEN_START_MS) as u64;
+        let surely = swaps.iter().filter(|s| s.after <= fired_by).count();
+        let maybe = swaps.iter().filter(|s| s.before <= fired_by).count();
+        let v = r["plugin_version"].as_str().unwrap();
+        assert!(
+            (surely..=maybe).any(|n| timeline[n] == v),
+            "{r} fired by event {fired_by}: expected one of {:?}",
+            &timeline[surely..=maybe]
+        );
+        // Stats rows have a sum, hotspot rows do not: the columns are the version's own.
+        assert_eq!(r.get("sum").is_some(), v == v1, "{r}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// 4. Authorization, end to end
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn tenants_cannot_touch_each_other_on_a_real_host() {
+    let _serial = serial();
+    let s = Scratch::new();
+    // Paced so that both keep running for the whole test.
+    let slow = Gen {
+        count: 1_000_000,
+        keys: 10,
+        interval_ms: 10,
+        seed: 2,
+        rate: 500,
+    };
+    let stats = support::wasm("stats");
+    let params = "params = { field = \"price\" }";
+    s.write(
+        "ticks.toml",
+        &pipeline_toml("ticks", &slow.toml(), &stats, params),
+    );
+    s.write(
+        "rides.toml",
+        &pipeline_toml("rides", &slow.toml(), &stats, params),
+    );
+    let serve = Serve::start(
+        &s,
+        &format!(
+            "{}{}",
+            tenant_toml("acme", ACME, &["ticks.toml"]),
+            tenant_toml("globex", GLOBEX, &["rides.toml"])
+        ),
+    );
+    let (acme, op) = (serve.client(ACME), serve.client(OPERATOR));
+    let hotspot = std::fs::read(support::wasm("hotspot")).unwrap();
+    let globex_before = serve.view("globex", "rides");
+
+    // acme cannot read, deploy to, roll back, pause or resume globex.
+    assert_eq!(refused(acme.pipelines("globex")).0, 403);
+    assert_eq!(
+        refused(acme.deploy("globex", "rides", hotspot.clone())).0,
+        403
+    );
+    assert_eq!(refused(acme.rollback("globex", "rides")).0, 403);
+    assert_eq!(refused(acme.pause("globex", "rides")).0, 403);
+    assert_eq!(refused(acme.resume("globex", "rides")).0, 403);
+    assert_eq!(refused(acme.metrics()).0, 403);
+    let names: Vec<String> = acme
+        .tenants()
+        .expect("own tenants")
+        .into_iter()
+        .map(|t| t.name)
+        .collect();
+    assert_eq!(names, ["acme"]);
+    // Nor through the CLI.
+    let (ok, _, err) = serve.cli(ACME, &["list", "--tenant", "globex"]);
+    assert!(!ok && err.contains("403"), "{err}");
+    let wasm = support::wasm("hotspot").display().to_string();
+    let (ok, _, err) = serve.cli(
+        ACME,
+        &["deploy", "--tenant", "globex", "--pipeline", "rides", &wasm],
+    );
+    assert!(!ok && err.contains("403"), "{err}");
+    let (ok, _, err) = serve.cli(
+        ACME,
+        &["pause", "--tenant", "globex", "--pipeline", "rides"],
+    );
+    assert!(!ok && err.contains("403"), "{err}");
+    // ... and nothing changed for globex.
+    let globex_after = serve.view("globex", "rides");
+    assert_eq!(globex_after.versions, globex_before.versions);
+    assert_eq!(globex_after.state, PipelineState::Running);
+
+    // Unknown and missing tokens: 401.
+    let nobody = serve.client("nobody-token-1234567890");
+    assert_eq!(refused(nobody.tenants()).0, 401);
+    assert_eq!(refused(nobody.pipelines("acme")).0, 401);
+    assert_eq!(
+        refused(nobody.deploy("acme", "ticks", hotspot.clone())).0,
+        401
+    );
+    assert_eq!(refused(nobody.pause("acme", "ticks")).0, 401);
+    assert_eq!(refused(serve.client("").tenants()).0, 401);
+    assert_eq!(
+        live(&serve.view("acme", "ticks")),
+        live(&globex_before),
+        "acme untouched"
+    );
+
+    // acme may do all of it to its own pipeline.
+    let paused = acme.pause("acme", "ticks").expect("pause own");
+    assert_eq!(paused.state, PipelineState::Paused);
+    let n = paused.events_read;
+    std::thread::sleep(Duration::from_millis(400));
+    assert_eq!(
+        serve.view("acme", "ticks").events_read,
+        n,
+        "paused pipelines do not read"
+    );
+    assert_eq!(
+        acme.resume("acme", "ticks").expect("resume own").state,
+        PipelineState::Running
+    );
+    let v = acme
+        .deploy("acme", "ticks", hotspot.clone())
+        .expect("deploy own");
+    assert!(v.id.starts_with("weir-plugin-hotspot@"));
+    assert_eq!(
+        acme.rollback("acme", "ticks").expect("rollback own").id,
+        live(&globex_before)
+    );
+    let own: Vec<String> = acme
+        .pipelines("acme")
+        .unwrap()
+        .into_iter()
+        .map(|p| p.name)
+        .collect();
+    assert_eq!(own, ["ticks"]);
+
+    // The operator may do everything to anyone.
+    let names: Vec<String> = op.tenants().unwrap().into_iter().map(|t| t.name).collect();
+    assert_eq!(names, ["acme", "globex"]);
+    assert_eq!(
+        op.pause("globex", "rides").unwrap().state,
+        PipelineState::Paused
+    );
+    assert_eq!(
+        op.resume("globex", "rides").unwrap().state,
+        PipelineState::Running
+    );
+    let v = op
+        .deploy("globex", "rides", hotspot)
+        .expect("operator deploys");
+    assert_eq!(live(&serve.view("globex", "rides")), v.id);
+    let back: VersionView = op.rollback("globex", "rides").expect("operator rolls back");
+    assert_eq!(back.id, live(&globex_before));
+    let (ok, out, err) = serve.cli(OPERATOR, &["list"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("acme") && out.contains("globex"), "{out}");
+    assert!(op.metrics().unwrap().contains("weir_events_read_total"));
+}
