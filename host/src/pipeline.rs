@@ -509,7 +509,6 @@ impl Pipeline {
                 "limit reached: {open} windows open (max_open_windows {}), {buffered} events buffered (max_buffered_events {})",
                 self.limits.max_open_windows, self.limits.max_buffered_events
             );
-            self.summary.events_read -= 1;
             return self.dead_letter(raw, &reason);
         }
         let key = Key(self
@@ -522,14 +521,11 @@ impl Pipeline {
         let ts = ev.ts;
         // The whole event is kept, not just the plugin's inputs: a hot-swapped version may
         // read other fields of events already in open windows.
-        let late = self.out.late.is_some().then(|| ev.values.clone());
-        if self
-            .operator
-            .process(ts, key, ev.values.into_boxed_slice(), before)
-            == Placement::Late
+        if let Placement::Late(values) =
+            self.operator
+                .process(ts, key, ev.values.into_boxed_slice(), before)
         {
             self.summary.late += 1;
-            let late_values = late;
             if let Some(late) = &mut self.out.late {
                 let mut row = vec![
                     ("pipeline".to_string(), Value::Str(self.cfg.name.clone())),
@@ -544,7 +540,7 @@ impl Pipeline {
                     ("ts".to_string(), Value::Str(format_rfc3339_ms(ts))),
                 ];
                 let fields = self.schema.fields.iter().map(|(n, _)| n.clone());
-                row.extend(fields.zip(late_values.unwrap_or_default()));
+                row.extend(fields.zip(values.into_vec()));
                 late.write(&row)?;
             }
         }

@@ -557,6 +557,11 @@ fn run_pipeline(
         loop {
             let idle = paused || done || p.quarantined().is_some();
             let msg = if idle {
+                // Nothing runs until a message comes: make what was written so far visible
+                // now (e.g. the error records behind a quarantine, the rows before a pause).
+                if !done && let Err(e) = p.flush_sinks() {
+                    tracing::error!(tenant = %labels.tenant, pipeline = %labels.pipeline, error = %e, "flushing sinks");
+                }
                 match rx.recv() {
                     Ok(m) => m,
                     Err(_) => return,
@@ -568,20 +573,20 @@ fn run_pipeline(
                     Err(TryRecvError::Disconnected) => return,
                 }
             };
-            match msg {
+            let ack = match msg {
                 Control::Swap { plugin, ack } => {
                     p.swap_plugin(*plugin);
                     restarts = p.plugin().restarts();
                     lock(&shared).live_version = p.version().to_string();
-                    let _ = ack.send(());
+                    ack
                 }
                 Control::Pause(ack) => {
                     paused = true;
-                    let _ = ack.send(());
+                    ack
                 }
                 Control::Resume(ack) => {
                     paused = false;
-                    let _ = ack.send(());
+                    ack
                 }
                 Control::Stop => {
                     if let Err(e) = p.flush_sinks() {
@@ -589,8 +594,11 @@ fn run_pipeline(
                     }
                     return;
                 }
-            }
+            };
             publish(&p, &shared, &metrics, &labels, &mut published, paused, done);
+            // Acknowledge once the new state is published, so that the caller's next look
+            // (the API's answer to pause, resume or deploy) sees it.
+            let _ = ack.send(());
         }
         match p.step() {
             Ok(Step::More) => {}

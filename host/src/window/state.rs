@@ -22,12 +22,13 @@ pub struct StoredEvent {
 }
 
 /// Where an event went.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Placement {
     /// Added to this many windows.
     Added(usize),
-    /// Late for every window that contains it: not stored.
-    Late,
+    /// Late for every window that contains it: not stored; its values are handed back
+    /// for the late sink.
+    Late(Box<[Value]>),
 }
 
 /// One window firing: a key's events in a window, handed to the aggregate.
@@ -128,7 +129,7 @@ impl WindowOperator {
         scratch.retain(|w| !self.is_late(*w, watermark));
         if scratch.is_empty() {
             self.scratch = scratch;
-            return Placement::Late;
+            return Placement::Late(values);
         }
         let id = self.state_id(key);
         self.insert_event(id, StoredEvent { ts, values });
@@ -164,7 +165,7 @@ impl WindowOperator {
             }
         }
         if self.is_late(merged, watermark) {
-            return Placement::Late;
+            return Placement::Late(values);
         }
         let id = self.state_id(key);
         self.insert_event(id, StoredEvent { ts, values });
@@ -412,7 +413,7 @@ mod tests {
         }
         fn event(&mut self, k: &str, ts: i64) {
             let before = self.w();
-            if self.op.process(ts, key(k), Box::new([]), before) == Placement::Late {
+            if let Placement::Late(_) = self.op.process(ts, key(k), Box::new([]), before) {
                 self.late.push(ts);
             }
             self.max_ts = self.max_ts.max(ts);
