@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use super::{Error, LimitsConfig, Millis};
+use super::{Error, LimitsConfig, Millis, read_toml, resolve_path};
 
 /// `HOST.toml`.
 #[derive(Debug, Clone, Deserialize)]
@@ -96,29 +96,15 @@ pub struct TenantConfig {
 impl HostConfig {
     /// Reads, parses and validates a host file.
     pub fn load(path: &Path) -> Result<Self, Error> {
-        let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        let mut cfg: HostConfig = toml::from_str(&text).map_err(|e| Error::Parse {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })?;
-        cfg.base_dir = path
-            .parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|| PathBuf::from("."));
+        let (mut cfg, base_dir): (HostConfig, _) = read_toml(path)?;
+        cfg.base_dir = base_dir;
         cfg.validate()?;
         Ok(cfg)
     }
 
     /// Resolves a path from the config against the config file's directory.
     pub fn resolve(&self, path: &Path) -> PathBuf {
-        if path.is_absolute() {
-            path.to_path_buf()
-        } else {
-            self.base_dir.join(path)
-        }
+        resolve_path(&self.base_dir, path)
     }
 
     fn validate(&self) -> Result<(), Error> {

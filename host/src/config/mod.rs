@@ -58,6 +58,33 @@ impl Error {
     }
 }
 
+/// Reads and parses a TOML file; returns the value and the file's directory, against
+/// which the file's relative paths resolve.
+fn read_toml<T: serde::de::DeserializeOwned>(path: &Path) -> Result<(T, PathBuf), Error> {
+    let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let value = toml::from_str(&text).map_err(|e| Error::Parse {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    let base_dir = path
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
+    Ok((value, base_dir))
+}
+
+/// `path` as is when absolute, else relative to `base_dir`.
+fn resolve_path(base_dir: &Path, path: &Path) -> PathBuf {
+    if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        base_dir.join(path)
+    }
+}
+
 /// One pipeline: source, schema, window, watermark, plugin and sinks.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -502,21 +529,9 @@ pub enum SinkConfig {
 impl PipelineConfig {
     /// Reads, parses and validates a pipeline file.
     pub fn load(path: &Path) -> Result<Self, Error> {
-        let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        let mut cfg = Self::parse(&text).map_err(|e| match e {
-            Error::Parse { message, .. } => Error::Parse {
-                path: path.to_path_buf(),
-                message,
-            },
-            other => other,
-        })?;
-        cfg.base_dir = path
-            .parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|| PathBuf::from("."));
+        let (mut cfg, base_dir): (PipelineConfig, _) = read_toml(path)?;
+        cfg.base_dir = base_dir;
+        cfg.validate()?;
         Ok(cfg)
     }
 
@@ -532,11 +547,7 @@ impl PipelineConfig {
 
     /// Resolves a path from the config against the config file's directory.
     pub fn resolve(&self, path: &Path) -> PathBuf {
-        if path.is_absolute() {
-            path.to_path_buf()
-        } else {
-            self.base_dir.join(path)
-        }
+        resolve_path(&self.base_dir, path)
     }
 
     /// Every semantic check that the types alone do not make.
