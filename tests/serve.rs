@@ -504,17 +504,21 @@ fn a_neighbour_spinning_to_its_deadline_does_not_disturb_another_tenant() {
     assert_eq!(done.plugin_errors, 0);
     let version = live(&done).to_string();
 
+    eprintln!("quiet pipeline: alone {alone:.3} s, beside a spinning tenant {shared:.3} s");
+    // The spinner kept failing meanwhile. (Its counters in the API are published after
+    // each batch, and one batch of 41 windows x 10 keys takes it over 8 s: read its error
+    // sink instead, which fills as it goes.)
     let noisy_view = serve.view("noisy", "noisy");
     assert_eq!(noisy_view.state, PipelineState::Running, "{noisy_view:?}");
-    assert!(
-        noisy_view.plugin_errors >= 5,
-        "the spinner should have hit its deadline by now: {noisy_view:?}"
+    let errs = wait_for(
+        "the spinner's error records",
+        Duration::from_secs(30),
+        || {
+            let e = errors(&s, "noisy");
+            (e.len() >= 5).then_some(e)
+        },
     );
-    let metrics = serve.client(OPERATOR).metrics().expect("metrics");
-    assert!(
-        metrics.contains(r#"weir_plugin_errors_total{tenant="noisy",pipeline="noisy"}"#),
-        "{metrics}"
-    );
+    assert!(errs.iter().all(|e| e["kind"] == "deadline"), "{errs:?}");
     serve.assert_healthy();
 
     let rows = s.read_jsonl("quiet.jsonl");
@@ -523,7 +527,6 @@ fn a_neighbour_spinning_to_its_deadline_does_not_disturb_another_tenant() {
         rows.iter().all(|r| r["plugin_version"] == version.as_str()),
         "every row by {version}"
     );
-    eprintln!("quiet pipeline: alone {alone:.3} s, beside a spinning tenant {shared:.3} s");
     assert!(
         shared <= 2.0 * alone + 1.0,
         "beside the spinner the pipeline took {shared:.3} s, alone {alone:.3} s"
@@ -595,10 +598,10 @@ fn adversarial_plugins_fail_alone_and_the_host_survives() {
             format!("{{\"ts\":\"{ts}\",\"symbol\":\"{sym}\",\"price\":1.5,\"volume\":3}}\n")
         })
         .collect();
-    s.write("panicky.jsonl", &data);
+    s.write("panicky-input.jsonl", &data);
     let file_source = format!(
         "[source]\nkind = \"file\"\npath = \"{}\"\n",
-        s.path("panicky.jsonl").display()
+        s.path("panicky-input.jsonl").display()
     );
     s.write(
         "panicky.toml",
@@ -728,8 +731,14 @@ fn adversarial_plugins_fail_alone_and_the_host_survives() {
     );
     assert!(errors(&s, "good").is_empty());
     let metrics = serve.client(OPERATOR).metrics().expect("metrics");
-    for p in ["spin", "hog", "huge", "panicky"] {
-        let line = format!("weir_plugin_restarts_total{{tenant=\"bad\",pipeline=\"{p}\"}}");
+    // Every failure is counted; a trap, a deadline or a memory overrun also drops the
+    // Store (a refused huge output does not poison it).
+    for (p, n) in [("spin", 3), ("hog", 3), ("huge", 3), ("panicky", 2)] {
+        let line = format!("weir_plugin_errors_total{{tenant=\"bad\",pipeline=\"{p}\"}} {n}\n");
+        assert!(metrics.contains(&line), "{line} missing:\n{metrics}");
+    }
+    for (p, n) in [("spin", 3), ("hog", 3), ("panicky", 2)] {
+        let line = format!("weir_plugin_restarts_total{{tenant=\"bad\",pipeline=\"{p}\"}} {n}\n");
         assert!(metrics.contains(&line), "{line} missing:\n{metrics}");
     }
     serve.assert_healthy();
@@ -784,6 +793,20 @@ fn quarantine_stops_reading_and_a_good_deploy_resumes() {
         "a quarantined pipeline must not read on"
     );
     assert_eq!(still.plugin_errors, q.plugin_errors, "nor call its plugin");
+    // While it waits, its error sink already shows every failure (nothing left in a buffer):
+    // the 3 calls that missed their deadline first.
+    let errs = errors(&s, "stuck");
+    assert_eq!(
+        errs.len() as u64,
+        still.plugin_errors,
+        "error records written while quarantined"
+    );
+    let kinds: Vec<&str> = errs
+        .iter()
+        .take(4)
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds[..3], ["deadline"; 3], "{kinds:?}");
     let metrics = serve.client(OPERATOR).metrics().expect("metrics");
     assert!(
         metrics.contains(r#"weir_quarantined{tenant="acme",pipeline="stuck"} 1"#),
@@ -839,12 +862,11 @@ fn quarantine_stops_reading_and_a_good_deploy_resumes() {
     }
 }
 
-/// The issue says a quarantined pipeline "keeps its input (nothing is dropped)". The host
-/// quarantines in the middle of a batch and goes on firing that batch's windows without
-/// calling the plugin (error records "not called: pipeline quarantined"), so those windows
-/// are lost: only the 3 windows whose calls failed should be missing after the good deploy.
+/// A quarantined pipeline "keeps its input (nothing is dropped)": quarantine falls in the
+/// middle of a batch, and the windows that batch makes ready after it stay pending and fire
+/// with the next version, so only the 3 windows whose calls failed are missing after the
+/// good deploy.
 #[test]
-#[ignore = "known bug: windows fired in the batch that quarantines are dropped (see the report)"]
 fn quarantine_keeps_every_window_the_plugin_was_not_called_for() {
     let _serial = serial();
     let s = Scratch::new();
@@ -995,7 +1017,7 @@ fn hot_swap_under_a_stream_accounts_for_every_window_with_its_version() {
     std::fs::rename(&tmp, plugins.join("acme").join("ticks.wasm")).unwrap();
     let after = wait_for(
         "the file deploy to go live",
-        Duration::from_secs(10),
+        Duration::from_secs(30),
         || {
             let v = serve.view("acme", "ticks");
             (live(&v) == v2).then_some(v.events_read)
@@ -1051,6 +1073,12 @@ fn hot_swap_under_a_stream_accounts_for_every_window_with_its_version() {
     }
     assert_eq!(seen.len(), expected.len(), "every window once");
 
+    for sw in &swaps {
+        eprintln!(
+            "swap to {} between events {} and {}",
+            sw.to, sw.before, sw.after
+        );
+    }
     // Versions: v1, then each swap's version in turn, each run unbroken.
     let timeline: Vec<&str> = std::iter::once(v1.as_str())
         .chain(swaps.iter().map(|s| s.to.as_str()))

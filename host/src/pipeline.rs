@@ -299,13 +299,15 @@ impl Pipeline {
     /// Swaps in a new plugin instance between two batches, hence between two window
     /// firings. Windows that fire from now on use it, including windows opened before: the
     /// host holds every schema field of their events. Lifts a quarantine.
-    pub fn swap_plugin(&mut self, plugin: PluginInstance) {
+    pub fn swap_plugin(&mut self, plugin: PluginInstance) -> anyhow::Result<()> {
         self.inputs = input_indices(&self.schema, plugin.info());
         self.version = plugin.version_id();
         self.limits = *plugin.limits();
         self.plugin = plugin;
         self.failures_in_a_row = 0;
         self.quarantined = None;
+        // Windows held back by a quarantine are due now.
+        self.fire(FireMode::Watermark(self.watermarks.current()))
     }
 
     /// The live plugin version id.
@@ -406,6 +408,11 @@ impl Pipeline {
         }
         self.fire(FireMode::Flush)?;
         self.flush_sinks()?;
+        if self.quarantined.is_some() {
+            // Windows were left pending for the next version; the flush is retried after
+            // the swap, when the exhausted source says Done again.
+            return Ok(Step::More);
+        }
         Ok(Step::Finished)
     }
 
@@ -574,7 +581,9 @@ impl Pipeline {
         match mode {
             FireMode::Watermark(w) => self.operator.advance(w, &mut cb),
             FireMode::Early => self.operator.fire_early(&mut cb),
-            FireMode::Flush => self.operator.flush(&mut cb),
+            FireMode::Flush => {
+                self.operator.flush(&mut cb);
+            }
         }
         match emitter.failed {
             Some(e) => Err(e.into()),
@@ -616,9 +625,16 @@ struct Emitter<'a> {
 }
 
 impl Emitter<'_> {
-    fn emit(&mut self, f: Firing<'_>) {
+    /// Calls the plugin for one firing and writes its rows or an error record. Returns
+    /// false, leaving the window pending, while the pipeline is quarantined.
+    fn emit(&mut self, f: Firing<'_>) -> bool {
         if self.failed.is_some() {
-            return;
+            return true;
+        }
+        if self.quarantined.is_some() {
+            // Quarantined mid-batch: the plugin is not called again until a new version;
+            // the window stays pending and fires with that version.
+            return false;
         }
         self.summary.windows_fired += 1;
         let key: Vec<(String, Value)> = self
@@ -628,20 +644,6 @@ impl Emitter<'_> {
             .zip(f.key.0.iter().cloned())
             .collect();
         let at = Some((f.key, f.window, f.revision));
-        if let Some(reason) = self.quarantined.as_deref() {
-            // Quarantined mid-advance: the plugin is not called again until a new version.
-            let e = plugin::Error::Failed {
-                plugin: self.plugin.info().name.clone(),
-                message: format!("not called: pipeline quarantined ({reason})"),
-                hint: Some("deploy a fixed version".into()),
-            };
-            self.summary.plugin_errors += 1;
-            let row = error_row(self.pipeline, self.key_names, &e, at);
-            if let Err(e) = self.out.errors.write(&row) {
-                self.failed = Some(e);
-            }
-            return;
-        }
         let b = self.plugin.batch();
         for e in f.events {
             b.push(e.ts, self.inputs.iter().map(|&i| &e.values[i]));
@@ -684,12 +686,17 @@ impl Emitter<'_> {
                     *self.quarantined = Some(reason);
                 }
                 let row = error_row(self.pipeline, self.key_names, &e, at);
-                self.out.errors.write(&row)
+                // Error records are rare and wanted at once: no buffering.
+                self.out
+                    .errors
+                    .write(&row)
+                    .and_then(|()| self.out.errors.flush())
             }
         };
         if let Err(e) = written {
             self.failed = Some(e);
         }
+        true
     }
 }
 

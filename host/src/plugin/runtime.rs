@@ -55,8 +55,16 @@ impl Runtime {
         std::thread::Builder::new()
             .name("weir-epoch".into())
             .spawn(move || {
+                // One tick per elapsed millisecond of wall time, not per wake-up: sleeps
+                // overshoot, and counting wake-ups would stretch every deadline.
+                let start = Instant::now();
+                let mut ticks: u128 = 0;
                 while let Some(engine) = weak.upgrade() {
-                    engine.increment_epoch();
+                    let due = start.elapsed().as_millis();
+                    while ticks < due {
+                        engine.increment_epoch();
+                        ticks += 1;
+                    }
                     drop(engine);
                     std::thread::sleep(EPOCH_TICK);
                 }

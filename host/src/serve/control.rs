@@ -52,7 +52,9 @@ pub struct VersionView {
     pub origin: String,
     /// When it was deployed, RFC 3339 UTC.
     pub deployed_at: String,
-    /// Whether this is the version windows fire with now.
+    /// Whether this is the version windows fire with now. A deploy answers with `false` when
+    /// the pipeline has not taken the version within 10 s (a batch of slow plugin calls);
+    /// it does between its next two batches.
     pub live: bool,
 }
 

@@ -267,7 +267,8 @@ impl Host {
         if version.view.id == live {
             return Ok(self.view_of(entry, &live));
         }
-        self.swap(entry, plugin)?;
+        // Recorded before the swap, so that a swap that lands after the wait below times out
+        // is still in the history.
         let id = version.view.id.clone();
         let mut versions = lock(&entry.versions);
         versions.retain(|v| v.view.id != id);
@@ -276,12 +277,25 @@ impl Host {
             versions.pop_front();
         }
         drop(versions);
-        tracing::info!(tenant = %entry.tenant, pipeline = %entry.name, version = %id, origin, "plugin version live");
+        match self.swap(entry, plugin) {
+            Ok(true) => {
+                tracing::info!(tenant = %entry.tenant, pipeline = %entry.name, version = %id, origin, "plugin version live")
+            }
+            Ok(false) => {
+                tracing::warn!(tenant = %entry.tenant, pipeline = %entry.name, version = %id, origin, "plugin version queued: the pipeline will take it when it finishes its current batch")
+            }
+            Err(e) => {
+                lock(&entry.versions).retain(|v| v.view.id != id);
+                return Err(e);
+            }
+        }
         Ok(self.view_of(entry, &id))
     }
 
-    /// Hands a validated instance to the pipeline thread and waits until it is live.
-    fn swap(&self, entry: &PipelineEntry, plugin: PluginInstance) -> Result<(), ControlError> {
+    /// Hands a validated instance to the pipeline thread and waits until it is live: true
+    /// when it is, false when the thread has not taken it within [`SWAP_TIMEOUT`] (it will,
+    /// between its next two batches).
+    fn swap(&self, entry: &PipelineEntry, plugin: PluginInstance) -> Result<bool, ControlError> {
         let (ack, done) = mpsc::channel();
         self.send(
             entry,
@@ -290,15 +304,13 @@ impl Host {
                 ack,
             },
         )?;
+        self.metrics.swapped(&entry.labels);
         match done.recv_timeout(SWAP_TIMEOUT) {
-            Ok(()) => {
-                self.metrics.swapped(&entry.labels);
-                Ok(())
+            Ok(()) => Ok(true),
+            Err(RecvTimeoutError::Timeout) => Ok(false),
+            Err(RecvTimeoutError::Disconnected) => {
+                Err(ControlError::Conflict("the pipeline has stopped".into()))
             }
-            Err(RecvTimeoutError::Timeout) => Err(ControlError::Conflict(
-                "the pipeline did not take the new version within 10 s (is its source blocked?); it will when it next reads".into(),
-            )),
-            Err(RecvTimeoutError::Disconnected) => Err(ControlError::Conflict("the pipeline has stopped".into())),
         }
     }
 
@@ -311,12 +323,14 @@ impl Host {
         })
     }
 
+    /// The kept version `id`, with `live` as the pipeline thread last reported.
     fn view_of(&self, entry: &PipelineEntry, id: &str) -> VersionView {
+        let live = lock(&entry.shared).live_version == id;
         lock(&entry.versions)
             .iter()
             .find(|v| v.view.id == id)
             .map(|v| VersionView {
-                live: true,
+                live,
                 ..v.view.clone()
             })
             .unwrap_or_else(|| VersionView {
@@ -324,7 +338,7 @@ impl Host {
                 sha256: String::new(),
                 origin: String::new(),
                 deployed_at: String::new(),
-                live: true,
+                live,
             })
     }
 
@@ -512,8 +526,8 @@ impl HostControl for Host {
         let plugin =
             pipeline::instantiate_checked(&entry.cfg, &entry.schema, code, entry.limits, owner)
                 .map_err(|e| ControlError::Rejected(e.to_string()))?;
-        self.swap(entry, plugin)?;
-        tracing::info!(tenant = %entry.tenant, pipeline = %entry.name, version = %id, "rolled back");
+        let live_now = self.swap(entry, plugin)?;
+        tracing::info!(tenant = %entry.tenant, pipeline = %entry.name, version = %id, live = live_now, "rolled back");
         Ok(self.view_of(entry, &id))
     }
 
@@ -575,9 +589,13 @@ fn run_pipeline(
             };
             let ack = match msg {
                 Control::Swap { plugin, ack } => {
-                    p.swap_plugin(*plugin);
+                    let fired = p.swap_plugin(*plugin);
                     restarts = p.plugin().restarts();
                     lock(&shared).live_version = p.version().to_string();
+                    if let Err(e) = fired {
+                        done = true;
+                        fail(&shared, &labels, &e);
+                    }
                     ack
                 }
                 Control::Pause(ack) => {
@@ -609,10 +627,7 @@ fn run_pipeline(
             }
             Err(e) => {
                 done = true;
-                tracing::error!(tenant = %labels.tenant, pipeline = %labels.pipeline, error = %format!("{e:#}"), "pipeline failed");
-                let mut s = lock(&shared);
-                s.state = PipelineState::Failed;
-                s.reason = Some(format!("{e:#}"));
+                fail(&shared, &labels, &e);
             }
         }
         let r = p.plugin().restarts();
@@ -620,6 +635,14 @@ fn run_pipeline(
         restarts = r;
         publish(&p, &shared, &metrics, &labels, &mut published, paused, done);
     }
+}
+
+/// Marks a pipeline failed (an error outside the plugin: a sink, the source).
+fn fail(shared: &Mutex<Shared>, labels: &PipelineLabels, e: &anyhow::Error) {
+    tracing::error!(tenant = %labels.tenant, pipeline = %labels.pipeline, error = %format!("{e:#}"), "pipeline failed");
+    let mut s = lock(shared);
+    s.state = PipelineState::Failed;
+    s.reason = Some(format!("{e:#}"));
 }
 
 fn publish(

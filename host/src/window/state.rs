@@ -261,7 +261,10 @@ impl WindowOperator {
     /// Moves the watermark to `watermark`: fires every window with unemitted events whose
     /// `end <= watermark` in `(end, start, key)` order, then purges windows whose
     /// `end + allowed_lateness <= watermark`.
-    pub fn advance(&mut self, watermark: i64, fire: &mut dyn FnMut(Firing<'_>)) {
+    ///
+    /// `fire` returns whether it handled the firing; a window it declines (its pipeline is
+    /// quarantined) stays pending, is not purged, and fires at a later call.
+    pub fn advance(&mut self, watermark: i64, fire: &mut dyn FnMut(Firing<'_>) -> bool) {
         let mut ready = Vec::new();
         while let Some(&first) = self.pending.first() {
             if first.0 > watermark {
@@ -271,34 +274,49 @@ impl WindowOperator {
             ready.push(first);
         }
         self.fire_all(ready, fire);
+        let mut kept = Vec::new();
         while let Some(&(purge_at, start, end, id)) = self.cleanup.first() {
             if purge_at > watermark {
                 break;
             }
             self.cleanup.pop_first();
-            self.purge(id, Window { start, end });
+            if self.pending.contains(&(end, start, id)) {
+                kept.push((purge_at, start, end, id));
+            } else {
+                self.purge(id, Window { start, end });
+            }
         }
+        self.cleanup.extend(kept);
     }
 
     /// Fires every window with unemitted events, whatever the watermark (update mode's
     /// early firings). Windows stay open.
-    pub fn fire_early(&mut self, fire: &mut dyn FnMut(Firing<'_>)) {
+    pub fn fire_early(&mut self, fire: &mut dyn FnMut(Firing<'_>) -> bool) {
         let ready: Vec<_> = std::mem::take(&mut self.pending).into_iter().collect();
         self.fire_all(ready, fire);
     }
 
     /// End of bounded input: fires every window with unemitted events, then drops all state.
-    pub fn flush(&mut self, fire: &mut dyn FnMut(Firing<'_>)) {
+    /// Returns false, keeping the state, if `fire` declined any window.
+    pub fn flush(&mut self, fire: &mut dyn FnMut(Firing<'_>) -> bool) -> bool {
         self.fire_early(fire);
+        if !self.pending.is_empty() {
+            return false;
+        }
         self.ids.clear();
         self.states.clear();
         self.free.clear();
         self.cleanup.clear();
         self.open_windows = 0;
         self.buffered = 0;
+        true
     }
 
-    fn fire_all(&mut self, mut ready: Vec<(i64, i64, u32)>, fire: &mut dyn FnMut(Firing<'_>)) {
+    fn fire_all(
+        &mut self,
+        mut ready: Vec<(i64, i64, u32)>,
+        fire: &mut dyn FnMut(Firing<'_>) -> bool,
+    ) {
         if ready.is_empty() {
             return;
         }
@@ -316,17 +334,21 @@ impl WindowOperator {
             let Some(meta) = st.windows.get_mut(&(start, end)) else {
                 continue;
             };
-            meta.pending = false;
             let revision = meta.firings;
-            meta.firings += 1;
             let lo = st.events.partition_point(|e| e.ts < start);
             let hi = st.events.partition_point(|e| e.ts < end);
-            fire(Firing {
+            let handled = fire(Firing {
                 key: &st.key,
                 window: Window { start, end },
                 revision,
                 events: st.events.range(lo..hi),
             });
+            if handled {
+                meta.pending = false;
+                meta.firings += 1;
+            } else {
+                self.pending.insert((end, start, id));
+            }
         }
     }
 
@@ -368,7 +390,7 @@ mod tests {
     /// A fired window as plain data: (key, start, end, revision, event times).
     type Fired = (String, i64, i64, u32, Vec<i64>);
 
-    fn collect(out: &mut Vec<Fired>) -> impl FnMut(Firing<'_>) + '_ {
+    fn collect(out: &mut Vec<Fired>) -> impl FnMut(Firing<'_>) -> bool + '_ {
         move |f: Firing<'_>| {
             let k = match &f.key.0[0] {
                 Value::Str(s) => s.clone(),
@@ -381,6 +403,7 @@ mod tests {
                 f.revision,
                 f.events.map(|e| e.ts).collect(),
             ));
+            true
         }
     }
 
@@ -623,6 +646,26 @@ mod tests {
         );
         assert_eq!(d.op.open_windows(), 1, "[0,10) purged, [10,20) open");
         assert_eq!(d.op.buffered_events(), 1);
+    }
+
+    #[test]
+    fn a_declined_window_stays_pending_and_fires_later() {
+        // Tumbling 10, delay 0. a@1, then a@25 moves W to 25: [0,10) is ready but declined
+        // (its purge time 10 has passed, yet it must survive). At the next advance it fires
+        // with revision 0 and all its events, then is purged.
+        let mut op = WindowOperator::new(WindowKind::Tumbling { size: 10 }, 0);
+        op.process(1, key("a"), Box::new([]), NO_W);
+        op.process(25, key("a"), Box::new([]), 1);
+        op.advance(25, &mut |_| false);
+        assert_eq!(op.open_windows(), 2, "[0,10) kept, [20,30) open");
+        assert!(
+            !op.flush(&mut |f| f.window.start != 0),
+            "flush declined [0,10): state kept"
+        );
+        let mut fired = Vec::new();
+        op.advance(25, &mut collect(&mut fired));
+        assert_eq!(fired, vec![f("a", 0, 10, 0, &[1])]);
+        assert_eq!(op.open_windows(), 1);
     }
 
     #[test]
