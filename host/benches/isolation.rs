@@ -116,6 +116,9 @@ fn demo() -> f64 {
 }
 
 fn main() {
+    if util::skip_unless_benchmarking() {
+        return;
+    }
     util::machine();
     let scenarios = [0usize, 1, 2];
     let mut rates = vec![Vec::new(); scenarios.len()];

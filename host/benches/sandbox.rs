@@ -101,6 +101,9 @@ fn overshoot(runtime: &Runtime, deadline_ms: u64) -> Vec<f64> {
 }
 
 fn main() {
+    if util::skip_unless_benchmarking() {
+        return;
+    }
     util::machine();
     let runtime = Runtime::new(false).expect("runtime");
     table(

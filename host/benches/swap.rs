@@ -92,6 +92,9 @@ fn run(debounce: Duration) -> (Duration, Vec<Duration>) {
 }
 
 fn main() {
+    if util::skip_unless_benchmarking() {
+        return;
+    }
     util::machine();
     let mut rows = Vec::new();
     for debounce in [Duration::from_millis(200), Duration::from_millis(10)] {

@@ -143,3 +143,13 @@ pub fn machine() {
             .join(" ")
     );
 }
+
+/// `cargo bench` passes `--bench`; anything else (`cargo test --benches`, `--all-targets`)
+/// would run a minutes-long measurement in a debug build, so it only says how to run it.
+pub fn skip_unless_benchmarking() -> bool {
+    let benchmarking = std::env::args().any(|a| a == "--bench");
+    if !benchmarking {
+        eprintln!("skipped: run benchmarks with `cargo bench -p weir --bench <name>`");
+    }
+    !benchmarking
+}
