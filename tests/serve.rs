@@ -18,7 +18,7 @@
 
 mod support;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -1250,4 +1250,83 @@ fn tenants_cannot_touch_each_other_on_a_real_host() {
     assert!(ok, "{err}");
     assert!(out.contains("acme") && out.contains("globex"), "{out}");
     assert!(op.metrics().unwrap().contains("weir_events_read_total"));
+}
+
+/// A deploy lands between two window firings, not only between two batches: onto a
+/// pipeline whose every call runs to its 50 ms deadline (one batch holds hundreds of such
+/// windows, minutes of calls), the new version is live when the deploy answers, and every
+/// window not yet fired fires with it.
+#[test]
+fn a_deploy_lands_at_once_even_while_every_call_runs_to_its_deadline() {
+    let _serial = serial();
+    let s = Scratch::new();
+    let input = Gen {
+        count: 4_000,
+        keys: 10,
+        interval_ms: 10,
+        seed: 11,
+        rate: 0,
+    };
+    s.write(
+        "slow.toml",
+        &pipeline_toml(
+            "slow",
+            &input.toml(),
+            &support::wasm("spin"),
+            "limits = { deadline = \"50ms\", quarantine_after = 1000000 }\nparams = { field = \"price\" }",
+        ),
+    );
+    let serve = Serve::start(&s, &tenant_toml("acme", ACME, &["slow.toml"]));
+    wait_for("the first deadline", Duration::from_secs(30), || {
+        (errors(&s, "slow").len() >= 2).then_some(())
+    });
+    let stats = std::fs::read(support::wasm("stats")).unwrap();
+    let v = serve
+        .client(ACME)
+        .deploy("acme", "slow", stats)
+        .expect("deploy accepted");
+    assert!(
+        v.live,
+        "the version must be live when the deploy answers: {v:?}"
+    );
+    let done = serve.wait_state(
+        "acme",
+        "slow",
+        PipelineState::Finished,
+        Duration::from_secs(60),
+    );
+    assert_eq!(live(&done), v.id);
+
+    // 4000 events 10 ms apart: 40 one-second windows per key. Each window fired exactly
+    // once: by spin (an error record) before the swap, or by stats after it, exactly.
+    let expected = bucket(&input.events(), 1000);
+    let rows = s.read_jsonl("slow.jsonl");
+    let failed: BTreeSet<(String, i64)> = errors(&s, "slow")
+        .iter()
+        .map(|e| {
+            let key: Json = serde_json::from_str(e["key"].as_str().unwrap()).unwrap();
+            (
+                key["symbol"].as_str().unwrap().to_string(),
+                ts_ms(e["window_start"].as_str().unwrap()),
+            )
+        })
+        .collect();
+    assert!(!failed.is_empty());
+    let mut seen = BTreeSet::new();
+    for r in &rows {
+        assert_eq!(r["plugin_version"], v.id.as_str(), "{r}");
+        let k = (
+            r["symbol"].as_str().unwrap().to_string(),
+            ts_ms(r["window_start"].as_str().unwrap()),
+        );
+        assert_eq!(r["count"].as_i64(), Some(expected[&k].count), "{r}");
+        assert!(!failed.contains(&k), "{k:?} fired twice");
+        assert!(seen.insert(k.clone()), "{k:?} twice in the rows");
+    }
+    let all: BTreeSet<(String, i64)> = expected.keys().cloned().collect();
+    let accounted: BTreeSet<(String, i64)> = seen.union(&failed).cloned().collect();
+    assert_eq!(
+        accounted, all,
+        "every window fired once, by one version or the other"
+    );
 }

@@ -6,6 +6,7 @@
 //! flush of every open window.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -131,6 +132,10 @@ pub struct Options {
     /// Stop calling the plugin after `quarantine_after` failures in a row (serve only: a
     /// quarantined `weir run` would never end).
     pub quarantine: bool,
+    /// Raised by the host when a control message (a swap, a pause) is waiting: firings are
+    /// deferred — their windows stay pending — so that the current batch ends at once, even
+    /// when every plugin call runs to its deadline.
+    pub interrupt: Option<Arc<AtomicBool>>,
 }
 
 /// The columns of a result row, in order: key fields, window bounds, `revision` (when
@@ -197,6 +202,8 @@ pub struct Pipeline {
     /// Plugin failures in a row; reset by a success or a new version.
     failures_in_a_row: u32,
     quarantined: Option<String>,
+    /// Whether the last end-of-input flush fired every window.
+    flushed: bool,
     started: Instant,
     last_early: Instant,
     last_flush: Instant,
@@ -288,6 +295,7 @@ impl Pipeline {
             limits,
             failures_in_a_row: 0,
             quarantined: None,
+            flushed: false,
             started: Instant::now(),
             last_early: Instant::now(),
             last_flush: Instant::now(),
@@ -306,7 +314,12 @@ impl Pipeline {
         self.plugin = plugin;
         self.failures_in_a_row = 0;
         self.quarantined = None;
-        // Windows held back by a quarantine are due now.
+        self.fire_due()
+    }
+
+    /// Fires the windows that are due at the current watermark: those held back by a
+    /// quarantine or an interrupt.
+    pub fn fire_due(&mut self) -> anyhow::Result<()> {
         self.fire(FireMode::Watermark(self.watermarks.current()))
     }
 
@@ -408,9 +421,9 @@ impl Pipeline {
         }
         self.fire(FireMode::Flush)?;
         self.flush_sinks()?;
-        if self.quarantined.is_some() {
-            // Windows were left pending for the next version; the flush is retried after
-            // the swap, when the exhausted source says Done again.
+        if !self.flushed {
+            // Windows were left pending (quarantine, or a waiting control message); the
+            // flush is retried at the next step, when the exhausted source says Done again.
             return Ok(Step::More);
         }
         Ok(Step::Finished)
@@ -575,6 +588,7 @@ impl Pipeline {
                 u32::MAX
             },
             quarantined: &mut self.quarantined,
+            interrupt: self.opts.interrupt.as_deref(),
             failed: None,
         };
         let mut cb = |f: Firing<'_>| emitter.emit(f);
@@ -582,7 +596,7 @@ impl Pipeline {
             FireMode::Watermark(w) => self.operator.advance(w, &mut cb),
             FireMode::Early => self.operator.fire_early(&mut cb),
             FireMode::Flush => {
-                self.operator.flush(&mut cb);
+                self.flushed = self.operator.flush(&mut cb);
             }
         }
         match emitter.failed {
@@ -621,19 +635,20 @@ struct Emitter<'a> {
     failures_in_a_row: &'a mut u32,
     quarantine_after: u32,
     quarantined: &'a mut Option<String>,
+    interrupt: Option<&'a AtomicBool>,
     failed: Option<sink::Error>,
 }
 
 impl Emitter<'_> {
     /// Calls the plugin for one firing and writes its rows or an error record. Returns
-    /// false, leaving the window pending, while the pipeline is quarantined.
+    /// false, leaving the window pending, while the pipeline is quarantined or interrupted.
     fn emit(&mut self, f: Firing<'_>) -> bool {
         if self.failed.is_some() {
             return true;
         }
-        if self.quarantined.is_some() {
-            // Quarantined mid-batch: the plugin is not called again until a new version;
-            // the window stays pending and fires with that version.
+        if self.quarantined.is_some() || self.interrupt.is_some_and(|i| i.load(Ordering::Relaxed)) {
+            // Quarantined mid-batch (the plugin is not called again until a new version), or
+            // a control message waits: the window stays pending and fires after it.
             return false;
         }
         self.summary.windows_fired += 1;

@@ -14,6 +14,7 @@ pub mod watch;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, TryRecvError};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -68,6 +69,9 @@ struct PipelineEntry {
     limits: Limits,
     labels: PipelineLabels,
     control: Mutex<Sender<Control>>,
+    /// Raised after sending a control message, so the thread defers firings and ends its
+    /// batch early (see `pipeline::Options::interrupt`).
+    interrupt: Arc<AtomicBool>,
     shared: Arc<Mutex<Shared>>,
     versions: Mutex<VecDeque<Version>>,
     /// Serializes deploys and rollbacks of this pipeline.
@@ -178,10 +182,12 @@ impl Host {
             tenant: tenant.to_string(),
             pipeline: cfg.name.clone(),
         };
+        let interrupt = Arc::new(AtomicBool::new(false));
         let opts = Options {
             owner,
             version_column: true,
             quarantine: true,
+            interrupt: Some(interrupt.clone()),
         };
         let pipe = Pipeline::build(cfg.clone(), plugin, opts)?;
         let shared = Arc::new(Mutex::new(Shared {
@@ -195,9 +201,10 @@ impl Host {
             let shared = shared.clone();
             let metrics = self.metrics.clone();
             let labels = labels.clone();
+            let interrupt = interrupt.clone();
             std::thread::Builder::new()
                 .name(format!("weir-{tenant}-{}", cfg.name))
-                .spawn(move || run_pipeline(pipe, rx, shared, metrics, labels))?
+                .spawn(move || run_pipeline(pipe, rx, interrupt, shared, metrics, labels))?
         };
         tracing::info!(tenant, pipeline = %cfg.name, version = %version.view.id, "pipeline started");
         Ok(Arc::new(PipelineEntry {
@@ -208,6 +215,7 @@ impl Host {
             cfg,
             labels,
             control: Mutex::new(tx),
+            interrupt,
             shared,
             versions: Mutex::new(VecDeque::from([version])),
             deploy: Mutex::new(()),
@@ -315,12 +323,15 @@ impl Host {
     }
 
     fn send(&self, entry: &PipelineEntry, msg: Control) -> Result<(), ControlError> {
-        lock(&entry.control).send(msg).map_err(|_| {
+        let sent = lock(&entry.control).send(msg).map_err(|_| {
             ControlError::Conflict(format!(
                 "pipeline {}/{} has stopped",
                 entry.tenant, entry.name
             ))
-        })
+        });
+        // After the send: the thread lowers the flag before it drains its channel.
+        entry.interrupt.store(true, Ordering::Relaxed);
+        sent
     }
 
     /// The kept version `id`, with `live` as the pipeline thread last reported.
@@ -396,6 +407,7 @@ impl Host {
         for t in self.tenants.values() {
             for e in t.pipelines.values() {
                 let _ = lock(&e.control).send(Control::Stop);
+                e.interrupt.store(true, Ordering::Relaxed);
             }
         }
         for t in self.tenants.values() {
@@ -558,6 +570,7 @@ fn constant_time_eq(a: &str, b: &str) -> bool {
 fn run_pipeline(
     mut p: Pipeline,
     rx: Receiver<Control>,
+    interrupt: Arc<AtomicBool>,
     shared: Arc<Mutex<Shared>>,
     metrics: Arc<Metrics>,
     labels: PipelineLabels,
@@ -567,7 +580,9 @@ fn run_pipeline(
     let mut published = Summary::default();
     let mut restarts = 0;
     loop {
-        // Control messages: block while there is nothing to run, else just drain.
+        // Control messages: block while there is nothing to run, else just drain. The flag
+        // is lowered first, so a message sent after this point raises it again.
+        interrupt.store(false, Ordering::Relaxed);
         loop {
             let idle = paused || done || p.quarantined().is_some();
             let msg = if idle {
@@ -604,6 +619,10 @@ fn run_pipeline(
                 }
                 Control::Resume(ack) => {
                     paused = false;
+                    if let Err(e) = p.fire_due() {
+                        done = true;
+                        fail(&shared, &labels, &e);
+                    }
                     ack
                 }
                 Control::Stop => {
