@@ -254,7 +254,9 @@ fn components_that_do_not_fit_are_rejected_at_load_with_the_reason() {
     let good = pipeline(&s, "stats", "field = \"price\"", "");
     let text = std::fs::read_to_string(&good).unwrap();
     let stats = wasm("stats").display().to_string();
-    let cases: [(&str, &[u8], &str); 4] = [
+    let importer = std::fs::read(wasm("importer")).unwrap();
+    let wrong_world = std::fs::read(wasm("wrong_world")).unwrap();
+    let cases: [(&str, &[u8], &str); 6] = [
         (
             "random.wasm",
             &[0x13, 0x37, 0xde, 0xad, 0xbe, 0xef, 0x00, 0x42],
@@ -273,6 +275,18 @@ fn components_that_do_not_fit_are_rejected_at_load_with_the_reason() {
             "does not export the weir:plugin@0.1.0 `aggregator` world",
         ),
         ("missing.wasm", b"", "cannot load"),
+        // A real component that imports a `fetch` function the host does not provide.
+        (
+            "importer.wasm",
+            &importer,
+            "imports something the host does not provide",
+        ),
+        // A real wasm32-wasip2 component of another world: a WASI command.
+        (
+            "wrong_world.wasm",
+            &wrong_world,
+            "does not export the weir:plugin@0.1.0 `aggregator` world",
+        ),
     ];
     for (file, bytes, expected) in cases {
         let path = if bytes.is_empty() {

@@ -1330,3 +1330,74 @@ fn a_deploy_lands_at_once_even_while_every_call_runs_to_its_deadline() {
         "every window fired once, by one version or the other"
     );
 }
+
+/// Every kind of unfit component is refused at deploy with its reason, through the API,
+/// while the live version keeps running.
+#[test]
+fn unfit_components_are_rejected_at_deploy_and_the_live_version_keeps_running() {
+    let _serial = serial();
+    let s = Scratch::new();
+    let input = Gen {
+        count: 1_000_000,
+        keys: 5,
+        interval_ms: 10,
+        seed: 3,
+        rate: 2_000,
+    };
+    s.write(
+        "steady.toml",
+        &pipeline_toml(
+            "steady",
+            &input.toml(),
+            &support::wasm("stats"),
+            "params = { field = \"price\" }",
+        ),
+    );
+    let serve = Serve::start(&s, &tenant_toml("acme", ACME, &["steady.toml"]));
+    let client = serve.client(ACME);
+    let before = serve.view("acme", "steady");
+    let read = |b: &[u8]| b.to_vec();
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        (
+            "random bytes",
+            random_bytes(4096, 7),
+            "not a WebAssembly component",
+        ),
+        (
+            "a core module",
+            read(b"\0asm\x01\0\0\0"),
+            "not a WebAssembly component",
+        ),
+        (
+            "a component importing `fetch`",
+            std::fs::read(support::wasm("importer")).unwrap(),
+            "imports something the host does not provide",
+        ),
+        (
+            "a WASI command",
+            std::fs::read(support::wasm("wrong_world")).unwrap(),
+            "does not export the weir:plugin@0.1.0 `aggregator` world",
+        ),
+        (
+            "a plugin whose inputs the schema lacks",
+            std::fs::read(support::wasm("ticker")).unwrap(),
+            "needs input field",
+        ),
+    ];
+    for (what, bytes, reason) in cases {
+        let (status, text) = refused(client.deploy("acme", "steady", bytes));
+        assert_eq!(status, 422, "{what}: {text}");
+        assert!(text.contains(reason), "{what}: {text}");
+    }
+    let after = wait_for("the stream to go on", Duration::from_secs(30), || {
+        let v = serve.view("acme", "steady");
+        (v.events_read > before.events_read).then_some(v)
+    });
+    assert_eq!(live(&after), live(&before), "the live version is untouched");
+    assert_eq!(
+        after.versions.len(),
+        1,
+        "rejected versions are not kept: {after:?}"
+    );
+    assert_eq!(after.state, PipelineState::Running);
+}

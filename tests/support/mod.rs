@@ -25,6 +25,8 @@ const PLUGIN_PACKAGES: &[&str] = &[
     "weir-test-hog",
     "weir-test-panicky",
     "weir-test-huge",
+    "weir-test-importer",
+    "weir-test-wrong-world",
 ];
 
 /// Path of a plugin component (`stats`, `fare_totals`, `spin`, …), building every plugin for
