@@ -220,12 +220,17 @@ fn value_size(v: &super::bindings::weir::plugin::types::Value) -> usize {
     }
 }
 
-/// WASI that grants nothing: no files, environment, arguments or sockets. Stdout and
-/// stderr go to the tenant's log, rate-limited.
+/// WASI that grants nothing: no preopened files, no environment, no arguments, no
+/// sockets or name lookups (denied explicitly, on top of wasmtime-wasi's defaults). Clocks
+/// and random numbers stay available (Rust's `HashMap` seeds itself from them). Stdout
+/// and stderr go to the tenant's log, rate-limited.
 fn guest_wasi(owner: &Owner, lines_per_second: u32) -> WasiCtx {
     let log =
         |stream| super::GuestLog::new(&owner.tenant, &owner.pipeline, stream, lines_per_second);
     WasiCtxBuilder::new()
+        .allow_tcp(false)
+        .allow_udp(false)
+        .allow_ip_name_lookup(false)
         .stdout(log("stdout"))
         .stderr(log("stderr"))
         .build()
