@@ -1246,3 +1246,53 @@ path = "late.jsonl"
     assert_eq!(late[0]["watermark"], t("20"));
     assert_eq!(support::summary(&stderr)["late"], 1);
 }
+
+/// Grouping by two key fields: rows per (symbol, venue), ordered by window end, then key
+/// fields in order.
+#[test]
+fn grouping_by_two_key_fields() {
+    let s = support::Scratch::new();
+    // Tumbling 10 s. [0,10): (A,x) 2 events, (A,y) 1, (B,x) 1. [10,20): (A,x) 1.
+    s.write(
+        "events.jsonl",
+        "{\"ts\":1000,\"symbol\":\"B\",\"venue\":\"x\"}\n{\"ts\":2000,\"symbol\":\"A\",\"venue\":\"y\"}\n\
+         {\"ts\":3000,\"symbol\":\"A\",\"venue\":\"x\"}\n{\"ts\":4000,\"symbol\":\"A\",\"venue\":\"x\"}\n\
+         {\"ts\":12000,\"symbol\":\"A\",\"venue\":\"x\"}\n",
+    );
+    let p = s.write(
+        "p.toml",
+        &format!(
+            r#"
+name = "two-keys"
+[source]
+kind = "file"
+path = "events.jsonl"
+[schema]
+timestamp = {{ field = "ts", format = "epoch_ms" }}
+key = ["symbol", "venue"]
+fields = {{ symbol = "string", venue = "string" }}
+[window]
+kind = "tumbling"
+size = "10s"
+[plugin]
+path = "{}"
+[sink]
+kind = "file"
+path = "rows.csv"
+format = "csv"
+"#,
+            support::wasm("hotspot").display()
+        ),
+    );
+    let (ok, _, stderr) = support::run_pipeline(&p);
+    assert!(ok, "{stderr}");
+    let text = std::fs::read_to_string(s.path("rows.csv")).unwrap();
+    assert_eq!(
+        text,
+        "symbol,venue,window_start,window_end,count\n\
+         A,x,1970-01-01T00:00:00.000Z,1970-01-01T00:00:10.000Z,2\n\
+         A,y,1970-01-01T00:00:00.000Z,1970-01-01T00:00:10.000Z,1\n\
+         B,x,1970-01-01T00:00:00.000Z,1970-01-01T00:00:10.000Z,1\n\
+         A,x,1970-01-01T00:00:10.000Z,1970-01-01T00:00:20.000Z,1\n"
+    );
+}
