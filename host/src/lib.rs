@@ -15,6 +15,39 @@
 //! - [`serve`]: many tenants' pipelines on one host, hot swap, and the admin API's backend.
 //! - [`admin`]: the admin HTTP API and its client.
 //! - [`cli`]: the `weir` command.
+//!
+//! The library is what the binary runs; its pieces can be used on their own, e.g. a
+//! pipeline file and the windows an event falls in:
+//!
+//! ```
+//! use weir::config::PipelineConfig;
+//! use weir::window::Window;
+//!
+//! let cfg = PipelineConfig::parse(r#"
+//!     name = "stocks"
+//!     [source]
+//!     kind = "stdin"
+//!     [schema]
+//!     timestamp = { field = "ts", format = "epoch_ms" }
+//!     key = ["symbol"]
+//!     fields = { symbol = "string", price = "f64" }
+//!     [window]
+//!     kind = "sliding"
+//!     size = "3s"
+//!     slide = "1s"
+//!     [plugin]
+//!     path = "stats.wasm"
+//!     [sink]
+//!     kind = "stdout"
+//! "#)?;
+//! let mut windows = Vec::new();
+//! cfg.window_kind()?.assign(2_500, &mut windows);
+//! assert_eq!(
+//!     windows,
+//!     [Window { start: 0, end: 3_000 }, Window { start: 1_000, end: 4_000 }, Window { start: 2_000, end: 5_000 }]
+//! );
+//! # Ok::<(), weir::config::Error>(())
+//! ```
 
 pub mod admin;
 pub mod cli;
