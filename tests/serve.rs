@@ -21,13 +21,13 @@ mod support;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Stdio};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use serde_json::Value as Json;
-use support::Scratch;
+use support::{Scratch, pipeline_toml};
 use weir::admin::{Client, ClientError};
 use weir::config::{Format, GeneratorConfig, Millis, Workload};
 use weir::serve::control::{PipelineState, PipelineView, VersionView};
@@ -313,37 +313,6 @@ fn bucket(events: &[(i64, String, f64)], size: i64) -> BTreeMap<(String, i64), B
         b.max = b.max.max(*price);
     }
     out
-}
-
-/// A pipeline file: tumbling 1 s windows keyed by symbol over a stocks source, results and
-/// errors as JSON lines next to it.
-fn pipeline_toml(name: &str, source: &str, plugin: &Path, plugin_extra: &str) -> String {
-    format!(
-        r#"name = "{name}"
-{source}
-[schema]
-timestamp = {{ field = "ts", format = "rfc3339" }}
-key = ["symbol"]
-fields = {{ symbol = "string", price = "f64", volume = "i64" }}
-
-[window]
-kind = "tumbling"
-size = "1s"
-
-[plugin]
-path = "{plugin}"
-{plugin_extra}
-
-[sink]
-kind = "file"
-path = "{name}.jsonl"
-
-[error_sink]
-kind = "file"
-path = "{name}.errors.jsonl"
-"#,
-        plugin = plugin.display()
-    )
 }
 
 /// A `[[tenant]]` table.

@@ -124,3 +124,34 @@ pub fn summary(stderr: &str) -> serde_json::Value {
         .unwrap_or_else(|| panic!("no JSON summary in stderr:\n{stderr}"));
     serde_json::from_str(line).expect("summary is JSON")
 }
+
+/// A pipeline file body: stock ticks from `source`, keyed by symbol, tumbling 1 s windows,
+/// results to `<name>.jsonl` and errors to `<name>.errors.jsonl` beside the file.
+pub fn pipeline_toml(name: &str, source: &str, plugin: &Path, plugin_extra: &str) -> String {
+    format!(
+        r#"name = "{name}"
+{source}
+[schema]
+timestamp = {{ field = "ts", format = "rfc3339" }}
+key = ["symbol"]
+fields = {{ symbol = "string", price = "f64", volume = "i64" }}
+
+[window]
+kind = "tumbling"
+size = "1s"
+
+[plugin]
+path = "{plugin}"
+{plugin_extra}
+
+[sink]
+kind = "file"
+path = "{name}.jsonl"
+
+[error_sink]
+kind = "file"
+path = "{name}.errors.jsonl"
+"#,
+        plugin = plugin.display()
+    )
+}

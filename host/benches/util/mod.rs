@@ -2,14 +2,14 @@
 //! files, summary statistics and a plain table.
 #![allow(dead_code)]
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 #[path = "../../../tests/support/mod.rs"]
 mod support;
 
 #[allow(unused_imports)]
-pub use support::{Scratch, root};
+pub use support::{Scratch, pipeline_toml, root};
 
 /// Path of a plugin component, building the plugins for wasm32-wasip2 first if needed.
 pub fn wasm(name: &str) -> PathBuf {
@@ -18,37 +18,6 @@ pub fn wasm(name: &str) -> PathBuf {
 
 /// An operator token for host files that are never served.
 pub const OPERATOR: &str = "bench-operator-token-0123456789";
-
-/// A pipeline file body: stocks (or `source`), tumbling 1 s by symbol, results to
-/// `<name>.jsonl` and errors to `<name>.errors.jsonl` in the scratch dir.
-pub fn pipeline_toml(name: &str, source: &str, plugin: &Path, plugin_extra: &str) -> String {
-    format!(
-        r#"name = "{name}"
-{source}
-[schema]
-timestamp = {{ field = "ts", format = "rfc3339" }}
-key = ["symbol"]
-fields = {{ symbol = "string", price = "f64", volume = "i64" }}
-
-[window]
-kind = "tumbling"
-size = "1s"
-
-[plugin]
-path = "{plugin}"
-{plugin_extra}
-
-[sink]
-kind = "file"
-path = "{name}.jsonl"
-
-[error_sink]
-kind = "file"
-path = "{name}.errors.jsonl"
-"#,
-        plugin = plugin.display()
-    )
-}
 
 /// A `[source]` table of generated stock ticks.
 pub fn generator(count: u64, keys: u32, interval: &str, rate: u64, seed: u64) -> String {
