@@ -32,7 +32,6 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(1);
 pub struct Runtime {
     engine: Engine,
     linker: Arc<Linker<HostState>>,
-    fuel: bool,
     /// Compiled code by SHA-256 of the component bytes.
     compiled: Arc<Mutex<HashMap<String, Arc<PluginCode>>>>,
     /// Where precompiled artifacts are kept across restarts, if anywhere.
@@ -72,7 +71,6 @@ impl Runtime {
         Ok(Runtime {
             engine,
             linker: Arc::new(linker),
-            fuel,
             compiled: Arc::new(Mutex::new(HashMap::new())),
             cache_dir: None,
         })
@@ -84,11 +82,6 @@ impl Runtime {
     pub fn with_cache_dir(mut self, dir: PathBuf) -> Self {
         self.cache_dir = Some(dir);
         self
-    }
-
-    /// Whether fuel metering is on.
-    pub fn fuel_enabled(&self) -> bool {
-        self.fuel
     }
 
     /// Compiles a component file and links it against the host (WASI with no capabilities).

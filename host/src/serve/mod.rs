@@ -396,11 +396,6 @@ impl Host {
         Ok(self.pipeline_view(entry))
     }
 
-    /// The metrics registry (also served as text by [`HostControl::metrics`]).
-    pub fn metrics_registry(&self) -> &Metrics {
-        &self.metrics
-    }
-
     /// Stops every pipeline (without flushing open windows of unbounded sources) and waits
     /// for their threads.
     pub fn shutdown(&self) {
@@ -416,26 +411,6 @@ impl Host {
                     let _ = h.join();
                 }
             }
-        }
-    }
-
-    /// Blocks until every pipeline has finished its bounded input (or failed).
-    pub fn wait_finished(&self, poll: Duration) {
-        loop {
-            let all = self
-                .tenants
-                .values()
-                .flat_map(|t| t.pipelines.values())
-                .all(|e| {
-                    matches!(
-                        lock(&e.shared).state,
-                        PipelineState::Finished | PipelineState::Failed
-                    )
-                });
-            if all {
-                return;
-            }
-            std::thread::sleep(poll);
         }
     }
 }
