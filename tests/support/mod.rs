@@ -2,6 +2,8 @@
 //! wasm32-wasip2 components, and temporary pipelines.
 #![allow(dead_code)]
 
+pub mod serve;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;

@@ -393,6 +393,15 @@ pub struct LimitsConfig {
     pub quarantine_after: Option<u32>,
     /// Lines per second of guest stdout/stderr that reach the tenant's log (default 10).
     pub log_lines_per_second: Option<u32>,
+    /// Most windows one event may belong to: `size / slide` (sliding) or `size / step`
+    /// (cumulative), checked when the pipeline is built (default 10 000).
+    pub max_windows_per_event: Option<u64>,
+    /// Largest input record, in bytes; a longer record goes to the dead letter, cut short
+    /// (default `1MiB`).
+    pub max_record_bytes: Option<ByteSize>,
+    /// Most bytes of events held in window state at once, estimated from their values
+    /// (default `1GiB`); like `max_buffered_events`, an event over it goes to the dead letter.
+    pub max_buffered_bytes: Option<ByteSize>,
 }
 
 /// Resolved limits, every one with a value.
@@ -416,6 +425,12 @@ pub struct Limits {
     pub quarantine_after: u32,
     /// Guest log lines per second.
     pub log_lines_per_second: u32,
+    /// Most windows per event.
+    pub max_windows_per_event: u64,
+    /// Largest input record, bytes.
+    pub max_record_bytes: u64,
+    /// Most bytes buffered in window state.
+    pub max_buffered_bytes: u64,
 }
 
 impl Default for Limits {
@@ -430,6 +445,9 @@ impl Default for Limits {
             max_buffered_events: 10_000_000,
             quarantine_after: 10,
             log_lines_per_second: 10,
+            max_windows_per_event: 10_000,
+            max_record_bytes: 1 << 20,
+            max_buffered_bytes: 1 << 30,
         }
     }
 }
@@ -492,6 +510,23 @@ impl LimitsConfig {
                 self.log_lines_per_second,
                 c.log_lines_per_second,
                 d.log_lines_per_second,
+            ),
+            max_windows_per_event: pick(
+                self.max_windows_per_event,
+                c.max_windows_per_event,
+                d.max_windows_per_event,
+            )
+            .max(1),
+            max_record_bytes: pick(
+                self.max_record_bytes.map(|b| b.0),
+                c.max_record_bytes.map(|b| b.0),
+                d.max_record_bytes,
+            )
+            .max(1),
+            max_buffered_bytes: pick(
+                self.max_buffered_bytes.map(|b| b.0),
+                c.max_buffered_bytes.map(|b| b.0),
+                d.max_buffered_bytes,
             ),
         }
     }
