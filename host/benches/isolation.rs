@@ -100,12 +100,14 @@ fn demo() -> f64 {
     cfg.sink = SinkConfig::File {
         path: s.path("demo.jsonl"),
         format: Default::default(),
-        append: false,
+        mode: weir::config::SinkMode::Truncate,
+        sync: false,
     };
     cfg.late_sink = Some(SinkConfig::File {
         path: s.path("demo.late.jsonl"),
         format: Default::default(),
-        append: false,
+        mode: weir::config::SinkMode::Truncate,
+        sync: false,
     });
     let runtime = weir::plugin::Runtime::new(false).expect("runtime");
     let schema = weir::decode::Schema::new(&cfg.schema).expect("schema");

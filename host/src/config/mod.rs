@@ -555,10 +555,28 @@ pub enum SinkConfig {
         /// Row encoding.
         #[serde(default)]
         format: Format,
-        /// Append to an existing file instead of replacing it (default false).
+        /// What to do with an existing file: `append` (default) keeps it and adds rows at
+        /// its end (a CSV file keeps its one header, which must match the columns);
+        /// `truncate` empties it when the pipeline starts.
         #[serde(default)]
-        append: bool,
+        mode: SinkMode,
+        /// `sync_data` the file at every flush (about once a second, and at stop), so that
+        /// flushed rows survive a machine crash, not only a process crash (default false).
+        #[serde(default)]
+        sync: bool,
     },
+}
+
+/// `[sink] mode`: what opening a file sink does to an existing file.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SinkMode {
+    /// Keep what is there and add rows at the end (the default: a restart never erases the
+    /// results of the run before).
+    #[default]
+    Append,
+    /// Empty the file when the pipeline starts (each run replaces the last one's rows).
+    Truncate,
 }
 
 impl PipelineConfig {

@@ -4,12 +4,20 @@
 //! or as a CSV line under a header fixed when the sink is opened. Sinks do not know what the
 //! rows mean.
 
-use std::fs::OpenOptions;
-use std::io::{self, BufWriter, Write};
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-use crate::config::{Format, SinkConfig};
+use crate::config::{Format, SinkConfig, SinkMode};
 use crate::value::Value;
+
+/// Rows are encoded into an in-memory buffer and handed to the OS when a caller commits
+/// (after each window's rows), or as soon as the buffer reaches this size (one `write(2)`
+/// per 64 KiB at most).
+pub const COMMIT_BYTES: usize = 64 * 1024;
+
+/// The most of an existing CSV file's first line read to compare it with the header.
+const MAX_HEADER_BYTES: u64 = 64 * 1024;
 
 /// Errors opening or writing a sink.
 #[derive(Debug, thiserror::Error)]
@@ -22,7 +30,22 @@ pub enum Error {
         /// Why.
         source: io::Error,
     },
-    /// A write failed.
+    /// An existing CSV file's header is not the pipeline's.
+    #[error(
+        "sink file {path} already has the CSV header `{found}`, but this pipeline writes `{expected}` ({difference}); move the file away, point the sink at another path, or set mode = \"truncate\" to replace it"
+    )]
+    Header {
+        /// The path.
+        path: PathBuf,
+        /// The file's first line.
+        found: String,
+        /// The header the pipeline would write.
+        expected: String,
+        /// The first difference, in words.
+        difference: String,
+    },
+    /// A write failed. The sink refuses every later write with the same error: what reached
+    /// the file before is intact, and nothing more is added after a partial write.
     #[error("writing to {sink}: {source}")]
     Write {
         /// The sink.
@@ -33,10 +56,18 @@ pub enum Error {
 }
 
 /// A destination for rows.
+///
+/// Three levels of "written": [`Sink::write`] encodes a row into the sink's buffer;
+/// [`Sink::commit`] hands every buffered row to the operating system (after it returns
+/// `Ok`, the rows are in the file even if the process is killed); [`Sink::flush`] commits
+/// and, for a file sink with `sync = true`, also `sync_data`s the file so that the rows
+/// survive a machine crash. Once a call failed, every later call fails with the same error.
 pub trait Sink: Send {
-    /// Writes one row.
+    /// Encodes one row into the buffer (which is committed on its own past [`COMMIT_BYTES`]).
     fn write(&mut self, row: &[(String, Value)]) -> Result<(), Error>;
-    /// Flushes buffered rows.
+    /// Hands every buffered row to the operating system.
+    fn commit(&mut self) -> Result<(), Error>;
+    /// Commits, then syncs the file to disk if the sink asks for it (`sync = true`).
     fn flush(&mut self) -> Result<(), Error>;
     /// A short description: `stdout`, `file out/x.jsonl`.
     fn describe(&self) -> String;
@@ -44,6 +75,11 @@ pub trait Sink: Send {
 
 /// Opens the sink a config describes. `columns` fixes the CSV header; JSON lines ignore it.
 /// Relative file paths resolve against `base_dir`.
+///
+/// A file sink in `append` mode (the default) keeps the file: a CSV file that is not empty
+/// gets no second header, and must already start with this header (else
+/// [`Error::Header`]); if the file does not end with a newline (a line cut short by a
+/// crash), the first row starts on a new line. `truncate` empties the file.
 pub fn open(
     cfg: &SinkConfig,
     base_dir: &Path,
@@ -67,49 +103,122 @@ pub fn open(
         SinkConfig::File {
             path,
             format,
-            append,
+            mode,
+            sync,
         } => {
             let path = if path.is_absolute() {
                 path.clone()
             } else {
                 base_dir.join(path)
             };
+            let open_err = |source| Error::Open {
+                path: path.clone(),
+                source,
+            };
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir).map_err(|source| Error::Open {
-                    path: path.clone(),
-                    source,
-                })?;
+                std::fs::create_dir_all(dir).map_err(open_err)?;
             }
-            let file = OpenOptions::new()
+            let append = *mode == SinkMode::Append;
+            let mut file = OpenOptions::new()
                 .create(true)
+                .read(append)
+                .append(append)
                 .write(true)
-                .append(*append)
-                .truncate(!*append)
+                .truncate(!append)
                 .open(&path)
-                .map_err(|source| Error::Open {
-                    path: path.clone(),
-                    source,
-                })?;
-            let empty = file.metadata().map(|m| m.len() == 0).unwrap_or(true);
-            Box::new(RowWriter::new(
+                .map_err(open_err)?;
+            let len = file.metadata().map(|m| m.len()).map_err(open_err)?;
+            let mut prefix = Vec::new();
+            if append && len > 0 {
+                if *format == Format::Csv {
+                    check_header(&mut file, &path, &columns)?;
+                }
+                let mut last = [0u8; 1];
+                file.seek(SeekFrom::End(-1))
+                    .and_then(|_| file.read_exact(&mut last))
+                    .map_err(open_err)?;
+                if last[0] != b'\n' {
+                    prefix.push(b'\n');
+                }
+            }
+            let sync_handle = if *sync {
+                Some(file.try_clone().map_err(open_err)?)
+            } else {
+                None
+            };
+            let mut w = RowWriter::new(
                 format!("file {}", path.display()),
                 Box::new(file),
                 *format,
                 columns,
-                empty,
-            ))
+                len == 0 || !append,
+            );
+            w.buf = prefix;
+            w.sync = sync_handle;
+            Box::new(w)
         }
+    })
+}
+
+/// Compares an existing CSV file's first line with the header the pipeline writes.
+fn check_header(file: &mut File, path: &Path, columns: &[String]) -> Result<(), Error> {
+    let mut head = Vec::new();
+    file.seek(SeekFrom::Start(0))
+        .and_then(|_| file.take(MAX_HEADER_BYTES).read_to_end(&mut head))
+        .map_err(|source| Error::Open {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    let first = head.split(|&b| b == b'\n').next().unwrap_or_default();
+    let first = first.strip_suffix(b"\r").unwrap_or(first);
+    let mut expected = Vec::new();
+    encode_csv(columns.iter().map(String::as_str), &mut expected);
+    expected.pop();
+    if first == expected.as_slice() {
+        return Ok(());
+    }
+    let found = String::from_utf8_lossy(first).into_owned();
+    let found_cols: Vec<&str> = found.split(',').collect();
+    let difference = match columns.iter().zip(&found_cols).position(|(a, b)| a != b) {
+        Some(i) => format!(
+            "column {} is `{}` in the file and `{}` in the pipeline",
+            i + 1,
+            found_cols[i],
+            columns[i]
+        ),
+        None if found_cols.len() > columns.len() => format!(
+            "the file has {} more column(s): {}",
+            found_cols.len() - columns.len(),
+            found_cols[columns.len()..].join(",")
+        ),
+        None => format!(
+            "the pipeline has {} more column(s): {}",
+            columns.len() - found_cols.len(),
+            columns[found_cols.len()..].join(",")
+        ),
+    };
+    let expected = String::from_utf8_lossy(&expected).into_owned();
+    Err(Error::Header {
+        path: path.to_path_buf(),
+        found,
+        expected,
+        difference,
     })
 }
 
 /// A sink that encodes rows onto any writer.
 pub struct RowWriter {
     name: String,
-    out: BufWriter<Box<dyn Write + Send>>,
+    out: Box<dyn Write + Send>,
+    /// Rows encoded and not yet handed to `out`.
+    buf: Vec<u8>,
     format: Format,
     columns: Vec<String>,
     header_due: bool,
-    line: Vec<u8>,
+    /// The file to `sync_data` at every flush (`sync = true`).
+    sync: Option<File>,
+    /// The first failure, repeated by every later call.
+    failed: Option<(io::ErrorKind, String)>,
 }
 
 impl RowWriter {
@@ -124,51 +233,85 @@ impl RowWriter {
     ) -> Self {
         RowWriter {
             name,
-            out: BufWriter::with_capacity(64 * 1024, out),
+            out,
+            buf: Vec::with_capacity(COMMIT_BYTES),
             format,
             columns,
             header_due: write_header,
-            line: Vec::with_capacity(256),
+            sync: None,
+            failed: None,
         }
     }
 
-    fn io(&self, source: io::Error) -> Error {
-        Error::Write {
-            sink: self.name.clone(),
-            source,
+    /// Runs `f` unless the sink already failed; a failure is remembered.
+    fn guard(&mut self, f: impl FnOnce(&mut Self) -> io::Result<()>) -> Result<(), Error> {
+        if let Some((kind, msg)) = &self.failed {
+            return Err(Error::Write {
+                sink: self.name.clone(),
+                source: io::Error::new(*kind, format!("{msg} (an earlier write failed)")),
+            });
         }
+        f(self).map_err(|source| {
+            self.failed = Some((source.kind(), source.to_string()));
+            Error::Write {
+                sink: self.name.clone(),
+                source,
+            }
+        })
+    }
+
+    fn hand_over(&mut self) -> io::Result<()> {
+        if !self.buf.is_empty() {
+            self.out.write_all(&self.buf)?;
+            self.buf.clear();
+        }
+        Ok(())
     }
 }
 
 impl Sink for RowWriter {
     fn write(&mut self, row: &[(String, Value)]) -> Result<(), Error> {
-        self.line.clear();
-        match self.format {
-            Format::Jsonl => encode_json(row, &mut self.line),
-            Format::Csv => {
-                if self.header_due {
-                    self.header_due = false;
-                    let header: Vec<&str> = self.columns.iter().map(String::as_str).collect();
-                    encode_csv(header.into_iter(), &mut self.line);
+        self.guard(|w| {
+            match w.format {
+                Format::Jsonl => encode_json(row, &mut w.buf),
+                Format::Csv => {
+                    if w.header_due {
+                        w.header_due = false;
+                        encode_csv(w.columns.iter().map(String::as_str), &mut w.buf);
+                    }
+                    let cells: Vec<String> = w
+                        .columns
+                        .iter()
+                        .map(|c| {
+                            row.iter()
+                                .find(|(k, _)| k == c)
+                                .map(|(_, v)| v.to_string())
+                                .unwrap_or_default()
+                        })
+                        .collect();
+                    encode_csv(cells.iter().map(String::as_str), &mut w.buf);
                 }
-                let cells = self.columns.iter().map(|c| {
-                    row.iter()
-                        .find(|(k, _)| k == c)
-                        .map(|(_, v)| v.to_string())
-                        .unwrap_or_default()
-                });
-                let cells: Vec<String> = cells.collect();
-                encode_csv(cells.iter().map(String::as_str), &mut self.line);
             }
-        }
-        let line = std::mem::take(&mut self.line);
-        let res = self.out.write_all(&line);
-        self.line = line;
-        res.map_err(|e| self.io(e))
+            if w.buf.len() >= COMMIT_BYTES {
+                w.hand_over()?;
+            }
+            Ok(())
+        })
+    }
+
+    fn commit(&mut self) -> Result<(), Error> {
+        self.guard(Self::hand_over)
     }
 
     fn flush(&mut self) -> Result<(), Error> {
-        self.out.flush().map_err(|e| self.io(e))
+        self.guard(|w| {
+            w.hand_over()?;
+            w.out.flush()?;
+            if let Some(f) = &w.sync {
+                f.sync_data()?;
+            }
+            Ok(())
+        })
     }
 
     fn describe(&self) -> String {
@@ -231,14 +374,19 @@ mod tests {
         );
     }
 
+    fn file(path: &str, format: Format, mode: SinkMode) -> SinkConfig {
+        SinkConfig::File {
+            path: path.into(),
+            format,
+            mode,
+            sync: false,
+        }
+    }
+
     #[test]
     fn csv_header_once_then_cells_by_column_with_quoting() {
         let dir = tempfile::tempdir().unwrap();
-        let cfg = SinkConfig::File {
-            path: "out/r.csv".into(),
-            format: Format::Csv,
-            append: true,
-        };
+        let cfg = file("out/r.csv", Format::Csv, SinkMode::Append);
         let cols: Vec<String> = ["symbol", "n", "avg", "missing"].map(String::from).to_vec();
         for _ in 0..2 {
             let mut s = open(&cfg, dir.path(), cols.clone()).unwrap();
@@ -250,5 +398,155 @@ mod tests {
             text,
             "symbol,n,avg,missing\n\"A\"\"B\",3,1.5,\n\"A\"\"B\",3,1.5,\n"
         );
+    }
+
+    #[test]
+    fn append_is_the_default_and_truncate_replaces() {
+        let cfg: crate::config::PipelineConfig = toml::from_str(
+            r#"
+            name = "p"
+            source = { kind = "stdin" }
+            schema = { timestamp = { field = "t", format = "epoch_ms" }, fields = { t = "i64" } }
+            window = { kind = "tumbling", size = "1s" }
+            plugin = { path = "x.wasm" }
+            sink = { kind = "file", path = "x.jsonl" }
+            "#,
+        )
+        .unwrap();
+        assert!(matches!(
+            cfg.sink,
+            SinkConfig::File {
+                mode: SinkMode::Append,
+                sync: false,
+                ..
+            }
+        ));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.jsonl");
+        // A previous run's file, its last line cut short by a crash.
+        std::fs::write(&path, "{\"old\":1}\n{\"old\":").unwrap();
+        let mut s = open(
+            &file("r.jsonl", Format::Jsonl, SinkMode::Append),
+            dir.path(),
+            vec![],
+        )
+        .unwrap();
+        s.write(&[("n".into(), Value::I64(1))]).unwrap();
+        s.flush().unwrap();
+        drop(s);
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "{\"old\":1}\n{\"old\":\n{\"n\":1}\n"
+        );
+        let mut s = open(
+            &SinkConfig::File {
+                path: "r.jsonl".into(),
+                format: Format::Jsonl,
+                mode: SinkMode::Truncate,
+                sync: true,
+            },
+            dir.path(),
+            vec![],
+        )
+        .unwrap();
+        // Truncated at open, before any row.
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "");
+        s.write(&[("n".into(), Value::I64(2))]).unwrap();
+        s.flush().unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "{\"n\":2}\n");
+    }
+
+    #[test]
+    fn appending_csv_under_another_header_is_refused_with_the_difference() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("r.csv"), "symbol,count\nA,1\n").unwrap();
+        let cfg = file("r.csv", Format::Csv, SinkMode::Append);
+        let cols = |c: &[&str]| c.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let err = match open(&cfg, dir.path(), cols(&["symbol", "n"])) {
+            Err(e) => e.to_string(),
+            Ok(_) => panic!("a different header was accepted"),
+        };
+        assert!(
+            err.contains("already has the CSV header `symbol,count`")
+                && err.contains("writes `symbol,n`")
+                && err.contains("column 2 is `count` in the file and `n` in the pipeline")
+                && err.contains("mode = \"truncate\""),
+            "{err}"
+        );
+        let err = match open(&cfg, dir.path(), cols(&["symbol", "count", "avg"])) {
+            Err(e) => e.to_string(),
+            Ok(_) => panic!("a shorter header was accepted"),
+        };
+        assert!(
+            err.contains("the pipeline has 1 more column(s): avg"),
+            "{err}"
+        );
+        // The same header appends without a second one; truncate replaces the file.
+        let mut s = open(&cfg, dir.path(), cols(&["symbol", "count"])).unwrap();
+        s.write(&[("symbol".into(), Value::Str("B".into()))])
+            .unwrap();
+        s.flush().unwrap();
+        drop(s);
+        let text = std::fs::read_to_string(dir.path().join("r.csv")).unwrap();
+        assert_eq!(text, "symbol,count\nA,1\nB,\n");
+        let trunc = file("r.csv", Format::Csv, SinkMode::Truncate);
+        let mut s = open(&trunc, dir.path(), cols(&["symbol", "n"])).unwrap();
+        s.flush().unwrap();
+        s.write(&[("n".into(), Value::I64(7))]).unwrap();
+        s.commit().unwrap();
+        let text = std::fs::read_to_string(dir.path().join("r.csv")).unwrap();
+        assert_eq!(text, "symbol,n\n,7\n");
+    }
+
+    /// Accepts `ok` bytes, then fails every write.
+    struct Failing {
+        ok: usize,
+        got: Arc<Mutex<Vec<u8>>>,
+    }
+
+    impl Write for Failing {
+        fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+            let mut got = self.got.lock().unwrap();
+            let room = self.ok.saturating_sub(got.len());
+            if room == 0 {
+                return Err(io::Error::from(io::ErrorKind::StorageFull));
+            }
+            let n = room.min(b.len());
+            got.extend_from_slice(&b[..n]);
+            Ok(n)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    use std::sync::{Arc, Mutex};
+
+    #[test]
+    fn rows_reach_the_writer_at_commit_and_a_failure_sticks() {
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let out = Failing {
+            ok: 12,
+            got: got.clone(),
+        };
+        let mut s = RowWriter::new("t".into(), Box::new(out), Format::Jsonl, vec![], true);
+        let r = |n| [("n".to_string(), Value::I64(n))];
+        s.write(&r(1)).unwrap();
+        assert!(got.lock().unwrap().is_empty(), "buffered until commit");
+        s.commit().unwrap();
+        assert_eq!(&*got.lock().unwrap(), b"{\"n\":1}\n");
+        // 8 bytes in, 4 more fit: the second row fails part-way...
+        s.write(&r(2)).unwrap();
+        let err = s.commit().unwrap_err().to_string();
+        assert!(err.starts_with("writing to t:"), "{err}");
+        // ...and nothing is written after it, even what would fit.
+        assert!(s.write(&r(3)).is_err());
+        assert!(
+            s.flush()
+                .unwrap_err()
+                .to_string()
+                .contains("an earlier write failed")
+        );
+        assert_eq!(&*got.lock().unwrap(), b"{\"n\":1}\n{\"n\"");
     }
 }
