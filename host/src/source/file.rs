@@ -3,67 +3,170 @@
 //!
 //! Owns opening, globbing and splitting bytes into line records with their origin and
 //! 1-based line number. It does not parse records (`decode` does): invalid UTF-8 is
-//! replaced lossily and left for the decoder to reject.
+//! replaced lossily and left for the decoder to reject. A UTF-8 byte order mark at the
+//! start of each file or stream is skipped. A line longer than `max_record_bytes` is never
+//! held whole: the framer keeps its first bytes, counts the rest while skipping to the end
+//! of the line, and reports it as [`Rejected`].
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
+use std::time::Duration;
 
-use super::{Error, Poll, RawRecord, SizeHint, Source};
+use super::{BATCH_BYTES, Error, Poll, REJECTED_HEAD_BYTES, RawRecord, Rejected, SizeHint, Source};
+use crate::config::ByteSize;
 
 /// Read buffer per open input; large reads keep the per-line cost low.
 const BUF_CAPACITY: usize = 256 * 1024;
 
-/// Splits a byte stream into records, one per non-blank line.
+/// The UTF-8 byte order mark some editors put at the start of a file.
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// The default for `max_record_bytes` when a source is built without one (1 MiB, the
+/// default of `[plugin.limits] max_record_bytes`).
+pub const DEFAULT_MAX_RECORD_BYTES: u64 = 1 << 20;
+
+/// What the framer produced.
+enum Framed {
+    Record(RawRecord),
+    TooLong(Rejected),
+}
+
+/// Splits a byte stream into records, one per non-blank line, each at most `limit` bytes.
 struct Lines<R> {
     reader: BufReader<R>,
     origin: Arc<str>,
-    /// Line number of the last line read (blank lines count).
+    /// Line number of the last line completed (blank lines count).
     line: u64,
-    /// Bytes consumed, line terminators included.
+    /// Bytes consumed, line terminators (and a byte order mark) included.
     consumed: u64,
+    /// The current line so far: at most `limit + 1` bytes (the `\r` of a `\r\n`).
     buf: Vec<u8>,
+    /// Bytes of the current line beyond what `buf` keeps.
+    over: u64,
+    /// The last byte of the current line seen, to tell `\r\n` from `\n`.
+    last: u8,
+    /// Most bytes of one record.
+    limit: usize,
+    /// Whether the start of the stream was checked for a byte order mark.
+    bom_checked: bool,
 }
 
 impl<R: Read> Lines<R> {
-    fn new(reader: R, origin: Arc<str>) -> Self {
+    fn new(reader: R, origin: Arc<str>, limit: u64) -> Self {
         Lines {
             reader: BufReader::with_capacity(BUF_CAPACITY, reader),
             origin,
             line: 0,
             consumed: 0,
             buf: Vec::with_capacity(256),
+            over: 0,
+            last: 0,
+            limit: usize::try_from(limit).unwrap_or(usize::MAX),
+            bom_checked: false,
         }
     }
 
-    /// The next non-blank line as a record, or `None` at end of input.
-    fn next_record(&mut self) -> io::Result<Option<RawRecord>> {
+    /// The next non-blank line as a record (or as a rejection when too long), or `None` at
+    /// end of input. A reader error (`WouldBlock` from a reader with a timeout) leaves the
+    /// line read so far in place: the next call goes on with it.
+    fn next(&mut self) -> io::Result<Option<Framed>> {
         loop {
-            self.buf.clear();
-            let n = self.reader.read_until(b'\n', &mut self.buf)?;
-            if n == 0 {
-                return Ok(None);
-            }
-            self.line += 1;
-            self.consumed += n as u64;
-            let mut line = self.buf.as_slice();
-            line = line.strip_suffix(b"\n").unwrap_or(line);
-            line = line.strip_suffix(b"\r").unwrap_or(line);
-            if line.iter().all(u8::is_ascii_whitespace) {
-                continue;
-            }
-            let payload = match std::str::from_utf8(line) {
-                Ok(s) => s.to_owned(),
-                Err(_) => String::from_utf8_lossy(line).into_owned(),
+            let avail = match self.reader.fill_buf() {
+                Ok(b) => b,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
             };
-            return Ok(Some(RawRecord {
-                partition: 0,
+            if avail.is_empty() {
+                if self.buf.is_empty() && self.over == 0 {
+                    return Ok(None);
+                }
+                // A last line without a newline.
+                match self.finish(false) {
+                    Some(f) => return Ok(Some(f)),
+                    None => return Ok(None),
+                }
+            }
+            if !self.bom_checked {
+                self.bom_checked = true;
+                if avail.starts_with(BOM) {
+                    self.reader.consume(BOM.len());
+                    self.consumed += BOM.len() as u64;
+                    continue;
+                }
+            }
+            let (n, newline) = match avail.iter().position(|&b| b == b'\n') {
+                Some(i) => (i + 1, true),
+                None => (avail.len(), false),
+            };
+            let content = &avail[..n - usize::from(newline)];
+            // Keep at most limit + 1 bytes (one more shows that the limit was passed, or
+            // is the `\r` of a `\r\n`); count the rest.
+            let room = self.limit.saturating_add(1).saturating_sub(self.buf.len());
+            let kept = content.len().min(room);
+            self.buf.extend_from_slice(&content[..kept]);
+            self.over = self.over.saturating_add((content.len() - kept) as u64);
+            if let Some(&b) = content.last() {
+                self.last = b;
+            }
+            self.reader.consume(n);
+            self.consumed += n as u64;
+            if newline && let Some(f) = self.finish(true) {
+                return Ok(Some(f));
+            }
+        }
+    }
+
+    /// Ends the current line; `None` for a blank line.
+    fn finish(&mut self, newline: bool) -> Option<Framed> {
+        self.line += 1;
+        let cr = newline && self.last == b'\r';
+        let mut len = (self.buf.len() as u64).saturating_add(self.over);
+        if cr {
+            len -= 1;
+        }
+        let over = std::mem::take(&mut self.over);
+        self.last = 0;
+        let framed = if len > self.limit as u64 {
+            let head = head(&self.buf, REJECTED_HEAD_BYTES);
+            Some(Framed::TooLong(Rejected {
                 origin: Arc::clone(&self.origin),
                 offset: self.line,
-                payload,
-            }));
+                reason: format!(
+                    "record of {len} bytes exceeds max_record_bytes ({}); raise [plugin.limits] max_record_bytes or fix the input",
+                    ByteSize(self.limit as u64)
+                ),
+                head,
+            }))
+        } else {
+            debug_assert_eq!(over, 0);
+            let mut line = self.buf.as_slice();
+            if cr {
+                line = line.strip_suffix(b"\r").unwrap_or(line);
+            }
+            if line.iter().all(u8::is_ascii_whitespace) {
+                None
+            } else {
+                let payload = match std::str::from_utf8(line) {
+                    Ok(s) => s.to_owned(),
+                    Err(_) => String::from_utf8_lossy(line).into_owned(),
+                };
+                Some(Framed::Record(RawRecord {
+                    partition: 0,
+                    origin: Arc::clone(&self.origin),
+                    offset: self.line,
+                    payload,
+                }))
+            }
+        };
+        self.buf.clear();
+        if self.buf.capacity() > 64 * 1024 {
+            // Do not keep a megabyte per source because one line was long.
+            self.buf.shrink_to(256);
         }
+        framed
     }
 
     /// Whether every byte read from the underlying reader has been framed, so that the
@@ -71,6 +174,46 @@ impl<R: Read> Lines<R> {
     fn drained(&self) -> bool {
         self.reader.buffer().is_empty()
     }
+}
+
+/// At most `max` bytes of `bytes` as text (lossy), without a character cut in half at the
+/// end.
+fn head(bytes: &[u8], max: usize) -> String {
+    let mut b = &bytes[..bytes.len().min(max)];
+    if let Err(e) = std::str::from_utf8(b)
+        && e.error_len().is_none()
+    {
+        b = &b[..e.valid_up_to()];
+    }
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Appends framed lines to `out` (records) and `rejected` until `max` records, the byte
+/// budget, the end of input or a reader error. Returns how many records were appended and
+/// whether the input ended.
+fn frame<R: Read>(
+    lines: &mut Lines<R>,
+    out: &mut Vec<RawRecord>,
+    rejected: &mut Vec<Rejected>,
+    max: usize,
+    bytes: &mut usize,
+) -> io::Result<bool> {
+    let mut appended = 0;
+    while appended < max && *bytes < BATCH_BYTES {
+        match lines.next()? {
+            Some(Framed::Record(r)) => {
+                *bytes += r.payload.len();
+                out.push(r);
+                appended += 1;
+            }
+            Some(Framed::TooLong(r)) => {
+                *bytes += r.head.len();
+                rejected.push(r);
+            }
+            None => return Ok(true),
+        }
+    }
+    Ok(false)
 }
 
 /// A bounded source over one file or a glob of files, read in sorted path order as one
@@ -88,6 +231,8 @@ pub struct FileSource {
     /// Index in `files` of the next file to open.
     next_file: usize,
     current: Option<Lines<File>>,
+    max_record_bytes: u64,
+    rejected: Vec<Rejected>,
     /// Bytes of the files already read to the end.
     finished_bytes: u64,
     total_bytes: u64,
@@ -158,9 +303,18 @@ impl FileSource {
             files,
             next_file: 0,
             current: None,
+            max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
+            rejected: Vec::new(),
             finished_bytes: 0,
             total_bytes,
         })
+    }
+
+    /// Sets the most bytes of one record (default [`DEFAULT_MAX_RECORD_BYTES`]); a longer
+    /// line is skipped and reported by [`Source::take_rejected`].
+    pub fn with_max_record_bytes(mut self, max: u64) -> Self {
+        self.max_record_bytes = max;
+        self
     }
 
     /// The files this source reads, in reading order.
@@ -172,12 +326,13 @@ impl FileSource {
 impl Source for FileSource {
     fn poll(&mut self, out: &mut Vec<RawRecord>, max: usize) -> Result<Poll, Error> {
         let mut appended = 0;
-        while appended < max {
+        let mut bytes = 0;
+        while appended < max && bytes < BATCH_BYTES {
             let lines = match &mut self.current {
                 Some(lines) => lines,
                 None => {
                     let Some((path, _)) = self.files.get(self.next_file) else {
-                        return Ok(if appended > 0 {
+                        return Ok(if appended > 0 || !self.rejected.is_empty() {
                             Poll::Ready
                         } else {
                             Poll::Done
@@ -189,27 +344,28 @@ impl Source for FileSource {
                         source,
                     })?;
                     self.next_file += 1;
-                    self.current.insert(Lines::new(file, origin.into()))
+                    self.current
+                        .insert(Lines::new(file, origin.into(), self.max_record_bytes))
                 }
             };
-            match lines.next_record() {
-                Ok(Some(record)) => {
-                    out.push(record);
-                    appended += 1;
-                }
-                Ok(None) => {
-                    self.finished_bytes += lines.consumed;
-                    self.current = None;
-                }
-                Err(source) => {
-                    return Err(Error::Io {
-                        origin: lines.origin.to_string(),
-                        source,
-                    });
-                }
+            let before = out.len();
+            let ended = frame(lines, out, &mut self.rejected, max - appended, &mut bytes).map_err(
+                |source| Error::Io {
+                    origin: lines.origin.to_string(),
+                    source,
+                },
+            )?;
+            appended += out.len() - before;
+            if ended {
+                self.finished_bytes += lines.consumed;
+                self.current = None;
             }
         }
         Ok(Poll::Ready)
+    }
+
+    fn take_rejected(&mut self, out: &mut Vec<Rejected>) {
+        out.append(&mut self.rejected);
     }
 
     fn describe(&self) -> String {
@@ -234,13 +390,109 @@ impl Source for FileSource {
     }
 }
 
+/// How long a poll of [`StdinSource`] waits for input before returning with nothing, so
+/// that the pipeline can see a stop request while the producer is silent.
+pub const STDIN_WAIT: Duration = Duration::from_millis(100);
+
+/// Chunks read by a reader thread, handed over through a bounded channel (at most
+/// `STDIN_CHUNKS` chunks of `STDIN_CHUNK_BYTES` in flight).
+const STDIN_CHUNK_BYTES: usize = 64 * 1024;
+const STDIN_CHUNKS: usize = 4;
+
+/// The receiving end of a reader thread: `read` waits at most [`STDIN_WAIT`], then fails
+/// with `WouldBlock`.
+struct ChannelReader {
+    rx: Receiver<io::Result<Vec<u8>>>,
+    chunk: Vec<u8>,
+    pos: usize,
+    ended: bool,
+}
+
+impl ChannelReader {
+    /// Reads `reader` on its own thread. The thread ends at end of input, at a read error,
+    /// or when the receiver is gone and its next chunk cannot be delivered; a thread blocked
+    /// in a read of a pipe that never ends stays blocked until the process exits.
+    fn spawn(mut reader: Box<dyn Read + Send>, origin: &str) -> Self {
+        let (tx, rx): (SyncSender<io::Result<Vec<u8>>>, _) =
+            std::sync::mpsc::sync_channel(STDIN_CHUNKS);
+        let spawned = std::thread::Builder::new()
+            .name(format!("read {origin}"))
+            .spawn(move || {
+                loop {
+                    let mut chunk = vec![0; STDIN_CHUNK_BYTES];
+                    match reader.read(&mut chunk) {
+                        Ok(0) => return,
+                        Ok(n) => {
+                            chunk.truncate(n);
+                            if tx.send(Ok(chunk)).is_err() {
+                                return;
+                            }
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(e) => {
+                            let _ = tx.send(Err(e));
+                            return;
+                        }
+                    }
+                }
+            });
+        if let Err(e) = spawned {
+            // No thread: the channel's sender is gone, so reading fails with this error.
+            let (tx, rx) = std::sync::mpsc::sync_channel(1);
+            let _ = tx.send(Err(e));
+            return ChannelReader {
+                rx,
+                chunk: Vec::new(),
+                pos: 0,
+                ended: false,
+            };
+        }
+        ChannelReader {
+            rx,
+            chunk: Vec::new(),
+            pos: 0,
+            ended: false,
+        }
+    }
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.pos == self.chunk.len() {
+            if self.ended {
+                return Ok(0);
+            }
+            match self.rx.recv_timeout(STDIN_WAIT) {
+                Ok(Ok(chunk)) => {
+                    self.chunk = chunk;
+                    self.pos = 0;
+                }
+                Ok(Err(e)) => {
+                    self.ended = true;
+                    return Err(e);
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    return Err(io::ErrorKind::WouldBlock.into());
+                }
+                Err(RecvTimeoutError::Disconnected) => self.ended = true,
+            }
+        }
+        let n = buf.len().min(self.chunk.len() - self.pos);
+        buf[..n].copy_from_slice(&self.chunk[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
 /// Standard input, framed by line like a file (origin `stdin`), until end of input.
 ///
-/// A poll blocks only until at least one record is available: it returns what it has as
-/// soon as the bytes already read are used up, so a slow producer is not held back until
-/// `max` lines arrive. Like [`FileSource`], `Done` comes from a call that appended nothing.
+/// The input is read on its own thread; a poll waits at most [`STDIN_WAIT`] for input and
+/// returns what it has as soon as the bytes already read are used up, so a slow producer
+/// is not held back until `max` lines arrive, and a silent one does not keep the pipeline
+/// from stopping. Like [`FileSource`], `Done` comes from a call that appended nothing.
 pub struct StdinSource {
-    lines: Lines<Box<dyn Read + Send>>,
+    lines: Lines<ChannelReader>,
+    rejected: Vec<Rejected>,
     done: bool,
 }
 
@@ -253,9 +505,20 @@ impl StdinSource {
     /// Reads any byte stream the same way (tests, pipes), with this origin.
     pub fn from_reader(reader: Box<dyn Read + Send>, origin: &str) -> Self {
         StdinSource {
-            lines: Lines::new(reader, origin.into()),
+            lines: Lines::new(
+                ChannelReader::spawn(reader, origin),
+                origin.into(),
+                DEFAULT_MAX_RECORD_BYTES,
+            ),
+            rejected: Vec::new(),
             done: false,
         }
+    }
+
+    /// Sets the most bytes of one record (default [`DEFAULT_MAX_RECORD_BYTES`]).
+    pub fn with_max_record_bytes(mut self, max: u64) -> Self {
+        self.lines.limit = usize::try_from(max).unwrap_or(usize::MAX);
+        self
     }
 }
 
@@ -267,18 +530,19 @@ impl Default for StdinSource {
 
 impl Source for StdinSource {
     fn poll(&mut self, out: &mut Vec<RawRecord>, max: usize) -> Result<Poll, Error> {
-        let mut appended = 0;
-        while appended < max && !self.done {
-            match self.lines.next_record() {
-                Ok(Some(record)) => {
-                    out.push(record);
-                    appended += 1;
+        let start = out.len();
+        let start_rejected = self.rejected.len();
+        let mut bytes = 0;
+        while out.len() - start < max && bytes < BATCH_BYTES && !self.done {
+            // One record at a time, so that a poll stops once the bytes read are used up.
+            match frame(&mut self.lines, out, &mut self.rejected, 1, &mut bytes) {
+                Ok(true) => self.done = true,
+                Ok(false) => {
                     if self.lines.drained() {
                         break;
                     }
                 }
-                Ok(None) => self.done = true,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(source) => {
                     return Err(Error::Io {
                         origin: self.lines.origin.to_string(),
@@ -287,11 +551,16 @@ impl Source for StdinSource {
                 }
             }
         }
-        Ok(if self.done && appended == 0 {
+        let got = out.len() > start || self.rejected.len() > start_rejected;
+        Ok(if self.done && !got && self.rejected.is_empty() {
             Poll::Done
         } else {
             Poll::Ready
         })
+    }
+
+    fn take_rejected(&mut self, out: &mut Vec<Rejected>) {
+        out.append(&mut self.rejected);
     }
 
     fn describe(&self) -> String {
@@ -424,5 +693,142 @@ mod tests {
             .collect();
         assert_eq!(got, [("stdin", 1, "{\"a\":1}"), ("stdin", 3, "{\"a\":2}")]);
         assert_eq!(src.position(), 17);
+    }
+
+    #[test]
+    fn long_lines_are_rejected_with_their_head_and_never_held_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        // Line 1 ok; line 2 is 5 000 'é' (10 000 bytes) then "\r\n"; line 3 is exactly at
+        // the limit of 64 bytes; line 4 one byte over, at the end without a newline.
+        let long = "é".repeat(5000);
+        let at_limit = "x".repeat(64);
+        let over = "y".repeat(65);
+        let text = format!("ok\n{long}\r\n{at_limit}\r\n{over}");
+        std::fs::write(dir.path().join("in.jsonl"), &text).unwrap();
+        let mut src = FileSource::open("in.jsonl", dir.path())
+            .unwrap()
+            .with_max_record_bytes(64);
+        let (mut records, mut rejected) = (Vec::new(), Vec::new());
+        // max = 1 record per poll: rejections do not count against it.
+        while src.poll(&mut records, 1).unwrap() == Poll::Ready {
+            src.take_rejected(&mut rejected);
+            assert!(records.len() + rejected.len() <= 4, "source never finished");
+        }
+        let got: Vec<_> = records
+            .iter()
+            .map(|r| (r.offset, r.payload.len()))
+            .collect();
+        assert_eq!(got, [(1, 2), (3, 64)]);
+        let summary: Vec<_> = rejected
+            .iter()
+            .map(|r| (r.offset, r.reason.as_str(), r.head.as_str()))
+            .collect();
+        // The head is the first kept bytes (limit + 1 = 65 bytes: 32 'é' and half of one),
+        // cut back to a character boundary.
+        let head = "é".repeat(32);
+        assert_eq!(
+            summary,
+            [
+                (
+                    2,
+                    "record of 10000 bytes exceeds max_record_bytes (64B); raise [plugin.limits] max_record_bytes or fix the input",
+                    head.as_str()
+                ),
+                (
+                    4,
+                    "record of 65 bytes exceeds max_record_bytes (64B); raise [plugin.limits] max_record_bytes or fix the input",
+                    over.as_str()
+                ),
+            ]
+        );
+        assert_eq!(src.position(), text.len() as u64);
+        // The framer kept at most limit + 1 bytes of the long line.
+        assert!(src.current.is_none());
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_skipped_at_the_start_of_each_file_only() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("a.jsonl"),
+            b"\xEF\xBB\xBF{\"a\":1}\n\xEF\xBB\xBFx\n",
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("b.csv"), b"\xEF\xBB\xBFts,v\n1,2\n").unwrap();
+        let mut src = FileSource::open("*", dir.path()).unwrap();
+        let got: Vec<_> = drain(&mut src, 10)
+            .into_iter()
+            .map(|r| (r.offset, r.payload))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (1, "{\"a\":1}".to_string()),
+                // Only at the start: a later one is data, for the decoder to judge.
+                (2, "\u{feff}x".to_string()),
+                (1, "ts,v".to_string()),
+                (2, "1,2".to_string()),
+            ]
+        );
+        let bom: &'static [u8] = b"\xEF\xBB\xBF{\"s\":1}\n";
+        let mut src = StdinSource::from_reader(Box::new(bom), "stdin");
+        let got: Vec<_> = drain(&mut src, 10).into_iter().map(|r| r.payload).collect();
+        assert_eq!(got, ["{\"s\":1}"]);
+    }
+
+    #[test]
+    fn a_poll_stops_at_the_byte_budget() {
+        let dir = tempfile::tempdir().unwrap();
+        // 1 MiB lines: a budget of 8 MiB takes 8 of them per poll, not the 100 asked for.
+        let line = "z".repeat(1 << 20);
+        let text = vec![line.as_str(); 20].join("\n");
+        std::fs::write(dir.path().join("big.jsonl"), text).unwrap();
+        let mut src = FileSource::open("big.jsonl", dir.path()).unwrap();
+        let mut out = Vec::new();
+        assert_eq!(src.poll(&mut out, 100).unwrap(), Poll::Ready);
+        assert_eq!(out.len(), BATCH_BYTES / (1 << 20));
+        assert_eq!(drain(&mut src, 100).len(), 20 - BATCH_BYTES / (1 << 20));
+    }
+
+    /// A pipe whose writer stays open: yields its bytes, then blocks until dropped.
+    struct OpenPipe(std::sync::mpsc::Receiver<Vec<u8>>);
+
+    impl Read for OpenPipe {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            match self.0.recv() {
+                Ok(b) => {
+                    buf[..b.len()].copy_from_slice(&b);
+                    Ok(b.len())
+                }
+                Err(_) => Ok(0),
+            }
+        }
+    }
+
+    #[test]
+    fn stdin_returns_within_the_wait_while_the_producer_is_silent() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let mut src = StdinSource::from_reader(Box::new(OpenPipe(rx)), "stdin");
+        tx.send(b"{\"a\":1}\n{\"a\":".to_vec()).unwrap();
+        let mut out = Vec::new();
+        let started = std::time::Instant::now();
+        // The first poll gets the complete line; the partial one waits.
+        while out.is_empty() {
+            assert_eq!(src.poll(&mut out, 10).unwrap(), Poll::Ready);
+            assert!(started.elapsed() < Duration::from_secs(5));
+        }
+        assert_eq!(out.len(), 1);
+        // Nothing more comes: a poll returns empty after about STDIN_WAIT, not never.
+        let t = std::time::Instant::now();
+        assert_eq!(src.poll(&mut out, 10).unwrap(), Poll::Ready);
+        assert_eq!(out.len(), 1);
+        assert!(t.elapsed() < STDIN_WAIT * 20, "{:?}", t.elapsed());
+        // The rest of the partial line arrives; then the end of input.
+        tx.send(b"2}\n".to_vec()).unwrap();
+        drop(tx);
+        let rest = drain(&mut src, 10);
+        assert_eq!(rest.len(), 1);
+        assert_eq!(rest[0].payload, "{\"a\":2}");
+        assert_eq!(rest[0].offset, 2);
     }
 }

@@ -11,6 +11,15 @@ mod generator;
 use std::sync::Arc;
 
 pub use file::{FileSource, StdinSource};
+
+/// The most payload bytes one [`Source::poll`] of a line-framed source appends (besides its
+/// `max` records): a batch of 4 096 records of up to `max_record_bytes` each would otherwise
+/// hold gigabytes. The poll that crosses it stops after that record, so a batch holds at
+/// most this plus one record.
+pub const BATCH_BYTES: usize = 8 << 20;
+
+/// How much of a record too long to keep is shown in its dead-letter row.
+pub const REJECTED_HEAD_BYTES: usize = 1024;
 pub use generator::{Generator, GeneratorSource, write_generated};
 
 /// One raw record, as framed by a source.
@@ -24,6 +33,20 @@ pub struct RawRecord {
     pub offset: u64,
     /// The record's text: one JSON object or one CSV line, without the line terminator.
     pub payload: String,
+}
+
+/// A record the source refused to frame (longer than `max_record_bytes`): the pipeline
+/// sends it to the dead letter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejected {
+    /// Where it came from, as in [`RawRecord::origin`].
+    pub origin: Arc<str>,
+    /// Its 1-based line number.
+    pub offset: u64,
+    /// Why, e.g. `record of 10485760 bytes exceeds max_record_bytes (1MiB)`.
+    pub reason: String,
+    /// Its first [`REJECTED_HEAD_BYTES`] bytes at most (cut on a character boundary).
+    pub head: String,
 }
 
 /// What one poll of a source produced.
@@ -73,6 +96,12 @@ pub trait Source: Send {
     ///
     /// Returns [`Poll::Done`] once the input is exhausted and every record was returned.
     fn poll(&mut self, out: &mut Vec<RawRecord>, max: usize) -> Result<Poll, Error>;
+
+    /// Moves the records refused since the last call (too long to keep) to `out`; the
+    /// pipeline calls it after every poll.
+    fn take_rejected(&mut self, out: &mut Vec<Rejected>) {
+        let _ = out;
+    }
 
     /// A short description for logs and the run summary, e.g. `file data/*.csv (3 files)`.
     fn describe(&self) -> String;
