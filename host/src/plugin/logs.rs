@@ -2,14 +2,17 @@
 //! tenant's log, rate-limited per stream.
 //!
 //! Owns the [`GuestLog`] sink given to WASI as stdout or stderr: line splitting, the cap
-//! on line length, the token bucket and the count of dropped lines. It does not choose
+//! on line length and the count of dropped lines; and [`LogBudget`], the token bucket one
+//! pipeline's guest stdout, guest stderr and the host's own lines about its plugin calls
+//! share, so that a failing plugin cannot flood the log through either. It does not choose
 //! where the log goes (that is the host's `tracing` subscriber) nor give plugins any other
 //! capability. Writes never fail and never wait: a failing write would make a Rust
 //! guest's `println!` panic, i.e. trap, and a waiting one would spend the guest's deadline.
 
+use std::collections::BTreeMap;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -35,17 +38,114 @@ const REPORT_EVERY: Duration = Duration::from_secs(1);
 /// (`RUST_LOG=weir::guest=off`).
 pub const TARGET: &str = "weir::guest";
 
+/// The log budget of one pipeline: `lines_per_second` lines a second, with bursts of up to
+/// one second's worth, shared by its guest's stdout and stderr ([`GuestLog`]) and the
+/// host's own "plugin call failed" lines. A line over the budget is dropped and counted.
+///
+/// [`LogBudget::for_pipeline`] returns the same budget for the same (tenant, pipeline) for
+/// as long as any holder keeps it: the pipeline holds it for its life, so the budget is not
+/// refilled when a trap drops the plugin's Store (and its streams) and a new one starts.
+#[derive(Clone)]
+pub struct LogBudget {
+    inner: Arc<Mutex<Budget>>,
+}
+
+struct Budget {
+    bucket: Bucket,
+    /// Lines refused by [`LogBudget::admit`] since the last line it admitted.
+    host_dropped: u64,
+    /// Every line refused, host and guest.
+    dropped: u64,
+}
+
+type Registry = BTreeMap<(String, String), Weak<Mutex<Budget>>>;
+
+/// Live budgets by (tenant, pipeline).
+static BUDGETS: Mutex<Registry> = Mutex::new(BTreeMap::new());
+
+impl LogBudget {
+    /// A budget of its own, shared with nothing else.
+    pub fn new(lines_per_second: u32) -> Self {
+        Self::new_at(lines_per_second, Instant::now())
+    }
+
+    fn new_at(lines_per_second: u32, now: Instant) -> Self {
+        let rate = f64::from(lines_per_second);
+        LogBudget {
+            inner: Arc::new(Mutex::new(Budget {
+                bucket: Bucket {
+                    rate,
+                    tokens: rate,
+                    last: now,
+                },
+                host_dropped: 0,
+                dropped: 0,
+            })),
+        }
+    }
+
+    /// The budget of `tenant`'s `pipeline` (tenant empty for `weir run`): the live one if any
+    /// holder keeps it, with its rate set to `lines_per_second`, else a new one.
+    pub fn for_pipeline(tenant: &str, pipeline: &str, lines_per_second: u32) -> Self {
+        let mut budgets = BUDGETS.lock().unwrap_or_else(PoisonError::into_inner);
+        budgets.retain(|_, b| b.strong_count() > 0);
+        let key = (tenant.to_owned(), pipeline.to_owned());
+        if let Some(inner) = budgets.get(&key).and_then(Weak::upgrade) {
+            let budget = LogBudget { inner };
+            budget.lock().bucket.rate = f64::from(lines_per_second);
+            return budget;
+        }
+        let budget = LogBudget::new(lines_per_second);
+        budgets.insert(key, Arc::downgrade(&budget.inner));
+        budget
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Budget> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Takes one of the host's lines from the budget: `Some(n)` to log it, `n` being how
+    /// many host lines were dropped since the last one logged (say so in the line); `None`
+    /// to drop it (counted).
+    pub fn admit(&self) -> Option<u64> {
+        let mut b = self.lock();
+        if b.bucket.admit(Instant::now()) {
+            Some(std::mem::take(&mut b.host_dropped))
+        } else {
+            b.host_dropped += 1;
+            b.dropped += 1;
+            None
+        }
+    }
+
+    /// Takes one guest line from the budget; false if it is to be dropped (counted).
+    fn admit_guest(&self, now: Instant) -> bool {
+        let mut b = self.lock();
+        let ok = b.bucket.admit(now);
+        if !ok {
+            b.dropped += 1;
+        }
+        ok
+    }
+
+    /// Lines dropped so far, the host's and the guest's.
+    pub fn dropped(&self) -> u64 {
+        self.lock().dropped
+    }
+}
+
 /// One guest output stream (stdout or stderr) of one (tenant, pipeline), logged line by line.
 ///
 /// Every line is an `info` event with target [`TARGET`] and fields `tenant`, `pipeline`,
-/// `stream` and `line`. At most `lines_per_second` lines are logged per second, with bursts
-/// of up to one second's worth; the rest are dropped, counted in [`GuestLog::dropped`], and
-/// summarized in at most one `warn` per second (and one when the log is dropped). Control
-/// characters in lines are escaped, so a guest cannot forge log lines or terminal output.
+/// `stream` and `line`. Lines take from the pipeline's [`LogBudget`] (`lines_per_second`,
+/// shared with the other stream and the host's lines about the plugin); the rest are
+/// dropped, counted in [`GuestLog::dropped`], and summarized in at most one `warn` per
+/// second (and one when the log is dropped). Control characters in lines are escaped, so a
+/// guest cannot forge log lines or terminal output.
 ///
-/// Clones, and all the WASI streams made from it, share one line buffer, one rate limit
-/// and one counter: give each (tenant, pipeline, stream) its own `GuestLog::new`. A last
-/// line without a newline is logged when the last of them is dropped.
+/// Clones, and all the WASI streams made from it, share one line buffer and one counter:
+/// give each (tenant, pipeline, stream) its own `GuestLog::new`. A last line without a
+/// newline is logged when the last of them is dropped.
 #[derive(Clone)]
 pub struct GuestLog {
     shared: Arc<Shared>,
@@ -66,10 +166,21 @@ impl std::fmt::Debug for GuestLog {
 impl GuestLog {
     /// A log for `stream` (`"stdout"` or `"stderr"`) of the plugin of `tenant`'s `pipeline`,
     /// keeping at most `lines_per_second` lines a second; 0 drops every line (still counted).
+    ///
+    /// Its budget is the pipeline's ([`LogBudget::for_pipeline`]).
     pub fn new(tenant: &str, pipeline: &str, stream: &'static str, lines_per_second: u32) -> Self {
-        Self::new_at(tenant, pipeline, stream, lines_per_second, Instant::now())
+        let budget = LogBudget::for_pipeline(tenant, pipeline, lines_per_second);
+        Self::with_budget(
+            tenant,
+            pipeline,
+            stream,
+            lines_per_second,
+            budget,
+            Instant::now(),
+        )
     }
 
+    #[cfg(test)]
     fn new_at(
         tenant: &str,
         pipeline: &str,
@@ -77,7 +188,25 @@ impl GuestLog {
         lines_per_second: u32,
         now: Instant,
     ) -> Self {
-        let rate = f64::from(lines_per_second);
+        Self::with_budget(
+            tenant,
+            pipeline,
+            stream,
+            lines_per_second,
+            LogBudget::new_at(lines_per_second, now),
+            now,
+        )
+    }
+
+    /// A log taking from `budget`, which its caller may share with other streams.
+    pub fn with_budget(
+        tenant: &str,
+        pipeline: &str,
+        stream: &'static str,
+        lines_per_second: u32,
+        budget: LogBudget,
+        now: Instant,
+    ) -> Self {
         GuestLog {
             shared: Arc::new(Shared {
                 tenant: tenant.to_owned(),
@@ -88,11 +217,7 @@ impl GuestLog {
                 state: Mutex::new(LineState {
                     partial: Vec::new(),
                     cut: 0,
-                    bucket: Bucket {
-                        rate,
-                        tokens: rate,
-                        last: now,
-                    },
+                    budget,
                     unreported: 0,
                     last_report: now,
                 }),
@@ -140,7 +265,7 @@ struct LineState {
     partial: Vec<u8>,
     /// Bytes of the current line cut beyond [`MAX_LINE_BYTES`].
     cut: usize,
-    bucket: Bucket,
+    budget: LogBudget,
     /// Lines dropped since the last warning.
     unreported: u64,
     last_report: Instant,
@@ -182,7 +307,7 @@ impl LineState {
     /// Ends the current line: `Some(text)` if the rate limit admits it, else `None` and
     /// it is counted as dropped.
     fn end_line(&mut self, now: Instant, dropped: &AtomicU64) -> Option<String> {
-        let line = if self.bucket.admit(now) {
+        let line = if self.budget.admit_guest(now) {
             Some(render(&self.partial, self.cut))
         } else {
             self.unreported += 1;
@@ -441,7 +566,7 @@ mod tests {
     #[test]
     fn long_lines_are_cut_with_a_marker_and_control_characters_escaped() {
         let records = capture(|| {
-            let log = GuestLog::new("acme", "fares", "stderr", 1000);
+            let log = GuestLog::new("acme", "long-lines", "stderr", 1000);
             let mut s = log.p2_stream();
             let long = vec![b'a'; 10_000];
             s.write(Bytes::copy_from_slice(&long[..3000])).unwrap();
@@ -497,7 +622,7 @@ mod tests {
 
     #[test]
     fn a_zero_rate_drops_every_line_through_the_stream() {
-        let log = GuestLog::new("acme", "fares", "stdout", 0);
+        let log = GuestLog::new("acme", "zero-rate", "stdout", 0);
         let records = capture(|| {
             let mut s = log.p2_stream();
             write(&mut *s, b"one\ntwo\nthree\n");
@@ -508,7 +633,7 @@ mod tests {
 
     #[test]
     fn writes_never_fail_or_wait() {
-        let log = GuestLog::new("acme", "fares", "stdout", 0);
+        let log = GuestLog::new("acme", "never-fail", "stdout", 0);
         assert!(!log.is_terminal());
         let mut s = log.p2_stream();
         // More than a permit, which a well-behaved caller would not do: still accepted.
@@ -534,5 +659,33 @@ mod tests {
         ));
         // One line: the x's, the zeroes and "y" had no newline between them.
         assert_eq!(log.dropped(), 1);
+    }
+
+    #[test]
+    fn one_budget_per_pipeline_for_both_streams_and_the_host_across_restarts() {
+        // The pipeline holds its budget; each Store's streams find it by name.
+        let budget = LogBudget::for_pipeline("acme", "shared-budget", 4);
+        let records = capture(|| {
+            let first_store = GuestLog::new("acme", "shared-budget", "stdout", 4);
+            write(&mut *first_store.p2_stream(), b"1\n2\n");
+            drop(first_store);
+            // A trap dropped the Store: the new one's stderr does not get a fresh budget.
+            let second_store = GuestLog::new("acme", "shared-budget", "stderr", 4);
+            write(&mut *second_store.p2_stream(), b"3\n");
+            // One token left: the host's first line is admitted, the next two are not.
+            assert_eq!(budget.admit(), Some(0));
+            assert_eq!(budget.admit(), None);
+            assert_eq!(budget.admit(), None);
+            write(&mut *second_store.p2_stream(), b"4\n");
+            assert_eq!(second_store.dropped(), 1);
+        });
+        assert_eq!(lines(&records), ["1", "2", "3"]);
+        assert_eq!(budget.dropped(), 3);
+        // Another pipeline's budget is its own.
+        assert_eq!(LogBudget::for_pipeline("acme", "other", 4).admit(), Some(0));
+        assert_eq!(
+            LogBudget::for_pipeline("globex", "shared-budget", 4).dropped(),
+            0
+        );
     }
 }

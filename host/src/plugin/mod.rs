@@ -11,10 +11,32 @@ mod logs;
 mod runtime;
 
 pub use convert::{BatchBuilder, OutputRow};
-pub use logs::GuestLog;
+pub use logs::{GuestLog, LogBudget};
 pub use runtime::{Owner, PluginCode, PluginInfo, PluginInstance, Runtime};
 
 use crate::value::FieldType;
+
+/// The most bytes of a plugin's own text (an error message, a hint, a trap's message) kept
+/// in an [`Error`]: 4 KiB. Longer text is cut on a character boundary and ends with a
+/// marker saying how many bytes were cut, before it reaches an error record, the admin API
+/// or a log line.
+pub const MAX_MESSAGE_BYTES: usize = 4096;
+
+/// Cuts `text` to at most [`MAX_MESSAGE_BYTES`] (plus the marker), on a character boundary.
+pub fn bounded_message(mut text: String) -> String {
+    if text.len() <= MAX_MESSAGE_BYTES {
+        return text;
+    }
+    let mut end = MAX_MESSAGE_BYTES;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let cut = text.len() - end;
+    text.truncate(end);
+    text.shrink_to_fit();
+    text.push_str(&format!("… [{cut} more bytes cut]"));
+    text
+}
 
 /// Why a plugin could not be loaded or a call failed.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -160,4 +182,29 @@ pub fn check_inputs(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_messages_are_cut_on_a_char_boundary_with_a_marker() {
+        assert_eq!(bounded_message("short".into()), "short");
+        let exact = "x".repeat(MAX_MESSAGE_BYTES);
+        assert_eq!(bounded_message(exact.clone()), exact);
+        // 4 095 ASCII bytes, then 'é' (2 bytes) straddles the limit: it goes whole.
+        let text = format!(
+            "{}é{}",
+            "a".repeat(MAX_MESSAGE_BYTES - 1),
+            "b".repeat(12 << 20)
+        );
+        let total = text.len();
+        let cut = bounded_message(text);
+        let kept = MAX_MESSAGE_BYTES - 1;
+        assert_eq!(
+            cut,
+            format!("{}… [{} more bytes cut]", "a".repeat(kept), total - kept)
+        );
+    }
 }

@@ -427,8 +427,8 @@ impl PluginInstance {
             Err(e) => {
                 return Err(Error::Failed {
                     plugin: self.info.name.clone(),
-                    message: e.message,
-                    hint: e.hint,
+                    message: super::bounded_message(e.message),
+                    hint: e.hint.map(super::bounded_message),
                 });
             }
         };
@@ -493,8 +493,8 @@ impl PluginInstance {
         if let Err(e) = configured {
             return Err(Error::Configure {
                 plugin: self.info.name.clone(),
-                message: e.message,
-                hint: e.hint,
+                message: super::bounded_message(e.message),
+                hint: e.hint.map(super::bounded_message),
             });
         }
         self.last_instantiation = started.elapsed();
@@ -555,7 +555,7 @@ impl PluginInstance {
             _ => Error::Trap {
                 plugin,
                 call,
-                message: format!("{e:#}"),
+                message: super::bounded_message(format!("{e:#}")),
             },
         }
     }
