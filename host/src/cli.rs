@@ -2,6 +2,8 @@
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -24,6 +26,11 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run a pipeline until its input ends, then print a summary.
+    ///
+    /// SIGTERM or SIGINT stops it: reading stops, the batch in hand is finished, every sink
+    /// is flushed, the summary is printed and the exit code is 128 + the signal number (143,
+    /// 130). Windows still open are not fired (they are not final). A second signal exits at
+    /// once.
     Run {
         /// The pipeline file.
         pipeline: PathBuf,
@@ -35,6 +42,9 @@ pub enum Command {
         no_progress: bool,
     },
     /// Run a multi-tenant host: every tenant's pipelines, the admin API, the plugin directory.
+    ///
+    /// SIGTERM or SIGINT stops it: the admin API stops taking requests, every pipeline
+    /// finishes its batch in hand and flushes every sink, then the process exits with 0.
     Serve {
         /// The host file.
         host: PathBuf,
@@ -235,7 +245,59 @@ fn load(path: &std::path::Path) -> anyhow::Result<PipelineConfig> {
     Ok(PipelineConfig::load(path)?)
 }
 
+/// The signal that asked `weir run` to stop: set once by the signal thread.
+struct StopSignal {
+    /// Raised at the first SIGTERM or SIGINT; the pipeline checks it between batches and
+    /// declines firings once it is up.
+    flag: Arc<AtomicBool>,
+    /// The signal's number (15 or 2), 0 until one came.
+    number: Arc<AtomicI32>,
+}
+
+/// Listens for SIGTERM and SIGINT on a thread of its own: the first raises the stop flag,
+/// a second exits at once with 128 + its number.
+fn stop_on_signal() -> anyhow::Result<StopSignal> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()?;
+    let (mut term, mut int) = rt.block_on(async {
+        Ok::<_, std::io::Error>((
+            signal(SignalKind::terminate())?,
+            signal(SignalKind::interrupt())?,
+        ))
+    })?;
+    let stop = StopSignal {
+        flag: Arc::new(AtomicBool::new(false)),
+        number: Arc::new(AtomicI32::new(0)),
+    };
+    let (flag, number) = (stop.flag.clone(), stop.number.clone());
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            rt.block_on(async move {
+                loop {
+                    let sig = tokio::select! {
+                        _ = term.recv() => 15,
+                        _ = int.recv() => 2,
+                    };
+                    if flag.swap(true, Ordering::SeqCst) {
+                        eprintln!("weir run: second signal, exiting without flushing");
+                        std::process::exit(128 + sig);
+                    }
+                    number.store(sig, Ordering::SeqCst);
+                    tracing::info!(
+                        signal = sig,
+                        "stopping: finishing the batch in hand and flushing the sinks"
+                    );
+                }
+            });
+        })?;
+    Ok(stop)
+}
+
 fn run(path: PathBuf, json_summary: bool, progress: bool) -> anyhow::Result<()> {
+    let stop = stop_on_signal()?;
     let cfg = load(&path)?;
     let name = cfg.name.clone();
     let runtime = Runtime::new(cfg.plugin.limits.fuel.is_some())?;
@@ -243,11 +305,21 @@ fn run(path: PathBuf, json_summary: bool, progress: bool) -> anyhow::Result<()> 
     let plugin = pipeline::load_plugin(&cfg, &schema, &runtime)?;
     let mut p = Pipeline::build(cfg, plugin, pipeline::Options::default())?;
     tracing::info!(pipeline = %name, source = %p.source_description(), plugin = %p.plugin_info().name, "running");
-    let summary = p.run(progress)?;
+    let summary = p.run_until(progress, &stop.flag)?;
+    let stopped = p.was_stopped().then(|| stop.number.load(Ordering::SeqCst));
     if json_summary {
         eprintln!("{}", serde_json::to_string(&summary)?);
     } else {
         eprintln!("weir run: {name}\n{summary}");
+    }
+    if let Some(sig) = stopped {
+        let (open, _) = p.state_size();
+        eprintln!(
+            "weir run: stopped by {} before the end of input; every sink was flushed; {open} open window(s) were not fired",
+            if sig == 2 { "SIGINT" } else { "SIGTERM" }
+        );
+        // The sinks are flushed and the summary printed: nothing is left to drop.
+        std::process::exit(128 + sig);
     }
     Ok(())
 }
@@ -300,15 +372,29 @@ fn serve(path: &std::path::Path) -> anyhow::Result<()> {
         let addr = listener.local_addr()?;
         eprintln!("weir serve: admin API on http://{addr}");
         tracing::info!(%addr, "admin API listening");
-        let shutdown = async {
-            let _ = tokio::signal::ctrl_c().await;
-        };
+        let shutdown = shutdown_signal()?;
         crate::admin::serve(listener, control, shutdown).await?;
         anyhow::Ok(())
     })?;
-    tracing::info!("shutting down");
+    tracing::info!("shutting down: flushing every pipeline's sinks");
     host.shutdown();
+    eprintln!("weir serve: stopped; every pipeline's sinks were flushed");
     Ok(())
+}
+
+/// Resolves at the first SIGTERM (what supervisors send) or SIGINT (Ctrl-C). Registered
+/// before the admin API starts, so a signal is never missed.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("listening for SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("listening for SIGINT")?;
+    Ok(async move {
+        let name = tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        };
+        eprintln!("weir serve: {name}: stopping");
+    })
 }
 
 fn plugin(url: &str, token: &str, action: PluginAction) -> anyhow::Result<()> {

@@ -13,9 +13,12 @@ use anyhow::Context;
 
 use crate::config::{CsvOptions, EmitMode, Limits, PipelineConfig, SinkConfig, SourceConfig};
 use crate::decode::{self, Decoder, Event, Schema};
+use crate::plugin::LogBudget;
 use crate::plugin::{self, Owner, PluginCode, PluginInfo, PluginInstance, Runtime};
 use crate::sink::{self, Sink};
-use crate::source::{FileSource, GeneratorSource, Poll, RawRecord, SizeHint, Source, StdinSource};
+use crate::source::{
+    FileSource, GeneratorSource, Poll, RawRecord, Rejected, SizeHint, Source, StdinSource,
+};
 use crate::time::{Watermarks, format_rfc3339_ms};
 use crate::value::{Key, Value};
 use crate::window::{Firing, Placement, WindowOperator};
@@ -209,6 +212,13 @@ pub struct Pipeline {
     last_flush: Instant,
     raws: Vec<RawRecord>,
     events: Vec<(usize, Event)>,
+    rejected: Vec<Rejected>,
+    /// Whether a stop was asked for at the start of this step (firings are declined).
+    stop_requested: bool,
+    /// Whether [`Pipeline::run_until`] stopped on request.
+    stopped: bool,
+    /// The pipeline's log budget, shared with its guest's stdout and stderr.
+    log: LogBudget,
 }
 
 /// What one step of a pipeline did.
@@ -229,13 +239,14 @@ impl Pipeline {
     ) -> anyhow::Result<Self> {
         let schema = Schema::new(&cfg.schema).map_err(|e| anyhow::anyhow!("schema: {e}"))?;
         let inputs = input_indices(&schema, plugin.info());
+        let max_record = plugin.limits().max_record_bytes;
         let (source, decoder): (Box<dyn Source>, Box<dyn Decoder>) = match &cfg.source {
             SourceConfig::File { path, format, csv } => (
-                Box::new(FileSource::open(path, &cfg.base_dir)?),
+                Box::new(FileSource::open(path, &cfg.base_dir)?.with_max_record_bytes(max_record)),
                 decode::decoder(*format, csv, &schema),
             ),
             SourceConfig::Stdin { format, csv } => (
-                Box::new(StdinSource::new()),
+                Box::new(StdinSource::new().with_max_record_bytes(max_record)),
                 decode::decoder(*format, csv, &schema),
             ),
             SourceConfig::Generator(g) => (
@@ -279,6 +290,8 @@ impl Pipeline {
         );
         let limits = *plugin.limits();
         let version = plugin.version_id();
+        let log =
+            LogBudget::for_pipeline(&opts.owner.tenant, &cfg.name, limits.log_lines_per_second);
         Ok(Pipeline {
             cfg,
             schema,
@@ -301,6 +314,10 @@ impl Pipeline {
             last_flush: Instant::now(),
             raws: Vec::with_capacity(BATCH_SIZE),
             events: Vec::with_capacity(BATCH_SIZE),
+            rejected: Vec::new(),
+            stop_requested: false,
+            stopped: false,
+            log,
         })
     }
 
@@ -363,9 +380,26 @@ impl Pipeline {
 
     /// Runs until the source is exhausted, then flushes every open window.
     pub fn run(&mut self, progress: bool) -> anyhow::Result<Summary> {
+        self.run_until(progress, &AtomicBool::new(false))
+    }
+
+    /// Runs until the source is exhausted (then flushes every open window) or `stop` is
+    /// raised. A stop is seen between two batches: the batch in hand is read and placed,
+    /// its firings after the stop are declined (their windows stay pending, like every
+    /// other open window: they are not final, so they are not fired), and every sink is
+    /// flushed. [`Pipeline::was_stopped`] then says so.
+    pub fn run_until(&mut self, progress: bool, stop: &AtomicBool) -> anyhow::Result<Summary> {
         self.started = Instant::now();
         let bar = progress.then(|| progress_bar(self.source.size_hint()));
-        while self.step()? == Step::More {
+        loop {
+            if stop.load(Ordering::Relaxed) {
+                self.stopped = true;
+                self.flush_sinks()?;
+                break;
+            }
+            if self.step_until(stop)? == Step::Finished {
+                break;
+            }
             if let Some(bar) = &bar {
                 bar.set_position(self.source.position());
             }
@@ -376,13 +410,23 @@ impl Pipeline {
         Ok(self.summary.clone())
     }
 
+    /// Whether [`Pipeline::run_until`] ended because it was asked to stop.
+    pub fn was_stopped(&self) -> bool {
+        self.stopped
+    }
+
     /// Reads, decodes, filters and places one batch of input, firing what becomes ready;
     /// at the end of input, flushes every open window and the sinks.
     pub fn step(&mut self) -> anyhow::Result<Step> {
+        self.step_until(&AtomicBool::new(false))
+    }
+
+    /// [`Pipeline::step`], declining firings once `stop` is raised.
+    fn step_until(&mut self, stop: &AtomicBool) -> anyhow::Result<Step> {
         let mut raws = std::mem::take(&mut self.raws);
         let mut events = std::mem::take(&mut self.events);
         raws.clear();
-        let result = self.step_with(&mut raws, &mut events);
+        let result = self.step_with(&mut raws, &mut events, stop);
         self.raws = raws;
         self.events = events;
         let step = result?;
@@ -400,8 +444,23 @@ impl Pipeline {
         &mut self,
         raws: &mut Vec<RawRecord>,
         events: &mut Vec<(usize, Event)>,
+        stop: &AtomicBool,
     ) -> anyhow::Result<Step> {
+        self.stop_requested = stop.load(Ordering::Relaxed);
         let poll = self.source.poll(raws, BATCH_SIZE)?;
+        let mut rejected = std::mem::take(&mut self.rejected);
+        self.source.take_rejected(&mut rejected);
+        for r in rejected.drain(..) {
+            self.summary.events_read += 1;
+            let raw = RawRecord {
+                partition: 0,
+                origin: r.origin,
+                offset: r.offset,
+                payload: r.head,
+            };
+            self.dead_letter(&raw, &r.reason)?;
+        }
+        self.rejected = rejected;
         self.decode_batch(raws, events)?;
         self.filter_batch(raws, events)?;
         let now = Instant::now();
@@ -501,7 +560,9 @@ impl Pipeline {
             }
             Err(e) => {
                 // Nothing is dropped silently: the batch goes to the dead letter with the reason.
-                tracing::warn!(pipeline = %self.cfg.name, error = %e, "plugin filter failed");
+                if let Some(dropped) = self.log.admit() {
+                    tracing::warn!(pipeline = %self.cfg.name, error = %e, dropped_before = dropped, "plugin filter failed");
+                }
                 self.summary.plugin_errors += 1;
                 self.failures_in_a_row += 1;
                 if self.opts.quarantine && self.failures_in_a_row >= self.limits.quarantine_after {
@@ -589,6 +650,8 @@ impl Pipeline {
             },
             quarantined: &mut self.quarantined,
             interrupt: self.opts.interrupt.as_deref(),
+            stop: self.stop_requested,
+            log: &self.log,
             failed: None,
         };
         let mut cb = |f: Firing<'_>| emitter.emit(f);
@@ -636,22 +699,32 @@ struct Emitter<'a> {
     quarantine_after: u32,
     quarantined: &'a mut Option<String>,
     interrupt: Option<&'a AtomicBool>,
+    /// A stop was asked for: every firing is declined.
+    stop: bool,
+    log: &'a LogBudget,
+    /// The first sink error: every later firing is declined, so its window stays pending.
     failed: Option<sink::Error>,
 }
 
 impl Emitter<'_> {
     /// Calls the plugin for one firing and writes its rows or an error record. Returns
-    /// false, leaving the window pending, while the pipeline is quarantined or interrupted.
+    /// false, leaving the window pending, while the pipeline is quarantined, interrupted or
+    /// stopping, and once a sink write failed.
+    ///
+    /// A window is handled (returns true) only once its rows, or its error record, were
+    /// handed to the operating system ([`Sink::commit`]): a window whose rows could not be
+    /// written stays pending, as does every later window of the step, and `rows_written`
+    /// counts only committed rows. Rows of a window that failed part-way may be in the file
+    /// already; the window fires again, whole, if the pipeline goes on (at least once).
     fn emit(&mut self, f: Firing<'_>) -> bool {
-        if self.failed.is_some() {
-            return true;
+        if self.failed.is_some() || self.stop {
+            return false;
         }
         if self.quarantined.is_some() || self.interrupt.is_some_and(|i| i.load(Ordering::Relaxed)) {
             // Quarantined mid-batch (the plugin is not called again until a new version), or
             // a control message waits: the window stays pending and fires after it.
             return false;
         }
-        self.summary.windows_fired += 1;
         let key: Vec<(String, Value)> = self
             .key_names
             .iter()
@@ -667,31 +740,36 @@ impl Emitter<'_> {
         let written = match result {
             Ok(rows) => {
                 *self.failures_in_a_row = 0;
-                rows.into_iter().try_for_each(|r| {
-                    let mut row = key.clone();
-                    row.push((
-                        "window_start".into(),
-                        Value::Str(format_rfc3339_ms(f.window.start)),
-                    ));
-                    row.push((
-                        "window_end".into(),
-                        Value::Str(format_rfc3339_ms(f.window.end)),
-                    ));
-                    if self.revisions {
-                        row.push(("revision".into(), Value::I64(i64::from(f.revision))));
-                    }
-                    if let Some(v) = self.version {
-                        row.push(("plugin_version".into(), Value::Str(v.to_string())));
-                    }
-                    row.extend(r);
-                    self.summary.rows_written += 1;
-                    self.out.results.write(&row)
-                })
+                let n = rows.len() as u64;
+                rows.into_iter()
+                    .try_for_each(|r| {
+                        let mut row = key.clone();
+                        row.push((
+                            "window_start".into(),
+                            Value::Str(format_rfc3339_ms(f.window.start)),
+                        ));
+                        row.push((
+                            "window_end".into(),
+                            Value::Str(format_rfc3339_ms(f.window.end)),
+                        ));
+                        if self.revisions {
+                            row.push(("revision".into(), Value::I64(i64::from(f.revision))));
+                        }
+                        if let Some(v) = self.version {
+                            row.push(("plugin_version".into(), Value::Str(v.to_string())));
+                        }
+                        row.extend(r);
+                        self.out.results.write(&row)
+                    })
+                    .and_then(|()| self.out.results.commit())
+                    .map(|()| self.summary.rows_written += n)
             }
             Err(e) => {
-                tracing::warn!(pipeline = %self.pipeline, error = %e, kind = e.kind(), "plugin call failed");
                 self.summary.plugin_errors += 1;
                 *self.failures_in_a_row += 1;
+                if let Some(dropped) = self.log.admit() {
+                    tracing::warn!(pipeline = %self.pipeline, error = %e, kind = e.kind(), dropped_before = dropped, "plugin call failed");
+                }
                 if *self.failures_in_a_row >= self.quarantine_after {
                     let reason = format!(
                         "{} plugin failures in a row, the last: {e}",
@@ -708,10 +786,16 @@ impl Emitter<'_> {
                     .and_then(|()| self.out.errors.flush())
             }
         };
-        if let Err(e) = written {
-            self.failed = Some(e);
+        match written {
+            Ok(()) => {
+                self.summary.windows_fired += 1;
+                true
+            }
+            Err(e) => {
+                self.failed = Some(e);
+                false
+            }
         }
-        true
     }
 }
 
@@ -782,5 +866,156 @@ fn progress_bar(hint: Option<SizeHint>) -> indicatif::ProgressBar {
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
         ),
         None => ProgressBar::new_spinner(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    /// Committed rows as (symbol, window_start, count).
+    type Rows = Arc<Mutex<Vec<(String, String, i64)>>>;
+
+    /// Accepts `ok` rows, then fails every write, like a full disk.
+    struct FailAfter {
+        ok: usize,
+        taken: usize,
+        buffered: Vec<(String, String, i64)>,
+        committed: Rows,
+    }
+
+    impl Sink for FailAfter {
+        fn write(&mut self, row: &[(String, Value)]) -> Result<(), sink::Error> {
+            if self.taken == self.ok {
+                return Err(sink::Error::Write {
+                    sink: "fake".into(),
+                    source: std::io::ErrorKind::StorageFull.into(),
+                });
+            }
+            self.taken += 1;
+            let get = |name: &str| row.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+            let (Some(Value::Str(sym)), Some(Value::Str(start)), Some(Value::I64(n))) =
+                (get("symbol"), get("window_start"), get("count"))
+            else {
+                panic!("unexpected row {row:?}");
+            };
+            self.buffered.push((sym, start, n));
+            Ok(())
+        }
+        fn commit(&mut self) -> Result<(), sink::Error> {
+            self.committed.lock().unwrap().append(&mut self.buffered);
+            Ok(())
+        }
+        fn flush(&mut self) -> Result<(), sink::Error> {
+            self.commit()
+        }
+        fn describe(&self) -> String {
+            "fake".into()
+        }
+    }
+
+    fn stats_wasm() -> std::path::PathBuf {
+        let p =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/wasm32-wasip2/plugin/stats.wasm");
+        assert!(
+            p.exists(),
+            "{} is missing: run scripts/setup.sh first",
+            p.display()
+        );
+        p
+    }
+
+    use std::path::Path;
+
+    #[test]
+    fn a_failing_sink_leaves_the_window_it_failed_on_and_every_later_one_pending() {
+        let dir = tempfile::tempdir().unwrap();
+        // Two keys, three 1 s windows each; the 5 s delay holds them until `C` at 10 s moves
+        // W to 5 s and fires all six in one step, in (end, start, key) order.
+        let events = [
+            ("A", 100),
+            ("B", 200),
+            ("A", 1100),
+            ("B", 1200),
+            ("B", 1300),
+            ("A", 2100),
+            ("B", 2200),
+            ("C", 10_000),
+        ];
+        let lines: Vec<String> = events
+            .iter()
+            .map(|(s, t)| format!("{{\"symbol\":\"{s}\",\"t\":{t},\"price\":1.0}}"))
+            .collect();
+        std::fs::write(dir.path().join("in.jsonl"), lines.join("\n")).unwrap();
+        let mut cfg = PipelineConfig::parse(&format!(
+            r#"
+            name = "failing-sink"
+            [source]
+            kind = "file"
+            path = "in.jsonl"
+            [schema]
+            timestamp = {{ field = "t", format = "epoch_ms" }}
+            key = ["symbol"]
+            fields = {{ symbol = "string", t = "i64", price = "f64" }}
+            [window]
+            kind = "tumbling"
+            size = "1s"
+            [watermark]
+            delay = "5s"
+            [plugin]
+            path = "{}"
+            params = {{ field = "price" }}
+            [sink]
+            kind = "file"
+            path = "unused.jsonl"
+            [error_sink]
+            kind = "file"
+            path = "errors.jsonl"
+            "#,
+            stats_wasm().display()
+        ))
+        .unwrap();
+        cfg.base_dir = dir.path().to_path_buf();
+        let schema = Schema::new(&cfg.schema).unwrap();
+        let runtime = Runtime::new(false).unwrap();
+        let plugin = load_plugin(&cfg, &schema, &runtime).unwrap();
+        let mut p = Pipeline::build(cfg, plugin, Options::default()).unwrap();
+        let committed = Rows::default();
+        p.out.results = Box::new(FailAfter {
+            ok: 3,
+            taken: 0,
+            buffered: Vec::new(),
+            committed: committed.clone(),
+        });
+        let err = p.step().unwrap_err().to_string();
+        assert!(err.contains("writing to fake"), "{err}");
+        let start = |ms: i64| format_rfc3339_ms(ms);
+        let row = |s: &str, ms: i64, n: i64| (s.to_string(), start(ms), n);
+        // The first three windows were written; the fourth failed.
+        assert_eq!(
+            *committed.lock().unwrap(),
+            [row("A", 0, 1), row("B", 0, 1), row("A", 1000, 1)]
+        );
+        assert_eq!(p.summary().rows_written, 3);
+        assert_eq!(p.summary().windows_fired, 3);
+        // B [1, 2), A [2, 3) and B [2, 3) stay pending, and C's window is open: 4 windows,
+        // holding B's two events at 1.2 and 1.3 s, A's and B's at 2.1 and 2.2, and C's.
+        assert_eq!(p.state_size(), (4, 5));
+        // Once the sink works again, the pending windows fire at the same watermark, whole.
+        let again = Rows::default();
+        p.out.results = Box::new(FailAfter {
+            ok: usize::MAX,
+            taken: 0,
+            buffered: Vec::new(),
+            committed: again.clone(),
+        });
+        p.fire_due().unwrap();
+        assert_eq!(
+            *again.lock().unwrap(),
+            [row("B", 1000, 2), row("A", 2000, 1), row("B", 2000, 1)]
+        );
+        assert_eq!(p.state_size(), (1, 1));
+        assert_eq!(p.summary().rows_written, 6);
     }
 }
