@@ -18,7 +18,7 @@ fi
 PLUGINS=(
   weir-plugin-stats weir-plugin-fare-totals weir-plugin-hotspot weir-plugin-ticker weir-plugin-vwap
   weir-test-spin weir-test-hog weir-test-panicky weir-test-huge
-  weir-test-importer weir-test-wrong-world
+  weir-test-importer weir-test-wrong-world weir-test-shouty
 )
 args=()
 for p in "${PLUGINS[@]}"; do args+=(-p "$p"); done

@@ -29,6 +29,7 @@ const PLUGIN_PACKAGES: &[&str] = &[
     "weir-test-huge",
     "weir-test-importer",
     "weir-test-wrong-world",
+    "weir-test-shouty",
 ];
 
 /// Path of a plugin component (`stats`, `fare_totals`, `spin`, …), building every plugin for
