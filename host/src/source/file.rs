@@ -294,6 +294,10 @@ impl Source for StdinSource {
         })
     }
 
+    fn is_live(&self) -> bool {
+        true
+    }
+
     fn describe(&self) -> String {
         self.lines.origin.to_string()
     }
