@@ -271,3 +271,78 @@ mod tests {
         assert_eq!(format_rfc3339_ms(0), "1970-01-01T00:00:00.000Z");
     }
 }
+
+/// Property tests (`proptest`; `cargo fuzz` needs nightly): parsing never panics, whatever the
+/// text or number, and every accepted time is inside the range. Bounded, fixed seed, no
+/// persistence files.
+#[cfg(test)]
+mod props {
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, RngSeed};
+
+    use super::*;
+
+    fn formats() -> impl Strategy<Value = TimestampFormat> {
+        prop_oneof![
+            Just(TimestampFormat::EpochMs),
+            Just(TimestampFormat::EpochS),
+            Just(TimestampFormat::Rfc3339),
+            Just(TimestampFormat::Pattern("%Y-%m-%d %H:%M:%S".into())),
+            Just(TimestampFormat::Pattern("%m/%d/%Y %I:%M:%S %p".into())),
+            Just(TimestampFormat::Pattern("%s".into())),
+        ]
+    }
+
+    /// Text shaped like timestamps (digits, signs, separators), plus any string.
+    fn text() -> impl Strategy<Value = String> {
+        prop_oneof![
+            any::<String>(),
+            "[-+]?[0-9]{1,25}(\\.[0-9]{0,6})?([eE][-+]?[0-9]{1,3})?",
+            "[+-]?[0-9]{1,6}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]{1,12})?(Z|[+-][0-9]{2}:[0-9]{2})?",
+            "[0-9]{2}/[0-9]{2}/[0-9]{1,6} [0-9]{2}:[0-9]{2}:[0-9]{2} (AM|PM)",
+        ]
+    }
+
+    fn config() -> Config {
+        Config {
+            cases: 1024,
+            failure_persistence: None,
+            rng_seed: RngSeed::Fixed(0x7135),
+            ..Config::default()
+        }
+    }
+
+    proptest! {
+        #![proptest_config(config())]
+
+        #[test]
+        fn parsing_text_never_panics_and_stays_in_range(f in formats(), s in text()) {
+            if let Ok(ms) = f.parse_str(&s) {
+                prop_assert!(in_range(ms), "{s} -> {ms}");
+            }
+        }
+
+        #[test]
+        fn parsing_numbers_never_panics_and_stays_in_range(
+            f in formats(),
+            n in prop_oneof![any::<f64>(), (-3.0e14f64..3.0e14)],
+            i in prop_oneof![any::<i64>(), (MIN_EVENT_TIME - 5..MAX_EVENT_TIME + 5)],
+        ) {
+            if let Ok(ms) = f.parse_number(n) {
+                prop_assert!(in_range(ms), "{n} -> {ms}");
+            }
+            if let Ok(ms) = f.parse_integer(i) {
+                prop_assert!(in_range(ms), "{i} -> {ms}");
+            }
+        }
+
+        #[test]
+        fn in_range_times_round_trip(ts in MIN_EVENT_TIME..=MAX_EVENT_TIME) {
+            prop_assert_eq!(TimestampFormat::Rfc3339.parse_str(&format_rfc3339_ms(ts)), Ok(ts));
+            prop_assert_eq!(TimestampFormat::EpochMs.parse_str(&ts.to_string()), Ok(ts));
+            prop_assert_eq!(TimestampFormat::EpochMs.parse_integer(ts), Ok(ts));
+            let s = ts.div_euclid(1000);
+            prop_assert_eq!(TimestampFormat::EpochS.parse_integer(s), Ok(s * 1000));
+        }
+    }
+}

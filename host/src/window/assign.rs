@@ -358,3 +358,100 @@ mod tests {
         }
     }
 }
+
+/// Property tests (`proptest`; `cargo fuzz` needs nightly): for any in-range event time and
+/// any window config within the default budget, assignment never overflows, every window
+/// contains the time, starts are aligned, and the count is what the semantics say.
+#[cfg(test)]
+mod props {
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, RngSeed};
+
+    use super::*;
+    use crate::time::{MAX_DURATION_MS, MAX_EVENT_TIME, MIN_EVENT_TIME};
+
+    /// The default `max_windows_per_event`.
+    const BUDGET: i64 = 10_000;
+
+    /// A unit (slide or step) and how many fit in the size: small and huge units both.
+    fn unit_and_count() -> impl Strategy<Value = (i64, i64)> {
+        (
+            prop_oneof![1i64..=1000, 1i64..=MAX_DURATION_MS],
+            prop_oneof![1i64..=8, 1i64..=BUDGET],
+        )
+            .prop_map(|(unit, n)| (unit.min(MAX_DURATION_MS / n).max(1), n))
+    }
+
+    fn kinds() -> impl Strategy<Value = WindowKind> {
+        prop_oneof![
+            (1i64..=MAX_DURATION_MS).prop_map(|size| WindowKind::Tumbling { size }),
+            (1i64..=MAX_DURATION_MS).prop_map(|gap| WindowKind::Session { gap }),
+            unit_and_count().prop_map(|(slide, n)| WindowKind::Sliding {
+                size: slide * n,
+                slide
+            }),
+            unit_and_count().prop_map(|(step, n)| WindowKind::Cumulative {
+                size: step * n,
+                step
+            }),
+        ]
+    }
+
+    fn times() -> impl Strategy<Value = i64> {
+        prop_oneof![
+            MIN_EVENT_TIME..=MAX_EVENT_TIME,
+            Just(MIN_EVENT_TIME),
+            Just(MAX_EVENT_TIME),
+            -2000i64..2000,
+        ]
+    }
+
+    fn config() -> Config {
+        Config {
+            cases: 512,
+            failure_persistence: None,
+            rng_seed: RngSeed::Fixed(0x0a55_1960),
+            ..Config::default()
+        }
+    }
+
+    proptest! {
+        #![proptest_config(config())]
+
+        #[test]
+        fn assignment_is_exact_and_never_overflows(kind in kinds(), ts in times()) {
+            let mut out = Vec::new();
+            prop_assert!(kind.assign(ts, &mut out).is_ok(), "{kind:?} at {ts}");
+            prop_assert!(out.iter().all(|w| w.contains(ts)), "{kind:?} at {ts}: {out:?}");
+            prop_assert!(out.windows(2).all(|p| p[0].end < p[1].end), "ascending ends");
+            prop_assert!(out.len() as u64 <= kind.windows_per_event());
+            match kind {
+                WindowKind::Tumbling { size } => {
+                    prop_assert_eq!(out.len(), 1);
+                    prop_assert_eq!(out[0].start.rem_euclid(size), 0);
+                    prop_assert_eq!(out[0].end - out[0].start, size);
+                }
+                WindowKind::Session { gap } => {
+                    prop_assert_eq!(&out, &vec![Window { start: ts, end: ts + gap }]);
+                }
+                WindowKind::Sliding { size, slide } => {
+                    prop_assert_eq!(out.len() as i64, size / slide);
+                    for w in &out {
+                        prop_assert_eq!(w.start.rem_euclid(slide), 0);
+                        prop_assert_eq!(w.end - w.start, size);
+                    }
+                }
+                WindowKind::Cumulative { size, step } => {
+                    // Windows [P, P + k·step) with P + k·step > ts: k > (ts - P) / step.
+                    let period = ts - ts.rem_euclid(size);
+                    prop_assert_eq!(out.len() as i64, size / step - (ts - period) / step);
+                    for w in &out {
+                        prop_assert_eq!(w.start, period);
+                        prop_assert_eq!((w.end - w.start) % step, 0);
+                    }
+                    prop_assert_eq!(out.last().map(|w| w.end), Some(period + size));
+                }
+            }
+        }
+    }
+}
