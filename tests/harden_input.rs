@@ -603,3 +603,63 @@ fn blank_lines_before_a_csv_header_and_signed_zero_keys() {
     assert_eq!(groups, [(0.0, 4, 15.0), (1.5, 1, 16.0)]);
     assert!(dead_letters(&s, "zeros").is_empty());
 }
+
+#[test]
+fn a_live_source_compares_event_time_to_wall_clock() {
+    use std::io::Write;
+    let _serial = serial();
+    let s = Scratch::new();
+    let now = chrono::Utc::now().timestamp_millis();
+    let hour = 3_600_000;
+    // One event an hour ago (kept), one 8 days ahead of wall clock (over the default 7d),
+    // one 6 days ahead (within it). Tumbling 1 h windows, aligned to the hour.
+    let (past, far, near) = (now - hour, now + 8 * 24 * hour, now + 6 * 24 * hour);
+    let toml = attacker_toml(
+        "live",
+        "unused",
+        "epoch_ms",
+        "kind = \"tumbling\"\nsize = \"1h\"",
+        "",
+    )
+    .replace("kind = \"file\"\npath = \"unused\"", "kind = \"stdin\"");
+    let pipeline = s.write("live.toml", &toml);
+    let mut child = support::weir()
+        .args(["run", "--no-progress"])
+        .arg(&pipeline)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("weir run starts");
+    let input = format!(
+        "{{\"ts\":{past},\"symbol\":\"A\",\"price\":1}}\n{{\"ts\":{far},\"symbol\":\"A\",\"price\":100}}\n{{\"ts\":{near},\"symbol\":\"A\",\"price\":2}}\n"
+    );
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input.as_bytes())
+        .expect("write stdin");
+    let out = child.wait_with_output().expect("weir run ends");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let start = |t: i64| t - t.rem_euclid(hour);
+    assert_eq!(
+        rows(&s, "live"),
+        vec![
+            row("A", start(past), start(past) + hour, &[1.0]),
+            row("A", start(near), start(near) + hour, &[2.0]),
+        ]
+    );
+    let dead = dead_letters(&s, "live");
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    let reason = dead[0]["reason"].as_str().expect("reason");
+    assert!(
+        reason.contains("is more than watermark.max_future (7d) ahead of wall clock"),
+        "{reason}"
+    );
+    assert_eq!(dead[0]["offset"], 2);
+}

@@ -234,12 +234,12 @@ impl WindowOperator {
             self.scratch = scratch;
             return Placement::Late(values);
         }
-        let existing = self
-            .ids
-            .get(&key)
-            .and_then(|&id| self.states.get(id as usize))
-            .and_then(Option::as_ref);
-        let new_windows = match existing {
+        // One lookup of the key serves the limit check and the insertion.
+        let existing = self.ids.get(&key).copied();
+        let new_windows = match existing
+            .and_then(|id| self.states.get(id as usize))
+            .and_then(Option::as_ref)
+        {
             Some(st) => scratch
                 .iter()
                 .filter(|w| !st.windows.contains_key(&(w.start, w.end)))
@@ -251,7 +251,10 @@ impl WindowOperator {
             self.scratch = scratch;
             return Placement::Refused(reason);
         }
-        let id = self.state_id(key);
+        let id = match existing {
+            Some(id) => id,
+            None => self.state_id(key),
+        };
         self.insert_event(id, StoredEvent { ts, values }, bytes);
         for w in &scratch {
             self.touch_window(id, *w, WindowMeta::default());
