@@ -199,6 +199,10 @@ impl WindowOperator {
     }
 
     /// Whether a window is dropped for an event arriving at watermark `w`.
+    ///
+    /// `end + allowed_lateness` saturates: with event time in its range and durations
+    /// bounded by config it never reaches `i64::MAX`, and if it did the window would only
+    /// be kept longer (never late, purged at the end of input), never wrapped into the past.
     fn is_late(&self, window: Window, w: i64) -> bool {
         window.end.saturating_add(self.lateness) <= w
     }
