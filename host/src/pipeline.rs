@@ -19,9 +19,9 @@ use crate::sink::{self, Sink};
 use crate::source::{
     FileSource, GeneratorSource, Poll, RawRecord, Rejected, SizeHint, Source, StdinSource,
 };
-use crate::time::{Watermarks, format_rfc3339_ms};
+use crate::time::{NO_WATERMARK, Watermarks, format_rfc3339_ms};
 use crate::value::{Key, Value};
-use crate::window::{Firing, Placement, WindowOperator};
+use crate::window::{Firing, Placement, StateLimits, WindowOperator};
 
 /// How often sinks are flushed while input keeps coming (rows of an unbounded source reach
 /// their files within about this long).
@@ -238,6 +238,16 @@ impl Pipeline {
         opts: Options,
     ) -> anyhow::Result<Self> {
         let schema = Schema::new(&cfg.schema).map_err(|e| anyhow::anyhow!("schema: {e}"))?;
+        // The per-event window budget under the limits in force (a tenant's ceiling may be
+        // lower than the pipeline's own), before any sink is opened.
+        let budget = plugin.limits().max_windows_per_event;
+        let own = cfg.plugin.limits.resolve(None).max_windows_per_event;
+        let budget_key = if budget < own {
+            "the tenant's limits.max_windows_per_event"
+        } else {
+            "plugin.limits.max_windows_per_event"
+        };
+        cfg.check_window_budget(budget, budget_key)?;
         let inputs = input_indices(&schema, plugin.info());
         let max_record = plugin.limits().max_record_bytes;
         let (source, decoder): (Box<dyn Source>, Box<dyn Decoder>) = match &cfg.source {
@@ -582,16 +592,19 @@ impl Pipeline {
     }
 
     fn place(&mut self, raw: &RawRecord, ev: Event, now: Instant) -> anyhow::Result<()> {
-        let (open, buffered) = self.state_size();
-        if open as u64 >= self.limits.max_open_windows
-            || buffered as u64 >= self.limits.max_buffered_events
-        {
-            let reason = format!(
-                "limit reached: {open} windows open (max_open_windows {}), {buffered} events buffered (max_buffered_events {})",
-                self.limits.max_open_windows, self.limits.max_buffered_events
-            );
+        let ts = ev.ts;
+        if let Some(reason) = self.too_far_ahead(ts) {
+            // Dead-lettered before the watermark sees it: a runaway time never moves W.
             return self.dead_letter(raw, &reason);
         }
+        // Limits may change with a swap: the operator checks the ones in force, per window
+        // created, and refuses an event whole.
+        self.operator.set_limits(StateLimits {
+            max_windows_per_event: self.limits.max_windows_per_event,
+            max_open_windows: self.limits.max_open_windows,
+            max_buffered_events: self.limits.max_buffered_events,
+            max_buffered_bytes: self.limits.max_buffered_bytes,
+        });
         let key = Key(self
             .schema
             .key
@@ -599,13 +612,16 @@ impl Pipeline {
             .map(|&i| ev.values[i].clone())
             .collect());
         let before = self.watermarks.current();
-        let ts = ev.ts;
         // The whole event is kept, not just the plugin's inputs: a hot-swapped version may
         // read other fields of events already in open windows.
-        if let Placement::Late(values) =
-            self.operator
-                .process(ts, key, ev.values.into_boxed_slice(), before)
-        {
+        let placed = self
+            .operator
+            .process(ts, key, ev.values.into_boxed_slice(), before);
+        if let Placement::Refused(reason) = placed {
+            // Over a state limit: not stored, and it does not move time either.
+            return self.dead_letter(raw, &reason);
+        }
+        if let Placement::Late(values) = placed {
             self.summary.late += 1;
             if let Some(late) = &mut self.out.late {
                 let mut row = vec![
@@ -630,6 +646,32 @@ impl Pipeline {
             self.fire(FireMode::Watermark(w))?;
         }
         Ok(())
+    }
+
+    /// Why an event at `ts` is too far ahead to be let in (`watermark.max_future`), if it is:
+    /// ahead of wall clock for a live source, of the pipeline watermark for a bounded one.
+    /// Before its first event a bounded source has no watermark yet; until it has one, wall
+    /// clock stands in, so a runaway first record cannot set the watermark either.
+    fn too_far_ahead(&self, ts: i64) -> Option<String> {
+        let max_future = self.cfg.watermark.max_future;
+        let wall = || (chrono::Utc::now().timestamp_millis(), "wall clock");
+        let (reference, what) = if self.source.is_live() {
+            wall()
+        } else {
+            match self.watermarks.current() {
+                NO_WATERMARK => wall(),
+                w => (w, "the watermark"),
+            }
+        };
+        // Saturating: both are inside the valid range plus a bounded duration, far from
+        // i64::MAX; saturation could only let a time through, never wrap.
+        (ts > reference.saturating_add(max_future.0)).then(|| {
+            format!(
+                "event time {} is more than watermark.max_future ({max_future}) ahead of {what} ({}); fix the record's time, or raise watermark.max_future",
+                format_rfc3339_ms(ts),
+                format_rfc3339_ms(reference)
+            )
+        })
     }
 
     fn fire(&mut self, mode: FireMode) -> anyhow::Result<()> {

@@ -15,6 +15,7 @@ use serde::Deserialize;
 pub use duration::{ByteSize, Millis, parse_millis, parse_size};
 pub use host::{AdminConfig, HostConfig, PluginsConfig, TenantConfig};
 
+use crate::time::MAX_DURATION_MS;
 use crate::value::FieldType;
 
 /// A configuration error: which key, what is wrong, and how to fix it.
@@ -305,7 +306,7 @@ pub enum WindowKindName {
 }
 
 /// `[watermark]`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WatermarkConfig {
     /// How far behind the largest event time seen the watermark trails (default 0).
@@ -314,6 +315,29 @@ pub struct WatermarkConfig {
     /// A partition with no data for this long stops holding back the watermark (default: never).
     #[serde(default)]
     pub idle_timeout: Option<Millis>,
+    /// How far ahead an event may be (default `7d`): of the pipeline watermark for bounded
+    /// sources (files, the generator), of wall clock for live ones (stdin). An event further
+    /// ahead goes to the dead letter and does not move the watermark. Until a bounded source
+    /// has a watermark (before its first event), wall clock stands in.
+    #[serde(default = "default_max_future")]
+    pub max_future: Millis,
+}
+
+impl Default for WatermarkConfig {
+    fn default() -> Self {
+        WatermarkConfig {
+            delay: Millis(0),
+            idle_timeout: None,
+            max_future: default_max_future(),
+        }
+    }
+}
+
+/// Default of `watermark.max_future`: 7 days.
+pub const DEFAULT_MAX_FUTURE: Millis = Millis(7 * 86_400_000);
+
+fn default_max_future() -> Millis {
+    DEFAULT_MAX_FUTURE
 }
 
 /// `[emit]`.
@@ -683,6 +707,17 @@ impl PipelineConfig {
             }
         }
         self.window_kind()?;
+        check_duration("watermark.delay", self.watermark.delay)?;
+        check_duration("watermark.max_future", self.watermark.max_future)?;
+        if self.watermark.max_future.0 <= 0 {
+            return Err(Error::invalid(
+                "watermark.max_future",
+                "must be positive",
+                "use a duration such as \"7d\" (events further ahead of the watermark go to the dead letter)",
+            ));
+        }
+        let own = self.plugin.limits.resolve(None).max_windows_per_event;
+        self.check_window_budget(own, "plugin.limits.max_windows_per_event")?;
         if self.plugin.limits.deadline.is_some_and(|d| d.0 <= 0) {
             return Err(Error::invalid(
                 "plugin.limits.deadline",
@@ -706,6 +741,9 @@ impl PipelineConfig {
         let w = &self.window;
         let need = |v: Option<Millis>, key: &str, example: &str| -> Result<i64, Error> {
             match v {
+                Some(Millis(ms)) if ms > MAX_DURATION_MS => {
+                    Err(too_long(&format!("window.{key}"), Millis(ms)))
+                }
                 Some(Millis(ms)) if ms > 0 => Ok(ms),
                 Some(Millis(ms)) => Err(Error::invalid(
                     format!("window.{key}"),
@@ -801,7 +839,72 @@ impl PipelineConfig {
                 "use 0s or a positive duration",
             ));
         }
+        check_duration("window.allowed_lateness", w.allowed_lateness)?;
         Ok(kind)
+    }
+
+    /// Checks the per-event window budget: an event belongs to `size / slide` sliding or
+    /// `size / step` cumulative windows, which must be at most `limit` (the resolved
+    /// `max_windows_per_event`, named by `limit_key` in the message).
+    ///
+    /// Checked when the config is validated (against the pipeline's own limit) and when the
+    /// pipeline is built (against the limit resolved under the tenant's ceiling).
+    pub fn check_window_budget(&self, limit: u64, limit_key: &str) -> Result<(), Error> {
+        let kind = self.window_kind()?;
+        let n = kind.windows_per_event();
+        if n <= limit {
+            return Ok(());
+        }
+        let (key, name, size, by) = match kind {
+            crate::window::WindowKind::Sliding { size, slide } => {
+                ("window.slide", "slide", size, slide)
+            }
+            crate::window::WindowKind::Cumulative { size, step } => {
+                ("window.step", "step", size, step)
+            }
+            _ => return Ok(()),
+        };
+        // The smallest slide/step that keeps the count within the limit (it must also divide
+        // the size): ceil(size / limit), in whole milliseconds.
+        let limit_i = i64::try_from(limit.max(1)).unwrap_or(i64::MAX);
+        let at_least = Millis((size / limit_i + i64::from(size % limit_i != 0)).max(1));
+        Err(Error::invalid(
+            key,
+            format!(
+                "({}) puts every event in {n} windows (window.size {} / window.{name} {}), over the limit of {limit} ({limit_key})",
+                Millis(by),
+                Millis(size),
+                Millis(by)
+            ),
+            format!(
+                "use a larger {name}, at least {at_least} and dividing the size, or raise {limit_key}"
+            ),
+        ))
+    }
+}
+
+/// The error for a `[window]` or `[watermark]` duration longer than [`MAX_DURATION_MS`].
+fn too_long(key: &str, d: Millis) -> Error {
+    Error::invalid(
+        key,
+        format!(
+            "({d}) is longer than the longest supported duration ({})",
+            Millis(MAX_DURATION_MS)
+        ),
+        format!(
+            "use at most {} (1000 years); event time itself only spans years 1000 to 9999",
+            Millis(MAX_DURATION_MS)
+        ),
+    )
+}
+
+/// A `[window]` or `[watermark]` duration is at most [`MAX_DURATION_MS`], so that window
+/// bounds computed from any valid event time fit in an `i64`.
+fn check_duration(key: &str, d: Millis) -> Result<(), Error> {
+    if d.0 > MAX_DURATION_MS {
+        Err(too_long(key, d))
+    } else {
+        Ok(())
     }
 }
 
@@ -889,5 +992,108 @@ kind = "stdout"
         .unwrap_err()
         .to_string();
         assert!(err.contains("schema.timestamp.format"), "{err}");
+    }
+
+    #[test]
+    fn window_budget_names_the_key_count_limit_and_fix() {
+        let err = with_window("kind = \"sliding\"\nsize = \"100d\"\nslide = \"1ms\"")
+            .unwrap_err()
+            .to_string();
+        // 100 days = 8 640 000 000 ms.
+        assert!(
+            err.starts_with("window.slide (1ms) puts every event in 8640000000 windows"),
+            "{err}"
+        );
+        assert!(
+            err.contains("over the limit of 10000 (plugin.limits.max_windows_per_event)"),
+            "{err}"
+        );
+        // ceil(8 640 000 000 / 10 000) = 864 000 ms = 864s.
+        assert!(err.contains("at least 864s"), "{err}");
+        assert!(
+            err.contains("or raise plugin.limits.max_windows_per_event"),
+            "{err}"
+        );
+        // 100 years of 365.25 days, step 1 ms.
+        let err = with_window("kind = \"cumulative\"\nsize = \"100y\"\nstep = \"1ms\"")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("window.step (1ms) puts every event in 3155760000000 windows"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn legitimate_large_budgets_pass_with_the_default() {
+        with_window("kind = \"cumulative\"\nsize = \"1d\"\nstep = \"1m\"").unwrap();
+        with_window("kind = \"sliding\"\nsize = \"1h\"\nslide = \"1s\"").unwrap();
+        // A pipeline may raise its own budget.
+        PipelineConfig::parse(&format!(
+            "{BASE}\n[window]\nkind = \"sliding\"\nsize = \"1d\"\nslide = \"1s\"\n"
+        ))
+        .unwrap_err();
+        let text = BASE.replace(
+            "path = \"p.wasm\"",
+            "path = \"p.wasm\"\nlimits = { max_windows_per_event = 86400 }",
+        );
+        PipelineConfig::parse(&format!(
+            "{text}\n[window]\nkind = \"sliding\"\nsize = \"1d\"\nslide = \"1s\"\n"
+        ))
+        .unwrap();
+    }
+
+    #[test]
+    fn durations_are_bounded() {
+        let err = with_window("kind = \"tumbling\"\nsize = \"365251d\"")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with(
+                "window.size (365251d) is longer than the longest supported duration (365250d)"
+            ),
+            "{err}"
+        );
+        assert!(err.contains("use at most 365250d"), "{err}");
+        with_window("kind = \"tumbling\"\nsize = \"365250d\"").unwrap();
+        let err = with_window("kind = \"tumbling\"\nsize = \"1s\"\nallowed_lateness = \"400000d\"")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("window.allowed_lateness (400000d)"),
+            "{err}"
+        );
+        let err = with_window("kind = \"session\"\ngap = \"400000d\"")
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("window.gap (400000d)"), "{err}");
+        let wm = |w: &str| {
+            PipelineConfig::parse(&format!(
+                "{BASE}\n[window]\nkind = \"tumbling\"\nsize = \"1s\"\n[watermark]\n{w}"
+            ))
+        };
+        let err = wm("delay = \"400000d\"").unwrap_err().to_string();
+        assert!(
+            err.starts_with("watermark.delay (400000d) is longer"),
+            "{err}"
+        );
+        let err = wm("max_future = \"400000d\"").unwrap_err().to_string();
+        assert!(
+            err.starts_with("watermark.max_future (400000d) is longer"),
+            "{err}"
+        );
+        let err = wm("max_future = \"0\"").unwrap_err().to_string();
+        assert!(
+            err.starts_with("watermark.max_future must be positive"),
+            "{err}"
+        );
+        assert_eq!(
+            wm("delay = \"1s\"").unwrap().watermark.max_future,
+            Millis(7 * 86_400_000)
+        );
+        assert_eq!(
+            wm("max_future = \"1h\"").unwrap().watermark.max_future,
+            Millis(3_600_000)
+        );
     }
 }

@@ -2,8 +2,9 @@
 //! `source.csv.columns`), cells coerced like JSON values with empty cells as null.
 //!
 //! Owns splitting a line into cells (quoted cells with embedded delimiters and `""` quotes)
-//! and the column layout of each input file: with `header = true`, line 1 of every origin is
-//! a header, so files of one glob may order their columns differently.
+//! and the column layout of each input file: with `header = true`, the first non-blank line
+//! of every origin is a header (blank lines before it are skipped), so files of one glob may
+//! order their columns differently.
 //!
 //! Limitation: sources frame records by line, so a quoted cell cannot contain a line break.
 //! Such a record arrives cut in two; its first part fails with "unterminated quoted cell"
@@ -30,6 +31,9 @@ pub struct CsvDecoder {
     delimiter: u8,
     /// The current column layout; `None` until a header line was read (or after a bad one).
     layout: Option<Layout>,
+    /// The origin whose header line has been read (`header = true`); a record from any
+    /// other origin starts a new file, whose first non-blank line is its header.
+    header_of: Option<std::sync::Arc<str>>,
     /// Unquoted text of the current line's cells, back to back.
     cells: String,
     /// End of each cell in `cells`.
@@ -89,6 +93,7 @@ impl CsvDecoder {
             opts,
             delimiter,
             layout,
+            header_of: None,
             cells: String::new(),
             ends: Vec::new(),
         }
@@ -126,7 +131,12 @@ impl CsvDecoder {
 impl Decoder for CsvDecoder {
     fn decode(&mut self, raw: &RawRecord) -> Result<Option<Event>, DecodeError> {
         let line = raw.payload.strip_suffix('\r').unwrap_or(&raw.payload);
-        if self.opts.header && raw.offset == 1 {
+        if self.opts.header && self.header_of.as_deref() != Some(&*raw.origin) {
+            if line.trim().is_empty() {
+                // Blank lines before the header carry nothing: skipped, not dead-lettered.
+                return Ok(None);
+            }
+            self.header_of = Some(raw.origin.clone());
             self.read_header(raw, line)?;
             return Ok(None);
         }
@@ -473,8 +483,52 @@ mod tests {
     }
 
     #[test]
-    fn record_before_any_header_is_an_error() {
+    fn header_is_the_first_non_blank_line() {
+        let schema = taxi_schema();
+        let mut d = CsvDecoder::new(schema.clone(), CsvOptions::default());
+        let h = "pickup_community_area,fare,trip_start_timestamp";
+        // Lines 1 and 2 are blank (one with a CR and spaces), line 3 is the header.
+        assert_eq!(d.decode(&rec("a.csv", 1, "")).unwrap(), None);
+        assert_eq!(d.decode(&rec("a.csv", 2, "  \r")).unwrap(), None);
+        assert_eq!(d.decode(&rec("a.csv", 3, h)).unwrap(), None);
+        let e = d
+            .decode(&rec("a.csv", 4, "3,10.5,01/22/2024 01:45:00 PM"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(e.ts, 1_705_931_100_000);
+        assert_eq!(get(&schema, &e, "fare"), &Value::F64(10.5));
+        // A blank line after the header is an empty record again.
+        assert_eq!(
+            d.decode(&rec("a.csv", 5, "")).unwrap_err().reason,
+            "empty record"
+        );
+        // The next file starts over: its first non-blank line is its header.
+        assert_eq!(d.decode(&rec("b.csv", 1, "")).unwrap(), None);
+        assert_eq!(
+            d.decode(&rec(
+                "b.csv",
+                2,
+                "trip_start_timestamp,pickup_community_area"
+            ))
+            .unwrap(),
+            None
+        );
+        let b = d
+            .decode(&rec("b.csv", 3, "01/22/2024 01:45:01 PM,4"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(b.ts, 1_705_931_101_000);
+        assert_eq!(get(&schema, &b, "fare"), &Value::Null);
+    }
+
+    #[test]
+    fn record_after_a_bad_header_is_an_error() {
         let mut d = CsvDecoder::new(taxi_schema(), CsvOptions::default());
+        let r = d
+            .decode(&rec("a.csv", 1, "\"unterminated,x"))
+            .unwrap_err()
+            .reason;
+        assert!(r.starts_with("CSV header: unterminated quoted cell"), "{r}");
         let r = d.decode(&rec("a.csv", 2, "1,2")).unwrap_err().reason;
         assert!(r.starts_with("no valid CSV header line"), "{r}");
         assert_eq!(

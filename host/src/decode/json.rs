@@ -266,8 +266,12 @@ pub(super) fn parse_timestamp(
         Raw::Null => Ok(None),
         Raw::Str(s) if s.trim().is_empty() => Ok(None),
         Raw::Str(s) => format.parse_str(s).map(Some),
-        Raw::I64(v) => format.parse_number(v as f64).map(Some),
-        Raw::U64(v) => format.parse_number(v as f64).map(Some),
+        Raw::I64(v) => format.parse_integer(v).map(Some),
+        Raw::U64(v) => match i64::try_from(v) {
+            Ok(v) => format.parse_integer(v),
+            Err(_) => format.parse_number(v as f64),
+        }
+        .map(Some),
         Raw::F64(v) => format.parse_number(v).map(Some),
         Raw::Bool(_) | Raw::Nested => Err(format!("{raw} is not a timestamp")),
     }
@@ -577,6 +581,34 @@ mod tests {
                 .unwrap()
                 .ts,
             1_700_000_000_000
+        );
+    }
+
+    #[test]
+    fn epoch_times_outside_the_range_name_field_value_and_range() {
+        let mut d = JsonDecoder::new(schema(
+            "timestamp = { field = \"t\", format = \"epoch_ms\" }\nkey = []\nfields = { v = \"i64\" }",
+        ));
+        let range = "1000-01-01T00:00:00Z ..= 9999-12-31T23:59:59.999Z";
+        for (t, written) in [
+            ("\"9223372036854775807\"", "9223372036854775807"),
+            ("\"-9223372036854775808\"", "-9223372036854775808"),
+            ("9223372036854775807", "9223372036854775807"),
+            ("253402300800000", "253402300800000"),
+            ("18446744073709551615", "18446744073709552000"),
+        ] {
+            assert_eq!(
+                reason(&mut d, &format!("{{\"t\":{t},\"v\":1}}")),
+                format!("field `t`: `{written}` is outside the event-time range {range}"),
+                "{t}"
+            );
+        }
+        assert_eq!(
+            d.decode(&record(r#"{"t":"253402300799999"}"#))
+                .unwrap()
+                .unwrap()
+                .ts,
+            253_402_300_799_999
         );
     }
 

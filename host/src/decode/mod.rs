@@ -6,6 +6,8 @@
 
 mod csv;
 mod json;
+#[cfg(test)]
+mod props;
 
 use std::collections::HashMap;
 

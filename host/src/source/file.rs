@@ -563,6 +563,10 @@ impl Source for StdinSource {
         out.append(&mut self.rejected);
     }
 
+    fn is_live(&self) -> bool {
+        true
+    }
+
     fn describe(&self) -> String {
         self.lines.origin.to_string()
     }

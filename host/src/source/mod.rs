@@ -115,6 +115,13 @@ pub trait Source: Send {
     fn position(&self) -> u64 {
         0
     }
+
+    /// Whether events arrive as they happen (stdin; Kafka later), so that event time can be
+    /// compared to wall clock (`watermark.max_future`). Bounded replays (files, the
+    /// generator) say false: their times are compared to the watermark instead.
+    fn is_live(&self) -> bool {
+        false
+    }
 }
 
 /// How much input a bounded source holds, for progress reporting.

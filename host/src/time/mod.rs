@@ -3,5 +3,8 @@
 mod timestamp;
 mod watermark;
 
-pub use timestamp::{TimestampFormat, format_rfc3339_ms};
-pub use watermark::Watermarks;
+pub use timestamp::{
+    EVENT_TIME_RANGE, MAX_DURATION_MS, MAX_EVENT_TIME, MIN_EVENT_TIME, TimestampFormat,
+    format_rfc3339_ms, in_range,
+};
+pub use watermark::{NO_WATERMARK, Watermarks};

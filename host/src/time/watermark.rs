@@ -70,6 +70,9 @@ impl Watermarks {
                 None => true,
             });
         if let Some(min) = active.map(|p| p.max_ts).min() {
+            // Saturating: event times are inside the valid range and the delay is bounded by
+            // config, so this never saturates; if it did, W would stay low (nothing fires
+            // early), never wrap to the far future.
             self.current = self.current.max(min.saturating_sub(self.delay));
         }
         self.current
@@ -92,6 +95,23 @@ mod tests {
             "older event does not move W back"
         );
         assert_eq!(w.observe(0, 7500, now), 6500);
+    }
+
+    #[test]
+    fn range_edges_with_the_longest_delay() {
+        use crate::time::{MAX_DURATION_MS, MAX_EVENT_TIME, MIN_EVENT_TIME};
+        let now = Instant::now();
+        let mut w = Watermarks::new(MAX_DURATION_MS, None);
+        assert_eq!(
+            w.observe(0, MIN_EVENT_TIME, now),
+            MIN_EVENT_TIME - MAX_DURATION_MS
+        );
+        assert_eq!(
+            w.observe(0, MAX_EVENT_TIME, now),
+            MAX_EVENT_TIME - MAX_DURATION_MS
+        );
+        // Out-of-range input cannot reach here (decoding refuses it), and would saturate.
+        assert_eq!(Watermarks::new(1, None).observe(0, i64::MIN, now), i64::MIN);
     }
 
     #[test]

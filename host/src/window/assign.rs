@@ -45,45 +45,82 @@ pub enum WindowKind {
     },
 }
 
+/// Window bounds of an event that do not fit in an `i64`.
+///
+/// Cannot happen for event times inside the valid range with durations validated by config
+/// (see `time::MAX_DURATION_MS`); checked anyway so that no input can make a bound wrap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("window bounds of event time {ts} ms overflow")]
+pub struct Overflow {
+    /// The event time.
+    pub ts: i64,
+}
+
 impl WindowKind {
     /// Appends to `out` the windows that contain `ts`, by ascending end.
     ///
-    /// For sessions this is the proto-session `[ts, ts + gap)`, before merging.
-    pub fn assign(&self, ts: i64, out: &mut Vec<Window>) {
+    /// For sessions this is the proto-session `[ts, ts + gap)`, before merging. Every bound
+    /// is computed with checked arithmetic: on overflow nothing is appended and the event
+    /// is refused whole.
+    pub fn assign(&self, ts: i64, out: &mut Vec<Window>) -> Result<(), Overflow> {
+        let before = out.len();
+        let r = self.assign_checked(ts, out);
+        if r.is_none() {
+            out.truncate(before);
+        }
+        r.ok_or(Overflow { ts })
+    }
+
+    fn assign_checked(&self, ts: i64, out: &mut Vec<Window>) -> Option<()> {
         match *self {
             WindowKind::Tumbling { size } => {
-                let start = ts - ts.rem_euclid(size);
+                let start = ts.checked_sub(ts.checked_rem_euclid(size)?)?;
                 out.push(Window {
                     start,
-                    end: start.saturating_add(size),
+                    end: start.checked_add(size)?,
                 });
             }
             WindowKind::Sliding { size, slide } => {
-                let last = ts - ts.rem_euclid(slide);
+                let last = ts.checked_sub(ts.checked_rem_euclid(slide)?)?;
+                let n = size.checked_div(slide)?;
                 // Earliest start with start + size > ts.
-                let mut start = last - (size / slide - 1) * slide;
-                while start <= last {
+                let first = last.checked_sub(n.checked_sub(1)?.checked_mul(slide)?)?;
+                for i in 0..n {
+                    let start = first.checked_add(i.checked_mul(slide)?)?;
                     out.push(Window {
                         start,
-                        end: start.saturating_add(size),
+                        end: start.checked_add(size)?,
                     });
-                    start += slide;
                 }
             }
             WindowKind::Session { gap } => out.push(Window {
                 start: ts,
-                end: ts.saturating_add(gap),
+                end: ts.checked_add(gap)?,
             }),
             WindowKind::Cumulative { size, step } => {
-                let period = ts - ts.rem_euclid(size);
-                let first_k = (ts - period) / step + 1;
-                for k in first_k..=size / step {
+                let period = ts.checked_sub(ts.checked_rem_euclid(size)?)?;
+                // ts - period is in [0, size): the window ending after ts is k = that / step + 1.
+                let first_k = ts.checked_sub(period)?.checked_div(step)?.checked_add(1)?;
+                let last_k = size.checked_div(step)?;
+                for k in first_k..=last_k {
                     out.push(Window {
                         start: period,
-                        end: period + k * step,
+                        end: period.checked_add(k.checked_mul(step)?)?,
                     });
                 }
             }
+        }
+        Some(())
+    }
+
+    /// Most windows one event belongs to: `size / slide` (sliding), `size / step`
+    /// (cumulative), 1 otherwise (a session event joins one session).
+    pub fn windows_per_event(&self) -> u64 {
+        let ratio = |a: i64, b: i64| u64::try_from(a.checked_div(b).unwrap_or(0)).unwrap_or(0);
+        match *self {
+            WindowKind::Tumbling { .. } | WindowKind::Session { .. } => 1,
+            WindowKind::Sliding { size, slide } => ratio(size, slide),
+            WindowKind::Cumulative { size, step } => ratio(size, step),
         }
     }
 
@@ -99,7 +136,7 @@ mod tests {
 
     fn windows(kind: WindowKind, ts: i64) -> Vec<(i64, i64)> {
         let mut out = Vec::new();
-        kind.assign(ts, &mut out);
+        kind.assign(ts, &mut out).expect("in range");
         out.into_iter().map(|w| (w.start, w.end)).collect()
     }
 
@@ -177,5 +214,244 @@ mod tests {
             windows(WindowKind::Session { gap: 30 }, -10),
             vec![(-10, 20)]
         );
+    }
+
+    use crate::time::{MAX_DURATION_MS, MAX_EVENT_TIME, MIN_EVENT_TIME};
+
+    const DAY: i64 = 86_400_000;
+    const HOUR: i64 = 3_600_000;
+
+    #[test]
+    fn tumbling_at_the_range_edges() {
+        let k = WindowKind::Tumbling { size: 1000 };
+        // MAX is ...799 999 ms: the last second of 9999 is [..799 000, ..800 000).
+        assert_eq!(
+            windows(k, MAX_EVENT_TIME),
+            vec![(MAX_EVENT_TIME - 999, MAX_EVENT_TIME + 1)]
+        );
+        // MIN is a whole second (midnight).
+        assert_eq!(
+            windows(k, MIN_EVENT_TIME),
+            vec![(MIN_EVENT_TIME, MIN_EVENT_TIME + 1000)]
+        );
+        // The longest size: aligned to it, containing ts, both ends in i64.
+        let k = WindowKind::Tumbling {
+            size: MAX_DURATION_MS,
+        };
+        for ts in [MIN_EVENT_TIME, -1, 0, MAX_EVENT_TIME] {
+            let w = windows(k, ts);
+            assert_eq!(w.len(), 1);
+            let (s, e) = w[0];
+            assert!(s <= ts && ts < e && s.rem_euclid(MAX_DURATION_MS) == 0);
+            assert_eq!(e - s, MAX_DURATION_MS);
+        }
+    }
+
+    #[test]
+    fn sliding_at_the_range_edges() {
+        let k = WindowKind::Sliding {
+            size: 3000,
+            slide: 1000,
+        };
+        let last = MAX_EVENT_TIME - 999;
+        assert_eq!(
+            windows(k, MAX_EVENT_TIME),
+            vec![
+                (last - 2000, last + 1000),
+                (last - 1000, last + 2000),
+                (last, last + 3000)
+            ]
+        );
+        assert_eq!(
+            windows(k, MIN_EVENT_TIME),
+            vec![
+                (MIN_EVENT_TIME - 2000, MIN_EVENT_TIME + 1000),
+                (MIN_EVENT_TIME - 1000, MIN_EVENT_TIME + 2000),
+                (MIN_EVENT_TIME, MIN_EVENT_TIME + 3000)
+            ]
+        );
+        // The legitimate large budget: 1 h sliding by 1 s is 3600 windows.
+        let k = WindowKind::Sliding {
+            size: HOUR,
+            slide: 1000,
+        };
+        assert_eq!(k.windows_per_event(), 3600);
+        let w = windows(k, MAX_EVENT_TIME);
+        assert_eq!(w.len(), 3600);
+        assert_eq!(w[0], (last - HOUR + 1000, last + 1000));
+        assert_eq!(w[3599], (last, last + HOUR));
+    }
+
+    #[test]
+    fn session_at_the_range_edges() {
+        let k = WindowKind::Session {
+            gap: MAX_DURATION_MS,
+        };
+        assert_eq!(
+            windows(k, MAX_EVENT_TIME),
+            vec![(MAX_EVENT_TIME, MAX_EVENT_TIME + MAX_DURATION_MS)]
+        );
+        assert_eq!(
+            windows(k, MIN_EVENT_TIME),
+            vec![(MIN_EVENT_TIME, MIN_EVENT_TIME + MAX_DURATION_MS)]
+        );
+    }
+
+    #[test]
+    fn cumulative_at_the_range_edges() {
+        let k = WindowKind::Cumulative {
+            size: DAY,
+            step: 6 * HOUR,
+        };
+        // 9999-12-31T23:59:59.999 is the last ms of its day: only the full-day window.
+        let end = MAX_EVENT_TIME + 1;
+        assert_eq!(windows(k, MAX_EVENT_TIME), vec![(end - DAY, end)]);
+        // 1000-01-01T00:00 starts a day: all four windows.
+        let m = MIN_EVENT_TIME;
+        assert_eq!(
+            windows(k, m),
+            vec![
+                (m, m + 6 * HOUR),
+                (m, m + 12 * HOUR),
+                (m, m + 18 * HOUR),
+                (m, m + DAY)
+            ]
+        );
+        // The legitimate large budget: 1 day growing by 1 minute is 1440 windows.
+        let k = WindowKind::Cumulative {
+            size: DAY,
+            step: 60_000,
+        };
+        assert_eq!(k.windows_per_event(), 1440);
+        assert_eq!(windows(k, m).len(), 1440);
+    }
+
+    #[test]
+    fn bounds_that_overflow_are_refused_not_wrapped() {
+        // Regression: an epoch-ms string near i64::MAX used to make sliding assignment loop
+        // on a wrapped `start + slide` until the allocator aborted, and tumbling/cumulative
+        // windows wrap to negative ends.
+        let kinds = [
+            WindowKind::Tumbling { size: 1000 },
+            WindowKind::Sliding {
+                size: 3000,
+                slide: 1000,
+            },
+            WindowKind::Session { gap: 1000 },
+            WindowKind::Cumulative {
+                size: DAY,
+                step: HOUR,
+            },
+        ];
+        for k in kinds {
+            for ts in [i64::MAX, i64::MAX - 1] {
+                let mut out = vec![Window { start: 1, end: 2 }];
+                assert_eq!(k.assign(ts, &mut out), Err(Overflow { ts }), "{k:?}");
+                assert_eq!(out, [Window { start: 1, end: 2 }], "nothing appended");
+            }
+        }
+        // i64::MIN: rem_euclid is positive, so the aligned start would go below MIN.
+        for k in [kinds[0], kinds[1], kinds[3]] {
+            let mut out = Vec::new();
+            assert!(k.assign(i64::MIN, &mut out).is_err(), "{k:?}");
+            assert!(out.is_empty());
+        }
+    }
+}
+
+/// Property tests (`proptest`; `cargo fuzz` needs nightly): for any in-range event time and
+/// any window config within the default budget, assignment never overflows, every window
+/// contains the time, starts are aligned, and the count is what the semantics say.
+#[cfg(test)]
+mod props {
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, RngSeed};
+
+    use super::*;
+    use crate::time::{MAX_DURATION_MS, MAX_EVENT_TIME, MIN_EVENT_TIME};
+
+    /// The default `max_windows_per_event`.
+    const BUDGET: i64 = 10_000;
+
+    /// A unit (slide or step) and how many fit in the size: small and huge units both.
+    fn unit_and_count() -> impl Strategy<Value = (i64, i64)> {
+        (
+            prop_oneof![1i64..=1000, 1i64..=MAX_DURATION_MS],
+            prop_oneof![1i64..=8, 1i64..=BUDGET],
+        )
+            .prop_map(|(unit, n)| (unit.min(MAX_DURATION_MS / n).max(1), n))
+    }
+
+    fn kinds() -> impl Strategy<Value = WindowKind> {
+        prop_oneof![
+            (1i64..=MAX_DURATION_MS).prop_map(|size| WindowKind::Tumbling { size }),
+            (1i64..=MAX_DURATION_MS).prop_map(|gap| WindowKind::Session { gap }),
+            unit_and_count().prop_map(|(slide, n)| WindowKind::Sliding {
+                size: slide * n,
+                slide
+            }),
+            unit_and_count().prop_map(|(step, n)| WindowKind::Cumulative {
+                size: step * n,
+                step
+            }),
+        ]
+    }
+
+    fn times() -> impl Strategy<Value = i64> {
+        prop_oneof![
+            MIN_EVENT_TIME..=MAX_EVENT_TIME,
+            Just(MIN_EVENT_TIME),
+            Just(MAX_EVENT_TIME),
+            -2000i64..2000,
+        ]
+    }
+
+    fn config() -> Config {
+        Config {
+            cases: 512,
+            failure_persistence: None,
+            rng_seed: RngSeed::Fixed(0x0a55_1960),
+            ..Config::default()
+        }
+    }
+
+    proptest! {
+        #![proptest_config(config())]
+
+        #[test]
+        fn assignment_is_exact_and_never_overflows(kind in kinds(), ts in times()) {
+            let mut out = Vec::new();
+            prop_assert!(kind.assign(ts, &mut out).is_ok(), "{kind:?} at {ts}");
+            prop_assert!(out.iter().all(|w| w.contains(ts)), "{kind:?} at {ts}: {out:?}");
+            prop_assert!(out.windows(2).all(|p| p[0].end < p[1].end), "ascending ends");
+            prop_assert!(out.len() as u64 <= kind.windows_per_event());
+            match kind {
+                WindowKind::Tumbling { size } => {
+                    prop_assert_eq!(out.len(), 1);
+                    prop_assert_eq!(out[0].start.rem_euclid(size), 0);
+                    prop_assert_eq!(out[0].end - out[0].start, size);
+                }
+                WindowKind::Session { gap } => {
+                    prop_assert_eq!(&out, &vec![Window { start: ts, end: ts + gap }]);
+                }
+                WindowKind::Sliding { size, slide } => {
+                    prop_assert_eq!(out.len() as i64, size / slide);
+                    for w in &out {
+                        prop_assert_eq!(w.start.rem_euclid(slide), 0);
+                        prop_assert_eq!(w.end - w.start, size);
+                    }
+                }
+                WindowKind::Cumulative { size, step } => {
+                    // Windows [P, P + k·step) with P + k·step > ts: k > (ts - P) / step.
+                    let period = ts - ts.rem_euclid(size);
+                    prop_assert_eq!(out.len() as i64, size / step - (ts - period) / step);
+                    for w in &out {
+                        prop_assert_eq!(w.start, period);
+                        prop_assert_eq!((w.end - w.start) % step, 0);
+                    }
+                    prop_assert_eq!(out.last().map(|w| w.end), Some(period + size));
+                }
+            }
+        }
     }
 }

@@ -9,5 +9,8 @@
 mod assign;
 mod state;
 
+pub use assign::Overflow;
 pub use assign::{Window, WindowKind};
-pub use state::{Firing, Placement, StoredEvent, WindowOperator};
+pub use state::{
+    EVENT_OVERHEAD_BYTES, Firing, Placement, StateLimits, StoredEvent, WindowOperator,
+};

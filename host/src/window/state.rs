@@ -21,6 +21,56 @@ pub struct StoredEvent {
     pub values: Box<[Value]>,
 }
 
+/// Fixed part of the byte estimate of one buffered event: its time, the boxed slice of its
+/// values and its slot in the key's buffer (64 bytes).
+pub const EVENT_OVERHEAD_BYTES: u64 = 64;
+
+impl StoredEvent {
+    /// Estimated bytes an event with these values holds in window state:
+    /// [`EVENT_OVERHEAD_BYTES`], plus one `Value` slot per field (24 bytes on 64-bit
+    /// targets), plus the length of every string value. Saturating, so it never wraps.
+    pub fn estimated_bytes(values: &[Value]) -> u64 {
+        let slot = std::mem::size_of::<Value>() as u64;
+        values.iter().fold(EVENT_OVERHEAD_BYTES, |acc, v| {
+            let heap = match v {
+                Value::Str(s) => s.len() as u64,
+                _ => 0,
+            };
+            acc.saturating_add(slot).saturating_add(heap)
+        })
+    }
+}
+
+/// Caps on the state of one pipeline, checked as an event is placed: an event that would
+/// go over any of them is refused whole (nothing of it is stored).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StateLimits {
+    /// Most windows one event may belong to (checked before its windows are computed).
+    pub max_windows_per_event: u64,
+    /// Most live windows over all keys, counting the windows this event would create.
+    pub max_open_windows: u64,
+    /// Most events held over all keys.
+    pub max_buffered_events: u64,
+    /// Most estimated bytes held over all keys ([`StoredEvent::estimated_bytes`]).
+    pub max_buffered_bytes: u64,
+}
+
+impl StateLimits {
+    /// No caps at all.
+    pub const UNLIMITED: StateLimits = StateLimits {
+        max_windows_per_event: u64::MAX,
+        max_open_windows: u64::MAX,
+        max_buffered_events: u64::MAX,
+        max_buffered_bytes: u64::MAX,
+    };
+}
+
+impl Default for StateLimits {
+    fn default() -> Self {
+        Self::UNLIMITED
+    }
+}
+
 /// Where an event went.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Placement {
@@ -29,6 +79,9 @@ pub enum Placement {
     /// Late for every window that contains it: not stored; its values are handed back
     /// for the late sink.
     Late(Box<[Value]>),
+    /// Refused whole, with the reason (a state limit, or window bounds that overflow): not
+    /// stored; the pipeline sends the record to the dead letter.
+    Refused(String),
 }
 
 /// One window firing: a key's events in a window, handed to the aggregate.
@@ -75,6 +128,8 @@ pub struct WindowOperator {
     scratch: Vec<Window>,
     open_windows: usize,
     buffered: usize,
+    buffered_bytes: u64,
+    limits: StateLimits,
 }
 
 impl WindowOperator {
@@ -91,7 +146,46 @@ impl WindowOperator {
             scratch: Vec::new(),
             open_windows: 0,
             buffered: 0,
+            buffered_bytes: 0,
+            limits: StateLimits::UNLIMITED,
         }
+    }
+
+    /// Sets the caps checked by [`WindowOperator::process`] from now on.
+    pub fn set_limits(&mut self, limits: StateLimits) {
+        self.limits = limits;
+    }
+
+    /// Estimated bytes of the events held in window state over all keys.
+    pub fn buffered_bytes(&self) -> u64 {
+        self.buffered_bytes
+    }
+
+    /// Why an event creating `new_windows` windows and holding `bytes` may not be stored,
+    /// if it may not.
+    fn over_limits(&self, new_windows: usize, bytes: u64) -> Option<String> {
+        let l = &self.limits;
+        let open = self.open_windows as u64;
+        if new_windows > 0 && open.saturating_add(new_windows as u64) > l.max_open_windows {
+            return Some(format!(
+                "limit reached: the event would open {new_windows} new windows with {open} open, over max_open_windows {}; raise plugin.limits.max_open_windows or use fewer keys or windows per event",
+                l.max_open_windows
+            ));
+        }
+        let buffered = self.buffered as u64;
+        if buffered.saturating_add(1) > l.max_buffered_events {
+            return Some(format!(
+                "limit reached: {buffered} events buffered, max_buffered_events {}; raise plugin.limits.max_buffered_events or lower watermark.delay / window.allowed_lateness",
+                l.max_buffered_events
+            ));
+        }
+        if self.buffered_bytes.saturating_add(bytes) > l.max_buffered_bytes {
+            return Some(format!(
+                "limit reached: the event's {bytes} bytes (estimated) with {} bytes buffered would exceed max_buffered_bytes {}; raise plugin.limits.max_buffered_bytes or lower watermark.delay / window.allowed_lateness",
+                self.buffered_bytes, l.max_buffered_bytes
+            ));
+        }
+        None
     }
 
     /// Live windows over all keys (fired windows kept for lateness included).
@@ -105,6 +199,10 @@ impl WindowOperator {
     }
 
     /// Whether a window is dropped for an event arriving at watermark `w`.
+    ///
+    /// `end + allowed_lateness` saturates: with event time in its range and durations
+    /// bounded by config it never reaches `i64::MAX`, and if it did the window would only
+    /// be kept longer (never late, purged at the end of input), never wrapped into the past.
     fn is_late(&self, window: Window, w: i64) -> bool {
         window.end.saturating_add(self.lateness) <= w
     }
@@ -120,8 +218,17 @@ impl WindowOperator {
         values: Box<[Value]>,
         watermark: i64,
     ) -> Placement {
+        let per_event = self.kind.windows_per_event();
+        if per_event > self.limits.max_windows_per_event {
+            return Placement::Refused(format!(
+                "limit reached: the event belongs to {per_event} windows, over max_windows_per_event {}",
+                self.limits.max_windows_per_event
+            ));
+        }
         self.scratch.clear();
-        self.kind.assign(ts, &mut self.scratch);
+        if let Err(e) = self.kind.assign(ts, &mut self.scratch) {
+            return Placement::Refused(e.to_string());
+        }
         if self.kind.is_session() {
             return self.process_session(ts, key, values, watermark);
         }
@@ -131,8 +238,28 @@ impl WindowOperator {
             self.scratch = scratch;
             return Placement::Late(values);
         }
-        let id = self.state_id(key);
-        self.insert_event(id, StoredEvent { ts, values });
+        // One lookup of the key serves the limit check and the insertion.
+        let existing = self.ids.get(&key).copied();
+        let new_windows = match existing
+            .and_then(|id| self.states.get(id as usize))
+            .and_then(Option::as_ref)
+        {
+            Some(st) => scratch
+                .iter()
+                .filter(|w| !st.windows.contains_key(&(w.start, w.end)))
+                .count(),
+            None => scratch.len(),
+        };
+        let bytes = StoredEvent::estimated_bytes(&values);
+        if let Some(reason) = self.over_limits(new_windows, bytes) {
+            self.scratch = scratch;
+            return Placement::Refused(reason);
+        }
+        let id = match existing {
+            Some(id) => id,
+            None => self.state_id(key),
+        };
+        self.insert_event(id, StoredEvent { ts, values }, bytes);
         for w in &scratch {
             self.touch_window(id, *w, WindowMeta::default());
         }
@@ -167,8 +294,13 @@ impl WindowOperator {
         if self.is_late(merged, watermark) {
             return Placement::Late(values);
         }
+        // A session that merges replaces the sessions it touches: only a lone one is new.
+        let bytes = StoredEvent::estimated_bytes(&values);
+        if let Some(reason) = self.over_limits(usize::from(parts.is_empty()), bytes) {
+            return Placement::Refused(reason);
+        }
         let id = self.state_id(key);
-        self.insert_event(id, StoredEvent { ts, values });
+        self.insert_event(id, StoredEvent { ts, values }, bytes);
         let mut meta = WindowMeta::default();
         for ((s, e), old) in parts {
             self.remove_window(id, Window { start: s, end: e });
@@ -208,7 +340,7 @@ impl WindowOperator {
         }
     }
 
-    fn insert_event(&mut self, id: u32, ev: StoredEvent) {
+    fn insert_event(&mut self, id: u32, ev: StoredEvent, bytes: u64) {
         let events = &mut self.state(id).events;
         if events.back().is_none_or(|last| last.ts <= ev.ts) {
             events.push_back(ev);
@@ -217,6 +349,7 @@ impl WindowOperator {
             events.insert(at, ev);
         }
         self.buffered += 1;
+        self.buffered_bytes = self.buffered_bytes.saturating_add(bytes);
     }
 
     /// Creates the window if needed and marks it as holding unemitted events.
@@ -309,6 +442,7 @@ impl WindowOperator {
         self.cleanup.clear();
         self.open_windows = 0;
         self.buffered = 0;
+        self.buffered_bytes = 0;
         true
     }
 
@@ -358,18 +492,20 @@ impl WindowOperator {
             return;
         }
         let keep_from = st.windows.keys().next().map(|&(s, _)| s);
-        let before = st.events.len();
-        match keep_from {
-            Some(s) => {
-                let cut = st.events.partition_point(|e| e.ts < s);
-                st.events.drain(..cut);
-            }
-            None => st.events.clear(),
-        }
-        let dropped = before - st.events.len();
+        let cut = match keep_from {
+            Some(s) => st.events.partition_point(|e| e.ts < s),
+            None => st.events.len(),
+        };
+        let dropped = cut;
+        let bytes = st
+            .events
+            .drain(..cut)
+            .map(|e| StoredEvent::estimated_bytes(&e.values))
+            .fold(0u64, u64::saturating_add);
         let empty = st.windows.is_empty();
         self.open_windows -= 1;
         self.buffered -= dropped;
+        self.buffered_bytes = self.buffered_bytes.saturating_sub(bytes);
         if empty && let Some(st) = self.states[id as usize].take() {
             self.ids.remove(&st.key);
             self.free.push(id);
@@ -678,5 +814,133 @@ mod tests {
         // key x@98: [98,101), [99..) no: x's last event 98 → [96,99) fired, [97,100), [98,101).
         assert_eq!(d.op.open_windows(), 5);
         assert!(d.op.buffered_events() <= 4, "{}", d.op.buffered_events());
+    }
+
+    fn limits(open: u64, events: u64, bytes: u64) -> StateLimits {
+        StateLimits {
+            max_windows_per_event: 10_000,
+            max_open_windows: open,
+            max_buffered_events: events,
+            max_buffered_bytes: bytes,
+        }
+    }
+
+    fn refused(p: Placement) -> String {
+        match p {
+            Placement::Refused(r) => r,
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn open_windows_are_capped_per_window_created_and_events_refused_whole() {
+        // Sliding 3000/1000: a@2500 creates [0,3000) [1000,4000) [2000,5000) (3 windows).
+        // With max_open_windows 4, b@2500 would create 3 more (6 > 4): refused, nothing
+        // stored for b. a@2600 only joins a's 3 windows: accepted.
+        let mut op = WindowOperator::new(
+            WindowKind::Sliding {
+                size: 3000,
+                slide: 1000,
+            },
+            0,
+        );
+        op.set_limits(limits(4, 100, u64::MAX));
+        assert_eq!(
+            op.process(2500, key("a"), Box::new([]), NO_W),
+            Placement::Added(3)
+        );
+        let r = refused(op.process(2500, key("b"), Box::new([]), NO_W));
+        assert!(
+            r.contains("3 new windows") && r.contains("max_open_windows 4"),
+            "{r}"
+        );
+        assert_eq!((op.open_windows(), op.buffered_events()), (3, 1));
+        assert_eq!(
+            op.process(2600, key("a"), Box::new([]), NO_W),
+            Placement::Added(3)
+        );
+        // a@3500 creates one new window [3000,6000): 4 open, at the cap but not over.
+        assert_eq!(
+            op.process(3500, key("a"), Box::new([]), NO_W),
+            Placement::Added(3)
+        );
+        assert_eq!(op.open_windows(), 4);
+        let mut fired = Vec::new();
+        op.flush(&mut collect(&mut fired));
+        assert!(fired.iter().all(|f| f.0 == "a"), "b was never half-placed");
+    }
+
+    #[test]
+    fn windows_per_event_over_the_budget_are_refused_before_assignment() {
+        let mut op = WindowOperator::new(
+            WindowKind::Sliding {
+                size: 100,
+                slide: 1,
+            },
+            0,
+        );
+        op.set_limits(StateLimits {
+            max_windows_per_event: 99,
+            ..StateLimits::UNLIMITED
+        });
+        let r = refused(op.process(5, key("a"), Box::new([]), NO_W));
+        assert!(
+            r.contains("100 windows") && r.contains("max_windows_per_event 99"),
+            "{r}"
+        );
+        assert_eq!(op.open_windows(), 0);
+    }
+
+    #[test]
+    fn sessions_count_only_sessions_they_create() {
+        // max_open_windows 1: a@0 opens a session, a@5 merges into it, b@0 would be a second.
+        let mut op = WindowOperator::new(WindowKind::Session { gap: 10 }, 0);
+        op.set_limits(limits(1, 100, u64::MAX));
+        assert_eq!(
+            op.process(0, key("a"), Box::new([]), NO_W),
+            Placement::Added(1)
+        );
+        assert_eq!(
+            op.process(5, key("a"), Box::new([]), NO_W),
+            Placement::Added(1)
+        );
+        refused(op.process(0, key("b"), Box::new([]), NO_W));
+        assert_eq!((op.open_windows(), op.buffered_events()), (1, 2));
+    }
+
+    #[test]
+    fn buffered_events_and_bytes_are_capped_and_released_on_purge() {
+        // One string value of 4 bytes: 64 + 24 (a value slot) + 4 = 92 bytes per event.
+        let v = || -> Box<[Value]> { Box::new([Value::Str("abcd".into())]) };
+        assert_eq!(StoredEvent::estimated_bytes(&v()), 92);
+        assert_eq!(
+            StoredEvent::estimated_bytes(&[Value::F64(1.0), Value::Null]),
+            112
+        );
+        let mut op = WindowOperator::new(WindowKind::Tumbling { size: 10 }, 0);
+        op.set_limits(limits(100, 100, 250));
+        assert_eq!(op.process(1, key("a"), v(), NO_W), Placement::Added(1));
+        assert_eq!(op.process(2, key("a"), v(), NO_W), Placement::Added(1));
+        assert_eq!(op.buffered_bytes(), 184);
+        let r = refused(op.process(3, key("a"), v(), NO_W));
+        assert!(r.contains("max_buffered_bytes 250"), "{r}");
+        // W = 10 fires and purges [0,10): its bytes are released.
+        op.advance(10, &mut |_| true);
+        assert_eq!((op.buffered_events(), op.buffered_bytes()), (0, 0));
+        assert_eq!(op.process(11, key("a"), v(), 10), Placement::Added(1));
+        // The event count cap: 1 buffered, max 1.
+        op.set_limits(limits(100, 1, u64::MAX));
+        let r = refused(op.process(12, key("a"), v(), 10));
+        assert!(r.contains("max_buffered_events 1"), "{r}");
+        assert!(op.flush(&mut |_| true));
+        assert_eq!(op.buffered_bytes(), 0);
+    }
+
+    #[test]
+    fn overflowing_bounds_are_refused_by_the_operator() {
+        let mut op = WindowOperator::new(WindowKind::Tumbling { size: 1000 }, 0);
+        let r = refused(op.process(i64::MAX, key("a"), Box::new([]), NO_W));
+        assert!(r.contains("overflow"), "{r}");
+        assert_eq!(op.open_windows(), 0);
     }
 }
