@@ -132,7 +132,10 @@ impl Generator {
 
     /// Base (unjittered) event time of record `i`: `start + i·interval`.
     pub fn base_time(&self, i: u64) -> i64 {
-        self.start + i as i64 * self.interval
+        // Saturating: a huge `count × interval` gives times outside the event-time range,
+        // which decoding dead-letters, never a wrapped (or, in debug, panicking) product.
+        let i = i64::try_from(i).unwrap_or(i64::MAX);
+        self.start.saturating_add(i.saturating_mul(self.interval))
     }
 
     /// Appends the next record (without line break) to `out`; `false` once `count` records
@@ -147,7 +150,7 @@ impl Generator {
         } else {
             0
         };
-        let ts = self.base_time(self.produced) - jitter;
+        let ts = self.base_time(self.produced).saturating_sub(jitter);
         self.produced += 1;
         match self.workload {
             Workload::Stocks => self.stock(out, key, ts),
@@ -580,6 +583,15 @@ mod tests {
             .chain(["SYM10".to_string(), "SYM11".to_string()])
             .collect();
         assert_eq!(symbols, expected);
+    }
+
+    #[test]
+    fn base_times_saturate_instead_of_wrapping() {
+        let g = Generator::new(&config(Workload::Stocks, Format::Jsonl)).expect("config");
+        // start 2024-01-22 + 10 ms · i: the product overflows for i = u64::MAX.
+        assert_eq!(g.base_time(3), g.base_time(0) + 30);
+        assert_eq!(g.base_time(u64::MAX), i64::MAX);
+        assert_eq!(g.base_time(i64::MAX as u64 / 10 + 1), i64::MAX);
     }
 
     #[test]
