@@ -293,6 +293,7 @@ fn serve(path: &std::path::Path) -> anyhow::Result<()> {
         .build()?;
     let control: std::sync::Arc<dyn crate::serve::HostControl> = host.clone();
     let listen = cfg.admin.listen;
+    let limits = cfg.admin_limits();
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(listen)
             .await
@@ -303,7 +304,7 @@ fn serve(path: &std::path::Path) -> anyhow::Result<()> {
         let shutdown = async {
             let _ = tokio::signal::ctrl_c().await;
         };
-        crate::admin::serve(listener, control, shutdown).await?;
+        crate::admin::serve(listener, control, limits, shutdown).await?;
         anyhow::Ok(())
     })?;
     tracing::info!("shutting down");

@@ -3,13 +3,13 @@
 //!
 //! Owns the `notify` watcher and its debouncer, the layout rule (which paths are plugins
 //! and which are temp files or strays), and per-path de-duplication by SHA-256 of the
-//! bytes. It does not know which tenants or pipelines exist, does not compile or
-//! validate anything, and never rolls back: removing a file does nothing. The caller
-//! filters unknown names and deploys what it gets.
+//! bytes, and the checks made before a file is read ([`Rules`]: its tenant and pipeline
+//! exist, it is a regular file and not a symlink, its size is within the cap). It does not
+//! compile or validate anything, and never rolls back: removing a file does nothing.
 
 use std::collections::{BTreeSet, HashMap};
 use std::fs;
-use std::io;
+use std::io::{self, Read};
 use std::panic::AssertUnwindSafe;
 use std::path::{Component, Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -60,6 +60,25 @@ pub enum WatchError {
     },
 }
 
+/// What a file must pass before the watcher reads a byte of it.
+pub struct Rules {
+    /// The largest file read (from its metadata, before opening it, and again while reading
+    /// in case it grew); a larger file is refused with a warning.
+    pub max_bytes: u64,
+    /// Whether `(tenant, pipeline)` exists; a file for an unknown one is refused unread.
+    pub known: Box<dyn Fn(&str, &str) -> bool + Send>,
+}
+
+impl Rules {
+    /// Any name, files up to the default `plugins.max_bytes` (16 MiB).
+    pub fn any_name() -> Self {
+        Rules {
+            max_bytes: crate::plugin::LoadLimits::default().max_bytes,
+            known: Box::new(|_, _| true),
+        }
+    }
+}
+
 /// Watches the plugin directory. Dropping it stops watching (the debouncer thread exits
 /// within one tick, a quarter of the debounce).
 pub struct Watcher {
@@ -96,6 +115,25 @@ impl Watcher {
         debounce: Duration,
         on_drop: impl Fn(PluginDrop) + Send + 'static,
     ) -> Result<Self, WatchError> {
+        Self::start_with(dir, debounce, Rules::any_name(), move |d| {
+            on_drop(d);
+            true
+        })
+    }
+
+    /// Like [`Watcher::start`], with `rules` checked before a file is read: a file whose
+    /// tenant or pipeline is unknown, a symlink (or a file in a symlinked tenant directory),
+    /// anything but a regular file, and a file larger than `rules.max_bytes` are refused
+    /// with a warning, unread. The file is opened without following symlinks and checked to
+    /// be the file whose metadata was checked, so a swap in between is refused too.
+    /// `on_drop` returns whether it took the drop; if not, the content is not remembered as
+    /// delivered, so the next change of the file is delivered again.
+    pub fn start_with(
+        dir: &Path,
+        debounce: Duration,
+        rules: Rules,
+        on_drop: impl Fn(PluginDrop) -> bool + Send + 'static,
+    ) -> Result<Self, WatchError> {
         // Canonical, so that event paths (absolute, symlinks resolved on some platforms)
         // strip cleanly against it.
         let root = match fs::canonicalize(dir) {
@@ -113,6 +151,7 @@ impl Watcher {
         let mut state = State {
             root: root.clone(),
             delivered: HashMap::new(),
+            rules,
         };
         let mut debouncer =
             new_debouncer(debounce, None, move |result| state.handle(result, &on_drop))
@@ -132,6 +171,7 @@ struct State {
     root: PathBuf,
     /// SHA-256 of the bytes last delivered, per plugin path.
     delivered: HashMap<PathBuf, [u8; 32]>,
+    rules: Rules,
 }
 
 /// Where a path sits in the `<dir>/<tenant>/<pipeline>.wasm` layout.
@@ -148,7 +188,7 @@ enum Place {
 }
 
 impl State {
-    fn handle(&mut self, result: DebounceEventResult, on_drop: &impl Fn(PluginDrop)) {
+    fn handle(&mut self, result: DebounceEventResult, on_drop: &impl Fn(PluginDrop) -> bool) {
         let seen_at = Instant::now();
         let events = match result {
             Ok(events) => events,
@@ -177,11 +217,14 @@ impl State {
         }
     }
 
-    fn consider(&mut self, path: PathBuf, seen_at: Instant, on_drop: &impl Fn(PluginDrop)) {
+    fn consider(&mut self, path: PathBuf, seen_at: Instant, on_drop: &impl Fn(PluginDrop) -> bool) {
         let (tenant, pipeline) = match place(&self.root, &path) {
             Place::Plugin { tenant, pipeline } => (tenant, pipeline),
             Place::TopLevel => {
-                if path.is_dir() {
+                let meta = fs::symlink_metadata(&path);
+                if meta.as_ref().is_ok_and(|m| m.file_type().is_symlink()) {
+                    warn!(path = %path.display(), "refusing a symlink in the plugin directory; put tenant directories and plugin files there, not links");
+                } else if meta.is_ok_and(|m| m.is_dir()) {
                     // A tenant directory created or renamed into place: files written into
                     // it before the recursive watch reached it raise no event of their own.
                     let mut inside = BTreeSet::new();
@@ -205,7 +248,13 @@ impl State {
                 return;
             }
         };
-        let bytes = match read_plugin(&path) {
+        if !(self.rules.known)(&tenant, &pipeline) {
+            if path.exists() {
+                warn!(tenant, pipeline, path = %path.display(), "refusing plugin file for an unknown tenant or pipeline (not read); the layout is <dir>/<tenant>/<pipeline>.wasm with names from the host config");
+            }
+            return;
+        }
+        let bytes = match read_plugin(&path, self.rules.max_bytes) {
             Ok(Some(bytes)) => bytes,
             Ok(None) => {
                 debug!(tenant, pipeline, path = %path.display(), "plugin file is empty; waiting for content");
@@ -220,7 +269,7 @@ impl State {
                 return;
             }
             Err(e) => {
-                warn!(tenant, pipeline, path = %path.display(), error = %e, "cannot read plugin file");
+                warn!(tenant, pipeline, path = %path.display(), error = %e, "plugin file refused");
                 return;
             }
         };
@@ -240,8 +289,14 @@ impl State {
         };
         // A panicking handler must not end the debouncer thread, which would stop
         // watching without a word.
-        if std::panic::catch_unwind(AssertUnwindSafe(|| on_drop(drop))).is_err() {
-            error!(tenant, pipeline, path = %path.display(), "plugin drop handler panicked; still watching");
+        match std::panic::catch_unwind(AssertUnwindSafe(|| on_drop(drop))) {
+            Ok(true) => {}
+            Ok(false) => {
+                self.delivered.remove(&path);
+            }
+            Err(_) => {
+                error!(tenant, pipeline, path = %path.display(), "plugin drop handler panicked; still watching");
+            }
         }
     }
 
@@ -319,15 +374,77 @@ fn is_temporary(file: &str) -> bool {
         || file.ends_with('~')
 }
 
+/// `O_NOFOLLOW`: opening a symlink fails (`ELOOP`) instead of following it.
+#[cfg(all(target_os = "linux", any(target_arch = "aarch64", target_arch = "arm")))]
+const O_NOFOLLOW: i32 = 0o100000;
+/// `O_NOFOLLOW`: opening a symlink fails (`ELOOP`) instead of following it.
+#[cfg(all(
+    target_os = "linux",
+    not(any(target_arch = "aarch64", target_arch = "arm"))
+))]
+const O_NOFOLLOW: i32 = 0o400000;
+/// `O_NOFOLLOW` on the BSDs and macOS.
+#[cfg(all(unix, not(target_os = "linux")))]
+const O_NOFOLLOW: i32 = 0x0100;
+
 /// Reads a plugin file; `None` if it is empty (just created, content not written yet).
-fn read_plugin(path: &Path) -> io::Result<Option<Vec<u8>>> {
-    if !fs::metadata(path)?.is_file() {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "not a regular file",
+///
+/// Refused unread: a symlink, a file in a symlinked directory, anything but a regular file,
+/// a file larger than `max_bytes` (from its metadata). It is opened with `O_NOFOLLOW` and
+/// checked to be the same file (device and inode) whose metadata was checked, and read
+/// through `take(max_bytes + 1)`, so neither a swap nor a file growing after the check
+/// gets more than `max_bytes` read.
+fn read_plugin(path: &Path, max_bytes: u64) -> io::Result<Option<Vec<u8>>> {
+    let refuse = |why: String| io::Error::new(io::ErrorKind::InvalidInput, why);
+    let meta = fs::symlink_metadata(path)?;
+    if meta.file_type().is_symlink() {
+        return Err(refuse(
+            "is a symlink; copy the component into the directory instead of linking it".into(),
         ));
     }
-    let bytes = fs::read(path)?;
+    if !meta.is_file() {
+        return Err(refuse("is not a regular file".into()));
+    }
+    if let Some(parent) = path.parent()
+        && fs::symlink_metadata(parent)?.file_type().is_symlink()
+    {
+        return Err(refuse(
+            "is in a symlinked tenant directory; make it a real directory".into(),
+        ));
+    }
+    if meta.len() > max_bytes {
+        return Err(refuse(format!(
+            "is {} bytes; the limit is {max_bytes} bytes (plugins.max_bytes)",
+            meta.len()
+        )));
+    }
+    let mut options = fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(O_NOFOLLOW);
+    }
+    let file = options.open(path)?;
+    let opened = file.metadata()?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        if (opened.dev(), opened.ino()) != (meta.dev(), meta.ino()) {
+            return Err(refuse("was replaced while it was being checked".into()));
+        }
+    }
+    if !opened.is_file() {
+        return Err(refuse("is not a regular file".into()));
+    }
+    let mut bytes = Vec::new();
+    file.take(max_bytes.saturating_add(1))
+        .read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > max_bytes {
+        return Err(refuse(format!(
+            "grew past the limit of {max_bytes} bytes (plugins.max_bytes) while it was read"
+        )));
+    }
     Ok((!bytes.is_empty()).then_some(bytes))
 }
 
