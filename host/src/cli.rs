@@ -304,7 +304,7 @@ fn serve(path: &std::path::Path) -> anyhow::Result<()> {
         let shutdown = async {
             let _ = tokio::signal::ctrl_c().await;
         };
-        crate::admin::serve(listener, control, limits, shutdown).await?;
+        crate::admin::serve_with(listener, control, limits, shutdown).await?;
         anyhow::Ok(())
     })?;
     tracing::info!("shutting down");

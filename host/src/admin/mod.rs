@@ -105,7 +105,7 @@ pub fn router(control: Arc<dyn HostControl>) -> Router {
 }
 
 /// The admin API's routes over `control` under `limits` (the upload cap, the body cap and
-/// the request timeout; the connection limits are [`serve`]'s).
+/// the request timeout; the connection limits are [`serve_with`]'s).
 pub fn router_with(control: Arc<dyn HostControl>, limits: &AdminLimits) -> Router {
     let pipeline = "/v1/tenants/{tenant}/pipelines/{pipeline}";
     Router::new()
@@ -126,6 +126,20 @@ pub fn router_with(control: Arc<dyn HostControl>, limits: &AdminLimits) -> Route
         .with_state(handlers::Admin::new(control, limits))
 }
 
+/// Serves the admin API on `listener` with the default [`AdminLimits`] until `shutdown`
+/// completes; see [`serve_with`].
+///
+/// # Errors
+///
+/// The listener failed in a way the server cannot recover from.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    control: Arc<dyn HostControl>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    serve_with(listener, control, AdminLimits::default(), shutdown).await
+}
+
 /// Serves the admin API on `listener` under `limits` until `shutdown` completes, then lets
 /// requests in flight finish (for at most `request_timeout`).
 ///
@@ -136,7 +150,7 @@ pub fn router_with(control: Arc<dyn HostControl>, limits: &AdminLimits) -> Route
 /// # Errors
 ///
 /// The listener failed in a way the server cannot recover from.
-pub async fn serve(
+pub async fn serve_with(
     listener: tokio::net::TcpListener,
     control: Arc<dyn HostControl>,
     limits: AdminLimits,

@@ -73,7 +73,7 @@ fn default_max_uploads() -> usize {
 }
 
 impl AdminConfig {
-    /// The limits the admin API enforces, as [`crate::admin::serve`] takes them.
+    /// The limits the admin API enforces, as [`crate::admin::serve_with`] takes them.
     pub fn limits(&self) -> crate::admin::AdminLimits {
         crate::admin::AdminLimits {
             header_timeout: millis(self.header_timeout),

@@ -98,12 +98,18 @@ impl CodeCache {
         }
         // Saturating: a sum of in-memory sizes cannot reach u64::MAX, but it costs nothing.
         self.total = self.total.saturating_add(bytes);
+        self.trim(cap, Some(&sha));
+    }
+
+    /// Evicts least recently used code nobody else holds until the cache is within `cap`;
+    /// `spare` (just inserted) is not evicted.
+    fn trim(&mut self, cap: u64, spare: Option<&str>) {
         while self.total > cap {
             // Only the map holds it: no pipeline keeps this version, nobody is using it.
             let victim = self
                 .entries
                 .iter()
-                .filter(|(k, e)| **k != sha && Arc::strong_count(&e.code) == 1)
+                .filter(|(k, e)| Some(k.as_str()) != spare && Arc::strong_count(&e.code) == 1)
                 .min_by_key(|(_, e)| e.used)
                 .map(|(k, _)| k.clone());
             let Some(victim) = victim else { break };
@@ -283,6 +289,13 @@ impl Runtime {
                 tracing::warn!(dir = %dir.display(), error = %e, "cannot write the compiled-artifact cache")
             }
         }
+    }
+
+    /// Evicts cached code that no longer has a holder (e.g. a version a pipeline just
+    /// stopped keeping) until the cache is within its bound.
+    pub fn trim_compiled(&self) {
+        self.lock_compiled()
+            .trim(self.limits.compiled_cache_bytes, None);
     }
 
     fn lock_compiled(&self) -> std::sync::MutexGuard<'_, CodeCache> {

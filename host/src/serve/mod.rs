@@ -308,6 +308,8 @@ impl Host {
             versions.pop_front();
         }
         drop(versions);
+        // A version no longer kept may now be evicted.
+        self.runtime.trim_compiled();
         match self.swap(entry, plugin) {
             Ok(true) => {
                 tracing::info!(tenant = %entry.tenant, pipeline = %entry.name, version = %id, origin, "plugin version live")
