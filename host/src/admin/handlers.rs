@@ -486,3 +486,85 @@ async fn read_component(request: Request, limit: usize) -> Result<Vec<u8>, ApiEr
     }
     Ok(Vec::from(body))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct NoHost;
+
+    impl HostControl for NoHost {
+        fn authenticate(&self, _: &str) -> Option<Principal> {
+            None
+        }
+        fn tenants(&self) -> Vec<TenantView> {
+            Vec::new()
+        }
+        fn pipelines(
+            &self,
+            _: &str,
+        ) -> Result<Vec<crate::serve::control::PipelineView>, ControlError> {
+            Ok(Vec::new())
+        }
+        fn deploy(
+            &self,
+            _: &str,
+            _: &str,
+            _: Vec<u8>,
+        ) -> Result<crate::serve::control::VersionView, ControlError> {
+            Err(ControlError::Conflict(String::new()))
+        }
+        fn rollback(
+            &self,
+            _: &str,
+            _: &str,
+        ) -> Result<crate::serve::control::VersionView, ControlError> {
+            Err(ControlError::Conflict(String::new()))
+        }
+        fn pause(
+            &self,
+            _: &str,
+            _: &str,
+        ) -> Result<crate::serve::control::PipelineView, ControlError> {
+            Err(ControlError::Conflict(String::new()))
+        }
+        fn resume(
+            &self,
+            _: &str,
+            _: &str,
+        ) -> Result<crate::serve::control::PipelineView, ControlError> {
+            Err(ControlError::Conflict(String::new()))
+        }
+        fn metrics(&self) -> String {
+            String::new()
+        }
+    }
+
+    #[test]
+    fn upload_slots_are_per_tenant_and_given_back_on_drop() {
+        let limits = AdminLimits {
+            max_uploads_per_tenant: 2,
+            ..AdminLimits::default()
+        };
+        let admin = Admin::new(Arc::new(NoHost), &limits);
+        let a1 = admin.upload_slot("acme").unwrap();
+        let _a2 = admin.upload_slot("acme").unwrap();
+        let refused = admin.upload_slot("acme").err().expect("third refused");
+        assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS);
+        assert!(
+            refused.reason.contains("max_uploads_per_tenant"),
+            "{}",
+            refused.reason
+        );
+        let _g = admin
+            .upload_slot("globex")
+            .expect("another tenant is not affected");
+        drop(a1);
+        let _a3 = admin.upload_slot("acme").expect("a slot given back");
+        drop((_a2, _a3, _g));
+        assert!(
+            admin.uploads.lock().unwrap().is_empty(),
+            "no entry left behind"
+        );
+    }
+}

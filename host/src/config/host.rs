@@ -298,3 +298,62 @@ impl HostConfig {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(extra_admin: &str, plugins: &str) -> Result<HostConfig, Error> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("host.toml");
+        std::fs::write(
+            &path,
+            format!(
+                "[admin]\noperator_token = \"0123456789abcdef0123\"\n{extra_admin}\n[plugins]\n{plugins}\n"
+            ),
+        )
+        .unwrap();
+        HostConfig::load(&path)
+    }
+
+    #[test]
+    fn admin_and_plugin_limits_have_documented_defaults() {
+        let cfg = load("", "").unwrap();
+        let a = cfg.admin_limits();
+        assert_eq!(a.header_timeout, std::time::Duration::from_secs(10));
+        assert_eq!(a.request_timeout, std::time::Duration::from_secs(60));
+        assert_eq!(a.max_connections, 256);
+        assert_eq!(a.max_uploads_per_tenant, 2);
+        assert_eq!(a.max_body_bytes, 16 * 1024 * 1024);
+        assert_eq!(
+            cfg.plugins.load_limits(),
+            crate::plugin::LoadLimits::default()
+        );
+    }
+
+    #[test]
+    fn limits_are_read_and_bad_values_name_the_key_and_the_fix() {
+        let cfg = load(
+            "header_timeout = \"2s\"\nmax_uploads_per_tenant = 5",
+            "max_bytes = \"1MiB\"\ncompiled_cache = \"8MiB\"",
+        )
+        .unwrap();
+        assert_eq!(cfg.admin.limits().header_timeout.as_millis(), 2000);
+        assert_eq!(cfg.admin_limits().max_body_bytes, 1 << 20);
+        assert_eq!(cfg.plugins.load_limits().compiled_cache_bytes, 8 << 20);
+        for (admin, plugins, key) in [
+            ("max_connections = 0", "", "admin.max_connections"),
+            (
+                "max_uploads_per_tenant = 0",
+                "",
+                "admin.max_uploads_per_tenant",
+            ),
+            ("request_timeout = \"0ms\"", "", "admin.request_timeout"),
+            ("", "max_bytes = 0", "plugins.max_bytes"),
+            ("", "max_bytes = \"2GiB\"", "plugins.max_bytes"),
+        ] {
+            let e = load(admin, plugins).unwrap_err().to_string();
+            assert!(e.contains(key), "{admin}{plugins}: {e}");
+        }
+    }
+}

@@ -1087,4 +1087,128 @@ mod tests {
         let e = check_world(&wrong).unwrap_err();
         assert!(e.contains("does not export the weir:plugin@0.1.0"), "{e}");
     }
+
+    fn variant(component: &[u8], tag: u8) -> Vec<u8> {
+        let mut out = component.to_vec();
+        // A custom section `pad` holding `tag`, appended at the end.
+        out.extend_from_slice(&[0, 5, 3, b'p', b'a', b'd', tag]);
+        out
+    }
+
+    fn limits() -> Limits {
+        crate::config::LimitsConfig::default().resolve(None)
+    }
+
+    #[test]
+    fn the_size_cap_is_checked_before_anything_else() {
+        let runtime = Runtime::new(false).unwrap().with_limits(LoadLimits {
+            max_bytes: 100,
+            ..LoadLimits::default()
+        });
+        let e = runtime
+            .load_bytes(&[0u8; 101], "acme/target (api)")
+            .err()
+            .expect("refused");
+        let e = e.to_string();
+        assert!(
+            e.contains("plugins.max_bytes") && e.contains("101 bytes"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_compile_over_its_budget_is_rejected_and_not_cached() {
+        let Some(stats) = plugin_wasm("stats") else {
+            return;
+        };
+        let runtime = Runtime::new(false).unwrap().with_limits(LoadLimits {
+            compile_timeout: Duration::from_micros(1),
+            ..LoadLimits::default()
+        });
+        let e = runtime.load_bytes(&stats, "x").err().expect("too slow");
+        assert!(e.to_string().contains("plugins.compile_timeout"), "{e}");
+        assert_eq!(runtime.compiled_cache_size(), (0, 0));
+    }
+
+    #[test]
+    fn cached_code_never_shows_another_tenants_name() {
+        let Some(stats) = plugin_wasm("stats") else {
+            return;
+        };
+        let runtime = Runtime::new(false).unwrap();
+        let code = runtime.load_bytes(&stats, "acme/target (api)").unwrap();
+        runtime.keep(&code);
+        // The same bytes for another tenant: a cache hit, then a configure failure (no
+        // `field` param) whose error must name globex's pipeline, never acme's.
+        let shared = runtime.load_bytes(&stats, "globex/victim (api)").unwrap();
+        assert!(Arc::ptr_eq(&code, &shared), "a cache hit");
+        let owner = Owner {
+            tenant: "globex".into(),
+            pipeline: "victim".into(),
+        };
+        let e = PluginInstance::new(shared, limits(), Vec::new(), owner)
+            .err()
+            .expect("configure fails without `field`")
+            .to_string();
+        assert!(e.contains("globex/victim"), "{e}");
+        assert!(!e.contains("acme"), "{e}");
+    }
+
+    #[test]
+    fn the_compiled_cache_evicts_unheld_code_by_bytes_and_keeps_held_code() {
+        let Some(stats) = plugin_wasm("stats") else {
+            return;
+        };
+        let runtime = Runtime::new(false).unwrap();
+        let a = runtime.load_bytes(&variant(&stats, 1), "a").unwrap();
+        let size = a.code_bytes();
+        assert!(size > 0);
+        // Room for two components' code.
+        let runtime = runtime.with_limits(LoadLimits {
+            compiled_cache_bytes: 2 * size + size / 2,
+            ..LoadLimits::default()
+        });
+        runtime.keep(&a); // held by the test, like a pipeline's kept version
+        for tag in 2..=5 {
+            let code = runtime.load_bytes(&variant(&stats, tag), "v").unwrap();
+            runtime.keep(&code);
+            // `code` dropped here: only the cache holds it.
+        }
+        // a (held) + the most recent unheld variant fit; 2, 3, 4 were evicted oldest first.
+        let (bytes, count) = runtime.compiled_cache_size();
+        assert_eq!(count, 2, "{bytes} bytes");
+        let hit = |tag| {
+            let sha = hex(&Sha256::digest(variant(&stats, tag)));
+            runtime.lock_compiled().entries.contains_key(&sha)
+        };
+        assert!(hit(1) && hit(5) && !hit(2) && !hit(3) && !hit(4));
+        // Once nobody holds `a`, a trim evicts it too (over the cap with both).
+        drop(a);
+        runtime.trim_compiled();
+        assert_eq!(
+            runtime.compiled_cache_size().1,
+            2,
+            "within the cap: nothing to evict"
+        );
+    }
+
+    #[test]
+    fn the_disk_cache_is_trimmed_oldest_first_and_never_the_newest() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, len: usize| {
+            let p = dir.path().join(name);
+            std::fs::write(&p, vec![0u8; len]).unwrap();
+            std::thread::sleep(Duration::from_millis(20));
+            p
+        };
+        write("a.cwasm", 100);
+        write("b.cwasm", 100);
+        write("notes.txt", 1000);
+        let newest = write("c.cwasm", 100);
+        trim_cache_dir(dir.path(), &newest, 250);
+        let left = |n: &str| dir.path().join(n).exists();
+        assert!(!left("a.cwasm") && left("b.cwasm") && left("c.cwasm") && left("notes.txt"));
+        trim_cache_dir(dir.path(), &newest, 0);
+        assert!(!left("b.cwasm") && left("c.cwasm"));
+    }
 }

@@ -590,6 +590,88 @@ mod tests {
         assert_eq!(next(&rx).bytes, b"v2");
     }
 
+    /// A watched tempdir with `acme` and `zz`, under rules: files up to 64 bytes, names
+    /// known only for tenants `acme` and `zz`; `on_drop` takes a drop when `take` says so.
+    fn watched_with_rules(
+        take: impl Fn(&PluginDrop) -> bool + Send + 'static,
+    ) -> (tempfile::TempDir, Watcher, Receiver<PluginDrop>) {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir(dir.path().join("acme")).unwrap();
+        fs::create_dir(dir.path().join("zz")).unwrap();
+        fs::create_dir(dir.path().join("nobody")).unwrap();
+        let (tx, rx) = mpsc::channel();
+        let rules = Rules {
+            max_bytes: 64,
+            known: Box::new(|tenant, pipeline| {
+                (tenant == "acme" && pipeline == "fares") || tenant == "zz"
+            }),
+        };
+        let watcher = Watcher::start_with(dir.path(), DEBOUNCE, rules, move |d| {
+            let took = take(&d);
+            if took {
+                let _ = tx.send(d);
+            }
+            took
+        })
+        .unwrap();
+        (dir, watcher, rx)
+    }
+
+    #[test]
+    fn oversized_unknown_and_symlinked_files_are_refused() {
+        let (dir, _w, rx) = watched_with_rules(|_| true);
+        let root = dir.path();
+        fs::write(root.join("acme/fares.wasm"), [1u8; 65]).unwrap();
+        fs::write(root.join("acme/other.wasm"), b"small").unwrap();
+        fs::write(root.join("nobody/fares.wasm"), b"small").unwrap();
+        assert_nothing_before_sentinel(root, &rx, b"s1");
+        fs::remove_file(root.join("acme/fares.wasm")).unwrap();
+        let outside = root.join("outside.bin");
+        fs::write(&outside, b"linked").unwrap();
+        std::os::unix::fs::symlink(&outside, root.join("acme/fares.wasm")).unwrap();
+        assert_nothing_before_sentinel(root, &rx, b"s2");
+        // A symlinked tenant directory: nothing inside it is read either.
+        let real = root.join(".real");
+        fs::create_dir(&real).unwrap();
+        fs::write(real.join("fares.wasm"), b"x").unwrap();
+        std::os::unix::fs::symlink(&real, root.join("zz2")).unwrap();
+        assert_nothing_before_sentinel(root, &rx, b"s3");
+        // At the limit, a regular file of a known pipeline is delivered.
+        fs::remove_file(root.join("acme/fares.wasm")).unwrap();
+        fs::write(root.join("acme/fares.wasm"), [2u8; 64]).unwrap();
+        assert_eq!(next(&rx).bytes, [2u8; 64]);
+    }
+
+    #[test]
+    fn read_plugin_refuses_before_reading() {
+        let dir = tempfile::tempdir().unwrap();
+        let big = dir.path().join("big.wasm");
+        let f = fs::File::create(&big).unwrap();
+        // Sparse: reading it whole would allocate 1 GiB.
+        f.set_len(1 << 30).unwrap();
+        let e = read_plugin(&big, 1024).unwrap_err().to_string();
+        assert!(e.contains("plugins.max_bytes"), "{e}");
+        let link = dir.path().join("link.wasm");
+        std::os::unix::fs::symlink(&big, &link).unwrap();
+        let e = read_plugin(&link, 1 << 31).unwrap_err().to_string();
+        assert!(e.contains("symlink"), "{e}");
+        assert!(read_plugin(dir.path(), 1024).is_err(), "a directory");
+    }
+
+    #[test]
+    fn a_drop_not_taken_is_delivered_again_with_the_same_bytes() {
+        // The first delivery of each content is turned away (a full queue).
+        let seen = std::sync::Mutex::new(std::collections::HashSet::new());
+        let (dir, _w, rx) = watched_with_rules(move |d| {
+            d.tenant == "zz" || !seen.lock().unwrap().insert(d.bytes.clone())
+        });
+        let path = dir.path().join("acme/fares.wasm");
+        fs::write(&path, b"v1").unwrap();
+        assert_nothing_before_sentinel(dir.path(), &rx, b"s1");
+        fs::write(&path, b"v1").unwrap();
+        assert_eq!(next(&rx).bytes, b"v1");
+    }
+
     #[test]
     fn missing_directory_names_it_and_the_fix() {
         let dir = tempfile::tempdir().unwrap();
