@@ -385,10 +385,8 @@ fn check_world(bytes: &[u8]) -> Result<(), String> {
         let payload = payload
             .map_err(|e| format!("not a WebAssembly component built for wasm32-wasip2: {e}"))?;
         match payload {
-            Payload::Version { encoding, .. } if depth == 0 => {
-                if encoding != Encoding::Component {
-                    return Err("not a WebAssembly component built for wasm32-wasip2: it is a core module; build for wasm32-wasip2 (or run `wasm-tools component new`)".into());
-                }
+            Payload::Version { encoding, .. } if depth == 0 && encoding != Encoding::Component => {
+                return Err("not a WebAssembly component built for wasm32-wasip2: it is a core module; build for wasm32-wasip2 (or run `wasm-tools component new`)".into());
             }
             Payload::ModuleSection { .. } | Payload::ComponentSection { .. } => {
                 depth = depth.saturating_add(1)

@@ -60,13 +60,16 @@ pub enum WatchError {
     },
 }
 
+/// Whether a `(tenant, pipeline)` exists.
+pub type KnownFn = Box<dyn Fn(&str, &str) -> bool + Send>;
+
 /// What a file must pass before the watcher reads a byte of it.
 pub struct Rules {
     /// The largest file read (from its metadata, before opening it, and again while reading
     /// in case it grew); a larger file is refused with a warning.
     pub max_bytes: u64,
     /// Whether `(tenant, pipeline)` exists; a file for an unknown one is refused unread.
-    pub known: Box<dyn Fn(&str, &str) -> bool + Send>,
+    pub known: KnownFn,
 }
 
 impl Rules {
