@@ -339,6 +339,7 @@ fn deploy_cost_is_bounded() {
         "{reason}"
     );
     assert!(took < Duration::from_secs(2), "refused after {took:?}");
+    eprintln!("12 MiB wrong-world component refused in {took:?}");
 
     // One that imports something the host lacks: refused by its imports.
     let importer = with_custom_section(&std::fs::read(support::wasm("importer")).unwrap(), 2, 1024);
@@ -382,6 +383,11 @@ fn deploy_cost_is_bounded() {
         metric(&text, "weir_compiled_cache_components"),
         3,
         "compiled cache holds only kept versions:\n{text}"
+    );
+    eprintln!(
+        "after {n} variants: compiled cache {} bytes in {} components",
+        metric(&text, "weir_compiled_cache_bytes"),
+        metric(&text, "weir_compiled_cache_components")
     );
     // Disk: only the artifact written last remains.
     assert_eq!(cached(&cache), vec![sha256_hex(&last)]);
@@ -482,6 +488,7 @@ fn watched_directory_refuses_before_reading() {
     std::fs::remove_file(dir.join("acme/target.wasm")).unwrap();
 
     let peak_after = peak_rss_kib(pid);
+    eprintln!("serve VmHWM before the refused files: {peak_before} KiB, after: {peak_after} KiB");
     assert!(
         peak_after < peak_before + 50 * 1024,
         "peak RSS grew from {peak_before} KiB to {peak_after} KiB: a refused file was read"
