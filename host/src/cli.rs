@@ -365,6 +365,7 @@ fn serve(path: &std::path::Path) -> anyhow::Result<()> {
         .build()?;
     let control: std::sync::Arc<dyn crate::serve::HostControl> = host.clone();
     let listen = cfg.admin.listen;
+    let limits = cfg.admin_limits();
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(listen)
             .await
@@ -373,7 +374,7 @@ fn serve(path: &std::path::Path) -> anyhow::Result<()> {
         eprintln!("weir serve: admin API on http://{addr}");
         tracing::info!(%addr, "admin API listening");
         let shutdown = shutdown_signal()?;
-        crate::admin::serve(listener, control, shutdown).await?;
+        crate::admin::serve_with(listener, control, limits, shutdown).await?;
         anyhow::Ok(())
     })?;
     tracing::info!("shutting down: flushing every pipeline's sinks");

@@ -2,7 +2,8 @@
 //! then calls [`HostControl`] on the blocking pool and logs one line per request. They hold
 //! no state of their own and never decide anything about pipelines.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use axum::Json;
 use axum::body::Bytes;
@@ -14,21 +15,71 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use super::auth::{authenticate, authorize_operator, authorize_tenant};
-use super::{ErrorBody, MAX_PLUGIN_BYTES};
+use super::{AdminLimits, ErrorBody};
 use crate::serve::control::{ControlError, HostControl, Principal, TenantView};
 
 /// The content type of `GET /metrics`: Prometheus text exposition format 0.0.4.
 const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
 
-/// The router's state: the host behind the API.
+/// The router's state: the host behind the API, and the deploys in flight per tenant.
 #[derive(Clone)]
 pub(super) struct Admin {
     control: Arc<dyn HostControl>,
+    uploads: Arc<Mutex<HashMap<String, usize>>>,
+    max_uploads: usize,
+    max_body_bytes: usize,
+}
+
+/// One of a tenant's upload slots, given back when dropped (the request finished, failed,
+/// or was cut off by the request timeout).
+pub(super) struct UploadSlot {
+    uploads: Arc<Mutex<HashMap<String, usize>>>,
+    tenant: String,
+}
+
+impl Drop for UploadSlot {
+    fn drop(&mut self) {
+        let mut uploads = self.uploads.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = uploads.get_mut(&self.tenant) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                uploads.remove(&self.tenant);
+            }
+        }
+    }
 }
 
 impl Admin {
-    pub(super) fn new(control: Arc<dyn HostControl>) -> Self {
-        Self { control }
+    pub(super) fn new(control: Arc<dyn HostControl>, limits: &AdminLimits) -> Self {
+        Self {
+            control,
+            uploads: Arc::new(Mutex::new(HashMap::new())),
+            max_uploads: limits.max_uploads_per_tenant,
+            max_body_bytes: limits.max_body_bytes,
+        }
+    }
+
+    /// Takes one of `tenant`'s upload slots, or refuses with 429 when all are in use. The
+    /// map holds only tenants with uploads in flight, and only names that passed
+    /// authorization, so it is bounded by the tenants of the host.
+    fn upload_slot(&self, tenant: &str) -> Result<UploadSlot, ApiError> {
+        let mut uploads = self.uploads.lock().unwrap_or_else(|p| p.into_inner());
+        let n = uploads.entry(tenant.to_string()).or_insert(0);
+        if *n >= self.max_uploads {
+            return Err(ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_uploads",
+                format!(
+                    "tenant {tenant} already has {} deploys in flight (admin.max_uploads_per_tenant); wait for one to finish and try again",
+                    *n
+                ),
+            ));
+        }
+        *n += 1;
+        Ok(UploadSlot {
+            uploads: Arc::clone(&self.uploads),
+            tenant: tenant.to_string(),
+        })
     }
 
     /// Runs `call` on the blocking pool, since deploys compile and other calls may wait on
@@ -103,11 +154,14 @@ impl ApiError {
         Self::bad_request(rejection.body_text())
     }
 
-    fn too_large() -> Self {
+    fn too_large(limit: usize) -> Self {
         Self::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "payload_too_large",
-            format!("a plugin component may be at most {MAX_PLUGIN_BYTES} bytes (64 MiB)"),
+            format!(
+                "a plugin component may be at most {limit} bytes ({} MiB)",
+                limit / (1024 * 1024)
+            ),
         )
     }
 }
@@ -303,7 +357,9 @@ pub(super) async fn deploy(
     let mut log = Log::new("deploy");
     let result = async {
         let (tenant, pipeline) = admin.authorize_pipeline(&mut log, request.headers(), path)?;
-        let wasm = read_component(request).await?;
+        // Held until the deploy is answered (or the request is cut off).
+        let _slot = admin.upload_slot(&tenant)?;
+        let wasm = read_component(request, admin.max_body_bytes).await?;
         let version = admin
             .blocking(move |control| control.deploy(&tenant, &pipeline, wasm))
             .await?;
@@ -384,7 +440,7 @@ async fn pipeline_action<T: Serialize + Send + 'static>(
 /// Reads a deploy body once the caller is authorized. An oversized `Content-Length` is
 /// refused before any of the body is read, so a client that sent `Expect: 100-continue`
 /// never uploads it.
-async fn read_component(request: Request) -> Result<Vec<u8>, ApiError> {
+async fn read_component(request: Request, limit: usize) -> Result<Vec<u8>, ApiError> {
     let headers = request.headers();
     if let Some(content_type) = headers.get(CONTENT_TYPE) {
         let essence = content_type
@@ -408,14 +464,14 @@ async fn read_component(request: Request) -> Result<Vec<u8>, ApiError> {
     let declared = headers
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-    if declared.is_some_and(|len| len > MAX_PLUGIN_BYTES as u64) {
-        return Err(ApiError::too_large());
+    if declared.is_some_and(|len| len > limit as u64) {
+        return Err(ApiError::too_large(limit));
     }
     let body = Bytes::from_request(request, &())
         .await
         .map_err(|rejection| {
             if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::too_large()
+                ApiError::too_large(limit)
             } else {
                 ApiError::bad_request(format!(
                     "could not read the body: {}",
@@ -429,4 +485,86 @@ async fn read_component(request: Request) -> Result<Vec<u8>, ApiError> {
         ));
     }
     Ok(Vec::from(body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct NoHost;
+
+    impl HostControl for NoHost {
+        fn authenticate(&self, _: &str) -> Option<Principal> {
+            None
+        }
+        fn tenants(&self) -> Vec<TenantView> {
+            Vec::new()
+        }
+        fn pipelines(
+            &self,
+            _: &str,
+        ) -> Result<Vec<crate::serve::control::PipelineView>, ControlError> {
+            Ok(Vec::new())
+        }
+        fn deploy(
+            &self,
+            _: &str,
+            _: &str,
+            _: Vec<u8>,
+        ) -> Result<crate::serve::control::VersionView, ControlError> {
+            Err(ControlError::Conflict(String::new()))
+        }
+        fn rollback(
+            &self,
+            _: &str,
+            _: &str,
+        ) -> Result<crate::serve::control::VersionView, ControlError> {
+            Err(ControlError::Conflict(String::new()))
+        }
+        fn pause(
+            &self,
+            _: &str,
+            _: &str,
+        ) -> Result<crate::serve::control::PipelineView, ControlError> {
+            Err(ControlError::Conflict(String::new()))
+        }
+        fn resume(
+            &self,
+            _: &str,
+            _: &str,
+        ) -> Result<crate::serve::control::PipelineView, ControlError> {
+            Err(ControlError::Conflict(String::new()))
+        }
+        fn metrics(&self) -> String {
+            String::new()
+        }
+    }
+
+    #[test]
+    fn upload_slots_are_per_tenant_and_given_back_on_drop() {
+        let limits = AdminLimits {
+            max_uploads_per_tenant: 2,
+            ..AdminLimits::default()
+        };
+        let admin = Admin::new(Arc::new(NoHost), &limits);
+        let a1 = admin.upload_slot("acme").unwrap();
+        let _a2 = admin.upload_slot("acme").unwrap();
+        let refused = admin.upload_slot("acme").err().expect("third refused");
+        assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS);
+        assert!(
+            refused.reason.contains("max_uploads_per_tenant"),
+            "{}",
+            refused.reason
+        );
+        let _g = admin
+            .upload_slot("globex")
+            .expect("another tenant is not affected");
+        drop(a1);
+        let _a3 = admin.upload_slot("acme").expect("a slot given back");
+        drop((_a2, _a3, _g));
+        assert!(
+            admin.uploads.lock().unwrap().is_empty(),
+            "no entry left behind"
+        );
+    }
 }

@@ -20,8 +20,16 @@
 //! or not that tenant or pipeline exists: authorization is decided from the token and the
 //! path alone, before anything is looked up. A missing or unknown token gets 401 with
 //! `WWW-Authenticate: Bearer`. Deploy takes the raw component as the body
-//! (`application/wasm` or `application/octet-stream`), at most [`MAX_PLUGIN_BYTES`]; the
-//! body is read only after the caller is authorized.
+//! (`application/wasm` or `application/octet-stream`), at most [`AdminLimits::max_body_bytes`];
+//! the body is read only after the caller is authorized and has an upload slot.
+//!
+//! Slow and greedy clients ([`AdminLimits`]): headers must arrive within `header_timeout`
+//! (hyper's `header_read_timeout`, else the connection is closed); a whole request within
+//! `request_timeout` (`tower_http`'s timeout layer: 408, and the request's body and future
+//! are dropped); at most `max_connections` connections are served at once (the accept loop
+//! takes a semaphore permit before accepting, so more wait in the kernel's backlog); at most
+//! `max_uploads_per_tenant` deploys per tenant are in flight (429 `too_many_uploads`,
+//! decided after authorization and before the body is read).
 
 mod auth;
 pub mod client;
@@ -29,11 +37,16 @@ mod handlers;
 pub mod render;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
 use axum::routing::{get, post};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
 use serde::{Deserialize, Serialize};
+use tower_http::timeout::TimeoutLayer;
 
 pub use crate::serve::control::HostControl;
 pub use client::{Client, ClientError};
@@ -43,19 +56,57 @@ pub use render::{render_pipelines, render_versions};
 /// with 413 before it is read (from `Content-Length`) or as soon as it passes the limit.
 pub const MAX_PLUGIN_BYTES: usize = 64 * 1024 * 1024;
 
+/// What the admin API allows one client, and all of them together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AdminLimits {
+    /// Time to send a request's headers (default 10 s, `admin.header_timeout`).
+    pub header_timeout: Duration,
+    /// Time for a whole request, body and handling included (default 60 s,
+    /// `admin.request_timeout`); over it: 408.
+    pub request_timeout: Duration,
+    /// Connections served at once (default 256, `admin.max_connections`); more wait to be
+    /// accepted.
+    pub max_connections: usize,
+    /// Deploys of one tenant in flight at once (default 2, `admin.max_uploads_per_tenant`);
+    /// more: 429.
+    pub max_uploads_per_tenant: usize,
+    /// The largest deploy body (default [`MAX_PLUGIN_BYTES`]; `weir serve` uses
+    /// `plugins.max_bytes`); larger: 413.
+    pub max_body_bytes: usize,
+}
+
+impl Default for AdminLimits {
+    fn default() -> Self {
+        AdminLimits {
+            header_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(60),
+            max_connections: 256,
+            max_uploads_per_tenant: 2,
+            max_body_bytes: MAX_PLUGIN_BYTES,
+        }
+    }
+}
+
 /// The body of every error response.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorBody {
     /// A stable, machine-readable kind: `unauthorized`, `forbidden`, `not_found`,
     /// `rejected`, `conflict`, `payload_too_large`, `unsupported_media_type`,
-    /// `bad_request` or `internal`.
+    /// `too_many_uploads`, `bad_request` or `internal`.
     pub error: String,
     /// What went wrong, for a human; for `rejected`, why the plugin was refused.
     pub reason: String,
 }
 
-/// The admin API's routes over `control`, without a listener; [`serve`] runs it.
+/// The admin API's routes over `control`, without a listener, with the default
+/// [`AdminLimits`]; [`serve`] runs it.
 pub fn router(control: Arc<dyn HostControl>) -> Router {
+    router_with(control, &AdminLimits::default())
+}
+
+/// The admin API's routes over `control` under `limits` (the upload cap, the body cap and
+/// the request timeout; the connection limits are [`serve_with`]'s).
+pub fn router_with(control: Arc<dyn HostControl>, limits: &AdminLimits) -> Router {
     let pipeline = "/v1/tenants/{tenant}/pipelines/{pipeline}";
     Router::new()
         .route("/healthz", get(handlers::healthz))
@@ -67,12 +118,16 @@ pub fn router(control: Arc<dyn HostControl>) -> Router {
         .route(&format!("{pipeline}/pause"), post(handlers::pause))
         .route(&format!("{pipeline}/resume"), post(handlers::resume))
         .fallback(handlers::no_route)
-        .layer(DefaultBodyLimit::max(MAX_PLUGIN_BYTES))
-        .with_state(handlers::Admin::new(control))
+        .layer(DefaultBodyLimit::max(limits.max_body_bytes))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            limits.request_timeout,
+        ))
+        .with_state(handlers::Admin::new(control, limits))
 }
 
-/// Serves the admin API on `listener` until `shutdown` completes, then lets requests in
-/// flight finish.
+/// Serves the admin API on `listener` with the default [`AdminLimits`] until `shutdown`
+/// completes; see [`serve_with`].
 ///
 /// # Errors
 ///
@@ -82,10 +137,81 @@ pub async fn serve(
     control: Arc<dyn HostControl>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    serve_with(listener, control, AdminLimits::default(), shutdown).await
+}
+
+/// Serves the admin API on `listener` under `limits` until `shutdown` completes, then lets
+/// requests in flight finish (for at most `request_timeout`).
+///
+/// Each connection is served by hyper's HTTP/1 server with `header_read_timeout`; the
+/// accept loop holds one of `max_connections` permits per open connection and stops
+/// accepting while none is free.
+///
+/// # Errors
+///
+/// The listener failed in a way the server cannot recover from.
+pub async fn serve_with(
+    listener: tokio::net::TcpListener,
+    control: Arc<dyn HostControl>,
+    limits: AdminLimits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "admin API listening");
     }
-    axum::serve(listener, router(control))
-        .with_graceful_shutdown(shutdown)
+    let app = router_with(control, &limits);
+    let permits = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout);
+    tokio::pin!(shutdown);
+    let mut full_logged = false;
+    loop {
+        if permits.available_permits() == 0 && !full_logged {
+            tracing::warn!(
+                max_connections = limits.max_connections,
+                "admin API at its connection limit (admin.max_connections); new connections wait"
+            );
+        }
+        full_logged = permits.available_permits() == 0;
+        let permit = tokio::select! {
+            permit = permits.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                // The semaphore is never closed.
+                Err(_) => break,
+            },
+            () = &mut shutdown => break,
+        };
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Per-connection errors (reset before accept, out of file descriptors):
+                    // wait a little instead of spinning, and go on.
+                    tracing::warn!(error = %e, "admin API accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let service = TowerToHyperService::new(app.clone());
+        let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "admin API connection closed with an error");
+            }
+            drop(permit);
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(limits.request_timeout, graceful.shutdown())
         .await
+        .is_err()
+    {
+        tracing::warn!("admin API requests still in flight at shutdown were cut off");
+    }
+    Ok(())
 }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use super::{Error, LimitsConfig, Millis, read_toml, resolve_path};
+use super::{ByteSize, Error, LimitsConfig, Millis, read_toml, resolve_path};
 
 /// `HOST.toml`.
 #[derive(Debug, Clone, Deserialize)]
@@ -35,10 +35,69 @@ pub struct AdminConfig {
     pub listen: SocketAddr,
     /// Bearer token of the operator, who may do everything.
     pub operator_token: String,
+    /// How long a client has to send a request's headers, from the connection's first byte
+    /// or the end of its previous request (default `10s`); the connection is closed after.
+    /// Ten seconds is ample for any client on a network a host's admin API should be on.
+    #[serde(default = "default_header_timeout")]
+    pub header_timeout: Millis,
+    /// How long a whole request may take once its headers are in, body upload and handling
+    /// included (default `60s`); over it the client gets 408 and the request's memory is
+    /// released. A 16 MiB plugin at a slow 1 MB/s plus its compile fits in a minute.
+    #[serde(default = "default_request_timeout")]
+    pub request_timeout: Millis,
+    /// How many connections the API holds open at once (default 256); more wait in the
+    /// kernel's accept queue until one closes. Each open connection costs a task and its
+    /// buffers; 256 is far more than operators and CI jobs need at once.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// How many deploys of one tenant may be in flight at once (default 2: one, and a second
+    /// that replaces it); one more gets 429 before its body is read.
+    #[serde(default = "default_max_uploads")]
+    pub max_uploads_per_tenant: usize,
 }
 
 fn default_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 7878))
+}
+fn default_header_timeout() -> Millis {
+    Millis(10_000)
+}
+fn default_request_timeout() -> Millis {
+    Millis(60_000)
+}
+fn default_max_connections() -> usize {
+    256
+}
+fn default_max_uploads() -> usize {
+    2
+}
+
+impl AdminConfig {
+    /// The limits the admin API enforces, as [`crate::admin::serve_with`] takes them.
+    pub fn limits(&self) -> crate::admin::AdminLimits {
+        crate::admin::AdminLimits {
+            header_timeout: millis(self.header_timeout),
+            request_timeout: millis(self.request_timeout),
+            max_connections: self.max_connections,
+            max_uploads_per_tenant: self.max_uploads_per_tenant,
+            max_body_bytes: crate::admin::MAX_PLUGIN_BYTES,
+        }
+    }
+}
+
+impl HostConfig {
+    /// The admin API's limits, with the deploy body capped at `plugins.max_bytes`.
+    pub fn admin_limits(&self) -> crate::admin::AdminLimits {
+        crate::admin::AdminLimits {
+            max_body_bytes: usize::try_from(self.plugins.max_bytes.0).unwrap_or(usize::MAX),
+            ..self.admin.limits()
+        }
+    }
+}
+
+/// A validated (positive) duration from the config.
+fn millis(m: Millis) -> std::time::Duration {
+    std::time::Duration::from_millis(u64::try_from(m.0).unwrap_or(0))
 }
 
 /// `[plugins]`.
@@ -57,6 +116,37 @@ pub struct PluginsConfig {
     /// Quiet time after the last change to a file before it is loaded (default `200ms`).
     #[serde(default = "default_debounce")]
     pub debounce: Millis,
+    /// The largest plugin component accepted (default `"16MiB"`), whether deployed through
+    /// the API, dropped in `dir` (checked from the file's size before it is read) or
+    /// configured as a pipeline's `plugin.path`. Our example plugins are 100–300 KiB; a
+    /// release build of a large plugin stays well under 16 MiB.
+    #[serde(default = "default_max_bytes")]
+    pub max_bytes: ByteSize,
+    /// How long compiling one component may take (default `20s`); a compile over it is
+    /// rejected with the reason. A 16 MiB component compiles in a few seconds on one core.
+    #[serde(default = "default_compile_timeout")]
+    pub compile_timeout: Millis,
+    /// Bytes of compiled code kept in memory for versions no pipeline keeps (default
+    /// `"256MiB"`), least recently used evicted first. Versions pipelines keep for rollback
+    /// are never evicted and are not limited by this.
+    #[serde(default = "default_compiled_cache")]
+    pub compiled_cache: ByteSize,
+    /// Bytes of precompiled artifacts kept in `cache_dir` (default `"1GiB"`), oldest deleted
+    /// first.
+    #[serde(default = "default_cache_dir_max")]
+    pub cache_dir_max: ByteSize,
+}
+
+impl PluginsConfig {
+    /// What loading a component may cost, as the plugin runtime takes it.
+    pub fn load_limits(&self) -> crate::plugin::LoadLimits {
+        crate::plugin::LoadLimits {
+            max_bytes: self.max_bytes.0,
+            compile_timeout: millis(self.compile_timeout),
+            compiled_cache_bytes: self.compiled_cache.0,
+            cache_dir_bytes: self.cache_dir_max.0,
+        }
+    }
 }
 
 impl Default for PluginsConfig {
@@ -66,6 +156,10 @@ impl Default for PluginsConfig {
             cache_dir: None,
             keep_versions: default_keep(),
             debounce: default_debounce(),
+            max_bytes: default_max_bytes(),
+            compile_timeout: default_compile_timeout(),
+            compiled_cache: default_compiled_cache(),
+            cache_dir_max: default_cache_dir_max(),
         }
     }
 }
@@ -75,6 +169,18 @@ fn default_keep() -> usize {
 }
 fn default_debounce() -> Millis {
     Millis(200)
+}
+fn default_max_bytes() -> ByteSize {
+    ByteSize(16 * 1024 * 1024)
+}
+fn default_compile_timeout() -> Millis {
+    Millis(20_000)
+}
+fn default_compiled_cache() -> ByteSize {
+    ByteSize(256 * 1024 * 1024)
+}
+fn default_cache_dir_max() -> ByteSize {
+    ByteSize(1024 * 1024 * 1024)
 }
 
 /// `[[tenant]]`.
@@ -123,6 +229,43 @@ impl HostConfig {
                     .into(),
             });
         }
+        let positive = [
+            ("admin.header_timeout", self.admin.header_timeout),
+            ("admin.request_timeout", self.admin.request_timeout),
+            ("plugins.compile_timeout", self.plugins.compile_timeout),
+        ];
+        for (key, value) in positive {
+            if value.0 <= 0 {
+                return Err(Error::invalid(
+                    key,
+                    format!("is {} ms", value.0),
+                    "give a positive duration, e.g. \"10s\"",
+                ));
+            }
+        }
+        let counts = [
+            ("admin.max_connections", self.admin.max_connections),
+            (
+                "admin.max_uploads_per_tenant",
+                self.admin.max_uploads_per_tenant,
+            ),
+        ];
+        for (key, value) in counts {
+            if value == 0 {
+                return Err(Error::invalid(
+                    key,
+                    "is 0, which would refuse every request",
+                    "give at least 1 (the default is usually right)",
+                ));
+            }
+        }
+        if self.plugins.max_bytes.0 == 0 || self.plugins.max_bytes.0 > 1 << 30 {
+            return Err(Error::invalid(
+                "plugins.max_bytes",
+                format!("is {} bytes", self.plugins.max_bytes.0),
+                "pick a size between 1 byte and 1GiB, e.g. \"16MiB\"",
+            ));
+        }
         let mut names = BTreeSet::new();
         let mut tokens = BTreeSet::from([self.admin.operator_token.as_str()]);
         for (i, t) in self.tenants.iter().enumerate() {
@@ -153,5 +296,64 @@ impl HostConfig {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(extra_admin: &str, plugins: &str) -> Result<HostConfig, Error> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("host.toml");
+        std::fs::write(
+            &path,
+            format!(
+                "[admin]\noperator_token = \"0123456789abcdef0123\"\n{extra_admin}\n[plugins]\n{plugins}\n"
+            ),
+        )
+        .unwrap();
+        HostConfig::load(&path)
+    }
+
+    #[test]
+    fn admin_and_plugin_limits_have_documented_defaults() {
+        let cfg = load("", "").unwrap();
+        let a = cfg.admin_limits();
+        assert_eq!(a.header_timeout, std::time::Duration::from_secs(10));
+        assert_eq!(a.request_timeout, std::time::Duration::from_secs(60));
+        assert_eq!(a.max_connections, 256);
+        assert_eq!(a.max_uploads_per_tenant, 2);
+        assert_eq!(a.max_body_bytes, 16 * 1024 * 1024);
+        assert_eq!(
+            cfg.plugins.load_limits(),
+            crate::plugin::LoadLimits::default()
+        );
+    }
+
+    #[test]
+    fn limits_are_read_and_bad_values_name_the_key_and_the_fix() {
+        let cfg = load(
+            "header_timeout = \"2s\"\nmax_uploads_per_tenant = 5",
+            "max_bytes = \"1MiB\"\ncompiled_cache = \"8MiB\"",
+        )
+        .unwrap();
+        assert_eq!(cfg.admin.limits().header_timeout.as_millis(), 2000);
+        assert_eq!(cfg.admin_limits().max_body_bytes, 1 << 20);
+        assert_eq!(cfg.plugins.load_limits().compiled_cache_bytes, 8 << 20);
+        for (admin, plugins, key) in [
+            ("max_connections = 0", "", "admin.max_connections"),
+            (
+                "max_uploads_per_tenant = 0",
+                "",
+                "admin.max_uploads_per_tenant",
+            ),
+            ("request_timeout = \"0ms\"", "", "admin.request_timeout"),
+            ("", "max_bytes = 0", "plugins.max_bytes"),
+            ("", "max_bytes = \"2GiB\"", "plugins.max_bytes"),
+        ] {
+            let e = load(admin, plugins).unwrap_err().to_string();
+            assert!(e.contains(key), "{admin}{plugins}: {e}");
+        }
     }
 }

@@ -12,7 +12,7 @@ mod runtime;
 
 pub use convert::{BatchBuilder, OutputRow};
 pub use logs::{GuestLog, LogBudget};
-pub use runtime::{Owner, PluginCode, PluginInfo, PluginInstance, Runtime};
+pub use runtime::{LoadLimits, Owner, PluginCode, PluginInfo, PluginInstance, Runtime};
 
 use crate::value::FieldType;
 

@@ -27,15 +27,110 @@ use crate::window::Window;
 /// Epoch tick length: the granularity of CPU deadlines.
 pub const EPOCH_TICK: Duration = Duration::from_millis(1);
 
+/// Limits on what loading a component may cost the host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoadLimits {
+    /// The largest component accepted, in bytes (default 16 MiB, `[plugins] max_bytes`).
+    /// Checked before anything is parsed or compiled.
+    pub max_bytes: u64,
+    /// How long compiling one component may take (default 20 s, `[plugins] compile_timeout`).
+    /// A compile over it is rejected with the reason; its result is discarded, never cached.
+    pub compile_timeout: Duration,
+    /// How many bytes of compiled code the in-memory cache keeps for code no pipeline holds
+    /// (default 256 MiB, `[plugins] compiled_cache`). Least recently used code is evicted
+    /// first; code a pipeline keeps (its live and rollback versions) is never evicted.
+    pub compiled_cache_bytes: u64,
+    /// How many bytes of artifacts the on-disk cache keeps (default 1 GiB,
+    /// `[plugins] cache_dir_max`); the oldest artifacts are deleted first.
+    pub cache_dir_bytes: u64,
+}
+
+impl Default for LoadLimits {
+    fn default() -> Self {
+        LoadLimits {
+            max_bytes: 16 * 1024 * 1024,
+            compile_timeout: Duration::from_secs(20),
+            compiled_cache_bytes: 256 * 1024 * 1024,
+            cache_dir_bytes: 1024 * 1024 * 1024,
+        }
+    }
+}
+
+/// Compiled code by SHA-256, bounded by bytes, least recently used evicted first.
+#[derive(Default)]
+struct CodeCache {
+    entries: HashMap<String, CacheEntry>,
+    /// Sum of the entries' `bytes`.
+    total: u64,
+    /// A counter standing for time: larger is more recent.
+    clock: u64,
+}
+
+struct CacheEntry {
+    code: Arc<PluginCode>,
+    bytes: u64,
+    used: u64,
+}
+
+impl CodeCache {
+    fn get(&mut self, sha256: &str) -> Option<Arc<PluginCode>> {
+        self.clock = self.clock.wrapping_add(1);
+        let e = self.entries.get_mut(sha256)?;
+        e.used = self.clock;
+        Some(e.code.clone())
+    }
+
+    /// Inserts `code`, then evicts least recently used code nobody else holds until the
+    /// cache is within `cap` (it may stay above while pipelines hold more than `cap`).
+    fn insert(&mut self, code: Arc<PluginCode>, cap: u64) {
+        self.clock = self.clock.wrapping_add(1);
+        let bytes = code.code_bytes;
+        let sha = code.sha256.clone();
+        if let Some(old) = self.entries.insert(
+            sha.clone(),
+            CacheEntry {
+                code,
+                bytes,
+                used: self.clock,
+            },
+        ) {
+            self.total = self.total.saturating_sub(old.bytes);
+        }
+        // Saturating: a sum of in-memory sizes cannot reach u64::MAX, but it costs nothing.
+        self.total = self.total.saturating_add(bytes);
+        self.trim(cap, Some(&sha));
+    }
+
+    /// Evicts least recently used code nobody else holds until the cache is within `cap`;
+    /// `spare` (just inserted) is not evicted.
+    fn trim(&mut self, cap: u64, spare: Option<&str>) {
+        while self.total > cap {
+            // Only the map holds it: no pipeline keeps this version, nobody is using it.
+            let victim = self
+                .entries
+                .iter()
+                .filter(|(k, e)| Some(k.as_str()) != spare && Arc::strong_count(&e.code) == 1)
+                .min_by_key(|(_, e)| e.used)
+                .map(|(k, _)| k.clone());
+            let Some(victim) = victim else { break };
+            if let Some(e) = self.entries.remove(&victim) {
+                self.total = self.total.saturating_sub(e.bytes);
+                tracing::debug!(sha256 = %victim, bytes = e.bytes, "compiled code evicted");
+            }
+        }
+    }
+}
+
 /// The wasmtime engine shared by every plugin of a host, with its epoch ticker.
 #[derive(Clone)]
 pub struct Runtime {
     engine: Engine,
     linker: Arc<Linker<HostState>>,
-    /// Compiled code by SHA-256 of the component bytes.
-    compiled: Arc<Mutex<HashMap<String, Arc<PluginCode>>>>,
+    /// Compiled code of validated versions by SHA-256 of the component bytes.
+    compiled: Arc<Mutex<CodeCache>>,
     /// Where precompiled artifacts are kept across restarts, if anywhere.
     cache_dir: Option<PathBuf>,
+    limits: LoadLimits,
 }
 
 impl Runtime {
@@ -71,8 +166,9 @@ impl Runtime {
         Ok(Runtime {
             engine,
             linker: Arc::new(linker),
-            compiled: Arc::new(Mutex::new(HashMap::new())),
+            compiled: Arc::new(Mutex::new(CodeCache::default())),
             cache_dir: None,
+            limits: LoadLimits::default(),
         })
     }
 
@@ -84,33 +180,66 @@ impl Runtime {
         self
     }
 
+    /// Sets what loading a component may cost (see [`LoadLimits`] for the defaults).
+    pub fn with_limits(mut self, limits: LoadLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// The limits components are loaded under.
+    pub fn limits(&self) -> &LoadLimits {
+        &self.limits
+    }
+
+    /// Bytes of compiled code in the in-memory cache, and how many components.
+    pub fn compiled_cache_size(&self) -> (u64, usize) {
+        let cache = self.lock_compiled();
+        (cache.total, cache.entries.len())
+    }
+
     /// Compiles a component file and links it against the host (WASI with no capabilities).
+    /// The size cap is checked from the file's metadata before it is read.
     pub fn load_file(&self, path: &Path) -> Result<Arc<PluginCode>, Error> {
-        let bytes = std::fs::read(path).map_err(|e| Error::Compile {
-            path: path.display().to_string(),
-            message: e.to_string(),
-        })?;
-        self.load_bytes(&bytes, &path.display().to_string())
+        let label = path.display().to_string();
+        let error = |message: String| Error::Compile {
+            path: label.clone(),
+            message,
+        };
+        let len = std::fs::metadata(path)
+            .map_err(|e| error(e.to_string()))?
+            .len();
+        if len > self.limits.max_bytes {
+            return Err(error(too_big(len, self.limits.max_bytes)));
+        }
+        let bytes = std::fs::read(path).map_err(|e| error(e.to_string()))?;
+        self.load_bytes(&bytes, &label)
     }
 
     /// Compiles component bytes; `label` names them in errors (a path or a version).
     ///
-    /// Code is cached by the SHA-256 of the bytes: loading the same component again (a
-    /// rollback, a second pipeline) costs a hash, not a compilation.
+    /// Before anything is compiled, the size cap is checked and the component's imports and
+    /// exports are read (a parse, not a compilation): a component of another world, or one
+    /// importing something other than WASI, is refused in milliseconds. Compilation then has
+    /// [`LoadLimits::compile_timeout`].
+    ///
+    /// Code of versions that passed validation ([`Runtime::keep`]) is cached by the SHA-256
+    /// of the bytes: loading the same component again (a rollback, a second pipeline) costs a
+    /// hash, not a compilation. Code returned here is not cached until it is kept.
     pub fn load_bytes(&self, bytes: &[u8], label: &str) -> Result<Arc<PluginCode>, Error> {
-        let sha256 = hex(&Sha256::digest(bytes));
-        if let Some(code) = self.lock_compiled().get(&sha256) {
-            return Ok(code.clone());
-        }
         let compile = |message: String| Error::Compile {
             path: label.to_string(),
             message,
         };
-        let component = self.compile(bytes, &sha256).map_err(|e| {
-            compile(format!(
-                "not a WebAssembly component built for wasm32-wasip2: {e:#}"
-            ))
-        })?;
+        let len = bytes.len() as u64;
+        if len > self.limits.max_bytes {
+            return Err(compile(too_big(len, self.limits.max_bytes)));
+        }
+        let sha256 = hex(&Sha256::digest(bytes));
+        if let Some(code) = self.lock_compiled().get(&sha256) {
+            return Ok(code);
+        }
+        check_world(bytes).map_err(compile)?;
+        let component = self.compile(bytes, &sha256).map_err(compile)?;
         let pre = self.linker.instantiate_pre(&component).map_err(|e| {
             compile(format!(
                 "imports something the host does not provide (plugins get WASI with no capabilities): {e:#}"
@@ -121,47 +250,213 @@ impl Runtime {
                 "does not export the weir:plugin@0.1.0 `aggregator` world; build it with weir-guest: {e:#}"
             ))
         })?;
-        let code = Arc::new(PluginCode {
-            label: label.to_string(),
-            sha256: sha256.clone(),
+        let image = component.image_range();
+        let code_bytes = (image.end as usize).saturating_sub(image.start as usize) as u64;
+        Ok(Arc::new(PluginCode {
+            sha256,
             pre,
+            component,
+            code_bytes,
             engine: self.engine.clone(),
-        });
-        self.lock_compiled().insert(sha256, code.clone());
-        Ok(code)
+        }))
     }
 
-    fn lock_compiled(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<PluginCode>>> {
+    /// Caches code of a version that passed validation (instantiated, configured, described,
+    /// inputs checked): in memory, bounded by [`LoadLimits::compiled_cache_bytes`], and as an
+    /// artifact in the cache dir, bounded by [`LoadLimits::cache_dir_bytes`]. Code of a
+    /// rejected version is never passed here, so it is never cached anywhere.
+    pub fn keep(&self, code: &Arc<PluginCode>) {
+        self.lock_compiled()
+            .insert(code.clone(), self.limits.compiled_cache_bytes);
+        let Some(dir) = &self.cache_dir else { return };
+        let path = dir.join(format!("{}.cwasm", code.sha256));
+        if path.exists() {
+            return;
+        }
+        let written = code
+            .component
+            .serialize()
+            .map_err(|e| std::io::Error::other(format!("{e:#}")))
+            .and_then(|artifact| {
+                std::fs::create_dir_all(dir)?;
+                let tmp = dir.join(format!(".{}.tmp", code.sha256));
+                std::fs::write(&tmp, &artifact)?;
+                std::fs::rename(&tmp, &path)
+            });
+        match written {
+            Ok(()) => trim_cache_dir(dir, &path, self.limits.cache_dir_bytes),
+            Err(e) => {
+                tracing::warn!(dir = %dir.display(), error = %e, "cannot write the compiled-artifact cache")
+            }
+        }
+    }
+
+    /// Evicts cached code that no longer has a holder (e.g. a version a pipeline just
+    /// stopped keeping) until the cache is within its bound.
+    pub fn trim_compiled(&self) {
+        self.lock_compiled()
+            .trim(self.limits.compiled_cache_bytes, None);
+    }
+
+    fn lock_compiled(&self) -> std::sync::MutexGuard<'_, CodeCache> {
         // A panic while holding this lock cannot leave the map inconsistent.
         self.compiled.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Compiles with Cranelift, or loads the precompiled artifact from the cache dir.
-    fn compile(&self, bytes: &[u8], sha256: &str) -> wasmtime::Result<Component> {
-        let Some(dir) = &self.cache_dir else {
-            return Component::new(&self.engine, bytes);
-        };
-        let path = dir.join(format!("{sha256}.cwasm"));
-        if path.exists() {
-            // SAFETY: the cache dir is private to this host and holds only artifacts this
-            // engine configuration wrote (checked by wasmtime's compatibility header).
-            match unsafe { Component::deserialize_file(&self.engine, &path) } {
-                Ok(c) => return Ok(c),
-                Err(e) => {
-                    tracing::warn!(path = %path.display(), error = %e, "ignoring unusable cached artifact")
+    /// Loads the precompiled artifact from the cache dir, or compiles with Cranelift on a
+    /// thread of its own, waiting at most [`LoadLimits::compile_timeout`].
+    fn compile(&self, bytes: &[u8], sha256: &str) -> Result<Component, String> {
+        if let Some(dir) = &self.cache_dir {
+            let path = dir.join(format!("{sha256}.cwasm"));
+            if path.exists() {
+                // SAFETY: the cache dir is private to this host and holds only artifacts this
+                // engine configuration wrote (checked by wasmtime's compatibility header).
+                match unsafe { Component::deserialize_file(&self.engine, &path) } {
+                    Ok(c) => return Ok(c),
+                    Err(e) => {
+                        tracing::warn!(path = %path.display(), error = %e, "ignoring unusable cached artifact")
+                    }
                 }
             }
         }
-        let artifact = self.engine.precompile_component(bytes)?;
-        if let Err(e) = std::fs::create_dir_all(dir).and_then(|()| {
-            let tmp = dir.join(format!(".{sha256}.tmp"));
-            std::fs::write(&tmp, &artifact)?;
-            std::fs::rename(&tmp, &path)
-        }) {
-            tracing::warn!(dir = %dir.display(), error = %e, "cannot write the compiled-artifact cache");
+        let not_component = |e: wasmtime::Error| {
+            format!("not a WebAssembly component built for wasm32-wasip2: {e:#}")
+        };
+        let timeout = self.limits.compile_timeout;
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let engine = self.engine.clone();
+        let owned = bytes.to_vec();
+        // Cranelift cannot be interrupted: on timeout the thread finishes on its own and its
+        // result is dropped (never cached). The size cap bounds how long that can be.
+        let spawned = std::thread::Builder::new()
+            .name("weir-compile".into())
+            .spawn(move || {
+                let _ = tx.send(Component::new(&engine, &owned));
+            });
+        if let Err(e) = spawned {
+            return Err(format!("cannot start a compiler thread: {e}"));
         }
-        // SAFETY: `artifact` was produced just now by this engine.
-        unsafe { Component::deserialize(&self.engine, &artifact) }
+        match rx.recv_timeout(timeout) {
+            Ok(result) => result.map_err(not_component),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => Err(format!(
+                "compiling took longer than {} ms (plugins.compile_timeout); make the component smaller or ask the operator to raise the limit",
+                timeout.as_millis()
+            )),
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                Err("the compiler thread failed".into())
+            }
+        }
+    }
+}
+
+fn too_big(len: u64, max: u64) -> String {
+    format!(
+        "is {len} bytes; the limit is {max} bytes (plugins.max_bytes); make the component smaller (build with --release, strip debug info) or ask the operator to raise the limit"
+    )
+}
+
+/// WASI p2 packages the host's linker provides (with no capabilities granted).
+const WASI_PACKAGES: &[&str] = &[
+    "wasi:io/",
+    "wasi:clocks/",
+    "wasi:random/",
+    "wasi:cli/",
+    "wasi:filesystem/",
+    "wasi:sockets/",
+];
+
+/// The interface of types the `aggregator` world's export uses; components import it (it
+/// has no functions, so the host provides it by type alone).
+const TYPES_IMPORT: &str = "weir:plugin/types@0.1.0";
+
+/// The interface the `aggregator` world exports.
+const AGGREGATE_EXPORT: &str = "weir:plugin/aggregate@0.1.0";
+
+/// Reads a component's top-level imports and exports without compiling it (a linear parse
+/// that skips nested modules' contents): it must be a component, import only WASI p2, and
+/// export the `weir:plugin` aggregator interface. The exact types are checked after
+/// compilation, when the component is linked.
+fn check_world(bytes: &[u8]) -> Result<(), String> {
+    use wasmparser::{Encoding, Parser, Payload};
+    let mut depth = 0usize;
+    let mut imports = Vec::new();
+    let mut exports = Vec::new();
+    for payload in Parser::new(0).parse_all(bytes) {
+        let payload = payload
+            .map_err(|e| format!("not a WebAssembly component built for wasm32-wasip2: {e}"))?;
+        match payload {
+            Payload::Version { encoding, .. } if depth == 0 && encoding != Encoding::Component => {
+                return Err("not a WebAssembly component built for wasm32-wasip2: it is a core module; build for wasm32-wasip2 (or run `wasm-tools component new`)".into());
+            }
+            Payload::ModuleSection { .. } | Payload::ComponentSection { .. } => {
+                depth = depth.saturating_add(1)
+            }
+            Payload::End(_) => depth = depth.saturating_sub(1),
+            Payload::ComponentImportSection(reader) if depth == 0 => {
+                for import in reader {
+                    let import = import.map_err(|e| format!("unreadable import section: {e}"))?;
+                    imports.push(import.name.name.to_string());
+                }
+            }
+            Payload::ComponentExportSection(reader) if depth == 0 => {
+                for export in reader {
+                    let export = export.map_err(|e| format!("unreadable export section: {e}"))?;
+                    exports.push(export.name.name.to_string());
+                }
+            }
+            _ => {}
+        }
+    }
+    if let Some(foreign) = imports
+        .iter()
+        .find(|i| *i != TYPES_IMPORT && !WASI_PACKAGES.iter().any(|p| i.starts_with(p)))
+    {
+        return Err(format!(
+            "imports something the host does not provide (plugins get WASI with no capabilities): `{foreign}`"
+        ));
+    }
+    if !exports.iter().any(|e| e == AGGREGATE_EXPORT) {
+        let found = if exports.is_empty() {
+            "nothing".to_string()
+        } else {
+            exports.join(", ")
+        };
+        return Err(format!(
+            "does not export the weir:plugin@0.1.0 `aggregator` world (it exports {found}); build it with weir-guest"
+        ));
+    }
+    Ok(())
+}
+
+/// Deletes the oldest `*.cwasm` files in `dir` (by modification time) until their total
+/// is at most `cap`; `keep` (just written) is never deleted.
+fn trim_cache_dir(dir: &Path, keep: &Path, cap: u64) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut files: Vec<(std::time::SystemTime, u64, PathBuf)> = entries
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "cwasm"))
+        .filter_map(|e| {
+            let m = e.metadata().ok()?;
+            Some((m.modified().ok()?, m.len(), e.path()))
+        })
+        .collect();
+    let mut total = files.iter().fold(0u64, |t, f| t.saturating_add(f.1));
+    files.sort();
+    for (_, len, path) in files {
+        if total <= cap {
+            break;
+        }
+        if path == keep {
+            continue;
+        }
+        match std::fs::remove_file(&path) {
+            Ok(()) => total = total.saturating_sub(len),
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "cannot trim the compiled-artifact cache")
+            }
+        }
     }
 }
 
@@ -170,22 +465,28 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 /// A compiled, linked plugin, ready to instantiate any number of times.
+///
+/// It carries no label: the same code may be shared by several tenants' pipelines (it is
+/// cached by content), so names in errors come from the instance's [`Owner`], never from
+/// whoever loaded the code first.
 pub struct PluginCode {
-    label: String,
     sha256: String,
     pre: AggregatorPre<HostState>,
+    component: Component,
+    /// Size of the compiled code in memory, for the cache's bound.
+    code_bytes: u64,
     engine: Engine,
 }
 
 impl PluginCode {
-    /// Where the code came from.
-    pub fn label(&self) -> &str {
-        &self.label
-    }
-
     /// SHA-256 of the component bytes, hex.
     pub fn sha256(&self) -> &str {
         &self.sha256
+    }
+
+    /// Size of the compiled code in memory, in bytes.
+    pub fn code_bytes(&self) -> u64 {
+        self.code_bytes
     }
 }
 
@@ -245,31 +546,108 @@ impl WasiView for HostState {
     }
 }
 
-/// Caps linear memory and remembers whether it had to refuse a growth.
-struct MemoryLimiter {
+/// The most table elements one Store may hold, summed over all its tables: 100 000.
+/// A Rust plugin's function tables hold a few hundred to a few thousand entries; without a
+/// cap, tables sit outside the memory cap (a million elements is 8 MB of host memory each).
+pub const MAX_TABLE_ELEMENTS: usize = 100_000;
+
+/// The most core instances one Store may create: 64 (a wasip2 component built by
+/// `cargo`/`wit-bindgen` creates about ten, its WASI adapter included).
+pub const MAX_INSTANCES: usize = 64;
+
+/// The most linear memories one Store may hold: 8 (such components have one or two).
+pub const MAX_MEMORIES: usize = 8;
+
+/// The most tables one Store may hold: 32.
+pub const MAX_TABLES: usize = 32;
+
+/// Caps a Store's resources and remembers whether it had to refuse a growth.
+///
+/// The memory cap applies to the **sum** of all linear memories of the Store, not to each
+/// memory: a component can hold several (its own and an adapter's), and a per-memory cap
+/// would let it use a multiple of `cap`. Tables are capped by elements in total
+/// ([`MAX_TABLE_ELEMENTS`]); instances, memories and tables are capped in number.
+pub(crate) struct MemoryLimiter {
     cap: usize,
+    /// Bytes of linear memory the Store holds now, all memories together.
+    memory: usize,
+    /// Elements of all tables together.
+    elements: usize,
+    table_cap: usize,
     refused: bool,
+}
+
+impl MemoryLimiter {
+    pub(crate) fn new(cap: usize) -> Self {
+        MemoryLimiter {
+            cap,
+            memory: 0,
+            elements: 0,
+            table_cap: MAX_TABLE_ELEMENTS,
+            refused: false,
+        }
+    }
+
+    /// Grows `total` by `desired - current` if the result stays within `cap`. Checked and
+    /// saturating: `desired` comes from the guest and may be anything.
+    fn grow(total: &mut usize, current: usize, desired: usize, cap: usize) -> bool {
+        let after = total
+            .saturating_sub(current)
+            .checked_add(desired)
+            .filter(|after| *after <= cap);
+        match after {
+            Some(after) => {
+                *total = after;
+                true
+            }
+            None => false,
+        }
+    }
 }
 
 impl ResourceLimiter for MemoryLimiter {
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _max: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        let ok = desired <= self.cap;
+        let ok = Self::grow(&mut self.memory, current, desired, self.cap);
         self.refused |= !ok;
         Ok(ok)
     }
 
+    fn memory_grow_failed(&mut self, _error: wasmtime::Error) -> wasmtime::Result<()> {
+        // The growth was counted but did not happen; the Store is dropped after a failure
+        // anyway, so the count is only ever too high, never too low.
+        Ok(())
+    }
+
     fn table_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _max: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        Ok(desired <= 1_000_000)
+        // A refused table growth is a trap, not a memory error: `refused` stays as it is.
+        Ok(Self::grow(
+            &mut self.elements,
+            current,
+            desired,
+            self.table_cap,
+        ))
+    }
+
+    fn instances(&self) -> usize {
+        MAX_INSTANCES
+    }
+
+    fn memories(&self) -> usize {
+        MAX_MEMORIES
+    }
+
+    fn tables(&self) -> usize {
+        MAX_TABLES
     }
 }
 
@@ -311,8 +689,13 @@ impl PluginInstance {
         params: Vec<(String, String)>,
         owner: Owner,
     ) -> Result<Self, Error> {
+        // Until the plugin names itself, errors name the pipeline it runs for.
         let placeholder = PluginInfo {
-            name: code.label.clone(),
+            name: if owner.tenant.is_empty() {
+                format!("the plugin of pipeline {}", owner.pipeline)
+            } else {
+                format!("the plugin of {}/{}", owner.tenant, owner.pipeline)
+            },
             version: String::new(),
             inputs: Vec::new(),
             outputs: Vec::new(),
@@ -472,10 +855,9 @@ impl PluginInstance {
             HostState {
                 wasi,
                 table: ResourceTable::new(),
-                limiter: MemoryLimiter {
-                    cap: usize::try_from(self.limits.memory_bytes).unwrap_or(usize::MAX),
-                    refused: false,
-                },
+                limiter: MemoryLimiter::new(
+                    usize::try_from(self.limits.memory_bytes).unwrap_or(usize::MAX),
+                ),
             },
         );
         store.limiter(|s| &mut s.limiter);
@@ -558,5 +940,273 @@ impl PluginInstance {
                 message: super::bounded_message(format!("{e:#}")),
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIB: usize = 1 << 20;
+
+    #[test]
+    fn the_memory_cap_is_the_sum_of_all_memories_of_a_store() {
+        // wasmtime calls `memory_growing(current, desired)` per memory, also for a memory's
+        // initial size (current = 0). Two memories of 6 MiB under a 10 MiB cap: the second
+        // must be refused although each alone fits.
+        let mut l = MemoryLimiter::new(10 * MIB);
+        assert!(l.memory_growing(0, 6 * MIB, None).unwrap(), "first memory");
+        assert!(
+            !l.memory_growing(0, 6 * MIB, None).unwrap(),
+            "second memory"
+        );
+        assert!(l.refused);
+        // A second memory of 3 MiB fits (6 + 3 = 9 MiB); then the first may grow by what
+        // is left, 1 MiB, and not a byte more.
+        assert!(
+            l.memory_growing(0, 3 * MIB, None).unwrap(),
+            "3 MiB second memory"
+        );
+        assert!(
+            !l.memory_growing(6 * MIB, 8 * MIB, None).unwrap(),
+            "6 → 8 MiB: 11 MiB"
+        );
+        assert!(
+            l.memory_growing(6 * MIB, 7 * MIB, None).unwrap(),
+            "6 → 7 MiB: 10 MiB"
+        );
+        assert!(
+            !l.memory_growing(3 * MIB, 3 * MIB + 1, None).unwrap(),
+            "one byte over"
+        );
+    }
+
+    #[test]
+    fn a_hostile_desired_size_does_not_overflow() {
+        let mut l = MemoryLimiter::new(usize::MAX);
+        assert!(l.memory_growing(0, 1, None).unwrap());
+        assert!(!l.memory_growing(0, usize::MAX, None).unwrap());
+        let mut l = MemoryLimiter::new(10);
+        assert!(!l.table_growing(0, usize::MAX, None).unwrap());
+    }
+
+    #[test]
+    fn tables_are_capped_in_elements_across_the_store() {
+        let mut l = MemoryLimiter::new(usize::MAX);
+        assert!(l.table_growing(0, MAX_TABLE_ELEMENTS - 10, None).unwrap());
+        assert!(l.table_growing(0, 10, None).unwrap());
+        assert!(!l.table_growing(0, 1, None).unwrap(), "over the cap by one");
+        assert!(!l.table_growing(10, 1_000_000, None).unwrap());
+        assert!(
+            !l.refused,
+            "a table refusal is not reported as a memory overrun"
+        );
+        assert_eq!(l.instances(), MAX_INSTANCES);
+        assert_eq!(l.memories(), MAX_MEMORIES);
+        assert_eq!(l.tables(), MAX_TABLES);
+    }
+
+    /// A component: header, then `sections` as (id, payload).
+    fn component(sections: &[(u8, Vec<u8>)]) -> Vec<u8> {
+        let mut out = b"\0asm\x0d\0\x01\0".to_vec();
+        for (id, payload) in sections {
+            out.push(*id);
+            leb(&mut out, payload.len());
+            out.extend_from_slice(payload);
+        }
+        out
+    }
+
+    fn leb(out: &mut Vec<u8>, mut n: usize) {
+        loop {
+            let byte = (n & 0x7f) as u8;
+            n >>= 7;
+            if n == 0 {
+                out.push(byte);
+                return;
+            }
+            out.push(byte | 0x80);
+        }
+    }
+
+    fn custom(size: usize) -> (u8, Vec<u8>) {
+        let mut p = vec![4];
+        p.extend_from_slice(b"pad\0");
+        p.resize(size, 0);
+        (0, p)
+    }
+
+    #[test]
+    fn the_world_is_checked_without_compiling() {
+        let core = b"\0asm\x01\0\0\0";
+        let e = check_world(core).unwrap_err();
+        assert!(e.contains("not a WebAssembly component"), "{e}");
+        let e = check_world(b"garbage!").unwrap_err();
+        assert!(e.contains("not a WebAssembly component"), "{e}");
+        // An empty component, and one padded with a 32 MiB custom section: both refused for
+        // exporting nothing, the large one as fast as a parse of its section headers.
+        let e = check_world(&component(&[])).unwrap_err();
+        assert!(e.contains("does not export the weir:plugin@0.1.0"), "{e}");
+        let big = component(&[custom(32 * MIB)]);
+        let started = Instant::now();
+        let e = check_world(&big).unwrap_err();
+        assert!(e.contains("does not export"), "{e}");
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+
+    fn plugin_wasm(name: &str) -> Option<Vec<u8>> {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../target/wasm32-wasip2/plugin")
+            .join(format!("{name}.wasm"));
+        std::fs::read(path).ok()
+    }
+
+    #[test]
+    fn real_components_pass_or_fail_the_world_check_by_their_world() {
+        let (Some(stats), Some(importer), Some(wrong)) = (
+            plugin_wasm("stats"),
+            plugin_wasm("importer"),
+            plugin_wasm("wrong_world"),
+        ) else {
+            eprintln!("plugins not built (scripts/setup.sh); skipping");
+            return;
+        };
+        check_world(&stats).unwrap();
+        let e = check_world(&importer).unwrap_err();
+        assert!(
+            e.contains("imports something the host does not provide"),
+            "{e}"
+        );
+        assert!(e.contains("fetch"), "{e}");
+        let e = check_world(&wrong).unwrap_err();
+        assert!(e.contains("does not export the weir:plugin@0.1.0"), "{e}");
+    }
+
+    fn variant(component: &[u8], tag: u8) -> Vec<u8> {
+        let mut out = component.to_vec();
+        // A custom section `pad` holding `tag`, appended at the end.
+        out.extend_from_slice(&[0, 5, 3, b'p', b'a', b'd', tag]);
+        out
+    }
+
+    fn limits() -> Limits {
+        crate::config::LimitsConfig::default().resolve(None)
+    }
+
+    #[test]
+    fn the_size_cap_is_checked_before_anything_else() {
+        let runtime = Runtime::new(false).unwrap().with_limits(LoadLimits {
+            max_bytes: 100,
+            ..LoadLimits::default()
+        });
+        let e = runtime
+            .load_bytes(&[0u8; 101], "acme/target (api)")
+            .err()
+            .expect("refused");
+        let e = e.to_string();
+        assert!(
+            e.contains("plugins.max_bytes") && e.contains("101 bytes"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_compile_over_its_budget_is_rejected_and_not_cached() {
+        let Some(stats) = plugin_wasm("stats") else {
+            return;
+        };
+        let runtime = Runtime::new(false).unwrap().with_limits(LoadLimits {
+            compile_timeout: Duration::from_micros(1),
+            ..LoadLimits::default()
+        });
+        let e = runtime.load_bytes(&stats, "x").err().expect("too slow");
+        assert!(e.to_string().contains("plugins.compile_timeout"), "{e}");
+        assert_eq!(runtime.compiled_cache_size(), (0, 0));
+    }
+
+    #[test]
+    fn cached_code_never_shows_another_tenants_name() {
+        let Some(stats) = plugin_wasm("stats") else {
+            return;
+        };
+        let runtime = Runtime::new(false).unwrap();
+        let code = runtime.load_bytes(&stats, "acme/target (api)").unwrap();
+        runtime.keep(&code);
+        // The same bytes for another tenant: a cache hit, then a configure failure (no
+        // `field` param) whose error must name globex's pipeline, never acme's.
+        let shared = runtime.load_bytes(&stats, "globex/victim (api)").unwrap();
+        assert!(Arc::ptr_eq(&code, &shared), "a cache hit");
+        let owner = Owner {
+            tenant: "globex".into(),
+            pipeline: "victim".into(),
+        };
+        let e = PluginInstance::new(shared, limits(), Vec::new(), owner)
+            .err()
+            .expect("configure fails without `field`")
+            .to_string();
+        assert!(e.contains("globex/victim"), "{e}");
+        assert!(!e.contains("acme"), "{e}");
+    }
+
+    #[test]
+    fn the_compiled_cache_evicts_unheld_code_by_bytes_and_keeps_held_code() {
+        let Some(stats) = plugin_wasm("stats") else {
+            return;
+        };
+        let runtime = Runtime::new(false).unwrap();
+        let a = runtime.load_bytes(&variant(&stats, 1), "a").unwrap();
+        let size = a.code_bytes();
+        assert!(size > 0);
+        // Room for two components' code.
+        let runtime = runtime.with_limits(LoadLimits {
+            compiled_cache_bytes: 2 * size + size / 2,
+            ..LoadLimits::default()
+        });
+        runtime.keep(&a); // held by the test, like a pipeline's kept version
+        for tag in 2..=5 {
+            let code = runtime.load_bytes(&variant(&stats, tag), "v").unwrap();
+            runtime.keep(&code);
+            // `code` dropped here: only the cache holds it.
+        }
+        // a (held) + the most recent unheld variant fit; 2, 3, 4 were evicted oldest first.
+        let (bytes, count) = runtime.compiled_cache_size();
+        assert_eq!(count, 2, "{bytes} bytes");
+        let hit = |tag| {
+            let sha = hex(&Sha256::digest(variant(&stats, tag)));
+            runtime.lock_compiled().entries.contains_key(&sha)
+        };
+        assert!(hit(1) && hit(5) && !hit(2) && !hit(3) && !hit(4));
+        // Once nobody holds `a`, a trim evicts it too (over the cap with both).
+        drop(a);
+        runtime.trim_compiled();
+        assert_eq!(
+            runtime.compiled_cache_size().1,
+            2,
+            "within the cap: nothing to evict"
+        );
+    }
+
+    #[test]
+    fn the_disk_cache_is_trimmed_oldest_first_and_never_the_newest() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, len: usize| {
+            let p = dir.path().join(name);
+            std::fs::write(&p, vec![0u8; len]).unwrap();
+            std::thread::sleep(Duration::from_millis(20));
+            p
+        };
+        write("a.cwasm", 100);
+        write("b.cwasm", 100);
+        write("notes.txt", 1000);
+        let newest = write("c.cwasm", 100);
+        trim_cache_dir(dir.path(), &newest, 250);
+        let left = |n: &str| dir.path().join(n).exists();
+        assert!(!left("a.cwasm") && left("b.cwasm") && left("c.cwasm") && left("notes.txt"));
+        trim_cache_dir(dir.path(), &newest, 0);
+        assert!(!left("b.cwasm") && left("c.cwasm"));
     }
 }

@@ -36,6 +36,8 @@ pub struct Metrics {
     buffered_events: Family<PipelineLabels, Gauge>,
     quarantined: Family<PipelineLabels, Gauge>,
     paused: Family<PipelineLabels, Gauge>,
+    compiled_cache_bytes: Gauge,
+    compiled_cache_components: Gauge,
 }
 
 impl Metrics {
@@ -109,7 +111,25 @@ impl Metrics {
             "1 while the pipeline is paused",
             m.paused.clone(),
         );
+        r.register(
+            "weir_compiled_cache_bytes",
+            "Bytes of compiled plugin code in the in-memory cache (bounded by plugins.compiled_cache, plus what pipelines keep)",
+            m.compiled_cache_bytes.clone(),
+        );
+        r.register(
+            "weir_compiled_cache_components",
+            "Components in the in-memory compiled-code cache",
+            m.compiled_cache_components.clone(),
+        );
         m
+    }
+
+    /// Sets the compiled-code cache gauges.
+    pub fn compiled_cache(&self, bytes: u64, components: usize) {
+        self.compiled_cache_bytes
+            .set(i64::try_from(bytes).unwrap_or(i64::MAX));
+        self.compiled_cache_components
+            .set(i64::try_from(components).unwrap_or(i64::MAX));
     }
 
     /// The text exposition format.

@@ -107,7 +107,7 @@ impl Host {
     /// pipeline.
     pub fn start(cfg: &HostConfig) -> anyhow::Result<Self> {
         let fuel = cfg.tenants.iter().any(|t| t.limits.fuel.is_some());
-        let mut runtime = Runtime::new(fuel)?;
+        let mut runtime = Runtime::new(fuel)?.with_limits(cfg.plugins.load_limits());
         if let Some(dir) = &cfg.plugins.cache_dir {
             runtime = runtime.with_cache_dir(cfg.resolve(dir));
         }
@@ -162,6 +162,16 @@ impl Host {
         let schema = Schema::new(&cfg.schema).map_err(|e| anyhow::anyhow!("schema: {e}"))?;
         let limits = cfg.plugin.limits.resolve(Some(ceiling));
         let path = cfg.resolve(&cfg.plugin.path);
+        let max = self.runtime.limits().max_bytes;
+        let len = std::fs::metadata(&path)
+            .with_context(|| format!("reading plugin.path {}", path.display()))?
+            .len();
+        if len > max {
+            anyhow::bail!(
+                "plugin.path {} is {len} bytes; the limit is {max} bytes (plugins.max_bytes in the host config); make the component smaller or raise the limit",
+                path.display()
+            );
+        }
         let bytes = std::fs::read(&path)
             .with_context(|| format!("reading plugin.path {}", path.display()))?;
         let owner = Owner {
@@ -221,6 +231,19 @@ impl Host {
             deploy: Mutex::new(()),
             thread: Mutex::new(Some(thread)),
         }))
+    }
+
+    /// Whether `tenant` has a pipeline named `pipeline`: the watched directory asks before it
+    /// reads a file.
+    pub fn knows(&self, tenant: &str, pipeline: &str) -> bool {
+        self.tenants
+            .get(tenant)
+            .is_some_and(|t| t.pipelines.contains_key(pipeline))
+    }
+
+    /// The plugin runtime (its load limits and compiled-code cache).
+    pub fn runtime(&self) -> &Runtime {
+        &self.runtime
     }
 
     fn entry(&self, tenant: &str, pipeline: &str) -> Result<&Arc<PipelineEntry>, ControlError> {
@@ -285,6 +308,8 @@ impl Host {
             versions.pop_front();
         }
         drop(versions);
+        // A version no longer kept may now be evicted.
+        self.runtime.trim_compiled();
         match self.swap(entry, plugin) {
             Ok(true) => {
                 tracing::info!(tenant = %entry.tenant, pipeline = %entry.name, version = %id, origin, "plugin version live")
@@ -416,7 +441,8 @@ impl Host {
 }
 
 /// Compiles (or finds in the cache), instantiates, configures and checks a plugin version
-/// for one pipeline. Every way a version arrives goes through here.
+/// for one pipeline. Every way a version arrives goes through here. Only a version that
+/// passed every check has its compiled code cached (in memory and on disk).
 fn prepare(
     runtime: &Runtime,
     cfg: &PipelineConfig,
@@ -432,6 +458,7 @@ fn prepare(
         .map_err(|e| e.to_string())?;
     let plugin = pipeline::instantiate_checked(cfg, schema, code.clone(), limits, owner)
         .map_err(|e| e.to_string())?;
+    runtime.keep(&code);
     let version = Version {
         view: VersionView {
             id: plugin.version_id(),
@@ -527,6 +554,8 @@ impl HostControl for Host {
     }
 
     fn metrics(&self) -> String {
+        let (bytes, count) = self.runtime.compiled_cache_size();
+        self.metrics.compiled_cache(bytes, count);
         self.metrics.encode()
     }
 }
@@ -674,19 +703,29 @@ fn publish(
     }
 }
 
+/// How many plugin files may wait for the deployer (beyond the one it is deploying): 4.
+/// Each holds at most `plugins.max_bytes`, so the hand-off holds at most 5 × that.
+const DEPLOY_QUEUE: usize = 4;
+
 /// Watches a plugin directory (`<tenant>/<pipeline>.wasm`) and deploys every new file.
 ///
 /// Files are compiled and validated on a deployer thread of their own, so a slow compile
-/// never holds up the watcher. Returns the watcher; dropping it stops watching.
+/// never holds up the watcher. The watcher reads a file only if its tenant and pipeline
+/// exist, it is a regular file (not a symlink) and its size is within `plugins.max_bytes`;
+/// it hands files over a bounded queue ([`DEPLOY_QUEUE`]): when the queue is full the file
+/// is skipped with a warning (and delivered again when it next changes). Returns the
+/// watcher; dropping it stops watching.
 pub fn watch_plugin_dir(
     host: Arc<Host>,
     dir: &Path,
     debounce: Duration,
 ) -> anyhow::Result<watch::Watcher> {
-    let (tx, rx) = mpsc::channel::<watch::PluginDrop>();
+    let (tx, rx) = mpsc::sync_channel::<watch::PluginDrop>(DEPLOY_QUEUE);
+    let deployer = host.clone();
     std::thread::Builder::new()
         .name("weir-deployer".into())
         .spawn(move || {
+            let host = deployer;
             for drop in rx {
                 let written = std::fs::metadata(&drop.path)
                     .and_then(|m| m.modified())
@@ -704,8 +743,19 @@ pub fn watch_plugin_dir(
                 }
             }
         })?;
-    let watcher = watch::Watcher::start(dir, debounce, move |drop| {
-        let _ = tx.send(drop);
+    let rules = watch::Rules {
+        max_bytes: host.runtime.limits().max_bytes,
+        known: Box::new(move |tenant, pipeline| host.knows(tenant, pipeline)),
+    };
+    let watcher = watch::Watcher::start_with(dir, debounce, rules, move |drop| {
+        match tx.try_send(drop) {
+            Ok(()) => true,
+            Err(mpsc::TrySendError::Full(d)) => {
+                tracing::warn!(tenant = %d.tenant, pipeline = %d.pipeline, queue = DEPLOY_QUEUE, "plugin file skipped: the deployer is busy with earlier files; write the file again later");
+                false
+            }
+            Err(mpsc::TrySendError::Disconnected(_)) => false,
+        }
     })?;
     Ok(watcher)
 }

@@ -3,13 +3,13 @@
 //!
 //! Owns the `notify` watcher and its debouncer, the layout rule (which paths are plugins
 //! and which are temp files or strays), and per-path de-duplication by SHA-256 of the
-//! bytes. It does not know which tenants or pipelines exist, does not compile or
-//! validate anything, and never rolls back: removing a file does nothing. The caller
-//! filters unknown names and deploys what it gets.
+//! bytes, and the checks made before a file is read ([`Rules`]: its tenant and pipeline
+//! exist, it is a regular file and not a symlink, its size is within the cap). It does not
+//! compile or validate anything, and never rolls back: removing a file does nothing.
 
 use std::collections::{BTreeSet, HashMap};
 use std::fs;
-use std::io;
+use std::io::{self, Read};
 use std::panic::AssertUnwindSafe;
 use std::path::{Component, Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -60,6 +60,28 @@ pub enum WatchError {
     },
 }
 
+/// Whether a `(tenant, pipeline)` exists.
+pub type KnownFn = Box<dyn Fn(&str, &str) -> bool + Send>;
+
+/// What a file must pass before the watcher reads a byte of it.
+pub struct Rules {
+    /// The largest file read (from its metadata, before opening it, and again while reading
+    /// in case it grew); a larger file is refused with a warning.
+    pub max_bytes: u64,
+    /// Whether `(tenant, pipeline)` exists; a file for an unknown one is refused unread.
+    pub known: KnownFn,
+}
+
+impl Rules {
+    /// Any name, files up to the default `plugins.max_bytes` (16 MiB).
+    pub fn any_name() -> Self {
+        Rules {
+            max_bytes: crate::plugin::LoadLimits::default().max_bytes,
+            known: Box::new(|_, _| true),
+        }
+    }
+}
+
 /// Watches the plugin directory. Dropping it stops watching (the debouncer thread exits
 /// within one tick, a quarter of the debounce).
 pub struct Watcher {
@@ -96,6 +118,25 @@ impl Watcher {
         debounce: Duration,
         on_drop: impl Fn(PluginDrop) + Send + 'static,
     ) -> Result<Self, WatchError> {
+        Self::start_with(dir, debounce, Rules::any_name(), move |d| {
+            on_drop(d);
+            true
+        })
+    }
+
+    /// Like [`Watcher::start`], with `rules` checked before a file is read: a file whose
+    /// tenant or pipeline is unknown, a symlink (or a file in a symlinked tenant directory),
+    /// anything but a regular file, and a file larger than `rules.max_bytes` are refused
+    /// with a warning, unread. The file is opened without following symlinks and checked to
+    /// be the file whose metadata was checked, so a swap in between is refused too.
+    /// `on_drop` returns whether it took the drop; if not, the content is not remembered as
+    /// delivered, so the next change of the file is delivered again.
+    pub fn start_with(
+        dir: &Path,
+        debounce: Duration,
+        rules: Rules,
+        on_drop: impl Fn(PluginDrop) -> bool + Send + 'static,
+    ) -> Result<Self, WatchError> {
         // Canonical, so that event paths (absolute, symlinks resolved on some platforms)
         // strip cleanly against it.
         let root = match fs::canonicalize(dir) {
@@ -113,6 +154,7 @@ impl Watcher {
         let mut state = State {
             root: root.clone(),
             delivered: HashMap::new(),
+            rules,
         };
         let mut debouncer =
             new_debouncer(debounce, None, move |result| state.handle(result, &on_drop))
@@ -132,6 +174,7 @@ struct State {
     root: PathBuf,
     /// SHA-256 of the bytes last delivered, per plugin path.
     delivered: HashMap<PathBuf, [u8; 32]>,
+    rules: Rules,
 }
 
 /// Where a path sits in the `<dir>/<tenant>/<pipeline>.wasm` layout.
@@ -148,7 +191,7 @@ enum Place {
 }
 
 impl State {
-    fn handle(&mut self, result: DebounceEventResult, on_drop: &impl Fn(PluginDrop)) {
+    fn handle(&mut self, result: DebounceEventResult, on_drop: &impl Fn(PluginDrop) -> bool) {
         let seen_at = Instant::now();
         let events = match result {
             Ok(events) => events,
@@ -177,11 +220,14 @@ impl State {
         }
     }
 
-    fn consider(&mut self, path: PathBuf, seen_at: Instant, on_drop: &impl Fn(PluginDrop)) {
+    fn consider(&mut self, path: PathBuf, seen_at: Instant, on_drop: &impl Fn(PluginDrop) -> bool) {
         let (tenant, pipeline) = match place(&self.root, &path) {
             Place::Plugin { tenant, pipeline } => (tenant, pipeline),
             Place::TopLevel => {
-                if path.is_dir() {
+                let meta = fs::symlink_metadata(&path);
+                if meta.as_ref().is_ok_and(|m| m.file_type().is_symlink()) {
+                    warn!(path = %path.display(), "refusing a symlink in the plugin directory; put tenant directories and plugin files there, not links");
+                } else if meta.is_ok_and(|m| m.is_dir()) {
                     // A tenant directory created or renamed into place: files written into
                     // it before the recursive watch reached it raise no event of their own.
                     let mut inside = BTreeSet::new();
@@ -205,7 +251,13 @@ impl State {
                 return;
             }
         };
-        let bytes = match read_plugin(&path) {
+        if !(self.rules.known)(&tenant, &pipeline) {
+            if path.exists() {
+                warn!(tenant, pipeline, path = %path.display(), "refusing plugin file for an unknown tenant or pipeline (not read); the layout is <dir>/<tenant>/<pipeline>.wasm with names from the host config");
+            }
+            return;
+        }
+        let bytes = match read_plugin(&path, self.rules.max_bytes) {
             Ok(Some(bytes)) => bytes,
             Ok(None) => {
                 debug!(tenant, pipeline, path = %path.display(), "plugin file is empty; waiting for content");
@@ -220,7 +272,7 @@ impl State {
                 return;
             }
             Err(e) => {
-                warn!(tenant, pipeline, path = %path.display(), error = %e, "cannot read plugin file");
+                warn!(tenant, pipeline, path = %path.display(), error = %e, "plugin file refused");
                 return;
             }
         };
@@ -240,8 +292,14 @@ impl State {
         };
         // A panicking handler must not end the debouncer thread, which would stop
         // watching without a word.
-        if std::panic::catch_unwind(AssertUnwindSafe(|| on_drop(drop))).is_err() {
-            error!(tenant, pipeline, path = %path.display(), "plugin drop handler panicked; still watching");
+        match std::panic::catch_unwind(AssertUnwindSafe(|| on_drop(drop))) {
+            Ok(true) => {}
+            Ok(false) => {
+                self.delivered.remove(&path);
+            }
+            Err(_) => {
+                error!(tenant, pipeline, path = %path.display(), "plugin drop handler panicked; still watching");
+            }
         }
     }
 
@@ -319,15 +377,77 @@ fn is_temporary(file: &str) -> bool {
         || file.ends_with('~')
 }
 
+/// `O_NOFOLLOW`: opening a symlink fails (`ELOOP`) instead of following it.
+#[cfg(all(target_os = "linux", any(target_arch = "aarch64", target_arch = "arm")))]
+const O_NOFOLLOW: i32 = 0o100000;
+/// `O_NOFOLLOW`: opening a symlink fails (`ELOOP`) instead of following it.
+#[cfg(all(
+    target_os = "linux",
+    not(any(target_arch = "aarch64", target_arch = "arm"))
+))]
+const O_NOFOLLOW: i32 = 0o400000;
+/// `O_NOFOLLOW` on the BSDs and macOS.
+#[cfg(all(unix, not(target_os = "linux")))]
+const O_NOFOLLOW: i32 = 0x0100;
+
 /// Reads a plugin file; `None` if it is empty (just created, content not written yet).
-fn read_plugin(path: &Path) -> io::Result<Option<Vec<u8>>> {
-    if !fs::metadata(path)?.is_file() {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "not a regular file",
+///
+/// Refused unread: a symlink, a file in a symlinked directory, anything but a regular file,
+/// a file larger than `max_bytes` (from its metadata). It is opened with `O_NOFOLLOW` and
+/// checked to be the same file (device and inode) whose metadata was checked, and read
+/// through `take(max_bytes + 1)`, so neither a swap nor a file growing after the check
+/// gets more than `max_bytes` read.
+fn read_plugin(path: &Path, max_bytes: u64) -> io::Result<Option<Vec<u8>>> {
+    let refuse = |why: String| io::Error::new(io::ErrorKind::InvalidInput, why);
+    let meta = fs::symlink_metadata(path)?;
+    if meta.file_type().is_symlink() {
+        return Err(refuse(
+            "is a symlink; copy the component into the directory instead of linking it".into(),
         ));
     }
-    let bytes = fs::read(path)?;
+    if !meta.is_file() {
+        return Err(refuse("is not a regular file".into()));
+    }
+    if let Some(parent) = path.parent()
+        && fs::symlink_metadata(parent)?.file_type().is_symlink()
+    {
+        return Err(refuse(
+            "is in a symlinked tenant directory; make it a real directory".into(),
+        ));
+    }
+    if meta.len() > max_bytes {
+        return Err(refuse(format!(
+            "is {} bytes; the limit is {max_bytes} bytes (plugins.max_bytes)",
+            meta.len()
+        )));
+    }
+    let mut options = fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(O_NOFOLLOW);
+    }
+    let file = options.open(path)?;
+    let opened = file.metadata()?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        if (opened.dev(), opened.ino()) != (meta.dev(), meta.ino()) {
+            return Err(refuse("was replaced while it was being checked".into()));
+        }
+    }
+    if !opened.is_file() {
+        return Err(refuse("is not a regular file".into()));
+    }
+    let mut bytes = Vec::new();
+    file.take(max_bytes.saturating_add(1))
+        .read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > max_bytes {
+        return Err(refuse(format!(
+            "grew past the limit of {max_bytes} bytes (plugins.max_bytes) while it was read"
+        )));
+    }
     Ok((!bytes.is_empty()).then_some(bytes))
 }
 
@@ -471,6 +591,88 @@ mod tests {
         std::thread::sleep(DEBOUNCE * 3);
         fs::write(dir.path().join("acme/fares.wasm"), b"v2").unwrap();
         assert_eq!(next(&rx).bytes, b"v2");
+    }
+
+    /// A watched tempdir with `acme` and `zz`, under rules: files up to 64 bytes, names
+    /// known only for tenants `acme` and `zz`; `on_drop` takes a drop when `take` says so.
+    fn watched_with_rules(
+        take: impl Fn(&PluginDrop) -> bool + Send + 'static,
+    ) -> (tempfile::TempDir, Watcher, Receiver<PluginDrop>) {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir(dir.path().join("acme")).unwrap();
+        fs::create_dir(dir.path().join("zz")).unwrap();
+        fs::create_dir(dir.path().join("nobody")).unwrap();
+        let (tx, rx) = mpsc::channel();
+        let rules = Rules {
+            max_bytes: 64,
+            known: Box::new(|tenant, pipeline| {
+                (tenant == "acme" && pipeline == "fares") || tenant == "zz"
+            }),
+        };
+        let watcher = Watcher::start_with(dir.path(), DEBOUNCE, rules, move |d| {
+            let took = take(&d);
+            if took {
+                let _ = tx.send(d);
+            }
+            took
+        })
+        .unwrap();
+        (dir, watcher, rx)
+    }
+
+    #[test]
+    fn oversized_unknown_and_symlinked_files_are_refused() {
+        let (dir, _w, rx) = watched_with_rules(|_| true);
+        let root = dir.path();
+        fs::write(root.join("acme/fares.wasm"), [1u8; 65]).unwrap();
+        fs::write(root.join("acme/other.wasm"), b"small").unwrap();
+        fs::write(root.join("nobody/fares.wasm"), b"small").unwrap();
+        assert_nothing_before_sentinel(root, &rx, b"s1");
+        fs::remove_file(root.join("acme/fares.wasm")).unwrap();
+        let outside = root.join("outside.bin");
+        fs::write(&outside, b"linked").unwrap();
+        std::os::unix::fs::symlink(&outside, root.join("acme/fares.wasm")).unwrap();
+        assert_nothing_before_sentinel(root, &rx, b"s2");
+        // A symlinked tenant directory: nothing inside it is read either.
+        let real = root.join(".real");
+        fs::create_dir(&real).unwrap();
+        fs::write(real.join("fares.wasm"), b"x").unwrap();
+        std::os::unix::fs::symlink(&real, root.join("zz2")).unwrap();
+        assert_nothing_before_sentinel(root, &rx, b"s3");
+        // At the limit, a regular file of a known pipeline is delivered.
+        fs::remove_file(root.join("acme/fares.wasm")).unwrap();
+        fs::write(root.join("acme/fares.wasm"), [2u8; 64]).unwrap();
+        assert_eq!(next(&rx).bytes, [2u8; 64]);
+    }
+
+    #[test]
+    fn read_plugin_refuses_before_reading() {
+        let dir = tempfile::tempdir().unwrap();
+        let big = dir.path().join("big.wasm");
+        let f = fs::File::create(&big).unwrap();
+        // Sparse: reading it whole would allocate 1 GiB.
+        f.set_len(1 << 30).unwrap();
+        let e = read_plugin(&big, 1024).unwrap_err().to_string();
+        assert!(e.contains("plugins.max_bytes"), "{e}");
+        let link = dir.path().join("link.wasm");
+        std::os::unix::fs::symlink(&big, &link).unwrap();
+        let e = read_plugin(&link, 1 << 31).unwrap_err().to_string();
+        assert!(e.contains("symlink"), "{e}");
+        assert!(read_plugin(dir.path(), 1024).is_err(), "a directory");
+    }
+
+    #[test]
+    fn a_drop_not_taken_is_delivered_again_with_the_same_bytes() {
+        // The first delivery of each content is turned away (a full queue).
+        let seen = std::sync::Mutex::new(std::collections::HashSet::new());
+        let (dir, _w, rx) = watched_with_rules(move |d| {
+            d.tenant == "zz" || !seen.lock().unwrap().insert(d.bytes.clone())
+        });
+        let path = dir.path().join("acme/fares.wasm");
+        fs::write(&path, b"v1").unwrap();
+        assert_nothing_before_sentinel(dir.path(), &rx, b"s1");
+        fs::write(&path, b"v1").unwrap();
+        assert_eq!(next(&rx).bytes, b"v1");
     }
 
     #[test]
