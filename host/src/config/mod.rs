@@ -397,7 +397,8 @@ pub struct PluginConfig {
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LimitsConfig {
-    /// Guest linear memory cap per instance (default `64MiB`).
+    /// Guest memory cap per instance: all linear memories of its Store together (default
+    /// `64MiB`).
     pub memory: Option<ByteSize>,
     /// CPU deadline per plugin call, enforced by epoch interruption in 1 ms ticks
     /// (default `1s`).
@@ -431,7 +432,7 @@ pub struct LimitsConfig {
 /// Resolved limits, every one with a value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
-    /// Guest memory cap, bytes.
+    /// Guest memory cap (all memories of the Store together), bytes.
     pub memory_bytes: u64,
     /// CPU deadline per call, milliseconds.
     pub deadline_ms: u64,
