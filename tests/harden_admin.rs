@@ -408,16 +408,6 @@ fn deploy_cost_is_bounded() {
 // Hole 6: the watched plugin directory
 // ---------------------------------------------------------------------------------------
 
-/// `VmHWM` (peak RSS) of a process, in KiB.
-fn peak_rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmHWM")
-}
-
 /// A sparse file of `len` bytes: no disk used, but reading it whole would allocate `len`.
 fn sparse(path: &Path, len: u64) {
     let f = std::fs::File::create(path).expect("create");

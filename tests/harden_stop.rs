@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value as Json;
 use support::serve::{
-    ACME, Bucket, GLOBEX, Gen, OPERATOR, Serve, assert_stats_exact, bucket, serial, tenant_toml,
-    ts_ms, wait_for,
+    ACME, Bucket, GLOBEX, Gen, OPERATOR, Serve, assert_stats_exact, bucket, peak_rss_kib, serial,
+    tenant_toml, ts_ms, wait_for,
 };
 use support::{Scratch, pipeline_toml};
 use weir::serve::control::PipelineState;
@@ -76,16 +76,6 @@ fn lines(path: &Path) -> Vec<String> {
         .lines()
         .map(str::to_string)
         .collect()
-}
-
-/// Peak resident memory of a process, KiB (`VmHWM`).
-fn peak_rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmHWM")
 }
 
 /// One pipeline's value of a gauge in the Prometheus text.

@@ -383,3 +383,13 @@ pub fn random_bytes(n: usize, mut seed: u64) -> Vec<u8> {
         })
         .collect()
 }
+
+/// Peak resident memory of a process (`VmHWM` in `/proc/<pid>/status`), KiB.
+pub fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM")
+}
