@@ -291,7 +291,7 @@ impl Pipeline {
             dead_letter: side(&cfg.dead_letter, &DEAD_LETTER_COLUMNS).context("dead_letter")?,
             errors: side(&cfg.error_sink, &ERROR_COLUMNS).context("error_sink")?,
         };
-        let operator = WindowOperator::new(cfg.window_kind()?, cfg.window.allowed_lateness.0);
+        let mut operator = WindowOperator::new(cfg.window_kind()?, cfg.window.allowed_lateness.0);
         let watermarks = Watermarks::new(
             cfg.watermark.delay.0,
             cfg.watermark
@@ -299,6 +299,9 @@ impl Pipeline {
                 .map(|m| Duration::from_millis(m.0 as u64)),
         );
         let limits = *plugin.limits();
+        // The operator checks the state limits per window created and refuses an event
+        // whole; they change only here and at a swap.
+        operator.set_limits(state_limits(&limits));
         let version = plugin.version_id();
         let log =
             LogBudget::for_pipeline(&opts.owner.tenant, &cfg.name, limits.log_lines_per_second);
@@ -338,6 +341,7 @@ impl Pipeline {
         self.inputs = input_indices(&self.schema, plugin.info());
         self.version = plugin.version_id();
         self.limits = *plugin.limits();
+        self.operator.set_limits(state_limits(&self.limits));
         self.plugin = plugin;
         self.failures_in_a_row = 0;
         self.quarantined = None;
@@ -597,14 +601,6 @@ impl Pipeline {
             // Dead-lettered before the watermark sees it: a runaway time never moves W.
             return self.dead_letter(raw, &reason);
         }
-        // Limits may change with a swap: the operator checks the ones in force, per window
-        // created, and refuses an event whole.
-        self.operator.set_limits(StateLimits {
-            max_windows_per_event: self.limits.max_windows_per_event,
-            max_open_windows: self.limits.max_open_windows,
-            max_buffered_events: self.limits.max_buffered_events,
-            max_buffered_bytes: self.limits.max_buffered_bytes,
-        });
         let key = Key(self
             .schema
             .key
@@ -838,6 +834,16 @@ impl Emitter<'_> {
                 false
             }
         }
+    }
+}
+
+/// The window-state caps among a plugin's resolved limits.
+fn state_limits(l: &Limits) -> StateLimits {
+    StateLimits {
+        max_windows_per_event: l.max_windows_per_event,
+        max_open_windows: l.max_open_windows,
+        max_buffered_events: l.max_buffered_events,
+        max_buffered_bytes: l.max_buffered_bytes,
     }
 }
 

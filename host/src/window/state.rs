@@ -496,7 +496,6 @@ impl WindowOperator {
             Some(s) => st.events.partition_point(|e| e.ts < s),
             None => st.events.len(),
         };
-        let dropped = cut;
         let bytes = st
             .events
             .drain(..cut)
@@ -504,7 +503,7 @@ impl WindowOperator {
             .fold(0u64, u64::saturating_add);
         let empty = st.windows.is_empty();
         self.open_windows -= 1;
-        self.buffered -= dropped;
+        self.buffered -= cut;
         self.buffered_bytes = self.buffered_bytes.saturating_sub(bytes);
         if empty && let Some(st) = self.states[id as usize].take() {
             self.ids.remove(&st.key);
