@@ -16,9 +16,9 @@ fi
 
 # Every plugin crate in the workspace: the examples and the adversarial test plugins.
 PLUGINS=(
-  weir-plugin-stats weir-plugin-fare-totals weir-plugin-hotspot weir-plugin-ticker weir-plugin-vwap
+  weir-plugin-stats weir-plugin-stats-incremental weir-plugin-fare-totals weir-plugin-fare-totals-incremental weir-plugin-hotspot weir-plugin-ticker weir-plugin-vwap
   weir-test-spin weir-test-hog weir-test-panicky weir-test-huge
-  weir-test-importer weir-test-wrong-world weir-test-shouty
+  weir-test-importer weir-test-wrong-world weir-test-shouty weir-test-legacy
 )
 args=()
 for p in "${PLUGINS[@]}"; do args+=(-p "$p"); done

@@ -272,7 +272,7 @@ fn components_that_do_not_fit_are_rejected_at_load_with_the_reason() {
         (
             "empty.wasm",
             b"\0asm\x0d\0\x01\0",
-            "does not export the weir:plugin@0.1.0 `aggregator` world",
+            "does not export the weir:plugin `aggregator` world",
         ),
         ("missing.wasm", b"", "cannot load"),
         // A real component that imports a `fetch` function the host does not provide.
@@ -285,7 +285,7 @@ fn components_that_do_not_fit_are_rejected_at_load_with_the_reason() {
         (
             "wrong_world.wasm",
             &wrong_world,
-            "does not export the weir:plugin@0.1.0 `aggregator` world",
+            "does not export the weir:plugin `aggregator` world",
         ),
     ];
     for (file, bytes, expected) in cases {

@@ -335,7 +335,7 @@ fn deploy_cost_is_bounded() {
     let took = started.elapsed();
     assert_eq!(status, 422, "{reason}");
     assert!(
-        reason.contains("does not export the weir:plugin@0.1.0 `aggregator` world"),
+        reason.contains("does not export the weir:plugin `aggregator` world"),
         "{reason}"
     );
     assert!(took < Duration::from_secs(2), "refused after {took:?}");

@@ -4,7 +4,7 @@
 mod support;
 
 use weir::config::Limits;
-use weir::plugin::{Owner, PluginInstance, Runtime};
+use weir::plugin::{Owner, Plugin as _, PluginInstance, Runtime};
 use weir::value::{FieldType, Value};
 use weir::window::Window;
 use weir_guest::{Batch, Plugin, Row, Type};
@@ -134,8 +134,14 @@ fn same_natively_and_in_wasm<P: Plugin>(lib: &str, params: &[(&str, &str)]) {
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-    let mut inst =
-        PluginInstance::new(code, Limits::default(), owned, Owner::default()).expect("instantiate");
+    let mut inst = PluginInstance::with_keys(
+        code,
+        Limits::default(),
+        owned,
+        vec!["symbol".to_string()],
+        Owner::default(),
+    )
+    .expect("instantiate");
     let info = inst.info().clone();
     let declared: Vec<(String, FieldType)> = described
         .inputs()
@@ -156,9 +162,9 @@ fn same_natively_and_in_wasm<P: Plugin>(lib: &str, params: &[(&str, &str)]) {
         }
     };
     push_all(&mut inst);
-    let key_host = vec![("symbol".to_string(), Value::Str("AAPL".into()))];
+    let key_host = vec![Value::Str("AAPL".into())];
     let wasm_rows = inst
-        .aggregate(
+        .aggregate_one(
             &key_host,
             Window {
                 start: 0,

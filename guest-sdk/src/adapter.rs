@@ -11,40 +11,53 @@ use std::thread::LocalKey;
 use crate::batch::internal::{ColumnBuf, Data};
 use crate::bindings::exports::weir::plugin::aggregate::Guest;
 use crate::bindings::weir::plugin::types as wit;
-use crate::{Batch, Describe, Error, Params, Plugin, Result, Row, Type, Value, Window};
+use crate::driver::{Driver, Finish, Group, Slot, Step};
+use crate::{Batch, Describe, Error, Params, Result, Type, Value, Window};
 
-/// What [`export_plugin!`](crate::export_plugin) generates for a plugin type:
-/// its name, version and the thread-local slot holding the configured
-/// instance. Every `Export` is a WIT `Guest` through the blanket impl below.
+/// What [`export_plugin!`](crate::export_plugin) and
+/// [`export_incremental!`](crate::export_incremental) generate for a plugin
+/// type: its name, version, how to configure it, and the thread-local slot
+/// holding the configured driver. Every `Export` is a WIT `Guest` through the
+/// blanket impl below.
 pub trait Export: 'static {
-    /// The plugin type.
-    type Plugin: Plugin;
     /// Reported plugin name (the plugin crate's `CARGO_PKG_NAME`).
     const NAME: &'static str;
     /// Reported plugin version (the plugin crate's `CARGO_PKG_VERSION`).
     const VERSION: &'static str;
-    /// The slot holding the configured instance, `None` until `configure`.
-    fn instance() -> &'static LocalKey<RefCell<Option<Self::Plugin>>>;
+    /// Configures the plugin type as a driver.
+    fn make(params: &Params, key_fields: &[String]) -> Result<Box<dyn Driver>>;
+    /// The slot holding the configured driver, `None` until `configure`.
+    fn instance() -> &'static LocalKey<RefCell<Option<Box<dyn Driver>>>>;
 }
 
 impl<E: Export> Guest for E {
-    fn configure(params: Vec<(String, String)>) -> Result<(), wit::PluginError> {
+    fn configure(
+        params: Vec<(String, String)>,
+        key_fields: Vec<String>,
+    ) -> Result<(), wit::PluginError> {
         let params = Params::from_pairs(params);
-        E::instance()
-            .with(|slot| configure(slot, &params))
-            .map_err(plugin_error)
+        E::instance().with(|slot| {
+            *slot.borrow_mut() = None;
+            let driver = E::make(&params, &key_fields).map_err(plugin_error)?;
+            *slot.borrow_mut() = Some(driver);
+            Ok(())
+        })
     }
 
     fn describe() -> wit::PluginInfo {
-        E::instance().with(|slot| {
-            let describe = describe(slot);
-            plugin_info(E::NAME, E::VERSION, &describe)
+        E::instance().with(|slot| match slot.borrow().as_deref() {
+            Some(d) => plugin_info(E::NAME, E::VERSION, d.describe(), d.state_type()),
+            None => plugin_info(E::NAME, E::VERSION, &Describe::new(), None),
         })
     }
 
     fn filter(events: wit::Batch) -> Vec<bool> {
         let events = batch_from_wit(events);
-        match E::instance().with(|slot| filter(slot, &events)) {
+        let keep = E::instance().with(|slot| match slot.borrow().as_deref() {
+            Some(d) => d.filter(&events),
+            None => Err(not_configured()),
+        });
+        match keep {
             Ok(keep) => keep,
             // `filter` has no error channel: trap, and the host records a
             // plugin failure for this batch.
@@ -53,70 +66,90 @@ impl<E: Export> Guest for E {
     }
 
     fn aggregate(
-        key: wit::Row,
-        window: wit::Window,
+        groups: Vec<wit::Group>,
         events: wit::Batch,
-    ) -> Result<Vec<wit::Row>, wit::PluginError> {
-        let key = Row::from_wit(key);
-        let window = Window {
-            start: window.start,
-            end: window.end,
-        };
+    ) -> Vec<Result<Vec<wit::Row>, wit::PluginError>> {
         let events = batch_from_wit(events);
-        E::instance()
-            .with(|slot| aggregate(slot, &key, window, &events))
-            .map(|rows| rows.into_iter().map(Row::into_wit).collect())
-            .map_err(plugin_error)
+        let groups: Vec<Group> = groups
+            .into_iter()
+            .map(|g| Group {
+                key: g.key.into_iter().map(value_from_wit).collect(),
+                window: window_from_wit(g.window),
+                offset: g.events.offset,
+                len: g.events.len,
+            })
+            .collect();
+        let results = E::instance().with(|slot| match slot.borrow().as_deref() {
+            Some(d) => d.aggregate(&groups, &events),
+            None => groups.iter().map(|_| Err(not_configured())).collect(),
+        });
+        results.into_iter().map(rows_to_wit).collect()
+    }
+
+    fn step(plan: wit::Plan, events: wit::Batch) -> Result<wit::PlanOutput, wit::PluginError> {
+        let events = batch_from_wit(events);
+        let step = Step {
+            slots: plan
+                .slots
+                .into_iter()
+                .map(|s| match s {
+                    wit::Slot::Held(bytes) => Slot::Held(bytes),
+                    wit::Slot::Fresh(span) => Slot::Fresh(span.offset, span.len),
+                    wit::Slot::Add((i, span)) => Slot::Add(i, span.offset, span.len),
+                    wit::Slot::Merge((a, b)) => Slot::Merge(a, b),
+                })
+                .collect(),
+            keep: plan.keep,
+            finish: plan
+                .finish
+                .into_iter()
+                .map(|f| Finish {
+                    key: f.key.into_iter().map(value_from_wit).collect(),
+                    window: window_from_wit(f.window),
+                    slot: f.slot,
+                })
+                .collect(),
+        };
+        let out = E::instance()
+            .with(|slot| match slot.borrow().as_deref() {
+                Some(d) => d.step(&step, &events),
+                None => Err(not_configured()),
+            })
+            .map_err(plugin_error)?;
+        Ok(wit::PlanOutput {
+            states: out.states,
+            rows: out.rows.into_iter().map(rows_to_wit).collect(),
+        })
     }
 }
 
 fn not_configured() -> Error {
     Error::new("not configured")
-        .with_hint("the host must call `configure` before `filter` and `aggregate`")
+        .with_hint("the host must call `configure` before `filter`, `aggregate` and `step`")
 }
 
-/// Configures a plugin into `slot`; a failure leaves the slot empty.
-pub(crate) fn configure<P: Plugin>(slot: &RefCell<Option<P>>, params: &Params) -> Result<()> {
-    *slot.borrow_mut() = None;
-    let plugin = P::configure(params)?;
-    *slot.borrow_mut() = Some(plugin);
-    Ok(())
-}
-
-/// The configured plugin's description; empty before `configure`.
-pub(crate) fn describe<P: Plugin>(slot: &RefCell<Option<P>>) -> Describe {
-    slot.borrow().as_ref().map(P::describe).unwrap_or_default()
-}
-
-/// Runs the filter, checking that it returned one entry per event.
-pub(crate) fn filter<P: Plugin>(slot: &RefCell<Option<P>>, events: &Batch) -> Result<Vec<bool>> {
-    let slot = slot.borrow();
-    let plugin = slot.as_ref().ok_or_else(not_configured)?;
-    let keep = plugin.filter(events)?;
-    if keep.len() != events.len() {
-        return Err(Error::new(format!(
-            "filter returned {} entries for {} events",
-            keep.len(),
-            events.len()
-        ))
-        .with_hint("return one bool per event of the batch"));
+fn window_from_wit(w: wit::Window) -> Window {
+    Window {
+        start: w.start,
+        end: w.end,
     }
-    Ok(keep)
 }
 
-/// Runs the aggregate.
-pub(crate) fn aggregate<P: Plugin>(
-    slot: &RefCell<Option<P>>,
-    key: &Row,
-    window: Window,
-    events: &Batch,
-) -> Result<Vec<Row>> {
-    let slot = slot.borrow();
-    let plugin = slot.as_ref().ok_or_else(not_configured)?;
-    plugin.aggregate(key, window, events)
+fn rows_to_wit(rows: Result<Vec<Vec<Value>>>) -> Result<Vec<wit::Row>, wit::PluginError> {
+    rows.map(|rows| {
+        rows.into_iter()
+            .map(|r| r.into_iter().map(value_to_wit).collect())
+            .collect()
+    })
+    .map_err(plugin_error)
 }
 
-fn plugin_info(name: &str, version: &str, describe: &Describe) -> wit::PluginInfo {
+fn plugin_info(
+    name: &str,
+    version: &str,
+    describe: &Describe,
+    state_type: Option<&str>,
+) -> wit::PluginInfo {
     let fields = |fields: &[(String, Type)]| {
         fields
             .iter()
@@ -132,6 +165,7 @@ fn plugin_info(name: &str, version: &str, describe: &Describe) -> wit::PluginInf
         inputs: fields(describe.inputs()),
         outputs: fields(describe.outputs()),
         has_filter: describe.has_filter(),
+        state_type: state_type.map(str::to_string),
     }
 }
 
@@ -154,36 +188,23 @@ fn field_type(ty: Type) -> wit::FieldType {
     }
 }
 
-impl Row {
-    fn from_wit(row: wit::Row) -> Row {
-        row.into_iter()
-            .map(|(name, value)| {
-                let value = match value {
-                    wit::Value::Null => Value::Null,
-                    wit::Value::F64(v) => Value::F64(v),
-                    wit::Value::S64(v) => Value::I64(v),
-                    wit::Value::String(v) => Value::Str(v),
-                    wit::Value::Bool(v) => Value::Bool(v),
-                };
-                (name, value)
-            })
-            .collect()
+fn value_from_wit(value: wit::Value) -> Value {
+    match value {
+        wit::Value::Null => Value::Null,
+        wit::Value::F64(v) => Value::F64(v),
+        wit::Value::S64(v) => Value::I64(v),
+        wit::Value::String(v) => Value::Str(v),
+        wit::Value::Bool(v) => Value::Bool(v),
     }
+}
 
-    fn into_wit(self) -> wit::Row {
-        self.into_fields()
-            .into_iter()
-            .map(|(name, value)| {
-                let value = match value {
-                    Value::Null => wit::Value::Null,
-                    Value::F64(v) => wit::Value::F64(v),
-                    Value::I64(v) => wit::Value::S64(v),
-                    Value::Str(v) => wit::Value::String(v),
-                    Value::Bool(v) => wit::Value::Bool(v),
-                };
-                (name, value)
-            })
-            .collect()
+fn value_to_wit(value: Value) -> wit::Value {
+    match value {
+        Value::Null => wit::Value::Null,
+        Value::F64(v) => wit::Value::F64(v),
+        Value::I64(v) => wit::Value::S64(v),
+        Value::Str(v) => wit::Value::String(v),
+        Value::Bool(v) => wit::Value::Bool(v),
     }
 }
 
@@ -206,81 +227,15 @@ fn batch_from_wit(batch: wit::Batch) -> Batch {
             }
         })
         .collect();
-    Batch {
-        timestamps: batch.timestamps,
-        columns,
-    }
+    Batch::from_parts(batch.timestamps, columns)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    struct Doubler;
-
-    impl Plugin for Doubler {
-        fn configure(params: &Params) -> Result<Self> {
-            params.required("ok")?;
-            Ok(Doubler)
-        }
-        fn describe(&self) -> Describe {
-            Describe::new()
-                .input("x", Type::I64)
-                .output("n", Type::I64)
-                .with_filter()
-        }
-        fn filter(&self, events: &Batch) -> Result<Vec<bool>> {
-            // Deliberately one entry short.
-            Ok(vec![true; events.len().saturating_sub(1)])
-        }
-        fn aggregate(&self, _key: &Row, _window: Window, events: &Batch) -> Result<Vec<Row>> {
-            let n = i64::try_from(events.len()).map_err(|_| "too many events")?;
-            Ok(vec![Row::new().i64("n", 2 * n)])
-        }
-    }
-
     #[test]
-    fn unconfigured_plugin_describes_nothing_and_refuses_calls() {
-        let slot = RefCell::new(None::<Doubler>);
-        assert_eq!(describe(&slot), Describe::new());
-        let info = plugin_info("p", "1.2.3", &describe(&slot));
-        assert_eq!((info.name.as_str(), info.version.as_str()), ("p", "1.2.3"));
-        assert!(info.inputs.is_empty() && info.outputs.is_empty() && !info.has_filter);
-        let batch = Batch::new(vec![1]);
-        let err = aggregate(&slot, &Row::new(), Window { start: 0, end: 1 }, &batch).unwrap_err();
-        assert_eq!(err.message, "not configured");
-        assert_eq!(filter(&slot, &batch).unwrap_err().message, "not configured");
-    }
-
-    #[test]
-    fn failed_configure_leaves_the_slot_empty() {
-        let slot = RefCell::new(None::<Doubler>);
-        configure(&slot, &Params::from_pairs([("ok", "yes")])).unwrap();
-        assert!(slot.borrow().is_some());
-        let err = configure(&slot, &Params::new()).unwrap_err();
-        assert_eq!(err.message, "missing required parameter `ok`");
-        assert!(slot.borrow().is_none());
-    }
-
-    #[test]
-    fn configured_plugin_aggregates_and_wrong_filter_length_is_an_error() {
-        let slot = RefCell::new(None::<Doubler>);
-        configure(&slot, &Params::from_pairs([("ok", "yes")])).unwrap();
-        let info = plugin_info("p", "1", &describe(&slot));
-        assert_eq!(info.outputs.len(), 1);
-        assert_eq!(info.outputs[0].name, "n");
-        assert!(matches!(info.outputs[0].ty, wit::FieldType::S64));
-        assert!(info.has_filter);
-        let batch = Batch::new(vec![1, 2, 3]);
-        // 3 events doubled = 6.
-        let rows = aggregate(&slot, &Row::new(), Window { start: 0, end: 5 }, &batch).unwrap();
-        assert_eq!(rows, vec![Row::new().i64("n", 6)]);
-        let err = filter(&slot, &batch).unwrap_err();
-        assert_eq!(err.message, "filter returned 2 entries for 3 events");
-    }
-
-    #[test]
-    fn wit_batch_and_rows_convert_without_loss() {
+    fn wit_batch_and_values_convert_without_loss() {
         let wit_batch = wit::Batch {
             timestamps: vec![5, 6],
             columns: vec![
@@ -313,21 +268,29 @@ mod tests {
             .with_bool("b", vec![Some(true), Some(false)]);
         assert_eq!(batch_from_wit(wit_batch), expected);
 
-        let row = Row::new()
-            .null("n")
-            .f64("f", 1.5)
-            .i64("i", -2)
-            .str("s", "x")
-            .bool("b", true);
-        assert_eq!(Row::from_wit(row.clone().into_wit()), row);
+        for v in [
+            Value::Null,
+            Value::F64(1.5),
+            Value::I64(-2),
+            Value::Str("x".into()),
+            Value::Bool(true),
+        ] {
+            assert_eq!(value_from_wit(value_to_wit(v.clone())), v);
+        }
     }
 
     #[test]
-    fn errors_and_types_map_to_wit() {
+    fn errors_types_and_info_map_to_wit() {
         let e = plugin_error(Error::new("m").with_hint("h"));
         assert_eq!((e.message.as_str(), e.hint.as_deref()), ("m", Some("h")));
         assert!(matches!(field_type(Type::F64), wit::FieldType::F64));
         assert!(matches!(field_type(Type::Str), wit::FieldType::String));
         assert!(matches!(field_type(Type::Bool), wit::FieldType::Bool));
+        let d = Describe::new().input("x", Type::I64).output("n", Type::I64);
+        let info = plugin_info("p", "1.2.3", &d, Some("S/v1"));
+        assert_eq!((info.name.as_str(), info.version.as_str()), ("p", "1.2.3"));
+        assert_eq!(info.outputs[0].name, "n");
+        assert_eq!(info.state_type.as_deref(), Some("S/v1"));
+        assert!(!info.has_filter);
     }
 }

@@ -1,6 +1,8 @@
 //! [`Batch`]: a window's (or an ingest batch's) events in columnar form, and
 //! [`Column`], a typed, null-aware view of one of its columns.
 
+use std::sync::Arc;
+
 use crate::{Error, Result, Type};
 
 /// Events in columnar form, sorted by event time (ties in arrival order).
@@ -23,20 +25,109 @@ use crate::{Error, Result, Type};
 /// assert!(batch.i64("price").is_err()); // it is an f64 column
 /// # Ok::<(), weir_guest::Error>(())
 /// ```
-#[derive(Debug, Clone, Default, PartialEq)]
+///
+/// A batch is a cheap view: [`slice`](Batch::slice) and `clone` share the
+/// events instead of copying them.
+#[derive(Debug, Clone, Default)]
 pub struct Batch {
-    pub(crate) timestamps: Vec<i64>,
-    pub(crate) columns: Vec<internal::ColumnBuf>,
+    timestamps: Arc<Vec<i64>>,
+    columns: Arc<Vec<internal::ColumnBuf>>,
+    /// The events of the view: `[from, to)` of the shared lists.
+    from: usize,
+    to: usize,
+}
+
+impl PartialEq for Batch {
+    /// Same events: equal timestamps and the same columns (name, type, values
+    /// and nulls) in the same order.
+    fn eq(&self, other: &Batch) -> bool {
+        self.timestamps() == other.timestamps()
+            && self.columns.len() == other.columns.len()
+            && self
+                .columns
+                .iter()
+                .zip(other.columns.iter())
+                .all(|(a, b)| a.name == b.name && self.slice_of(a) == other.slice_of(b))
+    }
 }
 
 impl Batch {
     /// A batch of events at `timestamps` (epoch milliseconds) with no columns
     /// yet; add them with the `with_*` constructors. For native tests.
     pub fn new(timestamps: Vec<i64>) -> Self {
+        Batch::from_parts(timestamps, Vec::new())
+    }
+
+    /// A batch over whole lists (every column has one entry per timestamp).
+    pub(crate) fn from_parts(timestamps: Vec<i64>, columns: Vec<internal::ColumnBuf>) -> Self {
+        let to = timestamps.len();
         Batch {
-            timestamps,
-            columns: Vec::new(),
+            timestamps: Arc::new(timestamps),
+            columns: Arc::new(columns),
+            from: 0,
+            to,
         }
+    }
+
+    /// The events `[from, from + len)` of this batch, sharing its storage
+    /// (clamped to the batch's length).
+    ///
+    /// ```
+    /// use weir_guest::Batch;
+    ///
+    /// let batch = Batch::new(vec![10, 20, 30]).with_i64("n", vec![Some(1), None, Some(3)]);
+    /// let tail = batch.slice(1, 2);
+    /// assert_eq!(tail.timestamps(), &[20, 30]);
+    /// assert_eq!(tail.i64("n")?.get(0), None);
+    /// assert_eq!(tail.i64("n")?.get(1), Some(3));
+    /// # Ok::<(), weir_guest::Error>(())
+    /// ```
+    #[must_use]
+    pub fn slice(&self, from: usize, len: usize) -> Batch {
+        let start = self.from.saturating_add(from).min(self.to);
+        let end = start.saturating_add(len).min(self.to);
+        Batch {
+            timestamps: Arc::clone(&self.timestamps),
+            columns: Arc::clone(&self.columns),
+            from: start,
+            to: end,
+        }
+    }
+
+    /// The columns' storage with only the view's entries, for comparisons.
+    fn slice_of<'a>(
+        &self,
+        c: &'a internal::ColumnBuf,
+    ) -> (internal::DataRef<'a>, Option<&'a [bool]>) {
+        let r = self.from..self.to;
+        (c.data.slice(r.clone()), c.nulls.as_deref().map(|n| &n[r]))
+    }
+
+    /// The whole-list storage, unshared (copied only if shared), for the
+    /// SDK's own rewrites of a full batch.
+    pub(crate) fn columns_mut(&mut self) -> &mut Vec<internal::ColumnBuf> {
+        self.narrow();
+        Arc::make_mut(&mut self.columns)
+    }
+
+    /// Makes the view cover its whole storage, copying the view's entries out
+    /// when it is a part of a larger batch.
+    fn narrow(&mut self) {
+        if self.from == 0 && self.to == self.timestamps.len() {
+            return;
+        }
+        let r = self.from..self.to;
+        let timestamps = self.timestamps[r.clone()].to_vec();
+        let columns = self
+            .columns
+            .iter()
+            .map(|c| internal::ColumnBuf {
+                name: c.name.clone(),
+                data: c.data.slice(r.clone()).to_owned(),
+                nulls: c.nulls.as_ref().map(|n| n[r.clone()].to_vec()),
+            })
+            .collect();
+        *self = Batch::from_parts(timestamps, columns);
     }
 
     /// Adds (or replaces) an f64 column; `None` is null.
@@ -90,37 +181,39 @@ impl Batch {
         values: Vec<Option<T>>,
         wrap: fn(Vec<T>) -> internal::Data,
     ) -> Self {
+        self.narrow();
         assert_eq!(
             values.len(),
-            self.timestamps.len(),
+            self.len(),
             "column `{name}` has {} values for {} timestamps",
             values.len(),
-            self.timestamps.len()
+            self.len()
         );
         let nulls: Vec<bool> = values.iter().map(Option::is_none).collect();
         let nulls = nulls.contains(&true).then_some(nulls);
         let data = wrap(values.into_iter().map(Option::unwrap_or_default).collect());
         let column = internal::ColumnBuf { name, data, nulls };
-        match self.columns.iter_mut().find(|c| c.name == column.name) {
+        let columns = self.columns_mut();
+        match columns.iter_mut().find(|c| c.name == column.name) {
             Some(existing) => *existing = column,
-            None => self.columns.push(column),
+            None => columns.push(column),
         }
         self
     }
 
     /// Number of events.
     pub fn len(&self) -> usize {
-        self.timestamps.len()
+        self.to - self.from
     }
 
     /// Whether there are no events.
     pub fn is_empty(&self) -> bool {
-        self.timestamps.is_empty()
+        self.from == self.to
     }
 
     /// Event time of each event, epoch milliseconds, ascending.
     pub fn timestamps(&self) -> &[i64] {
-        &self.timestamps
+        &self.timestamps[self.from..self.to]
     }
 
     /// Names of the columns present, in order.
@@ -175,8 +268,8 @@ impl Batch {
         match T::values(&column.data) {
             Some(values) => Ok(Column {
                 name: &column.name,
-                values,
-                nulls: column.nulls.as_deref(),
+                values: &values[self.from..self.to],
+                nulls: column.nulls.as_deref().map(|n| &n[self.from..self.to]),
             }),
             None => {
                 let actual = column.data.ty();
@@ -349,7 +442,36 @@ pub(crate) mod internal {
         Bool(Vec<bool>),
     }
 
+    /// A borrowed part of a [`Data`].
+    #[derive(Debug, Clone, Copy, PartialEq)]
+    pub enum DataRef<'a> {
+        F64(&'a [f64]),
+        I64(&'a [i64]),
+        Str(&'a [String]),
+        Bool(&'a [bool]),
+    }
+
+    impl DataRef<'_> {
+        pub fn to_owned(self) -> Data {
+            match self {
+                DataRef::F64(v) => Data::F64(v.to_vec()),
+                DataRef::I64(v) => Data::I64(v.to_vec()),
+                DataRef::Str(v) => Data::Str(v.to_vec()),
+                DataRef::Bool(v) => Data::Bool(v.to_vec()),
+            }
+        }
+    }
+
     impl Data {
+        pub fn slice(&self, r: std::ops::Range<usize>) -> DataRef<'_> {
+            match self {
+                Data::F64(v) => DataRef::F64(&v[r]),
+                Data::I64(v) => DataRef::I64(&v[r]),
+                Data::Str(v) => DataRef::Str(&v[r]),
+                Data::Bool(v) => DataRef::Bool(&v[r]),
+            }
+        }
+
         pub fn ty(&self) -> Type {
             match self {
                 Data::F64(_) => Type::F64,

@@ -54,3 +54,55 @@ pub trait Plugin: Sized + 'static {
     /// than once.
     fn aggregate(&self, key: &Row, window: Window, events: &Batch) -> Result<Vec<Row>>;
 }
+
+/// An incremental aggregation plugin: the host keeps one state per key and
+/// pane (a pane is the gcd of a window's size and slide), adds each event to
+/// exactly one state, and builds a window's state by merging pane states.
+///
+/// Use it when windows are large or overlap a lot (a 1 h window sliding 1 s,
+/// "so far today" at a 1 min step): an event costs one `add` however many
+/// windows contain it, and a firing costs O(1) merges amortized. Functions that
+/// need every event at once (median, percentiles) stay [`Plugin`]s.
+///
+/// The state is a plain Rust value; the SDK serializes it (serde, `postcard`)
+/// for the host, which stores it as opaque bytes, so it must survive a round
+/// trip through serde. Register the type with
+/// [`export_incremental!`](crate::export_incremental).
+///
+/// `merge` must be associative (`merge(merge(a, b), c)` equals
+/// `merge(a, merge(b, c))`), and `init()` its identity; the host relies on both.
+/// Floating-point sums are associative only up to rounding, so rows may differ
+/// from a whole-window plugin in the last bits.
+pub trait Incremental: Sized + 'static {
+    /// The per-pane and per-window state.
+    type State: serde::Serialize + serde::de::DeserializeOwned + Clone;
+
+    /// Bump when the state's encoding changes but its Rust type name does
+    /// not. Pane states are handed from one version to the next on a hot swap
+    /// only when the type name and this number both match.
+    const STATE_VERSION: u32 = 1;
+
+    /// Builds the plugin from the pipeline's `[plugin.params]`
+    /// (see [`Plugin::configure`]).
+    fn configure(params: &Params) -> Result<Self>;
+
+    /// Declares inputs and outputs (see [`Plugin::describe`]).
+    fn describe(&self) -> Describe;
+
+    /// Decides, per event, whether it counts (see [`Plugin::filter`]).
+    fn filter(&self, events: &Batch) -> Result<Vec<bool>> {
+        Ok(vec![true; events.len()])
+    }
+
+    /// The state of no events: the identity of [`merge`](Incremental::merge).
+    fn init(&self) -> Self::State;
+
+    /// Adds events (of one key, sorted by event time) to a state.
+    fn add(&self, state: &mut Self::State, events: &Batch) -> Result<()>;
+
+    /// Merges `later` (the state of later events) into `state`.
+    fn merge(&self, state: &mut Self::State, later: &Self::State);
+
+    /// Turns a window's state into its result rows.
+    fn finish(&self, key: &Row, window: Window, state: &Self::State) -> Result<Vec<Row>>;
+}

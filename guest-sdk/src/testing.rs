@@ -35,10 +35,11 @@
 //! # Ok::<(), weir_guest::Error>(())
 //! ```
 
-use std::cell::RefCell;
-
 use crate::batch::internal::ColumnBuf;
-use crate::{Batch, Describe, Error, Params, Plugin, Result, Row, Type, Value, Window, adapter};
+use crate::driver::{decode_state, encode_state};
+use crate::{
+    Batch, Describe, Error, Incremental, Params, Plugin, Result, Row, Type, Value, Window,
+};
 
 /// An empty parameter list, for plugins that need none.
 pub const NO_PARAMS: [(&str, &str); 0] = [];
@@ -63,9 +64,9 @@ pub fn run_aggregate<P: Plugin>(
     window: Window,
     events: Batch,
 ) -> Result<Vec<Row>> {
-    let (slot, describe) = configured::<P>(params)?;
+    let (plugin, describe) = configured::<P>(params)?;
     let events = project(events, describe.inputs())?;
-    let rows = adapter::aggregate(&slot, &key, window, &events)?;
+    let rows = plugin.aggregate(&key, window, &events)?;
     for (i, row) in rows.iter().enumerate() {
         check_row(i, row, describe.outputs())?;
     }
@@ -80,12 +81,20 @@ pub fn run_filter<P: Plugin>(
     params: impl IntoIterator<Item = (impl Into<String>, impl Into<String>)>,
     events: Batch,
 ) -> Result<Vec<bool>> {
-    let (slot, describe) = configured::<P>(params)?;
+    let (plugin, describe) = configured::<P>(params)?;
     if !describe.has_filter() {
         return Ok(vec![true; events.len()]);
     }
     let events = project(events, describe.inputs())?;
-    adapter::filter(&slot, &events)
+    let keep = plugin.filter(&events)?;
+    if keep.len() != events.len() {
+        return Err(Error::new(format!(
+            "filter returned {} entries for {} events",
+            keep.len(),
+            events.len()
+        )));
+    }
+    Ok(keep)
 }
 
 /// Asserts that `actual` and `expected` have the same rows and field names,
@@ -115,24 +124,57 @@ pub fn assert_rows_approx(actual: &[Row], expected: &[Row], tolerance: f64) {
 
 fn configured<P: Plugin>(
     params: impl IntoIterator<Item = (impl Into<String>, impl Into<String>)>,
-) -> Result<(RefCell<Option<P>>, Describe)> {
-    let slot = RefCell::new(None);
-    adapter::configure(&slot, &Params::from_pairs(params))?;
-    let describe = adapter::describe(&slot);
-    Ok((slot, describe))
+) -> Result<(P, Describe)> {
+    let plugin = P::configure(&Params::from_pairs(params))?;
+    let describe = plugin.describe();
+    Ok((plugin, describe))
+}
+
+/// Configures the incremental `P` from `params`, then computes `window`'s rows
+/// for `key` the way the host does: each entry of `panes` (a pane's events,
+/// sorted by time) is added to a fresh state, every state makes a round trip
+/// through the bytes the host would hold, the pane states are merged left to
+/// right, and the result is finished.
+///
+/// Rows are checked against the declared outputs like
+/// [`run_aggregate`]'s. Comparing its rows with a whole-window version's over
+/// the same events tests that `add` and `merge` agree with it.
+pub fn run_incremental<P: Incremental>(
+    params: impl IntoIterator<Item = (impl Into<String>, impl Into<String>)>,
+    key: Row,
+    window: Window,
+    panes: Vec<Batch>,
+) -> Result<Vec<Row>> {
+    let plugin = P::configure(&Params::from_pairs(params))?;
+    let describe = plugin.describe();
+    let mut state = plugin.init();
+    for pane in panes {
+        let pane = project(pane, describe.inputs())?;
+        let mut s = plugin.init();
+        plugin.add(&mut s, &pane)?;
+        let s: P::State = decode_state(&encode_state(&s)?)?;
+        plugin.merge(&mut state, &s);
+    }
+    let state: P::State = decode_state(&encode_state(&state)?)?;
+    let rows = plugin.finish(&key, window, &state)?;
+    for (i, row) in rows.iter().enumerate() {
+        check_row(i, row, describe.outputs())?;
+    }
+    Ok(rows)
 }
 
 /// Keeps only the declared input columns, as the host does.
 fn project(mut events: Batch, inputs: &[(String, Type)]) -> Result<Batch> {
     let mut columns: Vec<ColumnBuf> = Vec::with_capacity(inputs.len());
+    let present = events.columns_mut();
     for (name, ty) in inputs {
-        let Some(at) = events.columns.iter().position(|c| &c.name == name) else {
+        let Some(at) = present.iter().position(|c| &c.name == name) else {
             return Err(Error::new(format!(
                 "the plugin declares input `{name}` but the test batch has no such column"
             ))
             .with_hint(format!("add it with `Batch::with_{}`", with_suffix(*ty))));
         };
-        let column = events.columns.swap_remove(at);
+        let column = present.swap_remove(at);
         if column.data.ty() != *ty {
             return Err(Error::new(format!(
                 "the plugin declares input `{name}` as {ty} but the test batch has it as {}",
@@ -141,7 +183,7 @@ fn project(mut events: Batch, inputs: &[(String, Type)]) -> Result<Batch> {
         }
         columns.push(column);
     }
-    events.columns = columns;
+    *present = columns;
     Ok(events)
 }
 

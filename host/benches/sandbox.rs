@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use util::{median, ms, percentile, table, wasm};
 use weir::config::Limits;
-use weir::plugin::{Error, Owner, PluginInstance, Runtime};
+use weir::plugin::{Error, Owner, Plugin as _, PluginInstance, Runtime};
 use weir::value::Value;
 use weir::window::Window;
 
@@ -27,8 +27,8 @@ fn instance(runtime: &Runtime, plugin: &str, limits: Limits) -> PluginInstance {
     PluginInstance::new(code, limits, Vec::new(), Owner::default()).expect("plugin instantiates")
 }
 
-fn key(symbol: &str) -> Vec<(String, Value)> {
-    vec![("symbol".to_string(), Value::Str(symbol.to_string()))]
+fn key(symbol: &str) -> Vec<Value> {
+    vec![Value::Str(symbol.to_string())]
 }
 
 const W: Window = Window {
@@ -41,7 +41,7 @@ fn call(p: &mut PluginInstance, symbol: &str) -> (Duration, Result<usize, Error>
         p.batch().push(ts, std::iter::empty());
     }
     let t = Instant::now();
-    let r = p.aggregate(&key(symbol), W).map(|rows| rows.len());
+    let r = p.aggregate_one(&key(symbol), W).map(|rows| rows.len());
     (t.elapsed(), r)
 }
 

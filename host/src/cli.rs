@@ -11,7 +11,7 @@ use clap::{Parser, Subcommand};
 use crate::config::{Format, GeneratorConfig, Millis, PipelineConfig, Workload};
 use crate::decode::Schema;
 use crate::pipeline::{self, Pipeline};
-use crate::plugin::Runtime;
+use crate::plugin::{Plugin as _, Runtime};
 
 /// Weir: user-defined window aggregations as sandboxed WebAssembly plugins.
 #[derive(Debug, Parser)]
@@ -40,6 +40,11 @@ pub enum Command {
         /// Never draw a progress bar.
         #[arg(long)]
         no_progress: bool,
+        /// Benchmarks only: run the plugin's logic compiled into the host instead of its
+        /// wasm component (same code, no sandbox), chosen by the component's file name
+        /// (`stats.wasm` runs the native `stats`). Measures what the sandbox costs.
+        #[arg(long, hide = true)]
+        native: bool,
     },
     /// Run a multi-tenant host: every tenant's pipelines, the admin API, the plugin directory.
     ///
@@ -187,10 +192,12 @@ pub fn try_main() -> anyhow::Result<()> {
             pipeline,
             json_summary,
             no_progress,
+            native,
         } => run(
             pipeline,
             json_summary,
             !no_progress && std::io::stderr().is_terminal(),
+            native,
         ),
         Command::Check { pipeline } => check(pipeline),
         Command::Serve { host } => serve(&host),
@@ -296,14 +303,37 @@ fn stop_on_signal() -> anyhow::Result<StopSignal> {
     Ok(stop)
 }
 
-fn run(path: PathBuf, json_summary: bool, progress: bool) -> anyhow::Result<()> {
+fn run(path: PathBuf, json_summary: bool, progress: bool, native: bool) -> anyhow::Result<()> {
     let stop = stop_on_signal()?;
     let cfg = load(&path)?;
     let name = cfg.name.clone();
-    let runtime = Runtime::new(cfg.plugin.limits.fuel.is_some())?;
     let schema = Schema::new(&cfg.schema).map_err(|e| anyhow::anyhow!("schema: {e}"))?;
-    let plugin = pipeline::load_plugin(&cfg, &schema, &runtime)?;
-    let mut p = Pipeline::build(cfg, plugin, pipeline::Options::default())?;
+    let mut p = if native {
+        let stem = cfg
+            .plugin
+            .path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let params: Vec<(String, String)> = cfg
+            .plugin
+            .params
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let plugin = crate::plugin::native::NativePlugin::new(
+            &stem,
+            &params,
+            &cfg.schema.key,
+            cfg.plugin.limits.resolve(None),
+        )?;
+        crate::plugin::check_inputs(plugin.info(), |n| schema.type_of(n))?;
+        Pipeline::build(cfg, plugin, pipeline::Options::default())?
+    } else {
+        let runtime = Runtime::new(cfg.plugin.limits.fuel.is_some())?;
+        let plugin = pipeline::load_plugin(&cfg, &schema, &runtime)?;
+        Pipeline::build(cfg, plugin, pipeline::Options::default())?
+    };
     tracing::info!(pipeline = %name, source = %p.source_description(), plugin = %p.plugin_info().name, "running");
     let summary = p.run_until(progress, &stop.flag)?;
     let stopped = p.was_stopped().then(|| stop.number.load(Ordering::SeqCst));

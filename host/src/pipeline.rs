@@ -14,14 +14,17 @@ use anyhow::Context;
 use crate::config::{CsvOptions, EmitMode, Limits, PipelineConfig, SinkConfig, SourceConfig};
 use crate::decode::{self, Decoder, Event, Schema};
 use crate::plugin::LogBudget;
-use crate::plugin::{self, Owner, PluginCode, PluginInfo, PluginInstance, Runtime};
+use crate::plugin::{
+    self, Finish, Owner, Plan, Plugin, PluginCode, PluginInfo, PluginInstance, Runtime, Slot,
+};
 use crate::sink::{self, Sink};
 use crate::source::{
     FileSource, GeneratorSource, Poll, RawRecord, Rejected, SizeHint, Source, StdinSource,
 };
 use crate::time::{NO_WATERMARK, Watermarks, format_rfc3339_ms};
 use crate::value::{Key, Value};
-use crate::window::{Firing, Placement, StateLimits, WindowOperator};
+use crate::window::panes::{Planner, StateRef};
+use crate::window::{Due, Placement, StateLimits, StoredEvent, Window, WindowOperator};
 
 /// How often sinks are flushed while input keeps coming (rows of an unbounded source reach
 /// their files within about this long).
@@ -120,7 +123,7 @@ pub fn instantiate_checked(
         .iter()
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
-    let inst = PluginInstance::new(code, limits, params, owner)?;
+    let inst = PluginInstance::with_keys(code, limits, params, cfg.schema.key.clone(), owner)?;
     plugin::check_inputs(inst.info(), |n| schema.type_of(n))?;
     Ok(inst)
 }
@@ -192,7 +195,7 @@ pub struct Pipeline {
     schema: Schema,
     source: Box<dyn Source>,
     decoder: Box<dyn Decoder>,
-    plugin: PluginInstance,
+    plugin: Box<dyn Plugin>,
     /// Schema index of each plugin input, in input order.
     inputs: Vec<usize>,
     operator: WindowOperator,
@@ -234,9 +237,10 @@ impl Pipeline {
     /// Opens the source and sinks around an instantiated, checked plugin.
     pub fn build(
         cfg: PipelineConfig,
-        plugin: PluginInstance,
+        plugin: impl Plugin + 'static,
         opts: Options,
     ) -> anyhow::Result<Self> {
+        let plugin: Box<dyn Plugin> = Box::new(plugin);
         let schema = Schema::new(&cfg.schema).map_err(|e| anyhow::anyhow!("schema: {e}"))?;
         // The per-event window budget under the limits in force (a tenant's ceiling may be
         // lower than the pipeline's own), before any sink is opened.
@@ -337,12 +341,19 @@ impl Pipeline {
     /// Swaps in a new plugin instance between two batches, hence between two window
     /// firings. Windows that fire from now on use it, including windows opened before: the
     /// host holds every schema field of their events. Lifts a quarantine.
-    pub fn swap_plugin(&mut self, plugin: PluginInstance) -> anyhow::Result<()> {
+    ///
+    /// An incremental version with the same state type takes over the pane states held;
+    /// with another state type (or none) they are dropped and rebuilt from the events the
+    /// host holds, by the new version, at the next firing: nothing is lost or counted twice.
+    pub fn swap_plugin(&mut self, plugin: impl Plugin + 'static) -> anyhow::Result<()> {
+        if plugin.info().state_type != self.plugin.info().state_type {
+            self.operator.clear_stacks();
+        }
         self.inputs = input_indices(&self.schema, plugin.info());
         self.version = plugin.version_id();
         self.limits = *plugin.limits();
         self.operator.set_limits(state_limits(&self.limits));
-        self.plugin = plugin;
+        self.plugin = Box::new(plugin);
         self.failures_in_a_row = 0;
         self.quarantined = None;
         self.fire_due()
@@ -377,9 +388,9 @@ impl Pipeline {
         )
     }
 
-    /// The plugin instance (for restart counts and timings).
-    pub fn plugin(&self) -> &PluginInstance {
-        &self.plugin
+    /// The plugin (for restart counts).
+    pub fn plugin(&self) -> &dyn Plugin {
+        self.plugin.as_ref()
     }
 
     /// The plugin as loaded.
@@ -671,13 +682,23 @@ impl Pipeline {
     }
 
     fn fire(&mut self, mode: FireMode) -> anyhow::Result<()> {
+        let due = match mode {
+            FireMode::Watermark(w) => self.operator.take_due(Some(w)),
+            FireMode::Early | FireMode::Flush => self.operator.take_due(None),
+        };
+        let pane = self
+            .plugin
+            .info()
+            .state_type
+            .is_some()
+            .then(|| self.operator.kind().pane());
         let mut emitter = Emitter {
             pipeline: &self.cfg.name,
             key_names: &self.cfg.schema.key,
             revisions: has_revisions(&self.cfg),
             version: self.opts.version_column.then_some(self.version.as_str()),
             inputs: &self.inputs,
-            plugin: &mut self.plugin,
+            plugin: self.plugin.as_mut(),
             out: &mut self.out,
             summary: &mut self.summary,
             failures_in_a_row: &mut self.failures_in_a_row,
@@ -691,16 +712,16 @@ impl Pipeline {
             stop: self.stop_requested,
             log: &self.log,
             failed: None,
+            pane,
         };
-        let mut cb = |f: Firing<'_>| emitter.emit(f);
+        emitter.emit_all(&mut self.operator, due);
+        let failed = emitter.failed.take();
         match mode {
-            FireMode::Watermark(w) => self.operator.advance(w, &mut cb),
-            FireMode::Early => self.operator.fire_early(&mut cb),
-            FireMode::Flush => {
-                self.flushed = self.operator.flush(&mut cb);
-            }
+            FireMode::Watermark(w) => self.operator.purge_due(w),
+            FireMode::Early => {}
+            FireMode::Flush => self.flushed = self.operator.finish(),
         }
-        match emitter.failed {
+        match failed {
             Some(e) => Err(e.into()),
             None => Ok(()),
         }
@@ -723,14 +744,24 @@ enum FireMode {
     Flush,
 }
 
-/// Turns firings into plugin calls and rows.
+/// Most events in one plugin call of a firing step: due windows are sent in chunks of at
+/// most this many events (a window with more goes alone), so one call stays well inside
+/// the plugin's memory cap and CPU deadline.
+pub const CALL_EVENTS: usize = 16 * 1024;
+
+/// Most windows in one plugin call of a firing step.
+pub const CALL_WINDOWS: usize = 2048;
+
+/// Turns due windows into plugin calls and rows: whole-window plugins get the windows of a
+/// chunk as groups of one call; incremental plugins get one plan per chunk that adds new
+/// panes, merges pane states and finishes the windows.
 struct Emitter<'a> {
     pipeline: &'a str,
     key_names: &'a [String],
     revisions: bool,
     version: Option<&'a str>,
     inputs: &'a [usize],
-    plugin: &'a mut PluginInstance,
+    plugin: &'a mut dyn Plugin,
     out: &'a mut Outputs,
     summary: &'a mut Summary,
     failures_in_a_row: &'a mut u32,
@@ -742,61 +773,346 @@ struct Emitter<'a> {
     log: &'a LogBudget,
     /// The first sink error: every later firing is declined, so its window stays pending.
     failed: Option<sink::Error>,
+    /// `Some` for an incremental plugin: the pane length (`None` for sessions, whose
+    /// windows are accumulated whole).
+    pane: Option<Option<i64>>,
+}
+
+/// Builds an incremental plan's slots, pushing new panes' events into the plugin's batch.
+struct HostPlanner<'a> {
+    plan: &'a mut Plan,
+    batch: &'a mut plugin::BatchBuilder,
+    inputs: &'a [usize],
+}
+
+impl HostPlanner<'_> {
+    fn push(&mut self, slot: Slot) -> StateRef {
+        self.plan.slots.push(slot);
+        StateRef::Slot(self.plan.slots.len() as u32 - 1)
+    }
+
+    /// The slot index of a state, adding a `held` slot for bytes.
+    fn slot(&mut self, r: StateRef) -> u32 {
+        match r {
+            StateRef::Slot(i) => i,
+            StateRef::Held(bytes) => match self.push(Slot::Held(bytes)) {
+                StateRef::Slot(i) => i,
+                StateRef::Held(_) => unreachable!("push returns a slot"),
+            },
+        }
+    }
+}
+
+impl Planner for HostPlanner<'_> {
+    fn fresh(&mut self, events: &[&StoredEvent]) -> StateRef {
+        let offset = self.batch.len() as u32;
+        for e in events {
+            self.batch
+                .push(e.ts, self.inputs.iter().map(|&i| &e.values[i]));
+        }
+        self.push(Slot::Fresh {
+            offset,
+            len: events.len() as u32,
+        })
+    }
+
+    fn merge(&mut self, a: &StateRef, b: &StateRef) -> StateRef {
+        let a = self.slot(a.clone());
+        let b = self.slot(b.clone());
+        self.push(Slot::Merge(a, b))
+    }
 }
 
 impl Emitter<'_> {
-    /// Calls the plugin for one firing and writes its rows or an error record. Returns
-    /// false, leaving the window pending, while the pipeline is quarantined, interrupted or
-    /// stopping, and once a sink write failed.
-    ///
-    /// A window is handled (returns true) only once its rows, or its error record, were
-    /// handed to the operating system ([`Sink::commit`]): a window whose rows could not be
-    /// written stays pending, as does every later window of the step, and `rows_written`
-    /// counts only committed rows. Rows of a window that failed part-way may be in the file
-    /// already; the window fires again, whole, if the pipeline goes on (at least once).
-    fn emit(&mut self, f: Firing<'_>) -> bool {
-        if self.failed.is_some() || self.stop {
-            return false;
+    /// Whether firings are declined now: a sink failed, a stop was asked for, the
+    /// pipeline is quarantined (the plugin is not called again until a new version) or a
+    /// control message waits (the windows fire after it).
+    fn declining(&self) -> bool {
+        self.failed.is_some()
+            || self.stop
+            || self.quarantined.is_some()
+            || self.interrupt.is_some_and(|i| i.load(Ordering::Relaxed))
+    }
+
+    /// Fires the due windows in order, in chunks of at most [`CALL_EVENTS`] events and
+    /// [`CALL_WINDOWS`] windows per plugin call. Every window is either fired (its rows or
+    /// its error record were handed to the OS, [`Sink::commit`]) or declined (it stays
+    /// pending); once one is declined, so is every later one.
+    fn emit_all(&mut self, operator: &mut WindowOperator, due: Vec<Due>) {
+        let mut i = 0;
+        while i < due.len() {
+            if self.declining() {
+                for &d in &due[i..] {
+                    operator.declined(d);
+                }
+                return;
+            }
+            let mut events = 0usize;
+            let mut end = i;
+            while end < due.len() && end - i < CALL_WINDOWS {
+                let n = operator.firing(due[end]).map_or(0, |(f, _)| f.events.len());
+                if end > i && events + n > CALL_EVENTS {
+                    break;
+                }
+                events += n;
+                end += 1;
+            }
+            let chunk = &due[i..end];
+            match self.pane {
+                None => self.emit_whole(operator, chunk),
+                Some(pane) => self.emit_incremental(operator, chunk, pane),
+            }
+            i = end;
         }
-        if self.quarantined.is_some() || self.interrupt.is_some_and(|i| i.load(Ordering::Relaxed)) {
-            // Quarantined mid-batch (the plugin is not called again until a new version), or
-            // a control message waits: the window stays pending and fires after it.
-            return false;
+    }
+
+    /// One `aggregate` call for the chunk; if the call itself fails (a trap, a deadline),
+    /// each window is retried alone, so a failure is recorded against the window that
+    /// causes it, as with one call per window.
+    fn emit_whole(&mut self, operator: &mut WindowOperator, chunk: &[Due]) {
+        let mut groups = Vec::with_capacity(chunk.len());
+        let mut fired = Vec::with_capacity(chunk.len());
+        for &d in chunk {
+            let Some((f, _)) = operator.firing(d) else {
+                continue;
+            };
+            let b = self.plugin.batch();
+            let offset = b.len() as u32;
+            for e in f.events {
+                b.push(e.ts, self.inputs.iter().map(|&i| &e.values[i]));
+            }
+            groups.push(plugin::Group {
+                key: f.key.0.clone(),
+                window: f.window,
+                offset,
+                len: b.len() as u32 - offset,
+            });
+            fired.push((d, f.revision));
         }
-        let key: Vec<(String, Value)> = self
-            .key_names
+        match self.plugin.aggregate(&groups) {
+            Ok(results) => {
+                for ((g, (d, rev)), result) in groups.iter().zip(&fired).zip(results) {
+                    if !self.window_done(operator, *d, &g.key, g.window, *rev, result) {
+                        return self.decline_after(operator, &fired, *d);
+                    }
+                }
+            }
+            Err(e) if groups.len() == 1 => {
+                let (d, rev) = fired[0];
+                if !self.window_done(operator, d, &groups[0].key, groups[0].window, rev, Err(e)) {
+                    operator.declined(d);
+                }
+            }
+            Err(_) => {
+                for (g, &(d, rev)) in groups.iter().zip(&fired) {
+                    if self.declining() {
+                        return self.decline_after(operator, &fired, d);
+                    }
+                    let result = match operator.firing(d) {
+                        Some((f, _)) => {
+                            let b = self.plugin.batch();
+                            for e in f.events {
+                                b.push(e.ts, self.inputs.iter().map(|&i| &e.values[i]));
+                            }
+                            let one = plugin::Group {
+                                offset: 0,
+                                len: b.len() as u32,
+                                ..g.clone()
+                            };
+                            self.plugin
+                                .aggregate(&[one])
+                                .and_then(|mut r| r.pop().unwrap_or_else(|| Ok(Vec::new())))
+                        }
+                        None => continue,
+                    };
+                    if !self.window_done(operator, d, &g.key, g.window, rev, result) {
+                        return self.decline_after(operator, &fired, d);
+                    }
+                }
+            }
+        }
+    }
+
+    /// One `step` call for the chunk: each window's state is planned over its key's pane
+    /// stacks. If the call fails, the stacks it would have filled are cleared and each
+    /// window is retried alone, accumulated from its events.
+    fn emit_incremental(
+        &mut self,
+        operator: &mut WindowOperator,
+        chunk: &[Due],
+        pane: Option<i64>,
+    ) {
+        let mut plan = Plan::default();
+        let mut fired = Vec::with_capacity(chunk.len());
+        for &d in chunk {
+            let Some((f, stacks)) = operator.firing(d) else {
+                continue;
+            };
+            let events: Vec<&StoredEvent> = f.events.collect();
+            let mut planner = HostPlanner {
+                plan: &mut plan,
+                batch: self.plugin.batch(),
+                inputs: self.inputs,
+            };
+            let state = match pane {
+                Some(pane) => stacks.window(f.window, pane, &events, &mut planner),
+                None => planner.fresh(&events),
+            };
+            let slot = planner.slot(state);
+            plan.finish.push(Finish {
+                key: f.key.0.clone(),
+                window: f.window,
+                slot,
+            });
+            fired.push((d, f.revision));
+        }
+        // Every state the stacks still refer to is kept, once.
+        let mut keep_of: std::collections::HashMap<u32, usize> = Default::default();
+        for &(d, _) in &fired {
+            if let Some(stacks) = operator.stacks_mut(d.2) {
+                for r in stacks.refs_mut() {
+                    if let StateRef::Slot(i) = r {
+                        let next = keep_of.len();
+                        keep_of.entry(*i).or_insert_with(|| {
+                            plan.keep.push(*i);
+                            next
+                        });
+                    }
+                }
+            }
+        }
+        let finish: Vec<(Vec<Value>, Window)> = plan
+            .finish
             .iter()
-            .cloned()
-            .zip(f.key.0.iter().cloned())
+            .map(|f| (f.key.clone(), f.window))
             .collect();
-        let at = Some((f.key, f.window, f.revision));
-        let b = self.plugin.batch();
-        for e in f.events {
-            b.push(e.ts, self.inputs.iter().map(|&i| &e.values[i]));
+        match self.plugin.step(plan) {
+            Ok(out) => {
+                for &(d, _) in &fired {
+                    if let Some(stacks) = operator.stacks_mut(d.2) {
+                        for r in stacks.refs_mut() {
+                            if let StateRef::Slot(i) = r
+                                && let Some(state) = keep_of.get(i).and_then(|&k| out.states.get(k))
+                            {
+                                *r = StateRef::Held(state.clone());
+                            }
+                        }
+                    }
+                }
+                for (((key, window), &(d, rev)), result) in finish.iter().zip(&fired).zip(out.rows)
+                {
+                    if !self.window_done(operator, d, key, *window, rev, result) {
+                        return self.decline_after(operator, &fired, d);
+                    }
+                }
+            }
+            Err(e) => {
+                for &(d, _) in &fired {
+                    if let Some(stacks) = operator.stacks_mut(d.2) {
+                        stacks.clear();
+                    }
+                }
+                if fired.len() == 1 {
+                    let (d, rev) = fired[0];
+                    let (key, window) = &finish[0];
+                    if !self.window_done(operator, d, key, *window, rev, Err(e)) {
+                        operator.declined(d);
+                    }
+                    return;
+                }
+                for ((key, window), &(d, rev)) in finish.iter().zip(&fired) {
+                    if self.declining() {
+                        return self.decline_after(operator, &fired, d);
+                    }
+                    let Some((f, _)) = operator.firing(d) else {
+                        continue;
+                    };
+                    let events: Vec<&StoredEvent> = f.events.collect();
+                    let mut one = Plan::default();
+                    let mut planner = HostPlanner {
+                        plan: &mut one,
+                        batch: self.plugin.batch(),
+                        inputs: self.inputs,
+                    };
+                    let state = planner.fresh(&events);
+                    let slot = planner.slot(state);
+                    one.finish.push(Finish {
+                        key: key.clone(),
+                        window: *window,
+                        slot,
+                    });
+                    let result = self
+                        .plugin
+                        .step(one)
+                        .and_then(|mut o| o.rows.pop().unwrap_or_else(|| Ok(Vec::new())));
+                    if !self.window_done(operator, d, key, *window, rev, result) {
+                        return self.decline_after(operator, &fired, d);
+                    }
+                }
+            }
         }
-        let result = self.plugin.aggregate(&key, f.window);
+    }
+
+    /// Declines `from` and every window after it in `fired`.
+    fn decline_after(&self, operator: &mut WindowOperator, fired: &[(Due, u32)], from: Due) {
+        let at = fired
+            .iter()
+            .position(|(d, _)| *d == from)
+            .unwrap_or(fired.len());
+        for (d, _) in &fired[at..] {
+            operator.declined(*d);
+        }
+    }
+
+    /// Writes one window's rows or its error record and marks it fired. Returns false,
+    /// leaving the window to the caller to decline, when the pipeline got quarantined
+    /// before it, or the sink failed.
+    ///
+    /// A window is handled only once its rows, or its error record, were handed to the
+    /// operating system ([`Sink::commit`]): a window whose rows could not be written stays
+    /// pending, as does every later window of the step, and `rows_written` counts only
+    /// committed rows. Rows of a window that failed part-way may be in the file already;
+    /// the window fires again, whole, if the pipeline goes on (at least once).
+    fn window_done(
+        &mut self,
+        operator: &mut WindowOperator,
+        d: Due,
+        key: &[Value],
+        window: Window,
+        revision: u32,
+        result: plugin::GroupResult,
+    ) -> bool {
+        if self.failed.is_some() || self.quarantined.is_some() {
+            return false;
+        }
         let written = match result {
             Ok(rows) => {
                 *self.failures_in_a_row = 0;
                 let n = rows.len() as u64;
+                let outputs = self.plugin.info().outputs.iter().map(|(n, _)| n);
                 rows.into_iter()
                     .try_for_each(|r| {
-                        let mut row = key.clone();
+                        let mut row: Vec<(String, Value)> = self
+                            .key_names
+                            .iter()
+                            .cloned()
+                            .zip(key.iter().cloned())
+                            .collect();
                         row.push((
                             "window_start".into(),
-                            Value::Str(format_rfc3339_ms(f.window.start)),
+                            Value::Str(format_rfc3339_ms(window.start)),
                         ));
                         row.push((
                             "window_end".into(),
-                            Value::Str(format_rfc3339_ms(f.window.end)),
+                            Value::Str(format_rfc3339_ms(window.end)),
                         ));
                         if self.revisions {
-                            row.push(("revision".into(), Value::I64(i64::from(f.revision))));
+                            row.push(("revision".into(), Value::I64(i64::from(revision))));
                         }
                         if let Some(v) = self.version {
                             row.push(("plugin_version".into(), Value::Str(v.to_string())));
                         }
-                        row.extend(r);
+                        row.extend(outputs.clone().cloned().zip(r));
                         self.out.results.write(&row)
                     })
                     .and_then(|()| self.out.results.commit())
@@ -816,7 +1132,13 @@ impl Emitter<'_> {
                     tracing::error!(pipeline = %self.pipeline, %reason, "pipeline quarantined");
                     *self.quarantined = Some(reason);
                 }
-                let row = error_row(self.pipeline, self.key_names, &e, at);
+                let k = Key(key.to_vec());
+                let row = error_row(
+                    self.pipeline,
+                    self.key_names,
+                    &e,
+                    Some((&k, window, revision)),
+                );
                 // Error records are rare and wanted at once: no buffering.
                 self.out
                     .errors
@@ -827,6 +1149,7 @@ impl Emitter<'_> {
         match written {
             Ok(()) => {
                 self.summary.windows_fired += 1;
+                operator.fired(d);
                 true
             }
             Err(e) => {

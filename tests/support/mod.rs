@@ -19,7 +19,9 @@ pub fn root() -> PathBuf {
 /// Every plugin crate the tests use, by package name.
 const PLUGIN_PACKAGES: &[&str] = &[
     "weir-plugin-stats",
+    "weir-plugin-stats-incremental",
     "weir-plugin-fare-totals",
+    "weir-plugin-fare-totals-incremental",
     "weir-plugin-hotspot",
     "weir-plugin-ticker",
     "weir-plugin-vwap",
@@ -30,6 +32,7 @@ const PLUGIN_PACKAGES: &[&str] = &[
     "weir-test-importer",
     "weir-test-wrong-world",
     "weir-test-shouty",
+    "weir-test-legacy",
 ];
 
 /// Path of a plugin component (`stats`, `fare_totals`, `spin`, …), building every plugin for

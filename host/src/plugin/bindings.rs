@@ -1,6 +1,18 @@
-//! Host bindings generated from `wit/plugin.wit` (world `aggregator`, `weir:plugin@0.1.0`).
+//! Host bindings generated from the WIT contract: `wit/plugin.wit` (`weir:plugin@0.2.0`,
+//! the current version) and `wit/legacy/0.1.0/plugin.wit` (still loaded).
 
-wasmtime::component::bindgen!({
-    world: "aggregator",
-    path: "../wit",
-});
+/// `weir:plugin@0.2.0`: batched groups and incremental steps.
+pub mod v2 {
+    wasmtime::component::bindgen!({
+        world: "aggregator",
+        path: "../wit",
+    });
+}
+
+/// `weir:plugin@0.1.0`: one window per call.
+pub mod v1 {
+    wasmtime::component::bindgen!({
+        world: "aggregator",
+        path: "../wit/legacy/0.1.0",
+    });
+}

@@ -1,20 +1,173 @@
 //! Plugins: loading tenant components, calling them under limits, and checking what they
 //! declare against the pipeline.
 //!
-//! Owns the wasmtime engine, per-instance Stores, the conversions between host values and
-//! WIT types, and plugin errors. It does not know about windows or sinks: the pipeline
-//! hands it batches and gets rows or a [`Error`] back.
+//! Owns the [`Plugin`] trait the pipeline calls, its wasm implementation (the wasmtime
+//! engine, per-instance Stores, both WIT versions the host loads) and its native one (the
+//! example plugins linked into the host, for benchmarks), and plugin errors. It does not
+//! know about windows or sinks: the pipeline hands it batches of (key, window) groups or an
+//! incremental plan and gets rows, states or an [`Error`] back.
 
 mod bindings;
 mod convert;
 mod logs;
+pub mod native;
 mod runtime;
 
-pub use convert::{BatchBuilder, OutputRow};
+pub use convert::{BatchBuilder, Column, ColumnData, Columns, OutputRow};
 pub use logs::{GuestLog, LogBudget};
 pub use runtime::{LoadLimits, Owner, PluginCode, PluginInfo, PluginInstance, Runtime};
 
-use crate::value::FieldType;
+use crate::config::Limits;
+use crate::value::{FieldType, Value};
+use crate::window::Window;
+
+/// One key's window in a batched whole-window call: the events `[offset, offset + len)`
+/// of the call's batch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Group {
+    /// The key's values, one per key field.
+    pub key: Vec<Value>,
+    /// The window.
+    pub window: Window,
+    /// Index of the first event in the batch.
+    pub offset: u32,
+    /// Number of events.
+    pub len: u32,
+}
+
+/// How one slot of an incremental [`Plan`] gets its state (WIT `slot`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Slot {
+    /// A state the host holds, as an earlier step returned it.
+    Held(std::sync::Arc<[u8]>),
+    /// `init`, then the batch's events `[offset, offset + len)` added.
+    Fresh {
+        /// First event.
+        offset: u32,
+        /// Number of events.
+        len: u32,
+    },
+    /// An earlier slot's state with the batch's events `[offset, offset + len)` added.
+    Add {
+        /// The earlier slot.
+        slot: u32,
+        /// First event.
+        offset: u32,
+        /// Number of events.
+        len: u32,
+    },
+    /// Two earlier slots merged; the first covers the earlier events.
+    Merge(u32, u32),
+}
+
+/// A window to finish from a slot's state.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Finish {
+    /// The key's values.
+    pub key: Vec<Value>,
+    /// The window.
+    pub window: Window,
+    /// The slot whose state covers exactly the window's events.
+    pub slot: u32,
+}
+
+/// One incremental step: slots evaluated in order, the states the host keeps, and the
+/// windows finished.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Plan {
+    /// The slots.
+    pub slots: Vec<Slot>,
+    /// Slots whose states are returned, in order.
+    pub keep: Vec<u32>,
+    /// Windows to finish.
+    pub finish: Vec<Finish>,
+}
+
+/// A result row, positional: one value per declared output.
+pub type Row = Vec<Value>;
+
+/// The rows of one group or finished window, or why that one failed.
+pub type GroupResult = Result<Vec<Row>, Error>;
+
+/// What a step produced.
+#[derive(Debug, Clone, Default)]
+pub struct PlanOutput {
+    /// One state per [`Plan::keep`] entry.
+    pub states: Vec<std::sync::Arc<[u8]>>,
+    /// One result per [`Plan::finish`] entry.
+    pub rows: Vec<GroupResult>,
+}
+
+/// A configured plugin as the pipeline calls it: the sandboxed wasm instance
+/// ([`PluginInstance`]) or the same plugin compiled into the host ([`native`]).
+///
+/// Calls take their events from [`Plugin::batch`], filled by the caller. An `Err` from a
+/// call means the whole call failed (a trap, a deadline): the caller records one failure
+/// for every window of the call. An `Err` inside a [`GroupResult`] fails that window only.
+pub trait Plugin: Send {
+    /// What the plugin declared.
+    fn info(&self) -> &PluginInfo;
+    /// The limits it runs under.
+    fn limits(&self) -> &Limits;
+    /// `<name>@<version>+<code id>`: the version id result rows carry.
+    fn version_id(&self) -> String;
+    /// How many times the instance was rebuilt after a failure.
+    fn restarts(&self) -> u64;
+    /// The batch builder for the next call, empty, laid out for the plugin's inputs.
+    fn batch(&mut self) -> &mut BatchBuilder;
+    /// Filters the events in the batch: one flag per event.
+    fn filter(&mut self) -> Result<Vec<bool>, Error>;
+    /// Whole-window: one result per group, over the events in the batch.
+    fn aggregate(&mut self, groups: &[Group]) -> Result<Vec<GroupResult>, Error>;
+    /// Incremental: evaluates a plan over the events in the batch.
+    fn step(&mut self, plan: Plan) -> Result<PlanOutput, Error>;
+}
+
+/// Checks the rows a call returned for one window against the limits and the declared
+/// outputs: at most `max_rows_per_call` rows, each of exactly `outputs` values and at most
+/// `max_row_bytes` (strings by length, other values 8 bytes).
+pub(crate) fn check_rows(
+    plugin: &str,
+    call: &'static str,
+    outputs: usize,
+    limits: &Limits,
+    rows: &[Row],
+) -> Result<(), Error> {
+    let bad = |message: String| Error::BadOutput {
+        plugin: plugin.to_string(),
+        call,
+        message,
+    };
+    if rows.len() as u64 > limits.max_rows_per_call {
+        return Err(bad(format!(
+            "returned {} rows; the limit is {} per call (max_rows_per_call)",
+            rows.len(),
+            limits.max_rows_per_call
+        )));
+    }
+    for row in rows {
+        if row.len() != outputs {
+            return Err(bad(format!(
+                "returned a row of {} values for {outputs} declared outputs",
+                row.len()
+            )));
+        }
+        let size: u64 = row
+            .iter()
+            .map(|v| match v {
+                Value::Str(s) => s.len() as u64,
+                _ => 8,
+            })
+            .sum();
+        if size > limits.max_row_bytes {
+            return Err(bad(format!(
+                "returned a row of {size} bytes; the limit is {} (max_row_bytes)",
+                limits.max_row_bytes
+            )));
+        }
+    }
+    Ok(())
+}
 
 /// The most bytes of a plugin's own text (an error message, a hint, a trap's message) kept
 /// in an [`Error`]: 4 KiB. Longer text is cut on a character boundary and ends with a

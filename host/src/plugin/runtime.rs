@@ -17,9 +17,9 @@ use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{Config, Engine, ResourceLimiter, Store, Trap};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
-use super::Error;
-use super::bindings::{Aggregator, AggregatorPre};
-use super::convert::{BatchBuilder, OutputRow, field_type, from_wit, to_wit};
+use super::bindings::{v1, v2};
+use super::convert::{BatchBuilder, Columns, OutputRow, wit1, wit2};
+use super::{Error, Group, GroupResult, Plan, PlanOutput, Plugin, Row, Slot, check_rows};
 use crate::config::Limits;
 use crate::value::{FieldType, Value};
 use crate::window::Window;
@@ -238,18 +238,22 @@ impl Runtime {
         if let Some(code) = self.lock_compiled().get(&sha256) {
             return Ok(code);
         }
-        check_world(bytes).map_err(compile)?;
+        let version = check_world(bytes).map_err(compile)?;
         let component = self.compile(bytes, &sha256).map_err(compile)?;
         let pre = self.linker.instantiate_pre(&component).map_err(|e| {
             compile(format!(
                 "imports something the host does not provide (plugins get WASI with no capabilities): {e:#}"
             ))
         })?;
-        let pre = AggregatorPre::new(pre).map_err(|e| {
+        let wrong_world = |e: wasmtime::Error| {
             compile(format!(
-                "does not export the weir:plugin@0.1.0 `aggregator` world; build it with weir-guest: {e:#}"
+                "does not export the weir:plugin `aggregator` world it names; build it with weir-guest: {e:#}"
             ))
-        })?;
+        };
+        let pre = match version {
+            Version::V2 => Pre::V2(v2::AggregatorPre::new(pre).map_err(wrong_world)?),
+            Version::V1 => Pre::V1(v1::AggregatorPre::new(pre).map_err(wrong_world)?),
+        };
         let image = component.image_range();
         let code_bytes = (image.end as usize).saturating_sub(image.start as usize) as u64;
         Ok(Arc::new(PluginCode {
@@ -365,18 +369,30 @@ const WASI_PACKAGES: &[&str] = &[
     "wasi:sockets/",
 ];
 
-/// The interface of types the `aggregator` world's export uses; components import it (it
-/// has no functions, so the host provides it by type alone).
-const TYPES_IMPORT: &str = "weir:plugin/types@0.1.0";
+/// The interfaces of types the `aggregator` worlds' exports use; components import one
+/// (it has no functions, so the host provides it by type alone).
+const TYPES_IMPORTS: [&str; 2] = ["weir:plugin/types@0.2.0", "weir:plugin/types@0.1.0"];
 
-/// The interface the `aggregator` world exports.
-const AGGREGATE_EXPORT: &str = "weir:plugin/aggregate@0.1.0";
+/// The interface each version of the `aggregator` world exports, newest first.
+const AGGREGATE_EXPORTS: [(&str, Version); 2] = [
+    ("weir:plugin/aggregate@0.2.0", Version::V2),
+    ("weir:plugin/aggregate@0.1.0", Version::V1),
+];
+
+/// The contract versions the host loads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Version {
+    /// `weir:plugin@0.1.0`: one window per call, whole-window only.
+    V1,
+    /// `weir:plugin@0.2.0`: batched groups, incremental steps.
+    V2,
+}
 
 /// Reads a component's top-level imports and exports without compiling it (a linear parse
 /// that skips nested modules' contents): it must be a component, import only WASI p2, and
 /// export the `weir:plugin` aggregator interface. The exact types are checked after
-/// compilation, when the component is linked.
-fn check_world(bytes: &[u8]) -> Result<(), String> {
+/// compilation, when the component is linked. Returns the contract version it exports.
+fn check_world(bytes: &[u8]) -> Result<Version, String> {
     use wasmparser::{Encoding, Parser, Payload};
     let mut depth = 0usize;
     let mut imports = Vec::new();
@@ -407,25 +423,27 @@ fn check_world(bytes: &[u8]) -> Result<(), String> {
             _ => {}
         }
     }
-    if let Some(foreign) = imports
-        .iter()
-        .find(|i| *i != TYPES_IMPORT && !WASI_PACKAGES.iter().any(|p| i.starts_with(p)))
-    {
+    if let Some(foreign) = imports.iter().find(|i| {
+        !TYPES_IMPORTS.contains(&i.as_str()) && !WASI_PACKAGES.iter().any(|p| i.starts_with(p))
+    }) {
         return Err(format!(
             "imports something the host does not provide (plugins get WASI with no capabilities): `{foreign}`"
         ));
     }
-    if !exports.iter().any(|e| e == AGGREGATE_EXPORT) {
-        let found = if exports.is_empty() {
-            "nothing".to_string()
-        } else {
-            exports.join(", ")
-        };
-        return Err(format!(
-            "does not export the weir:plugin@0.1.0 `aggregator` world (it exports {found}); build it with weir-guest"
-        ));
+    if let Some((_, version)) = AGGREGATE_EXPORTS
+        .iter()
+        .find(|(name, _)| exports.iter().any(|e| e == name))
+    {
+        return Ok(*version);
     }
-    Ok(())
+    let found = if exports.is_empty() {
+        "nothing".to_string()
+    } else {
+        exports.join(", ")
+    };
+    Err(format!(
+        "does not export the weir:plugin `aggregator` world, version 0.2.0 or 0.1.0 (it exports {found}); build it with weir-guest"
+    ))
 }
 
 /// Deletes the oldest `*.cwasm` files in `dir` (by modification time) until their total
@@ -471,14 +489,34 @@ fn hex(bytes: &[u8]) -> String {
 /// whoever loaded the code first.
 pub struct PluginCode {
     sha256: String,
-    pre: AggregatorPre<HostState>,
+    pre: Pre,
     component: Component,
     /// Size of the compiled code in memory, for the cache's bound.
     code_bytes: u64,
     engine: Engine,
 }
 
+/// Linked code of one contract version.
+enum Pre {
+    V1(v1::AggregatorPre<HostState>),
+    V2(v2::AggregatorPre<HostState>),
+}
+
+/// A live instance's exports, of the version its code was built for.
+enum Bindings {
+    V1(v1::Aggregator),
+    V2(v2::Aggregator),
+}
+
 impl PluginCode {
+    /// The contract version the component was built for: `0.2.0` or `0.1.0`.
+    pub fn contract_version(&self) -> &'static str {
+        match self.pre {
+            Pre::V1(_) => "0.1.0",
+            Pre::V2(_) => "0.2.0",
+        }
+    }
+
     /// SHA-256 of the component bytes, hex.
     pub fn sha256(&self) -> &str {
         &self.sha256
@@ -503,15 +541,9 @@ pub struct PluginInfo {
     pub outputs: Vec<(String, FieldType)>,
     /// Whether the host should call `filter`.
     pub has_filter: bool,
-}
-
-/// Size of a value in a row, for the `max_row_bytes` limit: strings by length, others 8.
-fn value_size(v: &super::bindings::weir::plugin::types::Value) -> usize {
-    use super::bindings::weir::plugin::types::Value as V;
-    match v {
-        V::String(s) => s.len(),
-        _ => 8,
-    }
+    /// `None` for a whole-window plugin; for an incremental one, the identity of its state
+    /// type (pane states pass from one version to another only when it is the same).
+    pub state_type: Option<String>,
 }
 
 /// WASI that grants nothing: no preopened files, no environment, no arguments, no
@@ -653,7 +685,7 @@ impl ResourceLimiter for MemoryLimiter {
 
 struct Live {
     store: Store<HostState>,
-    bindings: Aggregator,
+    bindings: Bindings,
 }
 
 /// One sandboxed instance of a plugin, configured for one pipeline.
@@ -664,6 +696,7 @@ pub struct PluginInstance {
     code: Arc<PluginCode>,
     limits: Limits,
     params: Vec<(String, String)>,
+    key_fields: Vec<String>,
     owner: Owner,
     live: Option<Live>,
     info: PluginInfo,
@@ -681,12 +714,49 @@ pub struct Owner {
     pub pipeline: String,
 }
 
+/// Converts one version's `plugin-info` (the two versions differ only in `state-type`).
+macro_rules! plugin_info {
+    ($raw:expr, $conv:ident, $state:expr) => {{
+        let raw = $raw;
+        PluginInfo {
+            name: raw.name,
+            version: raw.version,
+            inputs: raw
+                .inputs
+                .into_iter()
+                .map(|f| (f.name, $conv::field_type(f.ty)))
+                .collect(),
+            outputs: raw
+                .outputs
+                .into_iter()
+                .map(|f| (f.name, $conv::field_type(f.ty)))
+                .collect(),
+            has_filter: raw.has_filter,
+            state_type: $state,
+        }
+    }};
+}
+
 impl PluginInstance {
-    /// Instantiates, configures with `params` and asks the plugin to describe itself.
+    /// Instantiates, configures with `params` and asks the plugin to describe itself, for
+    /// a pipeline without key fields (or a caller that does not care about their names).
     pub fn new(
         code: Arc<PluginCode>,
         limits: Limits,
         params: Vec<(String, String)>,
+        owner: Owner,
+    ) -> Result<Self, Error> {
+        Self::with_keys(code, limits, params, Vec::new(), owner)
+    }
+
+    /// Instantiates, configures with `params` and the pipeline's key fields (a 0.2.0
+    /// plugin names each group's key values with them) and asks the plugin to describe
+    /// itself.
+    pub fn with_keys(
+        code: Arc<PluginCode>,
+        limits: Limits,
+        params: Vec<(String, String)>,
+        key_fields: Vec<String>,
         owner: Owner,
     ) -> Result<Self, Error> {
         // Until the plugin names itself, errors name the pipeline it runs for.
@@ -700,11 +770,13 @@ impl PluginInstance {
             inputs: Vec::new(),
             outputs: Vec::new(),
             has_filter: false,
+            state_type: None,
         };
         let mut inst = PluginInstance {
             code,
             limits,
             params,
+            key_fields,
             owner,
             live: None,
             info: placeholder,
@@ -712,36 +784,20 @@ impl PluginInstance {
             restarts: 0,
             last_instantiation: Duration::ZERO,
         };
-        let raw = inst.call("describe", |b, s| {
-            b.weir_plugin_aggregate().call_describe(s)
+        inst.info = inst.call("describe", |b, s| match b {
+            Bindings::V1(b) => Ok(plugin_info!(
+                b.weir_plugin_aggregate().call_describe(s)?,
+                wit1,
+                None
+            )),
+            Bindings::V2(b) => {
+                let raw = b.weir_plugin_aggregate().call_describe(s)?;
+                let state = raw.state_type.clone();
+                Ok(plugin_info!(raw, wit2, state))
+            }
         })?;
-        inst.info = PluginInfo {
-            name: raw.name,
-            version: raw.version,
-            inputs: raw
-                .inputs
-                .into_iter()
-                .map(|f| (f.name, field_type(f.ty)))
-                .collect(),
-            outputs: raw
-                .outputs
-                .into_iter()
-                .map(|f| (f.name, field_type(f.ty)))
-                .collect(),
-            has_filter: raw.has_filter,
-        };
         inst.batch = BatchBuilder::new(&inst.info.inputs, 64);
         Ok(inst)
-    }
-
-    /// The plugin's description as configured.
-    pub fn info(&self) -> &PluginInfo {
-        &self.info
-    }
-
-    /// How many times the instance was rebuilt after a failure.
-    pub fn restarts(&self) -> u64 {
-        self.restarts
     }
 
     /// How long the latest instantiation (with `configure`) took.
@@ -754,97 +810,76 @@ impl PluginInstance {
         &self.code
     }
 
-    /// The limits this instance runs under.
-    pub fn limits(&self) -> &Limits {
-        &self.limits
-    }
-
-    /// `<name>@<version>+<first 12 hex digits of the component's SHA-256>`: the version id
-    /// result rows carry.
-    pub fn version_id(&self) -> String {
-        let sha = self.code.sha256.get(..12).unwrap_or(&self.code.sha256);
-        format!("{}@{}+{sha}", self.info.name, self.info.version)
-    }
-
-    /// The batch builder for the next call, empty, laid out for the plugin's inputs.
-    pub fn batch(&mut self) -> &mut BatchBuilder {
-        &mut self.batch
-    }
-
-    /// Calls `filter` on the events pushed into [`PluginInstance::batch`].
-    pub fn filter(&mut self) -> Result<Vec<bool>, Error> {
-        let batch = self.batch.take();
-        let n = batch.timestamps.len();
-        let keep = self.call("filter", |b, s| {
-            b.weir_plugin_aggregate().call_filter(s, &batch)
-        })?;
-        if keep.len() != n {
-            return Err(Error::BadOutput {
-                plugin: self.info.name.clone(),
-                call: "filter",
-                message: format!("returned {} flags for {n} events", keep.len()),
-            });
-        }
-        Ok(keep)
-    }
-
-    /// Calls `aggregate` for one key and window on the events pushed into
-    /// [`PluginInstance::batch`].
-    pub fn aggregate(
+    /// Calls the aggregate for one key and window on the events pushed into
+    /// [`PluginInstance::batch`]; rows come back named by the declared outputs.
+    pub fn aggregate_one(
         &mut self,
-        key: &[(String, Value)],
+        key: &[Value],
         window: Window,
     ) -> Result<Vec<OutputRow>, Error> {
-        let batch = self.batch.take();
-        let key: Vec<(String, super::bindings::weir::plugin::types::Value)> =
-            key.iter().map(|(k, v)| (k.clone(), to_wit(v))).collect();
-        let w = super::bindings::weir::plugin::types::Window {
-            start: window.start,
-            end: window.end,
+        let len = u32::try_from(self.batch.len()).unwrap_or(u32::MAX);
+        let group = Group {
+            key: key.to_vec(),
+            window,
+            offset: 0,
+            len,
         };
-        let result = self.call("aggregate", |b, s| {
-            b.weir_plugin_aggregate().call_aggregate(s, &key, w, &batch)
-        })?;
-        let rows = match result {
-            Ok(rows) => rows,
-            Err(e) => {
-                return Err(Error::Failed {
-                    plugin: self.info.name.clone(),
-                    message: super::bounded_message(e.message),
-                    hint: e.hint.map(super::bounded_message),
-                });
-            }
-        };
-        if rows.len() as u64 > self.limits.max_rows_per_call {
-            return Err(self.bad_output(format!(
-                "returned {} rows; the limit is {} per call (max_rows_per_call)",
-                rows.len(),
-                self.limits.max_rows_per_call
-            )));
-        }
-        let mut out = Vec::with_capacity(rows.len());
-        for row in rows {
-            let size: u64 = row
-                .iter()
-                .map(|(k, v)| (k.len() + value_size(v)) as u64)
-                .sum();
-            if size > self.limits.max_row_bytes {
-                return Err(self.bad_output(format!(
-                    "returned a row of {size} bytes; the limit is {} (max_row_bytes)",
-                    self.limits.max_row_bytes
-                )));
-            }
-            out.push(row.into_iter().map(|(k, v)| (k, from_wit(v))).collect());
-        }
-        Ok(out)
+        let mut results = Plugin::aggregate(self, &[group])?;
+        let rows = results.pop().unwrap_or_else(|| Ok(Vec::new()))?;
+        let names = self.info.outputs.iter().map(|(n, _)| n.clone());
+        Ok(rows
+            .into_iter()
+            .map(|r| names.clone().zip(r).collect())
+            .collect())
     }
 
-    fn bad_output(&self, message: String) -> Error {
+    fn bad_output(&self, call: &'static str, message: String) -> Error {
         Error::BadOutput {
             plugin: self.info.name.clone(),
-            call: "aggregate",
+            call,
             message,
         }
+    }
+
+    fn failed(&self, message: String, hint: Option<String>) -> Error {
+        Error::Failed {
+            plugin: self.info.name.clone(),
+            message: super::bounded_message(message),
+            hint: hint.map(super::bounded_message),
+        }
+    }
+
+    /// Checks one window's rows; `Err` fails that window only.
+    fn checked(&self, call: &'static str, rows: Vec<Row>) -> GroupResult {
+        check_rows(
+            &self.info.name,
+            call,
+            self.info.outputs.len(),
+            &self.limits,
+            &rows,
+        )?;
+        Ok(rows)
+    }
+
+    /// A 0.1.0 plugin's named rows in the declared output order (a declared output it
+    /// lacks is null; a field it does not declare fails the window).
+    fn positional(&self, rows: Vec<v1::weir::plugin::types::Row>) -> GroupResult {
+        let outputs = &self.info.outputs;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            let mut values = vec![Value::Null; outputs.len()];
+            for (name, v) in row {
+                let Some(at) = outputs.iter().position(|(o, _)| *o == name) else {
+                    return Err(self.bad_output(
+                        "aggregate",
+                        format!("returned a field `{name}` it does not declare as an output"),
+                    ));
+                };
+                values[at] = wit1::from_wit(v);
+            }
+            out.push(values);
+        }
+        self.checked("aggregate", out)
     }
 
     fn instantiate(&mut self) -> Result<Live, Error> {
@@ -863,20 +898,36 @@ impl PluginInstance {
         store.limiter(|s| &mut s.limiter);
         store.epoch_deadline_trap();
         self.arm(&mut store);
-        let bindings = self
-            .code
-            .pre
-            .instantiate(&mut store)
-            .map_err(|e| self.classify(&store, "instantiate", e))?;
-        let configured = bindings
-            .weir_plugin_aggregate()
-            .call_configure(&mut store, &self.params)
-            .map_err(|e| self.classify(&store, "configure", e))?;
-        if let Err(e) = configured {
+        let configured = match &self.code.pre {
+            Pre::V1(pre) => {
+                let b = pre
+                    .instantiate(&mut store)
+                    .map_err(|e| self.classify(&store, "instantiate", e))?;
+                let r = b
+                    .weir_plugin_aggregate()
+                    .call_configure(&mut store, &self.params)
+                    .map_err(|e| self.classify(&store, "configure", e))?
+                    .map_err(|e| (e.message, e.hint));
+                (Bindings::V1(b), r)
+            }
+            Pre::V2(pre) => {
+                let b = pre
+                    .instantiate(&mut store)
+                    .map_err(|e| self.classify(&store, "instantiate", e))?;
+                let r = b
+                    .weir_plugin_aggregate()
+                    .call_configure(&mut store, &self.params, &self.key_fields)
+                    .map_err(|e| self.classify(&store, "configure", e))?
+                    .map_err(|e| (e.message, e.hint));
+                (Bindings::V2(b), r)
+            }
+        };
+        let (bindings, result) = configured;
+        if let Err((message, hint)) = result {
             return Err(Error::Configure {
                 plugin: self.info.name.clone(),
-                message: super::bounded_message(e.message),
-                hint: e.hint.map(super::bounded_message),
+                message: super::bounded_message(message),
+                hint: hint.map(super::bounded_message),
             });
         }
         self.last_instantiation = started.elapsed();
@@ -896,7 +947,7 @@ impl PluginInstance {
     fn call<R>(
         &mut self,
         name: &'static str,
-        f: impl FnOnce(&Aggregator, &mut Store<HostState>) -> wasmtime::Result<R>,
+        f: impl FnOnce(&Bindings, &mut Store<HostState>) -> wasmtime::Result<R>,
     ) -> Result<R, Error> {
         let mut live = match self.live.take() {
             Some(live) => live,
@@ -940,6 +991,209 @@ impl PluginInstance {
                 message: super::bounded_message(format!("{e:#}")),
             },
         }
+    }
+}
+
+impl Plugin for PluginInstance {
+    fn info(&self) -> &PluginInfo {
+        &self.info
+    }
+
+    fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// `<name>@<version>+<first 12 hex digits of the component's SHA-256>`.
+    fn version_id(&self) -> String {
+        let sha = self.code.sha256.get(..12).unwrap_or(&self.code.sha256);
+        format!("{}@{}+{sha}", self.info.name, self.info.version)
+    }
+
+    fn restarts(&self) -> u64 {
+        self.restarts
+    }
+
+    fn batch(&mut self) -> &mut BatchBuilder {
+        &mut self.batch
+    }
+
+    fn filter(&mut self) -> Result<Vec<bool>, Error> {
+        let batch: Columns = self.batch.take();
+        let n = batch.timestamps.len();
+        let keep = self.call("filter", |b, s| match b {
+            Bindings::V1(b) => b
+                .weir_plugin_aggregate()
+                .call_filter(s, &wit1::batch(batch)),
+            Bindings::V2(b) => b
+                .weir_plugin_aggregate()
+                .call_filter(s, &wit2::batch(batch)),
+        })?;
+        if keep.len() != n {
+            return Err(self.bad_output(
+                "filter",
+                format!("returned {} flags for {n} events", keep.len()),
+            ));
+        }
+        Ok(keep)
+    }
+
+    fn aggregate(&mut self, groups: &[Group]) -> Result<Vec<GroupResult>, Error> {
+        let batch = self.batch.take();
+        if matches!(self.code.pre, Pre::V1(_)) {
+            return self.aggregate_v1(groups, &batch);
+        }
+        let wgroups: Vec<v2::weir::plugin::types::Group> = groups
+            .iter()
+            .map(|g| v2::weir::plugin::types::Group {
+                key: g.key.iter().map(wit2::to_wit).collect(),
+                window: v2::weir::plugin::types::Window {
+                    start: g.window.start,
+                    end: g.window.end,
+                },
+                events: v2::weir::plugin::types::Span {
+                    offset: g.offset,
+                    len: g.len,
+                },
+            })
+            .collect();
+        let wbatch = wit2::batch(batch);
+        let results = self.call("aggregate", |b, s| match b {
+            Bindings::V2(b) => b
+                .weir_plugin_aggregate()
+                .call_aggregate(s, &wgroups, &wbatch),
+            Bindings::V1(_) => Err(wasmtime::Error::msg("a 0.1.0 instance of 0.2.0 code")),
+        })?;
+        if results.len() != groups.len() {
+            return Err(self.bad_output(
+                "aggregate",
+                format!(
+                    "returned {} results for {} windows",
+                    results.len(),
+                    groups.len()
+                ),
+            ));
+        }
+        Ok(results
+            .into_iter()
+            .map(|r| match r {
+                Ok(rows) => self.checked(
+                    "aggregate",
+                    rows.into_iter()
+                        .map(|r| r.into_iter().map(wit2::from_wit).collect())
+                        .collect(),
+                ),
+                Err(e) => Err(self.failed(e.message, e.hint)),
+            })
+            .collect())
+    }
+
+    fn step(&mut self, plan: Plan) -> Result<PlanOutput, Error> {
+        use v2::weir::plugin::types as w;
+        let batch = self.batch.take();
+        if matches!(self.code.pre, Pre::V1(_)) || self.info.state_type.is_none() {
+            return Err(self.bad_output(
+                "step",
+                "the plugin is not incremental; the host must call aggregate".into(),
+            ));
+        }
+        let n_keep = plan.keep.len();
+        let n_finish = plan.finish.len();
+        let wplan = w::Plan {
+            slots: plan
+                .slots
+                .into_iter()
+                .map(|s| match s {
+                    Slot::Held(bytes) => w::Slot::Held(bytes.to_vec()),
+                    Slot::Fresh { offset, len } => w::Slot::Fresh(w::Span { offset, len }),
+                    Slot::Add { slot, offset, len } => {
+                        w::Slot::Add((slot, w::Span { offset, len }))
+                    }
+                    Slot::Merge(a, b) => w::Slot::Merge((a, b)),
+                })
+                .collect(),
+            keep: plan.keep,
+            finish: plan
+                .finish
+                .into_iter()
+                .map(|f| w::Finish {
+                    key: f.key.iter().map(wit2::to_wit).collect(),
+                    window: w::Window {
+                        start: f.window.start,
+                        end: f.window.end,
+                    },
+                    slot: f.slot,
+                })
+                .collect(),
+        };
+        let wbatch = wit2::batch(batch);
+        let out = self.call("step", |b, s| match b {
+            Bindings::V2(b) => b.weir_plugin_aggregate().call_step(s, &wplan, &wbatch),
+            Bindings::V1(_) => Err(wasmtime::Error::msg("a 0.1.0 instance of 0.2.0 code")),
+        })?;
+        let out = out.map_err(|e| self.failed(e.message, e.hint))?;
+        if out.states.len() != n_keep || out.rows.len() != n_finish {
+            return Err(self.bad_output(
+                "step",
+                format!(
+                    "returned {} states and {} results for {n_keep} and {n_finish}",
+                    out.states.len(),
+                    out.rows.len()
+                ),
+            ));
+        }
+        Ok(PlanOutput {
+            states: out.states.into_iter().map(Arc::from).collect(),
+            rows: out
+                .rows
+                .into_iter()
+                .map(|r| match r {
+                    Ok(rows) => self.checked(
+                        "step",
+                        rows.into_iter()
+                            .map(|r| r.into_iter().map(wit2::from_wit).collect())
+                            .collect(),
+                    ),
+                    Err(e) => Err(self.failed(e.message, e.hint)),
+                })
+                .collect(),
+        })
+    }
+}
+
+impl PluginInstance {
+    /// A 0.1.0 plugin: one call per group, each on its own slice of the batch. A call that
+    /// traps fails the whole step (its Store is gone); a returned error fails its group.
+    fn aggregate_v1(
+        &mut self,
+        groups: &[Group],
+        batch: &Columns,
+    ) -> Result<Vec<GroupResult>, Error> {
+        use v1::weir::plugin::types as w;
+        let mut out = Vec::with_capacity(groups.len());
+        for g in groups {
+            let key: Vec<(String, w::Value)> = self
+                .key_fields
+                .iter()
+                .cloned()
+                .zip(g.key.iter().map(wit1::to_wit))
+                .collect();
+            let window = w::Window {
+                start: g.window.start,
+                end: g.window.end,
+            };
+            let part = wit1::batch(batch.slice(g.offset as usize, g.len as usize));
+            let r = self.call("aggregate", |b, s| match b {
+                Bindings::V1(b) => b
+                    .weir_plugin_aggregate()
+                    .call_aggregate(s, &key, window, &part),
+                Bindings::V2(_) => Err(wasmtime::Error::msg("a 0.2.0 instance of 0.1.0 code")),
+            })?;
+            out.push(match r {
+                Ok(rows) => self.positional(rows),
+                Err(e) => Err(self.failed(e.message, e.hint)),
+            });
+        }
+        Ok(out)
     }
 }
 
@@ -1046,7 +1300,10 @@ mod tests {
         // An empty component, and one padded with a 32 MiB custom section: both refused for
         // exporting nothing, the large one as fast as a parse of its section headers.
         let e = check_world(&component(&[])).unwrap_err();
-        assert!(e.contains("does not export the weir:plugin@0.1.0"), "{e}");
+        assert!(
+            e.contains("does not export the weir:plugin `aggregator` world"),
+            "{e}"
+        );
         let big = component(&[custom(32 * MIB)]);
         let started = Instant::now();
         let e = check_world(&big).unwrap_err();
@@ -1075,7 +1332,10 @@ mod tests {
             eprintln!("plugins not built (scripts/setup.sh); skipping");
             return;
         };
-        check_world(&stats).unwrap();
+        assert_eq!(check_world(&stats), Ok(Version::V2));
+        if let Some(legacy) = plugin_wasm("legacy") {
+            assert_eq!(check_world(&legacy), Ok(Version::V1));
+        }
         let e = check_world(&importer).unwrap_err();
         assert!(
             e.contains("imports something the host does not provide"),
@@ -1083,7 +1343,10 @@ mod tests {
         );
         assert!(e.contains("fetch"), "{e}");
         let e = check_world(&wrong).unwrap_err();
-        assert!(e.contains("does not export the weir:plugin@0.1.0"), "{e}");
+        assert!(
+            e.contains("does not export the weir:plugin `aggregator` world"),
+            "{e}"
+        );
     }
 
     fn variant(component: &[u8], tag: u8) -> Vec<u8> {

@@ -30,7 +30,7 @@ pub use metrics::{GaugeState, Metrics, PipelineLabels};
 use crate::config::{HostConfig, Limits, PipelineConfig};
 use crate::decode::Schema;
 use crate::pipeline::{self, Options, Pipeline, Step, Summary};
-use crate::plugin::{Owner, PluginCode, PluginInstance, Runtime};
+use crate::plugin::{Owner, Plugin as _, PluginCode, PluginInstance, Runtime};
 use crate::time::format_rfc3339_ms;
 
 /// How long a deploy waits for the pipeline thread to take the new version.

@@ -124,6 +124,18 @@ impl WindowKind {
         }
     }
 
+    /// The pane length: the gcd of size and slide, here the slide (it divides the size),
+    /// the cumulative step, or the tumbling size. Every window is a run of whole panes.
+    /// `None` for sessions, whose bounds follow the events.
+    pub fn pane(&self) -> Option<i64> {
+        match *self {
+            WindowKind::Tumbling { size } => Some(size),
+            WindowKind::Sliding { slide, .. } => Some(slide),
+            WindowKind::Cumulative { step, .. } => Some(step),
+            WindowKind::Session { .. } => None,
+        }
+    }
+
     /// Whether windows of this kind merge per key (sessions).
     pub fn is_session(&self) -> bool {
         matches!(self, WindowKind::Session { .. })

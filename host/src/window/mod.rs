@@ -4,13 +4,15 @@
 //! Owns the normative semantics of DESIGN.md "Time and windows": epoch-aligned half-open
 //! windows, lateness against the watermark as it was before each event, firing order
 //! `(end, start, key)`, allowed lateness with revisions, and early firings in update mode.
-//! It does not call plugins: firing hands each window's key and events to a callback.
+//! It does not call plugins: the pipeline pulls the windows due ([`WindowOperator::take_due`])
+//! and, for incremental plugins, plans pane merges with [`panes::PaneStacks`].
 
 mod assign;
+pub mod panes;
 mod state;
 
 pub use assign::Overflow;
 pub use assign::{Window, WindowKind};
 pub use state::{
-    EVENT_OVERHEAD_BYTES, Firing, Placement, StateLimits, StoredEvent, WindowOperator,
+    Due, EVENT_OVERHEAD_BYTES, Firing, Placement, StateLimits, StoredEvent, WindowOperator,
 };

@@ -9,6 +9,7 @@
 use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
+use super::panes::PaneStacks;
 use super::{Window, WindowKind};
 use crate::value::{Key, Value};
 
@@ -111,7 +112,12 @@ struct KeyState {
     events: VecDeque<StoredEvent>,
     /// Live windows by (start, end).
     windows: BTreeMap<(i64, i64), WindowMeta>,
+    /// Pane states of an incremental plugin (a cache over `events`).
+    stacks: PaneStacks,
 }
+
+/// A window due to fire: `(end, start, key id)`, from [`WindowOperator::take_due`].
+pub type Due = (i64, i64, u32);
 
 /// Window state and firing for one pipeline (all keys).
 #[derive(Debug)]
@@ -149,6 +155,11 @@ impl WindowOperator {
             buffered_bytes: 0,
             limits: StateLimits::UNLIMITED,
         }
+    }
+
+    /// The window kind.
+    pub fn kind(&self) -> WindowKind {
+        self.kind
     }
 
     /// Sets the caps checked by [`WindowOperator::process`] from now on.
@@ -318,6 +329,7 @@ impl WindowOperator {
             key: key.clone(),
             events: VecDeque::new(),
             windows: BTreeMap::new(),
+            stacks: PaneStacks::default(),
         };
         let id = match self.free.pop() {
             Some(id) => {
@@ -341,7 +353,12 @@ impl WindowOperator {
     }
 
     fn insert_event(&mut self, id: u32, ev: StoredEvent, bytes: u64) {
-        let events = &mut self.state(id).events;
+        let st = self.state(id);
+        if st.stacks.covers(ev.ts) {
+            // The event changes a pane state already accumulated: rebuild at next firing.
+            st.stacks.clear();
+        }
+        let events = &mut st.events;
         if events.back().is_none_or(|last| last.ts <= ev.ts) {
             events.push_back(ev);
         } else {
@@ -391,22 +408,91 @@ impl WindowOperator {
             .remove(&(w.end.saturating_add(lateness), w.start, w.end, id));
     }
 
-    /// Moves the watermark to `watermark`: fires every window with unemitted events whose
-    /// `end <= watermark` in `(end, start, key)` order, then purges windows whose
-    /// `end + allowed_lateness <= watermark`.
-    ///
-    /// `fire` returns whether it handled the firing; a window it declines (its pipeline is
-    /// quarantined) stays pending, is not purged, and fires at a later call.
-    pub fn advance(&mut self, watermark: i64, fire: &mut dyn FnMut(Firing<'_>) -> bool) {
-        let mut ready = Vec::new();
+    /// Takes the windows due to fire, in `(end, start, key)` order: every window with
+    /// unemitted events whose `end <= watermark`, or every one when `watermark` is `None`
+    /// (early firings, end of input). Each must then be either [`fired`](Self::fired) or
+    /// [`declined`](Self::declined) (it stays pending and is taken again later).
+    pub fn take_due(&mut self, watermark: Option<i64>) -> Vec<Due> {
+        let mut due = Vec::new();
         while let Some(&first) = self.pending.first() {
-            if first.0 > watermark {
+            if watermark.is_some_and(|w| first.0 > w) {
                 break;
             }
             self.pending.pop_first();
-            ready.push(first);
+            due.push(first);
         }
-        self.fire_all(ready, fire);
+        let states = &self.states;
+        let key_of = |id: u32| states[id as usize].as_ref().map(|s| &s.key);
+        due.sort_by(|a, b| {
+            (a.0, a.1)
+                .cmp(&(b.0, b.1))
+                .then_with(|| key_of(a.2).cmp(&key_of(b.2)))
+        });
+        due
+    }
+
+    /// The firing of a due window: its key, revision and events, with the key's pane
+    /// stacks. `None` if the window is gone.
+    pub fn firing(&mut self, (end, start, id): Due) -> Option<(Firing<'_>, &mut PaneStacks)> {
+        let st = self.states.get_mut(id as usize).and_then(Option::as_mut)?;
+        let meta = st.windows.get(&(start, end))?;
+        let lo = st.events.partition_point(|e| e.ts < start);
+        let hi = st.events.partition_point(|e| e.ts < end);
+        Some((
+            Firing {
+                key: &st.key,
+                window: Window { start, end },
+                revision: meta.firings,
+                events: st.events.range(lo..hi),
+            },
+            &mut st.stacks,
+        ))
+    }
+
+    /// Records that a due window fired (its rows or its error record were written).
+    pub fn fired(&mut self, (end, start, id): Due) {
+        if let Some(meta) = self
+            .states
+            .get_mut(id as usize)
+            .and_then(Option::as_mut)
+            .and_then(|st| st.windows.get_mut(&(start, end)))
+        {
+            meta.pending = false;
+            meta.firings += 1;
+        }
+    }
+
+    /// Puts a due window back: it fires at a later step.
+    pub fn declined(&mut self, due: Due) {
+        let (end, start, id) = due;
+        if self
+            .states
+            .get(id as usize)
+            .and_then(Option::as_ref)
+            .is_some_and(|st| st.windows.contains_key(&(start, end)))
+        {
+            self.pending.insert(due);
+        }
+    }
+
+    /// A key's pane stacks, by the key id of a [`Due`].
+    pub fn stacks_mut(&mut self, id: u32) -> Option<&mut PaneStacks> {
+        self.states
+            .get_mut(id as usize)
+            .and_then(Option::as_mut)
+            .map(|st| &mut st.stacks)
+    }
+
+    /// Forgets every key's pane states (a plugin with another state type took over).
+    pub fn clear_stacks(&mut self) {
+        for st in self.states.iter_mut().flatten() {
+            st.stacks.clear();
+        }
+    }
+
+    /// Purges windows whose `end + allowed_lateness <= watermark`, except those still
+    /// pending (declined), which are kept until they fire.
+    pub fn purge_due(&mut self, watermark: i64) {
         let mut kept = Vec::new();
         while let Some(&(purge_at, start, end, id)) = self.cleanup.first() {
             if purge_at > watermark {
@@ -422,17 +508,9 @@ impl WindowOperator {
         self.cleanup.extend(kept);
     }
 
-    /// Fires every window with unemitted events, whatever the watermark (update mode's
-    /// early firings). Windows stay open.
-    pub fn fire_early(&mut self, fire: &mut dyn FnMut(Firing<'_>) -> bool) {
-        let ready: Vec<_> = std::mem::take(&mut self.pending).into_iter().collect();
-        self.fire_all(ready, fire);
-    }
-
-    /// End of bounded input: fires every window with unemitted events, then drops all state.
-    /// Returns false, keeping the state, if `fire` declined any window.
-    pub fn flush(&mut self, fire: &mut dyn FnMut(Firing<'_>) -> bool) -> bool {
-        self.fire_early(fire);
+    /// End of bounded input, once every window fired: drops all state. Returns false,
+    /// keeping the state, while any window is still pending.
+    pub fn finish(&mut self) -> bool {
         if !self.pending.is_empty() {
             return false;
         }
@@ -446,42 +524,40 @@ impl WindowOperator {
         true
     }
 
-    fn fire_all(
-        &mut self,
-        mut ready: Vec<(i64, i64, u32)>,
-        fire: &mut dyn FnMut(Firing<'_>) -> bool,
-    ) {
-        if ready.is_empty() {
-            return;
-        }
-        let states = &self.states;
-        let key_of = |id: u32| states[id as usize].as_ref().map(|s| &s.key);
-        ready.sort_by(|a, b| {
-            (a.0, a.1)
-                .cmp(&(b.0, b.1))
-                .then_with(|| key_of(a.2).cmp(&key_of(b.2)))
-        });
-        for (end, start, id) in ready {
-            let Some(st) = self.states.get_mut(id as usize).and_then(Option::as_mut) else {
+    /// Moves the watermark to `watermark`: fires every window with unemitted events whose
+    /// `end <= watermark` in `(end, start, key)` order, then purges windows whose
+    /// `end + allowed_lateness <= watermark`. A window `fire` declines (returns false)
+    /// stays pending, is not purged, and fires at a later call. The pull API
+    /// ([`take_due`](Self::take_due)) does the same in steps.
+    pub fn advance(&mut self, watermark: i64, fire: &mut dyn FnMut(Firing<'_>) -> bool) {
+        let due = self.take_due(Some(watermark));
+        self.fire_all(due, fire);
+        self.purge_due(watermark);
+    }
+
+    /// Fires every window with unemitted events, whatever the watermark (update mode's
+    /// early firings). Windows stay open.
+    pub fn fire_early(&mut self, fire: &mut dyn FnMut(Firing<'_>) -> bool) {
+        let due = self.take_due(None);
+        self.fire_all(due, fire);
+    }
+
+    /// End of bounded input: fires every window with unemitted events, then drops all state.
+    /// Returns false, keeping the state, if `fire` declined any window.
+    pub fn flush(&mut self, fire: &mut dyn FnMut(Firing<'_>) -> bool) -> bool {
+        self.fire_early(fire);
+        self.finish()
+    }
+
+    fn fire_all(&mut self, due: Vec<Due>, fire: &mut dyn FnMut(Firing<'_>) -> bool) {
+        for d in due {
+            let Some((firing, _)) = self.firing(d) else {
                 continue;
             };
-            let Some(meta) = st.windows.get_mut(&(start, end)) else {
-                continue;
-            };
-            let revision = meta.firings;
-            let lo = st.events.partition_point(|e| e.ts < start);
-            let hi = st.events.partition_point(|e| e.ts < end);
-            let handled = fire(Firing {
-                key: &st.key,
-                window: Window { start, end },
-                revision,
-                events: st.events.range(lo..hi),
-            });
-            if handled {
-                meta.pending = false;
-                meta.firings += 1;
+            if fire(firing) {
+                self.fired(d);
             } else {
-                self.pending.insert((end, start, id));
+                self.declined(d);
             }
         }
     }

@@ -10,69 +10,35 @@
 //! - Outputs, in order: `trips` (i64, events in the window), then
 //!   `<field>_sum` (f64) for each field.
 
-use weir_guest::num::round_half_away;
 use weir_guest::prelude::*;
 
+mod config;
+use config::Config;
+
 /// The configured plugin.
-pub struct FareTotals {
-    fields: Vec<String>,
-    decimals: u32,
-}
+pub struct FareTotals(Config);
 
 impl Plugin for FareTotals {
     fn configure(params: &Params) -> Result<Self> {
-        params.required("fields")?;
-        let fields = params.list("fields").unwrap_or_default();
-        if fields.is_empty() {
-            return Err(Error::new("parameter `fields` names no field")
-                .with_hint("list the fields to sum, e.g. fields = \"fare,tips,trip_total\""));
-        }
-        if let Some((i, dup)) = fields
-            .iter()
-            .enumerate()
-            .find(|(i, f)| fields[..*i].contains(f))
-        {
-            return Err(Error::new(format!(
-                "parameter `fields` lists `{dup}` twice (item {})",
-                i + 1
-            ))
-            .with_hint("list each field once"));
-        }
-        Ok(FareTotals {
-            fields,
-            decimals: params.parse_or("decimals", 2)?,
-        })
+        Config::from_params(params).map(FareTotals)
     }
 
     fn describe(&self) -> Describe {
-        let mut describe = Describe::new().output("trips", Type::I64).with_filter();
-        for field in &self.fields {
-            describe = describe
-                .input(field, Type::F64)
-                .output(format!("{field}_sum"), Type::F64);
-        }
-        describe
+        self.0.describe()
     }
 
     fn filter(&self, events: &Batch) -> Result<Vec<bool>> {
-        let mut keep = vec![true; events.len()];
-        for field in &self.fields {
-            let column = events.f64(field)?;
-            for (keep, value) in keep.iter_mut().zip(column.iter()) {
-                *keep &= value.is_some();
-            }
-        }
-        Ok(keep)
+        self.0.filter(events)
     }
 
     fn aggregate(&self, _key: &Row, _window: Window, events: &Batch) -> Result<Vec<Row>> {
-        let trips = i64::try_from(events.len()).map_err(|_| "more events than an i64 can count")?;
-        let mut row = Row::new().i64("trips", trips);
-        for field in &self.fields {
-            let sum: f64 = events.f64(field)?.non_null().sum();
-            row = row.f64(format!("{field}_sum"), round_half_away(sum, self.decimals));
-        }
-        Ok(vec![row])
+        let sums = self
+            .0
+            .fields
+            .iter()
+            .map(|f| Ok(events.f64(f)?.non_null().sum()))
+            .collect::<Result<Vec<f64>>>()?;
+        Ok(vec![self.0.row(events.len() as u64, &sums)?])
     }
 }
 

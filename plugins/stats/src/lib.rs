@@ -10,36 +10,25 @@
 //!   `stddev` (f64, sample standard deviation as Spark's `stddev`, null when
 //!   `count` < 2).
 
-use weir_guest::num::round_half_away;
 use weir_guest::prelude::*;
 
+mod config;
+use config::Config;
+
 /// The configured plugin.
-pub struct Stats {
-    field: String,
-    decimals: Option<u32>,
-}
+pub struct Stats(Config);
 
 impl Plugin for Stats {
     fn configure(params: &Params) -> Result<Self> {
-        Ok(Stats {
-            field: params.required("field")?.to_string(),
-            decimals: params.parse("decimals")?,
-        })
+        Config::from_params(params).map(Stats)
     }
 
     fn describe(&self) -> Describe {
-        Describe::new()
-            .input(&self.field, Type::F64)
-            .output("count", Type::I64)
-            .output("sum", Type::F64)
-            .output("min", Type::F64)
-            .output("max", Type::F64)
-            .output("avg", Type::F64)
-            .output("stddev", Type::F64)
+        self.0.describe()
     }
 
     fn aggregate(&self, _key: &Row, _window: Window, events: &Batch) -> Result<Vec<Row>> {
-        let values = events.f64(&self.field)?;
+        let values = events.f64(&self.0.field)?;
         let (mut count, mut sum) = (0_usize, 0.0);
         let (mut min, mut max) = (f64::INFINITY, f64::NEG_INFINITY);
         for v in values.non_null() {
@@ -48,25 +37,14 @@ impl Plugin for Stats {
             min = min.min(v);
             max = max.max(v);
         }
-        let n = count as f64;
-        let avg = (count > 0).then(|| sum / n);
         // Two passes: the mean first, then squared deviations from it, which
         // is exact enough where the one-pass sum-of-squares formula cancels.
-        let stddev = avg.filter(|_| count >= 2).map(|mean| {
+        let stddev = (count >= 2).then(|| {
+            let mean = sum / count as f64;
             let squares: f64 = values.non_null().map(|v| (v - mean) * (v - mean)).sum();
-            (squares / (n - 1.0)).sqrt()
+            (squares / (count as f64 - 1.0)).sqrt()
         });
-        let counted = i64::try_from(count).map_err(|_| "more values than an i64 can count")?;
-        let round = |v: f64| self.decimals.map_or(v, |d| round_half_away(v, d));
-        Ok(vec![
-            Row::new()
-                .i64("count", counted)
-                .f64("sum", round(sum))
-                .opt_f64("min", (count > 0).then(|| round(min)))
-                .opt_f64("max", (count > 0).then(|| round(max)))
-                .opt_f64("avg", avg.map(round))
-                .opt_f64("stddev", stddev.map(round)),
-        ])
+        Ok(vec![self.0.row(count, sum, min, max, stddev)?])
     }
 }
 
