@@ -713,6 +713,7 @@ impl Pipeline {
             log: &self.log,
             failed: None,
             pane,
+            uncommitted: Vec::new(),
         };
         emitter.emit_all(&mut self.operator, due);
         let failed = emitter.failed.take();
@@ -776,6 +777,9 @@ struct Emitter<'a> {
     /// `Some` for an incremental plugin: the pane length (`None` for sessions, whose
     /// windows are accumulated whole).
     pane: Option<Option<i64>>,
+    /// Windows whose rows are in the result sink's buffer, not yet committed, with their
+    /// row counts: they count as fired only once [`Emitter::commit`] hands them to the OS.
+    uncommitted: Vec<(Due, u64)>,
 }
 
 /// Builds an incremental plan's slots, pushing new panes' events into the plugin's batch.
@@ -862,7 +866,32 @@ impl Emitter<'_> {
                 None => self.emit_whole(operator, chunk),
                 Some(pane) => self.emit_incremental(operator, chunk, pane),
             }
+            self.commit(operator);
             i = end;
+        }
+    }
+
+    /// Hands the rows of the windows written since the last commit to the OS (one
+    /// `write(2)` per call's worth of rows, not per window) and marks those windows fired;
+    /// if the commit fails, or a write failed before it, they stay pending instead, and
+    /// every later window is declined.
+    fn commit(&mut self, operator: &mut WindowOperator) {
+        if self.uncommitted.is_empty() {
+            return;
+        }
+        if self.failed.is_none()
+            && let Err(e) = self.out.results.commit()
+        {
+            self.failed = Some(e);
+        }
+        for (d, n) in std::mem::take(&mut self.uncommitted) {
+            if self.failed.is_some() {
+                operator.declined(d);
+            } else {
+                operator.fired(d);
+                self.summary.rows_written += n;
+                self.summary.windows_fired += 1;
+            }
         }
     }
 
@@ -1064,15 +1093,16 @@ impl Emitter<'_> {
         }
     }
 
-    /// Writes one window's rows or its error record and marks it fired. Returns false,
-    /// leaving the window to the caller to decline, when the pipeline got quarantined
-    /// before it, or the sink failed.
+    /// Writes one window's rows (fired at the next [`Emitter::commit`]) or its error record
+    /// (fired at once). Returns false, leaving the window to the caller to decline, when
+    /// the pipeline got quarantined before it, or the sink failed.
     ///
     /// A window is handled only once its rows, or its error record, were handed to the
-    /// operating system ([`Sink::commit`]): a window whose rows could not be written stays
-    /// pending, as does every later window of the step, and `rows_written` counts only
-    /// committed rows. Rows of a window that failed part-way may be in the file already;
-    /// the window fires again, whole, if the pipeline goes on (at least once).
+    /// operating system ([`Sink::commit`]): a window whose rows could not be written or
+    /// committed stays pending, as does every later window of the step, and
+    /// `rows_written` counts only committed rows. Rows of a window that failed part-way may
+    /// be in the file already; the window fires again, whole, if the pipeline goes on (at
+    /// least once).
     fn window_done(
         &mut self,
         operator: &mut WindowOperator,
@@ -1115,8 +1145,7 @@ impl Emitter<'_> {
                         row.extend(outputs.clone().cloned().zip(r));
                         self.out.results.write(&row)
                     })
-                    .and_then(|()| self.out.results.commit())
-                    .map(|()| self.summary.rows_written += n)
+                    .map(|()| self.uncommitted.push((d, n)))
             }
             Err(e) => {
                 self.summary.plugin_errors += 1;
@@ -1144,14 +1173,14 @@ impl Emitter<'_> {
                     .errors
                     .write(&row)
                     .and_then(|()| self.out.errors.flush())
+                    .map(|()| {
+                        self.summary.windows_fired += 1;
+                        operator.fired(d);
+                    })
             }
         };
         match written {
-            Ok(()) => {
-                self.summary.windows_fired += 1;
-                operator.fired(d);
-                true
-            }
+            Ok(()) => true,
             Err(e) => {
                 self.failed = Some(e);
                 false
@@ -1300,7 +1329,7 @@ mod tests {
     use std::path::Path;
 
     #[test]
-    fn a_failing_sink_leaves_the_window_it_failed_on_and_every_later_one_pending() {
+    fn a_failing_sink_leaves_every_window_of_the_call_it_failed_in_and_every_later_one_pending() {
         let dir = tempfile::tempdir().unwrap();
         // Two keys, three 1 s windows each; the 5 s delay holds them until `C` at 10 s moves
         // W to 5 s and fires all six in one step, in (end, start, key) order.
@@ -1363,16 +1392,13 @@ mod tests {
         assert!(err.contains("writing to fake"), "{err}");
         let start = |ms: i64| format_rfc3339_ms(ms);
         let row = |s: &str, ms: i64, n: i64| (s.to_string(), start(ms), n);
-        // The first three windows were written; the fourth failed.
-        assert_eq!(
-            *committed.lock().unwrap(),
-            [row("A", 0, 1), row("B", 0, 1), row("A", 1000, 1)]
-        );
-        assert_eq!(p.summary().rows_written, 3);
-        assert_eq!(p.summary().windows_fired, 3);
-        // B [1, 2), A [2, 3) and B [2, 3) stay pending, and C's window is open: 4 windows,
-        // holding B's two events at 1.2 and 1.3 s, A's and B's at 2.1 and 2.2, and C's.
-        assert_eq!(p.state_size(), (4, 5));
+        // The six windows fire in one call; the fourth row's write fails, so nothing of
+        // the call is committed: no row counts as written, no window as fired.
+        assert!(committed.lock().unwrap().is_empty());
+        assert_eq!(p.summary().rows_written, 0);
+        assert_eq!(p.summary().windows_fired, 0);
+        // All six stay pending, and C's window is open: 7 windows holding all 8 events.
+        assert_eq!(p.state_size(), (7, 8));
         // Once the sink works again, the pending windows fire at the same watermark, whole.
         let again = Rows::default();
         p.out.results = Box::new(FailAfter {
@@ -1384,7 +1410,14 @@ mod tests {
         p.fire_due().unwrap();
         assert_eq!(
             *again.lock().unwrap(),
-            [row("B", 1000, 2), row("A", 2000, 1), row("B", 2000, 1)]
+            [
+                row("A", 0, 1),
+                row("B", 0, 1),
+                row("A", 1000, 1),
+                row("B", 1000, 2),
+                row("A", 2000, 1),
+                row("B", 2000, 1)
+            ]
         );
         assert_eq!(p.state_size(), (1, 1));
         assert_eq!(p.summary().rows_written, 6);
