@@ -1,4 +1,4 @@
-//! The `weir` command line: `run`, `check` and `gen`.
+//! The `weir` command line: `run`, `serve`, `plugin`, `check`, `gen` and `bench`.
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -109,6 +109,8 @@ pub enum Command {
         #[arg(long)]
         start: Option<String>,
     },
+    /// Run the benchmark suite (each workload through `weir run`) and print a table.
+    Bench(crate::bench::Args),
 }
 
 /// `weir plugin` actions.
@@ -195,6 +197,7 @@ pub fn try_main() -> anyhow::Result<()> {
         Command::Check { pipeline } => check(pipeline),
         Command::Serve { host } => serve(&host),
         Command::Plugin { url, token, action } => plugin(&url, &token, action),
+        Command::Bench(args) => crate::bench::run(args),
         Command::Gen {
             workload,
             count,
