@@ -209,7 +209,7 @@ impl Suite<'_> {
         let plugin = self.plugin_dir.join(format!("{stem}.wasm"));
         if !plugin.exists() {
             return Err(format!(
-                "{stem}.wasm not built (not in {}; scripts/setup.sh builds the plugins)",
+                "{stem}.wasm not built (not in {})",
                 self.plugin_dir.display()
             ));
         }

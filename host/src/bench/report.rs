@@ -359,18 +359,19 @@ pub fn render(rows: &[Row], format: TableFormat) -> String {
             out.push_str(&"-".repeat(total));
         }
         TableFormat::Markdown => {
+            // Each rule spans its cell and the spaces either side; `:` aligns right.
             let rules: Vec<String> = widths
                 .iter()
                 .zip(NUMERIC)
                 .map(|(&w, right)| {
                     if right {
-                        format!("{}:", "-".repeat(w.saturating_sub(1).max(1)))
+                        format!("{}:", "-".repeat(w + 1))
                     } else {
-                        "-".repeat(w.max(1))
+                        "-".repeat(w + 2)
                     }
                 })
                 .collect();
-            out.push_str(&format!("|-{}-|", rules.join("-|-")));
+            out.push_str(&format!("|{}|", rules.join("|")));
         }
     }
     out.push('\n');
