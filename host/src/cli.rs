@@ -1,4 +1,4 @@
-//! The `weir` command line: `run`, `serve`, `plugin`, `check`, `gen` and `bench`.
+//! The `weir` command line: `run`, `check` and `gen`.
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
