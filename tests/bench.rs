@@ -156,3 +156,46 @@ fn an_unknown_workload_is_refused_with_the_names() {
     assert!(stderr.contains("no workload `nope`"), "{stderr}");
     assert!(stderr.contains("stocks-2m"), "{stderr}");
 }
+
+/// Variants are compared with the wasm run's rows: a stand-in "incremental" plugin that is
+/// the whole-window `stats` itself writes the same rows, so the column says yes.
+#[test]
+fn variants_are_compared_with_the_wasm_rows() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let plugins = tempfile::tempdir().expect("temp dir");
+    let stats = support::wasm("stats");
+    for name in ["stats.wasm", "stats_incremental.wasm"] {
+        std::fs::copy(&stats, plugins.path().join(name)).expect("copy the plugin");
+    }
+    let out = support::weir()
+        .arg("bench")
+        .arg("--data-dir")
+        .arg(data.path())
+        .arg("--plugin-dir")
+        .arg(plugins.path())
+        .args([
+            "--only",
+            "demo",
+            "--variants",
+            "incremental,wasm",
+            "--scale",
+            "0.001",
+            "--format",
+            "markdown",
+        ])
+        .output()
+        .expect("weir runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows = markdown_rows(&stdout);
+    // Wasm first (the reference), whatever order --variants names them in.
+    let variants: Vec<&str> = rows.iter().map(|r| r[1].as_str()).collect();
+    assert_eq!(variants, ["wasm", "incremental"], "{stdout}");
+    assert_eq!(rows[0][8], "-", "{stdout}");
+    assert_eq!(rows[1][8], "yes", "{stdout}");
+    assert_eq!(rows[0][7], rows[1][7], "same rows written:\n{stdout}");
+}

@@ -594,6 +594,22 @@ mod tests {
     }
 
     #[test]
+    fn the_help_of_only_names_every_workload() {
+        use clap::CommandFactory;
+        let cli = crate::cli::Cli::command();
+        let bench = cli.find_subcommand("bench").expect("a bench subcommand");
+        let only = bench
+            .get_arguments()
+            .find(|a| a.get_id() == "only")
+            .and_then(|a| a.get_help())
+            .map(|h| h.to_string())
+            .expect("--only has help");
+        for w in &SUITE {
+            assert!(only.contains(w.name), "--only's help misses {}", w.name);
+        }
+    }
+
+    #[test]
     fn scale_shrinks_counts_and_names_the_file() {
         assert_eq!(scaled(200_000, 0.01), 2_000);
         assert_eq!(scaled(10, 0.001), 1);
