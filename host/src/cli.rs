@@ -114,6 +114,8 @@ pub enum Command {
         #[arg(long)]
         start: Option<String>,
     },
+    /// Run the benchmark suite (each workload through `weir run`) and print a table.
+    Bench(crate::bench::Args),
 }
 
 /// `weir plugin` actions.
@@ -202,6 +204,7 @@ pub fn try_main() -> anyhow::Result<()> {
         Command::Check { pipeline } => check(pipeline),
         Command::Serve { host } => serve(&host),
         Command::Plugin { url, token, action } => plugin(&url, &token, action),
+        Command::Bench(args) => crate::bench::run(args),
         Command::Gen {
             workload,
             count,

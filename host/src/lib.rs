@@ -15,6 +15,7 @@
 //! - [`serve`]: many tenants' pipelines on one host, hot swap, and the admin API's backend.
 //! - [`admin`]: the admin HTTP API and its client.
 //! - [`cli`]: the `weir` command.
+//! - [`bench`]: `weir bench`, the benchmark suite.
 //!
 //! The library is what the binary runs; its pieces can be used on their own, e.g. a
 //! pipeline file and the windows an event falls in:
@@ -50,6 +51,7 @@
 //! ```
 
 pub mod admin;
+pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod decode;
