@@ -2,8 +2,9 @@
 //! sample standard deviation of one f64 field) as an incremental aggregate,
 //! for large or heavily overlapping windows. Same params, inputs and outputs
 //! as `stats`; the standard deviation comes from merged (count, mean, M2)
-//! moments (Welford's update and Chan et al.'s merge) instead of two passes,
-//! so it may differ from `stats` in the last bits.
+//! moments (two passes per added batch, Chan et al.'s pairwise merge) instead
+//! of two passes over the window, so it may differ from `stats` in the last
+//! bits.
 
 use serde::{Deserialize, Serialize};
 use weir_guest::prelude::*;
@@ -50,15 +51,23 @@ impl Incremental for StatsIncremental {
     }
 
     fn add(&self, m: &mut Moments, events: &Batch) -> Result<()> {
-        for v in events.f64(&self.0.field)?.non_null() {
-            m.count += 1;
-            m.sum += v;
-            m.min = m.min.min(v);
-            m.max = m.max.max(v);
-            let delta = v - m.mean;
-            m.mean += delta / m.count as f64;
-            m.m2 += delta * (v - m.mean);
+        // The batch's own moments in two passes (its mean, then squared deviations from
+        // it), merged in: as exact as `stats`' two passes, where Welford's one-value
+        // updates lose digits when the spread is small against the mean.
+        let values = events.f64(&self.0.field)?;
+        let mut b = self.init();
+        for v in values.non_null() {
+            b.count += 1;
+            b.sum += v;
+            b.min = b.min.min(v);
+            b.max = b.max.max(v);
         }
+        if b.count == 0 {
+            return Ok(());
+        }
+        b.mean = b.sum / b.count as f64;
+        b.m2 = values.non_null().map(|v| (v - b.mean) * (v - b.mean)).sum();
+        self.merge(m, &b);
         Ok(())
     }
 
@@ -70,13 +79,14 @@ impl Incremental for StatsIncremental {
             *m = later.clone();
             return;
         }
+        // Chan, Golub and LeVeque's pairwise update.
         let (na, nb) = (m.count as f64, later.count as f64);
         let n = na + nb;
         let delta = later.mean - m.mean;
-        m.mean += delta * nb / n;
         m.m2 += later.m2 + delta * delta * na * nb / n;
         m.count += later.count;
         m.sum += later.sum;
+        m.mean = m.sum / m.count as f64;
         m.min = m.min.min(later.min);
         m.max = m.max.max(later.max);
     }
