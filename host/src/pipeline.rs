@@ -77,7 +77,8 @@ impl std::fmt::Display for Summary {
 /// Loads a pipeline's plugin from its `plugin.path`, configures it and checks it against
 /// the schema.
 ///
-/// This is all of `weir check` beyond config validation, and the first step of a run.
+/// This is all of `weir check` beyond config validation, and the first step of a run. A
+/// component that passes is kept in the runtime's compiled caches ([`Runtime::keep`]).
 pub fn load_plugin(
     cfg: &PipelineConfig,
     schema: &Schema,
@@ -98,13 +99,16 @@ pub fn load_plugin(
         tenant: String::new(),
         pipeline: cfg.name.clone(),
     };
-    Ok(instantiate_checked(
+    let inst = instantiate_checked(
         cfg,
         schema,
-        code,
+        code.clone(),
         cfg.plugin.limits.resolve(None),
         owner,
-    )?)
+    )?;
+    // Validated: cache the compiled code (on disk too when the runtime has a cache dir).
+    runtime.keep(&code);
+    Ok(inst)
 }
 
 /// Instantiates compiled plugin code for a pipeline: configures it with the pipeline's
