@@ -15,7 +15,7 @@ use crate::config::{CsvOptions, EmitMode, Limits, PipelineConfig, SinkConfig, So
 use crate::decode::{self, Decoder, Event, Schema};
 use crate::plugin::LogBudget;
 use crate::plugin::{self, Owner, PluginCode, PluginInfo, PluginInstance, Runtime};
-use crate::sink::{self, Sink};
+use crate::sink::{self, Cell, Sink};
 use crate::source::{
     FileSource, GeneratorSource, Poll, RawRecord, Rejected, SizeHint, Source, StdinSource,
 };
@@ -339,6 +339,10 @@ impl Pipeline {
     /// host holds every schema field of their events. Lifts a quarantine.
     pub fn swap_plugin(&mut self, plugin: PluginInstance) -> anyhow::Result<()> {
         self.inputs = input_indices(&self.schema, plugin.info());
+        if plugin.info().outputs != self.plugin.info().outputs {
+            let columns = output_columns(&self.cfg, plugin.info(), &self.opts);
+            self.out.results.set_columns(columns);
+        }
         self.version = plugin.version_id();
         self.limits = *plugin.limits();
         self.operator.set_limits(state_limits(&self.limits));
@@ -541,12 +545,12 @@ impl Pipeline {
 
     fn dead_letter(&mut self, raw: &RawRecord, reason: &str) -> anyhow::Result<()> {
         self.summary.malformed += 1;
-        let row = vec![
-            ("pipeline".to_string(), Value::Str(self.cfg.name.clone())),
-            ("origin".to_string(), Value::Str(raw.origin.to_string())),
-            ("offset".to_string(), Value::I64(raw.offset as i64)),
-            ("reason".to_string(), Value::Str(reason.to_string())),
-            ("record".to_string(), Value::Str(raw.payload.clone())),
+        let row = [
+            Cell::Str(&self.cfg.name),
+            Cell::Str(&raw.origin),
+            Cell::I64(raw.offset as i64),
+            Cell::Str(reason),
+            Cell::Str(&raw.payload),
         ];
         self.out.dead_letter.write(&row)?;
         Ok(())
@@ -621,19 +625,12 @@ impl Pipeline {
             self.summary.late += 1;
             if let Some(late) = &mut self.out.late {
                 let mut row = vec![
-                    ("pipeline".to_string(), Value::Str(self.cfg.name.clone())),
-                    (
-                        "reason".to_string(),
-                        Value::Str("late for every window".into()),
-                    ),
-                    (
-                        "watermark".to_string(),
-                        Value::Str(format_rfc3339_ms(before)),
-                    ),
-                    ("ts".to_string(), Value::Str(format_rfc3339_ms(ts))),
+                    Cell::Str(&self.cfg.name),
+                    Cell::Str("late for every window"),
+                    Cell::Time(before),
+                    Cell::Time(ts),
                 ];
-                let fields = self.schema.fields.iter().map(|(n, _)| n.clone());
-                row.extend(fields.zip(values.into_vec()));
+                row.extend(values.iter().map(Cell::Value));
                 late.write(&row)?;
             }
         }
@@ -711,8 +708,13 @@ impl Pipeline {
         e: &plugin::Error,
         at: Option<(&Key, crate::window::Window, u32)>,
     ) -> anyhow::Result<()> {
-        let row = error_row(&self.cfg.name, &self.cfg.schema.key, e, at);
-        self.out.errors.write(&row)?;
+        write_error_row(
+            &mut *self.out.errors,
+            &self.cfg.name,
+            &self.cfg.schema.key,
+            e,
+            at,
+        )?;
         Ok(())
     }
 }
@@ -769,7 +771,8 @@ impl Emitter<'_> {
             .cloned()
             .zip(f.key.0.iter().cloned())
             .collect();
-        let at = Some((f.key, f.window, f.revision));
+        let here = (f.key, f.window, f.revision);
+        let at = Some(here);
         let b = self.plugin.batch();
         for e in f.events {
             b.push(e.ts, self.inputs.iter().map(|&i| &e.values[i]));
@@ -779,26 +782,7 @@ impl Emitter<'_> {
             Ok(rows) => {
                 *self.failures_in_a_row = 0;
                 let n = rows.len() as u64;
-                rows.into_iter()
-                    .try_for_each(|r| {
-                        let mut row = key.clone();
-                        row.push((
-                            "window_start".into(),
-                            Value::Str(format_rfc3339_ms(f.window.start)),
-                        ));
-                        row.push((
-                            "window_end".into(),
-                            Value::Str(format_rfc3339_ms(f.window.end)),
-                        ));
-                        if self.revisions {
-                            row.push(("revision".into(), Value::I64(i64::from(f.revision))));
-                        }
-                        if let Some(v) = self.version {
-                            row.push(("plugin_version".into(), Value::Str(v.to_string())));
-                        }
-                        row.extend(r);
-                        self.out.results.write(&row)
-                    })
+                self.write_rows(here, &rows)
                     .and_then(|()| self.out.results.commit())
                     .map(|()| self.summary.rows_written += n)
             }
@@ -816,11 +800,8 @@ impl Emitter<'_> {
                     tracing::error!(pipeline = %self.pipeline, %reason, "pipeline quarantined");
                     *self.quarantined = Some(reason);
                 }
-                let row = error_row(self.pipeline, self.key_names, &e, at);
                 // Error records are rare and wanted at once: no buffering.
-                self.out
-                    .errors
-                    .write(&row)
+                write_error_row(&mut *self.out.errors, self.pipeline, self.key_names, &e, at)
                     .and_then(|()| self.out.errors.flush())
             }
         };
@@ -834,6 +815,45 @@ impl Emitter<'_> {
                 false
             }
         }
+    }
+}
+
+impl Emitter<'_> {
+    /// Writes a firing's rows to the result sink, in the columns of [`output_columns`]: the
+    /// plugin's fields are placed by name under its declared outputs (a field it did not
+    /// declare is not written, one it left out is absent).
+    fn write_rows(
+        &mut self,
+        (key, window, revision): (&Key, crate::window::Window, u32),
+        rows: &[plugin::OutputRow],
+    ) -> Result<(), sink::Error> {
+        let outputs = &self.plugin.info().outputs;
+        let mut cells: Vec<Cell<'_>> = Vec::with_capacity(key.0.len() + 4 + outputs.len());
+        for r in rows {
+            cells.clear();
+            cells.extend(key.0.iter().map(Cell::Value));
+            cells.push(Cell::Time(window.start));
+            cells.push(Cell::Time(window.end));
+            if self.revisions {
+                cells.push(Cell::I64(i64::from(revision)));
+            }
+            if let Some(v) = self.version {
+                cells.push(Cell::Str(v));
+            }
+            let in_order =
+                r.len() == outputs.len() && r.iter().zip(outputs).all(|((n, _), (o, _))| n == o);
+            if in_order {
+                cells.extend(r.iter().map(|(_, v)| Cell::Value(v)));
+            } else {
+                cells.extend(outputs.iter().map(|(o, _)| {
+                    r.iter()
+                        .find(|(n, _)| n == o)
+                        .map_or(Cell::Absent, |(_, v)| Cell::Value(v))
+                }));
+            }
+            self.out.results.write(&cells)?;
+        }
+        Ok(())
     }
 }
 
@@ -855,12 +875,15 @@ fn input_indices(schema: &Schema, info: &PluginInfo) -> Vec<usize> {
         .collect()
 }
 
-fn error_row(
+/// Writes one error record, in [`ERROR_COLUMNS`]; the key and window columns are absent for
+/// a failure outside a window (a filter call).
+fn write_error_row(
+    sink: &mut dyn Sink,
     pipeline: &str,
     key_names: &[String],
     e: &plugin::Error,
     at: Option<(&Key, crate::window::Window, u32)>,
-) -> Vec<(String, Value)> {
+) -> Result<(), sink::Error> {
     let plugin_name = match e {
         plugin::Error::Trap { plugin, .. }
         | plugin::Error::Deadline { plugin, .. }
@@ -869,33 +892,35 @@ fn error_row(
         | plugin::Error::Failed { plugin, .. }
         | plugin::Error::BadOutput { plugin, .. }
         | plugin::Error::Configure { plugin, .. }
-        | plugin::Error::Incompatible { plugin, .. } => plugin.clone(),
-        plugin::Error::Compile { path, .. } => path.clone(),
+        | plugin::Error::Incompatible { plugin, .. } => plugin,
+        plugin::Error::Compile { path, .. } => path,
     };
-    let mut row = vec![
-        ("pipeline".to_string(), Value::Str(pipeline.to_string())),
-        ("plugin".to_string(), Value::Str(plugin_name)),
-        ("kind".to_string(), Value::Str(e.kind().to_string())),
-        ("error".to_string(), Value::Str(e.to_string())),
-    ];
-    if let Some((key, w, rev)) = at {
+    let message = e.to_string();
+    let key = at.map(|(key, _, _)| {
         let key_json: serde_json::Map<String, serde_json::Value> = key_names
             .iter()
             .cloned()
             .zip(key.0.iter().map(Value::to_json))
             .collect();
-        row.push((
-            "key".into(),
-            Value::Str(serde_json::Value::Object(key_json).to_string()),
-        ));
-        row.push((
-            "window_start".into(),
-            Value::Str(format_rfc3339_ms(w.start)),
-        ));
-        row.push(("window_end".into(), Value::Str(format_rfc3339_ms(w.end))));
-        row.push(("revision".into(), Value::I64(i64::from(rev))));
+        serde_json::Value::Object(key_json).to_string()
+    });
+    let mut row = [
+        Cell::Str(pipeline),
+        Cell::Str(plugin_name),
+        Cell::Str(e.kind()),
+        Cell::Str(&message),
+        Cell::Absent,
+        Cell::Absent,
+        Cell::Absent,
+        Cell::Absent,
+    ];
+    if let (Some(key), Some((_, w, rev))) = (&key, at) {
+        row[4] = Cell::Str(key);
+        row[5] = Cell::Time(w.start);
+        row[6] = Cell::Time(w.end);
+        row[7] = Cell::I64(i64::from(rev));
     }
-    row
+    sink.write(&row)
 }
 
 fn progress_bar(hint: Option<SizeHint>) -> indicatif::ProgressBar {
@@ -934,7 +959,7 @@ mod tests {
     }
 
     impl Sink for FailAfter {
-        fn write(&mut self, row: &[(String, Value)]) -> Result<(), sink::Error> {
+        fn write(&mut self, row: &[Cell<'_>]) -> Result<(), sink::Error> {
             if self.taken == self.ok {
                 return Err(sink::Error::Write {
                     sink: "fake".into(),
@@ -942,15 +967,22 @@ mod tests {
                 });
             }
             self.taken += 1;
-            let get = |name: &str| row.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
-            let (Some(Value::Str(sym)), Some(Value::Str(start)), Some(Value::I64(n))) =
-                (get("symbol"), get("window_start"), get("count"))
+            // Columns: symbol, window_start, window_end, then stats' count, sum, ...
+            let [
+                Cell::Value(Value::Str(sym)),
+                Cell::Time(start),
+                _,
+                Cell::Value(Value::I64(n)),
+                ..,
+            ] = row
             else {
                 panic!("unexpected row {row:?}");
             };
-            self.buffered.push((sym, start, n));
+            self.buffered
+                .push((sym.clone(), format_rfc3339_ms(*start), *n));
             Ok(())
         }
+        fn set_columns(&mut self, _columns: Vec<String>) {}
         fn commit(&mut self) -> Result<(), sink::Error> {
             self.committed.lock().unwrap().append(&mut self.buffered);
             Ok(())
