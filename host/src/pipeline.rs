@@ -17,7 +17,7 @@ use crate::plugin::LogBudget;
 use crate::plugin::{self, Owner, PluginCode, PluginInfo, PluginInstance, Runtime};
 use crate::sink::{self, Cell, Sink};
 use crate::source::{
-    FileSource, GeneratorSource, Poll, RawRecord, Rejected, SizeHint, Source, StdinSource,
+    FileSource, GeneratorSource, Poll, RawBatch, RawRecord, Rejected, SizeHint, Source, StdinSource,
 };
 use crate::time::{NO_WATERMARK, Watermarks, format_rfc3339_ms};
 use crate::value::{Key, Value};
@@ -210,7 +210,7 @@ pub struct Pipeline {
     started: Instant,
     last_early: Instant,
     last_flush: Instant,
-    raws: Vec<RawRecord>,
+    raws: RawBatch,
     events: Vec<(usize, Event)>,
     rejected: Vec<Rejected>,
     /// Whether a stop was asked for at the start of this step (firings are declined).
@@ -325,7 +325,7 @@ impl Pipeline {
             started: Instant::now(),
             last_early: Instant::now(),
             last_flush: Instant::now(),
-            raws: Vec::with_capacity(BATCH_SIZE),
+            raws: RawBatch::with_capacity(BATCH_SIZE),
             events: Vec::with_capacity(BATCH_SIZE),
             rejected: Vec::new(),
             stop_requested: false,
@@ -460,7 +460,7 @@ impl Pipeline {
 
     fn step_with(
         &mut self,
-        raws: &mut Vec<RawRecord>,
+        raws: &mut RawBatch,
         events: &mut Vec<(usize, Event)>,
         stop: &AtomicBool,
     ) -> anyhow::Result<Step> {
@@ -472,9 +472,9 @@ impl Pipeline {
             self.summary.events_read += 1;
             let raw = RawRecord {
                 partition: 0,
-                origin: r.origin,
+                origin: &r.origin,
                 offset: r.offset,
-                payload: r.head,
+                payload: &r.head,
             };
             self.dead_letter(&raw, &r.reason)?;
         }
@@ -483,7 +483,7 @@ impl Pipeline {
         self.filter_batch(raws, events)?;
         let now = Instant::now();
         for (i, ev) in events.drain(..) {
-            self.place(&raws[i], ev, now)?;
+            self.place(&raws.get(i), ev, now)?;
         }
         let every = Duration::from_millis(self.cfg.emit.every.0.max(1) as u64);
         if self.cfg.emit.mode == EmitMode::Update && self.last_early.elapsed() >= every {
@@ -524,11 +524,11 @@ impl Pipeline {
 
     fn decode_batch(
         &mut self,
-        raws: &[RawRecord],
+        raws: &RawBatch,
         events: &mut Vec<(usize, Event)>,
     ) -> anyhow::Result<()> {
         for (i, raw) in raws.iter().enumerate() {
-            match self.decoder.decode(raw) {
+            match self.decoder.decode(&raw) {
                 Ok(Some(ev)) => {
                     self.summary.events_read += 1;
                     events.push((i, ev));
@@ -536,21 +536,21 @@ impl Pipeline {
                 Ok(None) => {}
                 Err(e) => {
                     self.summary.events_read += 1;
-                    self.dead_letter(raw, &e.reason)?;
+                    self.dead_letter(&raw, &e.reason)?;
                 }
             }
         }
         Ok(())
     }
 
-    fn dead_letter(&mut self, raw: &RawRecord, reason: &str) -> anyhow::Result<()> {
+    fn dead_letter(&mut self, raw: &RawRecord<'_>, reason: &str) -> anyhow::Result<()> {
         self.summary.malformed += 1;
         let row = [
             Cell::Str(&self.cfg.name),
-            Cell::Str(&raw.origin),
+            Cell::Str(raw.origin),
             Cell::I64(raw.offset as i64),
             Cell::Str(reason),
-            Cell::Str(&raw.payload),
+            Cell::Str(raw.payload),
         ];
         self.out.dead_letter.write(&row)?;
         Ok(())
@@ -558,7 +558,7 @@ impl Pipeline {
 
     fn filter_batch(
         &mut self,
-        raws: &[RawRecord],
+        raws: &RawBatch,
         events: &mut Vec<(usize, Event)>,
     ) -> anyhow::Result<()> {
         if !self.plugin.info().has_filter || events.is_empty() {
@@ -592,14 +592,14 @@ impl Pipeline {
                 self.error_record(&e, None)?;
                 let reason = format!("plugin filter failed: {e}");
                 for (i, _) in std::mem::take(events) {
-                    self.dead_letter(&raws[i], &reason)?;
+                    self.dead_letter(&raws.get(i), &reason)?;
                 }
             }
         }
         Ok(())
     }
 
-    fn place(&mut self, raw: &RawRecord, ev: Event, now: Instant) -> anyhow::Result<()> {
+    fn place(&mut self, raw: &RawRecord<'_>, ev: Event, now: Instant) -> anyhow::Result<()> {
         let ts = ev.ts;
         if let Some(reason) = self.too_far_ahead(ts) {
             // Dead-lettered before the watermark sees it: a runaway time never moves W.
