@@ -99,7 +99,7 @@ impl<R: Read> Lines<R> {
                     continue;
                 }
             }
-            let (n, newline) = match avail.iter().position(|&b| b == b'\n') {
+            let (n, newline) = match memchr::memchr(b'\n', avail) {
                 Some(i) => (i + 1, true),
                 None => (avail.len(), false),
             };
