@@ -17,9 +17,9 @@ use crate::plugin::LogBudget;
 use crate::plugin::{
     self, Finish, Owner, Plan, Plugin, PluginCode, PluginInfo, PluginInstance, Runtime, Slot,
 };
-use crate::sink::{self, Sink};
+use crate::sink::{self, Cell, Sink};
 use crate::source::{
-    FileSource, GeneratorSource, Poll, RawRecord, Rejected, SizeHint, Source, StdinSource,
+    FileSource, GeneratorSource, Poll, RawBatch, RawRecord, Rejected, SizeHint, Source, StdinSource,
 };
 use crate::time::{NO_WATERMARK, Watermarks, format_rfc3339_ms};
 use crate::value::{Key, Value};
@@ -217,7 +217,7 @@ pub struct Pipeline {
     started: Instant,
     last_early: Instant,
     last_flush: Instant,
-    raws: Vec<RawRecord>,
+    raws: RawBatch,
     events: Vec<(usize, Event)>,
     rejected: Vec<Rejected>,
     /// Whether a stop was asked for at the start of this step (firings are declined).
@@ -333,7 +333,7 @@ impl Pipeline {
             started: Instant::now(),
             last_early: Instant::now(),
             last_flush: Instant::now(),
-            raws: Vec::with_capacity(BATCH_SIZE),
+            raws: RawBatch::with_capacity(BATCH_SIZE),
             events: Vec::with_capacity(BATCH_SIZE),
             rejected: Vec::new(),
             stop_requested: false,
@@ -354,6 +354,10 @@ impl Pipeline {
             self.operator.clear_stacks();
         }
         self.inputs = input_indices(&self.schema, plugin.info());
+        if plugin.info().outputs != self.plugin.info().outputs {
+            let columns = output_columns(&self.cfg, plugin.info(), &self.opts);
+            self.out.results.set_columns(columns);
+        }
         self.version = plugin.version_id();
         self.limits = *plugin.limits();
         self.operator.set_limits(state_limits(&self.limits));
@@ -471,7 +475,7 @@ impl Pipeline {
 
     fn step_with(
         &mut self,
-        raws: &mut Vec<RawRecord>,
+        raws: &mut RawBatch,
         events: &mut Vec<(usize, Event)>,
         stop: &AtomicBool,
     ) -> anyhow::Result<Step> {
@@ -483,9 +487,9 @@ impl Pipeline {
             self.summary.events_read += 1;
             let raw = RawRecord {
                 partition: 0,
-                origin: r.origin,
+                origin: &r.origin,
                 offset: r.offset,
-                payload: r.head,
+                payload: &r.head,
             };
             self.dead_letter(&raw, &r.reason)?;
         }
@@ -494,7 +498,7 @@ impl Pipeline {
         self.filter_batch(raws, events)?;
         let now = Instant::now();
         for (i, ev) in events.drain(..) {
-            self.place(&raws[i], ev, now)?;
+            self.place(&raws.get(i), ev, now)?;
         }
         let every = Duration::from_millis(self.cfg.emit.every.0.max(1) as u64);
         if self.cfg.emit.mode == EmitMode::Update && self.last_early.elapsed() >= every {
@@ -535,11 +539,11 @@ impl Pipeline {
 
     fn decode_batch(
         &mut self,
-        raws: &[RawRecord],
+        raws: &RawBatch,
         events: &mut Vec<(usize, Event)>,
     ) -> anyhow::Result<()> {
         for (i, raw) in raws.iter().enumerate() {
-            match self.decoder.decode(raw) {
+            match self.decoder.decode(&raw) {
                 Ok(Some(ev)) => {
                     self.summary.events_read += 1;
                     events.push((i, ev));
@@ -547,21 +551,21 @@ impl Pipeline {
                 Ok(None) => {}
                 Err(e) => {
                     self.summary.events_read += 1;
-                    self.dead_letter(raw, &e.reason)?;
+                    self.dead_letter(&raw, &e.reason)?;
                 }
             }
         }
         Ok(())
     }
 
-    fn dead_letter(&mut self, raw: &RawRecord, reason: &str) -> anyhow::Result<()> {
+    fn dead_letter(&mut self, raw: &RawRecord<'_>, reason: &str) -> anyhow::Result<()> {
         self.summary.malformed += 1;
-        let row = vec![
-            ("pipeline".to_string(), Value::Str(self.cfg.name.clone())),
-            ("origin".to_string(), Value::Str(raw.origin.to_string())),
-            ("offset".to_string(), Value::I64(raw.offset as i64)),
-            ("reason".to_string(), Value::Str(reason.to_string())),
-            ("record".to_string(), Value::Str(raw.payload.clone())),
+        let row = [
+            Cell::Str(&self.cfg.name),
+            Cell::Str(raw.origin),
+            Cell::I64(raw.offset as i64),
+            Cell::Str(reason),
+            Cell::Str(raw.payload),
         ];
         self.out.dead_letter.write(&row)?;
         Ok(())
@@ -569,7 +573,7 @@ impl Pipeline {
 
     fn filter_batch(
         &mut self,
-        raws: &[RawRecord],
+        raws: &RawBatch,
         events: &mut Vec<(usize, Event)>,
     ) -> anyhow::Result<()> {
         if !self.plugin.info().has_filter || events.is_empty() {
@@ -603,14 +607,14 @@ impl Pipeline {
                 self.error_record(&e, None)?;
                 let reason = format!("plugin filter failed: {e}");
                 for (i, _) in std::mem::take(events) {
-                    self.dead_letter(&raws[i], &reason)?;
+                    self.dead_letter(&raws.get(i), &reason)?;
                 }
             }
         }
         Ok(())
     }
 
-    fn place(&mut self, raw: &RawRecord, ev: Event, now: Instant) -> anyhow::Result<()> {
+    fn place(&mut self, raw: &RawRecord<'_>, ev: Event, now: Instant) -> anyhow::Result<()> {
         let ts = ev.ts;
         if let Some(reason) = self.too_far_ahead(ts) {
             // Dead-lettered before the watermark sees it: a runaway time never moves W.
@@ -636,19 +640,12 @@ impl Pipeline {
             self.summary.late += 1;
             if let Some(late) = &mut self.out.late {
                 let mut row = vec![
-                    ("pipeline".to_string(), Value::Str(self.cfg.name.clone())),
-                    (
-                        "reason".to_string(),
-                        Value::Str("late for every window".into()),
-                    ),
-                    (
-                        "watermark".to_string(),
-                        Value::Str(format_rfc3339_ms(before)),
-                    ),
-                    ("ts".to_string(), Value::Str(format_rfc3339_ms(ts))),
+                    Cell::Str(&self.cfg.name),
+                    Cell::Str("late for every window"),
+                    Cell::Time(before),
+                    Cell::Time(ts),
                 ];
-                let fields = self.schema.fields.iter().map(|(n, _)| n.clone());
-                row.extend(fields.zip(values.into_vec()));
+                row.extend(values.iter().map(Cell::Value));
                 late.write(&row)?;
             }
         }
@@ -737,8 +734,13 @@ impl Pipeline {
         e: &plugin::Error,
         at: Option<(&Key, crate::window::Window, u32)>,
     ) -> anyhow::Result<()> {
-        let row = error_row(&self.cfg.name, &self.cfg.schema.key, e, at);
-        self.out.errors.write(&row)?;
+        write_error_row(
+            &mut *self.out.errors,
+            &self.cfg.name,
+            &self.cfg.schema.key,
+            e,
+            at,
+        )?;
         Ok(())
     }
 }
@@ -1123,32 +1125,7 @@ impl Emitter<'_> {
             Ok(rows) => {
                 *self.failures_in_a_row = 0;
                 let n = rows.len() as u64;
-                let outputs = self.plugin.info().outputs.iter().map(|(n, _)| n);
-                rows.into_iter()
-                    .try_for_each(|r| {
-                        let mut row: Vec<(String, Value)> = self
-                            .key_names
-                            .iter()
-                            .cloned()
-                            .zip(key.iter().cloned())
-                            .collect();
-                        row.push((
-                            "window_start".into(),
-                            Value::Str(format_rfc3339_ms(window.start)),
-                        ));
-                        row.push((
-                            "window_end".into(),
-                            Value::Str(format_rfc3339_ms(window.end)),
-                        ));
-                        if self.revisions {
-                            row.push(("revision".into(), Value::I64(i64::from(revision))));
-                        }
-                        if let Some(v) = self.version {
-                            row.push(("plugin_version".into(), Value::Str(v.to_string())));
-                        }
-                        row.extend(outputs.clone().cloned().zip(r));
-                        self.out.results.write(&row)
-                    })
+                self.write_rows(key, window, revision, &rows)
                     .map(|()| self.uncommitted.push((d, n)))
             }
             Err(e) => {
@@ -1166,16 +1143,9 @@ impl Emitter<'_> {
                     *self.quarantined = Some(reason);
                 }
                 let k = Key(key.to_vec());
-                let row = error_row(
-                    self.pipeline,
-                    self.key_names,
-                    &e,
-                    Some((&k, window, revision)),
-                );
+                let at = Some((&k, window, revision));
                 // Error records are rare and wanted at once: no buffering.
-                self.out
-                    .errors
-                    .write(&row)
+                write_error_row(&mut *self.out.errors, self.pipeline, self.key_names, &e, at)
                     .and_then(|()| self.out.errors.flush())
                     .map(|()| {
                         self.summary.windows_fired += 1;
@@ -1190,6 +1160,39 @@ impl Emitter<'_> {
                 false
             }
         }
+    }
+}
+
+impl Emitter<'_> {
+    /// Writes a firing's rows to the result sink, in the columns of [`output_columns`]: the
+    /// plugin's fields are placed by name under its declared outputs (a field it did not
+    /// declare is not written, one it left out is absent).
+    /// Writes a window's rows (positional, in the plugin's output order) after its key,
+    /// bounds, revision and version, straight into the result sink's buffer.
+    fn write_rows(
+        &mut self,
+        key: &[Value],
+        window: Window,
+        revision: u32,
+        rows: &[plugin::Row],
+    ) -> Result<(), sink::Error> {
+        let mut cells: Vec<Cell<'_>> =
+            Vec::with_capacity(key.len() + 4 + rows.first().map_or(0, Vec::len));
+        for r in rows {
+            cells.clear();
+            cells.extend(key.iter().map(Cell::Value));
+            cells.push(Cell::Time(window.start));
+            cells.push(Cell::Time(window.end));
+            if self.revisions {
+                cells.push(Cell::I64(i64::from(revision)));
+            }
+            if let Some(v) = self.version {
+                cells.push(Cell::Str(v));
+            }
+            cells.extend(r.iter().map(Cell::Value));
+            self.out.results.write(&cells)?;
+        }
+        Ok(())
     }
 }
 
@@ -1211,12 +1214,15 @@ fn input_indices(schema: &Schema, info: &PluginInfo) -> Vec<usize> {
         .collect()
 }
 
-fn error_row(
+/// Writes one error record, in [`ERROR_COLUMNS`]; the key and window columns are absent for
+/// a failure outside a window (a filter call).
+fn write_error_row(
+    sink: &mut dyn Sink,
     pipeline: &str,
     key_names: &[String],
     e: &plugin::Error,
     at: Option<(&Key, crate::window::Window, u32)>,
-) -> Vec<(String, Value)> {
+) -> Result<(), sink::Error> {
     let plugin_name = match e {
         plugin::Error::Trap { plugin, .. }
         | plugin::Error::Deadline { plugin, .. }
@@ -1225,33 +1231,35 @@ fn error_row(
         | plugin::Error::Failed { plugin, .. }
         | plugin::Error::BadOutput { plugin, .. }
         | plugin::Error::Configure { plugin, .. }
-        | plugin::Error::Incompatible { plugin, .. } => plugin.clone(),
-        plugin::Error::Compile { path, .. } => path.clone(),
+        | plugin::Error::Incompatible { plugin, .. } => plugin,
+        plugin::Error::Compile { path, .. } => path,
     };
-    let mut row = vec![
-        ("pipeline".to_string(), Value::Str(pipeline.to_string())),
-        ("plugin".to_string(), Value::Str(plugin_name)),
-        ("kind".to_string(), Value::Str(e.kind().to_string())),
-        ("error".to_string(), Value::Str(e.to_string())),
-    ];
-    if let Some((key, w, rev)) = at {
+    let message = e.to_string();
+    let key = at.map(|(key, _, _)| {
         let key_json: serde_json::Map<String, serde_json::Value> = key_names
             .iter()
             .cloned()
             .zip(key.0.iter().map(Value::to_json))
             .collect();
-        row.push((
-            "key".into(),
-            Value::Str(serde_json::Value::Object(key_json).to_string()),
-        ));
-        row.push((
-            "window_start".into(),
-            Value::Str(format_rfc3339_ms(w.start)),
-        ));
-        row.push(("window_end".into(), Value::Str(format_rfc3339_ms(w.end))));
-        row.push(("revision".into(), Value::I64(i64::from(rev))));
+        serde_json::Value::Object(key_json).to_string()
+    });
+    let mut row = [
+        Cell::Str(pipeline),
+        Cell::Str(plugin_name),
+        Cell::Str(e.kind()),
+        Cell::Str(&message),
+        Cell::Absent,
+        Cell::Absent,
+        Cell::Absent,
+        Cell::Absent,
+    ];
+    if let (Some(key), Some((_, w, rev))) = (&key, at) {
+        row[4] = Cell::Str(key);
+        row[5] = Cell::Time(w.start);
+        row[6] = Cell::Time(w.end);
+        row[7] = Cell::I64(i64::from(rev));
     }
-    row
+    sink.write(&row)
 }
 
 fn progress_bar(hint: Option<SizeHint>) -> indicatif::ProgressBar {
@@ -1290,7 +1298,7 @@ mod tests {
     }
 
     impl Sink for FailAfter {
-        fn write(&mut self, row: &[(String, Value)]) -> Result<(), sink::Error> {
+        fn write(&mut self, row: &[Cell<'_>]) -> Result<(), sink::Error> {
             if self.taken == self.ok {
                 return Err(sink::Error::Write {
                     sink: "fake".into(),
@@ -1298,15 +1306,22 @@ mod tests {
                 });
             }
             self.taken += 1;
-            let get = |name: &str| row.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
-            let (Some(Value::Str(sym)), Some(Value::Str(start)), Some(Value::I64(n))) =
-                (get("symbol"), get("window_start"), get("count"))
+            // Columns: symbol, window_start, window_end, then stats' count, sum, ...
+            let [
+                Cell::Value(Value::Str(sym)),
+                Cell::Time(start),
+                _,
+                Cell::Value(Value::I64(n)),
+                ..,
+            ] = row
             else {
                 panic!("unexpected row {row:?}");
             };
-            self.buffered.push((sym, start, n));
+            self.buffered
+                .push((sym.clone(), format_rfc3339_ms(*start), *n));
             Ok(())
         }
+        fn set_columns(&mut self, _columns: Vec<String>) {}
         fn commit(&mut self) -> Result<(), sink::Error> {
             self.committed.lock().unwrap().append(&mut self.buffered);
             Ok(())

@@ -105,7 +105,7 @@ impl CsvDecoder {
     }
 
     /// Reads a header line: the new column layout for the rest of this origin.
-    fn read_header(&mut self, raw: &RawRecord, line: &str) -> Result<(), DecodeError> {
+    fn read_header(&mut self, raw: &RawRecord<'_>, line: &str) -> Result<(), DecodeError> {
         self.layout = None;
         split(line, self.delimiter, &mut self.cells, &mut self.ends)
             .map_err(|e| DecodeError::new(format!("CSV header: {e}")))?;
@@ -129,9 +129,9 @@ impl CsvDecoder {
 }
 
 impl Decoder for CsvDecoder {
-    fn decode(&mut self, raw: &RawRecord) -> Result<Option<Event>, DecodeError> {
-        let line = raw.payload.strip_suffix('\r').unwrap_or(&raw.payload);
-        if self.opts.header && self.header_of.as_deref() != Some(&*raw.origin) {
+    fn decode(&mut self, raw: &RawRecord<'_>) -> Result<Option<Event>, DecodeError> {
+        let line = raw.payload.strip_suffix('\r').unwrap_or(raw.payload);
+        if self.opts.header && self.header_of.as_deref() != Some(&**raw.origin) {
             if line.trim().is_empty() {
                 // Blank lines before the header carry nothing: skipped, not dead-lettered.
                 return Ok(None);
@@ -250,7 +250,6 @@ fn split(
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
 
     use super::*;
     use crate::config::SchemaConfig;
@@ -269,13 +268,8 @@ mod tests {
         Schema::new(&cfg).unwrap()
     }
 
-    fn rec(origin: &str, offset: u64, payload: &str) -> RawRecord {
-        RawRecord {
-            partition: 0,
-            origin: Arc::from(origin),
-            offset,
-            payload: payload.to_string(),
-        }
+    fn rec(origin: &str, offset: u64, payload: &str) -> RawRecord<'static> {
+        RawRecord::leaked(origin, offset, payload)
     }
 
     fn cells(line: &str) -> Result<Vec<String>, String> {

@@ -93,7 +93,7 @@ impl JsonDecoder {
 }
 
 impl Decoder for JsonDecoder {
-    fn decode(&mut self, raw: &RawRecord) -> Result<Option<Event>, DecodeError> {
+    fn decode(&mut self, raw: &RawRecord<'_>) -> Result<Option<Event>, DecodeError> {
         if raw.payload.trim().is_empty() {
             return Err(DecodeError::new("empty record"));
         }
@@ -103,7 +103,7 @@ impl Decoder for JsonDecoder {
             ts: None,
             error: None,
         };
-        let mut de = serde_json::Deserializer::from_str(&raw.payload);
+        let mut de = serde_json::Deserializer::from_str(raw.payload);
         let parsed = RecordSeed(&mut state)
             .deserialize(&mut de)
             .and_then(|()| de.end());
@@ -445,7 +445,6 @@ impl<'de> Visitor<'de> for MemberSeed<'_, '_> {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
 
     use super::*;
     use crate::config::SchemaConfig;
@@ -455,13 +454,8 @@ mod tests {
         Schema::new(&cfg).unwrap()
     }
 
-    fn record(payload: &str) -> RawRecord {
-        RawRecord {
-            partition: 0,
-            origin: Arc::from("test"),
-            offset: 1,
-            payload: payload.to_string(),
-        }
+    fn record(payload: &str) -> RawRecord<'static> {
+        RawRecord::leaked("test", 1, payload)
     }
 
     fn stocks() -> JsonDecoder {

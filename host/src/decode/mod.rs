@@ -112,7 +112,7 @@ impl DecodeError {
 /// Turns raw records into events of one schema.
 pub trait Decoder: Send {
     /// Decodes one record. `Ok(None)` means the record carries no event (a CSV header line).
-    fn decode(&mut self, raw: &RawRecord) -> Result<Option<Event>, DecodeError>;
+    fn decode(&mut self, raw: &RawRecord<'_>) -> Result<Option<Event>, DecodeError>;
 }
 
 /// Builds the decoder for a source format.

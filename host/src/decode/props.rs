@@ -5,8 +5,6 @@
 //! Bounded and reproducible: a fixed number of cases, a fixed seed, and no failure
 //! persistence files written into the repository.
 
-use std::sync::Arc;
-
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed};
 
@@ -33,13 +31,8 @@ fn schema(format: &str) -> Schema {
     Schema::new(&cfg).expect("schema")
 }
 
-fn rec(origin: &str, offset: u64, payload: String) -> RawRecord {
-    RawRecord {
-        partition: 0,
-        origin: Arc::from(origin),
-        offset,
-        payload,
-    }
+fn rec(origin: &str, offset: u64, payload: String) -> RawRecord<'static> {
+    RawRecord::leaked(origin, offset, &payload)
 }
 
 /// Values in schema order (fields are sorted by name: price, symbol, volume).

@@ -1,14 +1,16 @@
 //! Sinks: where result rows, late events, dead letters and plugin errors are written.
 //!
-//! Every record is a flat row of named values; a sink encodes it as one JSON object per line
-//! or as a CSV line under a header fixed when the sink is opened. Sinks do not know what the
-//! rows mean.
+//! A sink is opened with its columns, once; every record is then a row of positional
+//! [`Cell`]s, one per column, which the sink encodes straight into its buffer as one JSON
+//! object per line (each column's escaped `"name":` prefix is prepared at open) or as a CSV
+//! line under a header fixed when the sink is opened. Sinks do not know what the rows mean.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use crate::config::{Format, SinkConfig, SinkMode};
+use crate::time::write_rfc3339_ms;
 use crate::value::Value;
 
 /// Rows are encoded into an in-memory buffer and handed to the OS when a caller commits
@@ -55,6 +57,32 @@ pub enum Error {
     },
 }
 
+/// One value of a row, in the position of its column.
+///
+/// Borrowed, so that a row is built without copying its values; [`Cell::Time`] lets an
+/// event time reach the sink's buffer without an intermediate string.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Cell<'a> {
+    /// The row has no value for this column: JSON lines leave the member out, CSV writes an
+    /// empty cell.
+    Absent,
+    /// A value (`Value::Null` is JSON `null`, an empty CSV cell).
+    Value(&'a Value),
+    /// Text.
+    Str(&'a str),
+    /// An integer.
+    I64(i64),
+    /// Epoch milliseconds, written as RFC 3339 UTC with milliseconds (as
+    /// [`crate::time::format_rfc3339_ms`] formats it).
+    Time(i64),
+}
+
+impl<'a> From<&'a Value> for Cell<'a> {
+    fn from(v: &'a Value) -> Self {
+        Cell::Value(v)
+    }
+}
+
 /// A destination for rows.
 ///
 /// Three levels of "written": [`Sink::write`] encodes a row into the sink's buffer;
@@ -63,8 +91,14 @@ pub enum Error {
 /// and, for a file sink with `sync = true`, also `sync_data`s the file so that the rows
 /// survive a machine crash. Once a call failed, every later call fails with the same error.
 pub trait Sink: Send {
-    /// Encodes one row into the buffer (which is committed on its own past [`COMMIT_BYTES`]).
-    fn write(&mut self, row: &[(String, Value)]) -> Result<(), Error>;
+    /// Encodes one row, one cell per column the sink was opened with and in that order, into
+    /// the buffer (which is committed on its own past [`COMMIT_BYTES`]). Cells past the last
+    /// column are ignored; missing ones are [`Cell::Absent`].
+    fn write(&mut self, row: &[Cell<'_>]) -> Result<(), Error>;
+    /// Changes the columns of the rows written from now on (a hot-swapped plugin with other
+    /// outputs). JSON lines name the new columns; a CSV file keeps the header it was opened
+    /// with and fills it by column name, leaving columns the rows no longer have empty.
+    fn set_columns(&mut self, columns: Vec<String>);
     /// Hands every buffered row to the operating system.
     fn commit(&mut self) -> Result<(), Error>;
     /// Commits, then syncs the file to disk if the sink asks for it (`sync = true`).
@@ -73,7 +107,8 @@ pub trait Sink: Send {
     fn describe(&self) -> String;
 }
 
-/// Opens the sink a config describes. `columns` fixes the CSV header; JSON lines ignore it.
+/// Opens the sink a config describes, for rows of these `columns` (the CSV header; the
+/// member names of JSON lines).
 /// Relative file paths resolve against `base_dir`.
 ///
 /// A file sink in `append` mode (the default) keeps the file: a CSV file that is not empty
@@ -213,7 +248,12 @@ pub struct RowWriter {
     /// Rows encoded and not yet handed to `out`.
     buf: Vec<u8>,
     format: Format,
-    columns: Vec<String>,
+    /// The CSV header: the columns the sink was opened with.
+    header: Vec<String>,
+    /// Per column of the rows, the JSON text that opens its member: `"name":`.
+    json_prefixes: Vec<Vec<u8>>,
+    /// Per header column, the position in the rows of its cell (`None`: always empty).
+    csv_cells: Vec<Option<usize>>,
     header_due: bool,
     /// The file to `sync_data` at every flush (`sync = true`).
     sync: Option<File>,
@@ -231,16 +271,20 @@ impl RowWriter {
         columns: Vec<String>,
         write_header: bool,
     ) -> Self {
-        RowWriter {
+        let mut w = RowWriter {
             name,
             out,
             buf: Vec::with_capacity(COMMIT_BYTES),
             format,
-            columns,
+            header: columns.clone(),
+            json_prefixes: Vec::new(),
+            csv_cells: Vec::new(),
             header_due: write_header,
             sync: None,
             failed: None,
-        }
+        };
+        w.set_columns(columns);
+        w
     }
 
     /// Runs `f` unless the sink already failed; a failure is remembered.
@@ -270,26 +314,16 @@ impl RowWriter {
 }
 
 impl Sink for RowWriter {
-    fn write(&mut self, row: &[(String, Value)]) -> Result<(), Error> {
+    fn write(&mut self, row: &[Cell<'_>]) -> Result<(), Error> {
         self.guard(|w| {
             match w.format {
-                Format::Jsonl => encode_json(row, &mut w.buf),
+                Format::Jsonl => encode_json(&w.json_prefixes, row, &mut w.buf),
                 Format::Csv => {
                     if w.header_due {
                         w.header_due = false;
-                        encode_csv(w.columns.iter().map(String::as_str), &mut w.buf);
+                        encode_csv(w.header.iter().map(String::as_str), &mut w.buf);
                     }
-                    let cells: Vec<String> = w
-                        .columns
-                        .iter()
-                        .map(|c| {
-                            row.iter()
-                                .find(|(k, _)| k == c)
-                                .map(|(_, v)| v.to_string())
-                                .unwrap_or_default()
-                        })
-                        .collect();
-                    encode_csv(cells.iter().map(String::as_str), &mut w.buf);
+                    encode_csv_row(&w.csv_cells, row, &mut w.buf);
                 }
             }
             if w.buf.len() >= COMMIT_BYTES {
@@ -297,6 +331,23 @@ impl Sink for RowWriter {
             }
             Ok(())
         })
+    }
+
+    fn set_columns(&mut self, columns: Vec<String>) {
+        self.json_prefixes = columns
+            .iter()
+            .map(|c| {
+                let mut p = Vec::with_capacity(c.len() + 3);
+                write_json(c.as_str(), &mut p);
+                p.push(b':');
+                p
+            })
+            .collect();
+        self.csv_cells = self
+            .header
+            .iter()
+            .map(|h| columns.iter().position(|c| c == h))
+            .collect();
     }
 
     fn commit(&mut self) -> Result<(), Error> {
@@ -319,19 +370,75 @@ impl Sink for RowWriter {
     }
 }
 
-/// Appends one JSON object and a newline.
-fn encode_json(row: &[(String, Value)], out: &mut Vec<u8>) {
+/// Appends one JSON object and a newline: a member per column, in column order, except
+/// for [`Cell::Absent`] cells.
+fn encode_json(prefixes: &[Vec<u8>], row: &[Cell<'_>], out: &mut Vec<u8>) {
     out.push(b'{');
-    for (i, (k, v)) in row.iter().enumerate() {
+    let mut first = true;
+    for (prefix, cell) in prefixes.iter().zip(row) {
+        if let Cell::Absent = cell {
+            continue;
+        }
+        if !first {
+            out.push(b',');
+        }
+        first = false;
+        out.extend_from_slice(prefix);
+        match *cell {
+            Cell::Absent => {}
+            Cell::Value(Value::Null) => out.extend_from_slice(b"null"),
+            Cell::Value(Value::Bool(b)) => {
+                out.extend_from_slice(if *b { b"true" } else { b"false" })
+            }
+            Cell::Value(Value::I64(v)) => write_json(v, out),
+            Cell::I64(v) => write_json(&v, out),
+            // Non-finite floats are written as `null`.
+            Cell::Value(Value::F64(v)) => write_json(v, out),
+            Cell::Value(Value::Str(s)) => write_json(s.as_str(), out),
+            Cell::Str(s) => write_json(s, out),
+            Cell::Time(ms) => {
+                out.push(b'"');
+                write_rfc3339_ms(ms, out);
+                out.push(b'"');
+            }
+        }
+    }
+    out.extend_from_slice(b"}\n");
+}
+
+/// Appends any serializable value as JSON (serde_json's own formatting: `itoa`, `ryu`, string
+/// escapes), without an intermediate `serde_json::Value`.
+fn write_json<T: serde::Serialize + ?Sized>(v: &T, out: &mut Vec<u8>) {
+    // Serializing a number or a str into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, v);
+}
+
+/// Appends one CSV line, a cell per header column taken from the row position `cells`
+/// gives: each cell's plain text (null and absent cells are empty), quoted when it needs it.
+fn encode_csv_row(cells: &[Option<usize>], row: &[Cell<'_>], out: &mut Vec<u8>) {
+    for (i, at) in cells.iter().enumerate() {
         if i > 0 {
             out.push(b',');
         }
-        // Serializing a str or a JSON value into a Vec cannot fail.
-        let _ = serde_json::to_writer(&mut *out, k);
-        out.push(b':');
-        let _ = serde_json::to_writer(&mut *out, &v.to_json());
+        match at
+            .and_then(|at| row.get(at))
+            .copied()
+            .unwrap_or(Cell::Absent)
+        {
+            Cell::Absent | Cell::Value(Value::Null) => {}
+            Cell::Value(Value::Str(s)) => write_csv_cell(s, out),
+            Cell::Str(s) => write_csv_cell(s, out),
+            // Numbers, booleans and times never need quoting.
+            Cell::Value(v) => {
+                let _ = write!(out, "{v}");
+            }
+            Cell::I64(v) => {
+                let _ = write!(out, "{v}");
+            }
+            Cell::Time(ms) => write_rfc3339_ms(ms, out),
+        }
     }
-    out.extend_from_slice(b"}\n");
+    out.push(b'\n');
 }
 
 /// Appends one CSV line, quoting cells that need it.
@@ -340,37 +447,87 @@ fn encode_csv<'a>(cells: impl Iterator<Item = &'a str>, out: &mut Vec<u8>) {
         if i > 0 {
             out.push(b',');
         }
-        if c.contains([',', '"', '\n', '\r']) {
-            out.push(b'"');
-            out.extend_from_slice(c.replace('"', "\"\"").as_bytes());
-            out.push(b'"');
-        } else {
-            out.extend_from_slice(c.as_bytes());
-        }
+        write_csv_cell(c, out);
     }
     out.push(b'\n');
+}
+
+/// Appends one CSV cell, in double quotes (inner quotes doubled) when it holds a comma, a
+/// quote or a line break.
+fn write_csv_cell(c: &str, out: &mut Vec<u8>) {
+    if c.contains([',', '"', '\n', '\r']) {
+        out.push(b'"');
+        for part in c.split_inclusive('"') {
+            out.extend_from_slice(part.as_bytes());
+            if part.ends_with('"') {
+                out.push(b'"');
+            }
+        }
+        out.push(b'"');
+    } else {
+        out.extend_from_slice(c.as_bytes());
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn row() -> Vec<(String, Value)> {
-        vec![
-            ("symbol".into(), Value::Str("A\"B".into())),
-            ("avg".into(), Value::F64(1.5)),
-            ("n".into(), Value::I64(3)),
-            ("x".into(), Value::Null),
-        ]
+    fn cols(c: &[&str]) -> Vec<String> {
+        c.iter().map(|s| s.to_string()).collect()
     }
 
     #[test]
-    fn json_lines_keep_field_order_and_escape() {
+    fn json_lines_keep_column_order_escape_and_skip_absent_cells() {
+        let w = RowWriter::new(
+            "t".into(),
+            Box::new(io::sink()),
+            Format::Jsonl,
+            cols(&["symbol", "avg", "n", "x", "gone", "t", "q\"", "ok", "inf"]),
+            true,
+        );
+        let sym = Value::Str("A\"B".into());
+        let avg = Value::F64(1.5);
+        let row = [
+            Cell::Value(&sym),
+            Cell::Value(&avg),
+            Cell::I64(3),
+            Cell::Value(&Value::Null),
+            Cell::Absent,
+            // 2024-01-22T13:45:00.123Z: 19 744 days and 49 500.123 s after the epoch.
+            Cell::Time(1_705_931_100_123),
+            Cell::Str("line\nbreak"),
+            Cell::Value(&Value::Bool(true)),
+            Cell::Value(&Value::F64(f64::INFINITY)),
+        ];
         let mut out = Vec::new();
-        encode_json(&row(), &mut out);
+        encode_json(&w.json_prefixes, &row, &mut out);
         assert_eq!(
             String::from_utf8(out).unwrap(),
-            "{\"symbol\":\"A\\\"B\",\"avg\":1.5,\"n\":3,\"x\":null}\n"
+            "{\"symbol\":\"A\\\"B\",\"avg\":1.5,\"n\":3,\"x\":null,\
+             \"t\":\"2024-01-22T13:45:00.123Z\",\"q\\\"\":\"line\\nbreak\",\"ok\":true,\"inf\":null}\n"
+        );
+    }
+
+    #[test]
+    fn csv_cells_are_plain_text_quoted_when_needed() {
+        let sym = Value::Str("A\"B".into());
+        let row = [
+            Cell::Value(&sym),
+            Cell::I64(-3),
+            Cell::Value(&Value::F64(0.25)),
+            Cell::Value(&Value::Null),
+            Cell::Time(-1),
+            Cell::Str("a,b"),
+            Cell::Str("x\ny"),
+        ];
+        let mut out = Vec::new();
+        // One column more than cells: it is empty.
+        let cells: Vec<Option<usize>> = (0..8).map(Some).collect();
+        encode_csv_row(&cells, &row, &mut out);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "\"A\"\"B\",-3,0.25,,1969-12-31T23:59:59.999Z,\"a,b\",\"x\ny\",\n"
         );
     }
 
@@ -387,10 +544,17 @@ mod tests {
     fn csv_header_once_then_cells_by_column_with_quoting() {
         let dir = tempfile::tempdir().unwrap();
         let cfg = file("out/r.csv", Format::Csv, SinkMode::Append);
-        let cols: Vec<String> = ["symbol", "n", "avg", "missing"].map(String::from).to_vec();
+        let cols = cols(&["symbol", "n", "avg", "missing"]);
+        let sym = Value::Str("A\"B".into());
+        let row = [
+            Cell::Value(&sym),
+            Cell::Value(&Value::I64(3)),
+            Cell::Value(&Value::F64(1.5)),
+            Cell::Absent,
+        ];
         for _ in 0..2 {
             let mut s = open(&cfg, dir.path(), cols.clone()).unwrap();
-            s.write(&row()).unwrap();
+            s.write(&row).unwrap();
             s.flush().unwrap();
         }
         let text = std::fs::read_to_string(dir.path().join("out/r.csv")).unwrap();
@@ -428,10 +592,10 @@ mod tests {
         let mut s = open(
             &file("r.jsonl", Format::Jsonl, SinkMode::Append),
             dir.path(),
-            vec![],
+            cols(&["n"]),
         )
         .unwrap();
-        s.write(&[("n".into(), Value::I64(1))]).unwrap();
+        s.write(&[Cell::I64(1)]).unwrap();
         s.flush().unwrap();
         drop(s);
         assert_eq!(
@@ -446,12 +610,12 @@ mod tests {
                 sync: true,
             },
             dir.path(),
-            vec![],
+            cols(&["n"]),
         )
         .unwrap();
         // Truncated at open, before any row.
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "");
-        s.write(&[("n".into(), Value::I64(2))]).unwrap();
+        s.write(&[Cell::I64(2)]).unwrap();
         s.flush().unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "{\"n\":2}\n");
     }
@@ -461,7 +625,6 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("r.csv"), "symbol,count\nA,1\n").unwrap();
         let cfg = file("r.csv", Format::Csv, SinkMode::Append);
-        let cols = |c: &[&str]| c.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         let err = match open(&cfg, dir.path(), cols(&["symbol", "n"])) {
             Err(e) => e.to_string(),
             Ok(_) => panic!("a different header was accepted"),
@@ -483,8 +646,7 @@ mod tests {
         );
         // The same header appends without a second one; truncate replaces the file.
         let mut s = open(&cfg, dir.path(), cols(&["symbol", "count"])).unwrap();
-        s.write(&[("symbol".into(), Value::Str("B".into()))])
-            .unwrap();
+        s.write(&[Cell::Str("B")]).unwrap();
         s.flush().unwrap();
         drop(s);
         let text = std::fs::read_to_string(dir.path().join("r.csv")).unwrap();
@@ -492,10 +654,34 @@ mod tests {
         let trunc = file("r.csv", Format::Csv, SinkMode::Truncate);
         let mut s = open(&trunc, dir.path(), cols(&["symbol", "n"])).unwrap();
         s.flush().unwrap();
-        s.write(&[("n".into(), Value::I64(7))]).unwrap();
+        s.write(&[Cell::Absent, Cell::I64(7)]).unwrap();
         s.commit().unwrap();
         let text = std::fs::read_to_string(dir.path().join("r.csv")).unwrap();
         assert_eq!(text, "symbol,n\n,7\n");
+    }
+
+    #[test]
+    fn new_columns_rename_json_members_and_fill_a_csv_header_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, format) in [("r.jsonl", Format::Jsonl), ("r.csv", Format::Csv)] {
+            let cfg = file(name, format, SinkMode::Truncate);
+            let mut s = open(&cfg, dir.path(), cols(&["k", "sum", "n"])).unwrap();
+            s.write(&[Cell::Str("a"), Cell::I64(5), Cell::I64(2)])
+                .unwrap();
+            // A swapped plugin: `n` first, no `sum`, a new `max`.
+            s.set_columns(cols(&["k", "n", "max"]));
+            s.write(&[Cell::Str("b"), Cell::I64(3), Cell::I64(9)])
+                .unwrap();
+            s.flush().unwrap();
+        }
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("r.jsonl")).unwrap(),
+            "{\"k\":\"a\",\"sum\":5,\"n\":2}\n{\"k\":\"b\",\"n\":3,\"max\":9}\n"
+        );
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("r.csv")).unwrap(),
+            "k,sum,n\na,5,2\nb,,3\n"
+        );
     }
 
     /// Accepts `ok` bytes, then fails every write.
@@ -529,8 +715,8 @@ mod tests {
             ok: 12,
             got: got.clone(),
         };
-        let mut s = RowWriter::new("t".into(), Box::new(out), Format::Jsonl, vec![], true);
-        let r = |n| [("n".to_string(), Value::I64(n))];
+        let mut s = RowWriter::new("t".into(), Box::new(out), Format::Jsonl, cols(&["n"]), true);
+        let r = |n| [Cell::I64(n)];
         s.write(&r(1)).unwrap();
         assert!(got.lock().unwrap().is_empty(), "buffered until commit");
         s.commit().unwrap();

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
 use std::time::Duration;
 
-use super::{BATCH_BYTES, Error, Poll, REJECTED_HEAD_BYTES, RawRecord, Rejected, SizeHint, Source};
+use super::{BATCH_BYTES, Error, Poll, REJECTED_HEAD_BYTES, RawBatch, Rejected, SizeHint, Source};
 use crate::config::ByteSize;
 
 /// Read buffer per open input; large reads keep the per-line cost low.
@@ -30,7 +30,9 @@ pub const DEFAULT_MAX_RECORD_BYTES: u64 = 1 << 20;
 
 /// What the framer produced.
 enum Framed {
-    Record(RawRecord),
+    /// A record of this many bytes, appended to the batch.
+    Record(usize),
+    /// A line too long to keep.
     TooLong(Rejected),
 }
 
@@ -69,10 +71,10 @@ impl<R: Read> Lines<R> {
         }
     }
 
-    /// The next non-blank line as a record (or as a rejection when too long), or `None` at
-    /// end of input. A reader error (`WouldBlock` from a reader with a timeout) leaves the
-    /// line read so far in place: the next call goes on with it.
-    fn next(&mut self) -> io::Result<Option<Framed>> {
+    /// Appends the next non-blank line to `out` as a record (or returns it as a rejection
+    /// when too long); `None` at end of input. A reader error (`WouldBlock` from a reader
+    /// with a timeout) leaves the line read so far in place: the next call goes on with it.
+    fn next(&mut self, out: &mut RawBatch) -> io::Result<Option<Framed>> {
         loop {
             let avail = match self.reader.fill_buf() {
                 Ok(b) => b,
@@ -84,7 +86,7 @@ impl<R: Read> Lines<R> {
                     return Ok(None);
                 }
                 // A last line without a newline.
-                match self.finish(false) {
+                match self.finish(false, out) {
                     Some(f) => return Ok(Some(f)),
                     None => return Ok(None),
                 }
@@ -97,11 +99,23 @@ impl<R: Read> Lines<R> {
                     continue;
                 }
             }
-            let (n, newline) = match avail.iter().position(|&b| b == b'\n') {
+            let (n, newline) = match memchr::memchr(b'\n', avail) {
                 Some(i) => (i + 1, true),
                 None => (avail.len(), false),
             };
             let content = &avail[..n - usize::from(newline)];
+            if newline && self.buf.is_empty() && self.over == 0 && content.len() <= self.limit {
+                // The whole line is in the read buffer: framed from there, not copied twice.
+                self.line += 1;
+                let line = content.strip_suffix(b"\r").unwrap_or(content);
+                let framed = push_line(out, &self.origin, self.line, line);
+                self.reader.consume(n);
+                self.consumed += n as u64;
+                match framed {
+                    Some(f) => return Ok(Some(f)),
+                    None => continue,
+                }
+            }
             // Keep at most limit + 1 bytes (one more shows that the limit was passed, or
             // is the `\r` of a `\r\n`); count the rest.
             let room = self.limit.saturating_add(1).saturating_sub(self.buf.len());
@@ -113,14 +127,14 @@ impl<R: Read> Lines<R> {
             }
             self.reader.consume(n);
             self.consumed += n as u64;
-            if newline && let Some(f) = self.finish(true) {
+            if newline && let Some(f) = self.finish(true, out) {
                 return Ok(Some(f));
             }
         }
     }
 
-    /// Ends the current line; `None` for a blank line.
-    fn finish(&mut self, newline: bool) -> Option<Framed> {
+    /// Ends the current line, appending it to `out`; `None` for a blank line.
+    fn finish(&mut self, newline: bool, out: &mut RawBatch) -> Option<Framed> {
         self.line += 1;
         let cr = newline && self.last == b'\r';
         let mut len = (self.buf.len() as u64).saturating_add(self.over);
@@ -146,20 +160,7 @@ impl<R: Read> Lines<R> {
             if cr {
                 line = line.strip_suffix(b"\r").unwrap_or(line);
             }
-            if line.iter().all(u8::is_ascii_whitespace) {
-                None
-            } else {
-                let payload = match std::str::from_utf8(line) {
-                    Ok(s) => s.to_owned(),
-                    Err(_) => String::from_utf8_lossy(line).into_owned(),
-                };
-                Some(Framed::Record(RawRecord {
-                    partition: 0,
-                    origin: Arc::clone(&self.origin),
-                    offset: self.line,
-                    payload,
-                }))
-            }
+            push_line(out, &self.origin, self.line, line)
         };
         self.buf.clear();
         if self.buf.capacity() > 64 * 1024 {
@@ -174,6 +175,19 @@ impl<R: Read> Lines<R> {
     fn drained(&self) -> bool {
         self.reader.buffer().is_empty()
     }
+}
+
+/// Appends a line (without its terminator) to `out` as a record on partition 0, invalid
+/// UTF-8 replaced; `None`, appending nothing, for a blank line.
+fn push_line(out: &mut RawBatch, origin: &Arc<str>, line_no: u64, line: &[u8]) -> Option<Framed> {
+    if line.iter().all(u8::is_ascii_whitespace) {
+        return None;
+    }
+    match std::str::from_utf8(line) {
+        Ok(s) => out.push(0, origin, line_no, s),
+        Err(_) => out.push(0, origin, line_no, &String::from_utf8_lossy(line)),
+    }
+    Some(Framed::Record(line.len()))
 }
 
 /// At most `max` bytes of `bytes` as text (lossy), without a character cut in half at the
@@ -193,17 +207,16 @@ fn head(bytes: &[u8], max: usize) -> String {
 /// whether the input ended.
 fn frame<R: Read>(
     lines: &mut Lines<R>,
-    out: &mut Vec<RawRecord>,
+    out: &mut RawBatch,
     rejected: &mut Vec<Rejected>,
     max: usize,
     bytes: &mut usize,
 ) -> io::Result<bool> {
     let mut appended = 0;
     while appended < max && *bytes < BATCH_BYTES {
-        match lines.next()? {
-            Some(Framed::Record(r)) => {
-                *bytes += r.payload.len();
-                out.push(r);
+        match lines.next(out)? {
+            Some(Framed::Record(len)) => {
+                *bytes += len;
                 appended += 1;
             }
             Some(Framed::TooLong(r)) => {
@@ -324,7 +337,7 @@ impl FileSource {
 }
 
 impl Source for FileSource {
-    fn poll(&mut self, out: &mut Vec<RawRecord>, max: usize) -> Result<Poll, Error> {
+    fn poll(&mut self, out: &mut RawBatch, max: usize) -> Result<Poll, Error> {
         let mut appended = 0;
         let mut bytes = 0;
         while appended < max && bytes < BATCH_BYTES {
@@ -529,7 +542,7 @@ impl Default for StdinSource {
 }
 
 impl Source for StdinSource {
-    fn poll(&mut self, out: &mut Vec<RawRecord>, max: usize) -> Result<Poll, Error> {
+    fn poll(&mut self, out: &mut RawBatch, max: usize) -> Result<Poll, Error> {
         let start = out.len();
         let start_rejected = self.rejected.len();
         let mut bytes = 0;
@@ -580,17 +593,32 @@ impl Source for StdinSource {
 mod tests {
     use super::*;
 
-    fn drain(source: &mut dyn Source, max: usize) -> Vec<RawRecord> {
-        let mut out = Vec::new();
+    /// A record copied out of its batch.
+    struct Rec {
+        partition: u32,
+        origin: Arc<str>,
+        offset: u64,
+        payload: String,
+    }
+
+    fn drain(source: &mut dyn Source, max: usize) -> Vec<Rec> {
+        let mut out = RawBatch::default();
         let mut polls = 0;
         while source.poll(&mut out, max).unwrap() == Poll::Ready {
             polls += 1;
             assert!(polls < 1000, "source never finished");
         }
-        out
+        out.iter()
+            .map(|r| Rec {
+                partition: r.partition,
+                origin: Arc::clone(r.origin),
+                offset: r.offset,
+                payload: r.payload.to_string(),
+            })
+            .collect()
     }
 
-    fn summary(records: &[RawRecord]) -> Vec<(String, u64, String)> {
+    fn summary(records: &[Rec]) -> Vec<(String, u64, String)> {
         records
             .iter()
             .map(|r| {
@@ -637,7 +665,7 @@ mod tests {
         );
         assert_eq!(src.position(), 16);
         // Done again after the end.
-        assert_eq!(src.poll(&mut Vec::new(), 10).unwrap(), Poll::Done);
+        assert_eq!(src.poll(&mut RawBatch::default(), 10).unwrap(), Poll::Done);
     }
 
     #[test]
@@ -646,7 +674,7 @@ mod tests {
         std::fs::write(dir.path().join("x.csv"), "h\n1\n").unwrap();
         let mut src = FileSource::open("x.csv", dir.path()).unwrap();
         assert_eq!(src.describe(), "file x.csv");
-        let mut out = Vec::new();
+        let mut out = RawBatch::default();
         assert_eq!(src.poll(&mut out, 100).unwrap(), Poll::Ready);
         assert_eq!(out.len(), 2);
         assert_eq!(src.poll(&mut out, 100).unwrap(), Poll::Done);
@@ -712,7 +740,7 @@ mod tests {
         let mut src = FileSource::open("in.jsonl", dir.path())
             .unwrap()
             .with_max_record_bytes(64);
-        let (mut records, mut rejected) = (Vec::new(), Vec::new());
+        let (mut records, mut rejected) = (RawBatch::default(), Vec::new());
         // max = 1 record per poll: rejections do not count against it.
         while src.poll(&mut records, 1).unwrap() == Poll::Ready {
             src.take_rejected(&mut rejected);
@@ -788,7 +816,7 @@ mod tests {
         let text = vec![line.as_str(); 20].join("\n");
         std::fs::write(dir.path().join("big.jsonl"), text).unwrap();
         let mut src = FileSource::open("big.jsonl", dir.path()).unwrap();
-        let mut out = Vec::new();
+        let mut out = RawBatch::default();
         assert_eq!(src.poll(&mut out, 100).unwrap(), Poll::Ready);
         assert_eq!(out.len(), BATCH_BYTES / (1 << 20));
         assert_eq!(drain(&mut src, 100).len(), 20 - BATCH_BYTES / (1 << 20));
@@ -814,7 +842,7 @@ mod tests {
         let (tx, rx) = std::sync::mpsc::channel();
         let mut src = StdinSource::from_reader(Box::new(OpenPipe(rx)), "stdin");
         tx.send(b"{\"a\":1}\n{\"a\":".to_vec()).unwrap();
-        let mut out = Vec::new();
+        let mut out = RawBatch::default();
         let started = std::time::Instant::now();
         // The first poll gets the complete line; the partial one waits.
         while out.is_empty() {

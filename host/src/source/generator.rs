@@ -19,7 +19,7 @@ use chrono::DateTime;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use super::{Error, Poll, RawRecord, SizeHint, Source};
+use super::{Error, Poll, RawBatch, SizeHint, Source};
 use crate::config::{Format, GeneratorConfig, Workload};
 use crate::time::{TimestampFormat, format_rfc3339_ms};
 
@@ -399,14 +399,9 @@ impl GeneratorSource {
         })
     }
 
-    fn push(&mut self, out: &mut Vec<RawRecord>, payload: String) {
+    fn push(&mut self, out: &mut RawBatch, payload: &str) {
         self.line += 1;
-        out.push(RawRecord {
-            partition: 0,
-            origin: Arc::clone(&self.origin),
-            offset: self.line,
-            payload,
-        });
+        out.push(0, &self.origin, self.line, payload);
     }
 
     /// How many records may be emitted now under the rate limit (all, without one).
@@ -432,12 +427,12 @@ impl GeneratorSource {
 }
 
 impl Source for GeneratorSource {
-    fn poll(&mut self, out: &mut Vec<RawRecord>, max: usize) -> Result<Poll, Error> {
+    fn poll(&mut self, out: &mut RawBatch, max: usize) -> Result<Poll, Error> {
         let mut appended = 0;
         if self.header_pending && max > 0 {
             self.header_pending = false;
             let header = self.generator.header().unwrap_or_default().to_string();
-            self.push(out, header);
+            self.push(out, &header);
             appended += 1;
         }
         let produced = self.generator.produced();
@@ -458,11 +453,17 @@ impl Source for GeneratorSource {
             due = self.due(produced, Instant::now());
         }
         for _ in 0..due.min((max - appended) as u64) {
-            let mut payload = String::with_capacity(192);
-            if !self.generator.next_record(&mut payload) {
+            // Written straight into the batch's text.
+            let mut made = false;
+            let generator = &mut self.generator;
+            out.push_with(0, &self.origin, self.line + 1, |text| {
+                made = generator.next_record(text);
+            });
+            if !made {
+                out.pop();
                 break;
             }
-            self.push(out, payload);
+            self.line += 1;
         }
         Ok(Poll::Ready)
     }
@@ -750,7 +751,7 @@ mod tests {
         };
         let mut src = GeneratorSource::new(&cfg).unwrap();
         assert_eq!(src.size_hint(), Some(SizeHint::Records(25)));
-        let mut out = Vec::new();
+        let mut out = RawBatch::default();
         while src.poll(&mut out, 10).unwrap() == Poll::Ready {}
         assert_eq!(src.position(), 25);
         assert_eq!(out.len(), 26);
@@ -758,7 +759,7 @@ mod tests {
         assert_eq!(offsets, (1..=26).collect::<Vec<_>>());
         assert!(
             out.iter()
-                .all(|r| &*r.origin == "generator" && r.partition == 0)
+                .all(|r| &**r.origin == "generator" && r.partition == 0)
         );
         let joined: String = out.iter().map(|r| format!("{}\n", r.payload)).collect();
         assert_eq!(joined, generate(&cfg));
@@ -774,7 +775,7 @@ mod tests {
             ..config(Workload::Stocks, Format::Jsonl)
         };
         let mut src = GeneratorSource::new(&cfg).unwrap();
-        let mut out = Vec::new();
+        let mut out = RawBatch::default();
         assert_eq!(src.poll(&mut out, 50).unwrap(), Poll::Ready);
         assert_eq!(out.len(), 1);
         let before = Instant::now();

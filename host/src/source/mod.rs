@@ -22,17 +22,125 @@ pub const BATCH_BYTES: usize = 8 << 20;
 pub const REJECTED_HEAD_BYTES: usize = 1024;
 pub use generator::{Generator, GeneratorSource, write_generated};
 
-/// One raw record, as framed by a source.
-#[derive(Debug, Clone)]
-pub struct RawRecord {
+/// One raw record, as framed by a source: a view into a [`RawBatch`].
+#[derive(Debug, Clone, Copy)]
+pub struct RawRecord<'a> {
     /// Input partition (a Kafka partition later; 0 for files, stdin and the generator).
     pub partition: u32,
     /// Where it came from: a file path, `stdin`, `generator`.
-    pub origin: Arc<str>,
+    pub origin: &'a Arc<str>,
     /// Position within `origin`: the 1-based line number for line-framed input.
     pub offset: u64,
     /// The record's text: one JSON object or one CSV line, without the line terminator.
-    pub payload: String,
+    pub payload: &'a str,
+}
+
+#[cfg(test)]
+impl RawRecord<'static> {
+    /// A record outside any batch, for decoder tests: its origin and text are leaked
+    /// (a few bytes per test case).
+    pub(crate) fn leaked(origin: &str, offset: u64, payload: &str) -> Self {
+        RawRecord {
+            partition: 0,
+            origin: Box::leak(Box::new(Arc::from(origin))),
+            offset,
+            payload: Box::leak(payload.into()),
+        }
+    }
+}
+
+/// Where one record of a [`RawBatch`] came from and where its text is.
+#[derive(Debug, Clone)]
+struct Framing {
+    partition: u32,
+    origin: Arc<str>,
+    offset: u64,
+    /// Byte range of the payload in [`RawBatch::text`].
+    start: usize,
+    end: usize,
+}
+
+/// The records of one poll, their texts one after another in a single buffer: framing a
+/// record costs a copy of its bytes, not an allocation, and a cleared batch keeps its
+/// capacity for the next poll.
+#[derive(Debug, Clone, Default)]
+pub struct RawBatch {
+    text: String,
+    records: Vec<Framing>,
+}
+
+impl RawBatch {
+    /// An empty batch with room for `records` records.
+    pub fn with_capacity(records: usize) -> Self {
+        RawBatch {
+            text: String::with_capacity(records * 128),
+            records: Vec::with_capacity(records),
+        }
+    }
+
+    /// Number of records.
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    /// Whether there is no record.
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+
+    /// Removes every record, keeping the capacity.
+    pub fn clear(&mut self) {
+        self.text.clear();
+        self.records.clear();
+    }
+
+    /// Record `i` (panics when `i >= len()`, like indexing).
+    pub fn get(&self, i: usize) -> RawRecord<'_> {
+        let f = &self.records[i];
+        RawRecord {
+            partition: f.partition,
+            origin: &f.origin,
+            offset: f.offset,
+            payload: &self.text[f.start..f.end],
+        }
+    }
+
+    /// Every record, in order.
+    pub fn iter(&self) -> impl Iterator<Item = RawRecord<'_>> {
+        (0..self.len()).map(|i| self.get(i))
+    }
+
+    /// Appends a record with this text.
+    pub fn push(&mut self, partition: u32, origin: &Arc<str>, offset: u64, payload: &str) {
+        self.push_with(partition, origin, offset, |text| text.push_str(payload));
+    }
+
+    /// Appends a record whose text `write` appends to the string it is given (which may
+    /// already hold other records' texts: `write` only appends).
+    pub fn push_with(
+        &mut self,
+        partition: u32,
+        origin: &Arc<str>,
+        offset: u64,
+        write: impl FnOnce(&mut String),
+    ) {
+        let start = self.text.len();
+        write(&mut self.text);
+        self.records.push(Framing {
+            partition,
+            origin: Arc::clone(origin),
+            offset,
+            start,
+            end: self.text.len(),
+        });
+    }
+
+    /// Removes the last record (a write that turned out to produce none).
+    fn pop(&mut self) {
+        if let Some(f) = self.records.pop() {
+            self.text.truncate(f.start);
+        }
+    }
 }
 
 /// A record the source refused to frame (longer than `max_record_bytes`): the pipeline
@@ -95,7 +203,7 @@ pub trait Source: Send {
     /// Appends up to `max` records to `out`.
     ///
     /// Returns [`Poll::Done`] once the input is exhausted and every record was returned.
-    fn poll(&mut self, out: &mut Vec<RawRecord>, max: usize) -> Result<Poll, Error>;
+    fn poll(&mut self, out: &mut RawBatch, max: usize) -> Result<Poll, Error>;
 
     /// Moves the records refused since the last call (too long to keep) to `out`; the
     /// pipeline calls it after every poll.

@@ -5,6 +5,6 @@ mod watermark;
 
 pub use timestamp::{
     EVENT_TIME_RANGE, MAX_DURATION_MS, MAX_EVENT_TIME, MIN_EVENT_TIME, TimestampFormat,
-    format_rfc3339_ms, in_range,
+    format_rfc3339_ms, in_range, push_rfc3339_ms, write_rfc3339_ms,
 };
 pub use watermark::{NO_WATERMARK, Watermarks};

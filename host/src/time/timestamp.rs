@@ -85,9 +85,12 @@ impl TimestampFormat {
                 .map_err(|_| ())
                 .and_then(|v| finite_ms(v * 1000.0))
                 .map_err(|_| format!("`{s}` is not epoch seconds")),
-            Self::Rfc3339 => DateTime::parse_from_rfc3339(t)
-                .map(|d| d.timestamp_millis())
-                .map_err(|e| format!("`{s}` is not RFC 3339 ({e})")),
+            Self::Rfc3339 => match parse_rfc3339_fast(t.as_bytes()) {
+                Some(ms) => Ok(ms),
+                None => DateTime::parse_from_rfc3339(t)
+                    .map(|d| d.timestamp_millis())
+                    .map_err(|e| format!("`{s}` is not RFC 3339 ({e})")),
+            },
             Self::Pattern(p) => {
                 parse_pattern(t, p).map_err(|e| format!("`{s}` does not match `{p}` ({e})"))
             }
@@ -158,11 +161,180 @@ fn parse_pattern(s: &str, pattern: &str) -> Result<i64, chrono::ParseError> {
 }
 
 /// Formats epoch milliseconds as RFC 3339 UTC with milliseconds: `2024-01-22T13:45:00.000Z`.
+///
+/// Years outside 0000–9999 are written as chrono writes them (`+10000-…`, `-0001-…`); a time
+/// chrono cannot represent at all is written as the number of milliseconds.
 pub fn format_rfc3339_ms(ms: i64) -> String {
+    let mut out = String::with_capacity(24);
+    push_rfc3339_ms(ms, &mut out);
+    out
+}
+
+/// Appends what [`format_rfc3339_ms`] returns to a byte buffer (a sink's), without a
+/// strftime pass.
+pub fn write_rfc3339_ms(ms: i64, out: &mut Vec<u8>) {
+    match fast_rfc3339_ms(ms) {
+        Some(text) => out.extend_from_slice(&text),
+        None => out.extend_from_slice(slow_rfc3339_ms(ms).as_bytes()),
+    }
+}
+
+/// Appends what [`format_rfc3339_ms`] returns to a string.
+pub fn push_rfc3339_ms(ms: i64, out: &mut String) {
+    match fast_rfc3339_ms(ms) {
+        // Only ASCII digits and separators are written.
+        Some(text) => out.extend(text.iter().map(|&b| char::from(b))),
+        None => out.push_str(&slow_rfc3339_ms(ms)),
+    }
+}
+
+/// Milliseconds from 0000-01-01T00:00:00Z to the epoch (719 528 days).
+const YEAR_0_MS: i64 = -62_167_219_200_000;
+
+/// Milliseconds from the epoch to 10000-01-01T00:00:00Z.
+const YEAR_10000_MS: i64 = 253_402_300_800_000;
+
+/// Chrono's strftime, for the years [`fast_rfc3339_ms`] leaves to it.
+fn slow_rfc3339_ms(ms: i64) -> String {
     match DateTime::<Utc>::from_timestamp_millis(ms) {
         Some(d) => d.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
         None => ms.to_string(),
     }
+}
+
+/// The 24 bytes of `YYYY-MM-DDTHH:MM:SS.mmmZ`, digit by digit, for years 0000–9999 (every
+/// valid event time and more); `None` for other years.
+fn fast_rfc3339_ms(ms: i64) -> Option<[u8; 24]> {
+    if !(YEAR_0_MS..YEAR_10000_MS).contains(&ms) {
+        return None;
+    }
+    let days = ms.div_euclid(86_400_000);
+    let in_day = ms.rem_euclid(86_400_000);
+    let (y, m, d) = civil_from_days(days);
+    let (secs, milli) = (in_day / 1000, in_day % 1000);
+    let (hh, mm, ss) = (secs / 3600, secs / 60 % 60, secs % 60);
+    // Every argument is in 0..10.
+    let digit = |v: i64| b'0' + v as u8;
+    Some([
+        digit(y / 1000),
+        digit(y / 100 % 10),
+        digit(y / 10 % 10),
+        digit(y % 10),
+        b'-',
+        digit(m / 10),
+        digit(m % 10),
+        b'-',
+        digit(d / 10),
+        digit(d % 10),
+        b'T',
+        digit(hh / 10),
+        digit(hh % 10),
+        b':',
+        digit(mm / 10),
+        digit(mm % 10),
+        b':',
+        digit(ss / 10),
+        digit(ss % 10),
+        b'.',
+        digit(milli / 100),
+        digit(milli / 10 % 10),
+        digit(milli % 10),
+        b'Z',
+    ])
+}
+
+/// Proleptic Gregorian (year, month, day) of a day number counted from 1970-01-01
+/// (H. Hinnant's `civil_from_days`).
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+/// Day number counted from 1970-01-01 of a proleptic Gregorian date (H. Hinnant's
+/// `days_from_civil`); the date must exist.
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = if m > 2 { m - 3 } else { m + 9 };
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// The common shape of RFC 3339, `YYYY-MM-DDTHH:MM:SS[.f{1,9}](Z|±HH:MM)`, parsed without
+/// chrono; `None` for anything else (another separator, a leap second, an impossible date),
+/// which the caller hands to chrono so that what is accepted and every error message stay
+/// chrono's.
+fn parse_rfc3339_fast(b: &[u8]) -> Option<i64> {
+    let num = |r: std::ops::Range<usize>| -> Option<i64> {
+        let digits = b.get(r)?;
+        digits.iter().try_fold(0i64, |acc, &c| {
+            c.is_ascii_digit().then(|| acc * 10 + i64::from(c - b'0'))
+        })
+    };
+    let at = |i: usize, c: u8| b.get(i) == Some(&c);
+    if !(at(4, b'-') && at(7, b'-') && at(10, b'T') && at(13, b':') && at(16, b':')) {
+        return None;
+    }
+    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (h, mi, s) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    let month_days = [
+        31,
+        if leap { 29 } else { 28 },
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
+    if !(1..=12).contains(&mo) || d < 1 || d > month_days[(mo - 1) as usize] {
+        return None;
+    }
+    if h > 23 || mi > 59 || s > 59 {
+        return None;
+    }
+    let mut i = 19;
+    let mut milli = 0;
+    if at(i, b'.') {
+        let start = i + 1;
+        let len = b[start..].iter().take_while(|c| c.is_ascii_digit()).count();
+        if !(1..=9).contains(&len) {
+            return None;
+        }
+        for k in 0..3 {
+            let c = if k < len { b[start + k] - b'0' } else { 0 };
+            milli = milli * 10 + i64::from(c);
+        }
+        i = start + len;
+    }
+    let offset_min = match b.get(i)? {
+        b'Z' if i + 1 == b.len() => 0,
+        &sign @ (b'+' | b'-') if i + 6 == b.len() && at(i + 3, b':') => {
+            let (oh, om) = (num(i + 1..i + 3)?, num(i + 4..i + 6)?);
+            if oh > 23 || om > 59 {
+                return None;
+            }
+            let m = oh * 60 + om;
+            if sign == b'-' { -m } else { m }
+        }
+        _ => return None,
+    };
+    let secs = days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + s - offset_min * 60;
+    Some(secs * 1000 + milli)
 }
 
 #[cfg(test)]
@@ -334,6 +506,37 @@ mod props {
             if let Ok(ms) = f.parse_integer(i) {
                 prop_assert!(in_range(ms), "{i} -> {ms}");
             }
+        }
+
+        #[test]
+        fn fast_formatting_is_chronos_over_the_whole_range(
+            ts in prop_oneof![
+                MIN_EVENT_TIME..=MAX_EVENT_TIME,
+                -1_000_000_000i64..1_000_000_000,
+                YEAR_0_MS - 5..YEAR_0_MS + 5,
+                YEAR_10000_MS - 5..YEAR_10000_MS + 5,
+                any::<i64>(),
+            ],
+        ) {
+            let chrono = match DateTime::<Utc>::from_timestamp_millis(ts) {
+                Some(d) => d.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
+                None => ts.to_string(),
+            };
+            prop_assert_eq!(format_rfc3339_ms(ts), chrono.clone());
+            let mut bytes = b"x".to_vec();
+            write_rfc3339_ms(ts, &mut bytes);
+            prop_assert_eq!(bytes, format!("x{chrono}").into_bytes());
+        }
+
+        #[test]
+        fn fast_rfc3339_parsing_agrees_with_chrono(
+            s in "[0-9]{4}-[01][0-9]-[0-3][0-9][Tt ][0-2][0-9]:[0-6][0-9]:[0-6][0-9](\\.[0-9]{0,11})?(Z|z|[+-][0-2][0-9]:[0-6][0-9])?",
+        ) {
+            let chrono = DateTime::parse_from_rfc3339(&s).map(|d| d.timestamp_millis()).ok();
+            if let Some(fast) = parse_rfc3339_fast(s.as_bytes()) {
+                prop_assert_eq!(Some(fast), chrono, "{}", s);
+            }
+            prop_assert_eq!(TimestampFormat::Rfc3339.parse_str_unchecked(&s).ok(), chrono);
         }
 
         #[test]
