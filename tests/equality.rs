@@ -18,6 +18,11 @@ use support::{Scratch, run_weir, wasm};
 /// of them. Symbol D comes in bursts (one 40-tick stretch in three), so its sessions end.
 /// One price in 50 is null.
 fn input() -> String {
+    input_of(3_000)
+}
+
+/// [`input`] with `n` tick slots.
+fn input_of(n: i64) -> String {
     let mut lines = Vec::new();
     let mut seed: u64 = 0x5eed;
     let mut next = || {
@@ -28,7 +33,7 @@ fn input() -> String {
         seed >> 33
     };
     let base: i64 = 1_705_900_000_000;
-    for i in 0..3_000i64 {
+    for i in 0..n {
         let symbol = ["A", "B", "C", "D"][(i % 4) as usize];
         let r = next();
         if symbol == "D" && (i / 40) % 3 != 0 {
@@ -249,4 +254,67 @@ fn a_plugin_built_for_the_previous_contract_still_runs() {
             .all(|l| l.find("\"count\"") < l.find("\"sum\"")),
         "{text}"
     );
+}
+
+/// Runs the sliding pipeline `name` of `s` through the library, swapping to `then` after
+/// `at` batches (the step in hand ends, the swap happens between two firings, as in
+/// `weir serve`), and returns the result file's text.
+fn run_swapping(s: &Scratch, name: &str, at: usize, then: Option<&Path>) -> String {
+    use weir::config::PipelineConfig;
+    use weir::decode::Schema;
+    use weir::pipeline::{self, Options, Pipeline, Step};
+    use weir::plugin::Runtime;
+    let mut cfg = PipelineConfig::load(&s.path(&format!("{name}.toml"))).expect("pipeline");
+    cfg.base_dir = s.dir.path().to_path_buf();
+    let schema = Schema::new(&cfg.schema).expect("schema");
+    let runtime = Runtime::new(false).expect("runtime");
+    let plugin = pipeline::load_plugin(&cfg, &schema, &runtime).expect("plugin");
+    let mut p = Pipeline::build(cfg.clone(), plugin, Options::default()).expect("build");
+    let mut steps = 0;
+    while p.step().expect("step") != Step::Finished {
+        steps += 1;
+        if steps == at
+            && let Some(path) = then
+        {
+            let mut next = cfg.clone();
+            next.plugin.path = path.to_path_buf();
+            let swapped = pipeline::load_plugin(&next, &schema, &runtime).expect("new version");
+            p.swap_plugin(swapped).expect("swap");
+        }
+    }
+    assert!(
+        then.is_none() || steps > at,
+        "the input ended before the swap"
+    );
+    std::fs::read_to_string(s.path(&format!("{name}.jsonl"))).expect("results")
+}
+
+#[test]
+fn a_swap_keeps_or_rebuilds_pane_states_and_every_window_is_there_once() {
+    // About 10 000 out-of-order ticks, read 4 096 at a time: the swap comes after the
+    // first batch, with windows open and pane states held.
+    let s = Scratch::new();
+    s.write("in.jsonl", &input_of(12_000));
+    let sliding = "kind = \"sliding\"\nsize = \"3s\"\nslide = \"1s\"";
+    let incremental = wasm("stats_incremental");
+    let whole = wasm("stats");
+    for name in ["plain", "same", "other"] {
+        let plugin = if name == "plain" {
+            &whole
+        } else {
+            &incremental
+        };
+        s.write(
+            &format!("{name}.toml"),
+            &pipeline(name, sliding, "1500ms", plugin),
+        );
+    }
+    let plain = run_swapping(&s, "plain", usize::MAX, None);
+    // The same state type (the same component again) takes over the pane states held.
+    let same = run_swapping(&s, "same", 1, Some(&incremental));
+    assert_same_rows("swap to the same state type", &plain, &same);
+    // A whole-window version takes over: pane states are dropped, every window is
+    // computed from the events the host holds.
+    let other = run_swapping(&s, "other", 1, Some(&whole));
+    assert_same_rows("swap to a whole-window version", &plain, &other);
 }
