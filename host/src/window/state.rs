@@ -107,6 +107,44 @@ pub struct Firing<'a> {
     pub events: std::collections::vec_deque::Iter<'a, StoredEvent>,
 }
 
+/// How many events are before `t` (`events` sorted by time), searched by galloping from
+/// the front: O(log n) where n is that count.
+fn from_front(events: &VecDeque<StoredEvent>, t: i64) -> usize {
+    let before = |i: usize| events.get(i).is_some_and(|e| e.ts < t);
+    let mut hi = 1;
+    while hi < events.len() && before(hi - 1) {
+        hi = hi.saturating_mul(2);
+    }
+    search(events, hi / 2, hi.min(events.len()), t)
+}
+
+/// How many events are before `t` (`events` sorted by time), searched by galloping from
+/// the back: O(log n) where n is the number of events at or after `t`.
+fn from_back(events: &VecDeque<StoredEvent>, t: i64) -> usize {
+    let len = events.len();
+    let at_or_after = |back: usize| events.get(len - back).is_some_and(|e| e.ts >= t);
+    let mut back = 1;
+    while back < len && at_or_after(back) {
+        back = back.saturating_mul(2);
+    }
+    let back = back.min(len);
+    search(events, len - back, len - back / 2, t)
+}
+
+/// The first index in `lo..hi` whose event is not before `t`, given that every event
+/// before `lo` is and none from `hi` on is.
+fn search(events: &VecDeque<StoredEvent>, mut lo: usize, mut hi: usize, t: i64) -> usize {
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if events.get(mid).is_some_and(|e| e.ts < t) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    lo
+}
+
 /// The live windows of one key.
 #[derive(Debug)]
 enum KeyWindows {
@@ -647,8 +685,10 @@ impl WindowOperator {
     pub fn firing(&mut self, (end, start, id): Due) -> Option<(Firing<'_>, &mut PaneStacks)> {
         let st = self.states.get_mut(id as usize).and_then(Option::as_mut)?;
         let revision = st.windows.revision(Window { start, end })?;
-        let lo = st.events.partition_point(|e| e.ts < start);
-        let hi = st.events.partition_point(|e| e.ts < end);
+        // Windows fire oldest first: the start is near the front of the buffer (trimmed
+        // below the earliest live window) and the end near its back.
+        let lo = from_front(&st.events, start);
+        let hi = from_back(&st.events, end);
         Some((
             Firing {
                 key: &st.key,
@@ -776,7 +816,7 @@ impl WindowOperator {
         let st = self.state(id);
         let gone = st.windows.purge_through(last);
         let cut = match st.windows.first_live(kind) {
-            Some(w) => st.events.partition_point(|e| e.ts < w.start),
+            Some(w) => from_front(&st.events, w.start),
             None => st.events.len(),
         };
         let bytes = st
@@ -1231,6 +1271,28 @@ mod tests {
         let r = refused(op.process(i64::MAX, key("a"), Box::new([]), NO_W));
         assert!(r.contains("overflow"), "{r}");
         assert_eq!(op.open_windows(), 0);
+    }
+
+    #[test]
+    fn galloping_searches_agree_with_a_plain_scan() {
+        // Times 0, 0, 1, 1, 2, 2, …, 9, 9 in a deque of 20: before t there are 2·t events
+        // for t in 0..=10, 0 before any t < 0 and 20 after 9.
+        let events: VecDeque<StoredEvent> = (0..20)
+            .map(|i| StoredEvent {
+                ts: i / 2,
+                values: Box::new([]),
+            })
+            .collect();
+        for t in -3..=13 {
+            let expected = (2 * t).clamp(0, 20) as usize;
+            assert_eq!(from_front(&events, t), expected, "front, t = {t}");
+            assert_eq!(from_back(&events, t), expected, "back, t = {t}");
+        }
+        let empty = VecDeque::new();
+        assert_eq!((from_front(&empty, 5), from_back(&empty, 5)), (0, 0));
+        let one: VecDeque<StoredEvent> = events.range(..1).cloned().collect();
+        assert_eq!((from_front(&one, 0), from_back(&one, 0)), (0, 0));
+        assert_eq!((from_front(&one, 1), from_back(&one, 1)), (1, 1));
     }
 
     #[test]
