@@ -85,6 +85,26 @@ impl PaneStacks {
         self.last.is_some_and(|(_, pushed_end)| ts < pushed_end)
     }
 
+    /// How many of `events` (as for [`window`](Self::window)) a call of `window` for
+    /// `window` would add to fresh pane states now: the window's events in panes not
+    /// pushed yet, or all of them when the stacks would be rebuilt. What a firing step
+    /// sends to the plugin for this window, to size the step's batch.
+    pub fn unpushed_events(
+        &self,
+        window: Window,
+        events: vec_deque::Iter<'_, StoredEvent>,
+    ) -> usize {
+        let from = match self.last {
+            Some((start, end)) if window.start >= start && window.end >= end => {
+                end.max(window.start)
+            }
+            _ => window.start,
+        };
+        let lo = partition_point(&events, |e| e.ts < from);
+        let hi = partition_point(&events, |e| e.ts < window.end);
+        hi.saturating_sub(lo)
+    }
+
     /// The state of `window`, with `pane` ms panes, given this key's events sorted by time
     /// (at least those of the window, e.g. [`Firing::events`](super::Firing)). Only the
     /// events of panes not pushed yet are read (found by binary search), so a firing costs
@@ -400,7 +420,20 @@ mod tests {
             );
         };
         // [0,4): back holds panes 0..3 and their running merge, all new: 5 states, 5 slots.
+        let w = |start: i64| Window {
+            start,
+            end: start + 4,
+        };
+        assert_eq!(s.unpushed_events(w(0), deque.iter()), 4, "events 0..=3");
         fire(&mut s, 0);
+        assert_eq!(s.unpushed_events(w(1), deque.iter()), 1, "event 4 only");
+        assert_eq!(
+            s.unpushed_events(w(0), deque.iter()),
+            0,
+            "the same window again"
+        );
+        // An older window [-1, 3) is rebuilt from its events 0, 1, 2.
+        assert_eq!(s.unpushed_events(w(-1), deque.iter()), 3);
         assert_eq!(resolve(&mut s), (5, 5));
         // [1,5): the flip makes front = [pane 3 (held), 2+3, 1+2+3]; pane 4 is pushed and is
         // the back's merge: 5 states yielded, 4 of them slots.
