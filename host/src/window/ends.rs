@@ -73,14 +73,10 @@ impl EndSet {
         let (mut new_lo, mut new_hi) = (lo, hi);
         let reach = hi.saturating_add(step);
         let from = lo.saturating_sub(step);
-        let touching: Vec<(i64, i64)> = self
-            .runs
-            .range(..=reach)
-            .rev()
-            .take_while(|&(_, &b)| b >= from)
-            .map(|(&a, &b)| (a, b))
-            .collect();
-        for (a, b) in touching {
+        while let Some((&a, &b)) = self.runs.range(..=reach).next_back() {
+            if b < from {
+                break;
+            }
             self.runs.remove(&a);
             new_lo = new_lo.min(a);
             new_hi = new_hi.max(b);

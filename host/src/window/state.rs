@@ -292,13 +292,23 @@ impl KeyWindows {
                 for (lo, hi) in pending.runs_through(last, step) {
                     kept = kept.saturating_add(live.insert(lo, hi, step));
                 }
-                let later = match last.checked_add(1) {
-                    Some(after) => firings.split_off(&after),
-                    None => BTreeMap::new(),
-                };
-                let mut early = std::mem::replace(firings, later);
-                early.retain(|&end, _| pending.contains(end));
-                firings.extend(early);
+                if pending.first().is_none_or(|p| p > last) {
+                    // Nothing pending is purged: every count up to `last` goes.
+                    while firings
+                        .first_key_value()
+                        .is_some_and(|(&end, _)| end <= last)
+                    {
+                        firings.pop_first();
+                    }
+                } else {
+                    let later = match last.checked_add(1) {
+                        Some(after) => firings.split_off(&after),
+                        None => BTreeMap::new(),
+                    };
+                    let mut early = std::mem::replace(firings, later);
+                    early.retain(|&end, _| pending.contains(end));
+                    firings.extend(early);
+                }
                 gone.saturating_sub(kept)
             }
             KeyWindows::Sessions { windows, pending } => {
@@ -828,14 +838,9 @@ impl WindowOperator {
         self.open_windows = self.open_windows.saturating_sub(gone);
         self.buffered -= cut;
         self.buffered_bytes = self.buffered_bytes.saturating_sub(bytes);
+        // With no window left, this drops the key's queue and cleanup entries too.
         self.resync(id);
         if empty && let Some(st) = self.states[id as usize].take() {
-            if let Some((end, start)) = st.queued {
-                self.queue.remove(&(end, start, id));
-            }
-            if let Some(at) = st.cleanup_at {
-                self.cleanup.remove(&(at, id));
-            }
             self.ids.remove(&st.key);
             self.free.push(id);
         }
