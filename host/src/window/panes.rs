@@ -56,18 +56,28 @@ pub struct PaneStacks {
     fresh_back: usize,
 }
 
-/// How many of `events` (sorted by time) satisfy `pred`, which holds for a prefix:
-/// a binary search over the deque's iterator (`nth` on it is O(1)).
+/// How many of `events` (sorted by time) satisfy `pred`, which holds for a prefix: a
+/// search galloping from the back of the deque's iterator (`nth` on it is O(1)), since a
+/// firing reads the events of its newest panes, at the back of the buffer.
 fn partition_point(
     events: &vec_deque::Iter<'_, StoredEvent>,
     pred: impl Fn(&StoredEvent) -> bool,
 ) -> usize {
-    let (mut lo, mut hi) = (0, events.len());
+    let len = events.len();
+    let holds = |i: usize| events.clone().nth(i).is_some_and(&pred);
+    let mut back = 1usize;
+    while back <= len && !holds(len - back) {
+        back = back.saturating_mul(2);
+    }
+    // `pred` fails from len - back / 2 on, and holds at len - back if that exists.
+    let mut lo = if back <= len { len - back + 1 } else { 0 };
+    let mut hi = len - back / 2;
     while lo < hi {
         let mid = lo + (hi - lo) / 2;
-        match events.clone().nth(mid) {
-            Some(e) if pred(e) => lo = mid + 1,
-            _ => hi = mid,
+        if holds(mid) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
         }
     }
     lo
@@ -385,6 +395,25 @@ mod tests {
         s.clear();
         assert!(!s.covers(0));
         assert_eq!(window_of(&mut s, &mut e, &evs, (10, 30), 10), [15, 25]);
+    }
+
+    #[test]
+    fn galloping_partition_point_agrees_with_a_plain_count() {
+        // Times 0, 0, 1, 1, …, 9, 9: 2·t events are before t, clamped to 0..=20.
+        let deque: std::collections::VecDeque<StoredEvent> =
+            events(&(0..20).map(|i| i / 2).collect::<Vec<_>>())
+                .into_iter()
+                .collect();
+        for t in -3..=13 {
+            let expected = (2 * t).clamp(0, 20) as usize;
+            assert_eq!(
+                partition_point(&deque.iter(), |e| e.ts < t),
+                expected,
+                "t = {t}"
+            );
+        }
+        let empty = std::collections::VecDeque::new();
+        assert_eq!(partition_point(&empty.iter(), |e| e.ts < 5), 0);
     }
 
     /// Resolves every slot `refs_mut` yields into a held state, as the pipeline does after
