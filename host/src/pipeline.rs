@@ -983,15 +983,14 @@ impl Emitter<'_> {
             let Some((f, stacks)) = operator.firing(d) else {
                 continue;
             };
-            let events: Vec<&StoredEvent> = f.events.collect();
             let mut planner = HostPlanner {
                 plan: &mut plan,
                 batch: self.plugin.batch(),
                 inputs: self.inputs,
             };
             let state = match pane {
-                Some(pane) => stacks.window(f.window, pane, &events, &mut planner),
-                None => planner.fresh(&events),
+                Some(pane) => stacks.window(f.window, pane, f.events, &mut planner),
+                None => planner.fresh(&f.events.collect::<Vec<_>>()),
             };
             let slot = planner.slot(state);
             plan.finish.push(Finish {

@@ -113,6 +113,56 @@ impl WindowKind {
         Some(())
     }
 
+    /// For the pane-aligned kinds, the windows containing `ts` as a run of window ends:
+    /// `(first, last)`, every [`pane`](Self::pane) ms from `first` to `last` inclusive, each
+    /// end naming one window ([`ending_at`](Self::ending_at)). The same windows as
+    /// [`assign`](Self::assign), computed in O(1), and an error exactly when `assign` fails.
+    /// `None` for sessions.
+    pub fn ends(&self, ts: i64) -> Result<Option<(i64, i64)>, Overflow> {
+        let checked = || -> Option<Option<(i64, i64)>> {
+            match *self {
+                WindowKind::Tumbling { size } => {
+                    let end = ts
+                        .checked_sub(ts.checked_rem_euclid(size)?)?
+                        .checked_add(size)?;
+                    Some(Some((end, end)))
+                }
+                WindowKind::Sliding { size, slide } => {
+                    let last = ts.checked_sub(ts.checked_rem_euclid(slide)?)?;
+                    let n = size.checked_div(slide)?;
+                    let first = last.checked_sub(n.checked_sub(1)?.checked_mul(slide)?)?;
+                    Some(Some((first.checked_add(size)?, last.checked_add(size)?)))
+                }
+                WindowKind::Cumulative { size, step } => {
+                    let period = ts.checked_sub(ts.checked_rem_euclid(size)?)?;
+                    let first_k = ts.checked_sub(period)?.checked_div(step)?.checked_add(1)?;
+                    let first = period.checked_add(first_k.checked_mul(step)?)?;
+                    Some(Some((first, period.checked_add(size)?)))
+                }
+                WindowKind::Session { .. } => Some(None),
+            }
+        };
+        checked().ok_or(Overflow { ts })
+    }
+
+    /// For the pane-aligned kinds, the window ending at `end` (an end from
+    /// [`ends`](Self::ends)): `[end - size, end)` for tumbling and sliding windows, the
+    /// period's start to `end` for cumulative ones. For sessions, `[end, end)`.
+    pub fn ending_at(&self, end: i64) -> Window {
+        let start = match *self {
+            WindowKind::Tumbling { size } | WindowKind::Sliding { size, .. } => {
+                end.saturating_sub(size)
+            }
+            WindowKind::Cumulative { size, step } => {
+                // The last step of a period ends at its end: its start is the period's.
+                let inside = end.saturating_sub(step);
+                inside.saturating_sub(inside.rem_euclid(size.max(1)))
+            }
+            WindowKind::Session { .. } => end,
+        };
+        Window { start, end }
+    }
+
     /// Most windows one event belongs to: `size / slide` (sliding), `size / step`
     /// (cumulative), 1 otherwise (a session event joins one session).
     pub fn windows_per_event(&self) -> u64 {
@@ -232,6 +282,48 @@ mod tests {
 
     const DAY: i64 = 86_400_000;
     const HOUR: i64 = 3_600_000;
+
+    #[test]
+    fn ends_name_the_assigned_windows_and_overflow_alike() {
+        // Sliding 3 s / 1 s at 2 500: ends 3 000, 4 000, 5 000 (see sliding_three_by_one).
+        let k = WindowKind::Sliding {
+            size: 3000,
+            slide: 1000,
+        };
+        assert_eq!(k.ends(2500), Ok(Some((3000, 5000))));
+        assert_eq!(
+            k.ending_at(4000),
+            Window {
+                start: 1000,
+                end: 4000
+            }
+        );
+        // Cumulative 1 day / 6 h at 07:30 of day 1: ends 12 h, 18 h, 24 h of day 1; the
+        // window ending at midnight of day 2 starts at day 1, not day 2.
+        let c = WindowKind::Cumulative {
+            size: DAY,
+            step: 6 * HOUR,
+        };
+        assert_eq!(
+            c.ends(DAY + 7 * HOUR + 30 * 60_000),
+            Ok(Some((DAY + 12 * HOUR, 2 * DAY)))
+        );
+        assert_eq!(
+            c.ending_at(2 * DAY),
+            Window {
+                start: DAY,
+                end: 2 * DAY
+            }
+        );
+        assert_eq!(WindowKind::Session { gap: 5 }.ends(7), Ok(None));
+        // Bounds past i64: both refuse the event.
+        for kind in [WindowKind::Tumbling { size: 1000 }, k, c] {
+            assert_eq!(kind.ends(i64::MAX), Err(Overflow { ts: i64::MAX }));
+            assert!(kind.assign(i64::MAX, &mut Vec::new()).is_err());
+        }
+        assert_eq!(k.ends(i64::MIN), Err(Overflow { ts: i64::MIN }));
+        assert!(k.assign(i64::MIN, &mut Vec::new()).is_err());
+    }
 
     #[test]
     fn tumbling_at_the_range_edges() {
@@ -437,6 +529,17 @@ mod props {
             prop_assert!(out.iter().all(|w| w.contains(ts)), "{kind:?} at {ts}: {out:?}");
             prop_assert!(out.windows(2).all(|p| p[0].end < p[1].end), "ascending ends");
             prop_assert!(out.len() as u64 <= kind.windows_per_event());
+            // `ends` names the same windows as a run of ends, one pane apart.
+            match (kind.ends(ts), kind.pane()) {
+                (Ok(Some((first, last))), Some(pane)) => {
+                    let named: Vec<Window> = (0..=(last - first) / pane)
+                        .map(|i| kind.ending_at(first + i * pane))
+                        .collect();
+                    prop_assert_eq!(&named, &out, "{:?} at {}", kind, ts);
+                }
+                (Ok(None), None) => {}
+                other => prop_assert!(false, "{kind:?} at {ts}: {other:?}"),
+            }
             match kind {
                 WindowKind::Tumbling { size } => {
                     prop_assert_eq!(out.len(), 1);

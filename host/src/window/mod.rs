@@ -8,6 +8,7 @@
 //! and, for incremental plugins, plans pane merges with [`panes::PaneStacks`].
 
 mod assign;
+mod ends;
 pub mod panes;
 mod state;
 

@@ -17,6 +17,7 @@
 //! (a late re-firing) or a plugin whose state type changed simply clears them, and they
 //! are rebuilt from the events at the next firing.
 
+use std::collections::vec_deque;
 use std::sync::Arc;
 
 use super::{StoredEvent, Window};
@@ -49,6 +50,37 @@ pub struct PaneStacks {
     back_merge: Option<StateRef>,
     /// Start of the last window computed, and the end up to which panes were pushed.
     last: Option<(i64, i64)>,
+    /// `front[..fresh_front]` may still hold plan slots; the front above is held.
+    fresh_front: usize,
+    /// `back[fresh_back..]` may still hold plan slots; the back below is held.
+    fresh_back: usize,
+}
+
+/// How many of `events` (sorted by time) satisfy `pred`, which holds for a prefix: a
+/// search galloping from the back of the deque's iterator (`nth` on it is O(1)), since a
+/// firing reads the events of its newest panes, at the back of the buffer.
+fn partition_point(
+    events: &vec_deque::Iter<'_, StoredEvent>,
+    pred: impl Fn(&StoredEvent) -> bool,
+) -> usize {
+    let len = events.len();
+    let holds = |i: usize| events.clone().nth(i).is_some_and(&pred);
+    let mut back = 1usize;
+    while back <= len && !holds(len - back) {
+        back = back.saturating_mul(2);
+    }
+    // `pred` fails from len - back / 2 on, and holds at len - back if that exists.
+    let mut lo = if back <= len { len - back + 1 } else { 0 };
+    let mut hi = len - back / 2;
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if holds(mid) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    lo
 }
 
 impl PaneStacks {
@@ -63,14 +95,37 @@ impl PaneStacks {
         self.last.is_some_and(|(_, pushed_end)| ts < pushed_end)
     }
 
-    /// The state of `window`, whose events (of this key, sorted by time) are `events`,
-    /// with `pane` ms panes. Windows must come in order of start and end; one that does
-    /// not (a re-firing of an older window) rebuilds the stacks first.
+    /// How many of `events` (as for [`window`](Self::window)) a call of `window` for
+    /// `window` would add to fresh pane states now: the window's events in panes not
+    /// pushed yet, or all of them when the stacks would be rebuilt. What a firing step
+    /// sends to the plugin for this window, to size the step's batch.
+    pub fn unpushed_events(
+        &self,
+        window: Window,
+        events: vec_deque::Iter<'_, StoredEvent>,
+    ) -> usize {
+        let from = match self.last {
+            Some((start, end)) if window.start >= start && window.end >= end => {
+                end.max(window.start)
+            }
+            _ => window.start,
+        };
+        let lo = partition_point(&events, |e| e.ts < from);
+        let hi = partition_point(&events, |e| e.ts < window.end);
+        hi.saturating_sub(lo)
+    }
+
+    /// The state of `window`, with `pane` ms panes, given this key's events sorted by time
+    /// (at least those of the window, e.g. [`Firing::events`](super::Firing)). Only the
+    /// events of panes not pushed yet are read (found by binary search), so a firing costs
+    /// O(log) in the window's events plus the new events, however long the window.
+    /// Windows must come in order of start and end; one that does not (a re-firing of an
+    /// older window) rebuilds the stacks first.
     pub fn window(
         &mut self,
         window: Window,
         pane: i64,
-        events: &[&StoredEvent],
+        events: vec_deque::Iter<'_, StoredEvent>,
         planner: &mut dyn Planner,
     ) -> StateRef {
         let pushed_end = match self.last {
@@ -81,11 +136,14 @@ impl PaneStacks {
             }
             None => window.start,
         };
+        self.settle();
         self.evict(window.start, planner);
         // Push every non-empty pane of the window not pushed yet.
-        let from = events.partition_point(|e| e.ts < pushed_end.max(window.start));
-        let to = events.partition_point(|e| e.ts < window.end);
-        let mut i = from;
+        let from = partition_point(&events, |e| e.ts < pushed_end.max(window.start));
+        let to = partition_point(&events, |e| e.ts < window.end);
+        let events: Vec<&StoredEvent> = events.skip(from).take(to.saturating_sub(from)).collect();
+        let to = events.len();
+        let mut i = 0;
         while i < to {
             let start = events[i].ts - events[i].ts.rem_euclid(pane.max(1));
             let end = start.saturating_add(pane.max(1));
@@ -119,6 +177,7 @@ impl PaneStacks {
         // panes into suffix merges (none at all when every pane goes).
         let back = std::mem::take(&mut self.back);
         self.back_merge = None;
+        self.fresh_back = 0;
         let kept = back.partition_point(|(s, _)| *s < start);
         let mut suffix: Option<StateRef> = None;
         for (s, state) in back.into_iter().skip(kept).rev() {
@@ -129,13 +188,30 @@ impl PaneStacks {
             suffix = Some(merged.clone());
             self.front.push((s, merged));
         }
+        self.fresh_front = self.front.len();
     }
 
-    /// Every state the stacks hold, to resolve plan slots into held bytes after a step.
+    /// Narrows the fresh ranges past the states already held (resolved after a step).
+    fn settle(&mut self) {
+        let held = |e: &(i64, StateRef)| matches!(e.1, StateRef::Held(_));
+        while self.back.get(self.fresh_back).is_some_and(held) {
+            self.fresh_back += 1;
+        }
+        self.fresh_front = self.fresh_front.min(self.front.len());
+        while self.fresh_front > 0 && held(&self.front[self.fresh_front - 1]) {
+            self.fresh_front -= 1;
+        }
+    }
+
+    /// Every state the stacks hold that may still be a plan slot, to resolve slots into
+    /// held bytes after a step. States held since an earlier step are skipped, so this
+    /// costs the panes pushed or merged since then, not every pane of the window.
     pub fn refs_mut(&mut self) -> impl Iterator<Item = &mut StateRef> {
-        self.front
+        let front = self.fresh_front.min(self.front.len());
+        let back = self.fresh_back.min(self.back.len());
+        self.front[..front]
             .iter_mut()
-            .chain(self.back.iter_mut())
+            .chain(self.back[back..].iter_mut())
             .map(|(_, s)| s)
             .chain(self.back_merge.iter_mut())
     }
@@ -194,14 +270,14 @@ mod tests {
         w: (i64, i64),
         pane: i64,
     ) -> Vec<i64> {
-        let refs: Vec<&StoredEvent> = evs.iter().collect();
+        let deque: std::collections::VecDeque<StoredEvent> = evs.iter().cloned().collect();
         let r = stacks.window(
             Window {
                 start: w.0,
                 end: w.1,
             },
             pane,
-            &refs,
+            deque.iter(),
             eval,
         );
         eval.get(&r)
@@ -238,7 +314,7 @@ mod tests {
         // 3 600 panes per window, one event per pane, 10 000 consecutive windows.
         let pane = 1;
         let evs = events(&(0..13_600).collect::<Vec<_>>());
-        let refs: Vec<&StoredEvent> = evs.iter().collect();
+        let deque: std::collections::VecDeque<StoredEvent> = evs.into_iter().collect();
         let mut s = PaneStacks::default();
         let mut count = CountOnly::default();
         for k in 0..10_000 {
@@ -248,7 +324,7 @@ mod tests {
                     end: k + 3_600,
                 },
                 pane,
-                &refs,
+                deque.iter(),
                 &mut count,
             );
         }
@@ -319,5 +395,86 @@ mod tests {
         s.clear();
         assert!(!s.covers(0));
         assert_eq!(window_of(&mut s, &mut e, &evs, (10, 30), 10), [15, 25]);
+    }
+
+    #[test]
+    fn galloping_partition_point_agrees_with_a_plain_count() {
+        // Times 0, 0, 1, 1, …, 9, 9: 2·t events are before t, clamped to 0..=20.
+        let deque: std::collections::VecDeque<StoredEvent> =
+            events(&(0..20).map(|i| i / 2).collect::<Vec<_>>())
+                .into_iter()
+                .collect();
+        for t in -3..=13 {
+            let expected = (2 * t).clamp(0, 20) as usize;
+            assert_eq!(
+                partition_point(&deque.iter(), |e| e.ts < t),
+                expected,
+                "t = {t}"
+            );
+        }
+        let empty = std::collections::VecDeque::new();
+        assert_eq!(partition_point(&empty.iter(), |e| e.ts < 5), 0);
+    }
+
+    /// Resolves every slot `refs_mut` yields into a held state, as the pipeline does after
+    /// a step: (states yielded, slots among them).
+    fn resolve(s: &mut PaneStacks) -> (usize, usize) {
+        let (mut refs, mut slots) = (0, 0);
+        for r in s.refs_mut() {
+            refs += 1;
+            if matches!(r, StateRef::Slot(_)) {
+                slots += 1;
+                *r = StateRef::Held(Arc::from(Vec::new()));
+            }
+        }
+        (refs, slots)
+    }
+
+    #[test]
+    fn refs_mut_skips_states_held_since_an_earlier_step() {
+        // Pane 1, windows of 4 panes, one event per pane at 0, 1, 2, ….
+        let deque: std::collections::VecDeque<StoredEvent> =
+            events(&(0..10).collect::<Vec<_>>()).into_iter().collect();
+        let mut s = PaneStacks::default();
+        let mut count = CountOnly::default();
+        let mut fire = |s: &mut PaneStacks, start: i64| {
+            s.window(
+                Window {
+                    start,
+                    end: start + 4,
+                },
+                1,
+                deque.iter(),
+                &mut count,
+            );
+        };
+        // [0,4): back holds panes 0..3 and their running merge, all new: 5 states, 5 slots.
+        let w = |start: i64| Window {
+            start,
+            end: start + 4,
+        };
+        assert_eq!(s.unpushed_events(w(0), deque.iter()), 4, "events 0..=3");
+        fire(&mut s, 0);
+        assert_eq!(s.unpushed_events(w(1), deque.iter()), 1, "event 4 only");
+        assert_eq!(
+            s.unpushed_events(w(0), deque.iter()),
+            0,
+            "the same window again"
+        );
+        // An older window [-1, 3) is rebuilt from its events 0, 1, 2.
+        assert_eq!(s.unpushed_events(w(-1), deque.iter()), 3);
+        assert_eq!(resolve(&mut s), (5, 5));
+        // [1,5): the flip makes front = [pane 3 (held), 2+3, 1+2+3]; pane 4 is pushed and is
+        // the back's merge: 5 states yielded, 4 of them slots.
+        fire(&mut s, 1);
+        assert_eq!(resolve(&mut s), (5, 4));
+        // [2,6): pane 1 is evicted, pane 5 pushed with a new back merge. Only those two
+        // are yielded, not the 2 front and 2 back states in all.
+        fire(&mut s, 2);
+        assert_eq!(resolve(&mut s), (2, 2));
+        // Clearing forgets everything: the next window starts from scratch.
+        s.clear();
+        fire(&mut s, 3);
+        assert_eq!(resolve(&mut s), (5, 5));
     }
 }

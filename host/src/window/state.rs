@@ -5,10 +5,19 @@
 //! buffer's range `[start, end)` at fire time. That is exact because an event is kept out of
 //! a window only when that window is already purged (see `process`), and the buffer is
 //! trimmed only below the earliest live window of the key.
+//!
+//! For the pane-aligned kinds (tumbling, sliding, cumulative) a window is named by its end,
+//! and a key's live and pending windows are runs of ends ([`EndSet`]): an event costs
+//! O(log) in the number of windows it joins, not one step per window. Only windows that
+//! fired and are kept for allowed lateness have an entry each (their firing count, for
+//! revisions). Sessions keep one entry per session. Across keys, one queue entry per key
+//! (its next pending window) gives the firing order `(end, start, key)`, and one entry per
+//! key (its earliest live window) schedules purging, so a watermark step touches only the
+//! keys with something due.
 
-use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
+use super::ends::EndSet;
 use super::panes::PaneStacks;
 use super::{Window, WindowKind};
 use crate::value::{Key, Value};
@@ -98,22 +107,238 @@ pub struct Firing<'a> {
     pub events: std::collections::vec_deque::Iter<'a, StoredEvent>,
 }
 
-#[derive(Debug, Clone, Copy, Default)]
-struct WindowMeta {
-    /// How many times this window has fired.
-    firings: u32,
-    /// Whether it is in `pending`.
-    pending: bool,
+/// How many events are before `t` (`events` sorted by time), searched by galloping from
+/// the front: O(log n) where n is that count.
+fn from_front(events: &VecDeque<StoredEvent>, t: i64) -> usize {
+    let before = |i: usize| events.get(i).is_some_and(|e| e.ts < t);
+    let mut hi = 1;
+    while hi < events.len() && before(hi - 1) {
+        hi = hi.saturating_mul(2);
+    }
+    search(events, hi / 2, hi.min(events.len()), t)
+}
+
+/// How many events are before `t` (`events` sorted by time), searched by galloping from
+/// the back: O(log n) where n is the number of events at or after `t`.
+fn from_back(events: &VecDeque<StoredEvent>, t: i64) -> usize {
+    let len = events.len();
+    let at_or_after = |back: usize| events.get(len - back).is_some_and(|e| e.ts >= t);
+    let mut back = 1;
+    while back < len && at_or_after(back) {
+        back = back.saturating_mul(2);
+    }
+    let back = back.min(len);
+    search(events, len - back, len - back / 2, t)
+}
+
+/// The first index in `lo..hi` whose event is not before `t`, given that every event
+/// before `lo` is and none from `hi` on is.
+fn search(events: &VecDeque<StoredEvent>, mut lo: usize, mut hi: usize, t: i64) -> usize {
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if events.get(mid).is_some_and(|e| e.ts < t) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    lo
+}
+
+/// The live windows of one key.
+#[derive(Debug)]
+enum KeyWindows {
+    /// A pane-aligned kind: windows named by their ends, `step` ms apart.
+    Panes {
+        /// Distance between two ends (the pane).
+        step: i64,
+        /// Live windows.
+        live: EndSet,
+        /// Live windows holding events not yet emitted (a subset of `live`).
+        pending: EndSet,
+        /// Firing counts of live windows that fired at least once.
+        firings: BTreeMap<i64, u32>,
+    },
+    /// Sessions, disjoint, so ordering by start orders ends too.
+    Sessions {
+        /// Live sessions by (start, end), with how many times each fired.
+        windows: BTreeMap<(i64, i64), u32>,
+        /// Live sessions holding events not yet emitted.
+        pending: BTreeSet<(i64, i64)>,
+    },
+}
+
+impl KeyWindows {
+    fn new(kind: WindowKind) -> Self {
+        match kind.pane() {
+            Some(step) => KeyWindows::Panes {
+                step,
+                live: EndSet::default(),
+                pending: EndSet::default(),
+                firings: BTreeMap::new(),
+            },
+            None => KeyWindows::Sessions {
+                windows: BTreeMap::new(),
+                pending: BTreeSet::new(),
+            },
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        match self {
+            KeyWindows::Panes { live, .. } => live.is_empty(),
+            KeyWindows::Sessions { windows, .. } => windows.is_empty(),
+        }
+    }
+
+    /// The earliest pending window.
+    fn first_pending(&self, kind: WindowKind) -> Option<Window> {
+        match self {
+            KeyWindows::Panes { pending, .. } => pending.first().map(|e| kind.ending_at(e)),
+            KeyWindows::Sessions { pending, .. } => {
+                pending.first().map(|&(start, end)| Window { start, end })
+            }
+        }
+    }
+
+    /// The earliest live window (also the one with the earliest start).
+    fn first_live(&self, kind: WindowKind) -> Option<Window> {
+        match self {
+            KeyWindows::Panes { live, .. } => live.first().map(|e| kind.ending_at(e)),
+            KeyWindows::Sessions { windows, .. } => windows
+                .keys()
+                .next()
+                .map(|&(start, end)| Window { start, end }),
+        }
+    }
+
+    /// Takes the earliest pending window out of `pending`.
+    fn take_first_pending(&mut self) {
+        match self {
+            KeyWindows::Panes { step, pending, .. } => {
+                pending.pop_first(*step);
+            }
+            KeyWindows::Sessions { pending, .. } => {
+                pending.pop_first();
+            }
+        }
+    }
+
+    /// How many times a live window fired; `None` if it is not live.
+    fn revision(&self, w: Window) -> Option<u32> {
+        match self {
+            KeyWindows::Panes { live, firings, .. } => live
+                .contains(w.end)
+                .then(|| firings.get(&w.end).copied().unwrap_or(0)),
+            KeyWindows::Sessions { windows, .. } => windows.get(&(w.start, w.end)).copied(),
+        }
+    }
+
+    /// Counts one firing of a live window.
+    fn fired(&mut self, w: Window) {
+        match self {
+            KeyWindows::Panes { live, firings, .. } => {
+                if live.contains(w.end) {
+                    *firings.entry(w.end).or_insert(0) += 1;
+                }
+            }
+            KeyWindows::Sessions { windows, .. } => {
+                if let Some(n) = windows.get_mut(&(w.start, w.end)) {
+                    *n += 1;
+                }
+            }
+        }
+    }
+
+    /// Makes a live window pending again; false if it is not live.
+    fn repend(&mut self, w: Window) -> bool {
+        match self {
+            KeyWindows::Panes {
+                step,
+                live,
+                pending,
+                ..
+            } => {
+                let is_live = live.contains(w.end);
+                if is_live {
+                    pending.insert(w.end, w.end, *step);
+                }
+                is_live
+            }
+            KeyWindows::Sessions { windows, pending } => {
+                let is_live = windows.contains_key(&(w.start, w.end));
+                if is_live {
+                    pending.insert((w.start, w.end));
+                }
+                is_live
+            }
+        }
+    }
+
+    /// Drops the live windows ending at or before `last` that are not pending; returns
+    /// how many.
+    fn purge_through(&mut self, last: i64) -> u64 {
+        match self {
+            KeyWindows::Panes {
+                step,
+                live,
+                pending,
+                firings,
+            } => {
+                let step = *step;
+                let gone = live.remove_through(last, step);
+                // Pending windows (declined) survive: put them back.
+                let mut kept = 0u64;
+                for (lo, hi) in pending.runs_through(last, step) {
+                    kept = kept.saturating_add(live.insert(lo, hi, step));
+                }
+                if pending.first().is_none_or(|p| p > last) {
+                    // Nothing pending is purged: every count up to `last` goes.
+                    while firings
+                        .first_key_value()
+                        .is_some_and(|(&end, _)| end <= last)
+                    {
+                        firings.pop_first();
+                    }
+                } else {
+                    let later = match last.checked_add(1) {
+                        Some(after) => firings.split_off(&after),
+                        None => BTreeMap::new(),
+                    };
+                    let mut early = std::mem::replace(firings, later);
+                    early.retain(|&end, _| pending.contains(end));
+                    firings.extend(early);
+                }
+                gone.saturating_sub(kept)
+            }
+            KeyWindows::Sessions { windows, pending } => {
+                let gone: Vec<(i64, i64)> = windows
+                    .keys()
+                    .take_while(|&&(_, end)| end <= last)
+                    .filter(|w| !pending.contains(w))
+                    .copied()
+                    .collect();
+                for w in &gone {
+                    windows.remove(w);
+                }
+                gone.len() as u64
+            }
+        }
+    }
 }
 
 #[derive(Debug)]
 struct KeyState {
     key: Key,
     events: VecDeque<StoredEvent>,
-    /// Live windows by (start, end).
-    windows: BTreeMap<(i64, i64), WindowMeta>,
+    windows: KeyWindows,
     /// Pane states of an incremental plugin (a cache over `events`).
     stacks: PaneStacks,
+    /// This key's entry in the operator's `queue` (its earliest pending window), if any.
+    queued: Option<(i64, i64)>,
+    /// This key's entry in the operator's `cleanup` (when its earliest live window may be
+    /// purged), if any.
+    cleanup_at: Option<i64>,
 }
 
 /// A window due to fire: `(end, start, key id)`, from [`WindowOperator::take_due`].
@@ -127,12 +352,11 @@ pub struct WindowOperator {
     ids: HashMap<Key, u32>,
     states: Vec<Option<KeyState>>,
     free: Vec<u32>,
-    /// Windows holding events not yet emitted: (end, start, key id).
-    pending: BTreeSet<(i64, i64, u32)>,
-    /// Live windows by purge time: (end + lateness, start, end, key id).
-    cleanup: BTreeSet<(i64, i64, i64, u32)>,
-    scratch: Vec<Window>,
-    open_windows: usize,
+    /// Each key's earliest pending window: (end, start, key id).
+    queue: BTreeSet<(i64, i64, u32)>,
+    /// Each key's earliest purge time (earliest live end + lateness): (time, key id).
+    cleanup: BTreeSet<(i64, u32)>,
+    open_windows: u64,
     buffered: usize,
     buffered_bytes: u64,
     limits: StateLimits,
@@ -147,9 +371,8 @@ impl WindowOperator {
             ids: HashMap::new(),
             states: Vec::new(),
             free: Vec::new(),
-            pending: BTreeSet::new(),
+            queue: BTreeSet::new(),
             cleanup: BTreeSet::new(),
-            scratch: Vec::new(),
             open_windows: 0,
             buffered: 0,
             buffered_bytes: 0,
@@ -174,10 +397,10 @@ impl WindowOperator {
 
     /// Why an event creating `new_windows` windows and holding `bytes` may not be stored,
     /// if it may not.
-    fn over_limits(&self, new_windows: usize, bytes: u64) -> Option<String> {
+    fn over_limits(&self, new_windows: u64, bytes: u64) -> Option<String> {
         let l = &self.limits;
-        let open = self.open_windows as u64;
-        if new_windows > 0 && open.saturating_add(new_windows as u64) > l.max_open_windows {
+        let open = self.open_windows;
+        if new_windows > 0 && open.saturating_add(new_windows) > l.max_open_windows {
             return Some(format!(
                 "limit reached: the event would open {new_windows} new windows with {open} open, over max_open_windows {}; raise plugin.limits.max_open_windows or use fewer keys or windows per event",
                 l.max_open_windows
@@ -199,9 +422,10 @@ impl WindowOperator {
         None
     }
 
-    /// Live windows over all keys (fired windows kept for lateness included).
+    /// Live windows over all keys (fired windows kept for lateness included). Exact: each
+    /// key's count is kept arithmetically from its runs of window ends.
     pub fn open_windows(&self) -> usize {
-        self.open_windows
+        usize::try_from(self.open_windows).unwrap_or(usize::MAX)
     }
 
     /// Events held in window state over all keys.
@@ -216,6 +440,23 @@ impl WindowOperator {
     /// be kept longer (never late, purged at the end of input), never wrapped into the past.
     fn is_late(&self, window: Window, w: i64) -> bool {
         window.end.saturating_add(self.lateness) <= w
+    }
+
+    /// The first end of the run `first, first + step, …, last` that is not late at
+    /// watermark `w`, if any.
+    fn first_on_time(&self, first: i64, last: i64, step: i64, w: i64) -> Option<i64> {
+        let late = |end: i64| end.saturating_add(self.lateness) <= w;
+        if !late(first) {
+            return Some(first);
+        }
+        if late(last) {
+            return None;
+        }
+        // Ends are late up to w - lateness (no saturation here: `last` is on time).
+        let cut = w - self.lateness;
+        let k = (i128::from(cut) - i128::from(first)) / i128::from(step.max(1)) + 1;
+        let end = i128::from(first) + k * i128::from(step.max(1));
+        i64::try_from(end).ok().filter(|&e| e <= last)
     }
 
     /// Adds one event, given the watermark as it was before this event.
@@ -236,34 +477,31 @@ impl WindowOperator {
                 self.limits.max_windows_per_event
             ));
         }
-        self.scratch.clear();
-        if let Err(e) = self.kind.assign(ts, &mut self.scratch) {
-            return Placement::Refused(e.to_string());
-        }
-        if self.kind.is_session() {
-            return self.process_session(ts, key, values, watermark);
-        }
-        let mut scratch = std::mem::take(&mut self.scratch);
-        scratch.retain(|w| !self.is_late(*w, watermark));
-        if scratch.is_empty() {
-            self.scratch = scratch;
+        let (first, last) = match self.kind.ends(ts) {
+            Err(e) => return Placement::Refused(e.to_string()),
+            Ok(None) => return self.process_session(ts, key, values, watermark),
+            Ok(Some(run)) => run,
+        };
+        let step = self.kind.pane().unwrap_or(1);
+        let Some(first) = self.first_on_time(first, last, step, watermark) else {
             return Placement::Late(values);
-        }
+        };
         // One lookup of the key serves the limit check and the insertion.
         let existing = self.ids.get(&key).copied();
+        let joined = (i128::from(last) - i128::from(first)) / i128::from(step.max(1)) + 1;
+        let joined = u64::try_from(joined).unwrap_or(u64::MAX);
         let new_windows = match existing
             .and_then(|id| self.states.get(id as usize))
             .and_then(Option::as_ref)
+            .map(|st| &st.windows)
         {
-            Some(st) => scratch
-                .iter()
-                .filter(|w| !st.windows.contains_key(&(w.start, w.end)))
-                .count(),
-            None => scratch.len(),
+            Some(KeyWindows::Panes { live, .. }) => {
+                joined.saturating_sub(live.count(first, last, step))
+            }
+            _ => joined,
         };
         let bytes = StoredEvent::estimated_bytes(&values);
         if let Some(reason) = self.over_limits(new_windows, bytes) {
-            self.scratch = scratch;
             return Placement::Refused(reason);
         }
         let id = match existing {
@@ -271,12 +509,22 @@ impl WindowOperator {
             None => self.state_id(key),
         };
         self.insert_event(id, StoredEvent { ts, values }, bytes);
-        for w in &scratch {
-            self.touch_window(id, *w, WindowMeta::default());
-        }
-        let n = scratch.len();
-        self.scratch = scratch;
-        Placement::Added(n)
+        let st = self.state(id);
+        let added = match &mut st.windows {
+            KeyWindows::Panes {
+                live,
+                pending,
+                step,
+                ..
+            } => {
+                pending.insert(first, last, *step);
+                live.insert(first, last, *step)
+            }
+            KeyWindows::Sessions { .. } => 0,
+        };
+        self.open_windows = self.open_windows.saturating_add(added);
+        self.resync(id);
+        Placement::Added(usize::try_from(joined).unwrap_or(usize::MAX))
     }
 
     fn process_session(
@@ -286,20 +534,25 @@ impl WindowOperator {
         values: Box<[Value]>,
         watermark: i64,
     ) -> Placement {
-        let proto = self.scratch[0];
+        let mut scratch = Vec::with_capacity(1);
+        if let Err(e) = self.kind.assign(ts, &mut scratch) {
+            return Placement::Refused(e.to_string());
+        }
+        let proto = scratch[0];
         let mut merged = proto;
-        let mut parts: Vec<((i64, i64), WindowMeta)> = Vec::new();
+        let mut parts: Vec<(i64, i64)> = Vec::new();
         if let Some(&id) = self.ids.get(&key)
-            && let Some(st) = self.states[id as usize].as_ref()
+            && let Some(KeyWindows::Sessions { windows, .. }) =
+                self.states[id as usize].as_ref().map(|st| &st.windows)
         {
             // Sessions of one key are disjoint, so ordering by start orders ends too.
-            for (&(s, e), meta) in st.windows.range(..(proto.end, i64::MIN)).rev() {
+            for (&(s, e), _) in windows.range(..(proto.end, i64::MIN)).rev() {
                 if e <= proto.start {
                     break;
                 }
                 merged.start = merged.start.min(s);
                 merged.end = merged.end.max(e);
-                parts.push(((s, e), *meta));
+                parts.push((s, e));
             }
         }
         if self.is_late(merged, watermark) {
@@ -307,17 +560,23 @@ impl WindowOperator {
         }
         // A session that merges replaces the sessions it touches: only a lone one is new.
         let bytes = StoredEvent::estimated_bytes(&values);
-        if let Some(reason) = self.over_limits(usize::from(parts.is_empty()), bytes) {
+        if let Some(reason) = self.over_limits(u64::from(parts.is_empty()), bytes) {
             return Placement::Refused(reason);
         }
         let id = self.state_id(key);
         self.insert_event(id, StoredEvent { ts, values }, bytes);
-        let mut meta = WindowMeta::default();
-        for ((s, e), old) in parts {
-            self.remove_window(id, Window { start: s, end: e });
-            meta.firings = meta.firings.max(old.firings);
+        let st = self.state(id);
+        let mut firings = 0;
+        if let KeyWindows::Sessions { windows, pending } = &mut st.windows {
+            for part in &parts {
+                firings = firings.max(windows.remove(part).unwrap_or(0));
+                pending.remove(part);
+            }
+            windows.insert((merged.start, merged.end), firings);
+            pending.insert((merged.start, merged.end));
         }
-        self.touch_window(id, merged, meta);
+        self.open_windows = (self.open_windows + 1).saturating_sub(parts.len() as u64);
+        self.resync(id);
         Placement::Added(1)
     }
 
@@ -328,8 +587,10 @@ impl WindowOperator {
         let st = KeyState {
             key: key.clone(),
             events: VecDeque::new(),
-            windows: BTreeMap::new(),
+            windows: KeyWindows::new(self.kind),
             stacks: PaneStacks::default(),
+            queued: None,
+            cleanup_at: None,
         };
         let id = match self.free.pop() {
             Some(id) => {
@@ -369,43 +630,36 @@ impl WindowOperator {
         self.buffered_bytes = self.buffered_bytes.saturating_add(bytes);
     }
 
-    /// Creates the window if needed and marks it as holding unemitted events.
-    fn touch_window(&mut self, id: u32, w: Window, initial: WindowMeta) {
+    /// Brings a key's entries in `queue` and `cleanup` in line with its windows.
+    fn resync(&mut self, id: u32) {
+        let kind = self.kind;
         let lateness = self.lateness;
-        let st = self.state(id);
-        let (created, was_pending) = match st.windows.entry((w.start, w.end)) {
-            Entry::Occupied(mut o) => {
-                let p = o.get().pending;
-                o.get_mut().pending = true;
-                (false, p)
-            }
-            Entry::Vacant(v) => {
-                v.insert(WindowMeta {
-                    pending: true,
-                    ..initial
-                });
-                (true, false)
-            }
+        let Some(st) = self.states.get_mut(id as usize).and_then(Option::as_mut) else {
+            return;
         };
-        if created {
-            self.open_windows += 1;
-            self.cleanup
-                .insert((w.end.saturating_add(lateness), w.start, w.end, id));
+        let queued = st.windows.first_pending(kind).map(|w| (w.end, w.start));
+        if queued != st.queued {
+            if let Some((end, start)) = st.queued {
+                self.queue.remove(&(end, start, id));
+            }
+            if let Some((end, start)) = queued {
+                self.queue.insert((end, start, id));
+            }
+            st.queued = queued;
         }
-        if !was_pending {
-            self.pending.insert((w.end, w.start, id));
+        let cleanup_at = st
+            .windows
+            .first_live(kind)
+            .map(|w| w.end.saturating_add(lateness));
+        if cleanup_at != st.cleanup_at {
+            if let Some(at) = st.cleanup_at {
+                self.cleanup.remove(&(at, id));
+            }
+            if let Some(at) = cleanup_at {
+                self.cleanup.insert((at, id));
+            }
+            st.cleanup_at = cleanup_at;
         }
-    }
-
-    fn remove_window(&mut self, id: u32, w: Window) {
-        let lateness = self.lateness;
-        let st = self.state(id);
-        if st.windows.remove(&(w.start, w.end)).is_some() {
-            self.open_windows -= 1;
-        }
-        self.pending.remove(&(w.end, w.start, id));
-        self.cleanup
-            .remove(&(w.end.saturating_add(lateness), w.start, w.end, id));
     }
 
     /// Takes the windows due to fire, in `(end, start, key)` order: every window with
@@ -414,12 +668,17 @@ impl WindowOperator {
     /// [`declined`](Self::declined) (it stays pending and is taken again later).
     pub fn take_due(&mut self, watermark: Option<i64>) -> Vec<Due> {
         let mut due = Vec::new();
-        while let Some(&first) = self.pending.first() {
+        while let Some(&first) = self.queue.first() {
             if watermark.is_some_and(|w| first.0 > w) {
                 break;
             }
-            self.pending.pop_first();
+            self.queue.pop_first();
+            let id = first.2;
+            let st = self.state(id);
+            st.queued = None;
+            st.windows.take_first_pending();
             due.push(first);
+            self.resync(id);
         }
         let states = &self.states;
         let key_of = |id: u32| states[id as usize].as_ref().map(|s| &s.key);
@@ -435,14 +694,16 @@ impl WindowOperator {
     /// stacks. `None` if the window is gone.
     pub fn firing(&mut self, (end, start, id): Due) -> Option<(Firing<'_>, &mut PaneStacks)> {
         let st = self.states.get_mut(id as usize).and_then(Option::as_mut)?;
-        let meta = st.windows.get(&(start, end))?;
-        let lo = st.events.partition_point(|e| e.ts < start);
-        let hi = st.events.partition_point(|e| e.ts < end);
+        let revision = st.windows.revision(Window { start, end })?;
+        // Windows fire oldest first: the start is near the front of the buffer (trimmed
+        // below the earliest live window) and the end near its back.
+        let lo = from_front(&st.events, start);
+        let hi = from_back(&st.events, end);
         Some((
             Firing {
                 key: &st.key,
                 window: Window { start, end },
-                revision: meta.firings,
+                revision,
                 events: st.events.range(lo..hi),
             },
             &mut st.stacks,
@@ -451,27 +712,17 @@ impl WindowOperator {
 
     /// Records that a due window fired (its rows or its error record were written).
     pub fn fired(&mut self, (end, start, id): Due) {
-        if let Some(meta) = self
-            .states
-            .get_mut(id as usize)
-            .and_then(Option::as_mut)
-            .and_then(|st| st.windows.get_mut(&(start, end)))
-        {
-            meta.pending = false;
-            meta.firings += 1;
+        if let Some(st) = self.states.get_mut(id as usize).and_then(Option::as_mut) {
+            st.windows.fired(Window { start, end });
         }
     }
 
     /// Puts a due window back: it fires at a later step.
-    pub fn declined(&mut self, due: Due) {
-        let (end, start, id) = due;
-        if self
-            .states
-            .get(id as usize)
-            .and_then(Option::as_ref)
-            .is_some_and(|st| st.windows.contains_key(&(start, end)))
+    pub fn declined(&mut self, (end, start, id): Due) {
+        if let Some(st) = self.states.get_mut(id as usize).and_then(Option::as_mut)
+            && st.windows.repend(Window { start, end })
         {
-            self.pending.insert(due);
+            self.resync(id);
         }
     }
 
@@ -491,27 +742,33 @@ impl WindowOperator {
     }
 
     /// Purges windows whose `end + allowed_lateness <= watermark`, except those still
-    /// pending (declined), which are kept until they fire.
+    /// pending (declined), which are kept until they fire. Touches only the keys whose
+    /// earliest live window is due for purging.
     pub fn purge_due(&mut self, watermark: i64) {
-        let mut kept = Vec::new();
-        while let Some(&(purge_at, start, end, id)) = self.cleanup.first() {
-            if purge_at > watermark {
-                break;
+        // Windows with end + lateness <= watermark end at or before `last` (saturating
+        // as `is_late` does: at i64::MAX every window is due).
+        let last = if watermark == i64::MAX {
+            i64::MAX
+        } else {
+            match watermark.checked_sub(self.lateness) {
+                Some(last) => last,
+                None => return,
             }
-            self.cleanup.pop_first();
-            if self.pending.contains(&(end, start, id)) {
-                kept.push((purge_at, start, end, id));
-            } else {
-                self.purge(id, Window { start, end });
-            }
+        };
+        let ids: Vec<u32> = self
+            .cleanup
+            .range(..=(watermark, u32::MAX))
+            .map(|&(_, id)| id)
+            .collect();
+        for id in ids {
+            self.purge(id, last);
         }
-        self.cleanup.extend(kept);
     }
 
     /// End of bounded input, once every window fired: drops all state. Returns false,
     /// keeping the state, while any window is still pending.
     pub fn finish(&mut self) -> bool {
-        if !self.pending.is_empty() {
+        if !self.queue.is_empty() {
             return false;
         }
         self.ids.clear();
@@ -562,14 +819,14 @@ impl WindowOperator {
         }
     }
 
-    fn purge(&mut self, id: u32, w: Window) {
+    /// Drops a key's windows ending at or before `last` that are not pending, the events
+    /// before its earliest remaining window, and the key itself once it has no window.
+    fn purge(&mut self, id: u32, last: i64) {
+        let kind = self.kind;
         let st = self.state(id);
-        if st.windows.remove(&(w.start, w.end)).is_none() {
-            return;
-        }
-        let keep_from = st.windows.keys().next().map(|&(s, _)| s);
-        let cut = match keep_from {
-            Some(s) => st.events.partition_point(|e| e.ts < s),
+        let gone = st.windows.purge_through(last);
+        let cut = match st.windows.first_live(kind) {
+            Some(w) => from_front(&st.events, w.start),
             None => st.events.len(),
         };
         let bytes = st
@@ -578,9 +835,11 @@ impl WindowOperator {
             .map(|e| StoredEvent::estimated_bytes(&e.values))
             .fold(0u64, u64::saturating_add);
         let empty = st.windows.is_empty();
-        self.open_windows -= 1;
+        self.open_windows = self.open_windows.saturating_sub(gone);
         self.buffered -= cut;
         self.buffered_bytes = self.buffered_bytes.saturating_sub(bytes);
+        // With no window left, this drops the key's queue and cleanup entries too.
+        self.resync(id);
         if empty && let Some(st) = self.states[id as usize].take() {
             self.ids.remove(&st.key);
             self.free.push(id);
@@ -1017,5 +1276,415 @@ mod tests {
         let r = refused(op.process(i64::MAX, key("a"), Box::new([]), NO_W));
         assert!(r.contains("overflow"), "{r}");
         assert_eq!(op.open_windows(), 0);
+    }
+
+    #[test]
+    fn galloping_searches_agree_with_a_plain_scan() {
+        // Times 0, 0, 1, 1, 2, 2, …, 9, 9 in a deque of 20: before t there are 2·t events
+        // for t in 0..=10, 0 before any t < 0 and 20 after 9.
+        let events: VecDeque<StoredEvent> = (0..20)
+            .map(|i| StoredEvent {
+                ts: i / 2,
+                values: Box::new([]),
+            })
+            .collect();
+        for t in -3..=13 {
+            let expected = (2 * t).clamp(0, 20) as usize;
+            assert_eq!(from_front(&events, t), expected, "front, t = {t}");
+            assert_eq!(from_back(&events, t), expected, "back, t = {t}");
+        }
+        let empty = VecDeque::new();
+        assert_eq!((from_front(&empty, 5), from_back(&empty, 5)), (0, 0));
+        let one: VecDeque<StoredEvent> = events.range(..1).cloned().collect();
+        assert_eq!((from_front(&one, 0), from_back(&one, 0)), (0, 0));
+        assert_eq!((from_front(&one, 1), from_back(&one, 1)), (1, 1));
+    }
+
+    #[test]
+    fn an_hour_sliding_by_a_second_joins_3600_windows_per_event() {
+        // Sliding 1 h / 1 s. a@0 joins the windows ending 1 000, 2 000, …, 3 600 000: 3 600.
+        // a@500 joins the same ones; a@1000 ends at 2 000 … 3 601 000: one new window.
+        // b@0 opens 3 600 of its own: 3 600 + 1 + 3 600 = 7 201 open.
+        let (s, h) = (1000, 3_600_000);
+        let mut d = Driver::new(WindowKind::Sliding { size: h, slide: s }, 0, 0);
+        let mut op = WindowOperator::new(WindowKind::Sliding { size: h, slide: s }, 0);
+        assert_eq!(
+            op.process(0, key("a"), Box::new([]), NO_W),
+            Placement::Added(3600)
+        );
+        assert_eq!(op.open_windows(), 3600);
+        assert_eq!(
+            op.process(500, key("a"), Box::new([]), NO_W),
+            Placement::Added(3600)
+        );
+        assert_eq!(op.open_windows(), 3600);
+        assert_eq!(
+            op.process(1000, key("a"), Box::new([]), NO_W),
+            Placement::Added(3600)
+        );
+        assert_eq!(
+            op.process(0, key("b"), Box::new([]), NO_W),
+            Placement::Added(3600)
+        );
+        assert_eq!(op.open_windows(), 7201);
+        // W = 1 000: the windows ending at 1 000 fire, a before b, and are purged.
+        let mut fired = Vec::new();
+        op.advance(1000, &mut collect(&mut fired));
+        assert_eq!(
+            fired,
+            vec![
+                f("a", 1000 - h, 1000, 0, &[0, 500]),
+                f("b", 1000 - h, 1000, 0, &[0])
+            ]
+        );
+        assert_eq!(op.open_windows(), 7199);
+        // a@200 with W = 1 000: late for the window ending at 1 000 only.
+        assert_eq!(
+            op.process(200, key("a"), Box::new([]), 1000),
+            Placement::Added(3599)
+        );
+        assert_eq!((op.open_windows(), op.buffered_events()), (7199, 5));
+        fired.clear();
+        assert!(op.flush(&mut collect(&mut fired)));
+        // a: ends 2 000 … 3 601 000 (3 600); b: ends 2 000 … 3 600 000 (3 599).
+        assert_eq!(fired.len(), 7199);
+        assert_eq!(fired[0], f("a", 2000 - h, 2000, 0, &[0, 200, 500, 1000]));
+        assert_eq!(fired[1], f("b", 2000 - h, 2000, 0, &[0]));
+        let full = fired.iter().find(|x| x.0 == "a" && x.2 == h);
+        assert_eq!(full, Some(&f("a", 0, h, 0, &[0, 200, 500, 1000])));
+        assert_eq!(fired.last(), Some(&f("a", 1000, h + 1000, 0, &[1000])));
+        assert!(
+            fired
+                .windows(2)
+                .all(|p| (p[0].2, &p[0].0) < (p[1].2, &p[1].0))
+        );
+        assert_eq!(op.open_windows(), 0);
+        // The driver sees the same first firing through `advance` after each event.
+        d.event("a", 0);
+        d.event("a", 1000);
+        assert_eq!(d.fired, vec![f("a", 1000 - h, 1000, 0, &[0])]);
+    }
+
+    #[test]
+    fn cumulative_day_by_minute_rolls_over_at_midnight() {
+        // Cumulative 1 day / 1 min. a@DAY-1 (23:59:59.999 of day 0) is only in [0, DAY).
+        // a@DAY (midnight) opens day 1's 1 440 windows [DAY, DAY + k min), k = 1..=1440.
+        // a@DAY+90 s is in those from k = 2 on: 1 439 windows, none new.
+        let (min, day) = (60_000, 86_400_000);
+        let mut op = WindowOperator::new(
+            WindowKind::Cumulative {
+                size: day,
+                step: min,
+            },
+            0,
+        );
+        assert_eq!(
+            op.process(day - 1, key("a"), Box::new([]), NO_W),
+            Placement::Added(1)
+        );
+        assert_eq!(
+            op.process(day, key("a"), Box::new([]), NO_W),
+            Placement::Added(1440)
+        );
+        assert_eq!(
+            op.process(day + 90_000, key("a"), Box::new([]), NO_W),
+            Placement::Added(1439)
+        );
+        assert_eq!(op.open_windows(), 1441);
+        // W = 00:02 of day 1: day 0's window and day 1's first two fire, then are purged;
+        // day 0's event goes with its window.
+        let mut fired = Vec::new();
+        op.advance(day + 2 * min, &mut collect(&mut fired));
+        assert_eq!(
+            fired,
+            vec![
+                f("a", 0, day, 0, &[day - 1]),
+                f("a", day, day + min, 0, &[day]),
+                f("a", day, day + 2 * min, 0, &[day, day + 90_000]),
+            ]
+        );
+        assert_eq!((op.open_windows(), op.buffered_events()), (1438, 2));
+        // A day-0 event now is late for its only window.
+        assert!(matches!(
+            op.process(day - 2, key("a"), Box::new([]), day + 2 * min),
+            Placement::Late(_)
+        ));
+        // Day 2 starts: 1 440 new windows.
+        assert_eq!(
+            op.process(2 * day + 5, key("a"), Box::new([]), day + 2 * min),
+            Placement::Added(1440)
+        );
+        assert_eq!(op.open_windows(), 2878);
+        fired.clear();
+        assert!(op.flush(&mut collect(&mut fired)));
+        assert_eq!(fired.len(), 2878);
+        assert_eq!(fired[1437], f("a", day, 2 * day, 0, &[day, day + 90_000]));
+        assert_eq!(
+            fired[1438],
+            f("a", 2 * day, 2 * day + min, 0, &[2 * day + 5])
+        );
+    }
+
+    #[test]
+    fn sliding_revisions_within_lateness_then_purge() {
+        // Sliding 20 / 10, delay 0, lateness 15.
+        // a@5 → [-10,10), [0,20). a@12 → W=12: [-10,10) fires rev 0 [5].
+        // a@3 (W=12, end 10 + 15 > 12): joins both; [-10,10) re-fires rev 1 [3,5].
+        // a@26 → W=26: [0,20) fires rev 0 [3,5,12]; ends ≤ 26-15 = 11 purged: [-10,10).
+        // a@8 (W=26): end 10 is gone (late), end 20 on time: [0,20) re-fires rev 1.
+        // a@35 → W=35: [10,30) fires rev 0 [12,26]; end 20 ≤ 35-15 purged.
+        // a@1 (W=35): ends 10 and 20 are both late: a late event.
+        // flush: [20,40) [26,35] and [30,50) [35]; [10,30) has nothing new.
+        let mut d = Driver::new(
+            WindowKind::Sliding {
+                size: 20,
+                slide: 10,
+            },
+            15,
+            0,
+        );
+        for ts in [5, 12, 3, 26] {
+            d.event("a", ts);
+        }
+        assert_eq!(
+            d.op.process(8, key("a"), Box::new([]), 26),
+            Placement::Added(1)
+        );
+        d.op.advance(26, &mut collect(&mut d.fired));
+        d.event("a", 35);
+        assert_eq!(d.op.open_windows(), 3, "ends 30 (fired, kept), 40, 50");
+        assert_eq!(d.op.buffered_events(), 3, "12, 26, 35");
+        d.event("a", 1);
+        assert_eq!(d.late, vec![1]);
+        d.flush();
+        assert_eq!(
+            d.fired,
+            vec![
+                f("a", -10, 10, 0, &[5]),
+                f("a", -10, 10, 1, &[3, 5]),
+                f("a", 0, 20, 0, &[3, 5, 12]),
+                f("a", 0, 20, 1, &[3, 5, 8, 12]),
+                f("a", 10, 30, 0, &[12, 26]),
+                f("a", 20, 40, 0, &[26, 35]),
+                f("a", 30, 50, 0, &[35]),
+            ]
+        );
+    }
+
+    #[test]
+    fn declined_sliding_windows_stay_pending_past_their_purge_time() {
+        // Sliding 20 / 10, lateness 0. a@5 and b@5 open [-10,10) and [0,20) each.
+        // At W=10 a's [-10,10) is declined, b's fires; b's is purged, a's kept (pending).
+        let mut op = WindowOperator::new(
+            WindowKind::Sliding {
+                size: 20,
+                slide: 10,
+            },
+            0,
+        );
+        op.process(5, key("a"), Box::new([]), NO_W);
+        op.process(5, key("b"), Box::new([]), NO_W);
+        let mut fired = Vec::new();
+        op.advance(10, &mut |firing| {
+            let accept = firing.key != &key("a");
+            if accept {
+                collect(&mut fired)(firing);
+            }
+            accept
+        });
+        assert_eq!(fired, vec![f("b", -10, 10, 0, &[5])]);
+        assert_eq!(op.open_windows(), 3, "a: ends 10 and 20; b: end 20");
+        // a@15 at W=10 joins ends 20 and 30.
+        assert_eq!(
+            op.process(15, key("a"), Box::new([]), 10),
+            Placement::Added(2)
+        );
+        fired.clear();
+        op.advance(20, &mut collect(&mut fired));
+        assert_eq!(
+            fired,
+            vec![
+                f("a", -10, 10, 0, &[5]),
+                f("a", 0, 20, 0, &[5, 15]),
+                f("b", 0, 20, 0, &[5]),
+            ]
+        );
+        // Left: a's [10,30) with its event 15; b is gone.
+        assert_eq!((op.open_windows(), op.buffered_events()), (1, 1));
+        assert!(op.take_due(Some(20)).is_empty());
+        assert_eq!(op.take_due(None).len(), 1);
+    }
+}
+
+/// The operator against a plain model of the semantics (DESIGN.md "Time and windows"):
+/// every window an explicit entry, every event copied into each window it is on time for.
+#[cfg(test)]
+mod model {
+    use std::collections::BTreeMap;
+
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, RngSeed};
+
+    use super::*;
+
+    const NO_W: i64 = i64::MIN;
+
+    /// A fired window: (key, start, end, revision, event times).
+    type Fired = (String, i64, i64, u32, Vec<i64>);
+
+    /// One entry per live window: (key, start, end) → (firings, pending).
+    #[derive(Default)]
+    struct Model {
+        windows: BTreeMap<(String, i64, i64), (u32, bool)>,
+        /// Accepted events per key, in arrival order.
+        events: BTreeMap<String, Vec<i64>>,
+    }
+
+    impl Model {
+        fn process(&mut self, kind: WindowKind, lateness: i64, ts: i64, k: &str, w: i64) -> bool {
+            let mut ws = Vec::new();
+            kind.assign(ts, &mut ws).expect("small times");
+            ws.retain(|x| x.end.saturating_add(lateness) > w);
+            for x in &ws {
+                let e = self
+                    .windows
+                    .entry((k.to_string(), x.start, x.end))
+                    .or_default();
+                e.1 = true;
+            }
+            if !ws.is_empty() {
+                self.events.entry(k.to_string()).or_default().push(ts);
+            }
+            !ws.is_empty()
+        }
+
+        /// Fires the pending windows ending at or before `w` (all with `None`), in
+        /// `(end, start, key)` order; `decline` keeps a window pending.
+        fn fire(&mut self, w: Option<i64>, decline: &dyn Fn(&str) -> bool, out: &mut Vec<Fired>) {
+            let mut due: Vec<(i64, i64, String)> = self
+                .windows
+                .iter()
+                .filter(|((_, _, end), (_, pending))| *pending && w.is_none_or(|w| *end <= w))
+                .map(|((k, s, e), _)| (*e, *s, k.clone()))
+                .collect();
+            due.sort();
+            for (end, start, k) in due {
+                if decline(&k) {
+                    continue;
+                }
+                let entry = self.windows.get_mut(&(k.clone(), start, end)).expect("due");
+                let mut ts: Vec<i64> = self.events[&k]
+                    .iter()
+                    .copied()
+                    .filter(|&t| start <= t && t < end)
+                    .collect();
+                ts.sort();
+                out.push((k, start, end, entry.0, ts));
+                *entry = (entry.0 + 1, false);
+            }
+        }
+
+        fn purge(&mut self, lateness: i64, w: i64) {
+            self.windows
+                .retain(|&(_, _, end), &mut (_, pending)| pending || end + lateness > w);
+        }
+    }
+
+    fn name(f: &Firing<'_>) -> String {
+        match &f.key.0[0] {
+            Value::Str(s) => s.clone(),
+            _ => String::new(),
+        }
+    }
+
+    fn kinds() -> impl Strategy<Value = WindowKind> {
+        prop_oneof![
+            (1i64..=5).prop_map(|n| WindowKind::Tumbling { size: 10 * n }),
+            (1i64..=4, 1i64..=5).prop_map(|(s, n)| WindowKind::Sliding {
+                size: 10 * s * n,
+                slide: 10 * s
+            }),
+            (1i64..=4, 1i64..=5).prop_map(|(s, n)| WindowKind::Cumulative {
+                size: 10 * s * n,
+                step: 10 * s
+            }),
+        ]
+    }
+
+    /// One step: an event (time, key), then the watermark moves; sometimes key k0's
+    /// firings are declined, sometimes update mode fires early.
+    fn steps() -> impl Strategy<Value = Vec<(i64, u8, bool, bool)>> {
+        proptest::collection::vec(
+            (
+                -20i64..200,
+                0u8..3,
+                prop::bool::weighted(0.15),
+                prop::bool::weighted(0.1),
+            ),
+            1..40,
+        )
+    }
+
+    fn config() -> Config {
+        Config {
+            cases: 400,
+            failure_persistence: None,
+            rng_seed: RngSeed::Fixed(0x7e1e),
+            ..Config::default()
+        }
+    }
+
+    proptest! {
+        #![proptest_config(config())]
+
+        #[test]
+        fn operator_matches_the_plain_model(
+            kind in kinds(),
+            lateness in prop_oneof![Just(0i64), 0i64..40],
+            delay in 0i64..30,
+            steps in steps(),
+        ) {
+            let mut op = WindowOperator::new(kind, lateness);
+            let mut model = Model::default();
+            let (mut got, mut want) = (Vec::new(), Vec::new());
+            let mut max_ts = NO_W;
+            for (ts, k, decline_k0, early) in steps {
+                let k = format!("k{k}");
+                let before = if max_ts == NO_W { NO_W } else { max_ts - delay };
+                let key = Key(vec![Value::Str(k.clone())]);
+                let placed = op.process(ts, key, Box::new([]), before);
+                let accepted = model.process(kind, lateness, ts, &k, before);
+                prop_assert_eq!(matches!(placed, Placement::Added(_)), accepted);
+                max_ts = max_ts.max(ts);
+                let w = max_ts - delay;
+                let decline = |k: &str| decline_k0 && k == "k0";
+                let mut fire = |f: Firing<'_>| {
+                    if decline(&name(&f)) {
+                        return false;
+                    }
+                    got.push((name(&f), f.window.start, f.window.end, f.revision,
+                        f.events.map(|e| e.ts).collect()));
+                    true
+                };
+                if early {
+                    op.fire_early(&mut fire);
+                    model.fire(None, &decline, &mut want);
+                }
+                op.advance(w, &mut fire);
+                model.fire(Some(w), &decline, &mut want);
+                model.purge(lateness, w);
+                prop_assert_eq!(&got, &want);
+                prop_assert_eq!(op.open_windows(), model.windows.len());
+            }
+            let mut all = |f: Firing<'_>| {
+                got.push((name(&f), f.window.start, f.window.end, f.revision,
+                    f.events.map(|e| e.ts).collect()));
+                true
+            };
+            prop_assert!(op.flush(&mut all));
+            model.fire(None, &|_| false, &mut want);
+            prop_assert_eq!(&got, &want);
+            prop_assert_eq!(op.open_windows(), 0);
+        }
     }
 }
