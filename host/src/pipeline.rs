@@ -752,8 +752,9 @@ enum FireMode {
 }
 
 /// Most events in one plugin call of a firing step: due windows are sent in chunks of at
-/// most this many events (a window with more goes alone), so one call stays well inside
-/// the plugin's memory cap and CPU deadline.
+/// most this many events (a window with more goes alone; an incremental window counts only
+/// the events of its panes not accumulated yet), so one call stays well inside the plugin's
+/// memory cap and CPU deadline.
 pub const CALL_EVENTS: usize = 16 * 1024;
 
 /// Most windows in one plugin call of a firing step.
@@ -860,7 +861,14 @@ impl Emitter<'_> {
             let mut events = 0usize;
             let mut end = i;
             while end < due.len() && end - i < CALL_WINDOWS {
-                let n = operator.firing(due[end]).map_or(0, |(f, _)| f.events.len());
+                // The events this window adds to the call: all of them for a whole-window
+                // plugin, only its panes not accumulated yet for an incremental one.
+                let n = operator
+                    .firing(due[end])
+                    .map_or(0, |(f, stacks)| match self.pane {
+                        Some(Some(_)) => stacks.unpushed_events(f.window, f.events),
+                        _ => f.events.len(),
+                    });
                 if end > i && events + n > CALL_EVENTS {
                     break;
                 }
