@@ -22,12 +22,13 @@ use super::panes::PaneStacks;
 use super::{Window, WindowKind};
 use crate::value::{Key, Value};
 
-/// One buffered event: its time and the values the aggregate needs, in plugin input order.
+/// One buffered event: its time and the value of every schema field, in schema order (the
+/// whole event, so that a hot-swapped version reading other fields finds them).
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredEvent {
     /// Event time, epoch ms.
     pub ts: i64,
-    /// Values of the plugin's input fields.
+    /// Values of the schema's fields, in schema order.
     pub values: Box<[Value]>,
 }
 
