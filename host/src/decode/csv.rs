@@ -14,7 +14,7 @@
 
 use tracing::warn;
 
-use super::json::{Raw, check_required, coerce, missing, parse_timestamp};
+use super::coerce::{Raw, check_required, coerce, missing, parse_timestamp};
 use super::{DecodeError, Decoder, Event, Schema};
 use crate::config::CsvOptions;
 use crate::source::RawRecord;

@@ -4,6 +4,7 @@
 //! as null) and the event-time field. It never drops a bad record silently: every failure is
 //! an [`DecodeError`] with the reason, which the pipeline routes to the dead-letter sink.
 
+mod coerce;
 mod csv;
 mod json;
 #[cfg(test)]
