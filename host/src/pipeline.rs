@@ -909,9 +909,7 @@ impl Emitter<'_> {
         }
     }
 
-    /// One `aggregate` call for the chunk; if the call itself fails (a trap, a deadline),
-    /// each window is retried alone, so a failure is recorded against the window that
-    /// causes it, as with one call per window.
+    /// One `aggregate` call for the chunk: its windows are groups of one batch.
     fn emit_whole(&mut self, operator: &mut WindowOperator, chunk: &[Due]) {
         let mut groups = Vec::with_capacity(chunk.len());
         let mut fired = Vec::with_capacity(chunk.len());
@@ -932,53 +930,17 @@ impl Emitter<'_> {
             });
             fired.push((d, f.revision));
         }
+        let windows: Vec<(&[Value], Window)> =
+            groups.iter().map(|g| (&g.key[..], g.window)).collect();
         match self.plugin.aggregate(&groups) {
-            Ok(results) => {
-                for ((g, (d, rev)), result) in groups.iter().zip(&fired).zip(results) {
-                    if !self.window_done(operator, *d, &g.key, g.window, *rev, result) {
-                        return self.decline_after(operator, &fired, *d);
-                    }
-                }
-            }
-            Err(e) if groups.len() == 1 => {
-                let (d, rev) = fired[0];
-                if !self.window_done(operator, d, &groups[0].key, groups[0].window, rev, Err(e)) {
-                    operator.declined(d);
-                }
-            }
-            Err(_) => {
-                for (g, &(d, rev)) in groups.iter().zip(&fired) {
-                    if self.declining() {
-                        return self.decline_after(operator, &fired, d);
-                    }
-                    let result = match operator.firing(d) {
-                        Some((f, _)) => {
-                            let b = self.plugin.batch();
-                            for e in f.events {
-                                b.push(e.ts, self.inputs.iter().map(|&i| &e.values[i]));
-                            }
-                            let one = plugin::Group {
-                                offset: 0,
-                                len: b.len() as u32,
-                                ..g.clone()
-                            };
-                            self.plugin
-                                .aggregate(&[one])
-                                .and_then(|mut r| r.pop().unwrap_or_else(|| Ok(Vec::new())))
-                        }
-                        None => continue,
-                    };
-                    if !self.window_done(operator, d, &g.key, g.window, rev, result) {
-                        return self.decline_after(operator, &fired, d);
-                    }
-                }
-            }
+            Ok(results) => self.write_all(operator, &fired, &windows, results),
+            Err(e) => self.retry_alone(operator, &fired, &windows, e),
         }
     }
 
     /// One `step` call for the chunk: each window's state is planned over its key's pane
-    /// stacks. If the call fails, the stacks it would have filled are cleared and each
-    /// window is retried alone, accumulated from its events.
+    /// stacks. If the call fails, the stacks it would have filled are cleared (they refer
+    /// to states the call did not return).
     fn emit_incremental(
         &mut self,
         operator: &mut WindowOperator,
@@ -1023,76 +985,118 @@ impl Emitter<'_> {
                 }
             }
         }
-        let finish: Vec<(Vec<Value>, Window)> = plan
-            .finish
-            .iter()
-            .map(|f| (f.key.clone(), f.window))
-            .collect();
-        match self.plugin.step(plan) {
-            Ok(out) => {
-                for &(d, _) in &fired {
-                    if let Some(stacks) = operator.stacks_mut(d.2) {
-                        for r in stacks.refs_mut() {
-                            if let StateRef::Slot(i) = r
-                                && let Some(state) = keep_of.get(i).and_then(|&k| out.states.get(k))
-                            {
-                                *r = StateRef::Held(state.clone());
-                            }
+        let result = self.plugin.step(&plan);
+        for &(d, _) in &fired {
+            let Some(stacks) = operator.stacks_mut(d.2) else {
+                continue;
+            };
+            match &result {
+                Ok(out) => {
+                    for r in stacks.refs_mut() {
+                        if let StateRef::Slot(i) = r
+                            && let Some(state) = keep_of.get(i).and_then(|&k| out.states.get(k))
+                        {
+                            *r = StateRef::Held(state.clone());
                         }
                     }
                 }
-                for (((key, window), &(d, rev)), result) in finish.iter().zip(&fired).zip(out.rows)
-                {
-                    if !self.window_done(operator, d, key, *window, rev, result) {
-                        return self.decline_after(operator, &fired, d);
-                    }
-                }
-            }
-            Err(e) => {
-                for &(d, _) in &fired {
-                    if let Some(stacks) = operator.stacks_mut(d.2) {
-                        stacks.clear();
-                    }
-                }
-                if fired.len() == 1 {
-                    let (d, rev) = fired[0];
-                    let (key, window) = &finish[0];
-                    if !self.window_done(operator, d, key, *window, rev, Err(e)) {
-                        operator.declined(d);
-                    }
-                    return;
-                }
-                for ((key, window), &(d, rev)) in finish.iter().zip(&fired) {
-                    if self.declining() {
-                        return self.decline_after(operator, &fired, d);
-                    }
-                    let Some((f, _)) = operator.firing(d) else {
-                        continue;
-                    };
-                    let events: Vec<&StoredEvent> = f.events.collect();
-                    let mut one = Plan::default();
-                    let mut planner = HostPlanner {
-                        plan: &mut one,
-                        batch: self.plugin.batch(),
-                        inputs: self.inputs,
-                    };
-                    let state = planner.fresh(&events);
-                    let slot = planner.slot(state);
-                    one.finish.push(Finish {
-                        key: key.clone(),
-                        window: *window,
-                        slot,
-                    });
-                    let result = self
-                        .plugin
-                        .step(one)
-                        .and_then(|mut o| o.rows.pop().unwrap_or_else(|| Ok(Vec::new())));
-                    if !self.window_done(operator, d, key, *window, rev, result) {
-                        return self.decline_after(operator, &fired, d);
-                    }
-                }
+                Err(_) => stacks.clear(),
             }
         }
+        let windows: Vec<(&[Value], Window)> =
+            plan.finish.iter().map(|f| (&f.key[..], f.window)).collect();
+        match result {
+            Ok(out) => self.write_all(operator, &fired, &windows, out.rows),
+            Err(e) => self.retry_alone(operator, &fired, &windows, e),
+        }
+    }
+
+    /// Writes the results of a call, one per window, in order; once one window cannot be
+    /// written, it and every later one are declined.
+    fn write_all(
+        &mut self,
+        operator: &mut WindowOperator,
+        fired: &[(Due, u32)],
+        windows: &[(&[Value], Window)],
+        results: Vec<plugin::GroupResult>,
+    ) {
+        for ((&(d, rev), &(key, window)), result) in fired.iter().zip(windows).zip(results) {
+            if !self.window_done(operator, d, key, window, rev, result) {
+                return self.decline_after(operator, fired, d);
+            }
+        }
+    }
+
+    /// The call for a chunk failed as a whole (a trap, a deadline): each window is called
+    /// again alone, so a failure is recorded against the window that causes it, as with one
+    /// call per window. A chunk of one window records the failure at once.
+    fn retry_alone(
+        &mut self,
+        operator: &mut WindowOperator,
+        fired: &[(Due, u32)],
+        windows: &[(&[Value], Window)],
+        error: plugin::Error,
+    ) {
+        let mut first = (fired.len() == 1).then_some(error);
+        for (&(d, rev), &(key, window)) in fired.iter().zip(windows) {
+            if self.declining() {
+                return self.decline_after(operator, fired, d);
+            }
+            let result = match first.take() {
+                Some(e) => Err(e),
+                None => match self.call_alone(operator, d, key, window) {
+                    Some(result) => result,
+                    None => continue,
+                },
+            };
+            if !self.window_done(operator, d, key, window, rev, result) {
+                return self.decline_after(operator, fired, d);
+            }
+        }
+    }
+
+    /// One window in a call of its own: whole-window, or incremental accumulated from its
+    /// events (no pane states). `None` if the window is gone.
+    fn call_alone(
+        &mut self,
+        operator: &mut WindowOperator,
+        d: Due,
+        key: &[Value],
+        window: Window,
+    ) -> Option<plugin::GroupResult> {
+        let (f, _) = operator.firing(d)?;
+        let events: Vec<&StoredEvent> = f.events.collect();
+        let first = |rows: Vec<plugin::GroupResult>| {
+            rows.into_iter().next().unwrap_or_else(|| Ok(Vec::new()))
+        };
+        Some(if self.pane.is_some() {
+            let mut one = Plan::default();
+            let mut planner = HostPlanner {
+                plan: &mut one,
+                batch: self.plugin.batch(),
+                inputs: self.inputs,
+            };
+            let state = planner.fresh(&events);
+            let slot = planner.slot(state);
+            one.finish.push(Finish {
+                key: key.to_vec(),
+                window,
+                slot,
+            });
+            self.plugin.step(&one).and_then(|o| first(o.rows))
+        } else {
+            let b = self.plugin.batch();
+            for e in &events {
+                b.push(e.ts, self.inputs.iter().map(|&i| &e.values[i]));
+            }
+            let one = plugin::Group {
+                key: key.to_vec(),
+                window,
+                offset: 0,
+                len: events.len() as u32,
+            };
+            self.plugin.aggregate(&[one]).and_then(first)
+        })
     }
 
     /// Declines `from` and every window after it in `fired`.

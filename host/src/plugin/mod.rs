@@ -120,7 +120,7 @@ pub trait Plugin: Send {
     /// Whole-window: one result per group, over the events in the batch.
     fn aggregate(&mut self, groups: &[Group]) -> Result<Vec<GroupResult>, Error>;
     /// Incremental: evaluates a plan over the events in the batch.
-    fn step(&mut self, plan: Plan) -> Result<PlanOutput, Error>;
+    fn step(&mut self, plan: &Plan) -> Result<PlanOutput, Error>;
 }
 
 /// Checks the rows a call returned for one window against the limits and the declared

@@ -213,23 +213,23 @@ impl Plugin for NativePlugin {
             .collect())
     }
 
-    fn step(&mut self, plan: Plan) -> Result<PlanOutput, Error> {
+    fn step(&mut self, plan: &Plan) -> Result<PlanOutput, Error> {
         let batch = self.sdk_batch();
         let step = driver::Step {
             slots: plan
                 .slots
-                .into_iter()
-                .map(|s| match s {
-                    Slot::Held(b) => driver::Slot::Held(b.to_vec()),
+                .iter()
+                .map(|s| match *s {
+                    Slot::Held(ref b) => driver::Slot::Held(b.to_vec()),
                     Slot::Fresh { offset, len } => driver::Slot::Fresh(offset, len),
                     Slot::Add { slot, offset, len } => driver::Slot::Add(slot, offset, len),
                     Slot::Merge(a, b) => driver::Slot::Merge(a, b),
                 })
                 .collect(),
-            keep: plan.keep,
+            keep: plan.keep.clone(),
             finish: plan
                 .finish
-                .into_iter()
+                .iter()
                 .map(|f| driver::Finish {
                     key: f.key.iter().map(to_sdk).collect(),
                     window: window(f.window),

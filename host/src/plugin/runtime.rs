@@ -1087,7 +1087,7 @@ impl Plugin for PluginInstance {
             .collect())
     }
 
-    fn step(&mut self, plan: Plan) -> Result<PlanOutput, Error> {
+    fn step(&mut self, plan: &Plan) -> Result<PlanOutput, Error> {
         use v2::weir::plugin::types as w;
         let batch = self.batch.take();
         if matches!(self.code.pre, Pre::V1(_)) || self.info.state_type.is_none() {
@@ -1101,9 +1101,9 @@ impl Plugin for PluginInstance {
         let wplan = w::Plan {
             slots: plan
                 .slots
-                .into_iter()
-                .map(|s| match s {
-                    Slot::Held(bytes) => w::Slot::Held(bytes.to_vec()),
+                .iter()
+                .map(|s| match *s {
+                    Slot::Held(ref bytes) => w::Slot::Held(bytes.to_vec()),
                     Slot::Fresh { offset, len } => w::Slot::Fresh(w::Span { offset, len }),
                     Slot::Add { slot, offset, len } => {
                         w::Slot::Add((slot, w::Span { offset, len }))
@@ -1111,10 +1111,10 @@ impl Plugin for PluginInstance {
                     Slot::Merge(a, b) => w::Slot::Merge((a, b)),
                 })
                 .collect(),
-            keep: plan.keep,
+            keep: plan.keep.clone(),
             finish: plan
                 .finish
-                .into_iter()
+                .iter()
                 .map(|f| w::Finish {
                     key: f.key.iter().map(wit2::to_wit).collect(),
                     window: w::Window {
