@@ -117,6 +117,11 @@ pub struct PipelineConfig {
     /// Where plugin failures go, one record per failed call (default: stderr).
     #[serde(default)]
     pub error_sink: Option<SinkConfig>,
+    /// Worker threads of `weir run`, each owning the window state of a share of the keys
+    /// and a plugin instance (default: the number of cores). Output is the same for every
+    /// value. `weir serve` runs each pipeline on one thread.
+    #[serde(default)]
+    pub parallelism: Option<usize>,
     /// Directory the config was read from; relative paths resolve against it.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -630,6 +635,13 @@ impl PipelineConfig {
 
     /// Every semantic check that the types alone do not make.
     fn validate(&self) -> Result<(), Error> {
+        if self.parallelism == Some(0) {
+            return Err(Error::invalid(
+                "parallelism",
+                "is 0",
+                "use at least 1 (worker threads that share the keys), or leave it out for one per core",
+            ));
+        }
         if self.name.trim().is_empty() {
             return Err(Error::invalid(
                 "name",
