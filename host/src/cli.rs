@@ -45,6 +45,10 @@ pub enum Command {
         /// (`stats.wasm` runs the native `stats`). Measures what the sandbox costs.
         #[arg(long, hide = true)]
         native: bool,
+        /// Worker threads that share the keys' window state (overrides the pipeline's
+        /// `parallelism`; default: one per core). Output is the same for every value.
+        #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+        parallelism: Option<u16>,
     },
     /// Run a multi-tenant host: every tenant's pipelines, the admin API, the plugin directory.
     ///
@@ -195,11 +199,13 @@ pub fn try_main() -> anyhow::Result<()> {
             json_summary,
             no_progress,
             native,
+            parallelism,
         } => run(
             pipeline,
             json_summary,
             !no_progress && std::io::stderr().is_terminal(),
             native,
+            parallelism.map(usize::from),
         ),
         Command::Check { pipeline } => check(pipeline),
         Command::Serve { host } => serve(&host),
@@ -306,10 +312,19 @@ fn stop_on_signal() -> anyhow::Result<StopSignal> {
     Ok(stop)
 }
 
-fn run(path: PathBuf, json_summary: bool, progress: bool, native: bool) -> anyhow::Result<()> {
+fn run(
+    path: PathBuf,
+    json_summary: bool,
+    progress: bool,
+    native: bool,
+    parallelism: Option<usize>,
+) -> anyhow::Result<()> {
     let stop = stop_on_signal()?;
     let cfg = load(&path)?;
     let name = cfg.name.clone();
+    let workers = parallelism
+        .or(cfg.parallelism)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
     let schema = Schema::new(&cfg.schema).map_err(|e| anyhow::anyhow!("schema: {e}"))?;
     let mut p = if native {
         let stem = cfg
@@ -340,7 +355,8 @@ fn run(path: PathBuf, json_summary: bool, progress: bool, native: bool) -> anyho
         let plugin = pipeline::load_plugin(&cfg, &schema, &runtime)?;
         Pipeline::build(cfg, plugin, pipeline::Options::default())?
     };
-    tracing::info!(pipeline = %name, source = %p.source_description(), plugin = %p.plugin_info().name, "running");
+    p.set_parallelism(workers)?;
+    tracing::info!(pipeline = %name, source = %p.source_description(), plugin = %p.plugin_info().name, workers, "running");
     let summary = p.run_until(progress, &stop.flag)?;
     let stopped = p.was_stopped().then(|| stop.number.load(Ordering::SeqCst));
     if json_summary {

@@ -5,6 +5,8 @@
 //! once per batch, and the watermark advances after every event. Bounded input ends with a
 //! flush of every open window.
 
+mod parallel;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -54,6 +56,8 @@ pub struct Summary {
     pub wall_seconds: f64,
     /// `events_read / wall_seconds`.
     pub events_per_second: f64,
+    /// Worker threads that held the window state (1: the pipeline's own thread).
+    pub parallelism: u64,
 }
 
 impl std::fmt::Display for Summary {
@@ -65,6 +69,7 @@ impl std::fmt::Display for Summary {
         writeln!(f, "  windows fired   {:>12}", self.windows_fired)?;
         writeln!(f, "  rows written    {:>12}", self.rows_written)?;
         writeln!(f, "  plugin errors   {:>12}", self.plugin_errors)?;
+        writeln!(f, "  parallelism     {:>12}", self.parallelism)?;
         writeln!(f, "  wall time       {:>10.3} s", self.wall_seconds)?;
         write!(
             f,
@@ -226,6 +231,9 @@ pub struct Pipeline {
     stopped: bool,
     /// The pipeline's log budget, shared with its guest's stdout and stderr.
     log: LogBudget,
+    /// The workers holding the window state, when `parallelism` > 1 (then `operator`
+    /// holds nothing).
+    shards: Option<parallel::Shards>,
 }
 
 /// What one step of a pipeline did.
@@ -323,7 +331,10 @@ impl Pipeline {
             operator,
             watermarks,
             out,
-            summary: Summary::default(),
+            summary: Summary {
+                parallelism: 1,
+                ..Summary::default()
+            },
             opts,
             version,
             limits,
@@ -339,7 +350,38 @@ impl Pipeline {
             stop_requested: false,
             stopped: false,
             log,
+            shards: None,
         })
+    }
+
+    /// Shards the window state by key over `n` worker threads, each with an instance of
+    /// the plugin of its own (this thread keeps reading, decoding, filtering, running the
+    /// watermark and writing). Output is the same as on one thread, byte for byte, except
+    /// under a state limit: each worker holds `1/n` of `max_open_windows`,
+    /// `max_buffered_events` and `max_buffered_bytes`, and an event a worker refuses has
+    /// already moved the watermark. `n` ≤ 1 runs on this thread. Not for `weir serve`:
+    /// hot swaps and quarantine need one thread.
+    pub fn set_parallelism(&mut self, n: usize) -> anyhow::Result<()> {
+        self.shards = None;
+        self.summary.parallelism = 1;
+        if n <= 1 {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            !self.opts.quarantine && self.opts.interrupt.is_none(),
+            "parallelism > 1 is for weir run; a pipeline under weir serve runs on one thread"
+        );
+        let setup = parallel::WorkerSetup {
+            name: self.cfg.name.clone(),
+            kind: self.operator.kind(),
+            lateness: self.cfg.window.allowed_lateness.0,
+            limits: state_limits(&self.limits),
+            inputs: self.inputs.clone(),
+            log: self.log.clone(),
+        };
+        self.shards = Some(parallel::Shards::start(n, self.plugin.as_ref(), &setup)?);
+        self.summary.parallelism = n as u64;
+        Ok(())
     }
 
     /// Swaps in a new plugin instance between two batches, hence between two window
@@ -350,6 +392,10 @@ impl Pipeline {
     /// with another state type (or none) they are dropped and rebuilt from the events the
     /// host holds, by the new version, at the next firing: nothing is lost or counted twice.
     pub fn swap_plugin(&mut self, plugin: impl Plugin + 'static) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.shards.is_none(),
+            "a hot swap needs the pipeline on one thread (parallelism = 1)"
+        );
         if plugin.info().state_type != self.plugin.info().state_type {
             self.operator.clear_stacks();
         }
@@ -370,6 +416,10 @@ impl Pipeline {
     /// Fires the windows that are due at the current watermark: those held back by a
     /// quarantine or an interrupt.
     pub fn fire_due(&mut self) -> anyhow::Result<()> {
+        if self.shards.is_some() {
+            // Workers fire at every watermark change and never hold a window back.
+            return Ok(());
+        }
         self.fire(FireMode::Watermark(self.watermarks.current()))
     }
 
@@ -390,6 +440,9 @@ impl Pipeline {
 
     /// Windows open and events buffered in window state.
     pub fn state_size(&self) -> (usize, usize) {
+        if let Some(sh) = &self.shards {
+            return sh.state_size();
+        }
         (
             self.operator.open_windows(),
             self.operator.buffered_events(),
@@ -427,6 +480,7 @@ impl Pipeline {
         loop {
             if stop.load(Ordering::Relaxed) {
                 self.stopped = true;
+                self.drain_workers()?;
                 self.flush_sinks()?;
                 break;
             }
@@ -496,6 +550,9 @@ impl Pipeline {
         self.rejected = rejected;
         self.decode_batch(raws, events)?;
         self.filter_batch(raws, events)?;
+        if self.shards.is_some() {
+            return self.step_parallel(raws, events, poll);
+        }
         let now = Instant::now();
         for (i, ev) in events.drain(..) {
             self.place(&raws.get(i), ev, now)?;
@@ -558,8 +615,25 @@ impl Pipeline {
         Ok(())
     }
 
+    /// Sends a record to the dead letter, with the reason, and counts it; with workers,
+    /// after the outputs of earlier input.
     fn dead_letter(&mut self, raw: &RawRecord<'_>, reason: &str) -> anyhow::Result<()> {
         self.summary.malformed += 1;
+        if let Some(sh) = &mut self.shards {
+            let pos = sh.next_pos();
+            sh.pending.push(parallel::Out::DeadLetter {
+                pos,
+                origin: raw.origin.clone(),
+                offset: raw.offset,
+                payload: raw.payload.to_string(),
+                reason: reason.to_string(),
+            });
+            return Ok(());
+        }
+        self.write_dead_letter(raw, reason)
+    }
+
+    fn write_dead_letter(&mut self, raw: &RawRecord<'_>, reason: &str) -> anyhow::Result<()> {
         let row = [
             Cell::Str(&self.cfg.name),
             Cell::Str(raw.origin),
@@ -604,7 +678,16 @@ impl Pipeline {
                         self.failures_in_a_row
                     ));
                 }
-                self.error_record(&e, None)?;
+                match &mut self.shards {
+                    Some(sh) => {
+                        let pos = sh.next_pos();
+                        sh.pending.push(parallel::Out::FilterError {
+                            pos,
+                            error: e.clone(),
+                        });
+                    }
+                    None => self.error_record(&e, None)?,
+                }
                 let reason = format!("plugin filter failed: {e}");
                 for (i, _) in std::mem::take(events) {
                     self.dead_letter(&raws.get(i), &reason)?;
@@ -612,6 +695,182 @@ impl Pipeline {
             }
         }
         Ok(())
+    }
+
+    /// [`Pipeline::step`] with workers: routes the batch's events to the workers that own
+    /// their keys, with the watermark changes, then writes the outputs of the previous
+    /// batch (of every batch at the end of input).
+    fn step_parallel(
+        &mut self,
+        raws: &mut RawBatch,
+        events: &mut Vec<(usize, Event)>,
+        poll: Poll,
+    ) -> anyhow::Result<Step> {
+        let now = Instant::now();
+        let n = self.shards.as_ref().map_or(1, parallel::Shards::len);
+        let mut work: Vec<Vec<parallel::Routed>> = (0..n)
+            .map(|_| Vec::with_capacity(events.len() / n + 1))
+            .collect();
+        let mut changes = Vec::new();
+        for (i, ev) in events.drain(..) {
+            let raw = raws.get(i);
+            let ts = ev.ts;
+            // What a worker would refuse whatever its state is refused here, before the
+            // watermark sees it, as on one thread.
+            if let Some(reason) = self.too_far_ahead(ts).or_else(|| self.operator.refuses(ts)) {
+                self.dead_letter(&raw, &reason)?;
+                continue;
+            }
+            let key = Key(self
+                .schema
+                .key
+                .iter()
+                .map(|&k| ev.values[k].clone())
+                .collect());
+            let before = self.watermarks.current();
+            let Some(sh) = self.shards.as_mut() else {
+                break;
+            };
+            let pos = sh.next_pos();
+            work[sh.shard_of(&key)].push(parallel::Routed {
+                pos,
+                raw: i as u32,
+                ts,
+                key,
+                values: ev.values.into_boxed_slice(),
+                before,
+            });
+            let w = self.watermarks.observe(raw.partition, ts, now);
+            if w != before {
+                changes.push((sh.next_pos(), w));
+            }
+        }
+        let every = Duration::from_millis(self.cfg.emit.every.0.max(1) as u64);
+        let early_due =
+            self.cfg.emit.mode == EmitMode::Update && self.last_early.elapsed() >= every;
+        if early_due {
+            self.last_early = Instant::now();
+        }
+        let Some(sh) = self.shards.as_mut() else {
+            anyhow::bail!("the pipeline's workers are gone");
+        };
+        let early = early_due.then(|| sh.next_pos());
+        let flush = (poll == Poll::Done).then(|| sh.next_pos());
+        sh.dispatch(work, changes, early, flush, raws)?;
+        if poll == Poll::Ready {
+            // One batch stays with the workers while the next one is read.
+            self.write_workers(1)?;
+            if self.last_flush.elapsed() >= SINK_FLUSH_EVERY {
+                self.flush_sinks()?;
+            }
+            return Ok(Step::More);
+        }
+        self.drain_workers()?;
+        self.flush_sinks()?;
+        self.flushed = self.shards.as_ref().is_some_and(parallel::Shards::finished);
+        anyhow::ensure!(
+            self.flushed,
+            "the end-of-input flush left windows pending on a worker"
+        );
+        Ok(Step::Finished)
+    }
+
+    /// Writes the outputs of every batch the workers have.
+    fn drain_workers(&mut self) -> anyhow::Result<()> {
+        self.write_workers(0)
+    }
+
+    /// Writes the outputs of the batches the workers have, oldest first, until `keep`
+    /// are left with them.
+    fn write_workers(&mut self, keep: usize) -> anyhow::Result<()> {
+        loop {
+            let merged = match &mut self.shards {
+                Some(sh) if sh.in_flight() > keep => sh.collect()?,
+                _ => return Ok(()),
+            };
+            let Some(merged) = merged else {
+                return Ok(());
+            };
+            let raws = self.write_merged(merged)?;
+            if let Some(sh) = &mut self.shards {
+                sh.recycle(raws);
+            }
+        }
+    }
+
+    /// Writes one batch's merged outputs to the sinks, counting them, and hands back its
+    /// records.
+    fn write_merged(&mut self, merged: parallel::Merged) -> anyhow::Result<RawBatch> {
+        use parallel::Out;
+        let parallel::Merged { outs, raws } = merged;
+        let revisions = has_revisions(&self.cfg);
+        for out in outs {
+            match out {
+                Out::Late {
+                    before, ts, values, ..
+                } => {
+                    self.summary.late += 1;
+                    if let Some(late) = &mut self.out.late {
+                        let mut row = vec![
+                            Cell::Str(&self.cfg.name),
+                            Cell::Str("late for every window"),
+                            Cell::Time(before),
+                            Cell::Time(ts),
+                        ];
+                        row.extend(values.iter().map(Cell::Value));
+                        late.write(&row)?;
+                    }
+                }
+                Out::Refused { raw, reason, .. } => {
+                    self.summary.malformed += 1;
+                    self.write_dead_letter(&raws.get(raw as usize), &reason)?;
+                }
+                Out::DeadLetter {
+                    origin,
+                    offset,
+                    payload,
+                    reason,
+                    ..
+                } => {
+                    let raw = RawRecord {
+                        partition: 0,
+                        origin: &origin,
+                        offset,
+                        payload: &payload,
+                    };
+                    self.write_dead_letter(&raw, &reason)?;
+                }
+                Out::FilterError { error, .. } => self.error_record(&error, None)?,
+                Out::Fired {
+                    window,
+                    key,
+                    revision,
+                    result,
+                    ..
+                } => {
+                    let mut writer = SinkWriter {
+                        out: &mut self.out,
+                        pipeline: &self.cfg.name,
+                        key_names: &self.cfg.schema.key,
+                        revisions,
+                        version: self.opts.version_column.then_some(self.version.as_str()),
+                    };
+                    self.summary.windows_fired += 1;
+                    match result {
+                        Ok(rows) => {
+                            self.summary.rows_written += rows.len() as u64;
+                            writer.rows(&key.0, window, revision, rows)?;
+                        }
+                        Err(e) => {
+                            self.summary.plugin_errors += 1;
+                            writer.error(&key.0, window, revision, e)?;
+                        }
+                    }
+                }
+            }
+        }
+        self.out.results.commit()?;
+        Ok(raws)
     }
 
     fn place(&mut self, raw: &RawRecord<'_>, ev: Event, now: Instant) -> anyhow::Result<()> {
@@ -693,14 +952,18 @@ impl Pipeline {
             .state_type
             .is_some()
             .then(|| self.operator.kind().pane());
-        let mut emitter = Emitter {
+        let mut writer = SinkWriter {
+            out: &mut self.out,
             pipeline: &self.cfg.name,
             key_names: &self.cfg.schema.key,
             revisions: has_revisions(&self.cfg),
             version: self.opts.version_column.then_some(self.version.as_str()),
+        };
+        let mut emitter = Emitter {
+            pipeline: &self.cfg.name,
             inputs: &self.inputs,
             plugin: self.plugin.as_mut(),
-            out: &mut self.out,
+            out: &mut writer,
             summary: &mut self.summary,
             failures_in_a_row: &mut self.failures_in_a_row,
             quarantine_after: if self.opts.quarantine {
@@ -765,12 +1028,9 @@ pub const CALL_WINDOWS: usize = 2048;
 /// panes, merges pane states and finishes the windows.
 struct Emitter<'a> {
     pipeline: &'a str,
-    key_names: &'a [String],
-    revisions: bool,
-    version: Option<&'a str>,
     inputs: &'a [usize],
     plugin: &'a mut dyn Plugin,
-    out: &'a mut Outputs,
+    out: &'a mut dyn WindowSink,
     summary: &'a mut Summary,
     failures_in_a_row: &'a mut u32,
     quarantine_after: u32,
@@ -894,7 +1154,7 @@ impl Emitter<'_> {
             return;
         }
         if self.failed.is_none()
-            && let Err(e) = self.out.results.commit()
+            && let Err(e) = self.out.commit()
         {
             self.failed = Some(e);
         }
@@ -1136,7 +1396,8 @@ impl Emitter<'_> {
             Ok(rows) => {
                 *self.failures_in_a_row = 0;
                 let n = rows.len() as u64;
-                self.write_rows(key, window, revision, &rows)
+                self.out
+                    .rows(key, window, revision, rows)
                     .map(|()| self.uncommitted.push((d, n)))
             }
             Err(e) => {
@@ -1153,15 +1414,10 @@ impl Emitter<'_> {
                     tracing::error!(pipeline = %self.pipeline, %reason, "pipeline quarantined");
                     *self.quarantined = Some(reason);
                 }
-                let k = Key(key.to_vec());
-                let at = Some((&k, window, revision));
-                // Error records are rare and wanted at once: no buffering.
-                write_error_row(&mut *self.out.errors, self.pipeline, self.key_names, &e, at)
-                    .and_then(|()| self.out.errors.flush())
-                    .map(|()| {
-                        self.summary.windows_fired += 1;
-                        operator.fired(d);
-                    })
+                self.out.error(key, window, revision, e).map(|()| {
+                    self.summary.windows_fired += 1;
+                    operator.fired(d);
+                })
             }
         };
         match written {
@@ -1174,10 +1430,71 @@ impl Emitter<'_> {
     }
 }
 
-impl Emitter<'_> {
-    /// Writes a firing's rows to the result sink, in the columns of [`output_columns`]: the
-    /// plugin's fields are placed by name under its declared outputs (a field it did not
-    /// declare is not written, one it left out is absent).
+/// Where an [`Emitter`] hands each fired window: the pipeline's sinks ([`SinkWriter`]), or a
+/// worker's list of outputs, merged back into input order by the pipeline's thread
+/// (`parallelism`).
+pub(crate) trait WindowSink {
+    /// A window's rows, buffered until [`WindowSink::commit`].
+    fn rows(
+        &mut self,
+        key: &[Value],
+        window: Window,
+        revision: u32,
+        rows: Vec<plugin::Row>,
+    ) -> Result<(), sink::Error>;
+    /// A window's error record, handed to the operating system at once.
+    fn error(
+        &mut self,
+        key: &[Value],
+        window: Window,
+        revision: u32,
+        e: plugin::Error,
+    ) -> Result<(), sink::Error>;
+    /// Hands the buffered rows to the operating system.
+    fn commit(&mut self) -> Result<(), sink::Error>;
+}
+
+/// Writes fired windows into a pipeline's result and error sinks, in the columns of
+/// [`output_columns`].
+pub(crate) struct SinkWriter<'a> {
+    out: &'a mut Outputs,
+    pipeline: &'a str,
+    key_names: &'a [String],
+    revisions: bool,
+    version: Option<&'a str>,
+}
+
+impl WindowSink for SinkWriter<'_> {
+    fn rows(
+        &mut self,
+        key: &[Value],
+        window: Window,
+        revision: u32,
+        rows: Vec<plugin::Row>,
+    ) -> Result<(), sink::Error> {
+        self.write_rows(key, window, revision, &rows)
+    }
+
+    fn error(
+        &mut self,
+        key: &[Value],
+        window: Window,
+        revision: u32,
+        e: plugin::Error,
+    ) -> Result<(), sink::Error> {
+        let k = Key(key.to_vec());
+        let at = Some((&k, window, revision));
+        // Error records are rare and wanted at once: no buffering.
+        write_error_row(&mut *self.out.errors, self.pipeline, self.key_names, &e, at)?;
+        self.out.errors.flush()
+    }
+
+    fn commit(&mut self) -> Result<(), sink::Error> {
+        self.out.results.commit()
+    }
+}
+
+impl SinkWriter<'_> {
     /// Writes a window's rows (positional, in the plugin's output order) after its key,
     /// bounds, revision and version, straight into the result sink's buffer.
     fn write_rows(

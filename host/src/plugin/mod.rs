@@ -121,6 +121,9 @@ pub trait Plugin: Send {
     fn aggregate(&mut self, groups: &[Group]) -> Result<Vec<GroupResult>, Error>;
     /// Incremental: evaluates a plan over the events in the batch.
     fn step(&mut self, plan: &Plan) -> Result<PlanOutput, Error>;
+    /// A new instance of the same code, configuration and limits, with no state of this
+    /// one: a worker thread's own copy (`parallelism`).
+    fn fork(&self) -> Result<Box<dyn Plugin>, Error>;
 }
 
 /// Checks the rows a call returned for one window against the limits and the declared

@@ -29,6 +29,8 @@ pub const NAMES: [&str; 7] = [
 
 /// A plugin compiled into the host.
 pub struct NativePlugin {
+    /// What it was made from, for [`Plugin::fork`]: the wasm file stem, params and keys.
+    made_from: (String, Vec<(String, String)>, Vec<String>),
     driver: Box<dyn Driver>,
     info: PluginInfo,
     limits: Limits,
@@ -86,6 +88,7 @@ impl NativePlugin {
         };
         let batch = BatchBuilder::new(&info.inputs, 64);
         Ok(NativePlugin {
+            made_from: (name.to_string(), params.to_vec(), key_fields.to_vec()),
             driver,
             info,
             limits,
@@ -176,6 +179,16 @@ impl Plugin for NativePlugin {
 
     fn version_id(&self) -> String {
         format!("{}@{}", self.info.name, self.info.version)
+    }
+
+    fn fork(&self) -> Result<Box<dyn Plugin>, Error> {
+        let (name, params, keys) = &self.made_from;
+        Ok(Box::new(NativePlugin::new(
+            name,
+            params,
+            keys,
+            self.limits,
+        )?))
     }
 
     fn restarts(&self) -> u64 {

@@ -1009,6 +1009,17 @@ impl Plugin for PluginInstance {
         format!("{}@{}+{sha}", self.info.name, self.info.version)
     }
 
+    /// Instantiates the same compiled code again (no Cranelift) and configures it the same.
+    fn fork(&self) -> Result<Box<dyn Plugin>, Error> {
+        Ok(Box::new(PluginInstance::with_keys(
+            self.code.clone(),
+            self.limits,
+            self.params.clone(),
+            self.key_fields.clone(),
+            self.owner.clone(),
+        )?))
+    }
+
     fn restarts(&self) -> u64 {
         self.restarts
     }

@@ -460,6 +460,30 @@ impl WindowOperator {
         i64::try_from(end).ok().filter(|&e| e <= last)
     }
 
+    /// Why [`WindowOperator::process`] would refuse an event at `ts` whatever the state
+    /// holds, if it would: too many windows per event, or window bounds that overflow.
+    /// (The state limits depend on the state, and are checked by `process` only.)
+    pub fn refuses(&self, ts: i64) -> Option<String> {
+        let per_event = self.kind.windows_per_event();
+        if per_event > self.limits.max_windows_per_event {
+            return Some(format!(
+                "limit reached: the event belongs to {per_event} windows, over max_windows_per_event {}",
+                self.limits.max_windows_per_event
+            ));
+        }
+        match self.kind.ends(ts) {
+            Err(e) => Some(e.to_string()),
+            Ok(Some(_)) => None,
+            Ok(None) => {
+                let mut scratch = Vec::with_capacity(1);
+                self.kind
+                    .assign(ts, &mut scratch)
+                    .err()
+                    .map(|e| e.to_string())
+            }
+        }
+    }
+
     /// Adds one event, given the watermark as it was before this event.
     ///
     /// The event joins every window it is not late for (`end + allowed_lateness > W`);

@@ -1,0 +1,502 @@
+//! Key-sharded window state on worker threads (`parallelism`).
+//!
+//! The pipeline's thread reads, decodes and filters, builds each event's key, runs the
+//! watermark and routes the event to the worker that owns its key (a hash of the key). Each
+//! worker holds the window state of its keys and a plugin instance of its own, and fires its
+//! windows at the watermark changes the pipeline's thread saw, at the same places in the
+//! input. Every output (a result row, a late event, a dead letter, an error record) carries
+//! its position in the input, and the pipeline's thread merges the workers' outputs back by
+//! position, then by `(end, start, key)` among the windows one watermark change fires: the
+//! order one thread writes them in. So every sink gets the same bytes for any parallelism.
+//!
+//! Batches are pipelined one deep: the workers place and fire batch k while the pipeline's
+//! thread writes the outputs of batch k − 1 and reads batch k + 1.
+
+use std::collections::VecDeque;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::thread::JoinHandle;
+
+use crate::plugin::{self, LogBudget, Plugin};
+use crate::source::RawBatch;
+use crate::value::{Key, Value};
+use crate::window::{Placement, StateLimits, Window, WindowKind, WindowOperator};
+
+use super::{Emitter, Summary, WindowSink};
+
+/// One event on its way to its worker.
+pub(super) struct Routed {
+    /// Position in the input (see the module doc).
+    pub pos: u64,
+    /// Index of its record in the batch, for a dead letter.
+    pub raw: u32,
+    /// Event time.
+    pub ts: i64,
+    /// Its key.
+    pub key: Key,
+    /// Every schema field.
+    pub values: Box<[Value]>,
+    /// The pipeline watermark before this event.
+    pub before: i64,
+}
+
+/// One batch's work for one worker.
+pub(super) struct Work {
+    /// The worker's events, in input order.
+    pub events: Vec<Routed>,
+    /// The batch's watermark changes, `(position, new watermark)`, shared by the workers.
+    pub changes: Arc<Vec<(u64, i64)>>,
+    /// Position of the batch's early firing (update mode), if it has one.
+    pub early: Option<u64>,
+    /// Position of the end-of-input flush, if the input ended.
+    pub flush: Option<u64>,
+}
+
+/// An output of a batch, with its position in the input.
+pub(super) enum Out {
+    /// An event late for every window (counted, and written to the late sink if any).
+    Late {
+        pos: u64,
+        before: i64,
+        ts: i64,
+        values: Box<[Value]>,
+    },
+    /// An event a worker refused (a state limit): a dead letter of record `raw`.
+    Refused { pos: u64, raw: u32, reason: String },
+    /// A dead letter found by the pipeline's thread (already counted).
+    DeadLetter {
+        pos: u64,
+        origin: Arc<str>,
+        offset: u64,
+        payload: String,
+        reason: String,
+    },
+    /// A failed `filter` call (already counted).
+    FilterError { pos: u64, error: plugin::Error },
+    /// A fired window: its rows, or the error of its call.
+    Fired {
+        pos: u64,
+        window: Window,
+        key: Key,
+        revision: u32,
+        result: Result<Vec<plugin::Row>, plugin::Error>,
+    },
+}
+
+impl Out {
+    /// The order one thread writes outputs in: by position, then windows by
+    /// `(end, start, key)`.
+    fn order(&self) -> (u64, i64, i64, Option<&Key>) {
+        match self {
+            Out::Late { pos, .. }
+            | Out::Refused { pos, .. }
+            | Out::DeadLetter { pos, .. }
+            | Out::FilterError { pos, .. } => (*pos, i64::MIN, i64::MIN, None),
+            Out::Fired {
+                pos, window, key, ..
+            } => (*pos, window.end, window.start, Some(key)),
+        }
+    }
+}
+
+/// What a worker did with one batch.
+struct Done {
+    outs: Vec<Out>,
+    /// Windows open and events buffered after the batch.
+    open: usize,
+    buffered: usize,
+    /// After a flush: whether every window fired and the state was dropped.
+    finished: bool,
+}
+
+/// A batch the workers have: its records (for dead letters) and the outputs the
+/// pipeline's thread found in it.
+struct InFlight {
+    raws: RawBatch,
+    outs: Vec<Out>,
+}
+
+/// The outputs of one batch, merged, for the pipeline's thread to write.
+pub(super) struct Merged {
+    /// In write order.
+    pub outs: Vec<Out>,
+    /// The batch's records.
+    pub raws: RawBatch,
+}
+
+/// The workers of a pipeline, seen from the pipeline's thread.
+pub(super) struct Shards {
+    senders: Vec<SyncSender<Work>>,
+    receivers: Vec<Receiver<Done>>,
+    handles: Vec<Option<JoinHandle<()>>>,
+    in_flight: VecDeque<InFlight>,
+    spare: Vec<RawBatch>,
+    /// Outputs of the batch being read, found by the pipeline's thread.
+    pub pending: Vec<Out>,
+    next: u64,
+    state: Vec<(usize, usize)>,
+    finished: bool,
+}
+
+/// What a worker needs to fire windows like the pipeline does.
+pub(super) struct WorkerSetup {
+    /// Pipeline name, for logs.
+    pub name: String,
+    /// Window kind and allowed lateness.
+    pub kind: WindowKind,
+    pub lateness: i64,
+    /// The state limits of the whole pipeline (each worker holds a share).
+    pub limits: StateLimits,
+    /// Schema index of each plugin input.
+    pub inputs: Vec<usize>,
+    /// The pipeline's log budget.
+    pub log: LogBudget,
+}
+
+impl Shards {
+    /// Starts `n` workers, each with a fork of `plugin`.
+    pub fn start(n: usize, plugin: &dyn Plugin, setup: &WorkerSetup) -> anyhow::Result<Shards> {
+        let mut shards = Shards {
+            senders: Vec::with_capacity(n),
+            receivers: Vec::with_capacity(n),
+            handles: Vec::with_capacity(n),
+            in_flight: VecDeque::new(),
+            spare: Vec::new(),
+            pending: Vec::new(),
+            next: 0,
+            state: vec![(0, 0); n],
+            finished: false,
+        };
+        for i in 0..n {
+            let plugin = plugin.fork()?;
+            let pane = plugin
+                .info()
+                .state_type
+                .is_some()
+                .then(|| setup.kind.pane());
+            let mut operator = WindowOperator::new(setup.kind, setup.lateness);
+            operator.set_limits(share(&setup.limits, n));
+            let mut worker = Worker {
+                name: setup.name.clone(),
+                operator,
+                plugin,
+                inputs: setup.inputs.clone(),
+                pane,
+                log: setup.log.clone(),
+                summary: Summary::default(),
+                failures: 0,
+                outs: Vec::new(),
+            };
+            let (work_tx, work_rx) = sync_channel::<Work>(1);
+            let (done_tx, done_rx) = sync_channel::<Done>(2);
+            let handle = std::thread::Builder::new()
+                .name(format!("weir-worker-{i}"))
+                .spawn(move || {
+                    for work in work_rx {
+                        if done_tx.send(worker.run(work)).is_err() {
+                            break;
+                        }
+                    }
+                })?;
+            shards.senders.push(work_tx);
+            shards.receivers.push(done_rx);
+            shards.handles.push(Some(handle));
+        }
+        Ok(shards)
+    }
+
+    /// How many workers there are.
+    pub fn len(&self) -> usize {
+        self.senders.len()
+    }
+
+    /// The next position in the input.
+    pub fn next_pos(&mut self) -> u64 {
+        self.next += 1;
+        self.next
+    }
+
+    /// The worker that owns `key`.
+    pub fn shard_of(&self, key: &Key) -> usize {
+        let mut h = std::hash::DefaultHasher::new();
+        key.hash(&mut h);
+        (h.finish() % self.senders.len() as u64) as usize
+    }
+
+    /// Windows open and events buffered over all workers, as of their last batch.
+    pub fn state_size(&self) -> (usize, usize) {
+        self.state
+            .iter()
+            .fold((0, 0), |(o, b), &(o2, b2)| (o + o2, b + b2))
+    }
+
+    /// Whether the last flush fired every window of every worker.
+    pub fn finished(&self) -> bool {
+        self.finished
+    }
+
+    /// How many batches are with the workers.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.len()
+    }
+
+    /// Hands a batch to the workers: `work` has one list of events per worker. `raws` is
+    /// kept with the batch until its outputs are merged, and replaced by an empty batch.
+    pub fn dispatch(
+        &mut self,
+        work: Vec<Vec<Routed>>,
+        changes: Vec<(u64, i64)>,
+        early: Option<u64>,
+        flush: Option<u64>,
+        raws: &mut RawBatch,
+    ) -> anyhow::Result<()> {
+        let changes = Arc::new(changes);
+        for (i, events) in work.into_iter().enumerate() {
+            let w = Work {
+                events,
+                changes: changes.clone(),
+                early,
+                flush,
+            };
+            if self.senders[i].send(w).is_err() {
+                return Err(self.died(i));
+            }
+        }
+        let mut held = self
+            .spare
+            .pop()
+            .unwrap_or_else(|| RawBatch::with_capacity(super::BATCH_SIZE));
+        std::mem::swap(raws, &mut held);
+        self.in_flight.push_back(InFlight {
+            raws: held,
+            outs: std::mem::take(&mut self.pending),
+        });
+        Ok(())
+    }
+
+    /// Waits for the oldest batch with the workers and merges its outputs, if there is one.
+    pub fn collect(&mut self) -> anyhow::Result<Option<Merged>> {
+        let Some(batch) = self.in_flight.pop_front() else {
+            return Ok(None);
+        };
+        let mut streams = Vec::with_capacity(self.receivers.len() + 1);
+        let mut finished = true;
+        for i in 0..self.receivers.len() {
+            let Ok(done) = self.receivers[i].recv() else {
+                return Err(self.died(i));
+            };
+            self.state[i] = (done.open, done.buffered);
+            finished &= done.finished;
+            streams.push(done.outs.into_iter().peekable());
+        }
+        self.finished = finished;
+        streams.push(batch.outs.into_iter().peekable());
+        let total = streams.iter().map(|s| s.len()).sum();
+        let mut outs = Vec::with_capacity(total);
+        loop {
+            let mut best: Option<usize> = None;
+            let mut best_order = None;
+            for (i, s) in streams.iter_mut().enumerate() {
+                if let Some(o) = s.peek() {
+                    let order = o.order();
+                    if best_order.as_ref().is_none_or(|b| order < *b) {
+                        best = Some(i);
+                        best_order = Some(order);
+                    }
+                }
+            }
+            match best.and_then(|i| streams[i].next()) {
+                Some(o) => outs.push(o),
+                None => break,
+            }
+        }
+        Ok(Some(Merged {
+            outs,
+            raws: batch.raws,
+        }))
+    }
+
+    /// Takes back a merged batch's records for reuse.
+    pub fn recycle(&mut self, mut raws: RawBatch) {
+        raws.clear();
+        self.spare.push(raws);
+    }
+
+    /// The error for a worker that stopped: its panic message.
+    fn died(&mut self, i: usize) -> anyhow::Error {
+        let why = match self.handles[i].take().map(JoinHandle::join) {
+            Some(Err(panic)) => panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic".into()),
+            _ => "it stopped".into(),
+        };
+        anyhow::anyhow!("worker {i} of the pipeline failed: {why}")
+    }
+}
+
+impl Drop for Shards {
+    fn drop(&mut self) {
+        self.senders.clear();
+        self.receivers.clear();
+        for h in self.handles.iter_mut().filter_map(Option::take) {
+            let _ = h.join();
+        }
+    }
+}
+
+/// Each worker's share of the pipeline's state limits (rounded up); the limit per event
+/// stays whole.
+fn share(l: &StateLimits, n: usize) -> StateLimits {
+    let n = n.max(1) as u64;
+    StateLimits {
+        max_windows_per_event: l.max_windows_per_event,
+        max_open_windows: l.max_open_windows.div_ceil(n),
+        max_buffered_events: l.max_buffered_events.div_ceil(n),
+        max_buffered_bytes: l.max_buffered_bytes.div_ceil(n),
+    }
+}
+
+/// One worker: the window state of its keys and its plugin instance.
+struct Worker {
+    name: String,
+    operator: WindowOperator,
+    plugin: Box<dyn Plugin>,
+    inputs: Vec<usize>,
+    pane: Option<Option<i64>>,
+    log: LogBudget,
+    /// The emitter's counters; the pipeline's thread counts what it writes instead.
+    summary: Summary,
+    failures: u32,
+    outs: Vec<Out>,
+}
+
+impl Worker {
+    /// Places a batch's events and fires at its watermark changes, in input order.
+    fn run(&mut self, work: Work) -> Done {
+        let changes = &work.changes[..];
+        let mut c = 0;
+        for ev in work.events {
+            while let Some(&(pos, w)) = changes.get(c).filter(|(pos, _)| *pos < ev.pos) {
+                self.fire(pos, Some(w));
+                c += 1;
+            }
+            self.place(ev);
+        }
+        for &(pos, w) in &changes[c..] {
+            self.fire(pos, Some(w));
+        }
+        if let Some(pos) = work.early {
+            self.fire(pos, None);
+        }
+        let mut finished = false;
+        if let Some(pos) = work.flush {
+            self.fire(pos, None);
+            finished = self.operator.finish();
+        }
+        Done {
+            outs: std::mem::take(&mut self.outs),
+            open: self.operator.open_windows(),
+            buffered: self.operator.buffered_events(),
+            finished,
+        }
+    }
+
+    fn place(&mut self, ev: Routed) {
+        match self.operator.process(ev.ts, ev.key, ev.values, ev.before) {
+            Placement::Added(_) => {}
+            Placement::Late(values) => self.outs.push(Out::Late {
+                pos: ev.pos,
+                before: ev.before,
+                ts: ev.ts,
+                values,
+            }),
+            Placement::Refused(reason) => self.outs.push(Out::Refused {
+                pos: ev.pos,
+                raw: ev.raw,
+                reason,
+            }),
+        }
+    }
+
+    /// Fires the windows due at `watermark` (every window with new events when `None`)
+    /// as outputs at `pos`, then purges at the watermark.
+    fn fire(&mut self, pos: u64, watermark: Option<i64>) {
+        let due = self.operator.take_due(watermark);
+        if !due.is_empty() {
+            let mut capture = Capture {
+                pos,
+                outs: &mut self.outs,
+            };
+            let mut quarantined = None;
+            let mut emitter = Emitter {
+                pipeline: &self.name,
+                inputs: &self.inputs,
+                plugin: self.plugin.as_mut(),
+                out: &mut capture,
+                summary: &mut self.summary,
+                failures_in_a_row: &mut self.failures,
+                quarantine_after: u32::MAX,
+                quarantined: &mut quarantined,
+                interrupt: None,
+                stop: false,
+                log: &self.log,
+                failed: None,
+                pane: self.pane,
+                uncommitted: Vec::new(),
+            };
+            emitter.emit_all(&mut self.operator, due);
+        }
+        if let Some(w) = watermark {
+            self.operator.purge_due(w);
+        }
+    }
+}
+
+/// A worker's [`WindowSink`]: keeps each fired window as an output at one position.
+struct Capture<'a> {
+    pos: u64,
+    outs: &'a mut Vec<Out>,
+}
+
+impl WindowSink for Capture<'_> {
+    fn rows(
+        &mut self,
+        key: &[Value],
+        window: Window,
+        revision: u32,
+        rows: Vec<plugin::Row>,
+    ) -> Result<(), crate::sink::Error> {
+        self.outs.push(Out::Fired {
+            pos: self.pos,
+            window,
+            key: Key(key.to_vec()),
+            revision,
+            result: Ok(rows),
+        });
+        Ok(())
+    }
+
+    fn error(
+        &mut self,
+        key: &[Value],
+        window: Window,
+        revision: u32,
+        e: plugin::Error,
+    ) -> Result<(), crate::sink::Error> {
+        self.outs.push(Out::Fired {
+            pos: self.pos,
+            window,
+            key: Key(key.to_vec()),
+            revision,
+            result: Err(e),
+        });
+        Ok(())
+    }
+
+    fn commit(&mut self) -> Result<(), crate::sink::Error> {
+        Ok(())
+    }
+}
