@@ -29,10 +29,15 @@ impl Measured {
             .unwrap_or(0)
     }
 
-    /// Cores the run could use: the summary's `parallelism` when it states one, else 1
-    /// (the pipeline runs on one thread).
+    /// Cores the run could use: one for a pipeline on one thread; with `parallelism` N > 1
+    /// workers, N + 1 threads (the pipeline's own reads and writes), at most the machine's
+    /// cores.
     pub fn cores(&self) -> u64 {
-        self.count("parallelism").max(1)
+        let machine = std::thread::available_parallelism().map_or(1, |n| n.get() as u64);
+        match self.count("parallelism") {
+            0 | 1 => 1,
+            n => (n + 1).min(machine.max(1)),
+        }
     }
 }
 
@@ -199,7 +204,9 @@ mod tests {
         );
         let m = run(&ok, &[], Path::new("p.toml"), long).expect("the script succeeds");
         assert_eq!((m.count("events_read"), m.count("rows_written")), (5, 2));
-        assert_eq!(m.cores(), 2);
+        // Two workers and the pipeline's thread: three threads, on at most every core.
+        let machine = std::thread::available_parallelism().map_or(1, |n| n.get() as u64);
+        assert_eq!(m.cores(), 3.min(machine));
         assert!(m.max_rss_kib > 0);
 
         let failing = script(dir.path(), "failing", "echo 'error: nope' >&2; exit 3");

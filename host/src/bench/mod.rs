@@ -58,6 +58,10 @@ pub struct Args {
     /// A run still going after this long is killed and shown as n/a.
     #[arg(long, default_value = "120s", value_parser = crate::config::parse_millis)]
     pub timeout: Millis,
+    /// Worker threads of every run (`weir run --parallelism`; default: its default, one
+    /// per core). `events/s/core` divides by the workers a run used.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    pub parallelism: Option<u16>,
     /// Multiplies every workload's event count (for quick checks and tests).
     #[arg(long, default_value_t = 1.0, hide = true)]
     pub scale: f64,
@@ -216,10 +220,14 @@ impl Suite<'_> {
         let toml = workload::pipeline_toml(w, variant, input, &plugin, out);
         let file = pipelines.join(format!("{}-{}.toml", w.name, variant.name()));
         std::fs::write(&file, toml).map_err(|e| format!("writing {}: {e}", file.display()))?;
-        let extra: &[&str] = match variant {
-            Variant::Native => &["--native"],
-            Variant::Wasm | Variant::Incremental => &[],
+        let mut extra: Vec<String> = match variant {
+            Variant::Native => vec!["--native".into()],
+            Variant::Wasm | Variant::Incremental => Vec::new(),
         };
+        if let Some(n) = self.args.parallelism {
+            extra.extend(["--parallelism".into(), n.to_string()]);
+        }
+        let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
         let timeout = Duration::from_millis(self.args.timeout.0.max(1) as u64);
         let mut runs = Vec::new();
         for i in 1..=self.args.repeat {
@@ -229,7 +237,7 @@ impl Suite<'_> {
                 variant.name(),
                 self.args.repeat
             );
-            match measure::run(&self.exe, extra, &file, timeout) {
+            match measure::run(&self.exe, &extra, &file, timeout) {
                 Ok(m) => {
                     eprintln!("{:.3} s", m.wall_seconds);
                     runs.push(m);
