@@ -17,7 +17,7 @@ pub use convert::{BatchBuilder, Column, ColumnData, Columns, OutputRow};
 pub use logs::{GuestLog, LogBudget};
 pub use runtime::{LoadLimits, Owner, PluginCode, PluginInfo, PluginInstance, Runtime};
 
-use crate::config::Limits;
+use crate::config::{Limits, SandboxLimits};
 use crate::value::{FieldType, Value};
 use crate::window::Window;
 
@@ -130,7 +130,7 @@ pub(crate) fn check_rows(
     plugin: &str,
     call: &'static str,
     outputs: usize,
-    limits: &Limits,
+    limits: &SandboxLimits,
     rows: &[Row],
 ) -> Result<(), Error> {
     let bad = |message: String| Error::BadOutput {
