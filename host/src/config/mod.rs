@@ -3,6 +3,11 @@
 //! Owns the shape of `PIPELINE.toml` and every semantic check on it (which key is wrong
 //! and how to fix it). It does not open files, load plugins or build the pipeline;
 //! `pipeline.rs` does that from a validated [`PipelineConfig`].
+//!
+//! One file per section: `source.rs`, `schema.rs` (resolved into [`crate::decode::Schema`]),
+//! `window.rs` (resolved into [`crate::window::WindowKind`]), `watermark.rs` (with
+//! `[emit]`), `plugin.rs` (with the limits, resolved into [`Limits`]) and `sink.rs`;
+//! `host.rs` is `weir serve`'s `HOST.toml`, `duration.rs` the duration and size syntax.
 
 mod duration;
 mod host;

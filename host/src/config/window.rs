@@ -151,7 +151,7 @@ impl WindowConfig {
         check_duration("window.allowed_lateness", self.allowed_lateness)
     }
 
-    /// The window assigner this section describes (checked by [`WindowConfig::validate`]
+    /// The window assigner this section describes (checked by `WindowConfig::validate`
     /// when the config was loaded).
     pub fn window_kind(&self) -> WindowKind {
         match self.kind {

@@ -107,7 +107,8 @@ pub struct PlanOutput {
 pub trait Plugin: Send {
     /// What the plugin declared.
     fn info(&self) -> &PluginInfo;
-    /// The limits it runs under.
+    /// The limits it was created under: it enforces the sandbox group; the pipeline reads
+    /// the others back from it when a new version takes over.
     fn limits(&self) -> &Limits;
     /// `<name>@<version>+<code id>`: the version id result rows carry.
     fn version_id(&self) -> String;
