@@ -86,10 +86,8 @@ fn traps(runtime: &Runtime) -> Vec<Vec<String>> {
 
 /// Call durations past the deadline, in ms.
 fn overshoot(runtime: &Runtime, deadline_ms: u64) -> Vec<f64> {
-    let limits = Limits {
-        deadline_ms,
-        ..Limits::default()
-    };
+    let mut limits = Limits::default();
+    limits.sandbox.deadline_ms = deadline_ms;
     let mut p = instance(runtime, "spin", limits);
     let mut out = Vec::with_capacity(SPINS);
     for _ in 0..SPINS {

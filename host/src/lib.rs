@@ -42,7 +42,7 @@
 //!     kind = "stdout"
 //! "#)?;
 //! let mut windows = Vec::new();
-//! cfg.window_kind()?.assign(2_500, &mut windows).expect("no overflow in range");
+//! cfg.window_kind().assign(2_500, &mut windows).expect("no overflow in range");
 //! assert_eq!(
 //!     windows,
 //!     [Window { start: 0, end: 3_000 }, Window { start: 1_000, end: 4_000 }, Window { start: 2_000, end: 5_000 }]

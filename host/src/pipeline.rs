@@ -26,7 +26,7 @@ use crate::source::{
 use crate::time::{NO_WATERMARK, Watermarks, format_rfc3339_ms};
 use crate::value::{Key, Value};
 use crate::window::panes::{Planner, StateRef};
-use crate::window::{Due, Placement, StateLimits, StoredEvent, Window, WindowOperator};
+use crate::window::{Due, Placement, StoredEvent, Window, WindowOperator};
 
 /// How often sinks are flushed while input keeps coming (rows of an unbounded source reach
 /// their files within about this long).
@@ -256,8 +256,8 @@ impl Pipeline {
         let schema = Schema::new(&cfg.schema).map_err(|e| anyhow::anyhow!("schema: {e}"))?;
         // The per-event window budget under the limits in force (a tenant's ceiling may be
         // lower than the pipeline's own), before any sink is opened.
-        let budget = plugin.limits().max_windows_per_event;
-        let own = cfg.plugin.limits.resolve(None).max_windows_per_event;
+        let budget = plugin.limits().state.max_windows_per_event;
+        let own = cfg.plugin.limits.resolve(None).state.max_windows_per_event;
         let budget_key = if budget < own {
             "the tenant's limits.max_windows_per_event"
         } else {
@@ -307,7 +307,7 @@ impl Pipeline {
             dead_letter: side(&cfg.dead_letter, &DEAD_LETTER_COLUMNS).context("dead_letter")?,
             errors: side(&cfg.error_sink, &ERROR_COLUMNS).context("error_sink")?,
         };
-        let mut operator = WindowOperator::new(cfg.window_kind()?, cfg.window.allowed_lateness.0);
+        let mut operator = WindowOperator::new(cfg.window_kind(), cfg.window.allowed_lateness.0);
         let watermarks = Watermarks::new(
             cfg.watermark.delay.0,
             cfg.watermark
@@ -317,10 +317,13 @@ impl Pipeline {
         let limits = *plugin.limits();
         // The operator checks the state limits per window created and refuses an event
         // whole; they change only here and at a swap.
-        operator.set_limits(state_limits(&limits));
+        operator.set_limits(limits.state);
         let version = plugin.version_id();
-        let log =
-            LogBudget::for_pipeline(&opts.owner.tenant, &cfg.name, limits.log_lines_per_second);
+        let log = LogBudget::for_pipeline(
+            &opts.owner.tenant,
+            &cfg.name,
+            limits.sandbox.log_lines_per_second,
+        );
         Ok(Pipeline {
             cfg,
             schema,
@@ -406,7 +409,7 @@ impl Pipeline {
         }
         self.version = plugin.version_id();
         self.limits = *plugin.limits();
-        self.operator.set_limits(state_limits(&self.limits));
+        self.operator.set_limits(self.limits.state);
         self.plugin = Box::new(plugin);
         self.failures_in_a_row = 0;
         self.quarantined = None;
@@ -1521,16 +1524,6 @@ impl SinkWriter<'_> {
             self.out.results.write(&cells)?;
         }
         Ok(())
-    }
-}
-
-/// The window-state caps among a plugin's resolved limits.
-fn state_limits(l: &Limits) -> StateLimits {
-    StateLimits {
-        max_windows_per_event: l.max_windows_per_event,
-        max_open_windows: l.max_open_windows,
-        max_buffered_events: l.max_buffered_events,
-        max_buffered_bytes: l.max_buffered_bytes,
     }
 }
 

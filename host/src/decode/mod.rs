@@ -35,7 +35,7 @@ pub struct Schema {
     /// Field names and types, in a fixed order (sorted by name).
     pub fields: Vec<(String, FieldType)>,
     index: HashMap<String, usize>,
-    /// Index in `fields` of the timestamp field, when it is also declared as a field.
+    /// Name of the event-time field (it may also be one of `fields`).
     pub timestamp_field: String,
     /// How the timestamp is written.
     pub timestamp_format: TimestampFormat,
@@ -46,40 +46,34 @@ pub struct Schema {
 }
 
 impl Schema {
-    /// Resolves a validated `[schema]` section.
-    pub fn new(cfg: &SchemaConfig) -> Result<Self, String> {
-        let fields: Vec<(String, FieldType)> =
-            cfg.fields.iter().map(|(k, v)| (k.clone(), *v)).collect();
-        let index: HashMap<String, usize> = fields
+    /// Resolves a `[schema]` section; the checks live in [`SchemaConfig::resolve`], the one
+    /// place they are made.
+    pub fn new(cfg: &SchemaConfig) -> Result<Self, crate::config::Error> {
+        cfg.resolve()
+    }
+
+    /// A schema from parts already checked by [`SchemaConfig::resolve`]: `key` holds
+    /// indices into `fields`, `required` one flag per field.
+    pub(crate) fn from_parts(
+        fields: Vec<(String, FieldType)>,
+        timestamp_field: String,
+        timestamp_format: TimestampFormat,
+        key: Vec<usize>,
+        required: Vec<bool>,
+    ) -> Self {
+        let index = fields
             .iter()
             .enumerate()
             .map(|(i, (n, _))| (n.clone(), i))
             .collect();
-        let key = cfg
-            .key
-            .iter()
-            .map(|k| {
-                index
-                    .get(k)
-                    .copied()
-                    .ok_or_else(|| format!("key field `{k}` is not declared"))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let required = fields
-            .iter()
-            .enumerate()
-            .map(|(i, (n, _))| {
-                key.contains(&i) || cfg.required.as_ref().is_some_and(|r| r.contains(n))
-            })
-            .collect();
-        Ok(Schema {
-            timestamp_format: TimestampFormat::parse(&cfg.timestamp.format)?,
-            timestamp_field: cfg.timestamp.field.clone(),
+        Schema {
             fields,
             index,
+            timestamp_field,
+            timestamp_format,
             key,
             required,
-        })
+        }
     }
 
     /// Position of a field by name.

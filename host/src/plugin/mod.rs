@@ -17,7 +17,7 @@ pub use convert::{BatchBuilder, Column, ColumnData, Columns, OutputRow};
 pub use logs::{GuestLog, LogBudget};
 pub use runtime::{LoadLimits, Owner, PluginCode, PluginInfo, PluginInstance, Runtime};
 
-use crate::config::Limits;
+use crate::config::{Limits, SandboxLimits};
 use crate::value::{FieldType, Value};
 use crate::window::Window;
 
@@ -107,7 +107,8 @@ pub struct PlanOutput {
 pub trait Plugin: Send {
     /// What the plugin declared.
     fn info(&self) -> &PluginInfo;
-    /// The limits it runs under.
+    /// The limits it was created under: it enforces the sandbox group; the pipeline reads
+    /// the others back from it when a new version takes over.
     fn limits(&self) -> &Limits;
     /// `<name>@<version>+<code id>`: the version id result rows carry.
     fn version_id(&self) -> String;
@@ -133,7 +134,7 @@ pub(crate) fn check_rows(
     plugin: &str,
     call: &'static str,
     outputs: usize,
-    limits: &Limits,
+    limits: &SandboxLimits,
     rows: &[Row],
 ) -> Result<(), Error> {
     let bad = |message: String| Error::BadOutput {

@@ -134,7 +134,7 @@ impl NativePlugin {
             &self.info.name,
             call,
             self.info.outputs.len(),
-            &self.limits,
+            &self.limits.sandbox,
             &rows,
         )?;
         Ok(rows)

@@ -855,7 +855,7 @@ impl PluginInstance {
             &self.info.name,
             call,
             self.info.outputs.len(),
-            &self.limits,
+            &self.limits.sandbox,
             &rows,
         )?;
         Ok(rows)
@@ -884,14 +884,14 @@ impl PluginInstance {
 
     fn instantiate(&mut self) -> Result<Live, Error> {
         let started = Instant::now();
-        let wasi = guest_wasi(&self.owner, self.limits.log_lines_per_second);
+        let wasi = guest_wasi(&self.owner, self.limits.sandbox.log_lines_per_second);
         let mut store = Store::new(
             &self.code.engine,
             HostState {
                 wasi,
                 table: ResourceTable::new(),
                 limiter: MemoryLimiter::new(
-                    usize::try_from(self.limits.memory_bytes).unwrap_or(usize::MAX),
+                    usize::try_from(self.limits.sandbox.memory_bytes).unwrap_or(usize::MAX),
                 ),
             },
         );
@@ -936,8 +936,8 @@ impl PluginInstance {
 
     /// Sets the per-call deadline (and fuel) on a store.
     fn arm(&self, store: &mut Store<HostState>) {
-        store.set_epoch_deadline(self.limits.deadline_ms.max(1));
-        if let Some(fuel) = self.limits.fuel {
+        store.set_epoch_deadline(self.limits.sandbox.deadline_ms.max(1));
+        if let Some(fuel) = self.limits.sandbox.fuel {
             // Fails only when the engine has fuel off, in which case there is nothing to set.
             let _ = store.set_fuel(fuel);
         }
@@ -973,17 +973,17 @@ impl PluginInstance {
             Some(Trap::Interrupt) => Error::Deadline {
                 plugin,
                 call,
-                deadline_ms: self.limits.deadline_ms,
+                deadline_ms: self.limits.sandbox.deadline_ms,
             },
             Some(Trap::OutOfFuel) => Error::Fuel {
                 plugin,
                 call,
-                fuel: self.limits.fuel.unwrap_or(0),
+                fuel: self.limits.sandbox.fuel.unwrap_or(0),
             },
             _ if store.data().limiter.refused => Error::Memory {
                 plugin,
                 call,
-                limit_bytes: self.limits.memory_bytes,
+                limit_bytes: self.limits.sandbox.memory_bytes,
             },
             _ => Error::Trap {
                 plugin,

@@ -21,7 +21,7 @@ use rand_chacha::ChaCha8Rng;
 
 use super::{Error, Poll, RawBatch, SizeHint, Source};
 use crate::config::{Format, GeneratorConfig, Workload};
-use crate::time::{TimestampFormat, format_rfc3339_ms};
+use crate::time::format_rfc3339_ms;
 
 /// Start time when `start` is not set: 2024-01-22T00:00:00Z.
 const DEFAULT_START_MS: i64 = 1_705_881_600_000;
@@ -85,15 +85,11 @@ impl Generator {
     /// A generator for this config. Fails, naming the key, when `start` is not RFC 3339 or
     /// `keys` is 0.
     pub fn new(cfg: &GeneratorConfig) -> Result<Self, String> {
-        let start = match &cfg.start {
-            Some(s) => TimestampFormat::Rfc3339
-                .parse_str(s)
-                .map_err(|e| format!("source.start: {e}; write e.g. \"2024-01-22T00:00:00Z\""))?,
-            None => DEFAULT_START_MS,
-        };
-        if cfg.keys == 0 {
-            return Err("source.keys is 0; use at least 1 key".to_string());
-        }
+        cfg.validate().map_err(|e| e.to_string())?;
+        let start = cfg
+            .start_ms()
+            .map_err(|e| e.to_string())?
+            .unwrap_or(DEFAULT_START_MS);
         Ok(Generator {
             workload: cfg.workload,
             format: cfg.format,
@@ -485,6 +481,7 @@ impl Source for GeneratorSource {
 mod tests {
     use super::*;
     use crate::config::Millis;
+    use crate::time::TimestampFormat;
 
     fn config(workload: Workload, format: Format) -> GeneratorConfig {
         GeneratorConfig {
@@ -729,7 +726,7 @@ mod tests {
         let err = write_generated(&cfg, &mut Vec::new()).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
         assert!(
-            err.to_string().starts_with("source.start: `monday`"),
+            err.to_string().starts_with("source.start `monday`"),
             "{err}"
         );
         let cfg = GeneratorConfig {
