@@ -378,7 +378,7 @@ impl Pipeline {
             name: self.cfg.name.clone(),
             kind: self.operator.kind(),
             lateness: self.cfg.window.allowed_lateness.0,
-            limits: state_limits(&self.limits),
+            limits: self.limits.state,
             inputs: self.inputs.clone(),
             log: self.log.clone(),
         };
