@@ -1,5 +1,8 @@
 //! The `weir` binary: see [`weir::cli`].
 
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::process::ExitCode {
     match weir::cli::try_main() {
         Ok(()) => std::process::ExitCode::SUCCESS,

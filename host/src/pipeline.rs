@@ -912,7 +912,8 @@ impl Pipeline {
             }
         }
         let w = self.watermarks.observe(raw.partition, ts, now);
-        if w != before {
+        // Below `next_due` nothing fires and nothing is purged.
+        if w != before && w >= self.operator.next_due() {
             self.fire(FireMode::Watermark(w))?;
         }
         Ok(())

@@ -378,15 +378,25 @@ impl Worker {
     fn run(&mut self, work: Work) -> Done {
         let changes = &work.changes[..];
         let mut c = 0;
+        // The lowest watermark at which this worker's state has anything to do: the
+        // changes below it (most of them, with many keys) are skipped.
+        let mut next = self.operator.next_due();
         for ev in work.events {
             while let Some(&(pos, w)) = changes.get(c).filter(|(pos, _)| *pos < ev.pos) {
-                self.fire(pos, Some(w));
+                if w >= next {
+                    self.fire(pos, Some(w));
+                    next = self.operator.next_due();
+                }
                 c += 1;
             }
             self.place(ev);
+            next = self.operator.next_due();
         }
         for &(pos, w) in &changes[c..] {
-            self.fire(pos, Some(w));
+            if w >= next {
+                self.fire(pos, Some(w));
+                next = self.operator.next_due();
+            }
         }
         if let Some(pos) = work.early {
             self.fire(pos, None);

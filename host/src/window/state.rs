@@ -687,6 +687,15 @@ impl WindowOperator {
         }
     }
 
+    /// The lowest watermark at which [`take_due`](Self::take_due) or
+    /// [`purge_due`](Self::purge_due) would do anything (`i64::MAX` when the state is
+    /// empty): a watermark below it can be skipped.
+    pub fn next_due(&self) -> i64 {
+        let fire = self.queue.first().map_or(i64::MAX, |&(end, _, _)| end);
+        let purge = self.cleanup.first().map_or(i64::MAX, |&(at, _)| at);
+        fire.min(purge)
+    }
+
     /// Takes the windows due to fire, in `(end, start, key)` order: every window with
     /// unemitted events whose `end <= watermark`, or every one when `watermark` is `None`
     /// (early firings, end of input). Each must then be either [`fired`](Self::fired) or
