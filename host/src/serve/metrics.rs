@@ -1,41 +1,40 @@
-//! Prometheus metrics of a host: per (tenant, pipeline) counters and gauges, exposed as text
-//! by the admin API's `/metrics`.
+//! Prometheus metrics of a host: per-pipeline counters and gauges labelled by
+//! [`PipelineId`] (`tenant`, `pipeline`), exposed as text by the admin API's `/metrics`.
 
-use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::{EncodeLabelSet, LabelSetEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
+use super::PipelineId;
 use crate::pipeline::Summary;
 
-/// Labels of every per-pipeline metric.
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct PipelineLabels {
-    /// Tenant name.
-    pub tenant: String,
-    /// Pipeline name.
-    pub pipeline: String,
+/// Every per-pipeline metric is labelled `tenant` and `pipeline`.
+impl EncodeLabelSet for PipelineId {
+    fn encode(&self, encoder: &mut LabelSetEncoder) -> Result<(), std::fmt::Error> {
+        [("tenant", &*self.tenant), ("pipeline", &*self.pipeline)].encode(encoder)
+    }
 }
 
 /// Every metric family of a host.
 #[derive(Default)]
 pub struct Metrics {
     registry: Registry,
-    events_read: Family<PipelineLabels, Counter>,
-    malformed: Family<PipelineLabels, Counter>,
-    filtered: Family<PipelineLabels, Counter>,
-    late: Family<PipelineLabels, Counter>,
-    windows_fired: Family<PipelineLabels, Counter>,
-    rows_written: Family<PipelineLabels, Counter>,
-    plugin_errors: Family<PipelineLabels, Counter>,
-    plugin_restarts: Family<PipelineLabels, Counter>,
-    swaps: Family<PipelineLabels, Counter>,
-    rejected_deploys: Family<PipelineLabels, Counter>,
-    open_windows: Family<PipelineLabels, Gauge>,
-    buffered_events: Family<PipelineLabels, Gauge>,
-    quarantined: Family<PipelineLabels, Gauge>,
-    paused: Family<PipelineLabels, Gauge>,
+    events_read: Family<PipelineId, Counter>,
+    malformed: Family<PipelineId, Counter>,
+    filtered: Family<PipelineId, Counter>,
+    late: Family<PipelineId, Counter>,
+    windows_fired: Family<PipelineId, Counter>,
+    rows_written: Family<PipelineId, Counter>,
+    plugin_errors: Family<PipelineId, Counter>,
+    plugin_restarts: Family<PipelineId, Counter>,
+    swaps: Family<PipelineId, Counter>,
+    rejected_deploys: Family<PipelineId, Counter>,
+    open_windows: Family<PipelineId, Gauge>,
+    buffered_events: Family<PipelineId, Gauge>,
+    quarantined: Family<PipelineId, Gauge>,
+    paused: Family<PipelineId, Gauge>,
     compiled_cache_bytes: Gauge,
     compiled_cache_components: Gauge,
 }
@@ -141,8 +140,8 @@ impl Metrics {
     }
 
     /// Publishes the counters of `now` that grew since `before`, and the gauges.
-    pub fn publish(&self, l: &PipelineLabels, before: &Summary, now: &Summary, state: &GaugeState) {
-        let inc = |f: &Family<PipelineLabels, Counter>, a: u64, b: u64| {
+    pub fn publish(&self, l: &PipelineId, before: &Summary, now: &Summary, state: &GaugeState) {
+        let inc = |f: &Family<PipelineId, Counter>, a: u64, b: u64| {
             if b > a {
                 f.get_or_create(l).inc_by(b - a);
             }
@@ -154,7 +153,7 @@ impl Metrics {
         inc(&self.windows_fired, before.windows_fired, now.windows_fired);
         inc(&self.rows_written, before.rows_written, now.rows_written);
         inc(&self.plugin_errors, before.plugin_errors, now.plugin_errors);
-        let gauge = |f: &Family<PipelineLabels, Gauge>, v: u64| {
+        let gauge = |f: &Family<PipelineId, Gauge>, v: u64| {
             f.get_or_create(l).set(i64::try_from(v).unwrap_or(i64::MAX));
         };
         gauge(&self.open_windows, state.open_windows);
@@ -164,19 +163,19 @@ impl Metrics {
     }
 
     /// Counts plugin instance restarts.
-    pub fn restarts(&self, l: &PipelineLabels, n: u64) {
+    pub fn restarts(&self, l: &PipelineId, n: u64) {
         if n > 0 {
             self.plugin_restarts.get_or_create(l).inc_by(n);
         }
     }
 
     /// Counts a swapped-in version.
-    pub fn swapped(&self, l: &PipelineLabels) {
+    pub fn swapped(&self, l: &PipelineId) {
         self.swaps.get_or_create(l).inc();
     }
 
     /// Counts a rejected version.
-    pub fn rejected(&self, l: &PipelineLabels) {
+    pub fn rejected(&self, l: &PipelineId) {
         self.rejected_deploys.get_or_create(l).inc();
     }
 }
@@ -201,10 +200,7 @@ mod tests {
     #[test]
     fn publishes_deltas_with_labels() {
         let m = Metrics::new();
-        let l = PipelineLabels {
-            tenant: "acme".into(),
-            pipeline: "stocks".into(),
-        };
+        let l = PipelineId::new("acme", "stocks");
         let a = Summary::default();
         let b = Summary {
             events_read: 5,

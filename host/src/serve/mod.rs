@@ -9,6 +9,7 @@
 //! the same validation as a later deploy ([`Host::prepare`]) before the pipeline starts.
 
 pub mod control;
+mod id;
 mod metrics;
 pub mod watch;
 
@@ -25,12 +26,13 @@ use anyhow::Context;
 pub use control::{
     ControlError, HostControl, PipelineState, PipelineView, Principal, TenantView, VersionView,
 };
-pub use metrics::{GaugeState, Metrics, PipelineLabels};
+pub use id::PipelineId;
+pub use metrics::{GaugeState, Metrics};
 
 use crate::config::{HostConfig, Limits, PipelineConfig};
 use crate::decode::Schema;
 use crate::pipeline::{self, Options, Pipeline, Step, Summary};
-use crate::plugin::{Owner, Plugin as _, PluginCode, PluginInstance, Runtime};
+use crate::plugin::{Plugin as _, PluginCode, PluginInstance, Runtime};
 use crate::time::format_rfc3339_ms;
 
 /// How long a deploy waits for the pipeline thread to take the new version.
@@ -62,12 +64,10 @@ struct Version {
 }
 
 struct PipelineEntry {
-    tenant: String,
-    name: String,
+    id: PipelineId,
     cfg: PipelineConfig,
     schema: Schema,
     limits: Limits,
-    labels: PipelineLabels,
     control: Mutex<Sender<Control>>,
     /// Raised after sending a control message, so the thread defers firings and ends its
     /// batch early (see `pipeline::Options::interrupt`).
@@ -174,27 +174,13 @@ impl Host {
         }
         let bytes = std::fs::read(&path)
             .with_context(|| format!("reading plugin.path {}", path.display()))?;
-        let owner = Owner {
-            tenant: tenant.to_string(),
-            pipeline: cfg.name.clone(),
-        };
-        let (plugin, version) = prepare(
-            &self.runtime,
-            &cfg,
-            &schema,
-            limits,
-            owner.clone(),
-            &bytes,
-            "config",
-        )
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-        let labels = PipelineLabels {
-            tenant: tenant.to_string(),
-            pipeline: cfg.name.clone(),
-        };
+        let id = PipelineId::new(tenant, cfg.name.as_str());
+        let (plugin, version) =
+            prepare(&self.runtime, &cfg, &schema, limits, &id, &bytes, "config")
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
         let interrupt = Arc::new(AtomicBool::new(false));
         let opts = Options {
-            owner,
+            owner: id.owner(),
             version_column: true,
             quarantine: true,
             interrupt: Some(interrupt.clone()),
@@ -210,20 +196,18 @@ impl Host {
         let thread = {
             let shared = shared.clone();
             let metrics = self.metrics.clone();
-            let labels = labels.clone();
+            let id = id.clone();
             let interrupt = interrupt.clone();
             std::thread::Builder::new()
                 .name(format!("weir-{tenant}-{}", cfg.name))
-                .spawn(move || run_pipeline(pipe, rx, interrupt, shared, metrics, labels))?
+                .spawn(move || run_pipeline(pipe, rx, interrupt, shared, metrics, id))?
         };
         tracing::info!(tenant, pipeline = %cfg.name, version = %version.view.id, "pipeline started");
         Ok(Arc::new(PipelineEntry {
-            tenant: tenant.to_string(),
-            name: cfg.name.clone(),
+            id,
             limits,
             schema,
             cfg,
-            labels,
             control: Mutex::new(tx),
             interrupt,
             shared,
@@ -233,12 +217,11 @@ impl Host {
         }))
     }
 
-    /// Whether `tenant` has a pipeline named `pipeline`: the watched directory asks before it
-    /// reads a file.
-    pub fn knows(&self, tenant: &str, pipeline: &str) -> bool {
+    /// Whether pipeline `id` exists: the watched directory asks before it reads a file.
+    pub fn knows(&self, id: &PipelineId) -> bool {
         self.tenants
-            .get(tenant)
-            .is_some_and(|t| t.pipelines.contains_key(pipeline))
+            .get(&*id.tenant)
+            .is_some_and(|t| t.pipelines.contains_key(&*id.pipeline))
     }
 
     /// The plugin runtime (its load limits and compiled-code cache).
@@ -246,23 +229,18 @@ impl Host {
         &self.runtime
     }
 
-    fn entry(&self, tenant: &str, pipeline: &str) -> Result<&Arc<PipelineEntry>, ControlError> {
+    fn entry(&self, id: &PipelineId) -> Result<&Arc<PipelineEntry>, ControlError> {
         self.tenants
-            .get(tenant)
-            .ok_or_else(|| ControlError::NotFound(format!("tenant {tenant}")))?
+            .get(&*id.tenant)
+            .ok_or_else(|| ControlError::NotFound(format!("tenant {}", id.tenant)))?
             .pipelines
-            .get(pipeline)
-            .ok_or_else(|| ControlError::NotFound(format!("pipeline {tenant}/{pipeline}")))
+            .get(&*id.pipeline)
+            .ok_or_else(|| ControlError::NotFound(format!("pipeline {id}")))
     }
 
     /// Deploys a version that arrived as a file in the watched plugin directory.
-    pub fn deploy_file(
-        &self,
-        tenant: &str,
-        pipeline: &str,
-        bytes: &[u8],
-    ) -> Result<VersionView, ControlError> {
-        let entry = self.entry(tenant, pipeline)?;
+    pub fn deploy_file(&self, id: &PipelineId, bytes: &[u8]) -> Result<VersionView, ControlError> {
+        let entry = self.entry(id)?;
         self.deploy_to(entry, bytes, "file")
     }
 
@@ -273,24 +251,20 @@ impl Host {
         origin: &str,
     ) -> Result<VersionView, ControlError> {
         let _serial = lock(&entry.deploy);
-        let owner = Owner {
-            tenant: entry.tenant.clone(),
-            pipeline: entry.name.clone(),
-        };
         let prepared = prepare(
             &self.runtime,
             &entry.cfg,
             &entry.schema,
             entry.limits,
-            owner,
+            &entry.id,
             bytes,
             origin,
         );
         let (plugin, version) = match prepared {
             Ok(p) => p,
             Err(reason) => {
-                self.metrics.rejected(&entry.labels);
-                tracing::warn!(tenant = %entry.tenant, pipeline = %entry.name, origin, %reason, "plugin version rejected");
+                self.metrics.rejected(&entry.id);
+                tracing::warn!(tenant = %entry.id.tenant, pipeline = %entry.id.pipeline, origin, %reason, "plugin version rejected");
                 return Err(ControlError::Rejected(reason));
             }
         };
@@ -312,10 +286,10 @@ impl Host {
         self.runtime.trim_compiled();
         match self.swap(entry, plugin) {
             Ok(true) => {
-                tracing::info!(tenant = %entry.tenant, pipeline = %entry.name, version = %id, origin, "plugin version live")
+                tracing::info!(tenant = %entry.id.tenant, pipeline = %entry.id.pipeline, version = %id, origin, "plugin version live")
             }
             Ok(false) => {
-                tracing::warn!(tenant = %entry.tenant, pipeline = %entry.name, version = %id, origin, "plugin version queued: the pipeline will take it when it finishes its current batch")
+                tracing::warn!(tenant = %entry.id.tenant, pipeline = %entry.id.pipeline, version = %id, origin, "plugin version queued: the pipeline will take it when it finishes its current batch")
             }
             Err(e) => {
                 lock(&entry.versions).retain(|v| v.view.id != id);
@@ -337,7 +311,7 @@ impl Host {
                 ack,
             },
         )?;
-        self.metrics.swapped(&entry.labels);
+        self.metrics.swapped(&entry.id);
         match done.recv_timeout(SWAP_TIMEOUT) {
             Ok(()) => Ok(true),
             Err(RecvTimeoutError::Timeout) => Ok(false),
@@ -348,12 +322,9 @@ impl Host {
     }
 
     fn send(&self, entry: &PipelineEntry, msg: Control) -> Result<(), ControlError> {
-        let sent = lock(&entry.control).send(msg).map_err(|_| {
-            ControlError::Conflict(format!(
-                "pipeline {}/{} has stopped",
-                entry.tenant, entry.name
-            ))
-        });
+        let sent = lock(&entry.control)
+            .send(msg)
+            .map_err(|_| ControlError::Conflict(format!("pipeline {} has stopped", entry.id)));
         // After the send: the thread lowers the flag before it drains its channel.
         entry.interrupt.store(true, Ordering::Relaxed);
         sent
@@ -388,8 +359,8 @@ impl Host {
             })
             .collect();
         PipelineView {
-            tenant: entry.tenant.clone(),
-            name: entry.name.clone(),
+            tenant: entry.id.tenant.to_string(),
+            name: entry.id.pipeline.to_string(),
             state: shared.state,
             reason: shared.reason,
             versions,
@@ -399,13 +370,8 @@ impl Host {
         }
     }
 
-    fn set_paused(
-        &self,
-        tenant: &str,
-        pipeline: &str,
-        pause: bool,
-    ) -> Result<PipelineView, ControlError> {
-        let entry = self.entry(tenant, pipeline)?;
+    fn set_paused(&self, id: &PipelineId, pause: bool) -> Result<PipelineView, ControlError> {
+        let entry = self.entry(id)?;
         let (ack, done) = mpsc::channel();
         self.send(
             entry,
@@ -448,15 +414,15 @@ fn prepare(
     cfg: &PipelineConfig,
     schema: &Schema,
     limits: Limits,
-    owner: Owner,
+    id: &PipelineId,
     bytes: &[u8],
     origin: &str,
 ) -> Result<(PluginInstance, Version), String> {
-    let label = format!("{}/{} ({origin})", owner.tenant, owner.pipeline);
+    let label = format!("{id} ({origin})");
     let code = runtime
         .load_bytes(bytes, &label)
         .map_err(|e| e.to_string())?;
-    let plugin = pipeline::instantiate_checked(cfg, schema, code.clone(), limits, owner)
+    let plugin = pipeline::instantiate_checked(cfg, schema, code.clone(), limits, id.owner())
         .map_err(|e| e.to_string())?;
     runtime.keep(&code);
     let version = Version {
@@ -504,18 +470,13 @@ impl HostControl for Host {
             .collect())
     }
 
-    fn deploy(
-        &self,
-        tenant: &str,
-        pipeline: &str,
-        wasm: Vec<u8>,
-    ) -> Result<VersionView, ControlError> {
-        let entry = self.entry(tenant, pipeline)?;
+    fn deploy(&self, id: &PipelineId, wasm: Vec<u8>) -> Result<VersionView, ControlError> {
+        let entry = self.entry(id)?;
         self.deploy_to(entry, &wasm, "api")
     }
 
-    fn rollback(&self, tenant: &str, pipeline: &str) -> Result<VersionView, ControlError> {
-        let entry = self.entry(tenant, pipeline)?;
+    fn rollback(&self, id: &PipelineId) -> Result<VersionView, ControlError> {
+        let entry = self.entry(id)?;
         let _serial = lock(&entry.deploy);
         let live = lock(&entry.shared).live_version.clone();
         let (code, id) = {
@@ -533,24 +494,25 @@ impl HostControl for Host {
                 }
             }
         };
-        let owner = Owner {
-            tenant: entry.tenant.clone(),
-            pipeline: entry.name.clone(),
-        };
-        let plugin =
-            pipeline::instantiate_checked(&entry.cfg, &entry.schema, code, entry.limits, owner)
-                .map_err(|e| ControlError::Rejected(e.to_string()))?;
+        let plugin = pipeline::instantiate_checked(
+            &entry.cfg,
+            &entry.schema,
+            code,
+            entry.limits,
+            entry.id.owner(),
+        )
+        .map_err(|e| ControlError::Rejected(e.to_string()))?;
         let live_now = self.swap(entry, plugin)?;
-        tracing::info!(tenant = %entry.tenant, pipeline = %entry.name, version = %id, live = live_now, "rolled back");
+        tracing::info!(tenant = %entry.id.tenant, pipeline = %entry.id.pipeline, version = %id, live = live_now, "rolled back");
         Ok(self.view_of(entry, &id))
     }
 
-    fn pause(&self, tenant: &str, pipeline: &str) -> Result<PipelineView, ControlError> {
-        self.set_paused(tenant, pipeline, true)
+    fn pause(&self, id: &PipelineId) -> Result<PipelineView, ControlError> {
+        self.set_paused(id, true)
     }
 
-    fn resume(&self, tenant: &str, pipeline: &str) -> Result<PipelineView, ControlError> {
-        self.set_paused(tenant, pipeline, false)
+    fn resume(&self, id: &PipelineId) -> Result<PipelineView, ControlError> {
+        self.set_paused(id, false)
     }
 
     fn metrics(&self) -> String {
@@ -577,7 +539,7 @@ fn run_pipeline(
     interrupt: Arc<AtomicBool>,
     shared: Arc<Mutex<Shared>>,
     metrics: Arc<Metrics>,
-    labels: PipelineLabels,
+    id: PipelineId,
 ) {
     let mut paused = false;
     let mut done = false;
@@ -593,7 +555,7 @@ fn run_pipeline(
                 // Nothing runs until a message comes: make what was written so far visible
                 // now (e.g. the error records behind a quarantine, the rows before a pause).
                 if !done && let Err(e) = p.flush_sinks() {
-                    tracing::error!(tenant = %labels.tenant, pipeline = %labels.pipeline, error = %e, "flushing sinks");
+                    tracing::error!(tenant = %id.tenant, pipeline = %id.pipeline, error = %e, "flushing sinks");
                 }
                 match rx.recv() {
                     Ok(m) => m,
@@ -613,7 +575,7 @@ fn run_pipeline(
                     lock(&shared).live_version = p.version().to_string();
                     if let Err(e) = fired {
                         done = true;
-                        fail(&shared, &labels, &e);
+                        fail(&shared, &id, &e);
                     }
                     ack
                 }
@@ -625,18 +587,18 @@ fn run_pipeline(
                     paused = false;
                     if let Err(e) = p.fire_due() {
                         done = true;
-                        fail(&shared, &labels, &e);
+                        fail(&shared, &id, &e);
                     }
                     ack
                 }
                 Control::Stop => {
                     if let Err(e) = p.flush_sinks() {
-                        tracing::error!(tenant = %labels.tenant, pipeline = %labels.pipeline, error = %e, "flushing sinks at stop");
+                        tracing::error!(tenant = %id.tenant, pipeline = %id.pipeline, error = %e, "flushing sinks at stop");
                     }
                     return;
                 }
             };
-            publish(&p, &shared, &metrics, &labels, &mut published, paused, done);
+            publish(&p, &shared, &metrics, &id, &mut published, paused, done);
             // Acknowledge once the new state is published, so that the caller's next look
             // (the API's answer to pause, resume or deploy) sees it.
             let _ = ack.send(());
@@ -650,19 +612,19 @@ fn run_pipeline(
             }
             Err(e) => {
                 done = true;
-                fail(&shared, &labels, &e);
+                fail(&shared, &id, &e);
             }
         }
         let r = p.plugin().restarts();
-        metrics.restarts(&labels, r.saturating_sub(restarts));
+        metrics.restarts(&id, r.saturating_sub(restarts));
         restarts = r;
-        publish(&p, &shared, &metrics, &labels, &mut published, paused, done);
+        publish(&p, &shared, &metrics, &id, &mut published, paused, done);
     }
 }
 
 /// Marks a pipeline failed (an error outside the plugin: a sink, the source).
-fn fail(shared: &Mutex<Shared>, labels: &PipelineLabels, e: &anyhow::Error) {
-    tracing::error!(tenant = %labels.tenant, pipeline = %labels.pipeline, error = %format!("{e:#}"), "pipeline failed");
+fn fail(shared: &Mutex<Shared>, id: &PipelineId, e: &anyhow::Error) {
+    tracing::error!(tenant = %id.tenant, pipeline = %id.pipeline, error = %format!("{e:#}"), "pipeline failed");
     let mut s = lock(shared);
     s.state = PipelineState::Failed;
     s.reason = Some(format!("{e:#}"));
@@ -672,7 +634,7 @@ fn publish(
     p: &Pipeline,
     shared: &Mutex<Shared>,
     metrics: &Metrics,
-    labels: &PipelineLabels,
+    id: &PipelineId,
     published: &mut Summary,
     paused: bool,
     done: bool,
@@ -681,7 +643,7 @@ fn publish(
     let (open, buffered) = p.state_size();
     let quarantined = p.quarantined().map(str::to_string);
     metrics.publish(
-        labels,
+        id,
         published,
         &summary,
         &GaugeState {
@@ -731,27 +693,27 @@ pub fn watch_plugin_dir(
                     .and_then(|m| m.modified())
                     .ok()
                     .and_then(|t| t.elapsed().ok());
-                match host.deploy_file(&drop.tenant, &drop.pipeline, &drop.bytes) {
+                match host.deploy_file(&drop.id, &drop.bytes) {
                     Ok(v) => tracing::info!(
-                        tenant = %drop.tenant,
-                        pipeline = %drop.pipeline,
+                        tenant = %drop.id.tenant,
+                        pipeline = %drop.id.pipeline,
                         version = %v.id,
                         since_write_ms = written.map(|d| d.as_secs_f64() * 1e3),
                         "plugin file deployed"
                     ),
-                    Err(e) => tracing::warn!(tenant = %drop.tenant, pipeline = %drop.pipeline, error = %e, "plugin file not deployed"),
+                    Err(e) => tracing::warn!(tenant = %drop.id.tenant, pipeline = %drop.id.pipeline, error = %e, "plugin file not deployed"),
                 }
             }
         })?;
     let rules = watch::Rules {
         max_bytes: host.runtime.limits().max_bytes,
-        known: Box::new(move |tenant, pipeline| host.knows(tenant, pipeline)),
+        known: Box::new(move |id| host.knows(id)),
     };
     let watcher = watch::Watcher::start_with(dir, debounce, rules, move |drop| {
         match tx.try_send(drop) {
             Ok(()) => true,
             Err(mpsc::TrySendError::Full(d)) => {
-                tracing::warn!(tenant = %d.tenant, pipeline = %d.pipeline, queue = DEPLOY_QUEUE, "plugin file skipped: the deployer is busy with earlier files; write the file again later");
+                tracing::warn!(tenant = %d.id.tenant, pipeline = %d.id.pipeline, queue = DEPLOY_QUEUE, "plugin file skipped: the deployer is busy with earlier files; write the file again later");
                 false
             }
             Err(mpsc::TrySendError::Disconnected(_)) => false,
