@@ -8,6 +8,7 @@
 //! Start-up is a reload from an empty state: every pipeline's configured plugin goes through
 //! the same validation as a later deploy ([`Host::prepare`]) before the pipeline starts.
 
+mod auth;
 pub mod control;
 mod id;
 mod metrics;
@@ -34,6 +35,7 @@ use crate::decode::Schema;
 use crate::pipeline::{self, Options, Pipeline, Step, Summary};
 use crate::plugin::{Plugin as _, PluginCode, PluginInstance, Runtime};
 use crate::time::format_rfc3339_ms;
+use auth::Tokens;
 
 /// How long a deploy waits for the pipeline thread to take the new version.
 const SWAP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -80,14 +82,13 @@ struct PipelineEntry {
 }
 
 struct TenantEntry {
-    token: String,
     pipelines: BTreeMap<String, Arc<PipelineEntry>>,
 }
 
 /// A running host.
 pub struct Host {
     runtime: Runtime,
-    operator_token: String,
+    tokens: Tokens,
     tenants: BTreeMap<String, TenantEntry>,
     metrics: Arc<Metrics>,
     keep_versions: usize,
@@ -111,9 +112,14 @@ impl Host {
         if let Some(dir) = &cfg.plugins.cache_dir {
             runtime = runtime.with_cache_dir(cfg.resolve(dir));
         }
+        let tokens = cfg
+            .tenants
+            .iter()
+            .map(|t| (t.name.clone(), t.token.clone()))
+            .collect();
         let mut host = Host {
             runtime,
-            operator_token: cfg.admin.operator_token.clone(),
+            tokens: Tokens::new(cfg.admin.operator_token.clone(), tokens),
             tenants: BTreeMap::new(),
             metrics: Arc::new(Metrics::new()),
             keep_versions: cfg.plugins.keep_versions,
@@ -142,13 +148,8 @@ impl Host {
                     .with_context(|| format!("tenant {}, pipeline {}", t.name, path.display()))?;
                 pipelines.insert(name, entry);
             }
-            host.tenants.insert(
-                t.name.clone(),
-                TenantEntry {
-                    token: t.token.clone(),
-                    pipelines,
-                },
-            );
+            host.tenants
+                .insert(t.name.clone(), TenantEntry { pipelines });
         }
         Ok(host)
     }
@@ -440,13 +441,7 @@ fn prepare(
 
 impl HostControl for Host {
     fn authenticate(&self, token: &str) -> Option<Principal> {
-        if constant_time_eq(token, &self.operator_token) {
-            return Some(Principal::Operator);
-        }
-        self.tenants
-            .iter()
-            .find(|(_, t)| constant_time_eq(token, &t.token))
-            .map(|(name, _)| Principal::Tenant(name.clone()))
+        self.tokens.principal(token)
     }
 
     fn tenants(&self) -> Vec<TenantView> {
@@ -520,15 +515,6 @@ impl HostControl for Host {
         self.metrics.compiled_cache(bytes, count);
         self.metrics.encode()
     }
-}
-
-/// Compares two tokens in time that depends only on their lengths.
-fn constant_time_eq(a: &str, b: &str) -> bool {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// The body of a pipeline thread: apply control messages between batches, run batches
