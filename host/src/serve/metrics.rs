@@ -1,5 +1,8 @@
 //! Prometheus metrics of a host: per-pipeline counters and gauges labelled by
-//! [`PipelineId`] (`tenant`, `pipeline`), exposed as text by the admin API's `/metrics`.
+//! [`PipelineId`] (`tenant`, `pipeline`), how a pipeline thread publishes them
+//! ([`Publisher`]), and their text exposition for the admin API's `/metrics`.
+
+use std::sync::Arc;
 
 use prometheus_client::encoding::{EncodeLabelSet, LabelSetEncoder};
 use prometheus_client::metrics::counter::Counter;
@@ -8,7 +11,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
 use super::PipelineId;
-use crate::pipeline::Summary;
+use crate::pipeline::{Pipeline, Summary};
 
 /// Every per-pipeline metric is labelled `tenant` and `pipeline`.
 impl EncodeLabelSet for PipelineId {
@@ -191,6 +194,66 @@ pub struct GaugeState {
     pub quarantined: bool,
     /// Paused?
     pub paused: bool,
+}
+
+impl GaugeState {
+    /// The gauges of `p` now.
+    pub fn of(p: &Pipeline, paused: bool) -> Self {
+        let (open, buffered) = p.state_size();
+        GaugeState {
+            open_windows: open as u64,
+            buffered_events: buffered as u64,
+            quarantined: p.quarantined().is_some(),
+            paused,
+        }
+    }
+}
+
+/// One pipeline's side of the metrics: remembers what it published last, so that each
+/// publication adds only what grew since.
+pub(super) struct Publisher {
+    metrics: Arc<Metrics>,
+    id: PipelineId,
+    published: Summary,
+    restarts: u64,
+}
+
+impl Publisher {
+    /// A publisher for `id` that has published nothing yet.
+    pub(super) fn new(metrics: Arc<Metrics>, id: PipelineId) -> Self {
+        Publisher {
+            metrics,
+            id,
+            published: Summary::default(),
+            restarts: 0,
+        }
+    }
+
+    /// Publishes `p`'s counters (the growth since the last call) and gauges.
+    pub(super) fn publish(&mut self, p: &Pipeline, paused: bool) {
+        let summary = p.summary();
+        self.metrics.publish(
+            &self.id,
+            &self.published,
+            summary,
+            &GaugeState::of(p, paused),
+        );
+        self.published = summary.clone();
+    }
+
+    /// Counts the plugin restarts of `p` since the last call.
+    pub(super) fn restarts(&mut self, p: &Pipeline) {
+        let now = p.plugin().restarts();
+        self.metrics
+            .restarts(&self.id, now.saturating_sub(self.restarts));
+        self.restarts = now;
+    }
+
+    /// Takes `p`'s restart count as the new baseline without counting it: a swapped-in
+    /// instance starts its own count.
+    pub(super) fn restarts_baseline(&mut self, p: &Pipeline) {
+        self.restarts = p.plugin().restarts();
+    }
 }
 
 #[cfg(test)]

@@ -13,13 +13,13 @@ pub mod control;
 mod id;
 mod metrics;
 pub mod watch;
+mod worker;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, TryRecvError};
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::thread::JoinHandle;
+use std::sync::atomic::AtomicBool;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -32,33 +32,11 @@ pub use metrics::{GaugeState, Metrics};
 
 use crate::config::{HostConfig, Limits, PipelineConfig};
 use crate::decode::Schema;
-use crate::pipeline::{self, Options, Pipeline, Step, Summary};
+use crate::pipeline::{self, Options, Pipeline};
 use crate::plugin::{Plugin as _, PluginCode, PluginInstance, Runtime};
 use crate::time::format_rfc3339_ms;
 use auth::Tokens;
-
-/// How long a deploy waits for the pipeline thread to take the new version.
-const SWAP_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// A message to a pipeline thread; each is handled between two batches.
-enum Control {
-    Swap {
-        plugin: Box<PluginInstance>,
-        ack: Sender<()>,
-    },
-    Pause(Sender<()>),
-    Resume(Sender<()>),
-    Stop,
-}
-
-/// What the pipeline thread publishes after every batch.
-#[derive(Debug, Clone)]
-struct Shared {
-    state: PipelineState,
-    reason: Option<String>,
-    summary: Summary,
-    live_version: String,
-}
+use worker::{Worker, lock};
 
 struct Version {
     view: VersionView,
@@ -70,15 +48,10 @@ struct PipelineEntry {
     cfg: PipelineConfig,
     schema: Schema,
     limits: Limits,
-    control: Mutex<Sender<Control>>,
-    /// Raised after sending a control message, so the thread defers firings and ends its
-    /// batch early (see `pipeline::Options::interrupt`).
-    interrupt: Arc<AtomicBool>,
-    shared: Arc<Mutex<Shared>>,
+    worker: Worker,
     versions: Mutex<VecDeque<Version>>,
     /// Serializes deploys and rollbacks of this pipeline.
     deploy: Mutex<()>,
-    thread: Mutex<Option<JoinHandle<()>>>,
 }
 
 struct TenantEntry {
@@ -92,11 +65,6 @@ pub struct Host {
     tenants: BTreeMap<String, TenantEntry>,
     metrics: Arc<Metrics>,
     keep_versions: usize,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // Every value behind these locks is replaced whole, so a poisoned lock is still consistent.
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 fn now_rfc3339() -> String {
@@ -187,34 +155,22 @@ impl Host {
             interrupt: Some(interrupt.clone()),
         };
         let pipe = Pipeline::build(cfg.clone(), plugin, opts)?;
-        let shared = Arc::new(Mutex::new(Shared {
-            state: PipelineState::Running,
-            reason: None,
-            summary: Summary::default(),
-            live_version: version.view.id.clone(),
-        }));
-        let (tx, rx) = mpsc::channel();
-        let thread = {
-            let shared = shared.clone();
-            let metrics = self.metrics.clone();
-            let id = id.clone();
-            let interrupt = interrupt.clone();
-            std::thread::Builder::new()
-                .name(format!("weir-{tenant}-{}", cfg.name))
-                .spawn(move || run_pipeline(pipe, rx, interrupt, shared, metrics, id))?
-        };
+        let worker = Worker::spawn(
+            id.clone(),
+            pipe,
+            interrupt,
+            version.view.id.clone(),
+            self.metrics.clone(),
+        )?;
         tracing::info!(tenant, pipeline = %cfg.name, version = %version.view.id, "pipeline started");
         Ok(Arc::new(PipelineEntry {
             id,
             limits,
             schema,
             cfg,
-            control: Mutex::new(tx),
-            interrupt,
-            shared,
+            worker,
             versions: Mutex::new(VecDeque::from([version])),
             deploy: Mutex::new(()),
-            thread: Mutex::new(Some(thread)),
         }))
     }
 
@@ -269,7 +225,7 @@ impl Host {
                 return Err(ControlError::Rejected(reason));
             }
         };
-        let live = lock(&entry.shared).live_version.clone();
+        let live = entry.worker.live_version();
         if version.view.id == live {
             return Ok(self.view_of(entry, &live));
         }
@@ -285,7 +241,7 @@ impl Host {
         drop(versions);
         // A version no longer kept may now be evicted.
         self.runtime.trim_compiled();
-        match self.swap(entry, plugin) {
+        match entry.worker.swap(plugin) {
             Ok(true) => {
                 tracing::info!(tenant = %entry.id.tenant, pipeline = %entry.id.pipeline, version = %id, origin, "plugin version live")
             }
@@ -300,40 +256,9 @@ impl Host {
         Ok(self.view_of(entry, &id))
     }
 
-    /// Hands a validated instance to the pipeline thread and waits until it is live: true
-    /// when it is, false when the thread has not taken it within [`SWAP_TIMEOUT`] (it will,
-    /// between its next two batches).
-    fn swap(&self, entry: &PipelineEntry, plugin: PluginInstance) -> Result<bool, ControlError> {
-        let (ack, done) = mpsc::channel();
-        self.send(
-            entry,
-            Control::Swap {
-                plugin: Box::new(plugin),
-                ack,
-            },
-        )?;
-        self.metrics.swapped(&entry.id);
-        match done.recv_timeout(SWAP_TIMEOUT) {
-            Ok(()) => Ok(true),
-            Err(RecvTimeoutError::Timeout) => Ok(false),
-            Err(RecvTimeoutError::Disconnected) => {
-                Err(ControlError::Conflict("the pipeline has stopped".into()))
-            }
-        }
-    }
-
-    fn send(&self, entry: &PipelineEntry, msg: Control) -> Result<(), ControlError> {
-        let sent = lock(&entry.control)
-            .send(msg)
-            .map_err(|_| ControlError::Conflict(format!("pipeline {} has stopped", entry.id)));
-        // After the send: the thread lowers the flag before it drains its channel.
-        entry.interrupt.store(true, Ordering::Relaxed);
-        sent
-    }
-
     /// The kept version `id`, with `live` as the pipeline thread last reported.
     fn view_of(&self, entry: &PipelineEntry, id: &str) -> VersionView {
-        let live = lock(&entry.shared).live_version == id;
+        let live = entry.worker.live_version() == id;
         lock(&entry.versions)
             .iter()
             .find(|v| v.view.id == id)
@@ -351,7 +276,7 @@ impl Host {
     }
 
     fn pipeline_view(&self, entry: &PipelineEntry) -> PipelineView {
-        let shared = lock(&entry.shared).clone();
+        let shared = entry.worker.status();
         let versions = lock(&entry.versions)
             .iter()
             .map(|v| VersionView {
@@ -373,18 +298,7 @@ impl Host {
 
     fn set_paused(&self, id: &PipelineId, pause: bool) -> Result<PipelineView, ControlError> {
         let entry = self.entry(id)?;
-        let (ack, done) = mpsc::channel();
-        self.send(
-            entry,
-            if pause {
-                Control::Pause(ack)
-            } else {
-                Control::Resume(ack)
-            },
-        )?;
-        done.recv_timeout(SWAP_TIMEOUT).map_err(|_| {
-            ControlError::Conflict("the pipeline did not answer within 10 s".into())
-        })?;
+        entry.worker.set_paused(pause)?;
         Ok(self.pipeline_view(entry))
     }
 
@@ -393,15 +307,12 @@ impl Host {
     pub fn shutdown(&self) {
         for t in self.tenants.values() {
             for e in t.pipelines.values() {
-                let _ = lock(&e.control).send(Control::Stop);
-                e.interrupt.store(true, Ordering::Relaxed);
+                e.worker.stop();
             }
         }
         for t in self.tenants.values() {
             for e in t.pipelines.values() {
-                if let Some(h) = lock(&e.thread).take() {
-                    let _ = h.join();
-                }
+                e.worker.join();
             }
         }
     }
@@ -473,7 +384,7 @@ impl HostControl for Host {
     fn rollback(&self, id: &PipelineId) -> Result<VersionView, ControlError> {
         let entry = self.entry(id)?;
         let _serial = lock(&entry.deploy);
-        let live = lock(&entry.shared).live_version.clone();
+        let live = entry.worker.live_version();
         let (code, id) = {
             let versions = lock(&entry.versions);
             let at = versions
@@ -497,7 +408,7 @@ impl HostControl for Host {
             entry.id.owner(),
         )
         .map_err(|e| ControlError::Rejected(e.to_string()))?;
-        let live_now = self.swap(entry, plugin)?;
+        let live_now = entry.worker.swap(plugin)?;
         tracing::info!(tenant = %entry.id.tenant, pipeline = %entry.id.pipeline, version = %id, live = live_now, "rolled back");
         Ok(self.view_of(entry, &id))
     }
@@ -514,140 +425,6 @@ impl HostControl for Host {
         let (bytes, count) = self.runtime.compiled_cache_size();
         self.metrics.compiled_cache(bytes, count);
         self.metrics.encode()
-    }
-}
-
-/// The body of a pipeline thread: apply control messages between batches, run batches
-/// while running, publish state and metrics after each.
-fn run_pipeline(
-    mut p: Pipeline,
-    rx: Receiver<Control>,
-    interrupt: Arc<AtomicBool>,
-    shared: Arc<Mutex<Shared>>,
-    metrics: Arc<Metrics>,
-    id: PipelineId,
-) {
-    let mut paused = false;
-    let mut done = false;
-    let mut published = Summary::default();
-    let mut restarts = 0;
-    loop {
-        // Control messages: block while there is nothing to run, else just drain. The flag
-        // is lowered first, so a message sent after this point raises it again.
-        interrupt.store(false, Ordering::Relaxed);
-        loop {
-            let idle = paused || done || p.quarantined().is_some();
-            let msg = if idle {
-                // Nothing runs until a message comes: make what was written so far visible
-                // now (e.g. the error records behind a quarantine, the rows before a pause).
-                if !done && let Err(e) = p.flush_sinks() {
-                    tracing::error!(tenant = %id.tenant, pipeline = %id.pipeline, error = %e, "flushing sinks");
-                }
-                match rx.recv() {
-                    Ok(m) => m,
-                    Err(_) => return,
-                }
-            } else {
-                match rx.try_recv() {
-                    Ok(m) => m,
-                    Err(TryRecvError::Empty) => break,
-                    Err(TryRecvError::Disconnected) => return,
-                }
-            };
-            let ack = match msg {
-                Control::Swap { plugin, ack } => {
-                    let fired = p.swap_plugin(*plugin);
-                    restarts = p.plugin().restarts();
-                    lock(&shared).live_version = p.version().to_string();
-                    if let Err(e) = fired {
-                        done = true;
-                        fail(&shared, &id, &e);
-                    }
-                    ack
-                }
-                Control::Pause(ack) => {
-                    paused = true;
-                    ack
-                }
-                Control::Resume(ack) => {
-                    paused = false;
-                    if let Err(e) = p.fire_due() {
-                        done = true;
-                        fail(&shared, &id, &e);
-                    }
-                    ack
-                }
-                Control::Stop => {
-                    if let Err(e) = p.flush_sinks() {
-                        tracing::error!(tenant = %id.tenant, pipeline = %id.pipeline, error = %e, "flushing sinks at stop");
-                    }
-                    return;
-                }
-            };
-            publish(&p, &shared, &metrics, &id, &mut published, paused, done);
-            // Acknowledge once the new state is published, so that the caller's next look
-            // (the API's answer to pause, resume or deploy) sees it.
-            let _ = ack.send(());
-        }
-        match p.step() {
-            Ok(Step::More) => {}
-            Ok(Step::Finished) => {
-                done = true;
-                let mut s = lock(&shared);
-                s.state = PipelineState::Finished;
-            }
-            Err(e) => {
-                done = true;
-                fail(&shared, &id, &e);
-            }
-        }
-        let r = p.plugin().restarts();
-        metrics.restarts(&id, r.saturating_sub(restarts));
-        restarts = r;
-        publish(&p, &shared, &metrics, &id, &mut published, paused, done);
-    }
-}
-
-/// Marks a pipeline failed (an error outside the plugin: a sink, the source).
-fn fail(shared: &Mutex<Shared>, id: &PipelineId, e: &anyhow::Error) {
-    tracing::error!(tenant = %id.tenant, pipeline = %id.pipeline, error = %format!("{e:#}"), "pipeline failed");
-    let mut s = lock(shared);
-    s.state = PipelineState::Failed;
-    s.reason = Some(format!("{e:#}"));
-}
-
-fn publish(
-    p: &Pipeline,
-    shared: &Mutex<Shared>,
-    metrics: &Metrics,
-    id: &PipelineId,
-    published: &mut Summary,
-    paused: bool,
-    done: bool,
-) {
-    let summary = p.summary().clone();
-    let (open, buffered) = p.state_size();
-    let quarantined = p.quarantined().map(str::to_string);
-    metrics.publish(
-        id,
-        published,
-        &summary,
-        &GaugeState {
-            open_windows: open as u64,
-            buffered_events: buffered as u64,
-            quarantined: quarantined.is_some(),
-            paused,
-        },
-    );
-    *published = summary.clone();
-    let mut s = lock(shared);
-    s.summary = summary;
-    if !done {
-        (s.state, s.reason) = match (&quarantined, paused) {
-            (Some(q), _) => (PipelineState::Quarantined, Some(q.clone())),
-            (None, true) => (PipelineState::Paused, None),
-            (None, false) => (PipelineState::Running, None),
-        };
     }
 }
 
