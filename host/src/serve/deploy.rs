@@ -145,8 +145,8 @@ impl Host {
 /// Files are compiled and validated on a deployer thread of their own, so a slow compile
 /// never holds up the watcher. The watcher reads a file only if its tenant and pipeline
 /// exist, it is a regular file (not a symlink) and its size is within `plugins.max_bytes`;
-/// it hands files over a bounded queue ([`DEPLOY_QUEUE`]): when the queue is full the file
-/// is skipped with a warning (and delivered again when it next changes). Returns the
+/// it hands files over a bounded queue (4 files, `DEPLOY_QUEUE`): when the queue is full the
+/// file is skipped with a warning (and delivered again when it next changes). Returns the
 /// watcher; dropping it stops watching.
 pub fn watch_plugin_dir(
     host: Arc<Host>,
