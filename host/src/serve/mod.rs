@@ -5,17 +5,17 @@
 //! from an empty state: every pipeline's configured plugin goes through the same validation
 //! as a later deploy (`deploy::prepare`) before the pipeline starts.
 //!
-//! | file          | owns                                                                  |
-//! |---------------|-----------------------------------------------------------------------|
-//! | `mod.rs`      | [`Host`]: start-up, shutdown, and [`HostControl`] over the parts below |
-//! | `id.rs`       | [`PipelineId`], the one name of a pipeline (`tenant/pipeline`)        |
-//! | `registry.rs` | tenants, pipelines, each pipeline's settings and version history      |
-//! | `worker.rs`   | the per-pipeline thread: batches, control messages, status            |
+//! | file          | owns                                                                     |
+//! |---------------|--------------------------------------------------------------------------|
+//! | `mod.rs`      | [`Host`]: start-up, shutdown, and [`HostControl`] over the parts below   |
+//! | `id.rs`       | [`PipelineId`], the one name of a pipeline (`tenant/pipeline`)           |
+//! | `registry.rs` | tenants, pipelines, each pipeline's settings and version history         |
+//! | `worker.rs`   | the per-pipeline thread: batches, control messages, status               |
 //! | `deploy.rs`   | prepare, deploy and rollback of versions; the watched-directory deployer |
-//! | `auth.rs`     | who a bearer token belongs to (constant-time comparison)              |
-//! | `metrics.rs`  | Prometheus metrics per pipeline and how a thread publishes them       |
-//! | `control.rs`  | the [`HostControl`] trait and the views the admin API returns         |
-//! | `watch.rs`    | the watched plugin directory: files to [`watch::PluginDrop`]s         |
+//! | `auth.rs`     | who a bearer token belongs to (constant-time comparison)                 |
+//! | `metrics.rs`  | Prometheus metrics per pipeline and how a thread publishes them          |
+//! | `control.rs`  | the [`HostControl`] trait and the views the admin API returns            |
+//! | `watch.rs`    | the watched plugin directory: files to [`watch::PluginDrop`]s            |
 
 mod auth;
 pub mod control;
