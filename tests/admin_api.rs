@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use weir::admin::{self, Client, ClientError, ErrorBody, MAX_PLUGIN_BYTES};
+use weir::serve::PipelineId;
 use weir::serve::control::{
     ControlError, HostControl, PipelineState, PipelineView, Principal, TenantView, VersionView,
 };
@@ -160,7 +161,8 @@ impl HostControl for FakeHost {
         Ok(found)
     }
 
-    fn deploy(&self, tenant: &str, name: &str, wasm: Vec<u8>) -> Result<VersionView, ControlError> {
+    fn deploy(&self, id: &PipelineId, wasm: Vec<u8>) -> Result<VersionView, ControlError> {
+        let (tenant, name) = (&*id.tenant, &*id.pipeline);
         self.record(Call::Deploy(tenant.into(), name.into(), wasm.len()));
         self.with_pipeline(tenant, name, |p| {
             if !wasm.starts_with(b"\0asm") {
@@ -183,7 +185,8 @@ impl HostControl for FakeHost {
         })
     }
 
-    fn rollback(&self, tenant: &str, name: &str) -> Result<VersionView, ControlError> {
+    fn rollback(&self, id: &PipelineId) -> Result<VersionView, ControlError> {
+        let (tenant, name) = (&*id.tenant, &*id.pipeline);
         self.record(Call::Rollback(tenant.into(), name.into()));
         self.with_pipeline(tenant, name, |p| {
             let live = p.versions.iter().position(|v| v.live).unwrap_or(0);
@@ -198,7 +201,8 @@ impl HostControl for FakeHost {
         })
     }
 
-    fn pause(&self, tenant: &str, name: &str) -> Result<PipelineView, ControlError> {
+    fn pause(&self, id: &PipelineId) -> Result<PipelineView, ControlError> {
+        let (tenant, name) = (&*id.tenant, &*id.pipeline);
         self.record(Call::Pause(tenant.into(), name.into()));
         self.with_pipeline(tenant, name, |p| {
             p.state = PipelineState::Paused;
@@ -206,7 +210,8 @@ impl HostControl for FakeHost {
         })
     }
 
-    fn resume(&self, tenant: &str, name: &str) -> Result<PipelineView, ControlError> {
+    fn resume(&self, id: &PipelineId) -> Result<PipelineView, ControlError> {
+        let (tenant, name) = (&*id.tenant, &*id.pipeline);
         self.record(Call::Resume(tenant.into(), name.into()));
         self.with_pipeline(tenant, name, |p| {
             p.state = PipelineState::Running;

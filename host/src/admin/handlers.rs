@@ -16,6 +16,7 @@ use serde::Serialize;
 
 use super::auth::{authenticate, authorize_operator, authorize_tenant};
 use super::{AdminLimits, ErrorBody};
+use crate::serve::PipelineId;
 use crate::serve::control::{ControlError, HostControl, Principal, TenantView};
 
 /// The content type of `GET /metrics`: Prometheus text exposition format 0.0.4.
@@ -103,13 +104,13 @@ impl Admin {
     }
 
     /// Authenticates the caller and authorizes it for the tenant in `path`, recording both
-    /// in `log`; returns the tenant and pipeline names.
+    /// in `log`; returns the pipeline the path names.
     fn authorize_pipeline(
         &self,
         log: &mut Log,
         headers: &HeaderMap,
         path: Result<Path<(String, String)>, PathRejection>,
-    ) -> Result<(String, String), ApiError> {
+    ) -> Result<PipelineId, ApiError> {
         if let Ok(Path((tenant, pipeline))) = &path {
             log.tenant = Some(tenant.clone());
             log.pipeline = Some(pipeline.clone());
@@ -117,7 +118,7 @@ impl Admin {
         let principal = log.authenticate(self.control.as_ref(), headers)?;
         let Path((tenant, pipeline)) = path.map_err(ApiError::bad_path)?;
         authorize_tenant(&principal, &tenant)?;
-        Ok((tenant, pipeline))
+        Ok(PipelineId::new(tenant, pipeline))
     }
 }
 
@@ -356,12 +357,12 @@ pub(super) async fn deploy(
 ) -> Response {
     let mut log = Log::new("deploy");
     let result = async {
-        let (tenant, pipeline) = admin.authorize_pipeline(&mut log, request.headers(), path)?;
+        let id = admin.authorize_pipeline(&mut log, request.headers(), path)?;
         // Held until the deploy is answered (or the request is cut off).
-        let _slot = admin.upload_slot(&tenant)?;
+        let _slot = admin.upload_slot(&id.tenant)?;
         let wasm = read_component(request, admin.max_body_bytes).await?;
         let version = admin
-            .blocking(move |control| control.deploy(&tenant, &pipeline, wasm))
+            .blocking(move |control| control.deploy(&id, wasm))
             .await?;
         Ok(Json(version).into_response())
     }
@@ -375,13 +376,9 @@ pub(super) async fn rollback(
     path: Result<Path<(String, String)>, PathRejection>,
     headers: HeaderMap,
 ) -> Response {
-    pipeline_action(
-        state,
-        "rollback",
-        path,
-        headers,
-        |control, tenant, pipeline| control.rollback(tenant, pipeline),
-    )
+    pipeline_action(state, "rollback", path, headers, |control, id| {
+        control.rollback(id)
+    })
     .await
 }
 
@@ -391,13 +388,9 @@ pub(super) async fn pause(
     path: Result<Path<(String, String)>, PathRejection>,
     headers: HeaderMap,
 ) -> Response {
-    pipeline_action(
-        state,
-        "pause",
-        path,
-        headers,
-        |control, tenant, pipeline| control.pause(tenant, pipeline),
-    )
+    pipeline_action(state, "pause", path, headers, |control, id| {
+        control.pause(id)
+    })
     .await
 }
 
@@ -407,13 +400,9 @@ pub(super) async fn resume(
     path: Result<Path<(String, String)>, PathRejection>,
     headers: HeaderMap,
 ) -> Response {
-    pipeline_action(
-        state,
-        "resume",
-        path,
-        headers,
-        |control, tenant, pipeline| control.resume(tenant, pipeline),
-    )
+    pipeline_action(state, "resume", path, headers, |control, id| {
+        control.resume(id)
+    })
     .await
 }
 
@@ -423,14 +412,12 @@ async fn pipeline_action<T: Serialize + Send + 'static>(
     route: &'static str,
     path: Result<Path<(String, String)>, PathRejection>,
     headers: HeaderMap,
-    action: impl FnOnce(&dyn HostControl, &str, &str) -> Result<T, ControlError> + Send + 'static,
+    action: impl FnOnce(&dyn HostControl, &PipelineId) -> Result<T, ControlError> + Send + 'static,
 ) -> Response {
     let mut log = Log::new(route);
     let result = async {
-        let (tenant, pipeline) = admin.authorize_pipeline(&mut log, &headers, path)?;
-        let view = admin
-            .blocking(move |control| action(control, &tenant, &pipeline))
-            .await?;
+        let id = admin.authorize_pipeline(&mut log, &headers, path)?;
+        let view = admin.blocking(move |control| action(control, &id)).await?;
         Ok(Json(view).into_response())
     }
     .await;
@@ -508,30 +495,26 @@ mod tests {
         }
         fn deploy(
             &self,
-            _: &str,
-            _: &str,
+            _: &PipelineId,
             _: Vec<u8>,
         ) -> Result<crate::serve::control::VersionView, ControlError> {
             Err(ControlError::Conflict(String::new()))
         }
         fn rollback(
             &self,
-            _: &str,
-            _: &str,
+            _: &PipelineId,
         ) -> Result<crate::serve::control::VersionView, ControlError> {
             Err(ControlError::Conflict(String::new()))
         }
         fn pause(
             &self,
-            _: &str,
-            _: &str,
+            _: &PipelineId,
         ) -> Result<crate::serve::control::PipelineView, ControlError> {
             Err(ControlError::Conflict(String::new()))
         }
         fn resume(
             &self,
-            _: &str,
-            _: &str,
+            _: &PipelineId,
         ) -> Result<crate::serve::control::PipelineView, ControlError> {
             Err(ControlError::Conflict(String::new()))
         }

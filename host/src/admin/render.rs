@@ -51,12 +51,7 @@ pub fn render_pipelines(pipelines: &[PipelineView]) -> String {
         .iter()
         .filter_map(|p| {
             let reason = p.reason.as_deref()?;
-            Some(format!(
-                "{}/{} {}: {reason}\n",
-                p.tenant,
-                p.name,
-                state_name(&p.state)
-            ))
+            Some(format!("{} {}: {reason}\n", p.id(), state_name(&p.state)))
         })
         .collect();
     if !reasons.is_empty() {

@@ -4,6 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::PipelineId;
+
 /// Who a bearer token belongs to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", content = "tenant", rename_all = "lowercase")]
@@ -79,6 +81,13 @@ pub struct PipelineView {
     pub plugin_errors: u64,
 }
 
+impl PipelineView {
+    /// The pipeline's id, from its `tenant` and `name`.
+    pub fn id(&self) -> PipelineId {
+        PipelineId::new(self.tenant.as_str(), self.name.as_str())
+    }
+}
+
 /// Why a control request was refused.
 #[derive(Debug, Clone, PartialEq, thiserror::Error, Serialize, Deserialize)]
 pub enum ControlError {
@@ -105,18 +114,13 @@ pub trait HostControl: Send + Sync + 'static {
     /// A tenant's pipelines; `NotFound` for an unknown tenant.
     fn pipelines(&self, tenant: &str) -> Result<Vec<PipelineView>, ControlError>;
     /// Compiles, validates and swaps in a new plugin version for one pipeline.
-    fn deploy(
-        &self,
-        tenant: &str,
-        pipeline: &str,
-        wasm: Vec<u8>,
-    ) -> Result<VersionView, ControlError>;
+    fn deploy(&self, id: &PipelineId, wasm: Vec<u8>) -> Result<VersionView, ControlError>;
     /// Makes the version before the live one live again.
-    fn rollback(&self, tenant: &str, pipeline: &str) -> Result<VersionView, ControlError>;
+    fn rollback(&self, id: &PipelineId) -> Result<VersionView, ControlError>;
     /// Stops reading input; state is kept.
-    fn pause(&self, tenant: &str, pipeline: &str) -> Result<PipelineView, ControlError>;
+    fn pause(&self, id: &PipelineId) -> Result<PipelineView, ControlError>;
     /// Resumes a paused pipeline.
-    fn resume(&self, tenant: &str, pipeline: &str) -> Result<PipelineView, ControlError>;
+    fn resume(&self, id: &PipelineId) -> Result<PipelineView, ControlError>;
     /// Prometheus text exposition of every metric.
     fn metrics(&self) -> String;
 }

@@ -1,41 +1,43 @@
-//! Prometheus metrics of a host: per (tenant, pipeline) counters and gauges, exposed as text
-//! by the admin API's `/metrics`.
+//! Prometheus metrics of a host: per-pipeline counters and gauges labelled by
+//! [`PipelineId`] (`tenant`, `pipeline`), how a pipeline thread publishes them
+//! ([`Publisher`]), and their text exposition for the admin API's `/metrics`.
 
-use prometheus_client::encoding::EncodeLabelSet;
+use std::sync::Arc;
+
+use prometheus_client::encoding::{EncodeLabelSet, LabelSetEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
-use crate::pipeline::Summary;
+use super::PipelineId;
+use crate::pipeline::{Pipeline, Summary};
 
-/// Labels of every per-pipeline metric.
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct PipelineLabels {
-    /// Tenant name.
-    pub tenant: String,
-    /// Pipeline name.
-    pub pipeline: String,
+/// Every per-pipeline metric is labelled `tenant` and `pipeline`.
+impl EncodeLabelSet for PipelineId {
+    fn encode(&self, encoder: &mut LabelSetEncoder) -> Result<(), std::fmt::Error> {
+        [("tenant", &*self.tenant), ("pipeline", &*self.pipeline)].encode(encoder)
+    }
 }
 
 /// Every metric family of a host.
 #[derive(Default)]
 pub struct Metrics {
     registry: Registry,
-    events_read: Family<PipelineLabels, Counter>,
-    malformed: Family<PipelineLabels, Counter>,
-    filtered: Family<PipelineLabels, Counter>,
-    late: Family<PipelineLabels, Counter>,
-    windows_fired: Family<PipelineLabels, Counter>,
-    rows_written: Family<PipelineLabels, Counter>,
-    plugin_errors: Family<PipelineLabels, Counter>,
-    plugin_restarts: Family<PipelineLabels, Counter>,
-    swaps: Family<PipelineLabels, Counter>,
-    rejected_deploys: Family<PipelineLabels, Counter>,
-    open_windows: Family<PipelineLabels, Gauge>,
-    buffered_events: Family<PipelineLabels, Gauge>,
-    quarantined: Family<PipelineLabels, Gauge>,
-    paused: Family<PipelineLabels, Gauge>,
+    events_read: Family<PipelineId, Counter>,
+    malformed: Family<PipelineId, Counter>,
+    filtered: Family<PipelineId, Counter>,
+    late: Family<PipelineId, Counter>,
+    windows_fired: Family<PipelineId, Counter>,
+    rows_written: Family<PipelineId, Counter>,
+    plugin_errors: Family<PipelineId, Counter>,
+    plugin_restarts: Family<PipelineId, Counter>,
+    swaps: Family<PipelineId, Counter>,
+    rejected_deploys: Family<PipelineId, Counter>,
+    open_windows: Family<PipelineId, Gauge>,
+    buffered_events: Family<PipelineId, Gauge>,
+    quarantined: Family<PipelineId, Gauge>,
+    paused: Family<PipelineId, Gauge>,
     compiled_cache_bytes: Gauge,
     compiled_cache_components: Gauge,
 }
@@ -141,8 +143,8 @@ impl Metrics {
     }
 
     /// Publishes the counters of `now` that grew since `before`, and the gauges.
-    pub fn publish(&self, l: &PipelineLabels, before: &Summary, now: &Summary, state: &GaugeState) {
-        let inc = |f: &Family<PipelineLabels, Counter>, a: u64, b: u64| {
+    pub fn publish(&self, l: &PipelineId, before: &Summary, now: &Summary, state: &GaugeState) {
+        let inc = |f: &Family<PipelineId, Counter>, a: u64, b: u64| {
             if b > a {
                 f.get_or_create(l).inc_by(b - a);
             }
@@ -154,7 +156,7 @@ impl Metrics {
         inc(&self.windows_fired, before.windows_fired, now.windows_fired);
         inc(&self.rows_written, before.rows_written, now.rows_written);
         inc(&self.plugin_errors, before.plugin_errors, now.plugin_errors);
-        let gauge = |f: &Family<PipelineLabels, Gauge>, v: u64| {
+        let gauge = |f: &Family<PipelineId, Gauge>, v: u64| {
             f.get_or_create(l).set(i64::try_from(v).unwrap_or(i64::MAX));
         };
         gauge(&self.open_windows, state.open_windows);
@@ -164,19 +166,19 @@ impl Metrics {
     }
 
     /// Counts plugin instance restarts.
-    pub fn restarts(&self, l: &PipelineLabels, n: u64) {
+    pub fn restarts(&self, l: &PipelineId, n: u64) {
         if n > 0 {
             self.plugin_restarts.get_or_create(l).inc_by(n);
         }
     }
 
     /// Counts a swapped-in version.
-    pub fn swapped(&self, l: &PipelineLabels) {
+    pub fn swapped(&self, l: &PipelineId) {
         self.swaps.get_or_create(l).inc();
     }
 
     /// Counts a rejected version.
-    pub fn rejected(&self, l: &PipelineLabels) {
+    pub fn rejected(&self, l: &PipelineId) {
         self.rejected_deploys.get_or_create(l).inc();
     }
 }
@@ -194,6 +196,66 @@ pub struct GaugeState {
     pub paused: bool,
 }
 
+impl GaugeState {
+    /// The gauges of `p` now.
+    pub fn of(p: &Pipeline, paused: bool) -> Self {
+        let (open, buffered) = p.state_size();
+        GaugeState {
+            open_windows: open as u64,
+            buffered_events: buffered as u64,
+            quarantined: p.quarantined().is_some(),
+            paused,
+        }
+    }
+}
+
+/// One pipeline's side of the metrics: remembers what it published last, so that each
+/// publication adds only what grew since.
+pub(super) struct Publisher {
+    metrics: Arc<Metrics>,
+    id: PipelineId,
+    published: Summary,
+    restarts: u64,
+}
+
+impl Publisher {
+    /// A publisher for `id` that has published nothing yet.
+    pub(super) fn new(metrics: Arc<Metrics>, id: PipelineId) -> Self {
+        Publisher {
+            metrics,
+            id,
+            published: Summary::default(),
+            restarts: 0,
+        }
+    }
+
+    /// Publishes `p`'s counters (the growth since the last call) and gauges.
+    pub(super) fn publish(&mut self, p: &Pipeline, paused: bool) {
+        let summary = p.summary();
+        self.metrics.publish(
+            &self.id,
+            &self.published,
+            summary,
+            &GaugeState::of(p, paused),
+        );
+        self.published = summary.clone();
+    }
+
+    /// Counts the plugin restarts of `p` since the last call.
+    pub(super) fn restarts(&mut self, p: &Pipeline) {
+        let now = p.plugin().restarts();
+        self.metrics
+            .restarts(&self.id, now.saturating_sub(self.restarts));
+        self.restarts = now;
+    }
+
+    /// Takes `p`'s restart count as the new baseline without counting it: a swapped-in
+    /// instance starts its own count.
+    pub(super) fn restarts_baseline(&mut self, p: &Pipeline) {
+        self.restarts = p.plugin().restarts();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -201,10 +263,7 @@ mod tests {
     #[test]
     fn publishes_deltas_with_labels() {
         let m = Metrics::new();
-        let l = PipelineLabels {
-            tenant: "acme".into(),
-            pipeline: "stocks".into(),
-        };
+        let l = PipelineId::new("acme", "stocks");
         let a = Summary::default();
         let b = Summary {
             events_read: 5,

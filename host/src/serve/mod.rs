@@ -1,105 +1,59 @@
 //! `weir serve`: a long-running host of many tenants' pipelines, each on its own thread
 //! with its own sandboxed plugin instance, whose plugins are hot-swapped without a restart.
 //!
-//! Owns the tenants, the per-pipeline version history, deploy/rollback/pause/resume and the
-//! pipeline threads' control loop. It does not speak HTTP (`admin/` does, through
-//! [`HostControl`]) nor watch files (`watch.rs` delivers them here).
+//! It does not speak HTTP (`admin/` does, through [`HostControl`]). Start-up is a reload
+//! from an empty state: every pipeline's configured plugin goes through the same validation
+//! as a later deploy (`deploy::prepare`) before the pipeline starts.
 //!
-//! Start-up is a reload from an empty state: every pipeline's configured plugin goes through
-//! the same validation as a later deploy ([`Host::prepare`]) before the pipeline starts.
+//! | file          | owns                                                                     |
+//! |---------------|--------------------------------------------------------------------------|
+//! | `mod.rs`      | [`Host`]: start-up, shutdown, and [`HostControl`] over the parts below   |
+//! | `id.rs`       | [`PipelineId`], the one name of a pipeline (`tenant/pipeline`)           |
+//! | `registry.rs` | tenants, pipelines, each pipeline's settings and version history         |
+//! | `worker.rs`   | the per-pipeline thread: batches, control messages, status               |
+//! | `deploy.rs`   | prepare, deploy and rollback of versions; the watched-directory deployer |
+//! | `auth.rs`     | who a bearer token belongs to (constant-time comparison)                 |
+//! | `metrics.rs`  | Prometheus metrics per pipeline and how a thread publishes them          |
+//! | `control.rs`  | the [`HostControl`] trait and the views the admin API returns            |
+//! | `watch.rs`    | the watched plugin directory: files to [`watch::PluginDrop`]s            |
 
+mod auth;
 pub mod control;
+mod deploy;
+mod id;
 mod metrics;
+mod registry;
 pub mod watch;
+mod worker;
 
-use std::collections::{BTreeMap, VecDeque};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, TryRecvError};
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::thread::JoinHandle;
-use std::time::Duration;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 use anyhow::Context;
 
 pub use control::{
     ControlError, HostControl, PipelineState, PipelineView, Principal, TenantView, VersionView,
 };
-pub use metrics::{GaugeState, Metrics, PipelineLabels};
+pub use deploy::watch_plugin_dir;
+pub use id::PipelineId;
+pub use metrics::{GaugeState, Metrics};
 
-use crate::config::{HostConfig, Limits, PipelineConfig};
+use crate::config::{HostConfig, LimitsConfig, PipelineConfig};
 use crate::decode::Schema;
-use crate::pipeline::{self, Options, Pipeline, Step, Summary};
-use crate::plugin::{Owner, Plugin as _, PluginCode, PluginInstance, Runtime};
-use crate::time::format_rfc3339_ms;
-
-/// How long a deploy waits for the pipeline thread to take the new version.
-const SWAP_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// A message to a pipeline thread; each is handled between two batches.
-enum Control {
-    Swap {
-        plugin: Box<PluginInstance>,
-        ack: Sender<()>,
-    },
-    Pause(Sender<()>),
-    Resume(Sender<()>),
-    Stop,
-}
-
-/// What the pipeline thread publishes after every batch.
-#[derive(Debug, Clone)]
-struct Shared {
-    state: PipelineState,
-    reason: Option<String>,
-    summary: Summary,
-    live_version: String,
-}
-
-struct Version {
-    view: VersionView,
-    code: Arc<PluginCode>,
-}
-
-struct PipelineEntry {
-    tenant: String,
-    name: String,
-    cfg: PipelineConfig,
-    schema: Schema,
-    limits: Limits,
-    labels: PipelineLabels,
-    control: Mutex<Sender<Control>>,
-    /// Raised after sending a control message, so the thread defers firings and ends its
-    /// batch early (see `pipeline::Options::interrupt`).
-    interrupt: Arc<AtomicBool>,
-    shared: Arc<Mutex<Shared>>,
-    versions: Mutex<VecDeque<Version>>,
-    /// Serializes deploys and rollbacks of this pipeline.
-    deploy: Mutex<()>,
-    thread: Mutex<Option<JoinHandle<()>>>,
-}
-
-struct TenantEntry {
-    token: String,
-    pipelines: BTreeMap<String, Arc<PipelineEntry>>,
-}
+use crate::pipeline::{Options, Pipeline};
+use crate::plugin::Runtime;
+use auth::Tokens;
+use registry::{History, PipelineEntry, Registry};
+use worker::Worker;
 
 /// A running host.
 pub struct Host {
     runtime: Runtime,
-    operator_token: String,
-    tenants: BTreeMap<String, TenantEntry>,
+    tokens: Tokens,
+    registry: Registry,
     metrics: Arc<Metrics>,
     keep_versions: usize,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // Every value behind these locks is replaced whole, so a poisoned lock is still consistent.
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-fn now_rfc3339() -> String {
-    format_rfc3339_ms(chrono::Utc::now().timestamp_millis())
 }
 
 impl Host {
@@ -111,15 +65,20 @@ impl Host {
         if let Some(dir) = &cfg.plugins.cache_dir {
             runtime = runtime.with_cache_dir(cfg.resolve(dir));
         }
+        let tokens = cfg
+            .tenants
+            .iter()
+            .map(|t| (t.name.clone(), t.token.clone()))
+            .collect();
         let mut host = Host {
             runtime,
-            operator_token: cfg.admin.operator_token.clone(),
-            tenants: BTreeMap::new(),
+            tokens: Tokens::new(cfg.admin.operator_token.clone(), tokens),
+            registry: Registry::default(),
             metrics: Arc::new(Metrics::new()),
             keep_versions: cfg.plugins.keep_versions,
         };
         for t in &cfg.tenants {
-            let mut pipelines = BTreeMap::new();
+            host.registry.add_tenant(&t.name);
             for path in &t.pipelines {
                 let path = cfg.resolve(path);
                 let pcfg = PipelineConfig::load(&path)?;
@@ -130,35 +89,30 @@ impl Host {
                         t.name
                     );
                 }
-                let name = pcfg.name.clone();
-                if pipelines.contains_key(&name) {
+                let id = PipelineId::new(t.name.as_str(), pcfg.name.as_str());
+                if host.registry.contains(&id) {
                     anyhow::bail!(
-                        "tenant {}: two pipelines are named `{name}`; pipeline names must be unique per tenant",
-                        t.name
+                        "tenant {}: two pipelines are named `{}`; pipeline names must be unique per tenant",
+                        t.name,
+                        id.pipeline
                     );
                 }
                 let entry = host
-                    .start_pipeline(&t.name, pcfg, &t.limits)
+                    .start_pipeline(id, pcfg, &t.limits)
                     .with_context(|| format!("tenant {}, pipeline {}", t.name, path.display()))?;
-                pipelines.insert(name, entry);
+                host.registry.add(entry);
             }
-            host.tenants.insert(
-                t.name.clone(),
-                TenantEntry {
-                    token: t.token.clone(),
-                    pipelines,
-                },
-            );
         }
         Ok(host)
     }
 
+    /// Validates the configured plugin of pipeline `id` and starts its thread.
     fn start_pipeline(
         &self,
-        tenant: &str,
+        id: PipelineId,
         cfg: PipelineConfig,
-        ceiling: &crate::config::LimitsConfig,
-    ) -> anyhow::Result<Arc<PipelineEntry>> {
+        ceiling: &LimitsConfig,
+    ) -> anyhow::Result<PipelineEntry> {
         let schema = Schema::new(&cfg.schema).map_err(|e| anyhow::anyhow!("schema: {e}"))?;
         let limits = cfg.plugin.limits.resolve(Some(ceiling));
         let path = cfg.resolve(&cfg.plugin.path);
@@ -174,71 +128,39 @@ impl Host {
         }
         let bytes = std::fs::read(&path)
             .with_context(|| format!("reading plugin.path {}", path.display()))?;
-        let owner = Owner {
-            tenant: tenant.to_string(),
-            pipeline: cfg.name.clone(),
-        };
-        let (plugin, version) = prepare(
-            &self.runtime,
-            &cfg,
-            &schema,
-            limits,
-            owner.clone(),
-            &bytes,
-            "config",
-        )
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-        let labels = PipelineLabels {
-            tenant: tenant.to_string(),
-            pipeline: cfg.name.clone(),
-        };
+        let (plugin, version) =
+            deploy::prepare(&self.runtime, &cfg, &schema, limits, &id, &bytes, "config")
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
         let interrupt = Arc::new(AtomicBool::new(false));
         let opts = Options {
-            owner,
+            owner: id.owner(),
             version_column: true,
             quarantine: true,
             interrupt: Some(interrupt.clone()),
         };
         let pipe = Pipeline::build(cfg.clone(), plugin, opts)?;
-        let shared = Arc::new(Mutex::new(Shared {
-            state: PipelineState::Running,
-            reason: None,
-            summary: Summary::default(),
-            live_version: version.view.id.clone(),
-        }));
-        let (tx, rx) = mpsc::channel();
-        let thread = {
-            let shared = shared.clone();
-            let metrics = self.metrics.clone();
-            let labels = labels.clone();
-            let interrupt = interrupt.clone();
-            std::thread::Builder::new()
-                .name(format!("weir-{tenant}-{}", cfg.name))
-                .spawn(move || run_pipeline(pipe, rx, interrupt, shared, metrics, labels))?
-        };
-        tracing::info!(tenant, pipeline = %cfg.name, version = %version.view.id, "pipeline started");
-        Ok(Arc::new(PipelineEntry {
-            tenant: tenant.to_string(),
-            name: cfg.name.clone(),
+        let worker = Worker::spawn(
+            id.clone(),
+            pipe,
+            interrupt,
+            version.view.id.clone(),
+            self.metrics.clone(),
+        )?;
+        tracing::info!(tenant = %id.tenant, pipeline = %id.pipeline, version = %version.view.id, "pipeline started");
+        Ok(PipelineEntry {
+            id,
             limits,
             schema,
             cfg,
-            labels,
-            control: Mutex::new(tx),
-            interrupt,
-            shared,
-            versions: Mutex::new(VecDeque::from([version])),
-            deploy: Mutex::new(()),
-            thread: Mutex::new(Some(thread)),
-        }))
+            worker,
+            versions: std::sync::Mutex::new(History::new(version)),
+            deploy: std::sync::Mutex::new(()),
+        })
     }
 
-    /// Whether `tenant` has a pipeline named `pipeline`: the watched directory asks before it
-    /// reads a file.
-    pub fn knows(&self, tenant: &str, pipeline: &str) -> bool {
-        self.tenants
-            .get(tenant)
-            .is_some_and(|t| t.pipelines.contains_key(pipeline))
+    /// Whether pipeline `id` exists: the watched directory asks before it reads a file.
+    pub fn knows(&self, id: &PipelineId) -> bool {
+        self.registry.contains(id)
     }
 
     /// The plugin runtime (its load limits and compiled-code cache).
@@ -246,311 +168,49 @@ impl Host {
         &self.runtime
     }
 
-    fn entry(&self, tenant: &str, pipeline: &str) -> Result<&Arc<PipelineEntry>, ControlError> {
-        self.tenants
-            .get(tenant)
-            .ok_or_else(|| ControlError::NotFound(format!("tenant {tenant}")))?
-            .pipelines
-            .get(pipeline)
-            .ok_or_else(|| ControlError::NotFound(format!("pipeline {tenant}/{pipeline}")))
-    }
-
-    /// Deploys a version that arrived as a file in the watched plugin directory.
-    pub fn deploy_file(
-        &self,
-        tenant: &str,
-        pipeline: &str,
-        bytes: &[u8],
-    ) -> Result<VersionView, ControlError> {
-        let entry = self.entry(tenant, pipeline)?;
-        self.deploy_to(entry, bytes, "file")
-    }
-
-    fn deploy_to(
-        &self,
-        entry: &PipelineEntry,
-        bytes: &[u8],
-        origin: &str,
-    ) -> Result<VersionView, ControlError> {
-        let _serial = lock(&entry.deploy);
-        let owner = Owner {
-            tenant: entry.tenant.clone(),
-            pipeline: entry.name.clone(),
-        };
-        let prepared = prepare(
-            &self.runtime,
-            &entry.cfg,
-            &entry.schema,
-            entry.limits,
-            owner,
-            bytes,
-            origin,
-        );
-        let (plugin, version) = match prepared {
-            Ok(p) => p,
-            Err(reason) => {
-                self.metrics.rejected(&entry.labels);
-                tracing::warn!(tenant = %entry.tenant, pipeline = %entry.name, origin, %reason, "plugin version rejected");
-                return Err(ControlError::Rejected(reason));
-            }
-        };
-        let live = lock(&entry.shared).live_version.clone();
-        if version.view.id == live {
-            return Ok(self.view_of(entry, &live));
-        }
-        // Recorded before the swap, so that a swap that lands after the wait below times out
-        // is still in the history.
-        let id = version.view.id.clone();
-        let mut versions = lock(&entry.versions);
-        versions.retain(|v| v.view.id != id);
-        versions.push_back(version);
-        while versions.len() > self.keep_versions {
-            versions.pop_front();
-        }
-        drop(versions);
-        // A version no longer kept may now be evicted.
-        self.runtime.trim_compiled();
-        match self.swap(entry, plugin) {
-            Ok(true) => {
-                tracing::info!(tenant = %entry.tenant, pipeline = %entry.name, version = %id, origin, "plugin version live")
-            }
-            Ok(false) => {
-                tracing::warn!(tenant = %entry.tenant, pipeline = %entry.name, version = %id, origin, "plugin version queued: the pipeline will take it when it finishes its current batch")
-            }
-            Err(e) => {
-                lock(&entry.versions).retain(|v| v.view.id != id);
-                return Err(e);
-            }
-        }
-        Ok(self.view_of(entry, &id))
-    }
-
-    /// Hands a validated instance to the pipeline thread and waits until it is live: true
-    /// when it is, false when the thread has not taken it within [`SWAP_TIMEOUT`] (it will,
-    /// between its next two batches).
-    fn swap(&self, entry: &PipelineEntry, plugin: PluginInstance) -> Result<bool, ControlError> {
-        let (ack, done) = mpsc::channel();
-        self.send(
-            entry,
-            Control::Swap {
-                plugin: Box::new(plugin),
-                ack,
-            },
-        )?;
-        self.metrics.swapped(&entry.labels);
-        match done.recv_timeout(SWAP_TIMEOUT) {
-            Ok(()) => Ok(true),
-            Err(RecvTimeoutError::Timeout) => Ok(false),
-            Err(RecvTimeoutError::Disconnected) => {
-                Err(ControlError::Conflict("the pipeline has stopped".into()))
-            }
-        }
-    }
-
-    fn send(&self, entry: &PipelineEntry, msg: Control) -> Result<(), ControlError> {
-        let sent = lock(&entry.control).send(msg).map_err(|_| {
-            ControlError::Conflict(format!(
-                "pipeline {}/{} has stopped",
-                entry.tenant, entry.name
-            ))
-        });
-        // After the send: the thread lowers the flag before it drains its channel.
-        entry.interrupt.store(true, Ordering::Relaxed);
-        sent
-    }
-
-    /// The kept version `id`, with `live` as the pipeline thread last reported.
-    fn view_of(&self, entry: &PipelineEntry, id: &str) -> VersionView {
-        let live = lock(&entry.shared).live_version == id;
-        lock(&entry.versions)
-            .iter()
-            .find(|v| v.view.id == id)
-            .map(|v| VersionView {
-                live,
-                ..v.view.clone()
-            })
-            .unwrap_or_else(|| VersionView {
-                id: id.to_string(),
-                sha256: String::new(),
-                origin: String::new(),
-                deployed_at: String::new(),
-                live,
-            })
-    }
-
-    fn pipeline_view(&self, entry: &PipelineEntry) -> PipelineView {
-        let shared = lock(&entry.shared).clone();
-        let versions = lock(&entry.versions)
-            .iter()
-            .map(|v| VersionView {
-                live: v.view.id == shared.live_version,
-                ..v.view.clone()
-            })
-            .collect();
-        PipelineView {
-            tenant: entry.tenant.clone(),
-            name: entry.name.clone(),
-            state: shared.state,
-            reason: shared.reason,
-            versions,
-            events_read: shared.summary.events_read,
-            rows_written: shared.summary.rows_written,
-            plugin_errors: shared.summary.plugin_errors,
-        }
-    }
-
-    fn set_paused(
-        &self,
-        tenant: &str,
-        pipeline: &str,
-        pause: bool,
-    ) -> Result<PipelineView, ControlError> {
-        let entry = self.entry(tenant, pipeline)?;
-        let (ack, done) = mpsc::channel();
-        self.send(
-            entry,
-            if pause {
-                Control::Pause(ack)
-            } else {
-                Control::Resume(ack)
-            },
-        )?;
-        done.recv_timeout(SWAP_TIMEOUT).map_err(|_| {
-            ControlError::Conflict("the pipeline did not answer within 10 s".into())
-        })?;
-        Ok(self.pipeline_view(entry))
-    }
-
     /// Stops every pipeline (without flushing open windows of unbounded sources) and waits
     /// for their threads.
     pub fn shutdown(&self) {
-        for t in self.tenants.values() {
-            for e in t.pipelines.values() {
-                let _ = lock(&e.control).send(Control::Stop);
-                e.interrupt.store(true, Ordering::Relaxed);
-            }
+        for e in self.registry.all() {
+            e.worker.stop();
         }
-        for t in self.tenants.values() {
-            for e in t.pipelines.values() {
-                if let Some(h) = lock(&e.thread).take() {
-                    let _ = h.join();
-                }
-            }
+        for e in self.registry.all() {
+            e.worker.join();
         }
     }
-}
-
-/// Compiles (or finds in the cache), instantiates, configures and checks a plugin version
-/// for one pipeline. Every way a version arrives goes through here. Only a version that
-/// passed every check has its compiled code cached (in memory and on disk).
-fn prepare(
-    runtime: &Runtime,
-    cfg: &PipelineConfig,
-    schema: &Schema,
-    limits: Limits,
-    owner: Owner,
-    bytes: &[u8],
-    origin: &str,
-) -> Result<(PluginInstance, Version), String> {
-    let label = format!("{}/{} ({origin})", owner.tenant, owner.pipeline);
-    let code = runtime
-        .load_bytes(bytes, &label)
-        .map_err(|e| e.to_string())?;
-    let plugin = pipeline::instantiate_checked(cfg, schema, code.clone(), limits, owner)
-        .map_err(|e| e.to_string())?;
-    runtime.keep(&code);
-    let version = Version {
-        view: VersionView {
-            id: plugin.version_id(),
-            sha256: code.sha256().to_string(),
-            origin: origin.to_string(),
-            deployed_at: now_rfc3339(),
-            live: false,
-        },
-        code,
-    };
-    Ok((plugin, version))
 }
 
 impl HostControl for Host {
     fn authenticate(&self, token: &str) -> Option<Principal> {
-        if constant_time_eq(token, &self.operator_token) {
-            return Some(Principal::Operator);
-        }
-        self.tenants
-            .iter()
-            .find(|(_, t)| constant_time_eq(token, &t.token))
-            .map(|(name, _)| Principal::Tenant(name.clone()))
+        self.tokens.principal(token)
     }
 
     fn tenants(&self) -> Vec<TenantView> {
-        self.tenants
-            .iter()
-            .map(|(name, t)| TenantView {
-                name: name.clone(),
-                pipelines: t.pipelines.keys().cloned().collect(),
-            })
-            .collect()
+        self.registry.tenant_views()
     }
 
     fn pipelines(&self, tenant: &str) -> Result<Vec<PipelineView>, ControlError> {
-        let t = self
-            .tenants
-            .get(tenant)
-            .ok_or_else(|| ControlError::NotFound(format!("tenant {tenant}")))?;
-        Ok(t.pipelines
-            .values()
-            .map(|e| self.pipeline_view(e))
-            .collect())
+        Ok(self.registry.of_tenant(tenant)?.map(|e| e.view()).collect())
     }
 
-    fn deploy(
-        &self,
-        tenant: &str,
-        pipeline: &str,
-        wasm: Vec<u8>,
-    ) -> Result<VersionView, ControlError> {
-        let entry = self.entry(tenant, pipeline)?;
-        self.deploy_to(entry, &wasm, "api")
+    fn deploy(&self, id: &PipelineId, wasm: Vec<u8>) -> Result<VersionView, ControlError> {
+        self.deploy_to(self.registry.get(id)?, &wasm, "api")
     }
 
-    fn rollback(&self, tenant: &str, pipeline: &str) -> Result<VersionView, ControlError> {
-        let entry = self.entry(tenant, pipeline)?;
-        let _serial = lock(&entry.deploy);
-        let live = lock(&entry.shared).live_version.clone();
-        let (code, id) = {
-            let versions = lock(&entry.versions);
-            let at = versions
-                .iter()
-                .position(|v| v.view.id == live)
-                .unwrap_or(versions.len());
-            match at.checked_sub(1).and_then(|i| versions.get(i)) {
-                Some(v) => (v.code.clone(), v.view.id.clone()),
-                None => {
-                    return Err(ControlError::Conflict(format!(
-                        "no version before {live} is kept; deploy the version you want instead"
-                    )));
-                }
-            }
-        };
-        let owner = Owner {
-            tenant: entry.tenant.clone(),
-            pipeline: entry.name.clone(),
-        };
-        let plugin =
-            pipeline::instantiate_checked(&entry.cfg, &entry.schema, code, entry.limits, owner)
-                .map_err(|e| ControlError::Rejected(e.to_string()))?;
-        let live_now = self.swap(entry, plugin)?;
-        tracing::info!(tenant = %entry.tenant, pipeline = %entry.name, version = %id, live = live_now, "rolled back");
-        Ok(self.view_of(entry, &id))
+    fn rollback(&self, id: &PipelineId) -> Result<VersionView, ControlError> {
+        self.rollback_entry(self.registry.get(id)?)
     }
 
-    fn pause(&self, tenant: &str, pipeline: &str) -> Result<PipelineView, ControlError> {
-        self.set_paused(tenant, pipeline, true)
+    fn pause(&self, id: &PipelineId) -> Result<PipelineView, ControlError> {
+        let entry = self.registry.get(id)?;
+        entry.worker.set_paused(true)?;
+        Ok(entry.view())
     }
 
-    fn resume(&self, tenant: &str, pipeline: &str) -> Result<PipelineView, ControlError> {
-        self.set_paused(tenant, pipeline, false)
+    fn resume(&self, id: &PipelineId) -> Result<PipelineView, ControlError> {
+        let entry = self.registry.get(id)?;
+        entry.worker.set_paused(false)?;
+        Ok(entry.view())
     }
 
     fn metrics(&self) -> String {
@@ -558,206 +218,6 @@ impl HostControl for Host {
         self.metrics.compiled_cache(bytes, count);
         self.metrics.encode()
     }
-}
-
-/// Compares two tokens in time that depends only on their lengths.
-fn constant_time_eq(a: &str, b: &str) -> bool {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-/// The body of a pipeline thread: apply control messages between batches, run batches
-/// while running, publish state and metrics after each.
-fn run_pipeline(
-    mut p: Pipeline,
-    rx: Receiver<Control>,
-    interrupt: Arc<AtomicBool>,
-    shared: Arc<Mutex<Shared>>,
-    metrics: Arc<Metrics>,
-    labels: PipelineLabels,
-) {
-    let mut paused = false;
-    let mut done = false;
-    let mut published = Summary::default();
-    let mut restarts = 0;
-    loop {
-        // Control messages: block while there is nothing to run, else just drain. The flag
-        // is lowered first, so a message sent after this point raises it again.
-        interrupt.store(false, Ordering::Relaxed);
-        loop {
-            let idle = paused || done || p.quarantined().is_some();
-            let msg = if idle {
-                // Nothing runs until a message comes: make what was written so far visible
-                // now (e.g. the error records behind a quarantine, the rows before a pause).
-                if !done && let Err(e) = p.flush_sinks() {
-                    tracing::error!(tenant = %labels.tenant, pipeline = %labels.pipeline, error = %e, "flushing sinks");
-                }
-                match rx.recv() {
-                    Ok(m) => m,
-                    Err(_) => return,
-                }
-            } else {
-                match rx.try_recv() {
-                    Ok(m) => m,
-                    Err(TryRecvError::Empty) => break,
-                    Err(TryRecvError::Disconnected) => return,
-                }
-            };
-            let ack = match msg {
-                Control::Swap { plugin, ack } => {
-                    let fired = p.swap_plugin(*plugin);
-                    restarts = p.plugin().restarts();
-                    lock(&shared).live_version = p.version().to_string();
-                    if let Err(e) = fired {
-                        done = true;
-                        fail(&shared, &labels, &e);
-                    }
-                    ack
-                }
-                Control::Pause(ack) => {
-                    paused = true;
-                    ack
-                }
-                Control::Resume(ack) => {
-                    paused = false;
-                    if let Err(e) = p.fire_due() {
-                        done = true;
-                        fail(&shared, &labels, &e);
-                    }
-                    ack
-                }
-                Control::Stop => {
-                    if let Err(e) = p.flush_sinks() {
-                        tracing::error!(tenant = %labels.tenant, pipeline = %labels.pipeline, error = %e, "flushing sinks at stop");
-                    }
-                    return;
-                }
-            };
-            publish(&p, &shared, &metrics, &labels, &mut published, paused, done);
-            // Acknowledge once the new state is published, so that the caller's next look
-            // (the API's answer to pause, resume or deploy) sees it.
-            let _ = ack.send(());
-        }
-        match p.step() {
-            Ok(Step::More) => {}
-            Ok(Step::Finished) => {
-                done = true;
-                let mut s = lock(&shared);
-                s.state = PipelineState::Finished;
-            }
-            Err(e) => {
-                done = true;
-                fail(&shared, &labels, &e);
-            }
-        }
-        let r = p.plugin().restarts();
-        metrics.restarts(&labels, r.saturating_sub(restarts));
-        restarts = r;
-        publish(&p, &shared, &metrics, &labels, &mut published, paused, done);
-    }
-}
-
-/// Marks a pipeline failed (an error outside the plugin: a sink, the source).
-fn fail(shared: &Mutex<Shared>, labels: &PipelineLabels, e: &anyhow::Error) {
-    tracing::error!(tenant = %labels.tenant, pipeline = %labels.pipeline, error = %format!("{e:#}"), "pipeline failed");
-    let mut s = lock(shared);
-    s.state = PipelineState::Failed;
-    s.reason = Some(format!("{e:#}"));
-}
-
-fn publish(
-    p: &Pipeline,
-    shared: &Mutex<Shared>,
-    metrics: &Metrics,
-    labels: &PipelineLabels,
-    published: &mut Summary,
-    paused: bool,
-    done: bool,
-) {
-    let summary = p.summary().clone();
-    let (open, buffered) = p.state_size();
-    let quarantined = p.quarantined().map(str::to_string);
-    metrics.publish(
-        labels,
-        published,
-        &summary,
-        &GaugeState {
-            open_windows: open as u64,
-            buffered_events: buffered as u64,
-            quarantined: quarantined.is_some(),
-            paused,
-        },
-    );
-    *published = summary.clone();
-    let mut s = lock(shared);
-    s.summary = summary;
-    if !done {
-        (s.state, s.reason) = match (&quarantined, paused) {
-            (Some(q), _) => (PipelineState::Quarantined, Some(q.clone())),
-            (None, true) => (PipelineState::Paused, None),
-            (None, false) => (PipelineState::Running, None),
-        };
-    }
-}
-
-/// How many plugin files may wait for the deployer (beyond the one it is deploying): 4.
-/// Each holds at most `plugins.max_bytes`, so the hand-off holds at most 5 × that.
-const DEPLOY_QUEUE: usize = 4;
-
-/// Watches a plugin directory (`<tenant>/<pipeline>.wasm`) and deploys every new file.
-///
-/// Files are compiled and validated on a deployer thread of their own, so a slow compile
-/// never holds up the watcher. The watcher reads a file only if its tenant and pipeline
-/// exist, it is a regular file (not a symlink) and its size is within `plugins.max_bytes`;
-/// it hands files over a bounded queue ([`DEPLOY_QUEUE`]): when the queue is full the file
-/// is skipped with a warning (and delivered again when it next changes). Returns the
-/// watcher; dropping it stops watching.
-pub fn watch_plugin_dir(
-    host: Arc<Host>,
-    dir: &Path,
-    debounce: Duration,
-) -> anyhow::Result<watch::Watcher> {
-    let (tx, rx) = mpsc::sync_channel::<watch::PluginDrop>(DEPLOY_QUEUE);
-    let deployer = host.clone();
-    std::thread::Builder::new()
-        .name("weir-deployer".into())
-        .spawn(move || {
-            let host = deployer;
-            for drop in rx {
-                let written = std::fs::metadata(&drop.path)
-                    .and_then(|m| m.modified())
-                    .ok()
-                    .and_then(|t| t.elapsed().ok());
-                match host.deploy_file(&drop.tenant, &drop.pipeline, &drop.bytes) {
-                    Ok(v) => tracing::info!(
-                        tenant = %drop.tenant,
-                        pipeline = %drop.pipeline,
-                        version = %v.id,
-                        since_write_ms = written.map(|d| d.as_secs_f64() * 1e3),
-                        "plugin file deployed"
-                    ),
-                    Err(e) => tracing::warn!(tenant = %drop.tenant, pipeline = %drop.pipeline, error = %e, "plugin file not deployed"),
-                }
-            }
-        })?;
-    let rules = watch::Rules {
-        max_bytes: host.runtime.limits().max_bytes,
-        known: Box::new(move |tenant, pipeline| host.knows(tenant, pipeline)),
-    };
-    let watcher = watch::Watcher::start_with(dir, debounce, rules, move |drop| {
-        match tx.try_send(drop) {
-            Ok(()) => true,
-            Err(mpsc::TrySendError::Full(d)) => {
-                tracing::warn!(tenant = %d.tenant, pipeline = %d.pipeline, queue = DEPLOY_QUEUE, "plugin file skipped: the deployer is busy with earlier files; write the file again later");
-                false
-            }
-            Err(mpsc::TrySendError::Disconnected(_)) => false,
-        }
-    })?;
-    Ok(watcher)
 }
 
 /// Loads a host config and starts it (used by `weir serve` and tests).

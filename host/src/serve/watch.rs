@@ -20,13 +20,14 @@ use notify_debouncer_full::{DebounceEventResult, Debouncer, RecommendedCache, ne
 use sha2::{Digest, Sha256};
 use tracing::{debug, error, info, warn};
 
+use super::PipelineId;
+
 /// A plugin file that appeared or changed, read in full after the debounce.
 #[derive(Debug, Clone)]
 pub struct PluginDrop {
-    /// The tenant: the name of the directory the file is in.
-    pub tenant: String,
-    /// The pipeline: the file name without `.wasm`.
-    pub pipeline: String,
+    /// The pipeline: its tenant is the name of the directory the file is in, its name the
+    /// file name without `.wasm`.
+    pub id: PipelineId,
     /// The file, under the (canonicalized) watched directory.
     pub path: PathBuf,
     /// Its complete content, as read after the debounce.
@@ -60,15 +61,15 @@ pub enum WatchError {
     },
 }
 
-/// Whether a `(tenant, pipeline)` exists.
-pub type KnownFn = Box<dyn Fn(&str, &str) -> bool + Send>;
+/// Whether a pipeline exists.
+pub type KnownFn = Box<dyn Fn(&PipelineId) -> bool + Send>;
 
 /// What a file must pass before the watcher reads a byte of it.
 pub struct Rules {
     /// The largest file read (from its metadata, before opening it, and again while reading
     /// in case it grew); a larger file is refused with a warning.
     pub max_bytes: u64,
-    /// Whether `(tenant, pipeline)` exists; a file for an unknown one is refused unread.
+    /// Whether a pipeline exists; a file for an unknown one is refused unread.
     pub known: KnownFn,
 }
 
@@ -77,7 +78,7 @@ impl Rules {
     pub fn any_name() -> Self {
         Rules {
             max_bytes: crate::plugin::LoadLimits::default().max_bytes,
-            known: Box::new(|_, _| true),
+            known: Box::new(|_| true),
         }
     }
 }
@@ -181,7 +182,7 @@ struct State {
 #[derive(Debug, PartialEq)]
 enum Place {
     /// `<dir>/<tenant>/<pipeline>.wasm`.
-    Plugin { tenant: String, pipeline: String },
+    Plugin(PipelineId),
     /// `<dir>/<name>`: a tenant directory, or a stray file.
     TopLevel,
     /// A hidden, temporary or non-`.wasm` name under a tenant directory.
@@ -221,8 +222,8 @@ impl State {
     }
 
     fn consider(&mut self, path: PathBuf, seen_at: Instant, on_drop: &impl Fn(PluginDrop) -> bool) {
-        let (tenant, pipeline) = match place(&self.root, &path) {
-            Place::Plugin { tenant, pipeline } => (tenant, pipeline),
+        let id = match place(&self.root, &path) {
+            Place::Plugin(id) => id,
             Place::TopLevel => {
                 let meta = fs::symlink_metadata(&path);
                 if meta.as_ref().is_ok_and(|m| m.file_type().is_symlink()) {
@@ -251,7 +252,8 @@ impl State {
                 return;
             }
         };
-        if !(self.rules.known)(&tenant, &pipeline) {
+        let (tenant, pipeline) = (&*id.tenant, &*id.pipeline);
+        if !(self.rules.known)(&id) {
             if path.exists() {
                 warn!(tenant, pipeline, path = %path.display(), "refusing plugin file for an unknown tenant or pipeline (not read); the layout is <dir>/<tenant>/<pipeline>.wasm with names from the host config");
             }
@@ -284,8 +286,7 @@ impl State {
         self.delivered.insert(path.clone(), hash);
         info!(tenant, pipeline, path = %path.display(), bytes = bytes.len(), "plugin file dropped");
         let drop = PluginDrop {
-            tenant: tenant.clone(),
-            pipeline: pipeline.clone(),
+            id: id.clone(),
             path: path.clone(),
             bytes,
             seen_at,
@@ -358,10 +359,9 @@ fn place(root: &Path, path: &Path) -> Place {
                 return Place::Ignored;
             }
             match file.strip_suffix(".wasm") {
-                Some(pipeline) if !pipeline.is_empty() => Place::Plugin {
-                    tenant: (*tenant).to_owned(),
-                    pipeline: pipeline.to_owned(),
-                },
+                Some(pipeline) if !pipeline.is_empty() => {
+                    Place::Plugin(PipelineId::new(*tenant, pipeline))
+                }
                 _ => Place::Ignored,
             }
         }
@@ -483,8 +483,8 @@ mod tests {
         fs::write(dir.join("zz/sentinel.wasm"), content).unwrap();
         let d = next(rx);
         assert_eq!(
-            (d.tenant.as_str(), d.pipeline.as_str()),
-            ("zz", "sentinel"),
+            d.id.to_string(),
+            "zz/sentinel",
             "unexpected drop {} before the sentinel",
             d.path.display()
         );
@@ -495,8 +495,7 @@ mod tests {
         let (dir, _w, rx) = watched();
         fs::write(dir.path().join("acme/fares.wasm"), b"\0asm version one").unwrap();
         let d = next(&rx);
-        assert_eq!(d.tenant, "acme");
-        assert_eq!(d.pipeline, "fares");
+        assert_eq!(d.id, PipelineId::new("acme", "fares"));
         assert_eq!(d.bytes, b"\0asm version one");
         assert!(d.path.ends_with("acme/fares.wasm"));
         assert_nothing_before_sentinel(dir.path(), &rx, b"s");
@@ -514,7 +513,7 @@ mod tests {
         fs::write(&tmp, &full).unwrap();
         fs::rename(&tmp, dir.path().join("acme/fares.wasm")).unwrap();
         let d = next(&rx);
-        assert_eq!((d.tenant.as_str(), d.pipeline.as_str()), ("acme", "fares"));
+        assert_eq!(d.id, PipelineId::new("acme", "fares"));
         assert_eq!(d.bytes, full);
         assert_nothing_before_sentinel(dir.path(), &rx, b"s");
     }
@@ -531,10 +530,7 @@ mod tests {
 
         fs::write(&path, b"v2").unwrap();
         let d = next(&rx);
-        assert_eq!(
-            (d.pipeline.as_str(), d.bytes.as_slice()),
-            ("fares", &b"v2"[..])
-        );
+        assert_eq!((&*d.id.pipeline, d.bytes.as_slice()), ("fares", &b"v2"[..]));
     }
 
     #[test]
@@ -573,7 +569,7 @@ mod tests {
         fs::write(staging.join("fares.wasm"), b"v1").unwrap();
         fs::rename(&staging, dir.path().join("bravo")).unwrap();
         let d = next(&rx);
-        assert_eq!((d.tenant.as_str(), d.pipeline.as_str()), ("bravo", "fares"));
+        assert_eq!(d.id, PipelineId::new("bravo", "fares"));
         assert_eq!(d.bytes, b"v1");
     }
 
@@ -605,8 +601,8 @@ mod tests {
         let (tx, rx) = mpsc::channel();
         let rules = Rules {
             max_bytes: 64,
-            known: Box::new(|tenant, pipeline| {
-                (tenant == "acme" && pipeline == "fares") || tenant == "zz"
+            known: Box::new(|id| {
+                (&*id.tenant == "acme" && &*id.pipeline == "fares") || &*id.tenant == "zz"
             }),
         };
         let watcher = Watcher::start_with(dir.path(), DEBOUNCE, rules, move |d| {
@@ -666,7 +662,7 @@ mod tests {
         // The first delivery of each content is turned away (a full queue).
         let seen = std::sync::Mutex::new(std::collections::HashSet::new());
         let (dir, _w, rx) = watched_with_rules(move |d| {
-            d.tenant == "zz" || !seen.lock().unwrap().insert(d.bytes.clone())
+            &*d.id.tenant == "zz" || !seen.lock().unwrap().insert(d.bytes.clone())
         });
         let path = dir.path().join("acme/fares.wasm");
         fs::write(&path, b"v1").unwrap();
@@ -691,10 +687,7 @@ mod tests {
     #[test]
     fn layout() {
         let root = Path::new("/p");
-        let plugin = |t: &str, p: &str| Place::Plugin {
-            tenant: t.into(),
-            pipeline: p.into(),
-        };
+        let plugin = |t: &str, p: &str| Place::Plugin(PipelineId::new(t, p));
         assert_eq!(
             place(root, Path::new("/p/acme/fares.wasm")),
             plugin("acme", "fares")

@@ -1,0 +1,195 @@
+//! How a plugin version becomes live: [`prepare`] (compile, instantiate, configure, check)
+//! for every way one arrives (the config at start-up, the API, the watched directory),
+//! deploy and rollback of one pipeline, and the deployer thread behind the watched plugin
+//! directory. The swap itself happens on the pipeline's thread (`worker.rs`).
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use super::registry::{PipelineEntry, Version};
+use super::worker::lock;
+use super::{ControlError, Host, PipelineId, VersionView, watch};
+use crate::config::{Limits, PipelineConfig};
+use crate::decode::Schema;
+use crate::pipeline;
+use crate::plugin::{Plugin as _, PluginInstance, Runtime};
+use crate::time::format_rfc3339_ms;
+
+/// How many plugin files may wait for the deployer (beyond the one it is deploying): 4.
+/// Each holds at most `plugins.max_bytes`, so the hand-off holds at most 5 × that.
+const DEPLOY_QUEUE: usize = 4;
+
+/// Compiles (or finds in the cache), instantiates, configures and checks a plugin version
+/// for pipeline `id`. Every way a version arrives goes through here. Only a version that
+/// passed every check has its compiled code cached (in memory and on disk).
+pub(super) fn prepare(
+    runtime: &Runtime,
+    cfg: &PipelineConfig,
+    schema: &Schema,
+    limits: Limits,
+    id: &PipelineId,
+    bytes: &[u8],
+    origin: &str,
+) -> Result<(PluginInstance, Version), String> {
+    let code = runtime
+        .load_bytes(bytes, &format!("{id} ({origin})"))
+        .map_err(|e| e.to_string())?;
+    let plugin = pipeline::instantiate_checked(cfg, schema, code.clone(), limits, id.owner())
+        .map_err(|e| e.to_string())?;
+    runtime.keep(&code);
+    let version = Version {
+        view: VersionView {
+            id: plugin.version_id(),
+            sha256: code.sha256().to_string(),
+            origin: origin.to_string(),
+            deployed_at: format_rfc3339_ms(chrono::Utc::now().timestamp_millis()),
+            live: false,
+        },
+        code,
+    };
+    Ok((plugin, version))
+}
+
+impl Host {
+    /// Deploys a version that arrived as a file in the watched plugin directory.
+    pub fn deploy_file(&self, id: &PipelineId, bytes: &[u8]) -> Result<VersionView, ControlError> {
+        self.deploy_to(self.registry.get(id)?, bytes, "file")
+    }
+
+    /// Validates `bytes` as a new version of `entry`'s pipeline, records it in the
+    /// history and swaps it in. A version identical to the live one changes nothing.
+    pub(super) fn deploy_to(
+        &self,
+        entry: &PipelineEntry,
+        bytes: &[u8],
+        origin: &str,
+    ) -> Result<VersionView, ControlError> {
+        let _serial = lock(&entry.deploy);
+        let id = &entry.id;
+        let prepared = prepare(
+            &self.runtime,
+            &entry.cfg,
+            &entry.schema,
+            entry.limits,
+            id,
+            bytes,
+            origin,
+        );
+        let (plugin, version) = match prepared {
+            Ok(p) => p,
+            Err(reason) => {
+                self.metrics.rejected(id);
+                tracing::warn!(tenant = %id.tenant, pipeline = %id.pipeline, origin, %reason, "plugin version rejected");
+                return Err(ControlError::Rejected(reason));
+            }
+        };
+        let live = entry.worker.live_version();
+        if version.view.id == live {
+            return Ok(entry.version_view(&live));
+        }
+        // Recorded before the swap, so that a swap that lands after the wait times out is
+        // still in the history.
+        let version_id = version.view.id.clone();
+        lock(&entry.versions).record(version, self.keep_versions);
+        // A version no longer kept may now be evicted.
+        self.runtime.trim_compiled();
+        match entry.worker.swap(plugin) {
+            Ok(true) => {
+                tracing::info!(tenant = %id.tenant, pipeline = %id.pipeline, version = %version_id, origin, "plugin version live")
+            }
+            Ok(false) => {
+                tracing::warn!(tenant = %id.tenant, pipeline = %id.pipeline, version = %version_id, origin, "plugin version queued: the pipeline will take it when it finishes its current batch")
+            }
+            Err(e) => {
+                lock(&entry.versions).forget(&version_id);
+                return Err(e);
+            }
+        }
+        Ok(entry.version_view(&version_id))
+    }
+
+    /// Makes the version kept before the live one live again, from its compiled code.
+    pub(super) fn rollback_entry(
+        &self,
+        entry: &PipelineEntry,
+    ) -> Result<VersionView, ControlError> {
+        let _serial = lock(&entry.deploy);
+        let id = &entry.id;
+        let live = entry.worker.live_version();
+        let (code, version_id) = match lock(&entry.versions).before(&live) {
+            Some(v) => (v.code.clone(), v.view.id.clone()),
+            None => {
+                return Err(ControlError::Conflict(format!(
+                    "no version before {live} is kept; deploy the version you want instead"
+                )));
+            }
+        };
+        let plugin = pipeline::instantiate_checked(
+            &entry.cfg,
+            &entry.schema,
+            code,
+            entry.limits,
+            id.owner(),
+        )
+        .map_err(|e| ControlError::Rejected(e.to_string()))?;
+        let live_now = entry.worker.swap(plugin)?;
+        tracing::info!(tenant = %id.tenant, pipeline = %id.pipeline, version = %version_id, live = live_now, "rolled back");
+        Ok(entry.version_view(&version_id))
+    }
+}
+
+/// Watches a plugin directory (`<tenant>/<pipeline>.wasm`) and deploys every new file.
+///
+/// Files are compiled and validated on a deployer thread of their own, so a slow compile
+/// never holds up the watcher. The watcher reads a file only if its tenant and pipeline
+/// exist, it is a regular file (not a symlink) and its size is within `plugins.max_bytes`;
+/// it hands files over a bounded queue (4 files, `DEPLOY_QUEUE`): when the queue is full the
+/// file is skipped with a warning (and delivered again when it next changes). Returns the
+/// watcher; dropping it stops watching.
+pub fn watch_plugin_dir(
+    host: Arc<Host>,
+    dir: &Path,
+    debounce: Duration,
+) -> anyhow::Result<watch::Watcher> {
+    let (tx, rx) = mpsc::sync_channel::<watch::PluginDrop>(DEPLOY_QUEUE);
+    let deployer = host.clone();
+    std::thread::Builder::new()
+        .name("weir-deployer".into())
+        .spawn(move || {
+            let host = deployer;
+            for drop in rx {
+                let written = std::fs::metadata(&drop.path)
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.elapsed().ok());
+                let id = &drop.id;
+                match host.deploy_file(id, &drop.bytes) {
+                    Ok(v) => tracing::info!(
+                        tenant = %id.tenant,
+                        pipeline = %id.pipeline,
+                        version = %v.id,
+                        since_write_ms = written.map(|d| d.as_secs_f64() * 1e3),
+                        "plugin file deployed"
+                    ),
+                    Err(e) => tracing::warn!(tenant = %id.tenant, pipeline = %id.pipeline, error = %e, "plugin file not deployed"),
+                }
+            }
+        })?;
+    let rules = watch::Rules {
+        max_bytes: host.runtime.limits().max_bytes,
+        known: Box::new(move |id| host.knows(id)),
+    };
+    let watcher = watch::Watcher::start_with(dir, debounce, rules, move |drop| {
+        match tx.try_send(drop) {
+            Ok(()) => true,
+            Err(mpsc::TrySendError::Full(d)) => {
+                tracing::warn!(tenant = %d.id.tenant, pipeline = %d.id.pipeline, queue = DEPLOY_QUEUE, "plugin file skipped: the deployer is busy with earlier files; write the file again later");
+                false
+            }
+            Err(mpsc::TrySendError::Disconnected(_)) => false,
+        }
+    })?;
+    Ok(watcher)
+}

@@ -1,0 +1,296 @@
+//! The thread of one hosted pipeline: it runs batches, applies control messages (swap,
+//! pause, resume, stop) between two batches, and publishes its status and metrics after
+//! each. [`Worker`] is the host's handle on it; what a version is and where it comes from
+//! is `deploy.rs`'s business.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, TryRecvError};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use super::metrics::{Metrics, Publisher};
+use super::{ControlError, PipelineId, PipelineState};
+use crate::pipeline::{Pipeline, Step, Summary};
+use crate::plugin::PluginInstance;
+
+/// How long a deploy, pause or resume waits for the pipeline thread to take it.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Locks `m`, also after a panic on another thread.
+pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Every value behind these locks is replaced whole, so a poisoned lock is still consistent.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A message to a pipeline thread; each is handled between two batches.
+enum Control {
+    Swap {
+        plugin: Box<PluginInstance>,
+        ack: Sender<()>,
+    },
+    Pause(Sender<()>),
+    Resume(Sender<()>),
+    Stop,
+}
+
+/// What the pipeline thread publishes after every batch and every control message.
+#[derive(Debug, Clone)]
+pub(super) struct Status {
+    /// Running, paused, quarantined, finished or failed.
+    pub(super) state: PipelineState,
+    /// Why it is quarantined or failed.
+    pub(super) reason: Option<String>,
+    /// Its counters.
+    pub(super) summary: Summary,
+    /// The id of the version windows fire with now.
+    pub(super) live_version: String,
+}
+
+/// The host's handle on one pipeline thread.
+pub(super) struct Worker {
+    id: PipelineId,
+    control: Mutex<Sender<Control>>,
+    /// Raised after sending a control message, so the thread defers firings and ends its
+    /// batch early (see `pipeline::Options::interrupt`).
+    interrupt: Arc<AtomicBool>,
+    status: Arc<Mutex<Status>>,
+    metrics: Arc<Metrics>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Worker {
+    /// Starts the thread of `pipeline`, built with `interrupt` as its
+    /// `Options::interrupt`, running version `live_version`.
+    pub(super) fn spawn(
+        id: PipelineId,
+        pipeline: Pipeline,
+        interrupt: Arc<AtomicBool>,
+        live_version: String,
+        metrics: Arc<Metrics>,
+    ) -> std::io::Result<Self> {
+        let status = Arc::new(Mutex::new(Status {
+            state: PipelineState::Running,
+            reason: None,
+            summary: Summary::default(),
+            live_version,
+        }));
+        let (tx, rx) = mpsc::channel();
+        let thread = Thread {
+            p: pipeline,
+            rx,
+            interrupt: interrupt.clone(),
+            status: status.clone(),
+            publisher: Publisher::new(metrics.clone(), id.clone()),
+            id: id.clone(),
+            paused: false,
+            done: false,
+        };
+        let handle = std::thread::Builder::new()
+            .name(format!("weir-{}-{}", id.tenant, id.pipeline))
+            .spawn(move || thread.run())?;
+        Ok(Worker {
+            id,
+            control: Mutex::new(tx),
+            interrupt,
+            status,
+            metrics,
+            thread: Mutex::new(Some(handle)),
+        })
+    }
+
+    /// What the thread last published.
+    pub(super) fn status(&self) -> Status {
+        lock(&self.status).clone()
+    }
+
+    /// The id of the live version, as the thread last reported.
+    pub(super) fn live_version(&self) -> String {
+        lock(&self.status).live_version.clone()
+    }
+
+    fn send(&self, msg: Control) -> Result<(), ControlError> {
+        let sent = lock(&self.control)
+            .send(msg)
+            .map_err(|_| ControlError::Conflict(format!("pipeline {} has stopped", self.id)));
+        // After the send: the thread lowers the flag before it drains its channel.
+        self.interrupt.store(true, Ordering::Relaxed);
+        sent
+    }
+
+    /// Hands a validated instance to the thread and waits until it is live: true when it
+    /// is, false when the thread has not taken it within [`ANSWER_TIMEOUT`] (it will,
+    /// between its next two batches).
+    pub(super) fn swap(&self, plugin: PluginInstance) -> Result<bool, ControlError> {
+        let (ack, done) = mpsc::channel();
+        self.send(Control::Swap {
+            plugin: Box::new(plugin),
+            ack,
+        })?;
+        self.metrics.swapped(&self.id);
+        match done.recv_timeout(ANSWER_TIMEOUT) {
+            Ok(()) => Ok(true),
+            Err(RecvTimeoutError::Timeout) => Ok(false),
+            Err(RecvTimeoutError::Disconnected) => {
+                Err(ControlError::Conflict("the pipeline has stopped".into()))
+            }
+        }
+    }
+
+    /// Pauses or resumes the thread and waits until it has.
+    pub(super) fn set_paused(&self, pause: bool) -> Result<(), ControlError> {
+        let (ack, done) = mpsc::channel();
+        self.send(if pause {
+            Control::Pause(ack)
+        } else {
+            Control::Resume(ack)
+        })?;
+        done.recv_timeout(ANSWER_TIMEOUT)
+            .map_err(|_| ControlError::Conflict("the pipeline did not answer within 10 s".into()))
+    }
+
+    /// Asks the thread to stop after flushing its sinks, without waiting.
+    pub(super) fn stop(&self) {
+        let _ = lock(&self.control).send(Control::Stop);
+        self.interrupt.store(true, Ordering::Relaxed);
+    }
+
+    /// Waits for the thread to end.
+    pub(super) fn join(&self) {
+        if let Some(h) = lock(&self.thread).take() {
+            let _ = h.join();
+        }
+    }
+}
+
+/// The pipeline thread's own state.
+struct Thread {
+    p: Pipeline,
+    rx: Receiver<Control>,
+    interrupt: Arc<AtomicBool>,
+    status: Arc<Mutex<Status>>,
+    publisher: Publisher,
+    id: PipelineId,
+    paused: bool,
+    /// Finished or failed: nothing runs again, control messages are still answered.
+    done: bool,
+}
+
+impl Thread {
+    /// Applies control messages between batches and runs batches while running, until
+    /// stopped or the host is gone.
+    fn run(mut self) {
+        loop {
+            // The flag is lowered first, so a message sent after this point raises it again.
+            self.interrupt.store(false, Ordering::Relaxed);
+            if !self.apply_control() {
+                return;
+            }
+            self.step();
+        }
+    }
+
+    /// Applies every pending control message: blocks while there is nothing to run, else
+    /// just drains. False when the thread must end.
+    fn apply_control(&mut self) -> bool {
+        loop {
+            let idle = self.paused || self.done || self.p.quarantined().is_some();
+            let msg = if idle {
+                // Nothing runs until a message comes: make what was written so far visible
+                // now (e.g. the error records behind a quarantine, the rows before a pause).
+                if !self.done
+                    && let Err(e) = self.p.flush_sinks()
+                {
+                    tracing::error!(tenant = %self.id.tenant, pipeline = %self.id.pipeline, error = %e, "flushing sinks");
+                }
+                match self.rx.recv() {
+                    Ok(m) => m,
+                    Err(_) => return false,
+                }
+            } else {
+                match self.rx.try_recv() {
+                    Ok(m) => m,
+                    Err(TryRecvError::Empty) => return true,
+                    Err(TryRecvError::Disconnected) => return false,
+                }
+            };
+            let Some(ack) = self.handle(msg) else {
+                return false;
+            };
+            self.publish();
+            // Acknowledge once the new state is published, so that the caller's next look
+            // (the API's answer to pause, resume or deploy) sees it.
+            let _ = ack.send(());
+        }
+    }
+
+    /// Applies one message; returns whom to acknowledge, or `None` for [`Control::Stop`].
+    fn handle(&mut self, msg: Control) -> Option<Sender<()>> {
+        match msg {
+            Control::Swap { plugin, ack } => {
+                let fired = self.p.swap_plugin(*plugin);
+                self.publisher.restarts_baseline(&self.p);
+                lock(&self.status).live_version = self.p.version().to_string();
+                if let Err(e) = fired {
+                    self.fail(&e);
+                }
+                Some(ack)
+            }
+            Control::Pause(ack) => {
+                self.paused = true;
+                Some(ack)
+            }
+            Control::Resume(ack) => {
+                self.paused = false;
+                if let Err(e) = self.p.fire_due() {
+                    self.fail(&e);
+                }
+                Some(ack)
+            }
+            Control::Stop => {
+                if let Err(e) = self.p.flush_sinks() {
+                    tracing::error!(tenant = %self.id.tenant, pipeline = %self.id.pipeline, error = %e, "flushing sinks at stop");
+                }
+                None
+            }
+        }
+    }
+
+    /// Runs one batch and publishes what it did.
+    fn step(&mut self) {
+        match self.p.step() {
+            Ok(Step::More) => {}
+            Ok(Step::Finished) => {
+                self.done = true;
+                lock(&self.status).state = PipelineState::Finished;
+            }
+            Err(e) => self.fail(&e),
+        }
+        self.publisher.restarts(&self.p);
+        self.publish();
+    }
+
+    /// Marks the pipeline failed (an error outside the plugin: a sink, the source).
+    fn fail(&mut self, e: &anyhow::Error) {
+        self.done = true;
+        tracing::error!(tenant = %self.id.tenant, pipeline = %self.id.pipeline, error = %format!("{e:#}"), "pipeline failed");
+        let mut s = lock(&self.status);
+        s.state = PipelineState::Failed;
+        s.reason = Some(format!("{e:#}"));
+    }
+
+    /// Publishes metrics and status; the state follows quarantine and pause unless the
+    /// pipeline is done.
+    fn publish(&mut self) {
+        self.publisher.publish(&self.p, self.paused);
+        let mut s = lock(&self.status);
+        s.summary = self.p.summary().clone();
+        if !self.done {
+            (s.state, s.reason) = match (self.p.quarantined(), self.paused) {
+                (Some(q), _) => (PipelineState::Quarantined, Some(q.to_string())),
+                (None, true) => (PipelineState::Paused, None),
+                (None, false) => (PipelineState::Running, None),
+            };
+        }
+    }
+}
