@@ -138,6 +138,9 @@ impl Host {
             quarantine: true,
             interrupt: Some(interrupt.clone()),
         };
+        if cfg.parallelism.is_some_and(|n| n > 1) {
+            tracing::warn!(pipeline = %id, "parallelism is for weir run; under weir serve a pipeline runs on one thread (hot swaps and quarantine act between two firings of one plugin instance)");
+        }
         let pipe = Pipeline::build(cfg.clone(), plugin, opts)?;
         let worker = Worker::spawn(
             id.clone(),
