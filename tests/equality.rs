@@ -54,6 +54,20 @@ fn input_of(n: i64) -> String {
     lines.join("\n") + "\n"
 }
 
+/// One window of each kind: (kind, its `[window]` keys).
+const WINDOWS: [(&str, &str); 4] = [
+    ("tumbling", "kind = \"tumbling\"\nsize = \"1s\""),
+    (
+        "sliding",
+        "kind = \"sliding\"\nsize = \"3s\"\nslide = \"1s\"",
+    ),
+    ("session", "kind = \"session\"\ngap = \"400ms\""),
+    (
+        "cumulative",
+        "kind = \"cumulative\"\nsize = \"4s\"\nstep = \"1s\"",
+    ),
+];
+
 fn pipeline(name: &str, window: &str, lateness: &str, plugin: &Path) -> String {
     format!(
         r#"name = "{name}"
@@ -164,19 +178,7 @@ fn every_path_writes_the_rows_of_the_plain_path() {
     s.write("in.jsonl", &input());
     let whole = wasm("stats");
     let incremental = wasm("stats_incremental");
-    let windows = [
-        ("tumbling", "kind = \"tumbling\"\nsize = \"1s\""),
-        (
-            "sliding",
-            "kind = \"sliding\"\nsize = \"3s\"\nslide = \"1s\"",
-        ),
-        ("session", "kind = \"session\"\ngap = \"400ms\""),
-        (
-            "cumulative",
-            "kind = \"cumulative\"\nsize = \"4s\"\nstep = \"1s\"",
-        ),
-    ];
-    for (kind, window) in windows {
+    for (kind, window) in WINDOWS {
         for lateness in ["0s", "1500ms"] {
             let name = |style: &str| format!("{kind}-{lateness}-{style}");
             s.write(
@@ -355,22 +357,10 @@ fn every_sink_gets_the_same_bytes_for_any_parallelism() {
     s.write("in.jsonl", &(lines.join("\n") + "\n"));
     let whole = wasm("stats");
     let incremental = wasm("stats_incremental");
-    let windows = [
-        ("tumbling", "kind = \"tumbling\"\nsize = \"1s\""),
-        (
-            "sliding",
-            "kind = \"sliding\"\nsize = \"3s\"\nslide = \"1s\"",
-        ),
-        ("session", "kind = \"session\"\ngap = \"400ms\""),
-        (
-            "cumulative",
-            "kind = \"cumulative\"\nsize = \"4s\"\nstep = \"1s\"",
-        ),
-    ];
     let read = |name: &str, what: &str| {
         std::fs::read_to_string(s.path(&format!("{name}.{what}.jsonl"))).unwrap_or_default()
     };
-    for (kind, window) in windows {
+    for (kind, window) in WINDOWS {
         for lateness in ["0s", "1500ms"] {
             for (style, plugin) in [("whole", &whole), ("inc", &incremental)] {
                 let name = format!("{kind}-{lateness}-{style}");

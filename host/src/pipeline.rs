@@ -811,19 +811,7 @@ impl Pipeline {
             match out {
                 Out::Late {
                     before, ts, values, ..
-                } => {
-                    self.summary.late += 1;
-                    if let Some(late) = &mut self.out.late {
-                        let mut row = vec![
-                            Cell::Str(&self.cfg.name),
-                            Cell::Str("late for every window"),
-                            Cell::Time(before),
-                            Cell::Time(ts),
-                        ];
-                        row.extend(values.iter().map(Cell::Value));
-                        late.write(&row)?;
-                    }
-                }
+                } => self.late(before, ts, &values)?,
                 Out::Refused { raw, reason, .. } => {
                     self.summary.malformed += 1;
                     self.write_dead_letter(&raws.get(raw as usize), &reason)?;
@@ -876,6 +864,23 @@ impl Pipeline {
         Ok(raws)
     }
 
+    /// Counts an event late for every window (at watermark `before`) and writes it to the
+    /// late sink, if there is one.
+    fn late(&mut self, before: i64, ts: i64, values: &[Value]) -> anyhow::Result<()> {
+        self.summary.late += 1;
+        if let Some(late) = &mut self.out.late {
+            let mut row = vec![
+                Cell::Str(&self.cfg.name),
+                Cell::Str("late for every window"),
+                Cell::Time(before),
+                Cell::Time(ts),
+            ];
+            row.extend(values.iter().map(Cell::Value));
+            late.write(&row)?;
+        }
+        Ok(())
+    }
+
     fn place(&mut self, raw: &RawRecord<'_>, ev: Event, now: Instant) -> anyhow::Result<()> {
         let ts = ev.ts;
         if let Some(reason) = self.too_far_ahead(ts) {
@@ -899,17 +904,7 @@ impl Pipeline {
             return self.dead_letter(raw, &reason);
         }
         if let Placement::Late(values) = placed {
-            self.summary.late += 1;
-            if let Some(late) = &mut self.out.late {
-                let mut row = vec![
-                    Cell::Str(&self.cfg.name),
-                    Cell::Str("late for every window"),
-                    Cell::Time(before),
-                    Cell::Time(ts),
-                ];
-                row.extend(values.iter().map(Cell::Value));
-                late.write(&row)?;
-            }
+            self.late(before, ts, &values)?;
         }
         let w = self.watermarks.observe(raw.partition, ts, now);
         // Below `next_due` nothing fires and nothing is purged.
