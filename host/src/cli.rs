@@ -120,6 +120,9 @@ pub enum Command {
     },
     /// Run the benchmark suite (each workload through `weir run`) and print a table.
     Bench(crate::bench::Args),
+    /// Send lines (a file, or stdin: `weir gen stocks | weir produce …`) to a Kafka topic,
+    /// one message per line, keyed by fields of each JSON line.
+    Produce(crate::produce::Args),
 }
 
 /// `weir plugin` actions.
@@ -211,6 +214,11 @@ pub fn try_main() -> anyhow::Result<()> {
         Command::Serve { host } => serve(&host),
         Command::Plugin { url, token, action } => plugin(&url, &token, action),
         Command::Bench(args) => crate::bench::run(args),
+        Command::Produce(args) => {
+            let sent = crate::produce::run(&args)?;
+            eprintln!("weir produce: {sent} messages sent to {}", args.topic);
+            Ok(())
+        }
         Command::Gen {
             workload,
             count,

@@ -57,6 +57,7 @@ pub mod config;
 pub mod decode;
 pub mod pipeline;
 pub mod plugin;
+pub mod produce;
 pub mod serve;
 pub mod sink;
 pub mod source;

@@ -21,7 +21,8 @@ use crate::plugin::{
 };
 use crate::sink::{self, Cell, Sink};
 use crate::source::{
-    FileSource, GeneratorSource, Poll, RawBatch, RawRecord, Rejected, SizeHint, Source, StdinSource,
+    FileSource, GeneratorSource, KafkaSource, Poll, RawBatch, RawRecord, Rejected, SizeHint,
+    Source, StdinSource,
 };
 use crate::time::{NO_WATERMARK, Watermarks, format_rfc3339_ms};
 use crate::value::{Key, Value};
@@ -278,6 +279,10 @@ impl Pipeline {
             SourceConfig::Generator(g) => (
                 Box::new(GeneratorSource::new(g)?),
                 decode::decoder(g.format, &CsvOptions::default(), &schema),
+            ),
+            SourceConfig::Kafka(k) => (
+                Box::new(KafkaSource::open(k, max_record)?),
+                decode::decoder(k.format, &k.csv, &schema),
             ),
         };
         let columns = output_columns(&cfg, plugin.info(), &opts);
@@ -538,6 +543,11 @@ impl Pipeline {
     ) -> anyhow::Result<Step> {
         self.stop_requested = stop.load(Ordering::Relaxed);
         let poll = self.source.poll(raws, BATCH_SIZE)?;
+        let mut assigned = Vec::new();
+        self.source.take_assigned(&mut assigned);
+        for p in assigned {
+            self.watermarks.expect(p, Instant::now());
+        }
         let mut rejected = std::mem::take(&mut self.rejected);
         self.source.take_rejected(&mut rejected);
         for r in rejected.drain(..) {

@@ -2,6 +2,7 @@
 //! wasm32-wasip2 components, and temporary pipelines.
 #![allow(dead_code)]
 
+pub mod kafka;
 pub mod serve;
 
 use std::path::{Path, PathBuf};

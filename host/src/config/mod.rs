@@ -27,7 +27,10 @@ pub use host::{AdminConfig, HostConfig, PluginsConfig, TenantConfig};
 pub use plugin::{Limits, LimitsConfig, PluginConfig, SandboxLimits};
 pub use schema::{SchemaConfig, TimestampConfig};
 pub use sink::{SinkConfig, SinkMode};
-pub use source::{CsvOptions, Format, GeneratorConfig, SourceConfig, Workload};
+pub use source::{
+    CsvOptions, Format, GeneratorConfig, KafkaPassthrough, KafkaSourceConfig, KafkaStart,
+    KafkaStop, SourceConfig, Workload,
+};
 pub use watermark::{DEFAULT_MAX_FUTURE, EmitConfig, EmitMode, WatermarkConfig};
 pub use window::{WindowConfig, WindowKindConfig};
 

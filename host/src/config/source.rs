@@ -31,6 +31,81 @@ pub enum SourceConfig {
     },
     /// Synthetic events: the seed workloads' random producers.
     Generator(GeneratorConfig),
+    /// Kafka topics, read through a consumer group.
+    Kafka(KafkaSourceConfig),
+}
+
+/// `[source] kind = "kafka"`: topics read through a consumer group, one message one record.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaSourceConfig {
+    /// Bootstrap servers, `host:port[,host:port…]`.
+    pub brokers: String,
+    /// Topics to read (or `topic_pattern`).
+    #[serde(default)]
+    pub topics: Vec<String>,
+    /// A regex over topic names, as librdkafka takes it (`^ticks-.*`): every matching topic,
+    /// including ones created later.
+    #[serde(default)]
+    pub topic_pattern: Option<String>,
+    /// The consumer group (processes with the same group share the partitions).
+    pub group_id: String,
+    /// Message value format: `jsonl` (one JSON object per message) or `csv` (one line, with
+    /// `csv.columns` naming the fields: messages have no header).
+    #[serde(default)]
+    pub format: Format,
+    /// CSV options (`header` must be false).
+    #[serde(default = "kafka_csv")]
+    pub csv: CsvOptions,
+    /// Where a group with no committed offset starts: `earliest` (default) or `latest`.
+    #[serde(default)]
+    pub start: KafkaStart,
+    /// `never` (default: an unbounded stream) or `at-end`: stop at the end offsets each
+    /// partition had when the run started, then flush every window (a bounded replay).
+    #[serde(default)]
+    pub stop: KafkaStop,
+    /// `[source.kafka]`: what is passed to librdkafka.
+    #[serde(default)]
+    pub kafka: KafkaPassthrough,
+}
+
+fn kafka_csv() -> CsvOptions {
+    CsvOptions {
+        header: false,
+        ..CsvOptions::default()
+    }
+}
+
+/// `[source.kafka]` / `[sink.kafka]`: settings for librdkafka.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaPassthrough {
+    /// `[source.kafka.options]`: librdkafka properties, passed unchanged (security, SASL,
+    /// TLS, fetch sizes: `"security.protocol" = "SASL_SSL"`). They override Weir's own.
+    #[serde(default)]
+    pub options: std::collections::BTreeMap<String, String>,
+}
+
+/// Where a consumer group with no committed offset starts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KafkaStart {
+    /// The oldest message each partition holds.
+    #[default]
+    Earliest,
+    /// Only messages produced from now on.
+    Latest,
+}
+
+/// When a Kafka source ends.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum KafkaStop {
+    /// Never: the stream is unbounded.
+    #[default]
+    Never,
+    /// At the end offsets each partition had when the run started.
+    AtEnd,
 }
 
 /// Record framing and encoding.
@@ -145,7 +220,69 @@ impl SourceConfig {
                 Ok(())
             }
             SourceConfig::Generator(g) => g.validate(),
+            SourceConfig::Kafka(k) => k.validate(),
         }
+    }
+}
+
+impl KafkaSourceConfig {
+    /// Topics or a pattern, a group, CSV without a header.
+    fn validate(&self) -> Result<(), Error> {
+        if self.brokers.trim().is_empty() {
+            return Err(Error::invalid(
+                "source.brokers",
+                "is empty",
+                "give the bootstrap servers, e.g. \"127.0.0.1:9092\"",
+            ));
+        }
+        match (self.topics.is_empty(), &self.topic_pattern) {
+            (true, None) => {
+                return Err(Error::invalid(
+                    "source.topics",
+                    "is empty and there is no source.topic_pattern",
+                    "list the topics, e.g. topics = [\"ticks\"], or give topic_pattern = \"^ticks-.*\"",
+                ));
+            }
+            (false, Some(_)) => {
+                return Err(Error::invalid(
+                    "source.topic_pattern",
+                    "is set together with source.topics",
+                    "use one of them",
+                ));
+            }
+            (true, Some(p)) if !p.starts_with('^') => {
+                return Err(Error::invalid(
+                    "source.topic_pattern",
+                    format!("`{p}` does not start with `^`"),
+                    "librdkafka reads a subscription as a regex only when it starts with `^`: write \"^{p}\"",
+                ));
+            }
+            _ => {}
+        }
+        if self.group_id.trim().is_empty() {
+            return Err(Error::invalid(
+                "source.group_id",
+                "is empty",
+                "name the consumer group, e.g. \"weir-stocks\"",
+            ));
+        }
+        if self.format == Format::Csv {
+            if self.csv.header {
+                return Err(Error::invalid(
+                    "source.csv.header",
+                    "is true, but a Kafka message is one CSV line with no header",
+                    "set header = false and list csv.columns",
+                ));
+            }
+            if self.csv.columns.is_empty() {
+                return Err(Error::invalid(
+                    "source.csv.columns",
+                    "is empty",
+                    "list the column names of each message's line, in order",
+                ));
+            }
+        }
+        Ok(())
     }
 }
 

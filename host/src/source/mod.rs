@@ -1,4 +1,4 @@
-//! Sources: where raw records come from (files, stdin, the synthetic generator; Kafka later).
+//! Sources: where raw records come from (files, stdin, the synthetic generator, Kafka).
 //!
 //! A source only frames input into records and says where each came from; it does not parse
 //! fields (that is `decode`) and knows nothing of time or windows. Every record carries a
@@ -7,10 +7,12 @@
 
 mod file;
 mod generator;
+mod kafka;
 
 use std::sync::Arc;
 
 pub use file::{FileSource, StdinSource};
+pub use kafka::KafkaSource;
 
 /// The most payload bytes one [`Source::poll`] of a line-framed source appends (besides its
 /// `max` records): a batch of 4 096 records of up to `max_record_bytes` each would otherwise
@@ -185,6 +187,12 @@ pub enum Error {
         /// Why.
         message: String,
     },
+    /// The Kafka client failed (connecting, subscribing, querying offsets).
+    #[error("kafka: {message}; check source.brokers and [source.kafka.options]")]
+    Kafka {
+        /// librdkafka's message.
+        message: String,
+    },
     /// Reading failed.
     #[error("reading {origin}: {source}")]
     Io {
@@ -208,6 +216,14 @@ pub trait Source: Send {
     /// Moves the records refused since the last call (too long to keep) to `out`; the
     /// pipeline calls it after every poll.
     fn take_rejected(&mut self, out: &mut Vec<Rejected>) {
+        let _ = out;
+    }
+
+    /// Moves the partitions assigned since the last call (before their first record) to
+    /// `out`; the pipeline calls it after every poll, and each holds the watermark back
+    /// until it delivers or goes idle. Files, stdin and the generator have one partition,
+    /// seen with its first record.
+    fn take_assigned(&mut self, out: &mut Vec<u32>) {
         let _ = out;
     }
 

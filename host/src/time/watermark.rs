@@ -55,6 +55,21 @@ impl Watermarks {
         self.recompute(now)
     }
 
+    /// Registers a partition that will deliver events (a Kafka partition just assigned)
+    /// before its first event: until it delivers one, or stays silent for `idle_timeout`,
+    /// it holds the watermark back, so the partitions that deliver first cannot make its
+    /// events late. A partition already known is left as it is.
+    pub fn expect(&mut self, partition: u32, now: Instant) {
+        let i = partition as usize;
+        if self.partitions.len() <= i {
+            self.partitions.resize(i + 1, None);
+        }
+        self.partitions[i].get_or_insert(Partition {
+            max_ts: NO_WATERMARK,
+            last_seen: now,
+        });
+    }
+
     /// Re-evaluates idleness without a new event (call on a timer for unbounded sources).
     pub fn tick(&mut self, now: Instant) -> i64 {
         self.recompute(now)
@@ -112,6 +127,31 @@ mod tests {
         );
         // Out-of-range input cannot reach here (decoding refuses it), and would saturate.
         assert_eq!(Watermarks::new(1, None).observe(0, i64::MIN, now), i64::MIN);
+    }
+
+    #[test]
+    fn an_expected_partition_holds_the_watermark_until_it_delivers_or_idles() {
+        let t0 = Instant::now();
+        let mut w = Watermarks::new(0, Some(Duration::from_secs(10)));
+        w.expect(1, t0);
+        assert_eq!(
+            w.observe(0, 5_000, t0),
+            NO_WATERMARK,
+            "partition 1 has said nothing"
+        );
+        assert_eq!(w.observe(1, 3_000, t0), 3_000);
+        // Expecting a partition already seen changes nothing.
+        w.expect(1, t0);
+        assert_eq!(w.observe(0, 6_000, t0), 3_000);
+        // A partition that never delivers stops holding W back after idle_timeout.
+        w.expect(2, t0);
+        assert_eq!(w.observe(1, 9_000, t0), 3_000);
+        assert_eq!(
+            w.tick(t0 + Duration::from_secs(11)),
+            3_000,
+            "0 and 1 idle too"
+        );
+        assert_eq!(w.observe(0, 7_000, t0 + Duration::from_secs(11)), 7_000);
     }
 
     #[test]

@@ -1,0 +1,324 @@
+//! The Kafka source: topics read through a consumer group (rdkafka's `BaseConsumer`), one
+//! message one record. Each (topic, partition) is one watermark partition, and a record's
+//! origin is `topic/partition` and its offset the message's offset, so a dead letter points
+//! at the message.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
+use rdkafka::topic_partition_list::Offset;
+
+use super::{Error, Poll, REJECTED_HEAD_BYTES, RawBatch, Rejected, Source};
+use crate::config::{KafkaSourceConfig, KafkaStart, KafkaStop};
+
+/// How long one poll waits for the first message.
+const POLL_WAIT: Duration = Duration::from_millis(100);
+
+/// How long metadata and offset queries may take before the source gives up.
+const QUERY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A Kafka consumer as a [`Source`].
+pub struct KafkaSource {
+    consumer: BaseConsumer,
+    description: String,
+    max_record_bytes: usize,
+    /// Every partition assigned or read from; its index is its watermark partition id.
+    parts: Vec<Part>,
+    /// `stop = "at-end"`: the end offset of every partition when the run started.
+    ends: Option<HashMap<(String, i32), i64>>,
+    rejected: Vec<Rejected>,
+    /// Partitions assigned and not yet handed to the pipeline.
+    assigned: Vec<u32>,
+    read: u64,
+}
+
+impl KafkaSource {
+    /// Connects, subscribes and, for `stop = "at-end"`, reads every partition's end offset.
+    pub fn open(cfg: &KafkaSourceConfig, max_record_bytes: u64) -> Result<Self, Error> {
+        let kafka = |e: KafkaError| Error::Kafka {
+            message: e.to_string(),
+        };
+        let mut client = ClientConfig::new();
+        client
+            .set("bootstrap.servers", &cfg.brokers)
+            .set("group.id", &cfg.group_id)
+            .set("enable.auto.commit", "false")
+            .set("enable.partition.eof", "false")
+            // Some Kafka-protocol brokers stall read_committed fetches after a rebalance;
+            // results are deduplicated downstream by row id instead.
+            .set("isolation.level", "read_uncommitted")
+            .set(
+                "auto.offset.reset",
+                match cfg.start {
+                    KafkaStart::Earliest => "earliest",
+                    KafkaStart::Latest => "latest",
+                },
+            );
+        for (k, v) in &cfg.kafka.options {
+            client.set(k, v);
+        }
+        let consumer: BaseConsumer = client.create().map_err(kafka)?;
+        let subscription: Vec<&str> = match &cfg.topic_pattern {
+            Some(p) => vec![p.as_str()],
+            None => cfg.topics.iter().map(String::as_str).collect(),
+        };
+        let ends = match cfg.stop {
+            KafkaStop::Never => None,
+            KafkaStop::AtEnd => {
+                let mut ends = HashMap::new();
+                let metadata = consumer
+                    .fetch_metadata(None, QUERY_TIMEOUT)
+                    .map_err(kafka)?;
+                for topic in metadata.topics() {
+                    if !subscribed(&subscription, topic.name()) {
+                        continue;
+                    }
+                    for p in topic.partitions() {
+                        let (_, high) = consumer
+                            .fetch_watermarks(topic.name(), p.id(), QUERY_TIMEOUT)
+                            .map_err(kafka)?;
+                        ends.insert((topic.name().to_string(), p.id()), high);
+                    }
+                }
+                Some(ends)
+            }
+        };
+        consumer.subscribe(&subscription).map_err(kafka)?;
+        Ok(KafkaSource {
+            consumer,
+            description: format!(
+                "kafka {} group {} at {}",
+                subscription.join(","),
+                cfg.group_id,
+                cfg.brokers
+            ),
+            max_record_bytes: usize::try_from(max_record_bytes).unwrap_or(usize::MAX),
+            parts: Vec::new(),
+            ends,
+            rejected: Vec::new(),
+            assigned: Vec::new(),
+            read: 0,
+        })
+    }
+
+    /// Gives an id to every partition of the current assignment not known yet.
+    fn track_assignment(&mut self) {
+        if let Ok(assigned) = self.consumer.assignment() {
+            for e in assigned.elements() {
+                part(
+                    &mut self.parts,
+                    &mut self.assigned,
+                    e.topic(),
+                    e.partition(),
+                );
+            }
+        }
+    }
+
+    /// `stop = "at-end"`: whether every partition assigned to this consumer reached the end
+    /// it had when the run started (a partition that was empty then is done at once).
+    fn at_end(&self) -> bool {
+        let Some(ends) = &self.ends else {
+            return false;
+        };
+        let reached = |key: &(String, i32)| {
+            let end = ends.get(key).copied().unwrap_or(0);
+            end <= 0
+                || self
+                    .parts
+                    .iter()
+                    .any(|p| p.partition == key.1 && p.topic == key.0 && p.next >= end)
+        };
+        if ends.keys().all(reached) {
+            return true;
+        }
+        // In a group, only the assigned partitions are this consumer's to finish.
+        match self.consumer.assignment() {
+            Ok(assigned) if assigned.count() > 0 => assigned
+                .elements()
+                .iter()
+                .all(|e| reached(&(e.topic().to_string(), e.partition()))),
+            _ => false,
+        }
+    }
+}
+
+/// A (topic, partition) the source knows.
+struct Part {
+    topic: String,
+    partition: i32,
+    /// `topic/partition`: the origin of its records.
+    origin: Arc<str>,
+    /// The offset after the last message read (-1: none read yet).
+    next: i64,
+}
+
+/// The index (the watermark partition id) of a (topic, partition), given in the order
+/// partitions are first assigned or seen; a new one is also pushed to `assigned`. A
+/// consumer reads a handful of partitions, so a scan finds one without allocating.
+fn part(parts: &mut Vec<Part>, assigned: &mut Vec<u32>, topic: &str, partition: i32) -> usize {
+    if let Some(i) = parts
+        .iter()
+        .position(|p| p.partition == partition && p.topic == topic)
+    {
+        return i;
+    }
+    assigned.push(parts.len() as u32);
+    parts.push(Part {
+        topic: topic.to_string(),
+        partition,
+        origin: Arc::from(format!("{topic}/{partition}")),
+        next: -1,
+    });
+    parts.len() - 1
+}
+
+/// Whether a topic is in a subscription of names or `^` patterns.
+fn subscribed(subscription: &[&str], topic: &str) -> bool {
+    subscription.iter().any(|s| {
+        if s.starts_with('^') {
+            // librdkafka searches the name with the pattern (anchored only by its `^`).
+            regex::Regex::new(s).is_ok_and(|r| r.is_match(topic))
+        } else {
+            *s == topic
+        }
+    })
+}
+
+impl Source for KafkaSource {
+    fn poll(&mut self, out: &mut RawBatch, max: usize) -> Result<Poll, Error> {
+        let deadline = Instant::now() + POLL_WAIT;
+        let mut taken = 0;
+        while taken < max {
+            // Wait for the first message of the batch, then take what is already fetched.
+            let wait = if taken == 0 {
+                deadline.saturating_duration_since(Instant::now())
+            } else {
+                Duration::ZERO
+            };
+            let Some(polled) = self.consumer.poll(wait) else {
+                break;
+            };
+            let msg = match polled {
+                Ok(m) => m,
+                Err(e) => {
+                    // librdkafka retries transient errors itself; report them and go on.
+                    tracing::warn!(error = %e, "kafka consumer");
+                    if Instant::now() >= deadline {
+                        break;
+                    }
+                    continue;
+                }
+            };
+            taken += 1;
+            self.read += 1;
+            let (topic, partition, offset) = (msg.topic(), msg.partition(), msg.offset());
+            let id = part(&mut self.parts, &mut self.assigned, topic, partition);
+            self.parts[id].next = offset + 1;
+            let origin = self.parts[id].origin.clone();
+            let id = id as u32;
+            let offset = u64::try_from(offset).unwrap_or(0);
+            let bytes = msg.payload().unwrap_or_default();
+            let problem = if msg.payload().is_none() {
+                Some("the message has no value".to_string())
+            } else if bytes.len() > self.max_record_bytes {
+                Some(format!(
+                    "record of {} bytes exceeds max_record_bytes ({} bytes)",
+                    bytes.len(),
+                    self.max_record_bytes
+                ))
+            } else {
+                std::str::from_utf8(bytes)
+                    .err()
+                    .map(|e| format!("the message value is not UTF-8: {e}"))
+            };
+            match problem {
+                None => {
+                    let text = std::str::from_utf8(bytes).unwrap_or_default();
+                    out.push(id, &origin, offset, text.trim_end_matches(['\n', '\r']));
+                }
+                Some(reason) => {
+                    let head =
+                        String::from_utf8_lossy(&bytes[..bytes.len().min(REJECTED_HEAD_BYTES)])
+                            .into_owned();
+                    self.rejected.push(Rejected {
+                        origin,
+                        offset,
+                        reason,
+                        head,
+                    });
+                }
+            }
+        }
+        self.track_assignment();
+        if taken == 0
+            && let Some(ends) = &self.ends
+        {
+            // Nothing came: a partition whose group offset is already at its end yields no
+            // message, so ask the consumer where each assigned partition stands.
+            if let Ok(positions) = self.consumer.position() {
+                for e in positions.elements() {
+                    if let Offset::Offset(n) = e.offset()
+                        && ends.contains_key(&(e.topic().to_string(), e.partition()))
+                    {
+                        let i = part(
+                            &mut self.parts,
+                            &mut self.assigned,
+                            e.topic(),
+                            e.partition(),
+                        );
+                        self.parts[i].next = self.parts[i].next.max(n);
+                    }
+                }
+            }
+        }
+        Ok(if self.at_end() {
+            Poll::Done
+        } else {
+            Poll::Ready
+        })
+    }
+
+    fn take_rejected(&mut self, out: &mut Vec<Rejected>) {
+        out.append(&mut self.rejected);
+    }
+
+    fn take_assigned(&mut self, out: &mut Vec<u32>) {
+        out.append(&mut self.assigned);
+    }
+
+    fn describe(&self) -> String {
+        self.description.clone()
+    }
+
+    fn position(&self) -> u64 {
+        self.read
+    }
+
+    fn is_live(&self) -> bool {
+        // Event time is compared with the watermark, as for a file: a topic is often a
+        // replay of older events.
+        false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_subscription_matches_names_and_anchored_patterns() {
+        assert!(subscribed(&["ticks"], "ticks"));
+        assert!(!subscribed(&["ticks"], "ticks-2"));
+        assert!(subscribed(&["^ticks-.*"], "ticks-AAPL"));
+        assert!(!subscribed(&["^ticks-.*"], "trades-AAPL"));
+        // A pattern is searched, anchored only by its `^`, as librdkafka does.
+        assert!(subscribed(&["^tick"], "ticks"));
+        assert!(!subscribed(&["^icks"], "ticks"));
+    }
+}

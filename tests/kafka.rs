@@ -1,0 +1,197 @@
+//! Kafka in, against a real broker: `tansu` on 127.0.0.1 (`support::kafka`), topics with
+//! several partitions, events sent by `weir produce`, read by `weir run` with
+//! `stop = "at-end"`.
+
+mod support;
+
+use support::kafka::Broker;
+use support::{Scratch, run_weir, wasm};
+
+/// A pipeline over `source` (a `[source]` table's keys): stock ticks, sliding 3 s / 1 s,
+/// 1 s watermark delay, `stats` on `price`, results and dead letters to files.
+fn pipeline(name: &str, source: &str) -> String {
+    format!(
+        r#"name = "{name}"
+[source]
+{source}
+[schema]
+timestamp = {{ field = "ts", format = "rfc3339" }}
+key = ["symbol"]
+fields = {{ symbol = "string", price = "f64", volume = "i64" }}
+[window]
+kind = "sliding"
+size = "3s"
+slide = "1s"
+[watermark]
+delay = "1s"
+[plugin]
+path = "{plugin}"
+params = {{ field = "price" }}
+[sink]
+kind = "file"
+path = "{name}.jsonl"
+mode = "truncate"
+[dead_letter]
+kind = "file"
+path = "{name}.dead.jsonl"
+mode = "truncate"
+"#,
+        plugin = wasm("stats").display()
+    )
+}
+
+fn kafka_source(brokers: &str, topic: &str, group: &str) -> String {
+    format!(
+        "kind = \"kafka\"\nbrokers = \"{brokers}\"\ntopics = [\"{topic}\"]\ngroup_id = \"{group}\"\nstop = \"at-end\""
+    )
+}
+
+/// Runs `weir run` on one worker and asserts it succeeded.
+fn run(s: &Scratch, name: &str) {
+    let file = s
+        .path(&format!("{name}.toml"))
+        .to_string_lossy()
+        .into_owned();
+    let out = run_weir(&["run", "--no-progress", "--parallelism", "1", &file]);
+    assert!(
+        out.status.success(),
+        "{name} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn produce(brokers: &str, topic: &str, input: &str, partitions: &str) {
+    let out = run_weir(&[
+        "produce",
+        "--brokers",
+        brokers,
+        "--topic",
+        topic,
+        "--partitions",
+        partitions,
+        "--key",
+        "symbol",
+        "--input",
+        input,
+    ]);
+    assert!(
+        out.status.success(),
+        "weir produce failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn a_topic_read_to_its_end_gives_the_rows_of_the_same_events_from_a_file() {
+    let broker = Broker::start();
+    let s = Scratch::new();
+    // 6 000 ticks of 8 symbols, 5 ms apart and in order: with a 1 s delay no event is late
+    // in either run, whatever order the partitions' messages interleave in, since each
+    // partition is in time order and the watermark is the minimum over partitions.
+    let generated = run_weir(&[
+        "gen",
+        "stocks",
+        "--count",
+        "6000",
+        "--keys",
+        "8",
+        "--interval",
+        "5ms",
+        "--out",
+        &s.path("ticks.jsonl").to_string_lossy(),
+    ]);
+    assert!(generated.status.success());
+    produce(
+        &broker.brokers(),
+        "ticks",
+        &s.path("ticks.jsonl").to_string_lossy(),
+        "3",
+    );
+    s.write(
+        "from-file.toml",
+        &pipeline("from-file", "kind = \"file\"\npath = \"ticks.jsonl\""),
+    );
+    s.write(
+        "from-kafka.toml",
+        &pipeline(
+            "from-kafka",
+            &kafka_source(&broker.brokers(), "ticks", "round-trip"),
+        ),
+    );
+    run(&s, "from-file");
+    run(&s, "from-kafka");
+    let file = std::fs::read_to_string(s.path("from-file.jsonl")).expect("file rows");
+    let kafka = std::fs::read_to_string(s.path("from-kafka.jsonl")).expect("kafka rows");
+    // 30 s of ticks in 3 s windows sliding 1 s: about 32 windows per symbol.
+    assert!(
+        file.lines().count() > 8 * 30,
+        "{} rows",
+        file.lines().count()
+    );
+    assert!(
+        kafka == file,
+        "the Kafka run's rows differ from the file run's"
+    );
+}
+
+#[test]
+fn a_message_that_cannot_be_read_goes_to_the_dead_letter_with_its_partition_and_offset() {
+    let broker = Broker::start();
+    let s = Scratch::new();
+    // One partition, so offsets are the lines' positions from 0: line 2 is not JSON,
+    // line 3 misses its timestamp.
+    s.write(
+        "in.jsonl",
+        concat!(
+            r#"{"symbol":"A","ts":"2024-01-22T00:00:00Z","price":1.0,"volume":1}"#,
+            "\n",
+            "{not json\n",
+            r#"{"symbol":"A","price":2.0,"volume":1}"#,
+            "\n",
+            r#"{"symbol":"A","ts":"2024-01-22T00:00:01.500Z","price":3.0,"volume":1}"#,
+            "\n",
+        ),
+    );
+    produce(
+        &broker.brokers(),
+        "bad",
+        &s.path("in.jsonl").to_string_lossy(),
+        "1",
+    );
+    s.write(
+        "bad.toml",
+        &pipeline(
+            "bad",
+            &kafka_source(&broker.brokers(), "bad", "dead-letters"),
+        ),
+    );
+    run(&s, "bad");
+    let dead = s.read_jsonl("bad.dead.jsonl");
+    let at: Vec<(String, i64)> = dead
+        .iter()
+        .map(|d| {
+            (
+                d["origin"].as_str().unwrap_or_default().to_string(),
+                d["offset"].as_i64().unwrap_or(-1),
+            )
+        })
+        .collect();
+    assert_eq!(at, [("bad/0".to_string(), 1), ("bad/0".to_string(), 2)]);
+    assert_eq!(dead[0]["record"], "{not json");
+    assert!(
+        dead[1]["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("ts"),
+        "{:?}",
+        dead[1]
+    );
+    // The two good ticks: windows [-2 s, 1 s), [-1 s, 2 s), [0, 3 s) hold the first, the
+    // last two the second too; [1 s, 4 s) holds the second alone.
+    let counts: Vec<i64> = s
+        .read_jsonl("bad.jsonl")
+        .iter()
+        .map(|r| r["count"].as_i64().unwrap_or(-1))
+        .collect();
+    assert_eq!(counts, [1, 2, 2, 1]);
+}
