@@ -195,3 +195,96 @@ fn a_message_that_cannot_be_read_goes_to_the_dead_letter_with_its_partition_and_
         .collect();
     assert_eq!(counts, [1, 2, 2, 1]);
 }
+
+/// Every message of partition 0 of `topic`: (key, value, `weir-row-id` header).
+fn read_topic(brokers: &str, topic: &str, expect: usize) -> Vec<(String, String, String)> {
+    use rdkafka::Message;
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::message::Headers;
+    use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", "test-reader")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, 0, Offset::Beginning)
+        .expect("partition");
+    consumer.assign(&tpl).expect("assign");
+    let mut got = Vec::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while got.len() < expect && std::time::Instant::now() < deadline {
+        let Some(Ok(m)) = consumer.poll(std::time::Duration::from_millis(200)) else {
+            continue;
+        };
+        let text = |b: Option<&[u8]>| String::from_utf8_lossy(b.unwrap_or_default()).into_owned();
+        let id = m
+            .headers()
+            .and_then(|h| {
+                h.iter()
+                    .find(|h| h.key == "weir-row-id")
+                    .map(|h| text(h.value))
+            })
+            .unwrap_or_default();
+        got.push((text(m.key()), text(m.payload()), id));
+    }
+    got
+}
+
+#[test]
+fn a_result_topic_holds_the_rows_of_the_file_run_keyed_and_with_row_ids() {
+    let broker = Broker::start();
+    let brokers = broker.brokers();
+    let s = Scratch::new();
+    let generated = run_weir(&[
+        "gen",
+        "stocks",
+        "--count",
+        "3000",
+        "--keys",
+        "4",
+        "--interval",
+        "5ms",
+        "--out",
+        &s.path("ticks.jsonl").to_string_lossy(),
+    ]);
+    assert!(generated.status.success());
+    produce(
+        &brokers,
+        "in",
+        &s.path("ticks.jsonl").to_string_lossy(),
+        "2",
+    );
+    // One partition for the results, so they keep the order they were written in.
+    weir::produce::create_topic(&brokers, "results", 1).expect("results topic");
+    s.write(
+        "from-file.toml",
+        &pipeline("from-file", "kind = \"file\"\npath = \"ticks.jsonl\""),
+    );
+    let to_topic = pipeline("to-topic", &kafka_source(&brokers, "in", "to-topic")).replace(
+        "[sink]\nkind = \"file\"\npath = \"to-topic.jsonl\"\nmode = \"truncate\"",
+        &format!("[sink]\nkind = \"kafka\"\nbrokers = \"{brokers}\"\ntopic = \"results\""),
+    );
+    assert!(to_topic.contains("topic = \"results\""));
+    s.write("to-topic.toml", &to_topic);
+    run(&s, "from-file");
+    run(&s, "to-topic");
+    let file = std::fs::read_to_string(s.path("from-file.jsonl")).expect("file rows");
+    let rows: Vec<&str> = file.lines().collect();
+    let messages = read_topic(&brokers, "results", rows.len());
+    let values: Vec<&str> = messages.iter().map(|(_, v, _)| v.as_str()).collect();
+    assert_eq!(values, rows, "the topic's messages are the file's lines");
+    for ((key, value, id), row) in messages.iter().zip(&rows) {
+        let r: serde_json::Value = serde_json::from_str(row).expect("a JSON row");
+        let symbol = r["symbol"].as_str().expect("symbol");
+        assert_eq!(key, symbol, "keyed by the group key: {value}");
+        // pipeline/key/window_start/window_end/revision/index in the window.
+        let expected = format!(
+            "to-topic/{symbol}/{}/{}/0/0",
+            r["window_start"].as_str().expect("start"),
+            r["window_end"].as_str().expect("end")
+        );
+        assert_eq!(id, &expected);
+    }
+}

@@ -55,6 +55,7 @@ pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod decode;
+pub mod kafka;
 pub mod pipeline;
 pub mod plugin;
 pub mod produce;

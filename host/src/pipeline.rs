@@ -287,7 +287,7 @@ impl Pipeline {
         };
         let columns = output_columns(&cfg, plugin.info(), &opts);
         let base = cfg.base_dir.clone();
-        let open = |c: &SinkConfig, cols: Vec<String>| sink::open(c, &base, cols);
+        let open = |c: &SinkConfig, cols: Vec<String>| sink::open_for(c, &base, cols, &cfg.name);
         let mut late_cols = vec![
             "pipeline".to_string(),
             "reason".into(),

@@ -4,17 +4,14 @@
 
 use std::io::BufRead;
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use rdkafka::ClientContext;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::error::RDKafkaErrorCode;
+use rdkafka::producer::BaseRecord;
 
 /// `weir produce` options.
 #[derive(Debug, Clone, clap::Args)]
@@ -43,42 +40,14 @@ pub struct Args {
     pub skip_header: bool,
 }
 
-/// Counts deliveries the broker refused.
-#[derive(Default)]
-struct Deliveries {
-    failed: AtomicU64,
-    first_error: std::sync::Mutex<Option<String>>,
-}
-
-struct Context(Arc<Deliveries>);
-
-impl ClientContext for Context {}
-
-impl ProducerContext for Context {
-    type DeliveryOpaque = ();
-
-    fn delivery(&self, result: &DeliveryResult<'_>, _: Self::DeliveryOpaque) {
-        if let Err((e, _)) = result {
-            self.0.failed.fetch_add(1, Ordering::Relaxed);
-            if let Ok(mut first) = self.0.first_error.lock() {
-                first.get_or_insert_with(|| e.to_string());
-            }
-        }
-    }
-}
-
 /// Sends every line and waits until the broker confirmed all of them; returns how many
 /// were sent.
 pub fn run(args: &Args) -> anyhow::Result<u64> {
     if let Some(n) = args.partitions {
         create_topic(&args.brokers, &args.topic, n)?;
     }
-    let deliveries = Arc::new(Deliveries::default());
-    let producer: ThreadedProducer<Context> = ClientConfig::new()
-        .set("bootstrap.servers", &args.brokers)
-        .set("linger.ms", "5")
-        .create_with_context(Context(deliveries.clone()))
-        .context("creating the Kafka producer")?;
+    let (producer, deliveries) =
+        crate::kafka::producer(&args.brokers, []).context("creating the Kafka producer")?;
     let input: Box<dyn BufRead> = match &args.input {
         Some(path) => Box::new(std::io::BufReader::new(
             std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?,
@@ -103,32 +72,11 @@ pub fn run(args: &Args) -> anyhow::Result<u64> {
         if let Some(k) = &key {
             record = record.key(k.as_bytes());
         }
-        loop {
-            match producer.send(record) {
-                Ok(()) => break,
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
-                    // The local queue is full: wait for deliveries to make room.
-                    record = r;
-                    std::thread::sleep(Duration::from_millis(10));
-                }
-                Err((e, _)) => return Err(e).context(format!("sending line {}", i + 1)),
-            }
-        }
+        crate::kafka::send(&producer, record).with_context(|| format!("sending line {}", i + 1))?;
         sent += 1;
     }
-    producer
-        .flush(Duration::from_secs(60))
-        .context("waiting for the broker to confirm every message")?;
-    let failed = deliveries.failed.load(Ordering::Relaxed);
-    if failed > 0 {
-        let first = deliveries
-            .first_error
-            .lock()
-            .ok()
-            .and_then(|f| f.clone())
-            .unwrap_or_default();
-        anyhow::bail!("{failed} of {sent} messages were not delivered; the first error: {first}");
-    }
+    crate::kafka::confirm(&producer, &deliveries, 0)
+        .map_err(|e| anyhow::anyhow!("{e} (of {sent} sent)"))?;
     Ok(sent)
 }
 

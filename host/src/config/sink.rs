@@ -40,6 +40,20 @@ pub enum SinkConfig {
         #[serde(default)]
         sync: bool,
     },
+    /// A Kafka topic: a message per row, keyed by the group key, with a `weir-row-id`
+    /// header on result rows.
+    Kafka {
+        /// Bootstrap servers, `host:port[,host:port…]`.
+        brokers: String,
+        /// The topic.
+        topic: String,
+        /// Message value: a JSON object (`jsonl`, default) or a CSV line (`csv`).
+        #[serde(default)]
+        format: Format,
+        /// `[sink.kafka.options]`: librdkafka properties, passed unchanged.
+        #[serde(default)]
+        kafka: super::KafkaPassthrough,
+    },
 }
 
 /// `[sink] mode`: what opening a file sink does to an existing file.

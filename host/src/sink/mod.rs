@@ -5,6 +5,10 @@
 //! object per line (each column's escaped `"name":` prefix is prepared at open) or as a CSV
 //! line under a header fixed when the sink is opened. Sinks do not know what the rows mean.
 
+mod kafka;
+
+pub use kafka::{KafkaSink, ROW_ID_HEADER};
+
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -120,7 +124,30 @@ pub fn open(
     base_dir: &Path,
     columns: Vec<String>,
 ) -> Result<Box<dyn Sink>, Error> {
+    open_for(cfg, base_dir, columns, "")
+}
+
+/// [`open`] for pipeline `pipeline`, whose name a Kafka sink puts in its row ids.
+pub fn open_for(
+    cfg: &SinkConfig,
+    base_dir: &Path,
+    columns: Vec<String>,
+    pipeline: &str,
+) -> Result<Box<dyn Sink>, Error> {
     Ok(match cfg {
+        SinkConfig::Kafka {
+            brokers,
+            topic,
+            format,
+            kafka,
+        } => Box::new(kafka::KafkaSink::open(
+            brokers,
+            topic,
+            *format,
+            &kafka.options,
+            pipeline,
+            columns,
+        )?),
         SinkConfig::Stdout { format } => Box::new(RowWriter::new(
             "stdout".into(),
             Box::new(io::stdout()),

@@ -1,0 +1,220 @@
+//! The Kafka sink: one message per row, its value the row as a JSON object (or a CSV line),
+//! its key the row's group key, and for result rows a `weir-row-id` header — pipeline, key,
+//! window, revision and the row's index in its window — the same in every run, so a
+//! consumer can drop duplicates. [`Sink::commit`] returns once the broker confirmed every
+//! message sent before it.
+
+use std::io;
+use std::sync::Arc;
+
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{BaseRecord, ThreadedProducer};
+
+use super::{Cell, Error, Sink, encode_csv_row, encode_json};
+use crate::config::Format;
+use crate::kafka::{Counting, Deliveries};
+use crate::time::write_rfc3339_ms;
+
+/// The header holding a result row's id.
+pub const ROW_ID_HEADER: &str = "weir-row-id";
+
+/// A topic as a [`Sink`].
+pub struct KafkaSink {
+    name: String,
+    topic: String,
+    pipeline: String,
+    producer: ThreadedProducer<Counting>,
+    deliveries: Arc<Deliveries>,
+    /// Refused deliveries already reported.
+    failed_before: u64,
+    format: Format,
+    /// Per column, `"name":` (JSON).
+    json_prefixes: Vec<Vec<u8>>,
+    /// Per column, its position in the row (CSV: all of them, in order).
+    csv_cells: Vec<Option<usize>>,
+    /// Columns before `window_start`: the group key (result rows); `None` for other rows.
+    key_columns: Option<usize>,
+    /// Position of `revision`, when rows have one.
+    revision: Option<usize>,
+    /// The last result row's window id (key, bounds, revision) and its index in the window.
+    last_window: Vec<u8>,
+    index: u32,
+    value: Vec<u8>,
+    key: Vec<u8>,
+    id: Vec<u8>,
+    failed: Option<(io::ErrorKind, String)>,
+}
+
+impl KafkaSink {
+    /// A producer to `topic` for rows of `columns`, written for pipeline `pipeline`.
+    pub fn open(
+        brokers: &str,
+        topic: &str,
+        format: Format,
+        options: &std::collections::BTreeMap<String, String>,
+        pipeline: &str,
+        columns: Vec<String>,
+    ) -> Result<Self, Error> {
+        let (producer, deliveries) =
+            crate::kafka::producer(brokers, options).map_err(|e| Error::Write {
+                sink: format!("kafka topic {topic}"),
+                source: io::Error::other(e),
+            })?;
+        let mut sink = KafkaSink {
+            name: format!("kafka topic {topic}"),
+            topic: topic.to_string(),
+            pipeline: pipeline.to_string(),
+            producer,
+            deliveries,
+            failed_before: 0,
+            format,
+            json_prefixes: Vec::new(),
+            csv_cells: Vec::new(),
+            key_columns: None,
+            revision: None,
+            last_window: Vec::new(),
+            index: 0,
+            value: Vec::new(),
+            key: Vec::new(),
+            id: Vec::new(),
+            failed: None,
+        };
+        sink.set_columns(columns);
+        Ok(sink)
+    }
+
+    fn fail(&mut self, kind: io::ErrorKind, message: String) -> Error {
+        self.failed = Some((kind, message.clone()));
+        Error::Write {
+            sink: self.name.clone(),
+            source: io::Error::new(kind, message),
+        }
+    }
+
+    /// The message key (the group key: one column's text, several as a JSON array) and,
+    /// for a result row, its id into `self.id`.
+    fn key_and_id(&mut self, row: &[Cell<'_>]) {
+        self.key.clear();
+        self.id.clear();
+        let Some(k) = self.key_columns else {
+            return;
+        };
+        let text = |c: &Cell<'_>, out: &mut Vec<u8>| match c {
+            Cell::Value(crate::value::Value::Str(s)) => out.extend_from_slice(s.as_bytes()),
+            Cell::Str(s) => out.extend_from_slice(s.as_bytes()),
+            other => {
+                let mut one = Vec::new();
+                encode_json(&[Vec::new()], std::slice::from_ref(other), &mut one);
+                // `{` value `}\n`: keep the value.
+                out.extend_from_slice(one.get(1..one.len().saturating_sub(2)).unwrap_or_default());
+            }
+        };
+        match row.get(..k) {
+            Some([one]) => text(one, &mut self.key),
+            Some(cells) => {
+                let prefixes = vec![Vec::new(); cells.len()];
+                let mut obj = Vec::new();
+                encode_json(&prefixes, cells, &mut obj);
+                // `{a,b}\n` → `[a,b]`.
+                let inner = obj.get(1..obj.len().saturating_sub(2)).unwrap_or_default();
+                self.key.push(b'[');
+                self.key.extend_from_slice(inner);
+                self.key.push(b']');
+            }
+            None => {}
+        }
+        let mut window = Vec::with_capacity(self.key.len() + 64);
+        window.extend_from_slice(&self.key);
+        for cell in row.iter().skip(k).take(2) {
+            window.push(b'/');
+            if let Cell::Time(ms) = cell {
+                write_rfc3339_ms(*ms, &mut window);
+            }
+        }
+        window.push(b'/');
+        if let Some(Cell::I64(rev)) = self.revision.and_then(|r| row.get(r)) {
+            window.extend_from_slice(rev.to_string().as_bytes());
+        } else {
+            window.push(b'0');
+        }
+        if window == self.last_window {
+            self.index += 1;
+        } else {
+            self.index = 0;
+            self.last_window = window;
+        }
+        self.id.extend_from_slice(self.pipeline.as_bytes());
+        self.id.push(b'/');
+        self.id.extend_from_slice(&self.last_window);
+        self.id.push(b'/');
+        self.id.extend_from_slice(self.index.to_string().as_bytes());
+    }
+}
+
+impl Sink for KafkaSink {
+    fn write(&mut self, row: &[Cell<'_>]) -> Result<(), Error> {
+        if let Some((kind, msg)) = &self.failed {
+            return Err(Error::Write {
+                sink: self.name.clone(),
+                source: io::Error::new(*kind, format!("{msg} (an earlier write failed)")),
+            });
+        }
+        self.value.clear();
+        match self.format {
+            Format::Jsonl => encode_json(&self.json_prefixes, row, &mut self.value),
+            Format::Csv => encode_csv_row(&self.csv_cells, row, &mut self.value),
+        }
+        if self.value.last() == Some(&b'\n') {
+            self.value.pop();
+        }
+        self.key_and_id(row);
+        let mut record = BaseRecord::to(&self.topic).payload(&self.value[..]);
+        if !self.key.is_empty() {
+            record = record.key(&self.key[..]);
+        }
+        if !self.id.is_empty() {
+            record = record.headers(OwnedHeaders::new().insert(Header {
+                key: ROW_ID_HEADER,
+                value: Some(&self.id[..]),
+            }));
+        }
+        if let Err(e) = crate::kafka::send(&self.producer, record) {
+            return Err(self.fail(io::ErrorKind::Other, e.to_string()));
+        }
+        Ok(())
+    }
+
+    fn set_columns(&mut self, columns: Vec<String>) {
+        self.json_prefixes = columns
+            .iter()
+            .map(|c| {
+                let mut p = Vec::with_capacity(c.len() + 3);
+                let _ = serde_json::to_writer(&mut p, c.as_str());
+                p.push(b':');
+                p
+            })
+            .collect();
+        self.csv_cells = (0..columns.len()).map(Some).collect();
+        self.key_columns = columns.iter().position(|c| c == "window_start");
+        self.revision = columns.iter().position(|c| c == "revision");
+    }
+
+    /// Waits until the broker confirmed every message sent so far.
+    fn commit(&mut self) -> Result<(), Error> {
+        match crate::kafka::confirm(&self.producer, &self.deliveries, self.failed_before) {
+            Ok(()) => Ok(()),
+            Err(message) => {
+                self.failed_before = self.deliveries.failed().0;
+                Err(self.fail(io::ErrorKind::Other, message))
+            }
+        }
+    }
+
+    fn flush(&mut self) -> Result<(), Error> {
+        self.commit()
+    }
+
+    fn describe(&self) -> String {
+        self.name.clone()
+    }
+}
