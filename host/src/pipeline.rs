@@ -5,6 +5,7 @@
 //! once per batch, and the watermark advances after every event. Bounded input ends with a
 //! flush of every open window.
 
+mod offsets;
 mod parallel;
 
 use std::sync::Arc;
@@ -235,6 +236,10 @@ pub struct Pipeline {
     /// The workers holding the window state, when `parallelism` > 1 (then `operator`
     /// holds nothing).
     shards: Option<parallel::Shards>,
+    /// For a source that takes commits: the offsets of the records still needed.
+    offsets: Option<offsets::Offsets>,
+    /// Per record of the batch in hand, when it is released ([`offsets`]).
+    releases: Vec<i64>,
 }
 
 /// What one step of a pipeline did.
@@ -359,7 +364,69 @@ impl Pipeline {
             stopped: false,
             log,
             shards: None,
-        })
+            offsets: None,
+            releases: Vec::new(),
+        }
+        .tracking_offsets())
+    }
+
+    /// Keeps the offsets of the records still needed when the source takes commits.
+    fn tracking_offsets(mut self) -> Self {
+        if self.source.commits() {
+            self.offsets = Some(offsets::Offsets::default());
+        }
+        self
+    }
+
+    /// The watermark at which the last window containing an event at `ts` has fired and
+    /// is purged: the end of its last window plus the allowed lateness. Sessions can grow
+    /// without bound, so their events are never released (a restart replays them).
+    fn release_of(&self, ts: i64) -> i64 {
+        match self.operator.kind().ends(ts) {
+            Ok(Some((_, last))) => last.saturating_add(self.cfg.window.allowed_lateness.0),
+            Ok(None) => i64::MAX,
+            Err(_) => offsets::RELEASED,
+        }
+    }
+
+    /// Notes when record `i` of the batch in hand, an event at `ts` placed in window state,
+    /// is released.
+    fn placed(&mut self, i: usize, ts: i64) {
+        if self.offsets.is_some() {
+            let release = self.release_of(ts);
+            if let Some(slot) = self.releases.get_mut(i) {
+                *slot = release;
+            }
+        }
+    }
+
+    /// Records the batch's offsets with their release times.
+    fn record_offsets(&mut self, raws: &RawBatch) {
+        if let Some(o) = &mut self.offsets {
+            for (i, raw) in raws.iter().enumerate() {
+                let release = self.releases.get(i).copied().unwrap_or(offsets::RELEASED);
+                o.record(raw.partition, raw.offset, release);
+            }
+        }
+    }
+
+    /// Commits the source's positions up to the records still needed, once the sinks
+    /// acknowledged every row (called right after they are flushed).
+    fn commit_offsets(&mut self) -> anyhow::Result<()> {
+        let Some(o) = &mut self.offsets else {
+            return Ok(());
+        };
+        // A window held back (quarantine, a stop, a waiting control message) has not
+        // fired: records it holds are not released, whatever the watermark.
+        let mut w = self.watermarks.current();
+        if self.shards.is_none() {
+            w = w.min(self.operator.first_pending_end().saturating_sub(1));
+        }
+        let due = o.due(w);
+        if !due.is_empty() {
+            self.source.commit(&due)?;
+        }
+        Ok(())
     }
 
     /// Shards the window state by key over `n` worker threads, each with an instance of
@@ -563,13 +630,18 @@ impl Pipeline {
         self.rejected = rejected;
         self.decode_batch(raws, events)?;
         self.filter_batch(raws, events)?;
+        if self.offsets.is_some() {
+            self.releases.clear();
+            self.releases.resize(raws.len(), offsets::RELEASED);
+        }
         if self.shards.is_some() {
             return self.step_parallel(raws, events, poll);
         }
         let now = Instant::now();
         for (i, ev) in events.drain(..) {
-            self.place(&raws.get(i), ev, now)?;
+            self.place(i, &raws.get(i), ev, now)?;
         }
+        self.record_offsets(raws);
         let every = Duration::from_millis(self.cfg.emit.every.0.max(1) as u64);
         if self.cfg.emit.mode == EmitMode::Update && self.last_early.elapsed() >= every {
             self.last_early = Instant::now();
@@ -594,6 +666,9 @@ impl Pipeline {
     /// Flushes every sink's buffer.
     pub fn flush_sinks(&mut self) -> anyhow::Result<()> {
         self.last_flush = Instant::now();
+        // With workers, every batch they have is written first, so that what is flushed
+        // is all that was read.
+        self.drain_workers()?;
         for s in [
             &mut self.out.results,
             &mut self.out.dead_letter,
@@ -604,7 +679,7 @@ impl Pipeline {
         if let Some(l) = &mut self.out.late {
             l.flush()?;
         }
-        Ok(())
+        self.commit_offsets()
     }
 
     fn decode_batch(
@@ -734,6 +809,7 @@ impl Pipeline {
                 self.dead_letter(&raw, &reason)?;
                 continue;
             }
+            self.placed(i, ts);
             let key = Key(self
                 .schema
                 .key
@@ -769,6 +845,10 @@ impl Pipeline {
         };
         let early = early_due.then(|| sh.next_pos());
         let flush = (poll == Poll::Done).then(|| sh.next_pos());
+        self.record_offsets(raws);
+        let Some(sh) = self.shards.as_mut() else {
+            anyhow::bail!("the pipeline's workers are gone");
+        };
         sh.dispatch(work, changes, early, flush, raws)?;
         if poll == Poll::Ready {
             // One batch stays with the workers while the next one is read.
@@ -891,12 +971,19 @@ impl Pipeline {
         Ok(())
     }
 
-    fn place(&mut self, raw: &RawRecord<'_>, ev: Event, now: Instant) -> anyhow::Result<()> {
+    fn place(
+        &mut self,
+        i: usize,
+        raw: &RawRecord<'_>,
+        ev: Event,
+        now: Instant,
+    ) -> anyhow::Result<()> {
         let ts = ev.ts;
         if let Some(reason) = self.too_far_ahead(ts) {
             // Dead-lettered before the watermark sees it: a runaway time never moves W.
             return self.dead_letter(raw, &reason);
         }
+        self.placed(i, ts);
         let key = Key(self
             .schema
             .key

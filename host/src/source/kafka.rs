@@ -8,10 +8,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
-use rdkafka::topic_partition_list::Offset;
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
 use super::{Error, Poll, REJECTED_HEAD_BYTES, RawBatch, Rejected, Source};
 use crate::config::{KafkaSourceConfig, KafkaStart, KafkaStop};
@@ -290,6 +290,33 @@ impl Source for KafkaSource {
 
     fn take_assigned(&mut self, out: &mut Vec<u32>) {
         out.append(&mut self.assigned);
+    }
+
+    fn commits(&self) -> bool {
+        true
+    }
+
+    /// Commits the group's offsets (asynchronously: a lost commit only means a longer
+    /// replay, and the next one supersedes it).
+    fn commit(&mut self, positions: &[(u32, u64)]) -> Result<(), Error> {
+        let mut tpl = TopicPartitionList::new();
+        for &(id, offset) in positions {
+            if let Some(p) = self.parts.get(id as usize) {
+                let offset = Offset::Offset(i64::try_from(offset).unwrap_or(i64::MAX));
+                tpl.add_partition_offset(&p.topic, p.partition, offset)
+                    .map_err(|e| Error::Kafka {
+                        message: e.to_string(),
+                    })?;
+            }
+        }
+        if tpl.count() == 0 {
+            return Ok(());
+        }
+        if let Err(e) = self.consumer.commit(&tpl, CommitMode::Async) {
+            // A partition revoked by a rebalance refuses its commit: its new owner replays.
+            tracing::warn!(error = %e, "kafka offset commit");
+        }
+        Ok(())
     }
 
     fn describe(&self) -> String {

@@ -227,6 +227,20 @@ pub trait Source: Send {
         let _ = out;
     }
 
+    /// Whether the source takes commits ([`Source::commit`]): the pipeline then keeps the
+    /// offsets of the records still needed.
+    fn commits(&self) -> bool {
+        false
+    }
+
+    /// Commits positions: per partition, the offset of the first record still needed (a
+    /// restart resumes there). Called once the sinks acknowledged every row of the records
+    /// before it.
+    fn commit(&mut self, positions: &[(u32, u64)]) -> Result<(), Error> {
+        let _ = positions;
+        Ok(())
+    }
+
     /// A short description for logs and the run summary, e.g. `file data/*.csv (3 files)`.
     fn describe(&self) -> String;
 

@@ -687,6 +687,12 @@ impl WindowOperator {
         }
     }
 
+    /// The end of the earliest window pending (due or not: held back windows included),
+    /// `i64::MAX` when none is.
+    pub fn first_pending_end(&self) -> i64 {
+        self.queue.first().map_or(i64::MAX, |&(end, _, _)| end)
+    }
+
     /// The lowest watermark at which [`take_due`](Self::take_due) or
     /// [`purge_due`](Self::purge_due) would do anything (`i64::MAX` when the state is
     /// empty): a watermark below it can be skipped.
