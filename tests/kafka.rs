@@ -1,6 +1,6 @@
-//! Kafka in, against a real broker: `tansu` on 127.0.0.1 (`support::kafka`), topics with
-//! several partitions, events sent by `weir produce`, read by `weir run` with
-//! `stop = "at-end"`.
+//! Kafka in and out, against a real broker: `tansu` on 127.0.0.1 (`support::kafka`), topics
+//! with several partitions, events sent by `weir produce`, read by `weir run` with
+//! `stop = "at-end"`, results written to a topic, and runs killed with SIGKILL.
 
 mod support;
 
@@ -286,5 +286,156 @@ fn a_result_topic_holds_the_rows_of_the_file_run_keyed_and_with_row_ids() {
             r["window_end"].as_str().expect("end")
         );
         assert_eq!(id, &expected);
+    }
+}
+
+/// Every message of partition 0 of `topic` that arrives within `quiet` of the last one.
+fn drain_topic(
+    brokers: &str,
+    topic: &str,
+    quiet: std::time::Duration,
+) -> Vec<(String, String, String)> {
+    use rdkafka::Message;
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::message::Headers;
+    use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", "test-drain")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, 0, Offset::Beginning)
+        .expect("partition");
+    consumer.assign(&tpl).expect("assign");
+    let mut got = Vec::new();
+    let mut last = std::time::Instant::now();
+    while last.elapsed() < quiet {
+        let Some(Ok(m)) = consumer.poll(std::time::Duration::from_millis(200)) else {
+            continue;
+        };
+        last = std::time::Instant::now();
+        let text = |b: Option<&[u8]>| String::from_utf8_lossy(b.unwrap_or_default()).into_owned();
+        let id = m
+            .headers()
+            .and_then(|h| {
+                h.iter()
+                    .find(|h| h.key == "weir-row-id")
+                    .map(|h| text(h.value))
+            })
+            .unwrap_or_default();
+        got.push((text(m.key()), text(m.payload()), id));
+    }
+    got
+}
+
+#[test]
+fn killed_ten_times_the_deduplicated_result_topic_equals_an_uninterrupted_run() {
+    use std::collections::BTreeMap;
+    let broker = Broker::start();
+    let brokers = broker.brokers();
+    let s = Scratch::new();
+    let generated = run_weir(&[
+        "gen",
+        "stocks",
+        "--count",
+        "600000",
+        "--keys",
+        "6",
+        "--interval",
+        "5ms",
+        "--out",
+        &s.path("all.jsonl").to_string_lossy(),
+    ]);
+    assert!(generated.status.success());
+    let all = std::fs::read_to_string(s.path("all.jsonl")).expect("ticks");
+    let lines: Vec<&str> = all.lines().collect();
+    let mut chunks = lines.chunks(30_000);
+    weir::produce::create_topic(&brokers, "out", 1).expect("out topic");
+    // Offsets committed every 100 ms, so that runs killed within a second have committed.
+    let source = format!(
+        "{}\ncommit_every = \"100ms\"",
+        kafka_source(&brokers, "ticks", "killed")
+    );
+    let to_topic = pipeline("killed", &source).replace(
+        "[sink]\nkind = \"file\"\npath = \"killed.jsonl\"\nmode = \"truncate\"",
+        &format!("[sink]\nkind = \"kafka\"\nbrokers = \"{brokers}\"\ntopic = \"out\""),
+    );
+    assert!(to_topic.contains("topic = \"out\""));
+    s.write("killed.toml", &to_topic);
+    let file = s.path("killed.toml").to_string_lossy().into_owned();
+    // Rounds: 30 000 more ticks reach the topic, a run starts, resumes from the offsets the
+    // last one committed and is killed with SIGKILL 0.2 to 0.9 s later (a fixed
+    // pseudo-random sequence), until ten runs were killed before their end. Then one run
+    // to the end.
+    let mut produced: Vec<&str> = Vec::new();
+    let mut seed: u64 = 0x6b11;
+    let mut kills = 0;
+    while kills < 10 {
+        let chunk = chunks.next().expect("enough ticks for ten kills");
+        produced.extend_from_slice(chunk);
+        s.write("chunk.jsonl", &(chunk.join("\n") + "\n"));
+        produce(
+            &brokers,
+            "ticks",
+            &s.path("chunk.jsonl").to_string_lossy(),
+            "3",
+        );
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let after = std::time::Duration::from_millis(200 + (seed >> 33) % 700);
+        let mut child = support::weir()
+            .args(["run", "--no-progress", &file])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("weir run starts");
+        std::thread::sleep(after);
+        if child.try_wait().expect("wait").is_none() {
+            child.kill().expect("SIGKILL");
+            kills += 1;
+        }
+        child.wait().expect("reaped");
+    }
+    run(&s, "killed");
+    // The uninterrupted run: the same pipeline over every tick produced, from a file.
+    s.write("ticks.jsonl", &(produced.join("\n") + "\n"));
+    s.write(
+        "reference.toml",
+        &pipeline("killed", "kind = \"file\"\npath = \"ticks.jsonl\"")
+            .replace("path = \"killed.jsonl\"", "path = \"reference.jsonl\""),
+    );
+    run(&s, "reference");
+    let reference = std::fs::read_to_string(s.path("reference.jsonl")).expect("reference rows");
+    let messages = drain_topic(&brokers, "out", std::time::Duration::from_secs(3));
+    // Deduplicated by row id, the first copy kept.
+    let mut by_id: BTreeMap<&str, &str> = BTreeMap::new();
+    for (_, value, id) in &messages {
+        assert!(!id.is_empty(), "a result message without a row id: {value}");
+        by_id.entry(id).or_insert(value);
+    }
+    let expected: BTreeMap<String, &str> = reference
+        .lines()
+        .map(|row| {
+            let r: serde_json::Value = serde_json::from_str(row).expect("a JSON row");
+            let id = format!(
+                "killed/{}/{}/{}/0/0",
+                r["symbol"].as_str().expect("symbol"),
+                r["window_start"].as_str().expect("start"),
+                r["window_end"].as_str().expect("end")
+            );
+            (id, row)
+        })
+        .collect();
+    assert_eq!(
+        by_id.len(),
+        expected.len(),
+        "{} messages in all",
+        messages.len()
+    );
+    for (id, row) in &expected {
+        assert_eq!(by_id.get(id.as_str()), Some(row), "row {id}");
     }
 }

@@ -370,6 +370,13 @@ impl Pipeline {
         .tracking_offsets())
     }
 
+    /// How often sinks are flushed (and source offsets committed) while input keeps coming.
+    fn flush_every(&self) -> Duration {
+        self.source
+            .commit_every()
+            .map_or(SINK_FLUSH_EVERY, |c| c.min(SINK_FLUSH_EVERY))
+    }
+
     /// Keeps the offsets of the records still needed when the source takes commits.
     fn tracking_offsets(mut self) -> Self {
         if self.source.commits() {
@@ -648,7 +655,7 @@ impl Pipeline {
             self.fire(FireMode::Early)?;
         }
         if poll == Poll::Ready {
-            if self.last_flush.elapsed() >= SINK_FLUSH_EVERY {
+            if self.last_flush.elapsed() >= self.flush_every() {
                 self.flush_sinks()?;
             }
             return Ok(Step::More);
@@ -853,7 +860,7 @@ impl Pipeline {
         if poll == Poll::Ready {
             // One batch stays with the workers while the next one is read.
             self.write_workers(1)?;
-            if self.last_flush.elapsed() >= SINK_FLUSH_EVERY {
+            if self.last_flush.elapsed() >= self.flush_every() {
                 self.flush_sinks()?;
             }
             return Ok(Step::More);

@@ -64,9 +64,18 @@ pub struct KafkaSourceConfig {
     /// partition had when the run started, then flush every window (a bounded replay).
     #[serde(default)]
     pub stop: KafkaStop,
+    /// How often the consumer group's offsets are committed, each time after every sink
+    /// was flushed and acknowledged (default `1s`): a restart replays at most about this
+    /// much beyond the records open windows still need.
+    #[serde(default = "default_commit_every")]
+    pub commit_every: Millis,
     /// `[source.kafka]`: what is passed to librdkafka.
     #[serde(default)]
     pub kafka: KafkaPassthrough,
+}
+
+fn default_commit_every() -> Millis {
+    Millis(1000)
 }
 
 fn kafka_csv() -> CsvOptions {
@@ -258,6 +267,13 @@ impl KafkaSourceConfig {
                 ));
             }
             _ => {}
+        }
+        if self.commit_every.0 <= 0 {
+            return Err(Error::invalid(
+                "source.commit_every",
+                "must be positive",
+                "use a duration such as \"1s\"",
+            ));
         }
         if self.group_id.trim().is_empty() {
             return Err(Error::invalid(

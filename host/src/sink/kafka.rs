@@ -1,7 +1,7 @@
 //! The Kafka sink: one message per row, its value the row as a JSON object (or a CSV line),
 //! its key the row's group key, and for result rows a `weir-row-id` header — pipeline, key,
 //! window, revision and the row's index in its window — the same in every run, so a
-//! consumer can drop duplicates. [`Sink::commit`] returns once the broker confirmed every
+//! consumer can drop duplicates. [`Sink::flush`] returns once the broker confirmed every
 //! message sent before it.
 
 use std::io;
@@ -199,8 +199,24 @@ impl Sink for KafkaSink {
         self.revision = columns.iter().position(|c| c == "revision");
     }
 
-    /// Waits until the broker confirmed every message sent so far.
+    /// The rows are with the producer already (it sends them in the background): reports a
+    /// delivery the broker refused since the last check, without waiting.
     fn commit(&mut self) -> Result<(), Error> {
+        let (failed, first) = self.deliveries.failed();
+        if failed > self.failed_before {
+            self.failed_before = failed;
+            let message = format!(
+                "the broker refused a message: {}",
+                first.unwrap_or_default()
+            );
+            return Err(self.fail(io::ErrorKind::Other, message));
+        }
+        Ok(())
+    }
+
+    /// Waits until the broker confirmed every message sent so far (the pipeline commits
+    /// source offsets only after this).
+    fn flush(&mut self) -> Result<(), Error> {
         match crate::kafka::confirm(&self.producer, &self.deliveries, self.failed_before) {
             Ok(()) => Ok(()),
             Err(message) => {
@@ -208,10 +224,6 @@ impl Sink for KafkaSink {
                 Err(self.fail(io::ErrorKind::Other, message))
             }
         }
-    }
-
-    fn flush(&mut self) -> Result<(), Error> {
-        self.commit()
     }
 
     fn describe(&self) -> String {

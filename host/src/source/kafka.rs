@@ -29,9 +29,11 @@ pub struct KafkaSource {
     max_record_bytes: usize,
     /// Every partition assigned or read from; its index is its watermark partition id.
     parts: Vec<Part>,
-    /// `stop = "at-end"`: the end offset of every partition when the run started.
-    ends: Option<HashMap<(String, i32), i64>>,
+    /// `stop = "at-end"`: per partition, its end offset when the run started and where
+    /// reading it starts (the group's committed offset, or the partition's first).
+    ends: Option<HashMap<(String, i32), (i64, i64)>>,
     rejected: Vec<Rejected>,
+    commit_every: Duration,
     /// Partitions assigned and not yet handed to the pipeline.
     assigned: Vec<u32>,
     read: u64,
@@ -74,21 +76,52 @@ impl KafkaSource {
                 let metadata = consumer
                     .fetch_metadata(None, QUERY_TIMEOUT)
                     .map_err(kafka)?;
+                let mut all = TopicPartitionList::new();
                 for topic in metadata.topics() {
                     if !subscribed(&subscription, topic.name()) {
                         continue;
                     }
                     for p in topic.partitions() {
-                        let (_, high) = consumer
+                        let (low, high) = consumer
                             .fetch_watermarks(topic.name(), p.id(), QUERY_TIMEOUT)
                             .map_err(kafka)?;
-                        ends.insert((topic.name().to_string(), p.id()), high);
+                        ends.insert((topic.name().to_string(), p.id()), (high, low));
+                        all.add_partition(topic.name(), p.id());
                     }
                 }
+                // Where the group stands: a partition read to its end already yields no
+                // message, and is done from the start.
+                if all.count() > 0 {
+                    let committed = consumer
+                        .committed_offsets(all, QUERY_TIMEOUT)
+                        .map_err(kafka)?;
+                    for e in committed.elements() {
+                        if let (Offset::Offset(n), Some(at)) = (
+                            e.offset(),
+                            ends.get_mut(&(e.topic().to_string(), e.partition())),
+                        ) {
+                            at.1 = at.1.max(n);
+                        }
+                    }
+                }
+                tracing::debug!(?ends, "kafka: end offsets at start");
                 Some(ends)
             }
         };
-        consumer.subscribe(&subscription).map_err(kafka)?;
+        match &ends {
+            // A bounded replay takes every partition itself, from the group's committed
+            // offsets (else `start`): no group rebalance to wait for, and no partition
+            // missing at first, whose events the others' watermark would make late.
+            Some(ends) => {
+                let mut tpl = TopicPartitionList::new();
+                for (topic, partition) in ends.keys() {
+                    tpl.add_partition_offset(topic, *partition, Offset::Stored)
+                        .map_err(kafka)?;
+                }
+                consumer.assign(&tpl).map_err(kafka)?;
+            }
+            None => consumer.subscribe(&subscription).map_err(kafka)?,
+        }
         Ok(KafkaSource {
             consumer,
             description: format!(
@@ -101,6 +134,7 @@ impl KafkaSource {
             parts: Vec::new(),
             ends,
             rejected: Vec::new(),
+            commit_every: Duration::from_millis(cfg.commit_every.0.max(1) as u64),
             assigned: Vec::new(),
             read: 0,
         })
@@ -127,8 +161,8 @@ impl KafkaSource {
             return false;
         };
         let reached = |key: &(String, i32)| {
-            let end = ends.get(key).copied().unwrap_or(0);
-            end <= 0
+            let (end, from) = ends.get(key).copied().unwrap_or((0, 0));
+            end <= from
                 || self
                     .parts
                     .iter()
@@ -256,28 +290,10 @@ impl Source for KafkaSource {
             }
         }
         self.track_assignment();
-        if taken == 0
-            && let Some(ends) = &self.ends
-        {
-            // Nothing came: a partition whose group offset is already at its end yields no
-            // message, so ask the consumer where each assigned partition stands.
-            if let Ok(positions) = self.consumer.position() {
-                for e in positions.elements() {
-                    if let Offset::Offset(n) = e.offset()
-                        && ends.contains_key(&(e.topic().to_string(), e.partition()))
-                    {
-                        let i = part(
-                            &mut self.parts,
-                            &mut self.assigned,
-                            e.topic(),
-                            e.partition(),
-                        );
-                        self.parts[i].next = self.parts[i].next.max(n);
-                    }
-                }
-            }
-        }
-        Ok(if self.at_end() {
+        // Done once every partition reached the end it had at the start and a whole poll
+        // brought nothing more: some brokers report a high watermark short of their last
+        // batch, and what is already fetched is read to the end rather than left.
+        Ok(if taken == 0 && self.at_end() {
             Poll::Done
         } else {
             Poll::Ready
@@ -294,6 +310,10 @@ impl Source for KafkaSource {
 
     fn commits(&self) -> bool {
         true
+    }
+
+    fn commit_every(&self) -> Option<Duration> {
+        Some(self.commit_every)
     }
 
     /// Commits the group's offsets (asynchronously: a lost commit only means a longer

@@ -233,6 +233,12 @@ pub trait Source: Send {
         false
     }
 
+    /// How often the pipeline flushes its sinks and commits ([`Source::commit`]), when the
+    /// source wants it more often than once a second.
+    fn commit_every(&self) -> Option<std::time::Duration> {
+        None
+    }
+
     /// Commits positions: per partition, the offset of the first record still needed (a
     /// restart resumes there). Called once the sinks acknowledged every row of the records
     /// before it.
