@@ -25,9 +25,3 @@ for p in "${PLUGINS[@]}"; do args+=(-p "$p"); done
 echo "setup: building plugins for wasm32-wasip2" >&2
 cargo build --quiet --profile plugin --target wasm32-wasip2 "${args[@]}"
 
-# A Kafka-protocol broker for the Kafka tests (tests/support/kafka.rs starts it on
-# 127.0.0.1): tansu, installed once per machine (about 15 minutes the first time).
-if ! command -v tansu >/dev/null 2>&1 && [ ! -x "${CARGO_HOME:-$HOME/.cargo}/bin/tansu" ]; then
-  echo "setup: installing the tansu broker for the Kafka tests (once per machine)" >&2
-  cargo install --quiet --locked tansu --version 0.6.0 --features dynostore
-fi

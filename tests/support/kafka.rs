@@ -1,4 +1,4 @@
-//! A real Kafka-protocol broker for the tests: `tansu` (installed by `scripts/setup.sh`),
+//! A real Kafka-protocol broker for the tests: `tansu` (installed by `scripts/install-tansu.sh`),
 //! started on a free port of 127.0.0.1 with in-memory storage and killed when dropped.
 
 use std::net::{TcpListener, TcpStream};
@@ -45,7 +45,7 @@ impl Broker {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("tansu starts: run scripts/setup.sh, which installs it");
+            .expect("tansu starts: run scripts/install-tansu.sh, which installs it");
         let broker = Broker { child, port };
         let deadline = Instant::now() + Duration::from_secs(30);
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
