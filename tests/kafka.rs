@@ -196,42 +196,6 @@ fn a_message_that_cannot_be_read_goes_to_the_dead_letter_with_its_partition_and_
     assert_eq!(counts, [1, 2, 2, 1]);
 }
 
-/// Every message of partition 0 of `topic`: (key, value, `weir-row-id` header).
-fn read_topic(brokers: &str, topic: &str, expect: usize) -> Vec<(String, String, String)> {
-    use rdkafka::Message;
-    use rdkafka::consumer::{BaseConsumer, Consumer};
-    use rdkafka::message::Headers;
-    use rdkafka::{ClientConfig, Offset, TopicPartitionList};
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", "test-reader")
-        .set("enable.auto.commit", "false")
-        .create()
-        .expect("consumer");
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(topic, 0, Offset::Beginning)
-        .expect("partition");
-    consumer.assign(&tpl).expect("assign");
-    let mut got = Vec::new();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while got.len() < expect && std::time::Instant::now() < deadline {
-        let Some(Ok(m)) = consumer.poll(std::time::Duration::from_millis(200)) else {
-            continue;
-        };
-        let text = |b: Option<&[u8]>| String::from_utf8_lossy(b.unwrap_or_default()).into_owned();
-        let id = m
-            .headers()
-            .and_then(|h| {
-                h.iter()
-                    .find(|h| h.key == "weir-row-id")
-                    .map(|h| text(h.value))
-            })
-            .unwrap_or_default();
-        got.push((text(m.key()), text(m.payload()), id));
-    }
-    got
-}
-
 #[test]
 fn a_result_topic_holds_the_rows_of_the_file_run_keyed_and_with_row_ids() {
     let broker = Broker::start();
@@ -272,7 +236,7 @@ fn a_result_topic_holds_the_rows_of_the_file_run_keyed_and_with_row_ids() {
     run(&s, "to-topic");
     let file = std::fs::read_to_string(s.path("from-file.jsonl")).expect("file rows");
     let rows: Vec<&str> = file.lines().collect();
-    let messages = read_topic(&brokers, "results", rows.len());
+    let messages = drain_topic(&brokers, "results", std::time::Duration::from_secs(3));
     let values: Vec<&str> = messages.iter().map(|(_, v, _)| v.as_str()).collect();
     assert_eq!(values, rows, "the topic's messages are the file's lines");
     for ((key, value, id), row) in messages.iter().zip(&rows) {
@@ -289,7 +253,8 @@ fn a_result_topic_holds_the_rows_of_the_file_run_keyed_and_with_row_ids() {
     }
 }
 
-/// Every message of partition 0 of `topic` that arrives within `quiet` of the last one.
+/// Every message of partition 0 of `topic`, as (key, value, `weir-row-id` header), read from
+/// the beginning until none arrives for `quiet`.
 fn drain_topic(
     brokers: &str,
     topic: &str,

@@ -817,12 +817,7 @@ impl Pipeline {
                 continue;
             }
             self.placed(i, ts);
-            let key = Key(self
-                .schema
-                .key
-                .iter()
-                .map(|&k| ev.values[k].clone())
-                .collect());
+            let key = self.key_of(&ev.values);
             let before = self.watermarks.current();
             let Some(sh) = self.shards.as_mut() else {
                 break;
@@ -961,6 +956,11 @@ impl Pipeline {
         Ok(raws)
     }
 
+    /// An event's key: its `schema.key` fields.
+    fn key_of(&self, values: &[Value]) -> Key {
+        Key(self.schema.key.iter().map(|&k| values[k].clone()).collect())
+    }
+
     /// Counts an event late for every window (at watermark `before`) and writes it to the
     /// late sink, if there is one.
     fn late(&mut self, before: i64, ts: i64, values: &[Value]) -> anyhow::Result<()> {
@@ -991,12 +991,7 @@ impl Pipeline {
             return self.dead_letter(raw, &reason);
         }
         self.placed(i, ts);
-        let key = Key(self
-            .schema
-            .key
-            .iter()
-            .map(|&i| ev.values[i].clone())
-            .collect());
+        let key = self.key_of(&ev.values);
         let before = self.watermarks.current();
         // The whole event is kept, not just the plugin's inputs: a hot-swapped version may
         // read other fields of events already in open windows.

@@ -471,6 +471,25 @@ struct Capture<'a> {
     outs: &'a mut Vec<Out>,
 }
 
+impl Capture<'_> {
+    /// Keeps a fired window's result as an output at this capture's position.
+    fn fired(
+        &mut self,
+        key: &[Value],
+        window: Window,
+        revision: u32,
+        result: Result<Vec<plugin::Row>, plugin::Error>,
+    ) {
+        self.outs.push(Out::Fired {
+            pos: self.pos,
+            window,
+            key: Key(key.to_vec()),
+            revision,
+            result,
+        });
+    }
+}
+
 impl WindowSink for Capture<'_> {
     fn rows(
         &mut self,
@@ -479,13 +498,7 @@ impl WindowSink for Capture<'_> {
         revision: u32,
         rows: Vec<plugin::Row>,
     ) -> Result<(), crate::sink::Error> {
-        self.outs.push(Out::Fired {
-            pos: self.pos,
-            window,
-            key: Key(key.to_vec()),
-            revision,
-            result: Ok(rows),
-        });
+        self.fired(key, window, revision, Ok(rows));
         Ok(())
     }
 
@@ -496,13 +509,7 @@ impl WindowSink for Capture<'_> {
         revision: u32,
         e: plugin::Error,
     ) -> Result<(), crate::sink::Error> {
-        self.outs.push(Out::Fired {
-            pos: self.pos,
-            window,
-            key: Key(key.to_vec()),
-            revision,
-            result: Err(e),
-        });
+        self.fired(key, window, revision, Err(e));
         Ok(())
     }
 

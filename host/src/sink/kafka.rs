@@ -4,13 +4,13 @@
 //! consumer can drop duplicates. [`Sink::flush`] returns once the broker confirmed every
 //! message sent before it.
 
-use std::io;
+use std::io::{self, Write as _};
 use std::sync::Arc;
 
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, ThreadedProducer};
 
-use super::{Cell, Error, Sink, encode_csv_row, encode_json};
+use super::{Cell, Error, Sink, encode_csv_row, encode_json, json_prefixes};
 use crate::config::Format;
 use crate::kafka::{Counting, Deliveries};
 use crate::time::write_rfc3339_ms;
@@ -39,6 +39,8 @@ pub struct KafkaSink {
     /// The last result row's window id (key, bounds, revision) and its index in the window.
     last_window: Vec<u8>,
     index: u32,
+    /// Scratch for the current row's window id.
+    window: Vec<u8>,
     value: Vec<u8>,
     key: Vec<u8>,
     id: Vec<u8>,
@@ -74,6 +76,7 @@ impl KafkaSink {
             revision: None,
             last_window: Vec::new(),
             index: 0,
+            window: Vec::new(),
             value: Vec::new(),
             key: Vec::new(),
             id: Vec::new(),
@@ -123,7 +126,10 @@ impl KafkaSink {
             }
             None => {}
         }
-        let mut window = Vec::with_capacity(self.key.len() + 64);
+        // The window id is built in `window` (kept between rows, so no allocation per
+        // row) and compared with the last row's.
+        let mut window = std::mem::take(&mut self.window);
+        window.clear();
         window.extend_from_slice(&self.key);
         for cell in row.iter().skip(k).take(2) {
             window.push(b'/');
@@ -132,22 +138,22 @@ impl KafkaSink {
             }
         }
         window.push(b'/');
-        if let Some(Cell::I64(rev)) = self.revision.and_then(|r| row.get(r)) {
-            window.extend_from_slice(rev.to_string().as_bytes());
-        } else {
-            window.push(b'0');
-        }
+        let revision = match self.revision.and_then(|r| row.get(r)) {
+            Some(Cell::I64(rev)) => *rev,
+            _ => 0,
+        };
+        let _ = write!(window, "{revision}");
         if window == self.last_window {
             self.index += 1;
+            self.window = window;
         } else {
             self.index = 0;
-            self.last_window = window;
+            self.window = std::mem::replace(&mut self.last_window, window);
         }
         self.id.extend_from_slice(self.pipeline.as_bytes());
         self.id.push(b'/');
         self.id.extend_from_slice(&self.last_window);
-        self.id.push(b'/');
-        self.id.extend_from_slice(self.index.to_string().as_bytes());
+        let _ = write!(self.id, "/{}", self.index);
     }
 }
 
@@ -185,15 +191,7 @@ impl Sink for KafkaSink {
     }
 
     fn set_columns(&mut self, columns: Vec<String>) {
-        self.json_prefixes = columns
-            .iter()
-            .map(|c| {
-                let mut p = Vec::with_capacity(c.len() + 3);
-                let _ = serde_json::to_writer(&mut p, c.as_str());
-                p.push(b':');
-                p
-            })
-            .collect();
+        self.json_prefixes = json_prefixes(&columns);
         self.csv_cells = (0..columns.len()).map(Some).collect();
         self.key_columns = columns.iter().position(|c| c == "window_start");
         self.revision = columns.iter().position(|c| c == "revision");

@@ -361,15 +361,7 @@ impl Sink for RowWriter {
     }
 
     fn set_columns(&mut self, columns: Vec<String>) {
-        self.json_prefixes = columns
-            .iter()
-            .map(|c| {
-                let mut p = Vec::with_capacity(c.len() + 3);
-                write_json(c.as_str(), &mut p);
-                p.push(b':');
-                p
-            })
-            .collect();
+        self.json_prefixes = json_prefixes(&columns);
         self.csv_cells = self
             .header
             .iter()
@@ -399,6 +391,19 @@ impl Sink for RowWriter {
 
 /// Appends one JSON object and a newline: a member per column, in column order, except
 /// for [`Cell::Absent`] cells.
+/// Per column, the escaped JSON text that opens its member: `"name":`.
+fn json_prefixes(columns: &[String]) -> Vec<Vec<u8>> {
+    columns
+        .iter()
+        .map(|c| {
+            let mut p = Vec::with_capacity(c.len() + 3);
+            write_json(c.as_str(), &mut p);
+            p.push(b':');
+            p
+        })
+        .collect()
+}
+
 fn encode_json(prefixes: &[Vec<u8>], row: &[Cell<'_>], out: &mut Vec<u8>) {
     out.push(b'{');
     let mut first = true;
