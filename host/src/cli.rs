@@ -49,6 +49,11 @@ pub enum Command {
         /// `parallelism`; default: one per core). Output is the same for every value.
         #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
         parallelism: Option<u16>,
+        /// Remove the pipeline's checkpoint (`[checkpoint] dir`) and start from the
+        /// beginning of its source instead of resuming: the answer to a checkpoint that is
+        /// refused because the pipeline changed.
+        #[arg(long)]
+        discard_checkpoint: bool,
     },
     /// Run a multi-tenant host: every tenant's pipelines, the admin API, the plugin directory.
     ///
@@ -203,12 +208,14 @@ pub fn try_main() -> anyhow::Result<()> {
             no_progress,
             native,
             parallelism,
+            discard_checkpoint,
         } => run(
             pipeline,
             json_summary,
             !no_progress && std::io::stderr().is_terminal(),
             native,
             parallelism.map(usize::from),
+            discard_checkpoint,
         ),
         Command::Check { pipeline } => check(pipeline),
         Command::Serve { host } => serve(&host),
@@ -326,8 +333,13 @@ fn run(
     progress: bool,
     native: bool,
     parallelism: Option<usize>,
+    discard_checkpoint: bool,
 ) -> anyhow::Result<()> {
     let stop = stop_on_signal()?;
+    let opts = pipeline::Options {
+        discard_checkpoint,
+        ..pipeline::Options::default()
+    };
     let cfg = load(&path)?;
     let name = cfg.name.clone();
     let workers = parallelism
@@ -354,14 +366,14 @@ fn run(
             cfg.plugin.limits.resolve(None),
         )?;
         crate::plugin::check_inputs(plugin.info(), |n| schema.type_of(n))?;
-        Pipeline::build(cfg, plugin, pipeline::Options::default())?
+        Pipeline::build(cfg, plugin, opts)?
     } else {
         let mut runtime = Runtime::new(cfg.plugin.limits.fuel.is_some())?;
         if let Some(dir) = compiled_cache_dir() {
             runtime = runtime.with_cache_dir(dir);
         }
         let plugin = pipeline::load_plugin(&cfg, &schema, &runtime)?;
-        Pipeline::build(cfg, plugin, pipeline::Options::default())?
+        Pipeline::build(cfg, plugin, opts)?
     };
     p.set_parallelism(workers)?;
     tracing::info!(pipeline = %name, source = %p.source_description(), plugin = %p.plugin_info().name, workers, "running");

@@ -52,6 +52,7 @@
 
 pub mod admin;
 pub mod bench;
+pub mod checkpoint;
 pub mod cli;
 pub mod config;
 pub mod decode;

@@ -8,13 +8,19 @@
 mod offsets;
 mod parallel;
 
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
-use crate::config::{CsvOptions, EmitMode, Limits, PipelineConfig, SinkConfig, SourceConfig};
+use crate::checkpoint::{self, Checkpoint, Counters, Identity};
+use crate::config::{
+    CsvOptions, EmitMode, Limits, PipelineConfig, SinkConfig, SinkMode, SourceConfig,
+};
 use crate::decode::{self, Decoder, Event, Schema};
 use crate::plugin::LogBudget;
 use crate::plugin::{
@@ -153,6 +159,9 @@ pub struct Options {
     /// deferred — their windows stay pending — so that the current batch ends at once, even
     /// when every plugin call runs to its deadline.
     pub interrupt: Option<Arc<AtomicBool>>,
+    /// Remove the pipeline's checkpoint before starting instead of restoring it (the
+    /// operator's answer to a checkpoint that is refused).
+    pub discard_checkpoint: bool,
 }
 
 /// The columns of a result row, in order: key fields, window bounds, `revision` (when
@@ -240,6 +249,19 @@ pub struct Pipeline {
     offsets: Option<offsets::Offsets>,
     /// Per record of the batch in hand, when it is released ([`offsets`]).
     releases: Vec<i64>,
+    /// Local checkpoints, when `[checkpoint]` is set.
+    checkpoints: Option<Checkpoints>,
+}
+
+/// A pipeline's local checkpoints.
+struct Checkpoints {
+    dir: PathBuf,
+    every: Duration,
+    last: Instant,
+    identity: Identity,
+    /// Window state read from the checkpoint, handed to the window operator (or to the
+    /// workers, by key) before the first batch.
+    restore: Option<Vec<Vec<u8>>>,
 }
 
 /// What one step of a pipeline did.
@@ -292,7 +314,15 @@ impl Pipeline {
         };
         let columns = output_columns(&cfg, plugin.info(), &opts);
         let base = cfg.base_dir.clone();
-        let open = |c: &SinkConfig, cols: Vec<String>| sink::open_for(c, &base, cols, &cfg.name);
+        let identity = identity(&cfg, &schema, source.as_ref());
+        let restored = match &cfg.checkpoint {
+            Some(c) => read_checkpoint(&cfg, &cfg.resolve(&c.dir), &identity, &opts)?,
+            None => None,
+        };
+        let resumed = restored.is_some();
+        let open = |c: &SinkConfig, cols: Vec<String>| {
+            sink::open_for(&resuming(c, resumed), &base, cols, &cfg.name)
+        };
         let mut late_cols = vec![
             "pipeline".to_string(),
             "reason".into(),
@@ -334,7 +364,7 @@ impl Pipeline {
             &cfg.name,
             limits.sandbox.log_lines_per_second,
         );
-        Ok(Pipeline {
+        Pipeline {
             cfg,
             schema,
             source,
@@ -366,8 +396,162 @@ impl Pipeline {
             shards: None,
             offsets: None,
             releases: Vec::new(),
+            checkpoints: None,
         }
-        .tracking_offsets())
+        .tracking_offsets()
+        .checkpointing(identity, restored)
+    }
+
+    /// Sets up checkpoints and takes back the state of the one read at start, if any: the
+    /// source's position (and the header of the input it resumes in), the watermarks and
+    /// the counters now, the window state before the first batch.
+    fn checkpointing(
+        mut self,
+        identity: Identity,
+        restored: Option<Checkpoint>,
+    ) -> anyhow::Result<Self> {
+        let Some(c) = &self.cfg.checkpoint else {
+            return Ok(self);
+        };
+        let mut cp = Checkpoints {
+            dir: self.cfg.resolve(&c.dir),
+            every: Duration::from_millis(c.every.0.max(1) as u64),
+            last: Instant::now(),
+            identity,
+            restore: None,
+        };
+        if let Some(r) = restored {
+            let mut headers = RawBatch::with_capacity(1);
+            self.source
+                .restore(&r.source, &mut headers)
+                .context("checkpoint")?;
+            for h in headers.iter() {
+                self.decoder.prime(&h);
+            }
+            self.watermarks.restore(&r.watermarks, Instant::now());
+            let n = r.counters;
+            let s = &mut self.summary;
+            s.events_read = n.events_read;
+            s.malformed = n.malformed;
+            s.filtered = n.filtered;
+            s.late = n.late;
+            s.windows_fired = n.windows_fired;
+            s.rows_written = n.rows_written;
+            s.plugin_errors = n.plugin_errors;
+            tracing::info!(
+                pipeline = %self.cfg.name,
+                dir = %cp.dir.display(),
+                source = ?r.source,
+                watermark = r.watermarks.current,
+                "resuming from the checkpoint"
+            );
+            cp.restore = Some(r.state);
+        }
+        self.checkpoints = Some(cp);
+        Ok(self)
+    }
+
+    /// Hands the window state read from the checkpoint to the operator or the workers
+    /// (once, before the first batch).
+    fn restore_state(&mut self) -> anyhow::Result<()> {
+        let Some(blobs) = self.checkpoints.as_mut().and_then(|c| c.restore.take()) else {
+            return Ok(());
+        };
+        let mut keys = Vec::new();
+        for b in &blobs {
+            keys.extend(
+                WindowOperator::decode_snapshot(b)
+                    .map_err(|e| anyhow::anyhow!("checkpoint: the window state does not decode: {e}; discard it with weir run --discard-checkpoint"))?,
+            );
+        }
+        match &mut self.shards {
+            Some(sh) => sh.restore(keys)?,
+            None => {
+                for k in keys {
+                    self.operator.restore(k);
+                }
+            }
+        }
+        // Nothing fires here: windows made pending again by late events fire at the next
+        // watermark change, as they would have without the restart.
+        Ok(())
+    }
+
+    /// Whether a checkpoint is due.
+    fn checkpoint_due(&self) -> bool {
+        self.checkpoints
+            .as_ref()
+            .is_some_and(|c| c.last.elapsed() >= c.every)
+    }
+
+    /// Writes a checkpoint: every batch read is written out, the sinks are flushed and
+    /// synced, and the state, watermarks and positions are written atomically.
+    pub fn write_checkpoint(&mut self) -> anyhow::Result<()> {
+        if self.checkpoints.is_none() {
+            return Ok(());
+        }
+        self.restore_state()?;
+        let started = Instant::now();
+        self.flush_sinks()?;
+        let mut sinks = BTreeMap::new();
+        for (role, s) in [
+            ("sink", &mut self.out.results),
+            ("dead_letter", &mut self.out.dead_letter),
+            ("error_sink", &mut self.out.errors),
+        ] {
+            if let Some(len) = s.checkpoint()? {
+                sinks.insert(role.to_string(), len);
+            }
+        }
+        if let Some(l) = &mut self.out.late
+            && let Some(len) = l.checkpoint()?
+        {
+            sinks.insert("late_sink".to_string(), len);
+        }
+        let state = match &mut self.shards {
+            Some(sh) => sh.snapshot()?,
+            None => vec![
+                self.operator
+                    .snapshot()
+                    .map_err(|e| anyhow::anyhow!("checkpoint: encoding window state: {e}"))?,
+            ],
+        };
+        let Some(source) = self.source.checkpoint() else {
+            anyhow::bail!(
+                "checkpoint: {} cannot be read again from a position",
+                self.source.describe()
+            );
+        };
+        let s = &self.summary;
+        let Some(c) = &mut self.checkpoints else {
+            return Ok(());
+        };
+        let cp = Checkpoint {
+            identity: c.identity.clone(),
+            written_at_ms: chrono::Utc::now().timestamp_millis(),
+            source,
+            watermarks: self.watermarks.snapshot(),
+            sinks,
+            counters: Counters {
+                events_read: s.events_read,
+                malformed: s.malformed,
+                filtered: s.filtered,
+                late: s.late,
+                windows_fired: s.windows_fired,
+                rows_written: s.rows_written,
+                plugin_errors: s.plugin_errors,
+            },
+            state,
+        };
+        let bytes = checkpoint::write(&c.dir, &cp)?;
+        c.last = Instant::now();
+        tracing::debug!(
+            pipeline = %self.cfg.name,
+            bytes,
+            ms = started.elapsed().as_secs_f64() * 1e3,
+            "checkpoint written"
+        );
+        Ok(())
     }
 
     /// How often sinks are flushed (and source offsets committed) while input keeps coming.
@@ -558,12 +742,14 @@ impl Pipeline {
     /// flushed. [`Pipeline::was_stopped`] then says so.
     pub fn run_until(&mut self, progress: bool, stop: &AtomicBool) -> anyhow::Result<Summary> {
         self.started = Instant::now();
+        self.restore_state()?;
         let bar = progress.then(|| progress_bar(self.source.size_hint()));
         loop {
             if stop.load(Ordering::Relaxed) {
                 self.stopped = true;
                 self.drain_workers()?;
                 self.flush_sinks()?;
+                self.write_checkpoint()?;
                 break;
             }
             if self.step_until(stop)? == Step::Finished {
@@ -592,6 +778,7 @@ impl Pipeline {
 
     /// [`Pipeline::step`], declining firings once `stop` is raised.
     fn step_until(&mut self, stop: &AtomicBool) -> anyhow::Result<Step> {
+        self.restore_state()?;
         let mut raws = std::mem::take(&mut self.raws);
         let mut events = std::mem::take(&mut self.events);
         raws.clear();
@@ -599,6 +786,10 @@ impl Pipeline {
         self.raws = raws;
         self.events = events;
         let step = result?;
+        // A finished run checkpoints too: a restart then reads nothing twice.
+        if step == Step::Finished || self.checkpoint_due() {
+            self.write_checkpoint()?;
+        }
         let wall = self.started.elapsed().as_secs_f64();
         self.summary.wall_seconds = wall;
         self.summary.events_per_second = if wall > 0.0 {
@@ -1623,6 +1814,110 @@ impl SinkWriter<'_> {
 }
 
 /// Schema index of each plugin input, in input order (inputs were checked against the schema).
+/// What a checkpoint of this pipeline must have been written for: the settings that give
+/// its state, positions and sink lengths their meaning. The plugin is not among them (the
+/// host holds the events; pane states are rebuilt), nor is `parallelism` (keys are
+/// routed again).
+fn identity(cfg: &PipelineConfig, schema: &Schema, source: &dyn Source) -> Identity {
+    let mut id = Identity::new();
+    let mut put = |k: &str, v: String| {
+        id.insert(k.to_string(), v);
+    };
+    put("name", cfg.name.clone());
+    put(
+        "window",
+        format!(
+            "{:?}, allowed_lateness {}",
+            cfg.window_kind(),
+            cfg.window.allowed_lateness
+        ),
+    );
+    put("emit", format!("{:?}", cfg.emit.mode));
+    put("key", format!("{:?}", cfg.schema.key));
+    put(
+        "fields",
+        schema
+            .fields
+            .iter()
+            .map(|(n, t)| format!("{n}: {t}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+    );
+    put("timestamp", format!("{:?}", cfg.schema.timestamp));
+    put("source", source.describe());
+    let sink = |c: &SinkConfig| match c {
+        SinkConfig::File { path, format, .. } => {
+            format!("file {} ({format:?})", cfg.resolve(path).display())
+        }
+        SinkConfig::Kafka { topic, format, .. } => format!("kafka topic {topic} ({format:?})"),
+        SinkConfig::Stdout { format } => format!("stdout ({format:?})"),
+        SinkConfig::Stderr { format } => format!("stderr ({format:?})"),
+    };
+    put("sink", sink(&cfg.sink));
+    for (role, c) in [
+        ("late_sink", &cfg.late_sink),
+        ("dead_letter", &cfg.dead_letter),
+        ("error_sink", &cfg.error_sink),
+    ] {
+        put(role, c.as_ref().map_or_else(|| "(default)".into(), sink));
+    }
+    id
+}
+
+/// Reads the pipeline's checkpoint at start (after removing it when the operator discards
+/// it), checks it was written for this pipeline, and cuts every file sink back to the
+/// length it recorded.
+fn read_checkpoint(
+    cfg: &PipelineConfig,
+    dir: &std::path::Path,
+    identity: &Identity,
+    opts: &Options,
+) -> anyhow::Result<Option<Checkpoint>> {
+    if opts.discard_checkpoint {
+        checkpoint::discard(dir)?;
+        tracing::warn!(pipeline = %cfg.name, dir = %dir.display(), "checkpoint discarded: the run starts from the beginning of its source");
+        return Ok(None);
+    }
+    let Some(cp) = checkpoint::read(dir)? else {
+        return Ok(None);
+    };
+    let changes = checkpoint::differences(&cp.identity, identity);
+    if !changes.is_empty() {
+        return Err(checkpoint::Error::Changed {
+            path: checkpoint::path_in(dir),
+            changes: changes.join("; "),
+        }
+        .into());
+    }
+    for (role, c) in [
+        ("sink", Some(&cfg.sink)),
+        ("late_sink", cfg.late_sink.as_ref()),
+        ("dead_letter", cfg.dead_letter.as_ref()),
+        ("error_sink", cfg.error_sink.as_ref()),
+    ] {
+        if let (Some(c), Some(&len)) = (c, cp.sinks.get(role)) {
+            sink::cut_back(c, &cfg.base_dir, len).context(role)?;
+        }
+    }
+    Ok(Some(cp))
+}
+
+/// A sink's config for a run that resumes from a checkpoint: a file is never emptied (it
+/// was cut back to its checkpointed length instead).
+fn resuming(c: &SinkConfig, resumed: bool) -> SinkConfig {
+    match c {
+        SinkConfig::File {
+            path, format, sync, ..
+        } if resumed => SinkConfig::File {
+            path: path.clone(),
+            format: *format,
+            mode: SinkMode::Append,
+            sync: *sync,
+        },
+        other => other.clone(),
+    }
+}
+
 fn input_indices(schema: &Schema, info: &PluginInfo) -> Vec<usize> {
     info.inputs
         .iter()

@@ -35,7 +35,7 @@ impl fmt::Display for FieldType {
 }
 
 /// One typed value of an event field, a key or an output row.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub enum Value {
     /// No value (an empty CSV cell, a JSON `null`, a missing optional field).
     #[default]
@@ -113,7 +113,7 @@ impl fmt::Display for Value {
 /// when windows fire: float values are compared after [`key_f64`] (`-0.0` is `0.0`, every
 /// NaN is one value, ordered after +∞), and values of different variants are never equal
 /// (an `I64` and an `F64` of the same number order by value, then `I64` first).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Key(pub Vec<Value>);
 
 /// The float a key compares and hashes: `-0.0` becomes `0.0` and every NaN the one

@@ -9,6 +9,7 @@
 //! `[emit]`), `plugin.rs` (with the limits, resolved into [`Limits`]) and `sink.rs`;
 //! `host.rs` is `weir serve`'s `HOST.toml`, `duration.rs` the duration and size syntax.
 
+mod checkpoint;
 mod duration;
 mod host;
 mod plugin;
@@ -22,6 +23,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+pub use checkpoint::{CheckpointConfig, DEFAULT_CHECKPOINT_EVERY};
 pub use duration::{ByteSize, Millis, parse_millis, parse_size};
 pub use host::{AdminConfig, HostConfig, PluginsConfig, TenantConfig};
 pub use plugin::{Limits, LimitsConfig, PluginConfig, SandboxLimits};
@@ -140,6 +142,9 @@ pub struct PipelineConfig {
     /// value. `weir serve` runs each pipeline on one thread.
     #[serde(default)]
     pub parallelism: Option<usize>,
+    /// Local checkpoints (default: none; a restart rebuilds state from the source).
+    #[serde(default)]
+    pub checkpoint: Option<CheckpointConfig>,
     /// Directory the config was read from; relative paths resolve against it.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -187,6 +192,9 @@ impl PipelineConfig {
         }
         self.schema.resolve()?;
         self.source.validate()?;
+        if let Some(c) = &self.checkpoint {
+            c.validate(&self.source)?;
+        }
         self.window.validate()?;
         self.watermark.validate()?;
         let own = self.plugin.limits.resolve(None).state.max_windows_per_event;

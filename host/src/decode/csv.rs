@@ -152,6 +152,14 @@ impl Decoder for CsvDecoder {
         self.layout = Some(layout);
         result.map(Some)
     }
+
+    fn prime(&mut self, header: &RawRecord<'_>) {
+        if self.opts.header {
+            // A bad header was dead-lettered by the run that read it first; its records
+            // are refused again, as they were then.
+            let _ = self.decode(header);
+        }
+    }
 }
 
 impl CsvDecoder {

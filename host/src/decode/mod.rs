@@ -108,6 +108,13 @@ impl DecodeError {
 pub trait Decoder: Send {
     /// Decodes one record. `Ok(None)` means the record carries no event (a CSV header line).
     fn decode(&mut self, raw: &RawRecord<'_>) -> Result<Option<Event>, DecodeError>;
+
+    /// Takes the header line of an input the source resumed in, from a checkpoint (its
+    /// first line was read by the run before): a CSV decoder reads its columns from it,
+    /// others ignore it.
+    fn prime(&mut self, header: &RawRecord<'_>) {
+        let _ = header;
+    }
 }
 
 /// Builds the decoder for a source format.

@@ -21,7 +21,7 @@ use std::thread::JoinHandle;
 use crate::plugin::{self, LogBudget, Plugin};
 use crate::source::RawBatch;
 use crate::value::{Key, Value};
-use crate::window::{Placement, StateLimits, Window, WindowKind, WindowOperator};
+use crate::window::{KeySnapshot, Placement, StateLimits, Window, WindowKind, WindowOperator};
 
 use super::{Emitter, Summary, WindowSink};
 
@@ -51,6 +51,10 @@ pub(super) struct Work {
     pub early: Option<u64>,
     /// Position of the end-of-input flush, if the input ended.
     pub flush: Option<u64>,
+    /// Key states from a checkpoint to take back, before the events.
+    pub restore: Vec<KeySnapshot>,
+    /// Encode the worker's window state after the batch (a checkpoint).
+    pub snapshot: bool,
 }
 
 /// An output of a batch, with its position in the input.
@@ -108,6 +112,8 @@ struct Done {
     buffered: usize,
     /// After a flush: whether every window fired and the state was dropped.
     finished: bool,
+    /// The encoded window state, when the batch asked for it.
+    snapshot: Option<Result<Vec<u8>, String>>,
 }
 
 /// A batch the workers have: its records (for dead letters) and the outputs the
@@ -258,6 +264,8 @@ impl Shards {
                 changes: changes.clone(),
                 early,
                 flush,
+                restore: Vec::new(),
+                snapshot: false,
             };
             if self.senders[i].send(w).is_err() {
                 return Err(self.died(i));
@@ -317,6 +325,57 @@ impl Shards {
         }))
     }
 
+    /// Sends each worker an empty batch built by `make` and waits for its answer, with
+    /// no batch left with them (a checkpoint, a restore).
+    fn round(&mut self, mut make: impl FnMut(usize) -> Work) -> anyhow::Result<Vec<Done>> {
+        anyhow::ensure!(
+            self.in_flight.is_empty(),
+            "the workers still have batches to write"
+        );
+        for i in 0..self.senders.len() {
+            if self.senders[i].send(make(i)).is_err() {
+                return Err(self.died(i));
+            }
+        }
+        let mut done = Vec::with_capacity(self.receivers.len());
+        for i in 0..self.receivers.len() {
+            let Ok(d) = self.receivers[i].recv() else {
+                return Err(self.died(i));
+            };
+            self.state[i] = (d.open, d.buffered);
+            done.push(d);
+        }
+        Ok(done)
+    }
+
+    /// Each worker's window state, encoded (every batch must have been written).
+    pub fn snapshot(&mut self) -> anyhow::Result<Vec<Vec<u8>>> {
+        let done = self.round(|_| Work {
+            snapshot: true,
+            ..Work::empty()
+        })?;
+        done.into_iter()
+            .map(|d| match d.snapshot {
+                Some(Ok(bytes)) => Ok(bytes),
+                Some(Err(e)) => Err(anyhow::anyhow!("checkpoint: encoding window state: {e}")),
+                None => Err(anyhow::anyhow!("checkpoint: a worker sent no state")),
+            })
+            .collect()
+    }
+
+    /// Hands checkpointed key states to the workers that own their keys now.
+    pub fn restore(&mut self, keys: Vec<KeySnapshot>) -> anyhow::Result<()> {
+        let mut per: Vec<Vec<KeySnapshot>> = (0..self.senders.len()).map(|_| Vec::new()).collect();
+        for k in keys {
+            per[self.shard_of(k.key())].push(k);
+        }
+        self.round(|i| Work {
+            restore: std::mem::take(&mut per[i]),
+            ..Work::empty()
+        })?;
+        Ok(())
+    }
+
     /// Takes back a merged batch's records for reuse.
     pub fn recycle(&mut self, mut raws: RawBatch) {
         raws.clear();
@@ -373,9 +432,26 @@ struct Worker {
     outs: Vec<Out>,
 }
 
+impl Work {
+    /// A batch with nothing in it.
+    fn empty() -> Work {
+        Work {
+            events: Vec::new(),
+            changes: Arc::new(Vec::new()),
+            early: None,
+            flush: None,
+            restore: Vec::new(),
+            snapshot: false,
+        }
+    }
+}
+
 impl Worker {
     /// Places a batch's events and fires at its watermark changes, in input order.
-    fn run(&mut self, work: Work) -> Done {
+    fn run(&mut self, mut work: Work) -> Done {
+        for k in work.restore.drain(..) {
+            self.operator.restore(k);
+        }
         let changes = &work.changes[..];
         let mut c = 0;
         // The lowest watermark at which this worker's state has anything to do: the
@@ -406,11 +482,15 @@ impl Worker {
             self.fire(pos, None);
             finished = self.operator.finish();
         }
+        let snapshot = work
+            .snapshot
+            .then(|| self.operator.snapshot().map_err(|e| e.to_string()));
         Done {
             outs: std::mem::take(&mut self.outs),
             open: self.operator.open_windows(),
             buffered: self.operator.buffered_events(),
             finished,
+            snapshot,
         }
     }
 

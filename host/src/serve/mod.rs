@@ -137,6 +137,7 @@ impl Host {
             version_column: true,
             quarantine: true,
             interrupt: Some(interrupt.clone()),
+            discard_checkpoint: false,
         };
         if cfg.parallelism.is_some_and(|n| n > 1) {
             tracing::warn!(pipeline = %id, "parallelism is for weir run; under weir serve a pipeline runs on one thread (hot swaps and quarantine act between two firings of one plugin instance)");

@@ -109,6 +109,49 @@ pub trait Sink: Send {
     fn flush(&mut self) -> Result<(), Error>;
     /// A short description: `stdout`, `file out/x.jsonl`.
     fn describe(&self) -> String;
+    /// Flushes, makes every row written so far durable (`sync_data`) and returns the
+    /// file's length: what a checkpoint records, so that a restart cuts the file back to
+    /// it ([`cut_back`]). `None` for a sink without a length (stdout, stderr, Kafka), which
+    /// is only flushed.
+    fn checkpoint(&mut self) -> Result<Option<u64>, Error> {
+        self.flush()?;
+        Ok(None)
+    }
+}
+
+/// Cuts a file sink's file back to `len` bytes, the length a checkpoint recorded: rows
+/// written after that checkpoint are written again by the replay that follows, so the file
+/// ends up as if the run had never stopped. A file shorter than `len` was changed by
+/// someone else since: an error, nothing is cut. Other sinks have nothing to cut.
+pub fn cut_back(cfg: &SinkConfig, base_dir: &Path, len: u64) -> Result<(), Error> {
+    let SinkConfig::File { path, .. } = cfg else {
+        return Ok(());
+    };
+    let path = if path.is_absolute() {
+        path.clone()
+    } else {
+        base_dir.join(path)
+    };
+    let open_err = |source| Error::Open {
+        path: path.clone(),
+        source,
+    };
+    let file = match OpenOptions::new().write(true).open(&path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound && len == 0 => return Ok(()),
+        other => other.map_err(open_err)?,
+    };
+    let have = file.metadata().map_err(open_err)?.len();
+    if have < len {
+        return Err(open_err(io::Error::other(format!(
+            "the file has {have} bytes, fewer than the {len} the checkpoint recorded: it was changed since; restore it, or discard the checkpoint (weir run --discard-checkpoint)"
+        ))));
+    }
+    if have > len {
+        tracing::info!(path = %path.display(), from = have, to = len, "cutting the sink back to its checkpointed length");
+        file.set_len(len).map_err(open_err)?;
+        file.sync_all().map_err(open_err)?;
+    }
+    Ok(())
 }
 
 /// Opens the sink a config describes, for rows of these `columns` (the CSV header; the
@@ -203,11 +246,7 @@ pub fn open_for(
                     prefix.push(b'\n');
                 }
             }
-            let sync_handle = if *sync {
-                Some(file.try_clone().map_err(open_err)?)
-            } else {
-                None
-            };
+            let handle = file.try_clone().map_err(open_err)?;
             let mut w = RowWriter::new(
                 format!("file {}", path.display()),
                 Box::new(file),
@@ -216,7 +255,8 @@ pub fn open_for(
                 len == 0 || !append,
             );
             w.buf = prefix;
-            w.sync = sync_handle;
+            w.file = Some(handle);
+            w.sync = *sync;
             Box::new(w)
         }
     })
@@ -282,8 +322,10 @@ pub struct RowWriter {
     /// Per header column, the position in the rows of its cell (`None`: always empty).
     csv_cells: Vec<Option<usize>>,
     header_due: bool,
-    /// The file to `sync_data` at every flush (`sync = true`).
-    sync: Option<File>,
+    /// The file, for a file sink: its length and `sync_data` at checkpoints.
+    file: Option<File>,
+    /// `sync_data` the file at every flush (`sync = true`).
+    sync: bool,
     /// The first failure, repeated by every later call.
     failed: Option<(io::ErrorKind, String)>,
 }
@@ -307,7 +349,8 @@ impl RowWriter {
             json_prefixes: Vec::new(),
             csv_cells: Vec::new(),
             header_due: write_header,
-            sync: None,
+            file: None,
+            sync: false,
             failed: None,
         };
         w.set_columns(columns);
@@ -377,7 +420,7 @@ impl Sink for RowWriter {
         self.guard(|w| {
             w.hand_over()?;
             w.out.flush()?;
-            if let Some(f) = &w.sync {
+            if let Some(f) = w.file.as_ref().filter(|_| w.sync) {
                 f.sync_data()?;
             }
             Ok(())
@@ -386,6 +429,19 @@ impl Sink for RowWriter {
 
     fn describe(&self) -> String {
         self.name.clone()
+    }
+
+    fn checkpoint(&mut self) -> Result<Option<u64>, Error> {
+        self.flush()?;
+        let mut len = None;
+        self.guard(|w| {
+            if let Some(f) = &w.file {
+                f.sync_data()?;
+                len = Some(f.metadata()?.len());
+            }
+            Ok(())
+        })?;
+        Ok(len)
     }
 }
 

@@ -9,13 +9,16 @@
 //! of the line, and reports it as [`Rejected`].
 
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, Read};
+use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
 use std::time::Duration;
 
-use super::{BATCH_BYTES, Error, Poll, REJECTED_HEAD_BYTES, RawBatch, Rejected, SizeHint, Source};
+use super::{
+    BATCH_BYTES, Error, Poll, REJECTED_HEAD_BYTES, RawBatch, Rejected, SizeHint, Source,
+    SourcePosition,
+};
 use crate::config::ByteSize;
 
 /// Read buffer per open input; large reads keep the per-line cost low.
@@ -334,6 +337,53 @@ impl FileSource {
     pub fn paths(&self) -> impl Iterator<Item = &Path> {
         self.files.iter().map(|(p, _)| p.as_path())
     }
+
+    /// Opens file `i` of the list at byte `bytes`, after `line` lines.
+    fn resume_in(&mut self, i: usize, bytes: u64, line: u64) -> Result<(), Error> {
+        let (path, _) = &self.files[i];
+        let origin = path.display().to_string();
+        let io_err = |source| Error::Io {
+            origin: origin.clone(),
+            source,
+        };
+        let mut file = File::open(path).map_err(io_err)?;
+        let len = file.metadata().map_err(io_err)?.len();
+        if len < bytes {
+            return Err(Error::Resume(format!(
+                "{origin} has {len} bytes, fewer than the {bytes} already read when the checkpoint was written: the input was replaced"
+            )));
+        }
+        file.seek(SeekFrom::Start(bytes)).map_err(io_err)?;
+        let mut lines = Lines::new(file, origin.into(), self.max_record_bytes);
+        lines.line = line;
+        lines.consumed = bytes;
+        lines.bom_checked = bytes > 0;
+        self.current = Some(lines);
+        self.next_file = i + 1;
+        self.finished_bytes = self.files[..i].iter().map(|(_, len)| len).sum();
+        Ok(())
+    }
+}
+
+/// The first non-blank line of a file (a CSV header), its byte order mark removed, with its
+/// 1-based line number.
+fn first_line(path: &Path) -> io::Result<Option<(u64, String)>> {
+    let mut reader = BufReader::new(File::open(path)?);
+    let mut line = Vec::new();
+    let mut number = 0;
+    loop {
+        line.clear();
+        if reader.read_until(b'\n', &mut line)? == 0 {
+            return Ok(None);
+        }
+        number += 1;
+        let text = line.strip_prefix(BOM).unwrap_or(&line);
+        let text = String::from_utf8_lossy(text);
+        let text = text.trim_end_matches(['\n', '\r']);
+        if !text.trim().is_empty() {
+            return Ok(Some((number, text.to_string())));
+        }
+    }
 }
 
 impl Source for FileSource {
@@ -400,6 +450,60 @@ impl Source for FileSource {
 
     fn position(&self) -> u64 {
         self.finished_bytes + self.current.as_ref().map_or(0, |l| l.consumed)
+    }
+
+    fn checkpoint(&self) -> Option<SourcePosition> {
+        Some(match &self.current {
+            // A file is read line by line to the end of each line, so what was consumed
+            // ends on a line boundary between two polls.
+            Some(lines) => SourcePosition::File {
+                path: self
+                    .next_file
+                    .checked_sub(1)
+                    .map(|i| self.files[i].0.clone()),
+                bytes: lines.consumed,
+                line: lines.line,
+            },
+            None => SourcePosition::File {
+                path: self.files.get(self.next_file).map(|(p, _)| p.clone()),
+                bytes: 0,
+                line: 0,
+            },
+        })
+    }
+
+    fn restore(&mut self, position: &SourcePosition, headers: &mut RawBatch) -> Result<(), Error> {
+        let SourcePosition::File { path, bytes, line } = position else {
+            return Err(Error::Resume(format!(
+                "the checkpoint was written for another kind of source ({position:?})"
+            )));
+        };
+        let Some(path) = path else {
+            // Every file was read.
+            self.next_file = self.files.len();
+            self.current = None;
+            self.finished_bytes = self.total_bytes;
+            return Ok(());
+        };
+        let Some(i) = self.files.iter().position(|(p, _)| p == path) else {
+            return Err(Error::Resume(format!(
+                "{} was being read when the checkpoint was written, and source.path `{}` no longer matches it",
+                path.display(),
+                self.pattern
+            )));
+        };
+        self.resume_in(i, *bytes, *line)?;
+        if *bytes > 0 {
+            let origin = path.display().to_string();
+            let first = first_line(path).map_err(|source| Error::Io {
+                origin: origin.clone(),
+                source,
+            })?;
+            if let Some((number, text)) = first {
+                headers.push(0, &Arc::from(origin.as_str()), number, &text);
+            }
+        }
+        Ok(())
     }
 }
 

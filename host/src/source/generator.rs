@@ -19,7 +19,7 @@ use chrono::DateTime;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use super::{Error, Poll, RawBatch, SizeHint, Source};
+use super::{Error, Poll, RawBatch, SizeHint, Source, SourcePosition};
 use crate::config::{Format, GeneratorConfig, Workload};
 use crate::time::format_rfc3339_ms;
 
@@ -474,6 +474,44 @@ impl Source for GeneratorSource {
 
     fn position(&self) -> u64 {
         self.generator.produced()
+    }
+
+    fn checkpoint(&self) -> Option<SourcePosition> {
+        Some(SourcePosition::Generator { line: self.line })
+    }
+
+    fn restore(&mut self, position: &SourcePosition, headers: &mut RawBatch) -> Result<(), Error> {
+        let &SourcePosition::Generator { line } = position else {
+            return Err(Error::Resume(format!(
+                "the checkpoint was written for another kind of source ({position:?})"
+            )));
+        };
+        // The sequence is a function of the seed: produce what was read and drop it.
+        let header = self.generator.header();
+        let records = line.saturating_sub(u64::from(header.is_some()));
+        if records > self.generator.count {
+            return Err(Error::Resume(format!(
+                "the checkpoint is {records} records into a generator of {} records",
+                self.generator.count
+            )));
+        }
+        let mut scratch = String::new();
+        while self.generator.produced() < records {
+            scratch.clear();
+            self.generator.next_record(&mut scratch);
+        }
+        if let Some(h) = header.filter(|_| line > 0) {
+            self.header_pending = false;
+            headers.push(0, &self.origin, 1, h);
+        }
+        self.line = line;
+        if self.rate > 0 {
+            // Records already produced are not due again.
+            let now = Instant::now();
+            let ahead = self.due_at(now, records).saturating_duration_since(now);
+            self.started = Some(now.checked_sub(ahead).unwrap_or(now));
+        }
+        Ok(())
     }
 }
 

@@ -193,6 +193,9 @@ pub enum Error {
         /// librdkafka's message.
         message: String,
     },
+    /// A checkpointed position this source cannot resume from.
+    #[error("cannot resume from the checkpoint: {0}")]
+    Resume(String),
     /// Reading failed.
     #[error("reading {origin}: {source}")]
     Io {
@@ -260,12 +263,53 @@ pub trait Source: Send {
         0
     }
 
+    /// Where the source stands, for a checkpoint: the records returned so far are behind
+    /// it. `None` for a source that cannot be read again from a position (stdin).
+    fn checkpoint(&self) -> Option<SourcePosition> {
+        None
+    }
+
+    /// Resumes at a checkpointed position, before the first poll. Appends to `headers` the
+    /// header line of the input it resumes in (a CSV file's first line), which the pipeline
+    /// hands to its decoder without counting it as a record.
+    fn restore(&mut self, position: &SourcePosition, headers: &mut RawBatch) -> Result<(), Error> {
+        let _ = headers;
+        Err(Error::Resume(format!(
+            "{} cannot resume from {position:?}",
+            self.describe()
+        )))
+    }
+
     /// Whether events arrive as they happen (stdin; Kafka later), so that event time can be
     /// compared to wall clock (`watermark.max_future`). Bounded replays (files, the
     /// generator) say false: their times are compared to the watermark instead.
     fn is_live(&self) -> bool {
         false
     }
+}
+
+/// Where a source stands, as a checkpoint keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum SourcePosition {
+    /// Files: the file being read and how far (`None`: every file was read).
+    File {
+        /// The file being read (or the next one to open).
+        path: Option<std::path::PathBuf>,
+        /// Bytes of it consumed, line terminators included.
+        bytes: u64,
+        /// Lines of it consumed (blank lines count).
+        line: u64,
+    },
+    /// The generator: records produced (its header line included).
+    Generator {
+        /// Lines emitted (a CSV header counts).
+        line: u64,
+    },
+    /// Kafka: per partition, the offset of the next record to read.
+    Kafka {
+        /// `(topic, partition, next offset)`.
+        next: Vec<(String, i32, i64)>,
+    },
 }
 
 /// How much input a bounded source holds, for progress reporting.

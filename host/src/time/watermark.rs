@@ -94,6 +94,47 @@ impl Watermarks {
     }
 }
 
+/// What a checkpoint keeps of a [`Watermarks`]: the pipeline watermark and each partition's
+/// greatest event time (`None`: expected, nothing seen yet). No `Instant`: every partition's
+/// idleness counts from the restore.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct WatermarkState {
+    /// The pipeline watermark.
+    pub current: i64,
+    /// Per partition id, its greatest event time (`i64::MIN` before its first event);
+    /// `None` for an id never used.
+    pub partitions: Vec<Option<i64>>,
+}
+
+impl Watermarks {
+    /// The state to checkpoint.
+    pub fn snapshot(&self) -> WatermarkState {
+        WatermarkState {
+            current: self.current,
+            partitions: self
+                .partitions
+                .iter()
+                .map(|p| p.as_ref().map(|p| p.max_ts))
+                .collect(),
+        }
+    }
+
+    /// Takes back a checkpointed state, every partition seen `now`.
+    pub fn restore(&mut self, state: &WatermarkState, now: Instant) {
+        self.current = self.current.max(state.current);
+        self.partitions = state
+            .partitions
+            .iter()
+            .map(|p| {
+                p.map(|max_ts| Partition {
+                    max_ts,
+                    last_seen: now,
+                })
+            })
+            .collect();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

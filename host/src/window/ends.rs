@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 
 /// A set of ends `≡ lo (mod step)`, as disjoint runs that never touch (adjacent runs merge).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub(crate) struct EndSet {
     /// Runs by first end: `lo → hi`, inclusive.
     runs: BTreeMap<i64, i64>,

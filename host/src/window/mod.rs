@@ -15,5 +15,6 @@ mod state;
 pub use assign::Overflow;
 pub use assign::{Window, WindowKind};
 pub use state::{
-    Due, EVENT_OVERHEAD_BYTES, Firing, Placement, StateLimits, StoredEvent, WindowOperator,
+    Due, EVENT_OVERHEAD_BYTES, Firing, KeySnapshot, Placement, StateLimits, StoredEvent,
+    WindowOperator,
 };

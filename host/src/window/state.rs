@@ -17,6 +17,8 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
+use serde::{Deserialize, Serialize};
+
 use super::ends::EndSet;
 use super::panes::PaneStacks;
 use super::{Window, WindowKind};
@@ -24,7 +26,7 @@ use crate::value::{Key, Value};
 
 /// One buffered event: its time and the value of every schema field, in schema order (the
 /// whole event, so that a hot-swapped version reading other fields finds them).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StoredEvent {
     /// Event time, epoch ms.
     pub ts: i64,
@@ -147,7 +149,7 @@ fn search(events: &VecDeque<StoredEvent>, mut lo: usize, mut hi: usize, t: i64) 
 }
 
 /// The live windows of one key.
-#[derive(Debug)]
+#[derive(Debug, Serialize, Deserialize)]
 enum KeyWindows {
     /// A pane-aligned kind: windows named by their ends, `step` ms apart.
     Panes {
@@ -328,18 +330,32 @@ impl KeyWindows {
     }
 }
 
-#[derive(Debug)]
+#[derive(Debug, Serialize, Deserialize)]
 struct KeyState {
     key: Key,
     events: VecDeque<StoredEvent>,
     windows: KeyWindows,
-    /// Pane states of an incremental plugin (a cache over `events`).
+    /// Pane states of an incremental plugin (a cache over `events`: not checkpointed, rebuilt
+    /// from the events at the next firing).
+    #[serde(skip)]
     stacks: PaneStacks,
     /// This key's entry in the operator's `queue` (its earliest pending window), if any.
     queued: Option<(i64, i64)>,
     /// This key's entry in the operator's `cleanup` (when its earliest live window may be
     /// purged), if any.
     cleanup_at: Option<i64>,
+}
+
+/// One key's window state as a checkpoint holds it: its events, its live and pending
+/// windows and their firing counts (pane states are a cache, rebuilt from the events).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct KeySnapshot(KeyState);
+
+impl KeySnapshot {
+    /// The key.
+    pub fn key(&self) -> &Key {
+        &self.0.key
+    }
 }
 
 /// A window due to fire: `(end, start, key id)`, from [`WindowOperator::take_due`].
@@ -884,6 +900,46 @@ impl WindowOperator {
             self.ids.remove(&st.key);
             self.free.push(id);
         }
+    }
+}
+
+/// Checkpoints: the state of every key, written and read back.
+impl WindowOperator {
+    /// Every key's window state, encoded (postcard): what a checkpoint keeps of this
+    /// operator. Pane states are left out: they are rebuilt from the events.
+    pub fn snapshot(&self) -> Result<Vec<u8>, postcard::Error> {
+        let keys: Vec<&KeyState> = self.states.iter().flatten().collect();
+        postcard::to_allocvec(&keys)
+    }
+
+    /// Decodes what [`snapshot`](Self::snapshot) wrote, key by key, for
+    /// [`restore`](Self::restore) (on this operator or on another worker's).
+    pub fn decode_snapshot(bytes: &[u8]) -> Result<Vec<KeySnapshot>, postcard::Error> {
+        let keys: Vec<KeyState> = postcard::from_bytes(bytes)?;
+        Ok(keys.into_iter().map(KeySnapshot).collect())
+    }
+
+    /// Takes back one key's checkpointed state. The key must not be held already (a
+    /// checkpoint holds each key once); its timers and the counters follow its windows.
+    pub fn restore(&mut self, key: KeySnapshot) {
+        let KeySnapshot(mut st) = key;
+        let windows = match &st.windows {
+            KeyWindows::Panes { step, live, .. } => live.count(i64::MIN, i64::MAX, *step),
+            KeyWindows::Sessions { windows, .. } => windows.len() as u64,
+        };
+        let bytes = st.events.iter().fold(0u64, |acc, e| {
+            acc.saturating_add(StoredEvent::estimated_bytes(&e.values))
+        });
+        self.open_windows = self.open_windows.saturating_add(windows);
+        self.buffered += st.events.len();
+        self.buffered_bytes = self.buffered_bytes.saturating_add(bytes);
+        // The timers are set afresh from the windows.
+        st.queued = None;
+        st.cleanup_at = None;
+        st.stacks = PaneStacks::default();
+        let id = self.state_id(st.key.clone());
+        *self.state(id) = st;
+        self.resync(id);
     }
 }
 

@@ -1,0 +1,341 @@
+//! Local checkpoints (`[checkpoint]`): one file per pipeline holding its window state, its
+//! watermarks, where its source stands and how long its file sinks are, written atomically
+//! (write a temporary file, `fsync`, rename over the last checkpoint, `fsync` the directory)
+//! and read back when the pipeline starts.
+//!
+//! The file is `MAGIC`, the format number (`u32` LE), the Weir version that wrote it (`u16`
+//! LE length, UTF-8), the body ([`Checkpoint`], postcard) and a CRC-32 of the body (`u32`
+//! LE). A checkpoint of another format, or for a pipeline whose identity changed (another
+//! window, key, schema, source or sink), is refused with what changed; the operator then
+//! chooses to discard it (`weir run --discard-checkpoint`).
+
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::source::SourcePosition;
+use crate::time::WatermarkState;
+
+/// The first bytes of a checkpoint file.
+const MAGIC: &[u8; 8] = b"WEIRCKPT";
+
+/// The layout of [`Checkpoint`]; a change to it bumps this number.
+pub const FORMAT: u32 = 1;
+
+/// The checkpoint's file name inside `[checkpoint] dir`.
+pub const FILE_NAME: &str = "checkpoint";
+
+/// Everything a pipeline needs to go on where it was.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Checkpoint {
+    /// What the pipeline was: compared with the pipeline restoring it ([`differences`]).
+    pub identity: Identity,
+    /// Wall-clock time it was written, epoch ms (for logs).
+    pub written_at_ms: i64,
+    /// Where the source stands.
+    pub source: SourcePosition,
+    /// The watermarks.
+    pub watermarks: WatermarkState,
+    /// Length of each file sink, by role (`sink`, `late_sink`, `dead_letter`,
+    /// `error_sink`).
+    pub sinks: BTreeMap<String, u64>,
+    /// The run's counters so far.
+    pub counters: Counters,
+    /// Window state: encoded key states ([`crate::window::WindowOperator::snapshot`]), one
+    /// blob per worker that held them.
+    pub state: Vec<Vec<u8>>,
+}
+
+/// The counters of a run that a restart carries on from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counters {
+    /// Raw records received.
+    pub events_read: u64,
+    /// Records that failed to decode.
+    pub malformed: u64,
+    /// Events the filter dropped.
+    pub filtered: u64,
+    /// Late events.
+    pub late: u64,
+    /// Windows fired.
+    pub windows_fired: u64,
+    /// Rows written.
+    pub rows_written: u64,
+    /// Failed plugin calls.
+    pub plugin_errors: u64,
+}
+
+/// What a checkpoint must have been written for, one entry per setting that changes what
+/// the state means: `name`, `window`, `key`, `fields`, `timestamp`, `source`, `sink`, ….
+pub type Identity = BTreeMap<String, String>;
+
+/// Why a checkpoint cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Reading or writing the file failed.
+    #[error("checkpoint {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: io::Error,
+    },
+    /// The file is not a checkpoint, is cut short, fails its CRC or does not decode.
+    #[error(
+        "checkpoint {path} is damaged ({reason}); discard it with weir run --discard-checkpoint (the run then starts from the beginning of its source)"
+    )]
+    Damaged {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Written by a Weir with another checkpoint format.
+    #[error(
+        "checkpoint {path} was written by weir {version} (checkpoint format {format}); this weir {ours} reads format {FORMAT}: discard it with weir run --discard-checkpoint (the run then starts from the beginning of its source)"
+    )]
+    Format {
+        /// The file.
+        path: PathBuf,
+        /// The version that wrote it.
+        version: String,
+        /// Its format.
+        format: u32,
+        /// This version.
+        ours: &'static str,
+    },
+    /// Written for a pipeline whose identity differs.
+    #[error(
+        "checkpoint {path} was written for another pipeline: {changes}; undo the change, or discard the checkpoint with weir run --discard-checkpoint (the run then starts from the beginning of its source)"
+    )]
+    Changed {
+        /// The file.
+        path: PathBuf,
+        /// What changed, `key: was A, is B`, separated by `; `.
+        changes: String,
+    },
+}
+
+/// What differs between the identity a checkpoint was written for and the pipeline's, as
+/// `setting: checkpoint has A, the pipeline has B`; empty when they match.
+pub fn differences(checkpoint: &Identity, pipeline: &Identity) -> Vec<String> {
+    let mut keys: Vec<&String> = checkpoint.keys().chain(pipeline.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    let none = "(none)".to_string();
+    keys.into_iter()
+        .filter_map(|k| {
+            let (a, b) = (
+                checkpoint.get(k).unwrap_or(&none),
+                pipeline.get(k).unwrap_or(&none),
+            );
+            (a != b).then(|| format!("{k}: the checkpoint has {a}, the pipeline has {b}"))
+        })
+        .collect()
+}
+
+/// The checkpoint file of a checkpoint directory.
+pub fn path_in(dir: &Path) -> PathBuf {
+    dir.join(FILE_NAME)
+}
+
+/// Writes `checkpoint` to `dir` atomically: a crash at any point leaves the last complete
+/// checkpoint or this one, never a mix. Returns the bytes written.
+pub fn write(dir: &Path, checkpoint: &Checkpoint) -> Result<u64, Error> {
+    let path = path_in(dir);
+    let io_err = |source| Error::Io {
+        path: path.clone(),
+        source,
+    };
+    let body = postcard::to_allocvec(checkpoint)
+        .map_err(|e| io_err(io::Error::other(format!("encoding: {e}"))))?;
+    let version = env!("CARGO_PKG_VERSION").as_bytes();
+    let mut bytes = Vec::with_capacity(body.len() + 32);
+    bytes.extend_from_slice(MAGIC);
+    bytes.extend_from_slice(&FORMAT.to_le_bytes());
+    bytes.extend_from_slice(&(version.len() as u16).to_le_bytes());
+    bytes.extend_from_slice(version);
+    bytes.extend_from_slice(&body);
+    bytes.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
+    std::fs::create_dir_all(dir).map_err(io_err)?;
+    let tmp = dir.join(format!("{FILE_NAME}.tmp"));
+    let mut f = OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .open(&tmp)
+        .map_err(io_err)?;
+    f.write_all(&bytes).map_err(io_err)?;
+    f.sync_all().map_err(io_err)?;
+    drop(f);
+    std::fs::rename(&tmp, &path).map_err(io_err)?;
+    // The rename itself is durable once the directory is.
+    File::open(dir).and_then(|d| d.sync_all()).map_err(io_err)?;
+    Ok(bytes.len() as u64)
+}
+
+/// Reads the checkpoint in `dir`, if there is one.
+pub fn read(dir: &Path) -> Result<Option<Checkpoint>, Error> {
+    let path = path_in(dir);
+    let bytes = match std::fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => return Err(Error::Io { path, source }),
+    };
+    decode(&path, &bytes).map(Some)
+}
+
+/// Removes the checkpoint in `dir` (the operator discarded it).
+pub fn discard(dir: &Path) -> Result<(), Error> {
+    let path = path_in(dir);
+    match std::fs::remove_file(&path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(Error::Io { path, source: e }),
+        _ => Ok(()),
+    }
+}
+
+fn decode(path: &Path, bytes: &[u8]) -> Result<Checkpoint, Error> {
+    let damaged = |reason: &str| Error::Damaged {
+        path: path.to_path_buf(),
+        reason: reason.to_string(),
+    };
+    let rest = bytes
+        .strip_prefix(MAGIC.as_slice())
+        .ok_or_else(|| damaged("not a Weir checkpoint"))?;
+    let (format, rest) = take::<4>(rest).ok_or_else(|| damaged("cut short"))?;
+    let (len, rest) = take::<2>(rest).ok_or_else(|| damaged("cut short"))?;
+    let len = usize::from(u16::from_le_bytes(len));
+    if rest.len() < len {
+        return Err(damaged("cut short"));
+    }
+    let (version, rest) = rest.split_at(len);
+    let format = u32::from_le_bytes(format);
+    if format != FORMAT {
+        return Err(Error::Format {
+            path: path.to_path_buf(),
+            version: String::from_utf8_lossy(version).into_owned(),
+            format,
+            ours: env!("CARGO_PKG_VERSION"),
+        });
+    }
+    if rest.len() < 4 {
+        return Err(damaged("cut short"));
+    }
+    let (body, crc) = rest.split_at(rest.len() - 4);
+    let crc = u32::from_le_bytes([crc[0], crc[1], crc[2], crc[3]]);
+    if crc32fast::hash(body) != crc {
+        return Err(damaged("its CRC does not match"));
+    }
+    postcard::from_bytes(body).map_err(|e| damaged(&format!("it does not decode: {e}")))
+}
+
+/// Splits `N` bytes off the front.
+fn take<const N: usize>(bytes: &[u8]) -> Option<([u8; N], &[u8])> {
+    let (head, rest) = bytes.split_first_chunk::<N>()?;
+    Some((*head, rest))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Checkpoint {
+        Checkpoint {
+            identity: [("window".to_string(), "tumbling 5s".to_string())].into(),
+            written_at_ms: 1_700_000_000_000,
+            source: SourcePosition::File {
+                path: Some(PathBuf::from("in.jsonl")),
+                bytes: 120,
+                line: 3,
+            },
+            watermarks: WatermarkState {
+                current: 4_000,
+                partitions: vec![Some(5_000)],
+            },
+            sinks: [("sink".to_string(), 77)].into(),
+            counters: Counters {
+                events_read: 3,
+                ..Counters::default()
+            },
+            state: vec![vec![1, 2, 3]],
+        }
+    }
+
+    #[test]
+    fn a_checkpoint_reads_back_as_written_and_replaces_the_last_one() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(read(dir.path()).unwrap().is_none());
+        let mut c = sample();
+        write(dir.path(), &c).unwrap();
+        c.counters.events_read = 9;
+        write(dir.path(), &c).unwrap();
+        let back = read(dir.path()).unwrap().unwrap();
+        assert_eq!(back.counters.events_read, 9);
+        assert_eq!(back.source, c.source);
+        assert_eq!(back.watermarks, c.watermarks);
+        assert_eq!(back.sinks, c.sinks);
+        assert_eq!(back.state, c.state);
+        // Only the checkpoint is left: the temporary file was renamed over it.
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, [FILE_NAME]);
+    }
+
+    #[test]
+    fn a_damaged_or_foreign_checkpoint_is_refused_with_the_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), &sample()).unwrap();
+        let path = path_in(dir.path());
+        let mut bytes = std::fs::read(&path).unwrap();
+        // One flipped bit in the body fails the CRC.
+        let at = bytes.len() - 10;
+        bytes[at] ^= 1;
+        std::fs::write(&path, &bytes).unwrap();
+        let err = read(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("CRC does not match"), "{err}");
+        // Cut short.
+        std::fs::write(&path, &bytes[..12]).unwrap();
+        let err = read(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("cut short"), "{err}");
+        // Another format: named with the version that wrote it.
+        let mut other = MAGIC.to_vec();
+        other.extend_from_slice(&(FORMAT + 1).to_le_bytes());
+        other.extend_from_slice(&5u16.to_le_bytes());
+        other.extend_from_slice(b"9.9.9");
+        std::fs::write(&path, &other).unwrap();
+        let err = read(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("written by weir 9.9.9"), "{err}");
+        assert!(err.contains(&format!("format {}", FORMAT + 1)), "{err}");
+        assert!(err.contains("--discard-checkpoint"), "{err}");
+        std::fs::write(&path, b"something else").unwrap();
+        let err = read(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("not a Weir checkpoint"), "{err}");
+        discard(dir.path()).unwrap();
+        assert!(read(dir.path()).unwrap().is_none());
+    }
+
+    #[test]
+    fn differences_name_each_setting_that_changed() {
+        let a: Identity = [
+            ("window".to_string(), "sliding 3s/1s".to_string()),
+            ("key".to_string(), "symbol".to_string()),
+        ]
+        .into();
+        let mut b = a.clone();
+        assert!(differences(&a, &b).is_empty());
+        b.insert("window".into(), "tumbling 5s".into());
+        b.insert("sink".into(), "file out.jsonl".into());
+        assert_eq!(
+            differences(&a, &b),
+            [
+                "sink: the checkpoint has (none), the pipeline has file out.jsonl",
+                "window: the checkpoint has sliding 3s/1s, the pipeline has tumbling 5s",
+            ]
+        );
+    }
+}

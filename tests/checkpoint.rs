@@ -1,0 +1,239 @@
+//! Local checkpoints (`[checkpoint]`): a run of a file source into file sinks, killed with
+//! SIGKILL again and again and restarted each time, leaves the very bytes an uninterrupted
+//! run writes; a checkpoint written for another pipeline is refused with what changed, and
+//! the operator can discard it.
+
+mod support;
+
+use std::path::Path;
+use std::time::{Duration, Instant, SystemTime};
+
+use support::{Scratch, run_weir, wasm};
+
+/// Stock ticks from `in.csv` (CSV with a header, so a resumed run must read the header of
+/// the file it resumes in), tumbling 1 s windows with 200 ms of allowed lateness (late
+/// re-firings carry revisions), `stats` on `price`; results, late events and dead letters
+/// to files; a checkpoint every 100 ms when `checkpoint` is true.
+fn pipeline(window: &str, checkpoint: bool) -> String {
+    let mut p = format!(
+        r#"name = "ck"
+[source]
+kind = "file"
+path = "in.csv"
+format = "csv"
+[schema]
+timestamp = {{ field = "ts", format = "rfc3339" }}
+key = ["symbol"]
+fields = {{ symbol = "string", price = "f64", volume = "i64" }}
+[window]
+{window}
+allowed_lateness = "200ms"
+[watermark]
+delay = "100ms"
+[plugin]
+path = "{plugin}"
+params = {{ field = "price" }}
+[sink]
+kind = "file"
+path = "out.jsonl"
+[late_sink]
+kind = "file"
+path = "late.jsonl"
+[dead_letter]
+kind = "file"
+path = "dead.jsonl"
+"#,
+        plugin = wasm("stats").display()
+    );
+    if checkpoint {
+        p.push_str("[checkpoint]\ndir = \"state\"\nevery = \"100ms\"\n");
+    }
+    p
+}
+
+const TUMBLING: &str = "kind = \"tumbling\"\nsize = \"1s\"";
+
+/// Writes `count` ticks over 40 symbols, 5 ms apart and up to 800 ms out of order (so
+/// that many are late), as CSV, with a malformed line every 10 007 lines.
+fn ticks(s: &Scratch, count: u64) {
+    let out = run_weir(&[
+        "gen",
+        "stocks",
+        "--count",
+        &count.to_string(),
+        "--keys",
+        "40",
+        "--interval",
+        "5ms",
+        "--jitter",
+        "800ms",
+        "--format",
+        "csv",
+        "--out",
+        &s.path("gen.csv").to_string_lossy(),
+    ]);
+    assert!(out.status.success(), "weir gen failed");
+    let text = std::fs::read_to_string(s.path("gen.csv")).expect("ticks");
+    let mut with_bad = String::with_capacity(text.len() + 4096);
+    for (i, line) in text.lines().enumerate() {
+        with_bad.push_str(line);
+        with_bad.push('\n');
+        if i % 10_007 == 10_006 {
+            with_bad.push_str("not,a,tick\n");
+        }
+    }
+    s.write("in.csv", &with_bad);
+}
+
+fn run_ok(dir: &Path, args: &[&str]) -> String {
+    let mut all = vec!["run", "--no-progress", "--json-summary"];
+    all.extend_from_slice(args);
+    let file = dir.join("p.toml").to_string_lossy().into_owned();
+    all.push(&file);
+    let out = run_weir(&all);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "weir run failed:\n{stderr}");
+    stderr
+}
+
+fn modified(path: &Path) -> Option<SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+#[test]
+fn killed_ten_times_with_checkpoints_the_output_files_are_byte_identical() {
+    // The uninterrupted run, without checkpoints.
+    let reference = Scratch::new();
+    ticks(&reference, 600_000);
+    reference.write("p.toml", &pipeline(TUMBLING, false));
+    let summary = support::summary(&run_ok(reference.dir.path(), &[]));
+    // The input has what the test is about: late events and dead letters.
+    assert!(summary["late"].as_u64().unwrap_or(0) > 1_000, "{summary}");
+    assert_eq!(summary["malformed"], 59, "{summary}");
+
+    let s = Scratch::new();
+    std::fs::copy(reference.path("in.csv"), s.path("in.csv")).expect("copy input");
+    s.write("p.toml", &pipeline(TUMBLING, true));
+    let file = s.path("p.toml").to_string_lossy().into_owned();
+    let checkpoint = s.path("state/checkpoint");
+    // Each run starts from the last checkpoint, on one worker or two in turn (the keys are
+    // routed again), waits for a checkpoint of its own, then is killed with SIGKILL 0 to
+    // 190 ms later (a fixed pseudo-random sequence): before the next checkpoint or after
+    // it, mid-batch, mid-write.
+    let mut seed: u64 = 0x5eed;
+    let mut kills = 0;
+    let mut runs = 0;
+    while kills < 10 {
+        runs += 1;
+        assert!(
+            runs < 40,
+            "only {kills} runs were killed before the input ended"
+        );
+        let before = modified(&checkpoint);
+        let workers = if runs % 2 == 0 { "2" } else { "1" };
+        let mut child = support::weir()
+            .args(["run", "--no-progress", "--parallelism", workers, &file])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("weir run starts");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while modified(&checkpoint) == before && child.try_wait().expect("wait").is_none() {
+            assert!(Instant::now() < deadline, "no checkpoint within 60 s");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        std::thread::sleep(Duration::from_millis((seed >> 33) % 190));
+        if child.try_wait().expect("wait").is_none() {
+            child.kill().expect("SIGKILL");
+            kills += 1;
+        }
+        child.wait().expect("reaped");
+    }
+    let last = support::summary(&run_ok(s.dir.path(), &[]));
+    for name in ["out.jsonl", "late.jsonl", "dead.jsonl"] {
+        let a = std::fs::read(reference.path(name)).expect("reference output");
+        let mut b = std::fs::read(s.path(name)).expect("output");
+        if name == "dead.jsonl" {
+            // A dead letter names its input file, which lives in another directory here.
+            let (theirs, ours) = (
+                reference.dir.path().to_string_lossy().into_owned(),
+                s.dir.path().to_string_lossy().into_owned(),
+            );
+            assert_eq!(theirs.len(), ours.len());
+            b = String::from_utf8(b)
+                .expect("UTF-8")
+                .replace(&ours, &theirs)
+                .into_bytes();
+        }
+        assert!(!a.is_empty(), "{name} is empty");
+        assert!(
+            a == b,
+            "{name} differs after {kills} kills: {} bytes against {} uninterrupted",
+            b.len(),
+            a.len()
+        );
+    }
+    // Counters carry on across restarts: the last run's summary counts the whole input.
+    for counter in ["events_read", "malformed", "late", "rows_written"] {
+        assert_eq!(last[counter], summary[counter], "{counter}: {last}");
+    }
+    // A finished run checkpoints its end: running again reads and writes nothing.
+    let again = support::summary(&run_ok(s.dir.path(), &[]));
+    assert_eq!(again["rows_written"], summary["rows_written"], "{again}");
+    let b = std::fs::read(s.path("out.jsonl")).expect("output");
+    assert_eq!(b, std::fs::read(reference.path("out.jsonl")).expect("ref"));
+}
+
+#[test]
+fn a_checkpoint_for_another_window_is_refused_until_discarded() {
+    let s = Scratch::new();
+    ticks(&s, 2_000);
+    s.write("p.toml", &pipeline(TUMBLING, true));
+    run_ok(s.dir.path(), &[]);
+    let rows = std::fs::read(s.path("out.jsonl")).expect("rows");
+    // The window changed: the checkpoint's state means nothing for it.
+    s.write(
+        "p.toml",
+        &pipeline("kind = \"tumbling\"\nsize = \"2s\"", true),
+    );
+    let file = s.path("p.toml").to_string_lossy().into_owned();
+    let out = run_weir(&["run", "--no-progress", &file]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "a changed pipeline resumed:\n{err}");
+    assert!(err.contains("was written for another pipeline"), "{err}");
+    assert!(
+        err.contains("window: the checkpoint has Tumbling { size: 1000 }"),
+        "{err}"
+    );
+    assert!(
+        err.contains("the pipeline has Tumbling { size: 2000 }"),
+        "{err}"
+    );
+    assert!(err.contains("--discard-checkpoint"), "{err}");
+    // Nothing was touched.
+    assert_eq!(std::fs::read(s.path("out.jsonl")).expect("rows"), rows);
+    // Discarded: the run starts over and appends the 2 s windows after the 1 s ones.
+    let summary = support::summary(&run_ok(s.dir.path(), &["--discard-checkpoint"]));
+    assert_eq!(summary["events_read"], 2_000, "{summary}");
+    let after = std::fs::read(s.path("out.jsonl")).expect("rows");
+    assert!(after.len() > rows.len() && after.starts_with(&rows));
+}
+
+#[test]
+fn a_sink_shorter_than_its_checkpoint_is_an_error_that_cuts_nothing() {
+    let s = Scratch::new();
+    ticks(&s, 2_000);
+    s.write("p.toml", &pipeline(TUMBLING, true));
+    run_ok(s.dir.path(), &[]);
+    // Someone emptied the result file since.
+    s.write("out.jsonl", "");
+    let file = s.path("p.toml").to_string_lossy().into_owned();
+    let out = run_weir(&["run", "--no-progress", &file]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("fewer than the"), "{err}");
+    assert!(err.contains("the checkpoint recorded"), "{err}");
+}
