@@ -404,3 +404,89 @@ fn killed_ten_times_the_deduplicated_result_topic_equals_an_uninterrupted_run() 
         assert_eq!(by_id.get(id.as_str()), Some(row), "row {id}");
     }
 }
+
+#[test]
+fn killed_with_checkpoints_the_result_file_holds_every_window_once() {
+    use std::time::{Duration, Instant};
+    let broker = Broker::start();
+    let brokers = broker.brokers();
+    let s = Scratch::new();
+    let generated = run_weir(&[
+        "gen",
+        "stocks",
+        "--count",
+        "300000",
+        "--keys",
+        "6",
+        "--interval",
+        "5ms",
+        "--out",
+        &s.path("ticks.jsonl").to_string_lossy(),
+    ]);
+    assert!(generated.status.success());
+    produce(
+        &brokers,
+        "ck",
+        &s.path("ticks.jsonl").to_string_lossy(),
+        "3",
+    );
+    // Offsets committed every 100 ms and a checkpoint every 100 ms: a restart resumes from
+    // the checkpoint's window state and skips what it had read past the committed offsets.
+    let source = format!(
+        "{}\ncommit_every = \"100ms\"",
+        kafka_source(&brokers, "ck", "ck")
+    );
+    let with_checkpoint = pipeline("ck", &source).replace("mode = \"truncate\"\n", "")
+        + "[checkpoint]\ndir = \"state\"\nevery = \"100ms\"\n";
+    s.write("ck.toml", &with_checkpoint);
+    let file = s.path("ck.toml").to_string_lossy().into_owned();
+    let checkpoint = s.path("state/checkpoint");
+    let modified = |p: &std::path::Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    let mut seed: u64 = 0xc4ec;
+    let mut kills = 0;
+    let mut runs = 0;
+    while kills < 5 {
+        runs += 1;
+        assert!(
+            runs < 20,
+            "only {kills} runs were killed before the topic's end"
+        );
+        let before = modified(&checkpoint);
+        let mut child = support::weir()
+            .args(["run", "--no-progress", &file])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("weir run starts");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while modified(&checkpoint) == before && child.try_wait().expect("wait").is_none() {
+            assert!(Instant::now() < deadline, "no checkpoint within 60 s");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        std::thread::sleep(Duration::from_millis((seed >> 33) % 190));
+        if child.try_wait().expect("wait").is_none() {
+            child.kill().expect("SIGKILL");
+            kills += 1;
+        }
+        child.wait().expect("reaped");
+    }
+    run(&s, "ck");
+    s.write(
+        "reference.toml",
+        &pipeline("reference", "kind = \"file\"\npath = \"ticks.jsonl\""),
+    );
+    run(&s, "reference");
+    let sorted = |name: &str| {
+        let text = std::fs::read_to_string(s.path(name)).expect("rows");
+        let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+        lines.sort();
+        lines
+    };
+    let (got, expected) = (sorted("ck.jsonl"), sorted("reference.jsonl"));
+    assert!(!expected.is_empty());
+    assert_eq!(got.len(), expected.len(), "rows after {kills} kills");
+    assert!(got == expected, "the rows differ from the file run's");
+}

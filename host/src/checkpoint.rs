@@ -44,6 +44,9 @@ pub struct Checkpoint {
     pub sinks: BTreeMap<String, u64>,
     /// The run's counters so far.
     pub counters: Counters,
+    /// For a source that takes commits (Kafka): the offsets of the records still needed,
+    /// encoded (empty for other sources).
+    pub offsets: Vec<u8>,
     /// Window state: encoded key states ([`crate::window::WindowOperator::snapshot`]), one
     /// blob per worker that held them.
     pub state: Vec<Vec<u8>>,
@@ -260,6 +263,7 @@ mod tests {
                 events_read: 3,
                 ..Counters::default()
             },
+            offsets: Vec::new(),
             state: vec![vec![1, 2, 3]],
         }
     }

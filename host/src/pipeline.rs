@@ -445,6 +445,13 @@ impl Pipeline {
                 watermark = r.watermarks.current,
                 "resuming from the checkpoint"
             );
+            if let Some(o) = &mut self.offsets
+                && !r.offsets.is_empty()
+            {
+                *o = postcard::from_bytes(&r.offsets).map_err(|e| {
+                    anyhow::anyhow!("checkpoint: the source offsets do not decode: {e}")
+                })?;
+            }
             cp.restore = Some(r.state);
         }
         self.checkpoints = Some(cp);
@@ -522,6 +529,11 @@ impl Pipeline {
                 self.source.describe()
             );
         };
+        let offsets = match &self.offsets {
+            Some(o) => postcard::to_allocvec(o)
+                .map_err(|e| anyhow::anyhow!("checkpoint: encoding source offsets: {e}"))?,
+            None => Vec::new(),
+        };
         let s = &self.summary;
         let Some(c) = &mut self.checkpoints else {
             return Ok(());
@@ -541,6 +553,7 @@ impl Pipeline {
                 rows_written: s.rows_written,
                 plugin_errors: s.plugin_errors,
             },
+            offsets,
             state,
         };
         let bytes = checkpoint::write(&c.dir, &cp)?;

@@ -11,12 +11,12 @@ use std::collections::VecDeque;
 pub const RELEASED: i64 = i64::MIN;
 
 /// Offsets and release times of the records read, per partition.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct Offsets {
     parts: Vec<Part>,
 }
 
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default, Clone, serde::Serialize, serde::Deserialize)]
 struct Part {
     /// (offset, release time), in offset order.
     queue: VecDeque<(u64, i64)>,

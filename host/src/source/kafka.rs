@@ -13,7 +13,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
-use super::{Error, Poll, REJECTED_HEAD_BYTES, RawBatch, Rejected, Source};
+use super::{Error, Poll, REJECTED_HEAD_BYTES, RawBatch, Rejected, Source, SourcePosition};
 use crate::config::{KafkaSourceConfig, KafkaStart, KafkaStop};
 
 /// How long one poll waits for the first message.
@@ -190,6 +190,9 @@ struct Part {
     origin: Arc<str>,
     /// The offset after the last message read (-1: none read yet).
     next: i64,
+    /// Messages below this offset were read before the checkpoint the run resumed from:
+    /// they are in its window state already, and skipped (-1: none).
+    skip_below: i64,
 }
 
 /// The index (the watermark partition id) of a (topic, partition), given in the order
@@ -208,6 +211,7 @@ fn part(parts: &mut Vec<Part>, assigned: &mut Vec<u32>, topic: &str, partition: 
         partition,
         origin: Arc::from(format!("{topic}/{partition}")),
         next: -1,
+        skip_below: -1,
     });
     parts.len() - 1
 }
@@ -249,11 +253,15 @@ impl Source for KafkaSource {
                     continue;
                 }
             };
-            taken += 1;
-            self.read += 1;
             let (topic, partition, offset) = (msg.topic(), msg.partition(), msg.offset());
             let id = part(&mut self.parts, &mut self.assigned, topic, partition);
             self.parts[id].next = offset + 1;
+            if offset < self.parts[id].skip_below {
+                // Replayed from the committed offset, and already in the checkpoint.
+                continue;
+            }
+            taken += 1;
+            self.read += 1;
             let origin = self.parts[id].origin.clone();
             let id = id as u32;
             let offset = u64::try_from(offset).unwrap_or(0);
@@ -345,6 +353,37 @@ impl Source for KafkaSource {
 
     fn position(&self) -> u64 {
         self.read
+    }
+
+    /// Every partition known, in id order (the watermark partitions and offsets of the
+    /// checkpoint are indexed by these ids), with the offset after its last message read.
+    fn checkpoint(&self) -> Option<SourcePosition> {
+        Some(SourcePosition::Kafka {
+            next: self
+                .parts
+                .iter()
+                .map(|p| (p.topic.clone(), p.partition, p.next))
+                .collect(),
+        })
+    }
+
+    /// Knows the checkpoint's partitions under the same ids, and skips what each had read:
+    /// the consumer still starts at the group's committed offsets (at or before the
+    /// checkpoint's), so a lost checkpoint costs a longer replay, never a record.
+    fn restore(&mut self, position: &SourcePosition, _headers: &mut RawBatch) -> Result<(), Error> {
+        let SourcePosition::Kafka { next } = position else {
+            return Err(Error::Resume(format!(
+                "the checkpoint was written for another kind of source ({position:?})"
+            )));
+        };
+        self.parts.clear();
+        for (topic, partition, next) in next {
+            let mut ignored = Vec::new();
+            let id = part(&mut self.parts, &mut ignored, topic, *partition);
+            self.parts[id].next = *next;
+            self.parts[id].skip_below = *next;
+        }
+        Ok(())
     }
 
     fn is_live(&self) -> bool {
