@@ -558,6 +558,7 @@ impl Pipeline {
         };
         let bytes = checkpoint::write(&c.dir, &cp)?;
         c.last = Instant::now();
+        self.commit_offsets()?;
         tracing::debug!(
             pipeline = %self.cfg.name,
             bytes,
@@ -889,6 +890,12 @@ impl Pipeline {
         }
         if let Some(l) = &mut self.out.late {
             l.flush()?;
+        }
+        if self.checkpoints.is_some() {
+            // With checkpoints, offsets are committed once a checkpoint is written: a
+            // restart from the last checkpoint must find every record after its positions
+            // still uncommitted.
+            return Ok(());
         }
         self.commit_offsets()
     }

@@ -255,11 +255,12 @@ impl Source for KafkaSource {
             };
             let (topic, partition, offset) = (msg.topic(), msg.partition(), msg.offset());
             let id = part(&mut self.parts, &mut self.assigned, topic, partition);
-            self.parts[id].next = offset + 1;
             if offset < self.parts[id].skip_below {
-                // Replayed from the committed offset, and already in the checkpoint.
+                // Replayed from the committed offset, and already in the checkpoint (whose
+                // position `next` keeps).
                 continue;
             }
+            self.parts[id].next = offset + 1;
             taken += 1;
             self.read += 1;
             let origin = self.parts[id].origin.clone();
