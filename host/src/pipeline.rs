@@ -631,6 +631,7 @@ impl Pipeline {
                 origin: &r.origin,
                 offset: r.offset,
                 payload: &r.head,
+                timestamp: None,
             };
             self.dead_letter(&raw, &r.reason)?;
         }
@@ -920,6 +921,7 @@ impl Pipeline {
                         origin: &origin,
                         offset,
                         payload: &payload,
+                        timestamp: None,
                     };
                     self.write_dead_letter(&raw, &reason)?;
                 }

@@ -25,7 +25,7 @@ use serde::Deserialize;
 pub use duration::{ByteSize, Millis, parse_millis, parse_size};
 pub use host::{AdminConfig, HostConfig, PluginsConfig, TenantConfig};
 pub use plugin::{Limits, LimitsConfig, PluginConfig, SandboxLimits};
-pub use schema::{SchemaConfig, TimestampConfig};
+pub use schema::{SchemaConfig, TimestampConfig, TimestampFrom};
 pub use sink::{SinkConfig, SinkMode};
 pub use source::{
     CsvOptions, Format, GeneratorConfig, KafkaPassthrough, KafkaSourceConfig, KafkaStart,
@@ -187,6 +187,7 @@ impl PipelineConfig {
         }
         self.schema.resolve()?;
         self.source.validate()?;
+        self.schema.check_source(&self.source)?;
         self.window.validate()?;
         self.watermark.validate()?;
         let own = self.plugin.limits.resolve(None).state.max_windows_per_event;

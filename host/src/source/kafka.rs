@@ -274,7 +274,15 @@ impl Source for KafkaSource {
             match problem {
                 None => {
                     let text = std::str::from_utf8(bytes).unwrap_or_default();
-                    out.push(id, &origin, offset, text.trim_end_matches(['\n', '\r']));
+                    // Kafka writes -1 for a message without a timestamp.
+                    let ts = msg.timestamp().to_millis().filter(|t| *t >= 0);
+                    out.push_timestamped(
+                        id,
+                        &origin,
+                        offset,
+                        ts,
+                        text.trim_end_matches(['\n', '\r']),
+                    );
                 }
                 Some(reason) => {
                     let head =
