@@ -1,12 +1,16 @@
 //! Event time on Kafka, against a real broker (`tansu` on 127.0.0.1, `support::kafka`):
-//! the record's own timestamp as event time.
+//! the record's own timestamp as event time, and per-partition watermarks on a live topic
+//! (`stop = "never"`, a `weir run` child killed at the end): a quiet partition stops holding
+//! the watermark back after `idle_timeout`, a lagging one holds it back while it delivers.
 //!
 //! Messages are sent to chosen partitions with chosen timestamps by an rdkafka producer.
+//! Every wait is bounded; the child process is killed when its guard drops.
 
 mod support;
 
 use std::collections::BTreeSet;
-use std::time::Duration;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
 
 use rdkafka::ClientConfig;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
@@ -125,6 +129,46 @@ fn row(symbol: &str, from: u32, to: u32, count: i64, sum: f64) -> Row {
     (symbol.to_string(), at(from), at(to), count, sum)
 }
 
+/// Waits at most `limit` for `done` to hold, calling `meanwhile` between two looks; panics
+/// with `what` when it does not.
+fn wait_until(
+    limit: Duration,
+    what: &str,
+    mut done: impl FnMut() -> bool,
+    mut meanwhile: impl FnMut(),
+) {
+    let deadline = Instant::now() + limit;
+    while !done() {
+        assert!(Instant::now() < deadline, "{what} within {limit:?}");
+        meanwhile();
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A `weir run` child, killed when dropped.
+struct Running(Child);
+
+impl Running {
+    fn start(s: &Scratch, name: &str) -> Running {
+        let file = s.path(&format!("{name}.toml"));
+        let child = support::weir()
+            .args(["run", "--no-progress", "--parallelism", "1"])
+            .arg(file)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("weir run starts");
+        Running(child)
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 #[test]
 fn event_time_from_kafka_is_each_record_s_timestamp() {
     let broker = Broker::start();
@@ -196,4 +240,181 @@ fn event_time_from_kafka_is_each_record_s_timestamp() {
         reason.starts_with("the record has no timestamp"),
         "{reason}"
     );
+}
+
+#[test]
+fn a_quiet_partition_stops_holding_the_watermark_after_idle_timeout() {
+    let broker = Broker::start();
+    let brokers = broker.brokers();
+    let s = Scratch::new();
+    weir::produce::create_topic(&brokers, "quiet", 2).expect("topic");
+    let p = producer(&brokers);
+    let idle = Duration::from_secs(6);
+    s.write(
+        "quiet.toml",
+        &pipeline(
+            "quiet",
+            &kafka_source(&brokers, "quiet", "never"),
+            "idle_timeout = \"6s\"",
+        ),
+    );
+    // Partition 0 (A) reaches 4.5 s and goes quiet; partition 1 (B) reaches 5 s.
+    let (a1, a2, b10, b20) = (
+        tick("A", 1.0),
+        tick("A", 2.0),
+        tick("B", 10.0),
+        tick("B", 20.0),
+    );
+    send(
+        &p,
+        "quiet",
+        &[
+            (0, Some(T0 + 500), &a1),
+            (0, Some(T0 + 4_500), &a2),
+            (1, Some(T0 + 1_000), &b10),
+            (1, Some(T0 + 5_000), &b20),
+        ],
+    );
+    let quiet_since = Instant::now();
+    let _run = Running::start(&s, "quiet");
+    // W = min(4.5 s, 5 s): [0, 2 s) fires, [2 s, 4 s) holds nothing, [4 s, 6 s) waits.
+    let first = expected(&[row("A", 0, 2, 1, 1.0), row("B", 0, 2, 1, 10.0)]);
+    wait_until(
+        Duration::from_secs(60),
+        "the windows both partitions passed fire",
+        || rows(&s, "quiet.jsonl") == first,
+        || {},
+    );
+    // B moves on to 7 s; then a message that is not JSON, whose dead letter shows that B's
+    // tick before it was read. While A is not idle, W stays at 4.5 s.
+    let b30 = tick("B", 30.0);
+    send(
+        &p,
+        "quiet",
+        &[
+            (1, Some(T0 + 7_000), &b30),
+            (1, Some(T0 + 7_000), "{marker"),
+        ],
+    );
+    wait_until(
+        Duration::from_secs(30),
+        "the marker reaches the dead letter",
+        || !complete_lines(&s, "quiet.dead.jsonl").is_empty(),
+        || {},
+    );
+    if quiet_since.elapsed() < idle {
+        assert_eq!(
+            rows(&s, "quiet.jsonl"),
+            first,
+            "A, not idle yet, holds [4 s, 6 s) back"
+        );
+    } else {
+        eprintln!("the marker came after idle_timeout: the hold-back check is skipped");
+    }
+    // B keeps delivering, a tick every 250 ms from 7.25 s on: once A is silent for 6 s, W
+    // follows B alone and [4 s, 6 s) fires: A at 4.5 s (2), B at 5 s (20). [6 s, 8 s)
+    // fires too once B passes 8 s; its rows are not checked here.
+    let mut at = T0 + 7_000;
+    let filler = tick("B", 0.0);
+    wait_until(
+        Duration::from_secs(60),
+        "[4 s, 6 s) fires through A's idleness",
+        || {
+            let got = rows(&s, "quiet.jsonl");
+            let want = expected(&[row("A", 4, 6, 1, 2.0), row("B", 4, 6, 1, 20.0)]);
+            want.is_subset(&got)
+        },
+        || {
+            at += 250;
+            send(&p, "quiet", &[(1, Some(at), &filler)]);
+        },
+    );
+    // A's last tick was read after it was produced: it cannot have gone idle sooner.
+    assert!(quiet_since.elapsed() >= idle);
+}
+
+#[test]
+fn a_lagging_partition_holds_the_watermark_back_until_it_catches_up() {
+    let broker = Broker::start();
+    let brokers = broker.brokers();
+    let s = Scratch::new();
+    weir::produce::create_topic(&brokers, "lag", 2).expect("topic");
+    let p = producer(&brokers);
+    // Idleness far beyond the test's waits: B, delivering, is never idle here.
+    let idle = Duration::from_secs(120);
+    s.write(
+        "lag.toml",
+        &pipeline(
+            "lag",
+            &kafka_source(&brokers, "lag", "never"),
+            "idle_timeout = \"120s\"",
+        ),
+    );
+    let started = Instant::now();
+    // Partition 0 (A) is ahead, at 10 s; partition 1 (B) lags at 1 s, then a marker.
+    let (a1, a2, a3, a4) = (
+        tick("A", 1.0),
+        tick("A", 2.0),
+        tick("A", 3.0),
+        tick("A", 4.0),
+    );
+    let (b10, b20) = (tick("B", 10.0), tick("B", 20.0));
+    send(
+        &p,
+        "lag",
+        &[
+            (0, Some(T0 + 500), &a1),
+            (0, Some(T0 + 2_500), &a2),
+            (0, Some(T0 + 4_500), &a3),
+            (0, Some(T0 + 10_000), &a4),
+            (1, Some(T0 + 200), &b10),
+            (1, Some(T0 + 1_000), &b20),
+            (1, Some(T0 + 1_000), "{marker 1"),
+        ],
+    );
+    let _run = Running::start(&s, "lag");
+    let scratch = &s;
+    let dead = |n: usize| move || complete_lines(scratch, "lag.dead.jsonl").len() >= n;
+    wait_until(Duration::from_secs(60), "marker 1 is read", dead(1), || {});
+    // W = min(10 s, 1 s) = 1 s: nothing has fired.
+    assert!(started.elapsed() < idle);
+    assert!(
+        rows(&s, "lag.jsonl").is_empty(),
+        "B at 1 s holds every window back"
+    );
+    // B reaches 2.5 s: W = 2.5 s, and [0, 2 s) fires: A at 0.5 s (1); B at 0.2 s (10) and
+    // 1 s (20). [2 s, 4 s) still waits for B.
+    let b30 = tick("B", 30.0);
+    send(
+        &p,
+        "lag",
+        &[
+            (1, Some(T0 + 2_500), &b30),
+            (1, Some(T0 + 2_500), "{marker 2"),
+        ],
+    );
+    let first = expected(&[row("A", 0, 2, 1, 1.0), row("B", 0, 2, 2, 30.0)]);
+    wait_until(Duration::from_secs(30), "marker 2 is read", dead(2), || {});
+    assert!(started.elapsed() < idle);
+    assert_eq!(rows(&s, "lag.jsonl"), first, "[2 s, 4 s) waits for B");
+    // B reaches 4.2 s: [2 s, 4 s) fires: A at 2.5 s (2), B at 2.5 s (30). [4 s, 6 s) (A at
+    // 4.5 s, B at 4.2 s) waits.
+    let b40 = tick("B", 40.0);
+    send(
+        &p,
+        "lag",
+        &[
+            (1, Some(T0 + 4_200), &b40),
+            (1, Some(T0 + 4_200), "{marker 3"),
+        ],
+    );
+    let second = expected(&[
+        row("A", 0, 2, 1, 1.0),
+        row("B", 0, 2, 2, 30.0),
+        row("A", 2, 4, 1, 2.0),
+        row("B", 2, 4, 1, 30.0),
+    ]);
+    wait_until(Duration::from_secs(30), "marker 3 is read", dead(3), || {});
+    assert!(started.elapsed() < idle);
+    assert_eq!(rows(&s, "lag.jsonl"), second);
 }
