@@ -2,6 +2,7 @@
 //! the record's own timestamp as event time, and per-partition watermarks on a live topic
 //! (`stop = "never"`, a `weir run` child killed at the end): a quiet partition stops holding
 //! the watermark back after `idle_timeout`, a lagging one holds it back while it delivers.
+//! Under `weir serve`, a paused pipeline keeps its consumer in the group and loses nothing.
 //!
 //! Messages are sent to chosen partitions with chosen timestamps by an rdkafka producer.
 //! Every wait is bounded; the child process is killed when its guard drops.
@@ -417,4 +418,90 @@ fn a_lagging_partition_holds_the_watermark_back_until_it_catches_up() {
     wait_until(Duration::from_secs(30), "marker 3 is read", dead(3), || {});
     assert!(started.elapsed() < idle);
     assert_eq!(rows(&s, "lag.jsonl"), second);
+}
+
+#[test]
+fn a_paused_pipeline_under_serve_keeps_its_group_and_resumes_where_it_was() {
+    use support::serve::{ACME, Serve, serial, tenant_toml};
+    use weir::serve::control::PipelineState;
+    let _serial = serial();
+    let broker = Broker::start();
+    let brokers = broker.brokers();
+    let s = Scratch::new();
+    weir::produce::create_topic(&brokers, "held", 2).expect("topic");
+    let p = producer(&brokers);
+    // A group member that does not poll for 7 s is evicted (librdkafka leaves the group and
+    // says "maximum poll interval exceeded"); the pause below lasts 10 s.
+    let source = format!(
+        "{}\n[source.kafka.options]\n\"session.timeout.ms\" = \"6000\"\n\"max.poll.interval.ms\" = \"7000\"",
+        kafka_source(&brokers, "held", "never")
+    );
+    s.write("held.toml", &pipeline("held", &source, ""));
+    let serve = Serve::start(&s, &tenant_toml("acme", ACME, &["held.toml"]));
+    let acme = serve.client(ACME);
+    let (a1, b2, a3, b4) = (
+        tick("A", 1.0),
+        tick("B", 2.0),
+        tick("A", 3.0),
+        tick("B", 4.0),
+    );
+    send(
+        &p,
+        "held",
+        &[
+            (0, Some(T0 + 500), &a1),
+            (1, Some(T0 + 700), &b2),
+            (0, Some(T0 + 2_500), &a3),
+            (1, Some(T0 + 2_600), &b4),
+        ],
+    );
+    // W = min(2.5 s, 2.6 s): [0, 2 s) fires.
+    let first = expected(&[row("A", 0, 2, 1, 1.0), row("B", 0, 2, 1, 2.0)]);
+    wait_until(
+        Duration::from_secs(60),
+        "[0, 2 s) fires",
+        || rows(&s, "held.jsonl") == first,
+        || {},
+    );
+    let paused = acme.pause("acme", "held").expect("pause");
+    assert_eq!(paused.state, PipelineState::Paused);
+    let read = paused.events_read;
+    let (a5, b6) = (tick("A", 5.0), tick("B", 6.0));
+    send(
+        &p,
+        "held",
+        &[(0, Some(T0 + 4_500), &a5), (1, Some(T0 + 4_600), &b6)],
+    );
+    std::thread::sleep(Duration::from_secs(10));
+    let view = serve.view("acme", "held");
+    assert_eq!(view.state, PipelineState::Paused);
+    assert_eq!(view.events_read, read, "a paused pipeline reads nothing");
+    assert_eq!(rows(&s, "held.jsonl"), first);
+    acme.resume("acme", "held").expect("resume");
+    // The ticks produced during the pause are read: W = min(4.5 s, 4.6 s), [2 s, 4 s) fires
+    // with A at 2.5 s (3) and B at 2.6 s (4), once, and nothing before it again.
+    let second = expected(&[
+        row("A", 0, 2, 1, 1.0),
+        row("B", 0, 2, 1, 2.0),
+        row("A", 2, 4, 1, 3.0),
+        row("B", 2, 4, 1, 4.0),
+    ]);
+    wait_until(
+        Duration::from_secs(30),
+        "[2 s, 4 s) fires after the resume",
+        || rows(&s, "held.jsonl") == second,
+        || {},
+    );
+    assert_eq!(complete_lines(&s, "held.jsonl").len(), 4, "no row twice");
+    // An evicted consumer rejoins and reads again from the committed offsets: more.
+    assert_eq!(
+        serve.view("acme", "held").events_read,
+        read + 2,
+        "the two ticks of the pause, and nothing read twice"
+    );
+    let log = serve.stderr().to_lowercase();
+    assert!(
+        !log.contains("poll interval"),
+        "the consumer was evicted while paused:\n{log}"
+    );
 }

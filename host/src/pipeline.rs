@@ -505,6 +505,18 @@ impl Pipeline {
         self.fire(FireMode::Watermark(self.watermarks.current()))
     }
 
+    /// Holds the source while the pipeline is paused or quarantined, or releases it
+    /// ([`Source::hold`]); while held, call [`Pipeline::keep_source_alive`] instead of
+    /// [`Pipeline::step`].
+    pub fn hold_source(&mut self, held: bool) {
+        self.source.hold(held);
+    }
+
+    /// Keeps a held source's session alive without reading ([`Source::keep_alive`]).
+    pub fn keep_source_alive(&mut self) -> anyhow::Result<()> {
+        Ok(self.source.keep_alive()?)
+    }
+
     /// The live plugin version id.
     pub fn version(&self) -> &str {
         &self.version

@@ -276,6 +276,21 @@ pub trait Source: Send {
         Ok(())
     }
 
+    /// Holds the source (`true`: its pipeline is paused or quarantined and reads nothing) or
+    /// releases it (`false`). While held, the pipeline calls [`Source::keep_alive`] instead
+    /// of [`Source::poll`]; after the release, reading goes on where it stopped, nothing
+    /// dropped. Files, stdin and the generator need nothing: they are simply not read.
+    fn hold(&mut self, held: bool) {
+        let _ = held;
+    }
+
+    /// Keeps a held source's session alive without reading: a Kafka consumer polls with its
+    /// partitions paused, so that its group does not evict it (`max.poll.interval.ms`) and
+    /// rebalances are served. Called every few hundred milliseconds while held.
+    fn keep_alive(&mut self) -> Result<(), Error> {
+        Ok(())
+    }
+
     /// A short description for logs and the run summary, e.g. `file data/*.csv (3 files)`.
     fn describe(&self) -> String;
 
