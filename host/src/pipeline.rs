@@ -703,6 +703,18 @@ impl Pipeline {
         self.fire(FireMode::Watermark(self.watermarks.current()))
     }
 
+    /// Holds the source while the pipeline is paused or quarantined, or releases it
+    /// ([`Source::hold`]); while held, call [`Pipeline::keep_source_alive`] instead of
+    /// [`Pipeline::step`].
+    pub fn hold_source(&mut self, held: bool) {
+        self.source.hold(held);
+    }
+
+    /// Keeps a held source's session alive without reading ([`Source::keep_alive`]).
+    pub fn keep_source_alive(&mut self) -> anyhow::Result<()> {
+        Ok(self.source.keep_alive()?)
+    }
+
     /// The live plugin version id.
     pub fn version(&self) -> &str {
         &self.version
@@ -836,6 +848,7 @@ impl Pipeline {
                 origin: &r.origin,
                 offset: r.offset,
                 payload: &r.head,
+                timestamp: None,
             };
             self.dead_letter(&raw, &r.reason)?;
         }
@@ -1131,6 +1144,7 @@ impl Pipeline {
                         origin: &origin,
                         offset,
                         payload: &payload,
+                        timestamp: None,
                     };
                     self.write_dead_letter(&raw, &reason)?;
                 }

@@ -27,7 +27,7 @@ pub use checkpoint::{CheckpointConfig, DEFAULT_CHECKPOINT_EVERY};
 pub use duration::{ByteSize, Millis, parse_millis, parse_size};
 pub use host::{AdminConfig, HostConfig, PluginsConfig, TenantConfig};
 pub use plugin::{Limits, LimitsConfig, PluginConfig, SandboxLimits};
-pub use schema::{SchemaConfig, TimestampConfig};
+pub use schema::{SchemaConfig, TimestampConfig, TimestampFrom};
 pub use sink::{SinkConfig, SinkMode};
 pub use source::{
     CsvOptions, Format, GeneratorConfig, KafkaPassthrough, KafkaSourceConfig, KafkaStart,
@@ -192,6 +192,7 @@ impl PipelineConfig {
         }
         self.schema.resolve()?;
         self.source.validate()?;
+        self.schema.check_source(&self.source)?;
         if let Some(c) = &self.checkpoint {
             c.validate(&self.source)?;
         }

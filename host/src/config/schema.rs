@@ -1,12 +1,12 @@
-//! `[schema]`: typed fields, the event-time field and the grouping key, resolved once into
-//! the [`Schema`] the decoders use. Every schema check lives here; `decode/` trusts it.
+//! `[schema]`: typed fields, where event time comes from and the grouping key, resolved once
+//! into the [`Schema`] the decoders use. Every schema check lives here; `decode/` trusts it.
 
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use super::Error;
-use crate::decode::Schema;
+use super::{Error, SourceConfig};
+use crate::decode::{EventTime, Schema};
 use crate::time::TimestampFormat;
 use crate::value::FieldType;
 
@@ -27,37 +27,43 @@ pub struct SchemaConfig {
     pub required: Option<Vec<String>>,
 }
 
-/// `schema.timestamp`.
+/// `schema.timestamp`: a field and its format (`{ field = "ts", format = "epoch_ms" }`), or
+/// the record's own timestamp (`{ from = "kafka" }`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TimestampConfig {
     /// The field holding event time.
-    pub field: String,
+    #[serde(default)]
+    pub field: Option<String>,
     /// `epoch_ms`, `epoch_s`, `rfc3339`, or a strftime pattern such as `%m/%d/%Y %I:%M:%S %p`
     /// (read as UTC).
-    pub format: String,
+    #[serde(default)]
+    pub format: Option<String>,
+    /// `kafka`: event time is the Kafka record's timestamp (its create or log-append time,
+    /// as the topic's `message.timestamp.type` says), instead of a field.
+    #[serde(default)]
+    pub from: Option<TimestampFrom>,
 }
 
+/// `schema.timestamp.from`: where event time comes from when it is not a field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TimestampFrom {
+    /// The Kafka record's timestamp, epoch milliseconds.
+    Kafka,
+}
+
+/// How `schema.timestamp` is written when it is a field, for the fixes of error messages.
+const FIELD_EXAMPLE: &str = "timestamp = { field = \"ts\", format = \"epoch_ms\" }";
+
 impl SchemaConfig {
-    /// Checks this section and resolves it into the decoders' [`Schema`]: the timestamp
-    /// field is named, its format is known, and every key and required field is declared.
+    /// Checks this section and resolves it into the decoders' [`Schema`]: event time comes
+    /// from a named field of a known format or from the record, and every key and required
+    /// field is declared. Whether the source can give the record's timestamp is
+    /// [`SchemaConfig::check_source`]'s business.
     pub fn resolve(&self) -> Result<Schema, Error> {
         let fields = &self.fields;
-        let ts = &self.timestamp.field;
-        if !fields.contains_key(ts) && ts.is_empty() {
-            return Err(Error::invalid(
-                "schema.timestamp.field",
-                "is empty",
-                "name the field that holds event time",
-            ));
-        }
-        let format = TimestampFormat::parse(&self.timestamp.format).map_err(|e| {
-            Error::invalid(
-                "schema.timestamp.format",
-                e,
-                "use epoch_ms, epoch_s, rfc3339 or a strftime pattern such as \"%m/%d/%Y %I:%M:%S %p\"",
-            )
-        })?;
+        let time = self.event_time()?;
         // Fields in a fixed order: sorted by name, as the map holds them.
         let position = |name: &str| fields.keys().position(|k| k == name);
         let key = self
@@ -87,10 +93,160 @@ impl SchemaConfig {
         }
         Ok(Schema::from_parts(
             fields.iter().map(|(k, v)| (k.clone(), *v)).collect(),
-            ts.clone(),
-            format,
+            time,
             key,
             required,
         ))
+    }
+
+    /// Where event time comes from: `from`, or a named field with a known format.
+    fn event_time(&self) -> Result<EventTime, Error> {
+        let t = &self.timestamp;
+        if let Some(TimestampFrom::Kafka) = t.from {
+            let extra = [("field", t.field.is_some()), ("format", t.format.is_some())];
+            if let Some((key, _)) = extra.iter().find(|(_, set)| *set) {
+                return Err(Error::invalid(
+                    format!("schema.timestamp.{key}"),
+                    "is set together with from = \"kafka\"",
+                    "use either from = \"kafka\" (the record's timestamp) or a field and its format, not both",
+                ));
+            }
+            return Ok(EventTime::Record);
+        }
+        let name = match t.field.as_deref() {
+            None => {
+                return Err(Error::invalid(
+                    "schema.timestamp.field",
+                    "is missing",
+                    format!(
+                        "name the field that holds event time ({FIELD_EXAMPLE}), or use timestamp = {{ from = \"kafka\" }} with a Kafka source"
+                    ),
+                ));
+            }
+            Some("") => {
+                return Err(Error::invalid(
+                    "schema.timestamp.field",
+                    "is empty",
+                    "name the field that holds event time",
+                ));
+            }
+            Some(name) => name,
+        };
+        let Some(format) = t.format.as_deref() else {
+            return Err(Error::invalid(
+                "schema.timestamp.format",
+                "is missing",
+                format!(
+                    "say how `{name}` is written: epoch_ms, epoch_s, rfc3339 or a strftime pattern"
+                ),
+            ));
+        };
+        let format = TimestampFormat::parse(format).map_err(|e| {
+            Error::invalid(
+                "schema.timestamp.format",
+                e,
+                "use epoch_ms, epoch_s, rfc3339 or a strftime pattern such as \"%m/%d/%Y %I:%M:%S %p\"",
+            )
+        })?;
+        Ok(EventTime::Field {
+            name: name.to_string(),
+            format,
+        })
+    }
+
+    /// Checks that event time can come from where `source` reads: `from = "kafka"` needs a
+    /// Kafka source, whose records carry a timestamp.
+    pub fn check_source(&self, source: &SourceConfig) -> Result<(), Error> {
+        let kind = match source {
+            SourceConfig::Kafka(_) => return Ok(()),
+            SourceConfig::File { .. } => "file",
+            SourceConfig::Stdin { .. } => "stdin",
+            SourceConfig::Generator(_) => "generator",
+        };
+        match self.timestamp.from {
+            Some(TimestampFrom::Kafka) => Err(Error::invalid(
+                "schema.timestamp.from",
+                format!(
+                    "is \"kafka\" but [source] kind is \"{kind}\", whose records have no Kafka timestamp"
+                ),
+                format!(
+                    "name the field that holds event time ({FIELD_EXAMPLE}), or read from a Kafka source (kind = \"kafka\")"
+                ),
+            )),
+            None => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::PipelineConfig;
+    use crate::decode::{EventTime, Schema};
+
+    /// A pipeline over `source` (the `[source]` table's keys) with `schema.timestamp = ts`.
+    fn parse(source: &str, ts: &str) -> Result<PipelineConfig, String> {
+        PipelineConfig::parse(&format!(
+            r#"name = "t"
+[source]
+{source}
+[schema]
+timestamp = {ts}
+key = ["symbol"]
+fields = {{ symbol = "string", price = "f64" }}
+[window]
+kind = "tumbling"
+size = "1s"
+[plugin]
+path = "p.wasm"
+[sink]
+kind = "stdout"
+"#
+        ))
+        .map_err(|e| e.to_string())
+    }
+
+    const KAFKA: &str =
+        "kind = \"kafka\"\nbrokers = \"127.0.0.1:9092\"\ntopics = [\"t\"]\ngroup_id = \"g\"";
+
+    #[test]
+    fn event_time_from_kafka_is_the_record_timestamp() {
+        let cfg = parse(KAFKA, "{ from = \"kafka\" }").unwrap();
+        let schema = Schema::new(&cfg.schema).unwrap();
+        assert_eq!(schema.time, EventTime::Record);
+        assert_eq!(schema.time.field(), None);
+    }
+
+    #[test]
+    fn event_time_from_kafka_with_another_source_names_the_key_and_the_fix() {
+        for (source, kind) in [
+            ("kind = \"stdin\"", "stdin"),
+            ("kind = \"file\"\npath = \"in.jsonl\"", "file"),
+        ] {
+            let err = parse(source, "{ from = \"kafka\" }").unwrap_err();
+            assert!(err.contains("schema.timestamp.from"), "{err}");
+            assert!(err.contains(&format!("kind is \"{kind}\"")), "{err}");
+            assert!(
+                err.contains("field = \"ts\"") && err.contains("kind = \"kafka\""),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn from_with_a_field_or_without_either_is_refused() {
+        let err = parse(KAFKA, "{ from = \"kafka\", field = \"ts\" }").unwrap_err();
+        assert!(err.contains("schema.timestamp.field"), "{err}");
+        assert!(err.contains("not both"), "{err}");
+        let err = parse(KAFKA, "{ from = \"kafka\", format = \"epoch_ms\" }").unwrap_err();
+        assert!(err.contains("schema.timestamp.format"), "{err}");
+        let err = parse(KAFKA, "{ format = \"epoch_ms\" }").unwrap_err();
+        assert!(
+            err.contains("schema.timestamp.field") && err.contains("from = \"kafka\""),
+            "{err}"
+        );
+        let err = parse(KAFKA, "{ field = \"ts\" }").unwrap_err();
+        assert!(err.contains("schema.timestamp.format"), "{err}");
+        let err = parse(KAFKA, "{ from = \"wall\" }").unwrap_err();
+        assert!(err.contains("wall"), "{err}");
     }
 }

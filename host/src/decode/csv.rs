@@ -15,7 +15,7 @@
 use tracing::warn;
 
 use super::coerce::{Raw, check_required, coerce, missing, parse_timestamp};
-use super::{DecodeError, Decoder, Event, Schema};
+use super::{DecodeError, Decoder, Event, EventTime, Schema, record_time};
 use crate::config::CsvOptions;
 use crate::source::RawRecord;
 use crate::value::Value;
@@ -66,7 +66,7 @@ impl Layout {
                 .iter()
                 .map(|(name, _)| position(name))
                 .collect(),
-            timestamp: position(&schema.timestamp_field),
+            timestamp: schema.time.field().and_then(position),
             width: columns.clone().count(),
             named_by,
         }
@@ -119,8 +119,10 @@ impl CsvDecoder {
                     "CSV header has no column for a schema field");
             }
         }
-        if layout.timestamp.is_none() {
-            warn!(origin = %raw.origin, column = %self.schema.timestamp_field,
+        if let Some(ts) = self.schema.time.field()
+            && layout.timestamp.is_none()
+        {
+            warn!(origin = %raw.origin, column = %ts,
                 "CSV header has no column for the timestamp field");
         }
         self.layout = Some(layout);
@@ -148,7 +150,7 @@ impl Decoder for CsvDecoder {
                 "no valid CSV header line before this record (source.csv.header = true)",
             ));
         };
-        let result = self.decode_cells(&layout, line);
+        let result = self.decode_cells(&layout, raw, line);
         self.layout = Some(layout);
         result.map(Some)
     }
@@ -163,7 +165,12 @@ impl Decoder for CsvDecoder {
 }
 
 impl CsvDecoder {
-    fn decode_cells(&mut self, layout: &Layout, line: &str) -> Result<Event, DecodeError> {
+    fn decode_cells(
+        &mut self,
+        layout: &Layout,
+        raw: &RawRecord<'_>,
+        line: &str,
+    ) -> Result<Event, DecodeError> {
         split(line, self.delimiter, &mut self.cells, &mut self.ends).map_err(DecodeError::new)?;
         if self.ends.len() != layout.width {
             return Err(DecodeError::new(format!(
@@ -184,11 +191,15 @@ impl CsvDecoder {
                 "missing required field `{name}`: {columns} has no column `{name}`"
             ))
         };
-        let ts_name = &schema.timestamp_field;
-        let ts_col = layout.timestamp.ok_or_else(|| no_column(ts_name))?;
-        let ts = parse_timestamp(&schema.timestamp_format, Raw::Str(self.cell(ts_col)))
-            .map_err(|e| DecodeError::new(format!("field `{ts_name}`: {e}")))?
-            .ok_or_else(|| missing(ts_name))?;
+        let ts = match &schema.time {
+            EventTime::Field { name, format } => {
+                let col = layout.timestamp.ok_or_else(|| no_column(name))?;
+                parse_timestamp(format, Raw::Str(self.cell(col)))
+                    .map_err(|e| DecodeError::new(format!("field `{name}`: {e}")))?
+                    .ok_or_else(|| missing(name))?
+            }
+            EventTime::Record => record_time(raw)?,
+        };
         let mut values = Vec::with_capacity(schema.fields.len());
         for (i, (name, ty)) in schema.fields.iter().enumerate() {
             let value = match layout.fields[i] {
@@ -278,6 +289,32 @@ mod tests {
 
     fn rec(origin: &str, offset: u64, payload: &str) -> RawRecord<'static> {
         RawRecord::leaked(origin, offset, payload)
+    }
+
+    #[test]
+    fn event_time_from_the_record_needs_no_column() {
+        let cfg: SchemaConfig = toml::from_str(
+            r#"
+            timestamp = { from = "kafka" }
+            key = ["symbol"]
+            fields = { symbol = "string", price = "f64" }
+            "#,
+        )
+        .unwrap();
+        let opts = CsvOptions {
+            header: false,
+            columns: vec!["symbol".into(), "price".into()],
+            ..CsvOptions::default()
+        };
+        let mut d = CsvDecoder::new(Schema::new(&cfg).unwrap(), opts);
+        let at = |ts: Option<i64>| RawRecord {
+            timestamp: ts,
+            ..rec("t/0", 7, "A,2.5")
+        };
+        let e = d.decode(&at(Some(1_000))).unwrap().unwrap();
+        assert_eq!(e.ts, 1_000);
+        let r = d.decode(&at(None)).unwrap_err().reason;
+        assert!(r.starts_with("the record has no timestamp"), "{r}");
     }
 
     fn cells(line: &str) -> Result<Vec<String>, String> {

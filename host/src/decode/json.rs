@@ -16,8 +16,9 @@ use std::fmt;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use super::coerce::{Raw, check_required, coerce, missing, parse_timestamp};
-use super::{DecodeError, Decoder, Event, Schema};
+use super::{DecodeError, Decoder, Event, EventTime, Schema, record_time};
 use crate::source::RawRecord;
+use crate::time::TimestampFormat;
 use crate::value::Value;
 
 /// Above this many names, member lookup uses a hash map instead of a linear scan.
@@ -29,9 +30,12 @@ const ABORT: &str = "weir: coercion failed";
 /// Decodes JSON lines, one object per record, into events of a [`Schema`].
 ///
 /// Unknown members are ignored; a declared member that is missing or `null` is
-/// [`Value::Null`] unless the field is required. The timestamp member is always required.
+/// [`Value::Null`] unless the field is required. The timestamp member, when event time is a
+/// field, is always required.
 pub struct JsonDecoder {
     schema: Schema,
+    /// The event-time field and its format, when event time is a field.
+    time: Option<(String, TimestampFormat)>,
     /// Member names that matter: every declared field, plus the timestamp field.
     names: Vec<Box<str>>,
     /// What each name in `names` feeds, by the same index.
@@ -52,17 +56,24 @@ struct Slot {
 impl JsonDecoder {
     /// A decoder for records of this schema.
     pub fn new(schema: Schema) -> Self {
+        let time = match &schema.time {
+            EventTime::Field { name, format } => Some((name.clone(), format.clone())),
+            EventTime::Record => None,
+        };
+        let ts_field = time.as_ref().map(|(name, _)| name.as_str());
         let mut names: Vec<Box<str>> = Vec::with_capacity(schema.fields.len() + 1);
         let mut slots = Vec::with_capacity(schema.fields.len() + 1);
         for (i, (name, _)) in schema.fields.iter().enumerate() {
             names.push(name.as_str().into());
             slots.push(Slot {
                 field: Some(i),
-                timestamp: *name == schema.timestamp_field,
+                timestamp: Some(name.as_str()) == ts_field,
             });
         }
-        if schema.index_of(&schema.timestamp_field).is_none() {
-            names.push(schema.timestamp_field.as_str().into());
+        if let Some(ts) = ts_field
+            && schema.index_of(ts).is_none()
+        {
+            names.push(ts.into());
             slots.push(Slot {
                 field: None,
                 timestamp: true,
@@ -77,6 +88,7 @@ impl JsonDecoder {
         });
         JsonDecoder {
             schema,
+            time,
             names,
             slots,
             index,
@@ -113,9 +125,11 @@ impl Decoder for JsonDecoder {
         if let Err(e) = parsed {
             return Err(DecodeError::new(format!("not a JSON object: {e}")));
         }
-        let schema = &self.schema;
-        let ts = state.ts.ok_or_else(|| missing(&schema.timestamp_field))?;
-        check_required(schema, &state.values)?;
+        let ts = match &self.time {
+            Some((name, _)) => state.ts.ok_or_else(|| missing(name))?,
+            None => record_time(raw)?,
+        };
+        check_required(&self.schema, &state.values)?;
         Ok(Some(Event {
             ts,
             values: state.values,
@@ -138,8 +152,8 @@ impl Record<'_> {
         let decoder = self.decoder;
         let Slot { field, timestamp } = decoder.slots[slot];
         let fail = |reason: String| format!("field `{}`: {reason}", decoder.names[slot]);
-        if timestamp {
-            match parse_timestamp(&decoder.schema.timestamp_format, raw) {
+        if let (true, Some((_, format))) = (timestamp, &decoder.time) {
+            match parse_timestamp(format, raw) {
                 Ok(ts) => self.ts = ts,
                 Err(e) => {
                     self.error = Some(fail(e));
@@ -312,6 +326,29 @@ mod tests {
             fields = { symbol = "string", price = "f64", volume = "i64" }
             "#,
         ))
+    }
+
+    #[test]
+    fn event_time_from_the_record_ignores_any_ts_member() {
+        let mut d = JsonDecoder::new(schema(
+            r#"
+            timestamp = { from = "kafka" }
+            key = ["symbol"]
+            fields = { symbol = "string", price = "f64" }
+            "#,
+        ));
+        let at = |ts: Option<i64>| RawRecord {
+            timestamp: ts,
+            ..record(r#"{"symbol":"A","price":1.5,"ts":"not a time"}"#)
+        };
+        let e = d.decode(&at(Some(1_705_931_100_123))).unwrap().unwrap();
+        assert_eq!(e.ts, 1_705_931_100_123);
+        assert_eq!(get(&d, &e, "price"), &Value::F64(1.5));
+        let r = d.decode(&at(None)).unwrap_err().reason;
+        assert!(r.starts_with("the record has no timestamp"), "{r}");
+        // Year 10000 and beyond is outside the event-time range.
+        let r = d.decode(&at(Some(253_402_300_800_000))).unwrap_err().reason;
+        assert!(r.contains("outside the event-time range"), "{r}");
     }
 
     /// Values of an event by field name.

@@ -1,7 +1,7 @@
 //! Decoding: raw records (JSON lines, CSV lines) into typed events of the pipeline schema.
 //!
 //! Owns the schema's field layout, type coercions (numbers sent as strings, empty CSV cells
-//! as null) and the event-time field. It never drops a bad record silently: every failure is
+//! as null) and event time (a field, or the record's own timestamp). It never drops a bad record silently: every failure is
 //! an [`DecodeError`] with the reason, which the pipeline routes to the dead-letter sink.
 
 mod coerce;
@@ -35,10 +35,8 @@ pub struct Schema {
     /// Field names and types, in a fixed order (sorted by name).
     pub fields: Vec<(String, FieldType)>,
     index: HashMap<String, usize>,
-    /// Name of the event-time field (it may also be one of `fields`).
-    pub timestamp_field: String,
-    /// How the timestamp is written.
-    pub timestamp_format: TimestampFormat,
+    /// Where event time comes from.
+    pub time: EventTime,
     /// Indices of the key fields, in key order.
     pub key: Vec<usize>,
     /// Per field: whether a missing or null value makes the record malformed.
@@ -56,8 +54,7 @@ impl Schema {
     /// indices into `fields`, `required` one flag per field.
     pub(crate) fn from_parts(
         fields: Vec<(String, FieldType)>,
-        timestamp_field: String,
-        timestamp_format: TimestampFormat,
+        time: EventTime,
         key: Vec<usize>,
         required: Vec<bool>,
     ) -> Self {
@@ -69,8 +66,7 @@ impl Schema {
         Schema {
             fields,
             index,
-            timestamp_field,
-            timestamp_format,
+            time,
             key,
             required,
         }
@@ -84,6 +80,46 @@ impl Schema {
     /// The type of a field by name.
     pub fn type_of(&self, name: &str) -> Option<FieldType> {
         self.index_of(name).map(|i| self.fields[i].1)
+    }
+}
+
+/// Where event time comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventTime {
+    /// A field of the record (it may also be one of [`Schema::fields`]).
+    Field {
+        /// The field's name.
+        name: String,
+        /// How it is written.
+        format: TimestampFormat,
+    },
+    /// The record's own timestamp ([`RawRecord::timestamp`]: a Kafka message's create or
+    /// log-append time).
+    Record,
+}
+
+impl EventTime {
+    /// The event-time field's name, when event time is a field.
+    pub fn field(&self) -> Option<&str> {
+        match self {
+            EventTime::Field { name, .. } => Some(name),
+            EventTime::Record => None,
+        }
+    }
+}
+
+/// Event time from the record's own timestamp: a record without one (or with one outside the
+/// valid range) cannot be placed in time.
+pub(crate) fn record_time(raw: &RawRecord<'_>) -> Result<i64, DecodeError> {
+    match raw.timestamp {
+        Some(ms) if crate::time::in_range(ms) => Ok(ms),
+        Some(ms) => Err(DecodeError::new(format!(
+            "the record's timestamp {ms} (epoch ms) is outside the event-time range {} (schema.timestamp.from = \"kafka\")",
+            crate::time::EVENT_TIME_RANGE
+        ))),
+        None => Err(DecodeError::new(
+            "the record has no timestamp (schema.timestamp.from = \"kafka\"); produce it with a create time, or set the topic's message.timestamp.type = LogAppendTime",
+        )),
     }
 }
 

@@ -17,6 +17,10 @@ use crate::plugin::PluginInstance;
 /// How long a deploy, pause or resume waits for the pipeline thread to take it.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How often a paused or quarantined pipeline polls its held source (far below librdkafka's
+/// `max.poll.interval.ms`, 5 minutes by default).
+const KEEP_ALIVE_EVERY: Duration = Duration::from_millis(200);
+
 /// Locks `m`, also after a panic on another thread.
 pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // Every value behind these locks is replaced whole, so a poisoned lock is still consistent.
@@ -85,6 +89,7 @@ impl Worker {
             id: id.clone(),
             paused: false,
             done: false,
+            held: false,
         };
         let handle = std::thread::Builder::new()
             .name(format!("weir-{}-{}", id.tenant, id.pipeline))
@@ -174,6 +179,8 @@ struct Thread {
     paused: bool,
     /// Finished or failed: nothing runs again, control messages are still answered.
     done: bool,
+    /// Whether the source is held ([`Pipeline::hold_source`]): paused or quarantined.
+    held: bool,
 }
 
 impl Thread {
@@ -195,6 +202,13 @@ impl Thread {
     fn apply_control(&mut self) -> bool {
         loop {
             let idle = self.paused || self.done || self.p.quarantined().is_some();
+            // A paused or quarantined pipeline holds its source (a Kafka consumer pauses its
+            // partitions) and keeps it alive below; running again releases it.
+            let hold = idle && !self.done;
+            if hold != self.held {
+                self.held = hold;
+                self.p.hold_source(hold);
+            }
             let msg = if idle {
                 // Nothing runs until a message comes: make what was written so far visible
                 // now (e.g. the error records behind a quarantine, the rows before a pause).
@@ -203,9 +217,9 @@ impl Thread {
                 {
                     tracing::error!(tenant = %self.id.tenant, pipeline = %self.id.pipeline, error = %e, "flushing sinks");
                 }
-                match self.rx.recv() {
-                    Ok(m) => m,
-                    Err(_) => return false,
+                match self.wait_held() {
+                    Some(m) => m,
+                    None => return false,
                 }
             } else {
                 match self.rx.try_recv() {
@@ -221,6 +235,25 @@ impl Thread {
             // Acknowledge once the new state is published, so that the caller's next look
             // (the API's answer to pause, resume or deploy) sees it.
             let _ = ack.send(());
+        }
+    }
+
+    /// Waits for the next message while nothing runs, keeping a held source alive every
+    /// [`KEEP_ALIVE_EVERY`]; `None` once the host is gone.
+    fn wait_held(&mut self) -> Option<Control> {
+        loop {
+            if !self.held {
+                return self.rx.recv().ok();
+            }
+            match self.rx.recv_timeout(KEEP_ALIVE_EVERY) {
+                Ok(m) => return Some(m),
+                Err(RecvTimeoutError::Disconnected) => return None,
+                Err(RecvTimeoutError::Timeout) => {
+                    if let Err(e) = self.p.keep_source_alive() {
+                        tracing::warn!(tenant = %self.id.tenant, pipeline = %self.id.pipeline, error = %format!("{e:#}"), "keeping the held source alive");
+                    }
+                }
+            }
         }
     }
 

@@ -19,6 +19,9 @@ use crate::config::{KafkaSourceConfig, KafkaStart, KafkaStop};
 /// How long one poll waits for the first message.
 const POLL_WAIT: Duration = Duration::from_millis(100);
 
+/// The most messages one [`Source::keep_alive`] keeps, should any arrive while held.
+const KEEP_ALIVE_MAX: usize = 64;
+
 /// How long metadata and offset queries may take before the source gives up.
 const QUERY_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -37,6 +40,12 @@ pub struct KafkaSource {
     /// Partitions assigned and not yet handed to the pipeline.
     assigned: Vec<u32>,
     read: u64,
+    /// Whether the pipeline holds the source ([`Source::hold`]): every assigned partition
+    /// is paused.
+    held: bool,
+    /// Messages that arrived while held (librdkafka purges what it fetched for a partition
+    /// it pauses, so this stays empty), handed out first after the release.
+    kept: RawBatch,
 }
 
 impl KafkaSource {
@@ -137,7 +146,29 @@ impl KafkaSource {
             commit_every: Duration::from_millis(cfg.commit_every.0.max(1) as u64),
             assigned: Vec::new(),
             read: 0,
+            held: false,
+            kept: RawBatch::default(),
         })
+    }
+
+    /// Pauses or resumes fetching every partition assigned now. A paused partition stays
+    /// paused across a rebalance that keeps it, and librdkafka resumes it at the offset
+    /// after the last message handed out.
+    fn pause_assigned(&self, pause: bool) {
+        let Ok(assigned) = self.consumer.assignment() else {
+            return;
+        };
+        if assigned.count() == 0 {
+            return;
+        }
+        let done = if pause {
+            self.consumer.pause(&assigned)
+        } else {
+            self.consumer.resume(&assigned)
+        };
+        if let Err(e) = done {
+            tracing::warn!(error = %e, pause, "kafka pause/resume");
+        }
     }
 
     /// Gives an id to every partition of the current assignment not known yet.
@@ -230,6 +261,11 @@ fn subscribed(subscription: &[&str], topic: &str) -> bool {
 
 impl Source for KafkaSource {
     fn poll(&mut self, out: &mut RawBatch, max: usize) -> Result<Poll, Error> {
+        if !self.kept.is_empty() {
+            out.append(&self.kept);
+            self.kept.clear();
+            return Ok(Poll::Ready);
+        }
         let deadline = Instant::now() + POLL_WAIT;
         let mut taken = 0;
         while taken < max {
@@ -283,7 +319,15 @@ impl Source for KafkaSource {
             match problem {
                 None => {
                     let text = std::str::from_utf8(bytes).unwrap_or_default();
-                    out.push(id, &origin, offset, text.trim_end_matches(['\n', '\r']));
+                    // Kafka writes -1 for a message without a timestamp.
+                    let ts = msg.timestamp().to_millis().filter(|t| *t >= 0);
+                    out.push_timestamped(
+                        id,
+                        &origin,
+                        offset,
+                        ts,
+                        text.trim_end_matches(['\n', '\r']),
+                    );
                 }
                 Some(reason) => {
                     let head =
@@ -311,6 +355,25 @@ impl Source for KafkaSource {
 
     fn take_rejected(&mut self, out: &mut Vec<Rejected>) {
         out.append(&mut self.rejected);
+    }
+
+    fn hold(&mut self, held: bool) {
+        if held != self.held {
+            self.held = held;
+            self.pause_assigned(held);
+        }
+    }
+
+    /// Polls with every partition paused: the poll serves the group (it counts against
+    /// `max.poll.interval.ms`) and its rebalances; a partition assigned meanwhile is paused
+    /// in turn. A message that arrives anyway is kept for after the release.
+    fn keep_alive(&mut self) -> Result<(), Error> {
+        let mut kept = std::mem::take(&mut self.kept);
+        // `kept` taken, the poll reads the consumer.
+        let polled = self.poll(&mut kept, KEEP_ALIVE_MAX);
+        self.kept = kept;
+        self.pause_assigned(true);
+        polled.map(|_| ())
     }
 
     fn take_assigned(&mut self, out: &mut Vec<u32>) {

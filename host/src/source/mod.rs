@@ -35,6 +35,9 @@ pub struct RawRecord<'a> {
     pub offset: u64,
     /// The record's text: one JSON object or one CSV line, without the line terminator.
     pub payload: &'a str,
+    /// The record's own timestamp, epoch ms: a Kafka message's create or log-append time;
+    /// `None` for files, stdin and the generator, and for a message without one.
+    pub timestamp: Option<i64>,
 }
 
 #[cfg(test)]
@@ -47,6 +50,7 @@ impl RawRecord<'static> {
             origin: Box::leak(Box::new(Arc::from(origin))),
             offset,
             payload: Box::leak(payload.into()),
+            timestamp: None,
         }
     }
 }
@@ -57,6 +61,7 @@ struct Framing {
     partition: u32,
     origin: Arc<str>,
     offset: u64,
+    timestamp: Option<i64>,
     /// Byte range of the payload in [`RawBatch::text`].
     start: usize,
     end: usize,
@@ -104,6 +109,7 @@ impl RawBatch {
             origin: &f.origin,
             offset: f.offset,
             payload: &self.text[f.start..f.end],
+            timestamp: f.timestamp,
         }
     }
 
@@ -115,6 +121,28 @@ impl RawBatch {
     /// Appends a record with this text.
     pub fn push(&mut self, partition: u32, origin: &Arc<str>, offset: u64, payload: &str) {
         self.push_with(partition, origin, offset, |text| text.push_str(payload));
+    }
+
+    /// Appends a record with this text and its own timestamp (epoch ms).
+    pub fn push_timestamped(
+        &mut self,
+        partition: u32,
+        origin: &Arc<str>,
+        offset: u64,
+        timestamp: Option<i64>,
+        payload: &str,
+    ) {
+        self.push_with(partition, origin, offset, |text| text.push_str(payload));
+        if let Some(f) = self.records.last_mut() {
+            f.timestamp = timestamp;
+        }
+    }
+
+    /// Appends every record of `other`, in order.
+    pub fn append(&mut self, other: &RawBatch) {
+        for r in other.iter() {
+            self.push_timestamped(r.partition, r.origin, r.offset, r.timestamp, r.payload);
+        }
     }
 
     /// Appends a record whose text `write` appends to the string it is given (which may
@@ -132,6 +160,7 @@ impl RawBatch {
             partition,
             origin: Arc::clone(origin),
             offset,
+            timestamp: None,
             start,
             end: self.text.len(),
         });
@@ -247,6 +276,21 @@ pub trait Source: Send {
     /// before it.
     fn commit(&mut self, positions: &[(u32, u64)]) -> Result<(), Error> {
         let _ = positions;
+        Ok(())
+    }
+
+    /// Holds the source (`true`: its pipeline is paused or quarantined and reads nothing) or
+    /// releases it (`false`). While held, the pipeline calls [`Source::keep_alive`] instead
+    /// of [`Source::poll`]; after the release, reading goes on where it stopped, nothing
+    /// dropped. Files, stdin and the generator need nothing: they are simply not read.
+    fn hold(&mut self, held: bool) {
+        let _ = held;
+    }
+
+    /// Keeps a held source's session alive without reading: a Kafka consumer polls with its
+    /// partitions paused, so that its group does not evict it (`max.poll.interval.ms`) and
+    /// rebalances are served. Called every few hundred milliseconds while held.
+    fn keep_alive(&mut self) -> Result<(), Error> {
         Ok(())
     }
 
