@@ -307,7 +307,7 @@ impl Pipeline {
             )
         };
         let out = Outputs {
-            results: open(&cfg.sink, columns).context("sink")?,
+            results: sink::open_results(&cfg, columns).context("sink")?,
             late: cfg
                 .late_sink
                 .as_ref()
@@ -430,7 +430,16 @@ impl Pipeline {
             w = w.min(self.operator.first_pending_end().saturating_sub(1));
         }
         let due = o.due(w);
-        if !due.is_empty() {
+        if self.out.results.transactional() {
+            // Exactly-once: the positions go in the result sink's transaction, with the
+            // rows; the source commits nothing itself.
+            let consumed = if due.is_empty() {
+                None
+            } else {
+                self.source.consumed(&due)?
+            };
+            self.out.results.commit_transaction(consumed)?;
+        } else if !due.is_empty() {
             self.source.commit(&due)?;
         }
         Ok(())

@@ -86,7 +86,7 @@ fn read_toml<T: serde::de::DeserializeOwned>(path: &Path) -> Result<(T, PathBuf)
     })?;
     let value = toml::from_str(&text).map_err(|e| Error::Parse {
         path: path.to_path_buf(),
-        message: e.to_string(),
+        message: sink::parse_hint(e.to_string()),
     })?;
     let base_dir = path
         .parent()
@@ -158,7 +158,7 @@ impl PipelineConfig {
     pub fn parse(text: &str) -> Result<Self, Error> {
         let cfg: PipelineConfig = toml::from_str(text).map_err(|e| Error::Parse {
             path: PathBuf::from("<inline>"),
-            message: e.to_string(),
+            message: sink::parse_hint(e.to_string()),
         })?;
         cfg.validate()?;
         Ok(cfg)
@@ -187,6 +187,7 @@ impl PipelineConfig {
         }
         self.schema.resolve()?;
         self.source.validate()?;
+        self.check_exactly_once()?;
         self.window.validate()?;
         self.watermark.validate()?;
         let own = self.plugin.limits.resolve(None).state.max_windows_per_event;
