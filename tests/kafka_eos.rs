@@ -421,3 +421,28 @@ fn exactly_once_on_a_file_sink_is_a_config_error_naming_the_key() {
     assert!(stderr.contains("exactly_once"), "{stderr}");
     assert!(stderr.contains("kind = \"kafka\""), "{stderr}");
 }
+
+/// Not a test: holds a mock cluster for `WEIR_MOCK_SECONDS` (default 300) with the topics
+/// of `WEIR_MOCK_TOPICS` (`name:partitions,…`) and prints its bootstrap servers, so that a
+/// release `weir produce` and `weir run` can be timed against it (BENCHMARKS.md's
+/// exactly-once figures). `cargo test --test kafka_eos -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn hold_a_mock_cluster() {
+    let topics = std::env::var("WEIR_MOCK_TOPICS").unwrap_or_else(|_| "ticks:24,out:8".into());
+    let topics: Vec<(String, i32)> = topics
+        .split(',')
+        .filter_map(|t| {
+            let (name, n) = t.split_once(':')?;
+            Some((name.to_string(), n.parse().ok()?))
+        })
+        .collect();
+    let named: Vec<(&str, i32)> = topics.iter().map(|(t, n)| (t.as_str(), *n)).collect();
+    let mock = cluster(&named);
+    println!("bootstrap servers: {}", mock.bootstrap_servers());
+    let seconds = std::env::var("WEIR_MOCK_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(300);
+    std::thread::sleep(Duration::from_secs(seconds));
+}
