@@ -150,8 +150,9 @@ impl PipelineConfig {
 pub(super) fn parse_hint(message: String) -> String {
     if message.contains("unknown field `exactly_once`") {
         format!(
-            "{message}\nexactly_once is only for [sink] kind = \"kafka\" (a transactional \
-             producer); remove it, or write the results to a Kafka topic"
+            "{}\nexactly_once is only for [sink] kind = \"kafka\" (a transactional \
+             producer); remove it, or write the results to a Kafka topic",
+            message.trim_end()
         )
     } else {
         message
