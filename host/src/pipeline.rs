@@ -5,6 +5,8 @@
 //! once per batch, and the watermark advances after every event. Bounded input ends with a
 //! flush of every open window.
 
+#[cfg(test)]
+mod exactly_once_tests;
 mod offsets;
 mod parallel;
 
@@ -294,6 +296,15 @@ impl Pipeline {
         cfg.check_window_budget(budget, budget_key)?;
         let inputs = input_indices(&schema, plugin.info());
         let max_record = plugin.limits().max_record_bytes;
+        // Exactly-once: the transactional producer starts before the source reads the
+        // group's offsets, so that the transaction a dead predecessor left is completed or
+        // aborted first and the offsets read are the last committed ones.
+        let transactional = if cfg.sink.exactly_once() {
+            let columns = output_columns(&cfg, plugin.info(), &opts);
+            Some(sink::open_results(&cfg, columns).context("sink")?)
+        } else {
+            None
+        };
         let (source, decoder): (Box<dyn Source>, Box<dyn Decoder>) = match &cfg.source {
             SourceConfig::File { path, format, csv } => (
                 Box::new(FileSource::open(path, &cfg.base_dir)?.with_max_record_bytes(max_record)),
@@ -337,7 +348,9 @@ impl Pipeline {
             )
         };
         let out = Outputs {
-            results: open(&cfg.sink, columns).context("sink")?,
+            results: transactional
+                .map_or_else(|| open(&cfg.sink, columns), Ok)
+                .context("sink")?,
             late: cfg
                 .late_sink
                 .as_ref()
@@ -628,7 +641,16 @@ impl Pipeline {
             w = w.min(self.operator.first_pending_end().saturating_sub(1));
         }
         let due = o.due(w);
-        if !due.is_empty() {
+        if self.out.results.transactional() {
+            // Exactly-once: the positions go in the result sink's transaction, with the
+            // rows; the source commits nothing itself.
+            let consumed = if due.is_empty() {
+                None
+            } else {
+                self.source.consumed(&due)?
+            };
+            self.out.results.commit_transaction(consumed)?;
+        } else if !due.is_empty() {
             self.source.commit(&due)?;
         }
         Ok(())

@@ -88,7 +88,7 @@ fn read_toml<T: serde::de::DeserializeOwned>(path: &Path) -> Result<(T, PathBuf)
     })?;
     let value = toml::from_str(&text).map_err(|e| Error::Parse {
         path: path.to_path_buf(),
-        message: e.to_string(),
+        message: sink::parse_hint(e.to_string()),
     })?;
     let base_dir = path
         .parent()
@@ -163,7 +163,7 @@ impl PipelineConfig {
     pub fn parse(text: &str) -> Result<Self, Error> {
         let cfg: PipelineConfig = toml::from_str(text).map_err(|e| Error::Parse {
             path: PathBuf::from("<inline>"),
-            message: e.to_string(),
+            message: sink::parse_hint(e.to_string()),
         })?;
         cfg.validate()?;
         Ok(cfg)
@@ -196,6 +196,7 @@ impl PipelineConfig {
         if let Some(c) = &self.checkpoint {
             c.validate(&self.source)?;
         }
+        self.check_exactly_once()?;
         self.window.validate()?;
         self.watermark.validate()?;
         let own = self.plugin.limits.resolve(None).state.max_windows_per_event;

@@ -5,7 +5,11 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-use super::Format;
+use super::{Error, Format, PipelineConfig, SourceConfig};
+
+/// The librdkafka property naming a producer's transaction; Weir derives it when
+/// `[sink.kafka.options]` does not set it.
+const TRANSACTIONAL_ID: &str = "transactional.id";
 
 /// A sink: `[sink]`, `[late_sink]`, `[dead_letter]` or `[error_sink]`.
 #[derive(Debug, Clone, Deserialize)]
@@ -53,6 +57,13 @@ pub enum SinkConfig {
         /// `[sink.kafka.options]`: librdkafka properties, passed unchanged.
         #[serde(default)]
         kafka: super::KafkaPassthrough,
+        /// `[sink] exactly_once = true` (result sink, Kafka source only): rows are written
+        /// by a transactional producer and the consumed offsets are committed in the same
+        /// transaction, so a consumer reading with `isolation.level = read_committed` sees
+        /// each row once across crashes and restarts (default false: at-least-once, with
+        /// row ids to deduplicate).
+        #[serde(default)]
+        exactly_once: bool,
     },
 }
 
@@ -66,4 +77,197 @@ pub enum SinkMode {
     Append,
     /// Empty the file when the pipeline starts (each run replaces the last one's rows).
     Truncate,
+}
+
+impl SinkConfig {
+    /// Whether this is a Kafka sink with `exactly_once = true`.
+    pub fn exactly_once(&self) -> bool {
+        matches!(
+            self,
+            SinkConfig::Kafka {
+                exactly_once: true,
+                ..
+            }
+        )
+    }
+}
+
+impl PipelineConfig {
+    /// `[sink] exactly_once`: only the result sink, only to Kafka (other kinds refuse the
+    /// key when parsed, see [`parse_hint`]) and only from a Kafka source, whose consumed
+    /// offsets the transaction commits.
+    pub(super) fn check_exactly_once(&self) -> Result<(), Error> {
+        for (key, side) in [
+            ("late_sink", &self.late_sink),
+            ("dead_letter", &self.dead_letter),
+            ("error_sink", &self.error_sink),
+        ] {
+            if side.as_ref().is_some_and(SinkConfig::exactly_once) {
+                return Err(Error::invalid(
+                    format!("{key}.exactly_once"),
+                    "is only for [sink], the result rows (late rows, dead letters and errors \
+                     are written at least once)",
+                    format!("remove {key}.exactly_once"),
+                ));
+            }
+        }
+        if self.sink.exactly_once() && !matches!(self.source, SourceConfig::Kafka(_)) {
+            return Err(Error::invalid(
+                "sink.exactly_once",
+                "needs a Kafka source: the transaction commits the consumed offsets with the rows",
+                "use [source] kind = \"kafka\", or remove sink.exactly_once",
+            ));
+        }
+        if self.sink.exactly_once() && self.checkpoint.is_some() {
+            return Err(Error::invalid(
+                "sink.exactly_once",
+                "cannot be combined with [checkpoint] yet: a transaction and a checkpoint \
+                 would each say what was written",
+                "remove [checkpoint] (exactly-once recovers from the offsets its transactions \
+                 committed), or remove sink.exactly_once",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The `transactional.id` of the result sink's producer when `exactly_once` is on: the
+    /// one set in `[sink.kafka.options]`, else `weir-<pipeline>-<group_id>`. It is the same
+    /// at every start, so a restarted process fences its dead predecessor and aborts the
+    /// transaction it left open. Two processes sharing a group need one id each.
+    pub fn transactional_id(&self) -> Option<String> {
+        let SinkConfig::Kafka {
+            kafka,
+            exactly_once: true,
+            ..
+        } = &self.sink
+        else {
+            return None;
+        };
+        if let Some(id) = kafka.options.get(TRANSACTIONAL_ID) {
+            return Some(id.clone());
+        }
+        let group = match &self.source {
+            SourceConfig::Kafka(k) => k.group_id.as_str(),
+            _ => "",
+        };
+        Some(format!("weir-{}-{group}", self.name))
+    }
+}
+
+/// A parse error's message, with what to do when it is `exactly_once` on a sink that is not
+/// Kafka (serde names the key but not why).
+pub(super) fn parse_hint(message: String) -> String {
+    if message.contains("unknown field `exactly_once`") {
+        format!(
+            "{}\nexactly_once is only for [sink] kind = \"kafka\" (a transactional \
+             producer); remove it, or write the results to a Kafka topic",
+            message.trim_end()
+        )
+    } else {
+        message
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A pipeline from `source` (a `[source]` table's keys) to `sink` (a `[sink]` table's
+    /// keys), with `extra` tables after.
+    fn config(source: &str, sink: &str, extra: &str) -> Result<PipelineConfig, Error> {
+        PipelineConfig::parse(&format!(
+            r#"name = "fx"
+[source]
+{source}
+[schema]
+timestamp = {{ field = "ts", format = "epoch_ms" }}
+key = ["symbol"]
+fields = {{ symbol = "string", price = "f64" }}
+[window]
+kind = "tumbling"
+size = "1s"
+[plugin]
+path = "p.wasm"
+[sink]
+{sink}
+{extra}"#
+        ))
+    }
+
+    const KAFKA_SOURCE: &str =
+        "kind = \"kafka\"\nbrokers = \"b:9092\"\ntopics = [\"in\"]\ngroup_id = \"g\"";
+    const KAFKA_SINK: &str = "kind = \"kafka\"\nbrokers = \"b:9092\"\ntopic = \"out\"";
+
+    #[test]
+    fn exactly_once_derives_a_transactional_id_from_the_pipeline_and_the_group() {
+        let cfg = config(
+            KAFKA_SOURCE,
+            &format!("{KAFKA_SINK}\nexactly_once = true"),
+            "",
+        )
+        .expect("valid");
+        assert!(cfg.sink.exactly_once());
+        assert_eq!(cfg.transactional_id().as_deref(), Some("weir-fx-g"));
+    }
+
+    #[test]
+    fn a_transactional_id_in_the_options_wins() {
+        let cfg = config(
+            KAFKA_SOURCE,
+            &format!("{KAFKA_SINK}\nexactly_once = true\n[sink.kafka.options]\n\"transactional.id\" = \"mine-1\""),
+            "",
+        )
+        .expect("valid");
+        assert_eq!(cfg.transactional_id().as_deref(), Some("mine-1"));
+    }
+
+    #[test]
+    fn without_exactly_once_there_is_no_transaction() {
+        let cfg = config(KAFKA_SOURCE, KAFKA_SINK, "").expect("valid");
+        assert!(!cfg.sink.exactly_once());
+        assert_eq!(cfg.transactional_id(), None);
+    }
+
+    #[test]
+    fn exactly_once_on_a_file_sink_names_the_key_and_the_kind_it_needs() {
+        let err = config(
+            KAFKA_SOURCE,
+            "kind = \"file\"\npath = \"out.jsonl\"\nexactly_once = true",
+            "",
+        )
+        .expect_err("refused")
+        .to_string();
+        assert!(err.contains("exactly_once"), "{err}");
+        assert!(err.contains("kind = \"kafka\""), "{err}");
+    }
+
+    #[test]
+    fn exactly_once_from_a_source_that_is_not_kafka_is_refused() {
+        let err = config(
+            "kind = \"stdin\"",
+            &format!("{KAFKA_SINK}\nexactly_once = true"),
+            "",
+        )
+        .expect_err("refused")
+        .to_string();
+        assert!(
+            err.starts_with("sink.exactly_once needs a Kafka source"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn exactly_once_on_a_side_sink_is_refused() {
+        let err = config(
+            KAFKA_SOURCE,
+            KAFKA_SINK,
+            &format!("[dead_letter]\n{KAFKA_SINK}\nexactly_once = true"),
+        )
+        .expect_err("refused")
+        .to_string();
+        assert!(
+            err.starts_with("dead_letter.exactly_once is only for [sink]"),
+            "{err}"
+        );
+    }
 }

@@ -3,12 +3,20 @@
 //! window, revision and the row's index in its window — the same in every run, so a
 //! consumer can drop duplicates. [`Sink::flush`] returns once the broker confirmed every
 //! message sent before it.
+//!
+//! With `[sink] exactly_once = true` the producer is transactional
+//! ([`KafkaSink::open_transactional`]): its rows are invisible to `read_committed`
+//! consumers until [`Sink::commit_transaction`] commits them in one transaction with the
+//! source's consumed offsets, and a transaction left open by a killed process is aborted
+//! by the next one to start with the same `transactional.id`.
 
 use std::io::{self, Write as _};
 use std::sync::Arc;
+use std::time::Duration;
 
+use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{BaseRecord, ThreadedProducer};
+use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
 
 use super::{Cell, Error, Sink, encode_csv_row, encode_json, json_prefixes};
 use crate::config::Format;
@@ -17,6 +25,10 @@ use crate::time::write_rfc3339_ms;
 
 /// The header holding a result row's id.
 pub const ROW_ID_HEADER: &str = "weir-row-id";
+
+/// How long a transaction call may wait for the broker: `init_transactions` waits for the
+/// transaction a dead predecessor left open to be aborted.
+const TRANSACTION_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A topic as a [`Sink`].
 pub struct KafkaSink {
@@ -45,6 +57,8 @@ pub struct KafkaSink {
     key: Vec<u8>,
     id: Vec<u8>,
     failed: Option<(io::ErrorKind, String)>,
+    /// Whether rows go in transactions (`exactly_once`); one is always open.
+    transactional: bool,
 }
 
 impl KafkaSink {
@@ -81,8 +95,44 @@ impl KafkaSink {
             key: Vec::new(),
             id: Vec::new(),
             failed: None,
+            transactional: false,
         };
         sink.set_columns(columns);
+        Ok(sink)
+    }
+
+    /// [`KafkaSink::open`] with a transactional producer (`exactly_once`): its
+    /// `transactional.id` is `transactional_id` unless `options` set one. Fences any
+    /// earlier producer with the same id (aborting the transaction it left open) and begins
+    /// the first transaction.
+    pub fn open_transactional(
+        brokers: &str,
+        topic: &str,
+        format: Format,
+        options: &std::collections::BTreeMap<String, String>,
+        pipeline: &str,
+        columns: Vec<String>,
+        transactional_id: &str,
+    ) -> Result<Self, Error> {
+        let mut options = options.clone();
+        options
+            .entry("transactional.id".to_string())
+            .or_insert_with(|| transactional_id.to_string());
+        let mut sink = Self::open(brokers, topic, format, &options, pipeline, columns)?;
+        sink.transactional = true;
+        let started = sink
+            .producer
+            .init_transactions(TRANSACTION_TIMEOUT)
+            .and_then(|()| sink.producer.begin_transaction());
+        if let Err(e) = started {
+            return Err(sink.fail(
+                io::ErrorKind::Other,
+                format!(
+                    "starting the transactional producer {}: {e}",
+                    options.get("transactional.id").map_or("", String::as_str)
+                ),
+            ));
+        }
         Ok(sink)
     }
 
@@ -226,5 +276,48 @@ impl Sink for KafkaSink {
 
     fn describe(&self) -> String {
         self.name.clone()
+    }
+
+    fn transactional(&self) -> bool {
+        self.transactional
+    }
+
+    /// Sends the consumed offsets to the transaction, commits it (librdkafka delivers every
+    /// row first) and begins the next. On failure the transaction is aborted when the
+    /// broker requires it, and the error stops the pipeline: the next start resumes from
+    /// the last committed transaction's offsets, and the rows since are never visible.
+    fn commit_transaction(
+        &mut self,
+        consumed: Option<crate::kafka::Consumed>,
+    ) -> Result<(), Error> {
+        if !self.transactional {
+            return Ok(());
+        }
+        if let Some((kind, msg)) = &self.failed {
+            return Err(Error::Write {
+                sink: self.name.clone(),
+                source: io::Error::new(*kind, format!("{msg} (an earlier write failed)")),
+            });
+        }
+        let producer = &self.producer;
+        let result = consumed
+            .filter(|c| c.offsets.count() > 0)
+            .map_or(Ok(()), |c| {
+                producer.send_offsets_to_transaction(&c.offsets, &c.group, TRANSACTION_TIMEOUT)
+            })
+            .and_then(|()| producer.commit_transaction(TRANSACTION_TIMEOUT))
+            .and_then(|()| producer.begin_transaction());
+        if let Err(e) = result {
+            if let KafkaError::Transaction(t) = &e
+                && t.txn_requires_abort()
+            {
+                let _ = producer.abort_transaction(TRANSACTION_TIMEOUT);
+            }
+            return Err(self.fail(
+                io::ErrorKind::Other,
+                format!("committing the transaction: {e}"),
+            ));
+        }
+        Ok(())
     }
 }

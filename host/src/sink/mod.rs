@@ -117,6 +117,22 @@ pub trait Sink: Send {
         self.flush()?;
         Ok(None)
     }
+    /// Whether the sink writes in transactions (`[sink] exactly_once`): the pipeline then
+    /// hands the source's positions to [`Sink::commit_transaction`] instead of committing
+    /// them through the source.
+    fn transactional(&self) -> bool {
+        false
+    }
+    /// Exactly-once: commits the rows written since the last call in one transaction with
+    /// the `consumed` positions (none when no position moved), then begins the next
+    /// transaction. Called right after [`Sink::flush`].
+    fn commit_transaction(
+        &mut self,
+        consumed: Option<crate::kafka::Consumed>,
+    ) -> Result<(), Error> {
+        let _ = consumed;
+        Ok(())
+    }
 }
 
 /// Cuts a file sink's file back to `len` bytes, the length a checkpoint recorded: rows
@@ -170,6 +186,35 @@ pub fn open(
     open_for(cfg, base_dir, columns, "")
 }
 
+/// The result sink of pipeline `cfg` (`[sink]`), for rows of these `columns`: a
+/// transactional producer when `exactly_once` is on, else as [`open_for`] opens it.
+pub fn open_results(
+    cfg: &crate::config::PipelineConfig,
+    columns: Vec<String>,
+) -> Result<Box<dyn Sink>, Error> {
+    match (&cfg.sink, cfg.transactional_id()) {
+        (
+            SinkConfig::Kafka {
+                brokers,
+                topic,
+                format,
+                kafka,
+                ..
+            },
+            Some(id),
+        ) => Ok(Box::new(kafka::KafkaSink::open_transactional(
+            brokers,
+            topic,
+            *format,
+            &kafka.options,
+            &cfg.name,
+            columns,
+            &id,
+        )?)),
+        _ => open_for(&cfg.sink, &cfg.base_dir, columns, &cfg.name),
+    }
+}
+
 /// [`open`] for pipeline `pipeline`, whose name a Kafka sink puts in its row ids.
 pub fn open_for(
     cfg: &SinkConfig,
@@ -183,6 +228,7 @@ pub fn open_for(
             topic,
             format,
             kafka,
+            ..
         } => Box::new(kafka::KafkaSink::open(
             brokers,
             topic,

@@ -411,6 +411,33 @@ impl Source for KafkaSource {
         Ok(())
     }
 
+    /// The group's metadata and `positions` as topics and partitions, for a transaction
+    /// (the source itself then commits nothing). Only partitions still assigned: a revoked
+    /// one's new owner commits it.
+    fn consumed(&self, positions: &[(u32, u64)]) -> Result<Option<crate::kafka::Consumed>, Error> {
+        let kafka = |message: String| Error::Kafka { message };
+        let assigned = self
+            .consumer
+            .assignment()
+            .map_err(|e| kafka(e.to_string()))?;
+        let mut offsets = TopicPartitionList::new();
+        for &(id, offset) in positions {
+            if let Some(p) = self.parts.get(id as usize)
+                && assigned.find_partition(&p.topic, p.partition).is_some()
+            {
+                let offset = Offset::Offset(i64::try_from(offset).unwrap_or(i64::MAX));
+                offsets
+                    .add_partition_offset(&p.topic, p.partition, offset)
+                    .map_err(|e| kafka(e.to_string()))?;
+            }
+        }
+        let group = self
+            .consumer
+            .group_metadata()
+            .ok_or_else(|| kafka("the consumer has no group metadata".into()))?;
+        Ok(Some(crate::kafka::Consumed { offsets, group }))
+    }
+
     fn describe(&self) -> String {
         self.description.clone()
     }

@@ -294,6 +294,15 @@ pub trait Source: Send {
         Ok(())
     }
 
+    /// Exactly-once (`[sink] exactly_once`): `positions` as [`Source::commit`] takes them,
+    /// made into what the result sink's transaction commits in place of the source (topics,
+    /// partitions and the consumer group's metadata). `None` for a source that is not a
+    /// Kafka consumer (the config allows exactly-once only from Kafka).
+    fn consumed(&self, positions: &[(u32, u64)]) -> Result<Option<crate::kafka::Consumed>, Error> {
+        let _ = positions;
+        Ok(None)
+    }
+
     /// A short description for logs and the run summary, e.g. `file data/*.csv (3 files)`.
     fn describe(&self) -> String;
 

@@ -1,0 +1,187 @@
+//! The pipeline's exactly-once hook: with a transactional result sink, the positions the
+//! source would commit go in the sink's transaction instead, and the source commits none.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+
+use super::*;
+use crate::source;
+
+/// What the fake sink's transactions held: rows and (topic, partition, offset) positions.
+type Transactions = Arc<Mutex<Vec<(usize, Vec<(String, i32, i64)>)>>>;
+
+/// One partition's records, handed out by the first poll; the input ends once `done` is
+/// set.
+struct FakeSource {
+    records: Vec<(u64, String)>,
+    done: Arc<AtomicBool>,
+    consumer: BaseConsumer,
+}
+
+impl Source for FakeSource {
+    fn poll(&mut self, out: &mut RawBatch, _max: usize) -> Result<Poll, source::Error> {
+        let origin: Arc<str> = Arc::from("in/0");
+        for (offset, text) in self.records.drain(..) {
+            out.push(0, &origin, offset, &text);
+        }
+        Ok(if self.done.load(Ordering::Relaxed) {
+            Poll::Done
+        } else {
+            Poll::Ready
+        })
+    }
+    fn commits(&self) -> bool {
+        true
+    }
+    fn commit(&mut self, positions: &[(u32, u64)]) -> Result<(), source::Error> {
+        panic!("the source committed {positions:?} itself");
+    }
+    fn consumed(
+        &self,
+        positions: &[(u32, u64)],
+    ) -> Result<Option<crate::kafka::Consumed>, source::Error> {
+        let mut offsets = TopicPartitionList::new();
+        for &(p, o) in positions {
+            offsets
+                .add_partition_offset("in", p as i32, Offset::Offset(o as i64))
+                .expect("offset");
+        }
+        let group = self.consumer.group_metadata().expect("group metadata");
+        Ok(Some(crate::kafka::Consumed { offsets, group }))
+    }
+    fn describe(&self) -> String {
+        "fake".into()
+    }
+}
+
+/// Counts rows, and records each transaction's rows and positions.
+struct FakeTransactions {
+    rows: usize,
+    done: Transactions,
+}
+
+impl Sink for FakeTransactions {
+    fn write(&mut self, _row: &[Cell<'_>]) -> Result<(), sink::Error> {
+        self.rows += 1;
+        Ok(())
+    }
+    fn set_columns(&mut self, _columns: Vec<String>) {}
+    fn commit(&mut self) -> Result<(), sink::Error> {
+        Ok(())
+    }
+    fn flush(&mut self) -> Result<(), sink::Error> {
+        Ok(())
+    }
+    fn describe(&self) -> String {
+        "fake".into()
+    }
+    fn transactional(&self) -> bool {
+        true
+    }
+    fn commit_transaction(
+        &mut self,
+        consumed: Option<crate::kafka::Consumed>,
+    ) -> Result<(), sink::Error> {
+        let positions = consumed
+            .map(|c| {
+                c.offsets
+                    .elements()
+                    .iter()
+                    .map(|e| {
+                        let Offset::Offset(o) = e.offset() else {
+                            panic!("no offset in {e:?}");
+                        };
+                        (e.topic().to_string(), e.partition(), o)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        self.done
+            .lock()
+            .expect("lock")
+            .push((std::mem::take(&mut self.rows), positions));
+        Ok(())
+    }
+}
+
+#[test]
+fn the_positions_go_in_the_sinks_transaction_and_the_source_commits_none() {
+    let dir = tempfile::tempdir().expect("dir");
+    std::fs::write(dir.path().join("unused.jsonl"), "").expect("file");
+    let wasm =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/wasm32-wasip2/plugin/stats.wasm");
+    assert!(
+        wasm.exists(),
+        "{} is missing: run scripts/setup.sh",
+        wasm.display()
+    );
+    let mut cfg = PipelineConfig::parse(&format!(
+        r#"
+        name = "eos"
+        [source]
+        kind = "file"
+        path = "unused.jsonl"
+        [schema]
+        timestamp = {{ field = "t", format = "epoch_ms" }}
+        key = ["symbol"]
+        fields = {{ symbol = "string", t = "i64", price = "f64" }}
+        [window]
+        kind = "tumbling"
+        size = "1s"
+        [watermark]
+        delay = "0s"
+        [plugin]
+        path = "{}"
+        params = {{ field = "price" }}
+        [sink]
+        kind = "file"
+        path = "unused-out.jsonl"
+        "#,
+        wasm.display()
+    ))
+    .expect("config");
+    cfg.base_dir = dir.path().to_path_buf();
+    let schema = Schema::new(&cfg.schema).expect("schema");
+    let runtime = Runtime::new(false).expect("runtime");
+    let plugin = load_plugin(&cfg, &schema, &runtime).expect("plugin");
+    let mut p = Pipeline::build(cfg, plugin, Options::default()).expect("pipeline");
+    let tick = |s: &str, t: i64| format!("{{\"symbol\":\"{s}\",\"t\":{t},\"price\":1.0}}");
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("group.id", "g")
+        .create()
+        .expect("consumer");
+    let end = Arc::new(AtomicBool::new(false));
+    // Offsets 10 and 11: A's windows [0, 1 s) and [1 s, 2 s); 12: B's [2 s, 3 s).
+    p.source = Box::new(FakeSource {
+        records: vec![
+            (10, tick("A", 100)),
+            (11, tick("A", 1500)),
+            (12, tick("B", 2100)),
+        ],
+        done: end.clone(),
+        consumer,
+    });
+    p.offsets = Some(offsets::Offsets::default());
+    let done = Transactions::default();
+    p.out.results = Box::new(FakeTransactions {
+        rows: 0,
+        done: done.clone(),
+    });
+    assert_eq!(p.step().expect("step"), Step::More);
+    p.flush_sinks().expect("flush");
+    // W = 2.1 s fired A's two windows; B's holds offset 12, the position to resume from.
+    let position = |o: i64| vec![("in".to_string(), 0, o)];
+    assert_eq!(*done.lock().expect("lock"), [(2, position(12))]);
+    // Nothing moved: the next transaction is committed with no position.
+    p.flush_sinks().expect("flush");
+    assert_eq!(done.lock().expect("lock")[1], (0, vec![]));
+    // The end of input flushes B's window in a last transaction; the watermark did not
+    // pass it, so offset 12 stays the position (a later run with the group replays it).
+    end.store(true, Ordering::Relaxed);
+    assert_eq!(p.step().expect("step"), Step::Finished);
+    assert_eq!(done.lock().expect("lock")[2], (1, vec![]));
+}
