@@ -579,11 +579,15 @@ mod tests {
     use crate::source::{Error, Poll, RawBatch, Source};
 
     type Commits = Arc<Mutex<Vec<(u32, u64)>>>;
+    /// Records of one poll: (partition, offset, symbol, time).
+    type Records = Vec<(u32, u64, &'static str, i64)>;
+    /// Result rows: (symbol, window start, count).
+    type Rows = Vec<(String, String, i64)>;
 
     /// A source that plays polls of `(partition, offset, symbol, time)` records, each poll
     /// followed by the partitions revoked after it, and keeps what it is asked to commit.
     struct Scripted {
-        polls: VecDeque<(Vec<(u32, u64, &'static str, i64)>, Vec<u32>)>,
+        polls: VecDeque<(Records, Vec<u32>)>,
         revoked: Vec<u32>,
         commits: Commits,
         origin: Arc<str>,
@@ -617,7 +621,7 @@ mod tests {
     }
 
     /// The result rows and the commits of a run over the script, on `workers` workers.
-    fn run(workers: usize) -> (Vec<(String, String, i64)>, Vec<(u32, u64)>) {
+    fn run(workers: usize) -> (Rows, Vec<(u32, u64)>) {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("unused.jsonl"), "").unwrap();
         let stats = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))

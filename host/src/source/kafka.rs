@@ -428,10 +428,13 @@ struct Rebalances {
     changes: Mutex<Changes>,
 }
 
+/// (topic, partition) pairs.
+type Partitions = Vec<(String, i32)>;
+
 #[derive(Default)]
 struct Changes {
-    assigned: Vec<(String, i32)>,
-    revoked: Vec<(String, i32)>,
+    assigned: Partitions,
+    revoked: Partitions,
     /// The revoked partitions, until the revocation is completed.
     pending: Option<TopicPartitionList>,
 }
@@ -443,7 +446,7 @@ impl Rebalances {
     }
 
     /// The partitions assigned and revoked since the last call.
-    fn take_changes(&self) -> (Vec<(String, i32)>, Vec<(String, i32)>) {
+    fn take_changes(&self) -> (Partitions, Partitions) {
         let mut c = self.lock();
         (
             std::mem::take(&mut c.assigned),
