@@ -656,6 +656,37 @@ impl Pipeline {
         Ok(())
     }
 
+    /// Takes the partitions a consumer-group rebalance gave to another process: flushes the
+    /// sinks and commits while they are still this consumer's (the revocation completes at
+    /// the next poll), then drops, without firing, the window state of the keys read from
+    /// them, their watermarks and their offsets. Their new owner reads them from the
+    /// committed offsets and rebuilds those windows.
+    fn take_revoked(&mut self) -> anyhow::Result<()> {
+        let mut revoked = Vec::new();
+        self.source.take_revoked(&mut revoked);
+        if revoked.is_empty() {
+            return Ok(());
+        }
+        if self.checkpoints.is_some() {
+            // Offsets are committed once a checkpoint holds what is before them.
+            self.write_checkpoint()?;
+        } else {
+            self.flush_sinks()?;
+        }
+        let keys = match &mut self.shards {
+            Some(sh) => sh.revoke(&revoked)?,
+            None => self.operator.drop_partitions(&revoked),
+        };
+        for &p in &revoked {
+            self.watermarks.forget(p);
+            if let Some(o) = &mut self.offsets {
+                o.forget(p);
+            }
+        }
+        tracing::info!(pipeline = %self.cfg.name, partitions = ?revoked, keys, "partitions revoked: their open windows dropped, left to their new owner");
+        Ok(())
+    }
+
     /// Shards the window state by key over `n` worker threads, each with an instance of
     /// the plugin of its own (this thread keeps reading, decoding, filtering, running the
     /// watermark and writing). Output is the same as on one thread, byte for byte, except
@@ -834,6 +865,7 @@ impl Pipeline {
         self.raws = raws;
         self.events = events;
         let step = result?;
+        self.take_revoked()?;
         // A finished run checkpoints too: a restart then reads nothing twice.
         if step == Step::Finished || self.checkpoint_due() {
             self.write_checkpoint()?;
@@ -1076,6 +1108,7 @@ impl Pipeline {
                 key,
                 values: ev.values.into_boxed_slice(),
                 before,
+                partition: raw.partition,
             });
             let w = self.watermarks.observe(raw.partition, ts, now);
             if w != before {
@@ -1240,6 +1273,7 @@ impl Pipeline {
         self.placed(i, ts);
         let key = self.key_of(&ev.values);
         let before = self.watermarks.current();
+        self.operator.set_partition(raw.partition);
         // The whole event is kept, not just the plugin's inputs: a hot-swapped version may
         // read other fields of events already in open windows.
         let placed = self

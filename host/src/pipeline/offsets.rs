@@ -58,6 +58,15 @@ impl Offsets {
         }
         due
     }
+
+    /// Forgets a partition (revoked by a consumer-group rebalance): its records are no
+    /// longer this pipeline's to commit, and if it is assigned again it is read again from
+    /// its committed offset, so its offsets start over.
+    pub fn forget(&mut self, partition: u32) {
+        if let Some(p) = self.parts.get_mut(partition as usize) {
+            *p = Part::default();
+        }
+    }
 }
 
 #[cfg(test)]
@@ -81,5 +90,22 @@ mod tests {
         // At W = 5 000, 10, 11 and 12 are released; 13 is needed.
         assert_eq!(o.due(5_000), [(0, 13)]);
         assert_eq!(o.due(9_000), [(0, 14)]);
+    }
+
+    #[test]
+    fn a_forgotten_partition_commits_nothing_and_starts_over_when_read_again() {
+        let mut o = Offsets::default();
+        o.record(0, 10, 5_000);
+        o.record(1, 20, 5_000);
+        assert_eq!(o.due(1_000), [(0, 10), (1, 20)]);
+        o.record(1, 21, 6_000);
+        o.forget(1);
+        o.forget(4);
+        // Partition 1 is no longer ours: nothing of it is committed, even when released.
+        assert_eq!(o.due(9_000), [(0, 11)]);
+        // Assigned again, it is read again from its committed offset, 20.
+        o.record(1, 20, 5_000);
+        o.record(1, 21, 6_000);
+        assert_eq!(o.due(5_500), [(1, 21)]);
     }
 }

@@ -39,6 +39,8 @@ pub(super) struct Routed {
     pub values: Box<[Value]>,
     /// The pipeline watermark before this event.
     pub before: i64,
+    /// The input partition of its record.
+    pub partition: u32,
 }
 
 /// One batch's work for one worker.
@@ -55,6 +57,9 @@ pub(super) struct Work {
     pub restore: Vec<KeySnapshot>,
     /// Encode the worker's window state after the batch (a checkpoint).
     pub snapshot: bool,
+    /// Input partitions revoked (a rebalance): the state of their keys is dropped first,
+    /// without firing.
+    pub revoked: Arc<[u32]>,
 }
 
 /// An output of a batch, with its position in the input.
@@ -114,6 +119,8 @@ struct Done {
     finished: bool,
     /// The encoded window state, when the batch asked for it.
     snapshot: Option<Result<Vec<u8>, String>>,
+    /// Keys whose state was dropped for revoked partitions.
+    dropped: usize,
 }
 
 /// A batch the workers have: its records (for dead letters) and the outputs the
@@ -258,6 +265,7 @@ impl Shards {
         raws: &mut RawBatch,
     ) -> anyhow::Result<()> {
         let changes = Arc::new(changes);
+        let revoked: Arc<[u32]> = Arc::new([]);
         for (i, events) in work.into_iter().enumerate() {
             let w = Work {
                 events,
@@ -266,6 +274,7 @@ impl Shards {
                 flush,
                 restore: Vec::new(),
                 snapshot: false,
+                revoked: revoked.clone(),
             };
             if self.senders[i].send(w).is_err() {
                 return Err(self.died(i));
@@ -281,6 +290,41 @@ impl Shards {
             outs: std::mem::take(&mut self.pending),
         });
         Ok(())
+    }
+
+    /// Drops, without firing, the state of the keys read from `partitions` (revoked by a
+    /// rebalance) on every worker, once the workers have no batch (the pipeline drained
+    /// them); returns how many keys were dropped.
+    pub fn revoke(&mut self, partitions: &[u32]) -> anyhow::Result<usize> {
+        anyhow::ensure!(
+            self.in_flight.is_empty(),
+            "partitions revoked while the workers hold a batch"
+        );
+        let revoked: Arc<[u32]> = Arc::from(partitions);
+        let changes = Arc::new(Vec::new());
+        for i in 0..self.senders.len() {
+            let w = Work {
+                events: Vec::new(),
+                changes: changes.clone(),
+                early: None,
+                flush: None,
+                restore: Vec::new(),
+                snapshot: false,
+                revoked: revoked.clone(),
+            };
+            if self.senders[i].send(w).is_err() {
+                return Err(self.died(i));
+            }
+        }
+        let mut dropped = 0;
+        for i in 0..self.receivers.len() {
+            let Ok(done) = self.receivers[i].recv() else {
+                return Err(self.died(i));
+            };
+            self.state[i] = (done.open, done.buffered);
+            dropped += done.dropped;
+        }
+        Ok(dropped)
     }
 
     /// Waits for the oldest batch with the workers and merges its outputs, if there is one.
@@ -442,6 +486,7 @@ impl Work {
             flush: None,
             restore: Vec::new(),
             snapshot: false,
+            revoked: Arc::from(Vec::new()),
         }
     }
 }
@@ -452,6 +497,11 @@ impl Worker {
         for k in work.restore.drain(..) {
             self.operator.restore(k);
         }
+        let dropped = if work.revoked.is_empty() {
+            0
+        } else {
+            self.operator.drop_partitions(&work.revoked)
+        };
         let changes = &work.changes[..];
         let mut c = 0;
         // The lowest watermark at which this worker's state has anything to do: the
@@ -491,10 +541,12 @@ impl Worker {
             buffered: self.operator.buffered_events(),
             finished,
             snapshot,
+            dropped,
         }
     }
 
     fn place(&mut self, ev: Routed) {
+        self.operator.set_partition(ev.partition);
         match self.operator.process(ev.ts, ev.key, ev.values, ev.before) {
             Placement::Added(_) => {}
             Placement::Late(values) => self.outs.push(Out::Late {
@@ -595,5 +647,156 @@ impl WindowSink for Capture<'_> {
 
     fn commit(&mut self) -> Result<(), crate::sink::Error> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+    use std::sync::{Arc, Mutex};
+
+    use crate::config::PipelineConfig;
+    use crate::decode::Schema;
+    use crate::pipeline::{Options, Pipeline, Step, load_plugin, offsets::Offsets};
+    use crate::plugin::Runtime;
+    use crate::source::{Error, Poll, RawBatch, Source};
+
+    type Commits = Arc<Mutex<Vec<(u32, u64)>>>;
+    /// Records of one poll: (partition, offset, symbol, time).
+    type Records = Vec<(u32, u64, &'static str, i64)>;
+    /// Result rows: (symbol, window start, count).
+    type Rows = Vec<(String, String, i64)>;
+
+    /// A source that plays polls of `(partition, offset, symbol, time)` records, each poll
+    /// followed by the partitions revoked after it, and keeps what it is asked to commit.
+    struct Scripted {
+        polls: VecDeque<(Records, Vec<u32>)>,
+        revoked: Vec<u32>,
+        commits: Commits,
+        origin: Arc<str>,
+    }
+
+    impl Source for Scripted {
+        fn poll(&mut self, out: &mut RawBatch, _max: usize) -> Result<Poll, Error> {
+            let Some((records, revoked)) = self.polls.pop_front() else {
+                return Ok(Poll::Done);
+            };
+            for (p, offset, symbol, t) in records {
+                let text = format!(r#"{{"symbol":"{symbol}","t":{t},"price":1.0}}"#);
+                out.push(p, &self.origin, offset, &text);
+            }
+            self.revoked = revoked;
+            Ok(Poll::Ready)
+        }
+        fn take_revoked(&mut self, out: &mut Vec<u32>) {
+            out.append(&mut self.revoked);
+        }
+        fn commits(&self) -> bool {
+            true
+        }
+        fn commit(&mut self, positions: &[(u32, u64)]) -> Result<(), Error> {
+            self.commits.lock().unwrap().extend_from_slice(positions);
+            Ok(())
+        }
+        fn describe(&self) -> String {
+            "scripted".into()
+        }
+    }
+
+    /// The result rows and the commits of a run over the script, on `workers` workers.
+    fn run(workers: usize) -> (Rows, Vec<(u32, u64)>) {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("unused.jsonl"), "").unwrap();
+        let stats = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../target/wasm32-wasip2/plugin/stats.wasm");
+        assert!(stats.exists(), "run scripts/setup.sh first");
+        let mut cfg = PipelineConfig::parse(&format!(
+            r#"
+            name = "revoked"
+            [source]
+            kind = "file"
+            path = "unused.jsonl"
+            [schema]
+            timestamp = {{ field = "t", format = "epoch_ms" }}
+            key = ["symbol"]
+            fields = {{ symbol = "string", t = "i64", price = "f64" }}
+            [window]
+            kind = "tumbling"
+            size = "1s"
+            [plugin]
+            path = "{}"
+            params = {{ field = "price" }}
+            [sink]
+            kind = "file"
+            path = "out.jsonl"
+            "#,
+            stats.display()
+        ))
+        .unwrap();
+        cfg.base_dir = dir.path().to_path_buf();
+        let schema = Schema::new(&cfg.schema).unwrap();
+        let plugin = load_plugin(&cfg, &schema, &Runtime::new(false).unwrap()).unwrap();
+        let mut p = Pipeline::build(cfg, plugin, Options::default()).unwrap();
+        p.set_parallelism(workers).unwrap();
+        let commits = Commits::default();
+        // Key A lives in partition 0, key B in partition 1. After the first poll W is
+        // 1 100 (the minimum of the partitions' 1 100 and 1 200): both keys' [0, 1 s) fire,
+        // and B's [1 s, 2 s) holds B@1 200. Partition 1 is then revoked: its records from
+        // offset 1 are still needed, and B's open window is dropped, not fired. A@2 500
+        // then fires A's [1 s, 2 s) alone, and the end of input A's [2 s, 3 s).
+        p.source = Box::new(Scripted {
+            polls: VecDeque::from([
+                (
+                    vec![
+                        (0, 0, "A", 100),
+                        (1, 0, "B", 200),
+                        (0, 1, "A", 1_100),
+                        (1, 1, "B", 1_200),
+                    ],
+                    vec![1],
+                ),
+                (vec![(0, 2, "A", 2_500)], vec![]),
+            ]),
+            revoked: Vec::new(),
+            commits: commits.clone(),
+            origin: Arc::from("scripted"),
+        });
+        p.offsets = Some(Offsets::default());
+        while p.step().unwrap() == Step::More {}
+        let out = std::fs::read_to_string(dir.path().join("out.jsonl")).unwrap();
+        let rows = out
+            .lines()
+            .map(|l| {
+                let r: serde_json::Value = serde_json::from_str(l).unwrap();
+                (
+                    r["symbol"].as_str().unwrap().to_string(),
+                    r["window_start"].as_str().unwrap().to_string(),
+                    r["count"].as_i64().unwrap(),
+                )
+            })
+            .collect();
+        let commits = commits.lock().unwrap().clone();
+        (rows, commits)
+    }
+
+    #[test]
+    fn a_revoked_partitions_keys_fire_nothing_more_on_one_thread_or_on_workers() {
+        let at = |s: &str| format!("1970-01-01T00:00:0{s}.000Z");
+        let row = |k: &str, s: &str| (k.to_string(), at(s), 1);
+        for workers in [1, 2] {
+            let (rows, commits) = run(workers);
+            assert_eq!(
+                rows,
+                [row("A", "0"), row("B", "0"), row("A", "1"), row("A", "2")],
+                "{workers} workers"
+            );
+            // At the revocation both partitions are committed up to offset 1, the first
+            // record of the windows still open; partition 1 is never committed again.
+            assert_eq!(commits[..2], [(0, 1), (1, 1)], "{workers} workers");
+            assert!(
+                commits[2..].iter().all(|&(p, _)| p == 0),
+                "{workers} workers: {commits:?}"
+            );
+        }
     }
 }

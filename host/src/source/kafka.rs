@@ -2,16 +2,25 @@
 //! message one record. Each (topic, partition) is one watermark partition, and a record's
 //! origin is `topic/partition` and its offset the message's offset, so a dead letter points
 //! at the message.
+//!
+//! With `stop = "never"` the consumer subscribes, and partitions move between the processes
+//! of a group ([`Rebalances`]): an assignment is applied at once and reported
+//! ([`Source::take_assigned`]); a revocation is reported ([`Source::take_revoked`]) and
+//! completed only at the next poll, so that the pipeline flushes its sinks and commits while
+//! the partitions are still this consumer's — what a commit inside the rebalance callback
+//! would do, with the pipeline's own offsets.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use rdkafka::ClientContext;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use rdkafka::types::RDKafkaRespErr;
 
 use super::{Error, Poll, REJECTED_HEAD_BYTES, RawBatch, Rejected, Source, SourcePosition};
 use crate::config::{KafkaSourceConfig, KafkaStart, KafkaStop};
@@ -27,7 +36,7 @@ const QUERY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A Kafka consumer as a [`Source`].
 pub struct KafkaSource {
-    consumer: BaseConsumer,
+    consumer: BaseConsumer<Rebalances>,
     description: String,
     max_record_bytes: usize,
     /// Every partition assigned or read from; its index is its watermark partition id.
@@ -39,6 +48,10 @@ pub struct KafkaSource {
     commit_every: Duration,
     /// Partitions assigned and not yet handed to the pipeline.
     assigned: Vec<u32>,
+    /// Partitions revoked and not yet handed to the pipeline.
+    revoked: Vec<u32>,
+    /// Restored from a checkpoint in a group, before the first assignment.
+    unconfirmed: bool,
     read: u64,
     /// Whether the pipeline holds the source ([`Source::hold`]): every assigned partition
     /// is paused.
@@ -73,7 +86,9 @@ impl KafkaSource {
         for (k, v) in &cfg.kafka.options {
             client.set(k, v);
         }
-        let consumer: BaseConsumer = client.create().map_err(kafka)?;
+        let consumer: BaseConsumer<Rebalances> = client
+            .create_with_context(Rebalances::default())
+            .map_err(kafka)?;
         let subscription: Vec<&str> = match &cfg.topic_pattern {
             Some(p) => vec![p.as_str()],
             None => cfg.topics.iter().map(String::as_str).collect(),
@@ -145,6 +160,8 @@ impl KafkaSource {
             rejected: Vec::new(),
             commit_every: Duration::from_millis(cfg.commit_every.0.max(1) as u64),
             assigned: Vec::new(),
+            revoked: Vec::new(),
+            unconfirmed: false,
             read: 0,
             held: false,
             kept: RawBatch::default(),
@@ -168,6 +185,61 @@ impl KafkaSource {
         };
         if let Err(e) = done {
             tracing::warn!(error = %e, pause, "kafka pause/resume");
+        }
+    }
+
+    /// Completes a revocation the pipeline has taken (its sinks flushed and its offsets
+    /// committed): the group rebalance goes on.
+    fn complete_revocation(&mut self) {
+        let Some(revoked) = self.consumer.context().take_pending() else {
+            return;
+        };
+        let done = match self.consumer.rebalance_protocol() {
+            RebalanceProtocol::Cooperative => self.consumer.incremental_unassign(&revoked),
+            _ => self.consumer.unassign(),
+        };
+        if let Err(e) = done {
+            tracing::warn!(error = %e, "kafka: completing a revocation");
+        }
+    }
+
+    /// Hands the partitions the group assigned and revoked since the last poll to the
+    /// pipeline, by id; a partition assigned again after a revocation is reported again.
+    fn track_rebalances(&mut self) {
+        let (assigned, revoked) = self.consumer.context().take_changes();
+        for (topic, partition) in revoked {
+            if let Some(id) = self
+                .parts
+                .iter()
+                .position(|p| p.partition == partition && p.topic == topic)
+            {
+                self.parts[id].next = -1;
+                self.parts[id].skip_below = -1;
+                self.assigned.retain(|&a| a as usize != id);
+                self.revoked.push(id as u32);
+            }
+        }
+        let mut ids = Vec::with_capacity(assigned.len());
+        for (topic, partition) in assigned {
+            let known = self.parts.len();
+            let id = part(&mut self.parts, &mut self.assigned, &topic, partition);
+            if id < known && !self.assigned.contains(&(id as u32)) {
+                self.assigned.push(id as u32);
+            }
+            ids.push(id);
+        }
+        if self.unconfirmed && !ids.is_empty() {
+            // The first assignment after a restore: the checkpoint's partitions the group
+            // gave to another member are revoked, their keys' state dropped unfired (their
+            // new owner rebuilds it from the committed offsets).
+            self.unconfirmed = false;
+            for id in 0..self.parts.len() {
+                if !ids.contains(&id) && self.parts[id].next >= 0 {
+                    self.parts[id].next = -1;
+                    self.parts[id].skip_below = -1;
+                    self.revoked.push(id as u32);
+                }
+            }
         }
     }
 
@@ -261,6 +333,7 @@ fn subscribed(subscription: &[&str], topic: &str) -> bool {
 
 impl Source for KafkaSource {
     fn poll(&mut self, out: &mut RawBatch, max: usize) -> Result<Poll, Error> {
+        self.complete_revocation();
         if !self.kept.is_empty() {
             out.append(&self.kept);
             self.kept.clear();
@@ -342,6 +415,7 @@ impl Source for KafkaSource {
                 }
             }
         }
+        self.track_rebalances();
         self.track_assignment();
         // Done once every partition reached the end it had at the start and a whole poll
         // brought nothing more: some brokers report a high watermark short of their last
@@ -380,6 +454,10 @@ impl Source for KafkaSource {
         out.append(&mut self.assigned);
     }
 
+    fn take_revoked(&mut self, out: &mut Vec<u32>) {
+        out.append(&mut self.revoked);
+    }
+
     fn commits(&self) -> bool {
         true
     }
@@ -388,8 +466,9 @@ impl Source for KafkaSource {
         Some(self.commit_every)
     }
 
-    /// Commits the group's offsets (asynchronously: a lost commit only means a longer
-    /// replay, and the next one supersedes it).
+    /// Commits the group's offsets: asynchronously (a lost commit only means a longer
+    /// replay, and the next one supersedes it), but synchronously while a revocation waits
+    /// to complete, since the partitions' new owner reads from what is committed.
     fn commit(&mut self, positions: &[(u32, u64)]) -> Result<(), Error> {
         let mut tpl = TopicPartitionList::new();
         for &(id, offset) in positions {
@@ -404,7 +483,13 @@ impl Source for KafkaSource {
         if tpl.count() == 0 {
             return Ok(());
         }
-        if let Err(e) = self.consumer.commit(&tpl, CommitMode::Async) {
+        tracing::debug!(offsets = %offsets(&tpl), "kafka commit");
+        let mode = if self.consumer.context().revoking() {
+            CommitMode::Sync
+        } else {
+            CommitMode::Async
+        };
+        if let Err(e) = self.consumer.commit(&tpl, mode) {
             // A partition revoked by a rebalance refuses its commit: its new owner replays.
             tracing::warn!(error = %e, "kafka offset commit");
         }
@@ -468,6 +553,8 @@ impl Source for KafkaSource {
             )));
         };
         self.parts.clear();
+        // In a group, the first assignment says which of these partitions are still ours.
+        self.unconfirmed = self.ends.is_none();
         for (topic, partition, next) in next {
             let mut ignored = Vec::new();
             let id = part(&mut self.parts, &mut ignored, topic, *partition);
@@ -481,6 +568,121 @@ impl Source for KafkaSource {
         // Event time is compared with the watermark, as for a file: a topic is often a
         // replay of older events.
         false
+    }
+}
+
+/// The consumer's context: hears of the group's rebalances (on the pipeline's thread,
+/// inside [`BaseConsumer::poll`]). An assignment is applied at once; a revocation is only
+/// recorded, and completed by [`KafkaSource::complete_revocation`] at the next poll.
+#[derive(Default)]
+struct Rebalances {
+    changes: Mutex<Changes>,
+}
+
+/// (topic, partition) pairs.
+type Partitions = Vec<(String, i32)>;
+
+#[derive(Default)]
+struct Changes {
+    assigned: Partitions,
+    revoked: Partitions,
+    /// The revoked partitions, until the revocation is completed.
+    pending: Option<TopicPartitionList>,
+}
+
+impl Rebalances {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Changes> {
+        // A panic while holding the lock leaves plain lists: still usable.
+        self.changes.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The partitions assigned and revoked since the last call.
+    fn take_changes(&self) -> (Partitions, Partitions) {
+        let mut c = self.lock();
+        (
+            std::mem::take(&mut c.assigned),
+            std::mem::take(&mut c.revoked),
+        )
+    }
+
+    /// Whether a revocation waits to be completed.
+    fn revoking(&self) -> bool {
+        self.lock().pending.is_some()
+    }
+
+    /// The revocation waiting to be completed, if any.
+    fn take_pending(&self) -> Option<TopicPartitionList> {
+        self.lock().pending.take()
+    }
+}
+
+/// `topic/partition@offset, …`, for logs.
+fn offsets(tpl: &TopicPartitionList) -> String {
+    let names: Vec<String> = tpl
+        .elements()
+        .iter()
+        .map(|e| format!("{}/{}@{:?}", e.topic(), e.partition(), e.offset()))
+        .collect();
+    names.join(", ")
+}
+
+/// `topic/partition, …`, for logs.
+fn names(tpl: &TopicPartitionList) -> String {
+    let names: Vec<String> = tpl
+        .elements()
+        .iter()
+        .map(|e| format!("{}/{}", e.topic(), e.partition()))
+        .collect();
+    names.join(", ")
+}
+
+impl ClientContext for Rebalances {}
+
+impl ConsumerContext for Rebalances {
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        tpl: &mut TopicPartitionList,
+    ) {
+        let parts = || {
+            tpl.elements()
+                .iter()
+                .map(|e| (e.topic().to_string(), e.partition()))
+                .collect::<Vec<_>>()
+        };
+        match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                tracing::info!(partitions = %names(tpl), "kafka rebalance: assigned");
+                let applied = match consumer.rebalance_protocol() {
+                    RebalanceProtocol::Cooperative => consumer.incremental_assign(tpl),
+                    _ => consumer.assign(tpl),
+                };
+                match applied {
+                    Ok(()) => self.lock().assigned.extend(parts()),
+                    Err(e) => tracing::warn!(error = %e, "kafka: applying an assignment"),
+                }
+            }
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                tracing::info!(partitions = %names(tpl), lost = consumer.assignment_lost(), "kafka rebalance: revoked");
+                let mut c = self.lock();
+                c.revoked.extend(parts());
+                c.pending = Some(tpl.clone());
+            }
+            other => {
+                // As librdkafka's default: drop the assignment, as a revocation.
+                tracing::warn!(error = ?other, "kafka rebalance failed");
+                let current = consumer.assignment().unwrap_or_default();
+                let mut c = self.lock();
+                c.revoked.extend(
+                    current
+                        .elements()
+                        .iter()
+                        .map(|e| (e.topic().to_string(), e.partition())),
+                );
+                c.pending = Some(current);
+            }
+        }
     }
 }
 

@@ -259,6 +259,17 @@ pub trait Source: Send {
         let _ = out;
     }
 
+    /// Moves the partitions revoked since the last call (a consumer-group rebalance gave
+    /// them to another process) to `out`; the pipeline calls it after every poll, once the
+    /// batch is placed. Before the revocation completes (at the next poll) the pipeline
+    /// flushes its sinks and commits, then drops, without firing, the window state of the
+    /// keys read from them, their watermarks and their offsets. A partition revoked then
+    /// assigned again is reported by [`Source::take_assigned`] again, and read again from
+    /// its committed offset.
+    fn take_revoked(&mut self, out: &mut Vec<u32>) {
+        let _ = out;
+    }
+
     /// Whether the source takes commits ([`Source::commit`]): the pipeline then keeps the
     /// offsets of the records still needed.
     fn commits(&self) -> bool {

@@ -70,6 +70,21 @@ impl Watermarks {
         });
     }
 
+    /// Forgets a partition (revoked by a consumer-group rebalance): it no longer holds the
+    /// watermark back. Once no partition is left, the watermark starts over from
+    /// [`NO_WATERMARK`]: a pipeline left without partitions holds no window state (the
+    /// revoked partitions' keys were dropped with them), and the partitions it is given next
+    /// are read from their committed offsets, behind the watermark it had. While some
+    /// partition is left the watermark stays where it is, never going backwards.
+    pub fn forget(&mut self, partition: u32) {
+        if let Some(p) = self.partitions.get_mut(partition as usize) {
+            *p = None;
+        }
+        if self.partitions.iter().all(Option::is_none) {
+            self.current = NO_WATERMARK;
+        }
+    }
+
     /// Re-evaluates idleness without a new event (call on a timer for unbounded sources).
     pub fn tick(&mut self, now: Instant) -> i64 {
         self.recompute(now)
@@ -193,6 +208,31 @@ mod tests {
             "0 and 1 idle too"
         );
         assert_eq!(w.observe(0, 7_000, t0 + Duration::from_secs(11)), 7_000);
+    }
+
+    #[test]
+    fn a_forgotten_partition_stops_holding_the_watermark_and_none_left_starts_over() {
+        let t0 = Instant::now();
+        let mut w = Watermarks::new(0, None);
+        assert_eq!(w.observe(0, 9_000, t0), 9_000);
+        assert_eq!(w.observe(1, 2_000, t0), 9_000, "W never goes backwards");
+        w.expect(2, t0);
+        assert_eq!(w.observe(0, 12_000, t0), 9_000, "held by 1 and 2");
+        // Partition 1 revoked: still held by 2, which has said nothing.
+        w.forget(1);
+        assert_eq!(w.tick(t0), 9_000);
+        w.forget(2);
+        assert_eq!(w.tick(t0), 12_000, "only partition 0 is left");
+        // A partition never seen changes nothing.
+        w.forget(9);
+        assert_eq!(w.current(), 12_000);
+        // The last one revoked: no watermark until the next assignment delivers, and the
+        // partition given next is not behind anything.
+        w.forget(0);
+        assert_eq!(w.current(), NO_WATERMARK);
+        w.expect(1, t0);
+        assert_eq!(w.observe(0, 4_000, t0), NO_WATERMARK);
+        assert_eq!(w.observe(1, 3_000, t0), 3_000);
     }
 
     #[test]

@@ -344,6 +344,8 @@ struct KeyState {
     /// This key's entry in the operator's `cleanup` (when its earliest live window may be
     /// purged), if any.
     cleanup_at: Option<i64>,
+    /// The input partition of its latest event (a key lives in one partition).
+    partition: u32,
 }
 
 /// One key's window state as a checkpoint holds it: its events, its live and pending
@@ -377,6 +379,8 @@ pub struct WindowOperator {
     buffered: usize,
     buffered_bytes: u64,
     limits: StateLimits,
+    /// The input partition of the events placed now ([`WindowOperator::set_partition`]).
+    partition: u32,
 }
 
 impl WindowOperator {
@@ -394,6 +398,7 @@ impl WindowOperator {
             buffered: 0,
             buffered_bytes: 0,
             limits: StateLimits::UNLIMITED,
+            partition: 0,
         }
     }
 
@@ -632,6 +637,7 @@ impl WindowOperator {
             stacks: PaneStacks::default(),
             queued: None,
             cleanup_at: None,
+            partition: self.partition,
         };
         let id = match self.free.pop() {
             Some(id) => {
@@ -655,7 +661,9 @@ impl WindowOperator {
     }
 
     fn insert_event(&mut self, id: u32, ev: StoredEvent, bytes: u64) {
+        let partition = self.partition;
         let st = self.state(id);
+        st.partition = partition;
         if st.stacks.covers(ev.ts) {
             // The event changes a pane state already accumulated: rebuild at next firing.
             st.stacks.clear();
@@ -940,6 +948,56 @@ impl WindowOperator {
         let id = self.state_id(st.key.clone());
         *self.state(id) = st;
         self.resync(id);
+    }
+}
+
+/// Consumer-group rebalances: a key's state remembers the input partition its events come
+/// from, so that the state of a revoked partition's keys can be dropped.
+impl WindowOperator {
+    /// Sets the input partition of the events placed from now on. Each key's state records
+    /// the partition of its latest event: topics are partitioned by key, so a key lives in
+    /// one partition.
+    pub fn set_partition(&mut self, partition: u32) {
+        self.partition = partition;
+    }
+
+    /// Drops, without firing anything, the state of every key whose latest event came from
+    /// one of `partitions` (revoked by a rebalance: their new owner rebuilds these windows
+    /// from the committed offsets). Returns how many keys were dropped.
+    pub fn drop_partitions(&mut self, partitions: &[u32]) -> usize {
+        let ids: Vec<u32> = (0..self.states.len() as u32)
+            .filter(|&id| {
+                self.states[id as usize]
+                    .as_ref()
+                    .is_some_and(|st| partitions.contains(&st.partition))
+            })
+            .collect();
+        for &id in &ids {
+            let Some(mut st) = self.states[id as usize].take() else {
+                continue;
+            };
+            if let Some((end, start)) = st.queued {
+                self.queue.remove(&(end, start, id));
+            }
+            if let Some(at) = st.cleanup_at {
+                self.cleanup.remove(&(at, id));
+            }
+            let windows = match &mut st.windows {
+                KeyWindows::Panes { step, live, .. } => live.remove_through(i64::MAX, *step),
+                KeyWindows::Sessions { windows, .. } => windows.len() as u64,
+            };
+            let bytes = st
+                .events
+                .iter()
+                .map(|e| StoredEvent::estimated_bytes(&e.values))
+                .fold(0u64, u64::saturating_add);
+            self.open_windows = self.open_windows.saturating_sub(windows);
+            self.buffered = self.buffered.saturating_sub(st.events.len());
+            self.buffered_bytes = self.buffered_bytes.saturating_sub(bytes);
+            self.ids.remove(&st.key);
+            self.free.push(id);
+        }
+        ids.len()
     }
 }
 
@@ -1782,5 +1840,57 @@ mod model {
             prop_assert_eq!(&got, &want);
             prop_assert_eq!(op.open_windows(), 0);
         }
+    }
+}
+
+#[cfg(test)]
+mod partition_tests {
+    use super::*;
+
+    fn key(s: &str) -> Key {
+        Key(vec![Value::Str(s.into())])
+    }
+
+    #[test]
+    fn dropping_a_partition_drops_its_keys_state_and_fires_none_of_their_windows() {
+        // Tumbling 10 ms. Key a from partition 0: events at 1, 12 (windows [0,10), [10,20)).
+        // Key b from partition 1: events at 3, 15, 16. Key c from partition 2: event at 5.
+        let mut op = WindowOperator::new(WindowKind::Tumbling { size: 10 }, 0);
+        let place = |op: &mut WindowOperator, p: u32, k: &str, ts: i64| {
+            op.set_partition(p);
+            let placed = op.process(ts, key(k), Box::new([Value::I64(ts)]), i64::MIN);
+            assert_eq!(placed, Placement::Added(1));
+        };
+        place(&mut op, 0, "a", 1);
+        place(&mut op, 1, "b", 3);
+        place(&mut op, 2, "c", 5);
+        place(&mut op, 0, "a", 12);
+        place(&mut op, 1, "b", 15);
+        place(&mut op, 1, "b", 16);
+        assert_eq!((op.open_windows(), op.buffered_events()), (5, 6));
+        // Partitions 1 and 7 revoked (7 holds no key): b's 2 windows and 3 events go.
+        assert_eq!(op.drop_partitions(&[1, 7]), 1);
+        assert_eq!((op.open_windows(), op.buffered_events()), (3, 3));
+        let bytes = 3 * StoredEvent::estimated_bytes(&[Value::I64(0)]);
+        assert_eq!(op.buffered_bytes(), bytes);
+        // Every window ends by W = 20: only a's and c's fire, in (end, start, key) order.
+        let mut fired = Vec::new();
+        op.advance(20, &mut |f: Firing<'_>| {
+            fired.push((f.key.clone(), f.window.start, f.events.len()));
+            true
+        });
+        assert_eq!(
+            fired,
+            [(key("a"), 0, 1), (key("c"), 0, 1), (key("a"), 10, 1)]
+        );
+        assert_eq!((op.open_windows(), op.buffered_events()), (0, 0));
+        // b comes back (its partition reassigned, replayed): a fresh state, revision 0.
+        place(&mut op, 1, "b", 3);
+        let mut again = Vec::new();
+        op.flush(&mut |f: Firing<'_>| {
+            again.push((f.key.clone(), f.window.start, f.revision));
+            true
+        });
+        assert_eq!(again, [(key("b"), 0, 0)]);
     }
 }
