@@ -253,6 +253,9 @@ pub struct Pipeline {
     releases: Vec<i64>,
     /// Local checkpoints, when `[checkpoint]` is set.
     checkpoints: Option<Checkpoints>,
+    /// Per partition id, what its last commit recorded when it was assigned
+    /// ([`Source::replay_floor`]).
+    floors: Vec<Option<(i64, u64)>>,
 }
 
 /// A pipeline's local checkpoints.
@@ -410,6 +413,7 @@ impl Pipeline {
             offsets: None,
             releases: Vec::new(),
             checkpoints: None,
+            floors: Vec::new(),
         }
         .tracking_offsets()
         .checkpointing(identity, restored)
@@ -647,11 +651,11 @@ impl Pipeline {
             let consumed = if due.is_empty() {
                 None
             } else {
-                self.source.consumed(&due)?
+                self.source.consumed(&due, w)?
             };
             self.out.results.commit_transaction(consumed)?;
         } else if !due.is_empty() {
-            self.source.commit(&due)?;
+            self.source.commit(&due, w)?;
         }
         Ok(())
     }
@@ -678,6 +682,9 @@ impl Pipeline {
             None => self.operator.drop_partitions(&revoked),
         };
         for &p in &revoked {
+            if let Some(f) = self.floors.get_mut(p as usize) {
+                *f = None;
+            }
             self.watermarks.forget(p);
             if let Some(o) = &mut self.offsets {
                 o.forget(p);
@@ -892,6 +899,11 @@ impl Pipeline {
         self.source.take_assigned(&mut assigned);
         for p in assigned {
             self.watermarks.expect(p, Instant::now());
+            let i = p as usize;
+            if self.floors.len() <= i {
+                self.floors.resize(i + 1, None);
+            }
+            self.floors[i] = self.source.replay_floor(p);
         }
         let mut rejected = std::mem::take(&mut self.rejected);
         self.source.take_rejected(&mut rejected);
@@ -1097,6 +1109,7 @@ impl Pipeline {
             self.placed(i, ts);
             let key = self.key_of(&ev.values);
             let before = self.watermarks.current();
+            let (at, replayed) = self.replay_floor(&raw, before);
             let Some(sh) = self.shards.as_mut() else {
                 break;
             };
@@ -1107,8 +1120,9 @@ impl Pipeline {
                 ts,
                 key,
                 values: ev.values.into_boxed_slice(),
-                before,
+                before: at,
                 partition: raw.partition,
+                replayed,
             });
             let w = self.watermarks.observe(raw.partition, ts, now);
             if w != before {
@@ -1273,18 +1287,21 @@ impl Pipeline {
         self.placed(i, ts);
         let key = self.key_of(&ev.values);
         let before = self.watermarks.current();
+        let (at, replayed) = self.replay_floor(raw, before);
         self.operator.set_partition(raw.partition);
         // The whole event is kept, not just the plugin's inputs: a hot-swapped version may
         // read other fields of events already in open windows.
         let placed = self
             .operator
-            .process(ts, key, ev.values.into_boxed_slice(), before);
+            .process(ts, key, ev.values.into_boxed_slice(), at);
         if let Placement::Refused(reason) = placed {
             // Over a state limit: not stored, and it does not move time either.
             return self.dead_letter(raw, &reason);
         }
-        if let Placement::Late(values) = placed {
-            self.late(before, ts, &values)?;
+        if let Placement::Late(values) = placed
+            && !replayed
+        {
+            self.late(at, ts, &values)?;
         }
         let w = self.watermarks.observe(raw.partition, ts, now);
         // Below `next_due` nothing fires and nothing is purged.
@@ -1292,6 +1309,18 @@ impl Pipeline {
             self.fire(FireMode::Watermark(w))?;
         }
         Ok(())
+    }
+
+    /// The watermark a record is placed at, and whether it is a replay: for a partition
+    /// read again from a commit ([`Source::replay_floor`]), windows ending at or before the
+    /// commit's watermark fired already and take none of its records, and a record the
+    /// previous reader had read (below the commit's read position) is not reported late
+    /// again.
+    fn replay_floor(&self, raw: &RawRecord<'_>, before: i64) -> (i64, bool) {
+        match self.floors.get(raw.partition as usize) {
+            Some(Some((w, read))) => (before.max(*w), raw.offset < *read),
+            _ => (before, false),
+        }
     }
 
     /// Why an event at `ts` is too far ahead to be let in (`watermark.max_future`), if it is:

@@ -38,6 +38,20 @@ pub struct Args {
     /// Skip the first line (a CSV header).
     #[arg(long)]
     pub skip_header: bool,
+    /// A librdkafka producer property, `name=value` (as kcat's `-X`): security, SASL,
+    /// batching. Repeat for several.
+    #[arg(short = 'X', long = "option", value_parser = parse_option)]
+    pub options: Vec<(String, String)>,
+}
+
+/// Splits `name=value`.
+fn parse_option(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
+        _ => Err(format!(
+            "`{s}` is not name=value; write e.g. -X security.protocol=SASL_SSL"
+        )),
+    }
 }
 
 /// Sends every line and waits until the broker confirmed all of them; returns how many
@@ -47,7 +61,8 @@ pub fn run(args: &Args) -> anyhow::Result<u64> {
         create_topic(&args.brokers, &args.topic, n)?;
     }
     let (producer, deliveries) =
-        crate::kafka::producer(&args.brokers, []).context("creating the Kafka producer")?;
+        crate::kafka::producer(&args.brokers, args.options.iter().map(|(k, v)| (k, v)))
+            .context("creating the Kafka producer")?;
     let input: Box<dyn BufRead> = match &args.input {
         Some(path) => Box::new(std::io::BufReader::new(
             std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?,

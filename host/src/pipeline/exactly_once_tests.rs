@@ -37,12 +37,13 @@ impl Source for FakeSource {
     fn commits(&self) -> bool {
         true
     }
-    fn commit(&mut self, positions: &[(u32, u64)]) -> Result<(), source::Error> {
+    fn commit(&mut self, positions: &[(u32, u64)], _watermark: i64) -> Result<(), source::Error> {
         panic!("the source committed {positions:?} itself");
     }
     fn consumed(
         &self,
         positions: &[(u32, u64)],
+        _watermark: i64,
     ) -> Result<Option<crate::kafka::Consumed>, source::Error> {
         let mut offsets = TopicPartitionList::new();
         for &(p, o) in positions {

@@ -41,6 +41,8 @@ pub(super) struct Routed {
     pub before: i64,
     /// The input partition of its record.
     pub partition: u32,
+    /// Read again after a commit, and read before it: not reported late again.
+    pub replayed: bool,
 }
 
 /// One batch's work for one worker.
@@ -549,6 +551,7 @@ impl Worker {
         self.operator.set_partition(ev.partition);
         match self.operator.process(ev.ts, ev.key, ev.values, ev.before) {
             Placement::Added(_) => {}
+            Placement::Late(_) if ev.replayed => {}
             Placement::Late(values) => self.outs.push(Out::Late {
                 pos: ev.pos,
                 before: ev.before,
@@ -694,7 +697,7 @@ mod tests {
         fn commits(&self) -> bool {
             true
         }
-        fn commit(&mut self, positions: &[(u32, u64)]) -> Result<(), Error> {
+        fn commit(&mut self, positions: &[(u32, u64)], _watermark: i64) -> Result<(), Error> {
             self.commits.lock().unwrap().extend_from_slice(positions);
             Ok(())
         }

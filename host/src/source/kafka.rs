@@ -215,6 +215,7 @@ impl KafkaSource {
             {
                 self.parts[id].next = -1;
                 self.parts[id].skip_below = -1;
+                self.parts[id].floor = None;
                 self.assigned.retain(|&a| a as usize != id);
                 self.revoked.push(id as u32);
             }
@@ -296,6 +297,22 @@ struct Part {
     /// Messages below this offset were read before the checkpoint the run resumed from:
     /// they are in its window state already, and skipped (-1: none).
     skip_below: i64,
+    /// What the partition's last commit recorded ([`Source::replay_floor`]).
+    floor: Option<(i64, u64)>,
+}
+
+/// The commit metadata of a partition: `weir:<watermark>:<offset after the last record
+/// read>`.
+fn commit_metadata(watermark: i64, next: i64) -> String {
+    format!("weir:{watermark}:{}", next.max(0))
+}
+
+/// Reads [`commit_metadata`] back.
+fn parse_commit_metadata(m: &str) -> Option<(i64, u64)> {
+    let mut it = m.strip_prefix("weir:")?.split(':');
+    let w = it.next()?.parse().ok()?;
+    let next = it.next()?.parse().ok()?;
+    Some((w, next))
 }
 
 /// The index (the watermark partition id) of a (topic, partition), given in the order
@@ -315,6 +332,7 @@ fn part(parts: &mut Vec<Part>, assigned: &mut Vec<u32>, topic: &str, partition: 
         origin: Arc::from(format!("{topic}/{partition}")),
         next: -1,
         skip_below: -1,
+        floor: None,
     });
     parts.len() - 1
 }
@@ -450,8 +468,39 @@ impl Source for KafkaSource {
         polled.map(|_| ())
     }
 
+    /// Also reads what the last commit of each of them recorded (one query to the group's
+    /// coordinator per assignment).
     fn take_assigned(&mut self, out: &mut Vec<u32>) {
+        if !self.assigned.is_empty() {
+            let mut tpl = TopicPartitionList::new();
+            for &id in &self.assigned {
+                if let Some(p) = self.parts.get(id as usize) {
+                    tpl.add_partition(&p.topic, p.partition);
+                }
+            }
+            match self.consumer.committed_offsets(tpl, QUERY_TIMEOUT) {
+                Ok(committed) => {
+                    for e in committed.elements() {
+                        if let Some(p) = self
+                            .parts
+                            .iter_mut()
+                            .find(|p| p.partition == e.partition() && p.topic == e.topic())
+                        {
+                            p.floor = parse_commit_metadata(e.metadata());
+                            tracing::debug!(partition = %p.origin, offset = ?e.offset(), metadata = e.metadata(), "kafka: the partition's last commit");
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "kafka: reading the committed offsets' metadata")
+                }
+            }
+        }
         out.append(&mut self.assigned);
+    }
+
+    fn replay_floor(&self, partition: u32) -> Option<(i64, u64)> {
+        self.parts.get(partition as usize).and_then(|p| p.floor)
     }
 
     fn take_revoked(&mut self, out: &mut Vec<u32>) {
@@ -469,7 +518,7 @@ impl Source for KafkaSource {
     /// Commits the group's offsets: asynchronously (a lost commit only means a longer
     /// replay, and the next one supersedes it), but synchronously while a revocation waits
     /// to complete, since the partitions' new owner reads from what is committed.
-    fn commit(&mut self, positions: &[(u32, u64)]) -> Result<(), Error> {
+    fn commit(&mut self, positions: &[(u32, u64)], watermark: i64) -> Result<(), Error> {
         let mut tpl = TopicPartitionList::new();
         for &(id, offset) in positions {
             if let Some(p) = self.parts.get(id as usize) {
@@ -478,6 +527,9 @@ impl Source for KafkaSource {
                     .map_err(|e| Error::Kafka {
                         message: e.to_string(),
                     })?;
+                if let Some(mut e) = tpl.find_partition(&p.topic, p.partition) {
+                    e.set_metadata(commit_metadata(watermark, p.next));
+                }
             }
         }
         if tpl.count() == 0 {
@@ -499,7 +551,11 @@ impl Source for KafkaSource {
     /// The group's metadata and `positions` as topics and partitions, for a transaction
     /// (the source itself then commits nothing). Only partitions still assigned: a revoked
     /// one's new owner commits it.
-    fn consumed(&self, positions: &[(u32, u64)]) -> Result<Option<crate::kafka::Consumed>, Error> {
+    fn consumed(
+        &self,
+        positions: &[(u32, u64)],
+        watermark: i64,
+    ) -> Result<Option<crate::kafka::Consumed>, Error> {
         let kafka = |message: String| Error::Kafka { message };
         let assigned = self
             .consumer
@@ -514,6 +570,9 @@ impl Source for KafkaSource {
                 offsets
                     .add_partition_offset(&p.topic, p.partition, offset)
                     .map_err(|e| kafka(e.to_string()))?;
+                if let Some(mut e) = offsets.find_partition(&p.topic, p.partition) {
+                    e.set_metadata(commit_metadata(watermark, p.next));
+                }
             }
         }
         let group = self
@@ -689,6 +748,21 @@ impl ConsumerContext for Rebalances {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn commit_metadata_reads_back_and_foreign_metadata_is_ignored() {
+        let m = commit_metadata(1_705_881_600_000, 1_234);
+        assert_eq!(m, "weir:1705881600000:1234");
+        assert_eq!(parse_commit_metadata(&m), Some((1_705_881_600_000, 1_234)));
+        // Before the first event: the lowest watermark; nothing read yet: offset 0.
+        assert_eq!(
+            parse_commit_metadata(&commit_metadata(i64::MIN, -1)),
+            Some((i64::MIN, 0))
+        );
+        for other in ["", "weir:", "weir:x:1", "flink:1:2", "weir:5"] {
+            assert_eq!(parse_commit_metadata(other), None, "{other}");
+        }
+    }
 
     #[test]
     fn a_subscription_matches_names_and_anchored_patterns() {

@@ -284,10 +284,23 @@ pub trait Source: Send {
 
     /// Commits positions: per partition, the offset of the first record still needed (a
     /// restart resumes there). Called once the sinks acknowledged every row of the records
-    /// before it.
-    fn commit(&mut self, positions: &[(u32, u64)]) -> Result<(), Error> {
-        let _ = positions;
+    /// before it. `watermark` is the watermark the positions were worked out at: every
+    /// window ending at or before it has fired, so whoever reads the partition again from
+    /// these positions must not fire those windows again ([`Source::replay_floor`]).
+    fn commit(&mut self, positions: &[(u32, u64)], watermark: i64) -> Result<(), Error> {
+        let _ = (positions, watermark);
         Ok(())
+    }
+
+    /// For a partition just assigned ([`Source::take_assigned`]), what its last commit
+    /// recorded: the watermark it was made at, and the offset after the last record read
+    /// then. Replayed records are placed only in windows ending after that watermark (the
+    /// others fired already, with the records before the commit position too), and a
+    /// replayed record (below that offset) late for every window is dropped silently: it was
+    /// dealt with before. `None`: nothing recorded.
+    fn replay_floor(&self, partition: u32) -> Option<(i64, u64)> {
+        let _ = partition;
+        None
     }
 
     /// Holds the source (`true`: its pipeline is paused or quarantined and reads nothing) or
@@ -309,8 +322,12 @@ pub trait Source: Send {
     /// made into what the result sink's transaction commits in place of the source (topics,
     /// partitions and the consumer group's metadata). `None` for a source that is not a
     /// Kafka consumer (the config allows exactly-once only from Kafka).
-    fn consumed(&self, positions: &[(u32, u64)]) -> Result<Option<crate::kafka::Consumed>, Error> {
-        let _ = positions;
+    fn consumed(
+        &self,
+        positions: &[(u32, u64)],
+        watermark: i64,
+    ) -> Result<Option<crate::kafka::Consumed>, Error> {
+        let _ = (positions, watermark);
         Ok(None)
     }
 
