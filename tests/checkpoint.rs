@@ -6,7 +6,6 @@
 mod support;
 
 use std::path::Path;
-use std::time::{Duration, Instant, SystemTime};
 
 use support::{Scratch, run_weir, wasm};
 
@@ -96,10 +95,6 @@ fn run_ok(dir: &Path, args: &[&str]) -> String {
     stderr
 }
 
-fn modified(path: &Path) -> Option<SystemTime> {
-    std::fs::metadata(path).and_then(|m| m.modified()).ok()
-}
-
 #[test]
 fn killed_ten_times_with_checkpoints_the_output_files_are_byte_identical() {
     // The uninterrupted run, without checkpoints.
@@ -120,38 +115,19 @@ fn killed_ten_times_with_checkpoints_the_output_files_are_byte_identical() {
     // routed again), waits for a checkpoint of its own, then is killed with SIGKILL 0 to
     // 190 ms later (a fixed pseudo-random sequence): before the next checkpoint or after
     // it, mid-batch, mid-write.
-    let mut seed: u64 = 0x5eed;
-    let mut kills = 0;
-    let mut runs = 0;
-    while kills < 10 {
-        runs += 1;
-        assert!(
-            runs < 40,
-            "only {kills} runs were killed before the input ended"
-        );
-        let before = modified(&checkpoint);
-        let workers = if runs % 2 == 0 { "2" } else { "1" };
-        let mut child = support::weir()
-            .args(["run", "--no-progress", "--parallelism", workers, &file])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("weir run starts");
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while modified(&checkpoint) == before && child.try_wait().expect("wait").is_none() {
-            assert!(Instant::now() < deadline, "no checkpoint within 60 s");
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        seed = seed
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        std::thread::sleep(Duration::from_millis((seed >> 33) % 190));
-        if child.try_wait().expect("wait").is_none() {
-            child.kill().expect("SIGKILL");
-            kills += 1;
-        }
-        child.wait().expect("reaped");
-    }
+    support::kill_after_checkpoints(
+        &checkpoint,
+        |run| {
+            let workers = if run % 2 == 0 { "2" } else { "1" };
+            ["run", "--no-progress", "--parallelism", workers, &file]
+                .map(String::from)
+                .to_vec()
+        },
+        10,
+        39,
+        0x5eed,
+        |r| r % 190,
+    );
     let last = support::summary(&run_ok(s.dir.path(), &[]));
     for name in ["out.jsonl", "late.jsonl", "dead.jsonl"] {
         let a = std::fs::read(reference.path(name)).expect("reference output");
@@ -171,7 +147,7 @@ fn killed_ten_times_with_checkpoints_the_output_files_are_byte_identical() {
         assert!(!a.is_empty(), "{name} is empty");
         assert!(
             a == b,
-            "{name} differs after {kills} kills: {} bytes against {} uninterrupted",
+            "{name} differs after ten kills: {} bytes against {} uninterrupted",
             b.len(),
             a.len()
         );

@@ -407,7 +407,6 @@ fn killed_ten_times_the_deduplicated_result_topic_equals_an_uninterrupted_run() 
 
 #[test]
 fn killed_with_checkpoints_the_result_file_holds_every_window_once() {
-    use std::time::{Duration, Instant};
     let broker = Broker::start();
     let brokers = broker.brokers();
     let s = Scratch::new();
@@ -443,40 +442,16 @@ fn killed_with_checkpoints_the_result_file_holds_every_window_once() {
     s.write("ck.toml", &with_checkpoint);
     let file = s.path("ck.toml").to_string_lossy().into_owned();
     let checkpoint = s.path("state/checkpoint");
-    let modified = |p: &std::path::Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
-    let mut seed: u64 = 0xc4ec;
-    let mut kills = 0;
-    let mut runs = 0;
-    while kills < 5 {
-        runs += 1;
-        assert!(
-            runs < 20,
-            "only {kills} runs were killed before the topic's end"
-        );
-        let before = modified(&checkpoint);
-        let mut child = support::weir()
-            .args(["run", "--no-progress", &file])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("weir run starts");
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while modified(&checkpoint) == before && child.try_wait().expect("wait").is_none() {
-            assert!(Instant::now() < deadline, "no checkpoint within 60 s");
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        seed = seed
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        // Killed 150 to 550 ms after its first checkpoint: with records read and
-        // windows fired since, and offsets committed.
-        std::thread::sleep(Duration::from_millis(150 + (seed >> 33) % 400));
-        if child.try_wait().expect("wait").is_none() {
-            child.kill().expect("SIGKILL");
-            kills += 1;
-        }
-        child.wait().expect("reaped");
-    }
+    // Killed 150 to 550 ms after its first checkpoint: with records read and windows
+    // fired since, and offsets committed.
+    support::kill_after_checkpoints(
+        &checkpoint,
+        |_| ["run", "--no-progress", &file].map(String::from).to_vec(),
+        5,
+        19,
+        0xc4ec,
+        |r| 150 + r % 400,
+    );
     let out = run_weir(&["run", "--no-progress", "--json-summary", &file]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
@@ -496,6 +471,6 @@ fn killed_with_checkpoints_the_result_file_holds_every_window_once() {
     };
     let (got, expected) = (sorted("ck.jsonl"), sorted("reference.jsonl"));
     assert!(!expected.is_empty());
-    assert_eq!(got.len(), expected.len(), "rows after {kills} kills");
+    assert_eq!(got.len(), expected.len(), "rows after five kills");
     assert!(got == expected, "the rows differ from the file run's");
 }

@@ -162,3 +162,52 @@ path = "{name}.errors.jsonl"
         plugin = plugin.display()
     )
 }
+
+/// Runs `weir run` with `args(run)` (run counts from 1) again and again, each run killed
+/// with SIGKILL once `checkpoint` was written anew by it, then `delay(k)` ms later for the
+/// k-th pseudo-random number of a fixed sequence from `seed`, until `kills` runs were killed
+/// before their end; at most `max_runs` runs.
+pub fn kill_after_checkpoints(
+    checkpoint: &Path,
+    args: impl Fn(u32) -> Vec<String>,
+    kills: u32,
+    max_runs: u32,
+    mut seed: u64,
+    delay: impl Fn(u64) -> u64,
+) {
+    use std::time::{Duration, Instant};
+    let modified = || {
+        std::fs::metadata(checkpoint)
+            .and_then(|m| m.modified())
+            .ok()
+    };
+    let (mut killed, mut runs) = (0, 0);
+    while killed < kills {
+        runs += 1;
+        assert!(
+            runs <= max_runs,
+            "only {killed} runs were killed before the input ended"
+        );
+        let before = modified();
+        let mut child = weir()
+            .args(args(runs))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("weir run starts");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while modified() == before && child.try_wait().expect("wait").is_none() {
+            assert!(Instant::now() < deadline, "no checkpoint within 60 s");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        std::thread::sleep(Duration::from_millis(delay(seed >> 33)));
+        if child.try_wait().expect("wait").is_none() {
+            child.kill().expect("SIGKILL");
+            killed += 1;
+        }
+        child.wait().expect("reaped");
+    }
+}
