@@ -9,6 +9,8 @@
 mod exactly_once_tests;
 mod offsets;
 mod parallel;
+#[cfg(test)]
+mod test_pipeline;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -2164,19 +2166,6 @@ mod tests {
         }
     }
 
-    fn stats_wasm() -> std::path::PathBuf {
-        let p =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/wasm32-wasip2/plugin/stats.wasm");
-        assert!(
-            p.exists(),
-            "{} is missing: run scripts/setup.sh first",
-            p.display()
-        );
-        p
-    }
-
-    use std::path::Path;
-
     #[test]
     fn a_failing_sink_leaves_every_window_of_the_call_it_failed_in_and_every_later_one_pending() {
         let dir = tempfile::tempdir().unwrap();
@@ -2197,39 +2186,12 @@ mod tests {
             .map(|(s, t)| format!("{{\"symbol\":\"{s}\",\"t\":{t},\"price\":1.0}}"))
             .collect();
         std::fs::write(dir.path().join("in.jsonl"), lines.join("\n")).unwrap();
-        let mut cfg = PipelineConfig::parse(&format!(
-            r#"
-            name = "failing-sink"
-            [source]
-            kind = "file"
-            path = "in.jsonl"
-            [schema]
-            timestamp = {{ field = "t", format = "epoch_ms" }}
-            key = ["symbol"]
-            fields = {{ symbol = "string", t = "i64", price = "f64" }}
-            [window]
-            kind = "tumbling"
-            size = "1s"
-            [watermark]
-            delay = "5s"
-            [plugin]
-            path = "{}"
-            params = {{ field = "price" }}
-            [sink]
-            kind = "file"
-            path = "unused.jsonl"
-            [error_sink]
-            kind = "file"
-            path = "errors.jsonl"
-            "#,
-            stats_wasm().display()
-        ))
-        .unwrap();
-        cfg.base_dir = dir.path().to_path_buf();
-        let schema = Schema::new(&cfg.schema).unwrap();
-        let runtime = Runtime::new(false).unwrap();
-        let plugin = load_plugin(&cfg, &schema, &runtime).unwrap();
-        let mut p = Pipeline::build(cfg, plugin, Options::default()).unwrap();
+        let mut p = test_pipeline::tick_pipeline(
+            "failing-sink",
+            dir.path(),
+            "in.jsonl",
+            "[watermark]\ndelay = \"5s\"\n[error_sink]\nkind = \"file\"\npath = \"errors.jsonl\"",
+        );
         let committed = Rows::default();
         p.out.results = Box::new(FailAfter {
             ok: 3,

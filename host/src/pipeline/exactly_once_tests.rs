@@ -1,7 +1,6 @@
 //! The pipeline's exactly-once hook: with a transactional result sink, the positions the
 //! source would commit go in the sink's transaction instead, and the source commits none.
 
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use rdkafka::config::ClientConfig;
@@ -112,44 +111,7 @@ impl Sink for FakeTransactions {
 #[test]
 fn the_positions_go_in_the_sinks_transaction_and_the_source_commits_none() {
     let dir = tempfile::tempdir().expect("dir");
-    std::fs::write(dir.path().join("unused.jsonl"), "").expect("file");
-    let wasm =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/wasm32-wasip2/plugin/stats.wasm");
-    assert!(
-        wasm.exists(),
-        "{} is missing: run scripts/setup.sh",
-        wasm.display()
-    );
-    let mut cfg = PipelineConfig::parse(&format!(
-        r#"
-        name = "eos"
-        [source]
-        kind = "file"
-        path = "unused.jsonl"
-        [schema]
-        timestamp = {{ field = "t", format = "epoch_ms" }}
-        key = ["symbol"]
-        fields = {{ symbol = "string", t = "i64", price = "f64" }}
-        [window]
-        kind = "tumbling"
-        size = "1s"
-        [watermark]
-        delay = "0s"
-        [plugin]
-        path = "{}"
-        params = {{ field = "price" }}
-        [sink]
-        kind = "file"
-        path = "unused-out.jsonl"
-        "#,
-        wasm.display()
-    ))
-    .expect("config");
-    cfg.base_dir = dir.path().to_path_buf();
-    let schema = Schema::new(&cfg.schema).expect("schema");
-    let runtime = Runtime::new(false).expect("runtime");
-    let plugin = load_plugin(&cfg, &schema, &runtime).expect("plugin");
-    let mut p = Pipeline::build(cfg, plugin, Options::default()).expect("pipeline");
+    let mut p = super::test_pipeline::tick_pipeline("eos", dir.path(), "unused.jsonl", "");
     let tick = |s: &str, t: i64| format!("{{\"symbol\":\"{s}\",\"t\":{t},\"price\":1.0}}");
     let consumer: BaseConsumer = ClientConfig::new()
         .set("group.id", "g")

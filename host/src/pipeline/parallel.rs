@@ -658,10 +658,7 @@ mod tests {
     use std::collections::VecDeque;
     use std::sync::{Arc, Mutex};
 
-    use crate::config::PipelineConfig;
-    use crate::decode::Schema;
-    use crate::pipeline::{Options, Pipeline, Step, load_plugin, offsets::Offsets};
-    use crate::plugin::Runtime;
+    use crate::pipeline::{Step, offsets::Offsets};
     use crate::source::{Error, Poll, RawBatch, Source};
 
     type Commits = Arc<Mutex<Vec<(u32, u64)>>>;
@@ -709,37 +706,12 @@ mod tests {
     /// The result rows and the commits of a run over the script, on `workers` workers.
     fn run(workers: usize) -> (Rows, Vec<(u32, u64)>) {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("unused.jsonl"), "").unwrap();
-        let stats = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../target/wasm32-wasip2/plugin/stats.wasm");
-        assert!(stats.exists(), "run scripts/setup.sh first");
-        let mut cfg = PipelineConfig::parse(&format!(
-            r#"
-            name = "revoked"
-            [source]
-            kind = "file"
-            path = "unused.jsonl"
-            [schema]
-            timestamp = {{ field = "t", format = "epoch_ms" }}
-            key = ["symbol"]
-            fields = {{ symbol = "string", t = "i64", price = "f64" }}
-            [window]
-            kind = "tumbling"
-            size = "1s"
-            [plugin]
-            path = "{}"
-            params = {{ field = "price" }}
-            [sink]
-            kind = "file"
-            path = "out.jsonl"
-            "#,
-            stats.display()
-        ))
-        .unwrap();
-        cfg.base_dir = dir.path().to_path_buf();
-        let schema = Schema::new(&cfg.schema).unwrap();
-        let plugin = load_plugin(&cfg, &schema, &Runtime::new(false).unwrap()).unwrap();
-        let mut p = Pipeline::build(cfg, plugin, Options::default()).unwrap();
+        let mut p = crate::pipeline::test_pipeline::tick_pipeline(
+            "revoked",
+            dir.path(),
+            "unused.jsonl",
+            "",
+        );
         p.set_parallelism(workers).unwrap();
         let commits = Commits::default();
         // Key A lives in partition 0, key B in partition 1. After the first poll W is
