@@ -445,15 +445,23 @@ fn check(path: PathBuf) -> anyhow::Result<()> {
 }
 
 fn serve(path: &std::path::Path) -> anyhow::Result<()> {
-    let (cfg, host) = crate::serve::start(path)?;
-    let _watcher = match &cfg.plugins.dir {
+    // Everything that can refuse the start is checked before any pipeline opens its sinks
+    // (a `truncate` sink is emptied when it opens): the config, the admin address, the
+    // plugin directory, then every pipeline's plugin (`Host::start`).
+    let cfg = crate::config::HostConfig::load(path)?;
+    let listen = cfg.admin.listen;
+    let listener = std::net::TcpListener::bind(listen)
+        .and_then(|l| l.set_nonblocking(true).map(|()| l))
+        .with_context(|| format!("binding the admin API to {listen} (admin.listen)"))?;
+    let plugin_dir = cfg.plugins.dir.as_ref().map(|d| cfg.resolve(d));
+    if let Some(dir) = &plugin_dir {
+        crate::serve::check_plugin_dir(dir)?;
+    }
+    let host = std::sync::Arc::new(crate::serve::Host::start(&cfg)?);
+    let _watcher = match &plugin_dir {
         Some(dir) => {
             let debounce = std::time::Duration::from_millis(cfg.plugins.debounce.0.max(1) as u64);
-            Some(crate::serve::watch_plugin_dir(
-                host.clone(),
-                &cfg.resolve(dir),
-                debounce,
-            )?)
+            Some(crate::serve::watch_plugin_dir(host.clone(), dir, debounce)?)
         }
         None => None,
     };
@@ -462,12 +470,10 @@ fn serve(path: &std::path::Path) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     let control: std::sync::Arc<dyn crate::serve::HostControl> = host.clone();
-    let listen = cfg.admin.listen;
     let limits = cfg.admin_limits();
     runtime.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(listen)
-            .await
-            .with_context(|| format!("binding the admin API to {listen} (admin.listen)"))?;
+        let listener = tokio::net::TcpListener::from_std(listener)
+            .with_context(|| format!("serving the admin API on {listen}"))?;
         let shutdown = shutdown_signal()?;
         crate::admin::serve_with(listener, control, limits, shutdown).await?;
         anyhow::Ok(())

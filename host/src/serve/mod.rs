@@ -26,7 +26,6 @@ mod registry;
 pub mod watch;
 mod worker;
 
-use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
@@ -36,6 +35,7 @@ pub use control::{
     ControlError, HostControl, PipelineState, PipelineView, Principal, TenantView, VersionView,
 };
 pub use deploy::watch_plugin_dir;
+pub use watch::check_plugin_dir;
 pub use id::PipelineId;
 pub use metrics::{GaugeState, Metrics};
 
@@ -222,11 +222,4 @@ impl HostControl for Host {
         self.metrics.compiled_cache(bytes, count);
         self.metrics.encode()
     }
-}
-
-/// Loads a host config and starts it (used by `weir serve` and tests).
-pub fn start(path: &Path) -> anyhow::Result<(HostConfig, Arc<Host>)> {
-    let cfg = HostConfig::load(path)?;
-    let host = Arc::new(Host::start(&cfg)?);
-    Ok((cfg, host))
 }
