@@ -21,11 +21,11 @@ pub use batch::{Batch, Column, ColumnType};
 pub use describe::Describe;
 pub use error::{Error, Result};
 pub use output::{Output, OutputField, OutputValue};
-/// `#[derive(Output)]`: see [`Output`].
-pub use weir_guest_derive::Output;
 pub use params::Params;
 pub use plugin::{Incremental, Plugin, Window};
 pub use value::{Row, Type, Value};
+/// `#[derive(Output)]`: see [`Output`].
+pub use weir_guest_derive::Output;
 
 /// Everything a plugin usually needs: `use weir_guest::prelude::*;`.
 pub mod prelude {

@@ -170,7 +170,17 @@ mod tests {
         let names: Vec<&str> = d.outputs().iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(
             names,
-            ["first", "i", "f", "b", "s", "oi", "float or null", "ob", "os"]
+            [
+                "first",
+                "i",
+                "f",
+                "b",
+                "s",
+                "oi",
+                "float or null",
+                "ob",
+                "os"
+            ]
         );
         assert_eq!(d.outputs()[6], ("float or null".to_string(), Type::F64));
     }

@@ -147,13 +147,14 @@ mod tests {
 
     #[test]
     fn columns_follow_field_order_and_renames() {
-        let input: DeriveInput = syn::parse_str(
-            "struct Out { count: i64, #[output(name = \"p95\")] r#p: Option<f64> }",
-        )
-        .expect("test input parses");
+        let input: DeriveInput =
+            syn::parse_str("struct Out { count: i64, #[output(name = \"p95\")] r#p: Option<f64> }")
+                .expect("test input parses");
         let tokens = expand(&input).expect("expands").to_string();
         let count = tokens.find("\"count\"").expect("count is a column");
-        let p95 = tokens.find("\"p95\"").expect("the rename is the column name");
+        let p95 = tokens
+            .find("\"p95\"")
+            .expect("the rename is the column name");
         assert!(count < p95, "{tokens}");
         assert!(!tokens.contains("\"p\""), "{tokens}");
     }
