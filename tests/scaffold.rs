@@ -38,6 +38,9 @@ fn succeed(out: Output, what: &str) -> String {
     stdout
 }
 
+/// One row of the sample pipeline: window start, symbol, events, mean, max.
+type SampleRow = (String, String, i64, Option<f64>, Option<f64>);
+
 /// `weir plugin new NAME [--incremental]` in a temp dir, then the crate's own commands.
 fn scaffold_and_run(name: &str, incremental: bool) {
     let scratch = tempfile::tempdir().expect("temp dir");
@@ -99,7 +102,7 @@ fn scaffold_and_run(name: &str, incremental: bool) {
             .expect("weir runs"),
         "weir run",
     );
-    let mut rows: Vec<(String, String, i64, Option<f64>, Option<f64>)> = stdout
+    let mut rows: Vec<SampleRow> = stdout
         .lines()
         .map(|l| {
             let v: serde_json::Value =
