@@ -159,6 +159,8 @@ fn packaged_sdk_builds_a_plugin_the_host_runs() {
     assert!(sdk.join("wit/plugin.wit").is_file());
     assert!(sdk.join("README.md").is_file());
 
+    scaffold_against(&sdk, &derive, scratch.path());
+
     let plugin = scratch.path().join("totals");
     std::fs::create_dir_all(plugin.join("src")).expect("plugin dir");
     let manifest = format!(
@@ -288,4 +290,49 @@ kind = "stdout"
             ("b".to_string(), w1, 1, 4.0),
         ]
     );
+}
+
+/// `weir plugin new --sdk <the unpacked SDK>` patches the derive crate to the one unpacked
+/// beside it, and the crate builds and loads.
+fn scaffold_against(sdk: &Path, derive: &Path, parent: &Path) {
+    run(
+        support::weir()
+            .current_dir(parent)
+            .args(["plugin", "new", "vendored", "--sdk"])
+            .arg(sdk),
+        "weir plugin new --sdk",
+    );
+    let dir = parent.join("vendored");
+    let written = manifest(&dir.join("Cargo.toml"));
+    let canonical = |p: &Path| p.canonicalize().expect("exists").display().to_string();
+    assert_eq!(
+        str_at(&written, &["dependencies", "weir-guest", "path"]),
+        canonical(sdk)
+    );
+    assert_eq!(
+        str_at(
+            &written,
+            &["patch", "crates-io", "weir-guest-derive", "path"]
+        ),
+        canonical(derive)
+    );
+    std::fs::copy(root().join("Cargo.lock"), dir.join("Cargo.lock")).expect("Cargo.lock");
+    let target = root().join("target/sdk-package-plugin");
+    run(
+        cargo()
+            .current_dir(&dir)
+            .env("CARGO_TARGET_DIR", &target)
+            .args(["build", "--offline", "--quiet", "--release"]),
+        "building the scaffolded crate against the packaged SDK",
+    );
+    let wasm = dir.join("target/wasm32-wasip2/release/vendored.wasm");
+    std::fs::create_dir_all(wasm.parent().expect("has a parent")).expect("target dir");
+    std::fs::copy(target.join("wasm32-wasip2/release/vendored.wasm"), &wasm).expect("component");
+    let check = run(
+        support::weir()
+            .current_dir(&dir)
+            .args(["check", "pipeline.toml"]),
+        "weir check on the scaffolded crate",
+    );
+    assert!(check.contains("plugin   vendored 0.1.0"), "{check}");
 }
