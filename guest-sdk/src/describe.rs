@@ -2,7 +2,7 @@
 //! filters. The plugin's name and version are added by
 //! [`export_plugin!`](crate::export_plugin).
 
-use crate::Type;
+use crate::{Output, Type};
 
 /// A plugin's inputs, outputs and whether it filters, as configured.
 ///
@@ -43,6 +43,28 @@ impl Describe {
     #[must_use]
     pub fn output(mut self, name: impl Into<String>, ty: Type) -> Self {
         self.outputs.push((name.into(), ty));
+        self
+    }
+
+    /// Declares the columns of a struct deriving [`Output`], in field order,
+    /// after any outputs declared before.
+    ///
+    /// ```
+    /// use weir_guest::prelude::*;
+    ///
+    /// #[derive(Output)]
+    /// struct Out {
+    ///     trips: i64,
+    ///     fare: Option<f64>,
+    /// }
+    ///
+    /// let d = Describe::new().input("fare", Type::F64).outputs_of::<Out>();
+    /// assert_eq!(d.outputs(), &[("trips".to_string(), Type::I64), ("fare".to_string(), Type::F64)]);
+    /// ```
+    #[must_use]
+    pub fn outputs_of<O: Output>(mut self) -> Self {
+        self.outputs
+            .extend(O::FIELDS.iter().map(|f| (f.name.to_string(), f.ty)));
         self
     }
 

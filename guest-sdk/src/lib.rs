@@ -1,68 +1,8 @@
-//! `weir-guest`: write a Weir window-aggregation plugin as a plain Rust type.
-//!
-//! The Weir host owns time, windows and state. A plugin only decides which
-//! events count (`filter`, optional) and turns one window's events for one key
-//! into result rows (`aggregate`). You implement [`Plugin`] on your own type,
-//! register it with [`export_plugin!`], and build with
-//! `cargo build --release --target wasm32-wasip2`. No WIT types appear in your
-//! code, and the same logic runs natively under `cargo test` (see [`testing`]).
-//!
-//! ```
-//! use weir_guest::prelude::*;
-//!
-//! /// Mean of one f64 field per key and window.
-//! struct Mean {
-//!     field: String,
-//! }
-//!
-//! impl Plugin for Mean {
-//!     fn configure(params: &Params) -> Result<Self> {
-//!         Ok(Mean { field: params.required("field")?.to_string() })
-//!     }
-//!
-//!     fn describe(&self) -> Describe {
-//!         Describe::new()
-//!             .input(&self.field, Type::F64)
-//!             .output("mean", Type::F64)
-//!     }
-//!
-//!     fn aggregate(&self, _key: &Row, _window: Window, events: &Batch) -> Result<Vec<Row>> {
-//!         let column = events.f64(&self.field)?;
-//!         let (sum, n) = column.non_null().fold((0.0, 0usize), |(s, n), v| (s + v, n + 1));
-//!         let mean = (n > 0).then(|| sum / n as f64);
-//!         Ok(vec![Row::new().opt_f64("mean", mean)])
-//!     }
-//! }
-//!
-//! weir_guest::export_plugin!(Mean);
-//!
-//! // The same plugin, tested natively: 1.0 and 4.0 are present, one value is
-//! // null, so the mean is (1.0 + 4.0) / 2 = 2.5.
-//! let events = Batch::new(vec![1_000, 1_500, 2_000])
-//!     .with_f64("price", vec![Some(1.0), None, Some(4.0)]);
-//! let rows = weir_guest::testing::run_aggregate::<Mean>(
-//!     [("field", "price")],
-//!     Row::new().str("symbol", "AAPL"),
-//!     Window { start: 0, end: 3_000 },
-//!     events,
-//! )?;
-//! assert_eq!(rows, vec![Row::new().f64("mean", 2.5)]);
-//! # Ok::<(), weir_guest::Error>(())
-//! ```
-//!
-//! What the host guarantees, and what a plugin may rely on:
-//! - `configure` runs once per instance, before `describe`'s answer is used
-//!   and before any `filter` or `aggregate` call. After a trap the host
-//!   re-instantiates the plugin and configures it again, so keep no state
-//!   beyond what `configure` builds.
-//! - The batch holds exactly the columns declared with [`Describe::input`],
-//!   in the declared types, events sorted by event time.
-//! - Every output row should hold the fields declared with
-//!   [`Describe::output`], in that order ([`testing`] checks this).
-//! - A panic traps the instance: the host records a plugin failure for that
-//!   call and re-instantiates. Return an [`Error`] instead when you can; its
-//!   message and hint reach the tenant's error sink.
+#![doc = include_str!("../README.md")]
 #![deny(missing_docs)]
+
+// `#[derive(Output)]` names `::weir_guest`; this makes that path work inside the SDK too.
+extern crate self as weir_guest;
 
 mod adapter;
 mod batch;
@@ -70,6 +10,7 @@ mod describe;
 pub mod driver;
 mod error;
 pub mod num;
+mod output;
 mod params;
 mod plugin;
 pub mod testing;
@@ -79,15 +20,18 @@ mod value;
 pub use batch::{Batch, Column, ColumnType};
 pub use describe::Describe;
 pub use error::{Error, Result};
+pub use output::{Output, OutputField, OutputValue};
 pub use params::Params;
 pub use plugin::{Incremental, Plugin, Window};
 pub use value::{Row, Type, Value};
+/// `#[derive(Output)]`: see [`Output`].
+pub use weir_guest_derive::Output;
 
 /// Everything a plugin usually needs: `use weir_guest::prelude::*;`.
 pub mod prelude {
     pub use crate::{
-        Batch, Column, Describe, Error, Incremental, Params, Plugin, Result, Row, Type, Value,
-        Window,
+        Batch, Column, Describe, Error, Incremental, Output, Params, Plugin, Result, Row, Type,
+        Value, Window,
     };
 }
 
@@ -97,7 +41,8 @@ pub mod prelude {
 #[allow(missing_docs)]
 pub mod bindings {
     wit_bindgen::generate!({
-        path: "../wit",
+        // Shipped inside the crate, so that a copied or packaged SDK builds.
+        path: "wit",
         world: "aggregator",
         pub_export_macro: true,
         export_macro_name: "__weir_export_aggregator",
@@ -198,8 +143,3 @@ macro_rules! __export {
         };
     };
 }
-
-/// The repository README's plugin example, compiled as a doctest so that it cannot rot.
-#[cfg(doctest)]
-#[doc = include_str!("../../README.md")]
-pub struct ReadmeDoctests;

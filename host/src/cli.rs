@@ -181,6 +181,31 @@ pub enum PluginAction {
         #[arg(long)]
         pipeline: String,
     },
+    /// Write a new plugin crate NAME/: an aggregate with its unit tests, a build for
+    /// wasm32-wasip2, and a sample pipeline over bundled events (no running host needed).
+    New {
+        /// The crate's name, also the directory written (it must not exist, or be empty).
+        name: String,
+        /// An incremental aggregate (state per pane, merged into windows) instead of a
+        /// whole-window one.
+        #[arg(long)]
+        incremental: bool,
+        /// The weir-guest SDK crate: the guest-sdk directory of a Weir checkout, or an
+        /// unpacked weir-guest package (with weir-guest-derive unpacked beside it).
+        /// Default: the guest-sdk of the source tree this weir was built from.
+        #[arg(long, value_name = "DIR")]
+        sdk: Option<PathBuf>,
+    },
+    /// Run a wasm32-wasip2 command component with inherited stdio and ARGS, and exit with
+    /// its status: the test runner of a plugin crate's `cargo test`.
+    #[command(hide = true)]
+    Exec {
+        /// The component.
+        file: PathBuf,
+        /// Its arguments.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
 }
 
 fn parse_format(s: &str) -> Result<Format, String> {
@@ -518,6 +543,27 @@ fn plugin(url: &str, token: &str, action: PluginAction) -> anyhow::Result<()> {
     let client = crate::admin::client::Client::new(url, token);
     match action {
         PluginAction::Test(_) => unreachable!("handled above"),
+        PluginAction::New {
+            name,
+            incremental,
+            sdk,
+        } => {
+            let new = crate::scaffold::NewPlugin {
+                name,
+                incremental,
+                sdk,
+            };
+            let dir = new.write(std::path::Path::new("."))?;
+            println!(
+                "created {}: next, `cd {}`, then `cargo test`, `cargo build --release` and \
+                 `weir run pipeline.toml` (see its README.md)",
+                dir.display(),
+                dir.display()
+            );
+        }
+        PluginAction::Exec { file, args } => {
+            std::process::exit(crate::scaffold::exec(&file, &args)?);
+        }
         PluginAction::Deploy {
             tenant,
             pipeline,

@@ -61,9 +61,16 @@ pub mod pipeline;
 pub mod plugin;
 pub mod produce;
 pub mod sample;
+pub mod scaffold;
 pub mod serve;
 pub mod sink;
 pub mod source;
 pub mod time;
 pub mod value;
 pub mod window;
+
+/// The repository README's plugin examples, compiled as doctests so that they cannot rot
+/// (here rather than in the SDK, whose package does not include the repository README).
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;

@@ -22,16 +22,11 @@ impl Config {
         })
     }
 
-    /// One f64 input, six outputs.
+    /// One f64 input, the six outputs of [`StatsRow`].
     pub fn describe(&self) -> Describe {
         Describe::new()
             .input(&self.field, Type::F64)
-            .output("count", Type::I64)
-            .output("sum", Type::F64)
-            .output("min", Type::F64)
-            .output("max", Type::F64)
-            .output("avg", Type::F64)
-            .output("stddev", Type::F64)
+            .outputs_of::<StatsRow>()
     }
 
     /// The output row from the summary of `count` values; `min`, `max` and
@@ -47,12 +42,31 @@ impl Config {
         let counted = i64::try_from(count).map_err(|_| "more values than an i64 can count")?;
         let round = |v: f64| self.decimals.map_or(v, |d| round_half_away(v, d));
         let avg = (count > 0).then(|| sum / count as f64);
-        Ok(Row::new()
-            .i64("count", counted)
-            .f64("sum", round(sum))
-            .opt_f64("min", (count > 0).then(|| round(min)))
-            .opt_f64("max", (count > 0).then(|| round(max)))
-            .opt_f64("avg", avg.map(round))
-            .opt_f64("stddev", stddev.filter(|_| count >= 2).map(round)))
+        Ok(StatsRow {
+            count: counted,
+            sum: round(sum),
+            min: (count > 0).then(|| round(min)),
+            max: (count > 0).then(|| round(max)),
+            avg: avg.map(round),
+            stddev: stddev.filter(|_| count >= 2).map(round),
+        }
+        .into())
     }
+}
+
+/// The output columns, in order.
+#[derive(Output)]
+pub struct StatsRow {
+    /// Non-null values.
+    pub count: i64,
+    /// Their sum, 0 without values.
+    pub sum: f64,
+    /// Smallest value, null without values.
+    pub min: Option<f64>,
+    /// Largest value, null without values.
+    pub max: Option<f64>,
+    /// Mean, null without values.
+    pub avg: Option<f64>,
+    /// Sample standard deviation, null below two values.
+    pub stddev: Option<f64>,
 }

@@ -39,31 +39,35 @@ impl Plugin for Ticker {
             .input(&self.best_bid, Type::F64)
             .input(&self.best_ask, Type::F64)
             .input(&self.volume, Type::F64)
-            .output("mean_price", Type::F64)
-            .output("max_best_bid", Type::F64)
-            .output("max_best_ask", Type::F64)
-            .output("mean_volume_24h", Type::F64)
-            .output("latest_time", Type::Str)
-            .output("events", Type::I64)
+            .outputs_of::<TickerRow>()
     }
 
     fn aggregate(&self, _key: &Row, _window: Window, events: &Batch) -> Result<Vec<Row>> {
         let count = i64::try_from(events.len()).map_err(|_| "more events than an i64 can count")?;
-        let latest = events
-            .timestamps()
-            .iter()
-            .max()
-            .map(|&ts| Value::Str(rfc3339_ms(ts)));
+        let latest = events.timestamps().iter().max().map(|&ts| rfc3339_ms(ts));
         Ok(vec![
-            Row::new()
-                .opt_f64("mean_price", mean(events.f64(&self.price)?))
-                .opt_f64("max_best_bid", max(events.f64(&self.best_bid)?))
-                .opt_f64("max_best_ask", max(events.f64(&self.best_ask)?))
-                .opt_f64("mean_volume_24h", mean(events.f64(&self.volume)?))
-                .value("latest_time", latest.unwrap_or(Value::Null))
-                .i64("events", count),
+            TickerRow {
+                mean_price: mean(events.f64(&self.price)?),
+                max_best_bid: max(events.f64(&self.best_bid)?),
+                max_best_ask: max(events.f64(&self.best_ask)?),
+                mean_volume_24h: mean(events.f64(&self.volume)?),
+                latest_time: latest,
+                events: count,
+            }
+            .into(),
         ])
     }
+}
+
+/// The output columns, in order; their names do not change with the params.
+#[derive(Output)]
+struct TickerRow {
+    mean_price: Option<f64>,
+    max_best_bid: Option<f64>,
+    max_best_ask: Option<f64>,
+    mean_volume_24h: Option<f64>,
+    latest_time: Option<String>,
+    events: i64,
 }
 
 fn mean(column: Column<'_, f64>) -> Option<f64> {
