@@ -33,7 +33,8 @@ use std::sync::atomic::AtomicBool;
 use anyhow::Context;
 
 pub use control::{
-    ControlError, HostControl, PipelineState, PipelineView, Principal, TenantView, VersionView,
+    ControlError, HostControl, PipelineState, PipelineView, PluginErrorView, Principal,
+    RejectedView, TenantView, VersionStatus, VersionView,
 };
 pub use deploy::watch_plugin_dir;
 pub use id::PipelineId;
@@ -98,7 +99,7 @@ impl Host {
                     );
                 }
                 let entry = host
-                    .start_pipeline(id, pcfg, &t.limits)
+                    .start_pipeline(id, pcfg, path.clone(), &t.limits)
                     .with_context(|| format!("tenant {}, pipeline {}", t.name, path.display()))?;
                 host.registry.add(entry);
             }
@@ -111,6 +112,7 @@ impl Host {
         &self,
         id: PipelineId,
         cfg: PipelineConfig,
+        config_path: std::path::PathBuf,
         ceiling: &LimitsConfig,
     ) -> anyhow::Result<PipelineEntry> {
         let schema = Schema::new(&cfg.schema).map_err(|e| anyhow::anyhow!("schema: {e}"))?;
@@ -128,9 +130,19 @@ impl Host {
         }
         let bytes = std::fs::read(&path)
             .with_context(|| format!("reading plugin.path {}", path.display()))?;
-        let (plugin, version) =
-            deploy::prepare(&self.runtime, &cfg, &schema, limits, &id, &bytes, "config")
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let (mut plugin, version) = deploy::prepare(
+            &self.runtime,
+            &cfg,
+            &config_path,
+            &schema,
+            limits,
+            &id,
+            &bytes,
+            "config",
+        )
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let last_error = crate::plugin::LastError::default();
+        plugin.report_errors_to(last_error.clone());
         let interrupt = Arc::new(AtomicBool::new(false));
         let opts = Options {
             owner: id.owner(),
@@ -154,6 +166,8 @@ impl Host {
         Ok(PipelineEntry {
             id,
             limits,
+            config_path,
+            last_error,
             schema,
             cfg,
             worker,
@@ -198,7 +212,7 @@ impl HostControl for Host {
     }
 
     fn deploy(&self, id: &PipelineId, wasm: Vec<u8>) -> Result<VersionView, ControlError> {
-        self.deploy_to(self.registry.get(id)?, &wasm, "api")
+        self.deploy_to(self.registry.get(id)?, &wasm, "api", None)
     }
 
     fn rollback(&self, id: &PipelineId) -> Result<VersionView, ControlError> {
