@@ -33,14 +33,17 @@ const DEPLOY_QUEUE: usize = 4;
 /// and should word their errors the same way.
 pub(super) fn prepare(
     runtime: &Runtime,
-    cfg: &PipelineConfig,
-    config_path: &Path,
-    schema: &Schema,
-    limits: Limits,
-    id: &PipelineId,
+    target: Target<'_>,
     bytes: &[u8],
     origin: &str,
 ) -> Result<(PluginInstance, Version), String> {
+    let Target {
+        id,
+        cfg,
+        config_path,
+        schema,
+        limits,
+    } = target;
     let code = runtime
         .load_bytes(bytes, &format!("{id} ({origin})"))
         .map_err(|e| e.to_string())?;
@@ -60,6 +63,21 @@ pub(super) fn prepare(
         code,
     };
     Ok((plugin, version))
+}
+
+/// The pipeline a version is prepared for: what every version is checked against.
+#[derive(Clone, Copy)]
+pub(super) struct Target<'a> {
+    /// The pipeline.
+    pub(super) id: &'a PipelineId,
+    /// Its configuration.
+    pub(super) cfg: &'a PipelineConfig,
+    /// The operator's file it was read from.
+    pub(super) config_path: &'a Path,
+    /// Its input schema.
+    pub(super) schema: &'a Schema,
+    /// The sandbox limits versions run under.
+    pub(super) limits: Limits,
 }
 
 /// Now, RFC 3339 UTC with milliseconds.
@@ -124,16 +142,14 @@ impl Host {
     ) -> Result<VersionView, ControlError> {
         let _serial = lock(&entry.deploy);
         let id = &entry.id;
-        let prepared = prepare(
-            &self.runtime,
-            &entry.cfg,
-            &entry.config_path,
-            &entry.schema,
-            entry.limits,
+        let target = Target {
             id,
-            bytes,
-            origin,
-        );
+            cfg: &entry.cfg,
+            config_path: &entry.config_path,
+            schema: &entry.schema,
+            limits: entry.limits,
+        };
+        let prepared = prepare(&self.runtime, target, bytes, origin);
         let (mut plugin, version) = match prepared {
             Ok(p) => p,
             Err(reason) => {

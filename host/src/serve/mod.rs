@@ -130,17 +130,15 @@ impl Host {
         }
         let bytes = std::fs::read(&path)
             .with_context(|| format!("reading plugin.path {}", path.display()))?;
-        let (mut plugin, version) = deploy::prepare(
-            &self.runtime,
-            &cfg,
-            &config_path,
-            &schema,
+        let target = deploy::Target {
+            id: &id,
+            cfg: &cfg,
+            config_path: &config_path,
+            schema: &schema,
             limits,
-            &id,
-            &bytes,
-            "config",
-        )
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        };
+        let (mut plugin, version) = deploy::prepare(&self.runtime, target, &bytes, "config")
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
         let last_error = crate::plugin::LastError::default();
         plugin.report_errors_to(last_error.clone());
         let interrupt = Arc::new(AtomicBool::new(false));
