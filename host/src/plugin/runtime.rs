@@ -832,12 +832,13 @@ impl PluginInstance {
         key_fields: Vec<String>,
         owner: Owner,
     ) -> Result<Self, Error> {
-        // Until the plugin names itself, errors name the pipeline it runs for.
+        // Until the plugin names itself, errors name the pipeline it runs for (errors read
+        // "plugin <name> …": "plugin of acme/stocks trapped in configure: …").
         let placeholder = PluginInfo {
             name: if owner.tenant.is_empty() {
-                format!("the plugin of pipeline {}", owner.pipeline)
+                format!("of pipeline {}", owner.pipeline)
             } else {
-                format!("the plugin of {}/{}", owner.tenant, owner.pipeline)
+                format!("of {}/{}", owner.tenant, owner.pipeline)
             },
             version: String::new(),
             inputs: Vec::new(),
