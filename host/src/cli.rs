@@ -133,6 +133,10 @@ pub enum Command {
 /// `weir plugin` actions.
 #[derive(Debug, Subcommand)]
 pub enum PluginAction {
+    /// Run a built component over sample events under a pipeline file's settings and print
+    /// the result rows as a table (no host needed; the pipeline's sinks are not touched).
+    /// Exits with 1 when a plugin call failed.
+    Test(crate::sample::Args),
     /// Upload a component as the new version of a pipeline's plugin.
     Deploy {
         /// Tenant.
@@ -194,12 +198,19 @@ fn parse_millis(s: &str) -> Result<Millis, String> {
 /// Parses arguments and runs; the binary's `main` only reports the error.
 pub fn try_main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    // A service logs what it does (info); a command line tool only what went wrong.
+    let default_level = match cli.command {
+        Command::Serve { .. } => "info",
+        _ => "warn",
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level)),
         )
         .with_writer(std::io::stderr)
+        // Colour codes only on a terminal: never in a file or a pipe.
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     match cli.command {
         Command::Run {
@@ -434,15 +445,23 @@ fn check(path: PathBuf) -> anyhow::Result<()> {
 }
 
 fn serve(path: &std::path::Path) -> anyhow::Result<()> {
-    let (cfg, host) = crate::serve::start(path)?;
-    let _watcher = match &cfg.plugins.dir {
+    // Everything that can refuse the start is checked before any pipeline opens its sinks
+    // (a `truncate` sink is emptied when it opens): the config, the admin address, the
+    // plugin directory, then every pipeline's plugin (`Host::start`).
+    let cfg = crate::config::HostConfig::load(path)?;
+    let listen = cfg.admin.listen;
+    let listener = std::net::TcpListener::bind(listen)
+        .and_then(|l| l.set_nonblocking(true).map(|()| l))
+        .with_context(|| format!("binding the admin API to {listen} (admin.listen)"))?;
+    let plugin_dir = cfg.plugins.dir.as_ref().map(|d| cfg.resolve(d));
+    if let Some(dir) = &plugin_dir {
+        crate::serve::check_plugin_dir(dir)?;
+    }
+    let host = std::sync::Arc::new(crate::serve::Host::start(&cfg)?);
+    let _watcher = match &plugin_dir {
         Some(dir) => {
             let debounce = std::time::Duration::from_millis(cfg.plugins.debounce.0.max(1) as u64);
-            Some(crate::serve::watch_plugin_dir(
-                host.clone(),
-                &cfg.resolve(dir),
-                debounce,
-            )?)
+            Some(crate::serve::watch_plugin_dir(host.clone(), dir, debounce)?)
         }
         None => None,
     };
@@ -451,22 +470,29 @@ fn serve(path: &std::path::Path) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     let control: std::sync::Arc<dyn crate::serve::HostControl> = host.clone();
-    let listen = cfg.admin.listen;
     let limits = cfg.admin_limits();
     runtime.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(listen)
-            .await
-            .with_context(|| format!("binding the admin API to {listen} (admin.listen)"))?;
-        let addr = listener.local_addr()?;
-        eprintln!("weir serve: admin API on http://{addr}");
-        tracing::info!(%addr, "admin API listening");
+        let listener = tokio::net::TcpListener::from_std(listener)
+            .with_context(|| format!("serving the admin API on {listen}"))?;
         let shutdown = shutdown_signal()?;
         crate::admin::serve_with(listener, control, limits, shutdown).await?;
         anyhow::Ok(())
     })?;
     tracing::info!("shutting down: flushing every pipeline's sinks");
     host.shutdown();
-    eprintln!("weir serve: stopped; every pipeline's sinks were flushed");
+    tracing::info!("stopped; every pipeline's sinks were flushed");
+    Ok(())
+}
+
+/// `weir plugin test`: prints the sample run's report; an error when a plugin call failed.
+fn plugin_test(args: &crate::sample::Args) -> anyhow::Result<()> {
+    let outcome = crate::sample::run(args, compiled_cache_dir())?;
+    print!("{}", outcome.report);
+    anyhow::ensure!(
+        outcome.summary.plugin_errors == 0,
+        "{} plugin call(s) failed (see \"plugin errors\" above)",
+        outcome.summary.plugin_errors
+    );
     Ok(())
 }
 
@@ -481,13 +507,17 @@ fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
             _ = term.recv() => "SIGTERM",
             _ = int.recv() => "SIGINT",
         };
-        eprintln!("weir serve: {name}: stopping");
+        tracing::info!(signal = name, "stopping");
     })
 }
 
 fn plugin(url: &str, token: &str, action: PluginAction) -> anyhow::Result<()> {
+    if let PluginAction::Test(args) = &action {
+        return plugin_test(args);
+    }
     let client = crate::admin::client::Client::new(url, token);
     match action {
+        PluginAction::Test(_) => unreachable!("handled above"),
         PluginAction::Deploy {
             tenant,
             pipeline,

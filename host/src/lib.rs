@@ -60,6 +60,7 @@ pub mod kafka;
 pub mod pipeline;
 pub mod plugin;
 pub mod produce;
+pub mod sample;
 pub mod serve;
 pub mod sink;
 pub mod source;

@@ -8,12 +8,14 @@
 #[cfg(test)]
 mod exactly_once_tests;
 mod offsets;
+#[cfg(test)]
+mod output_change_tests;
 mod parallel;
 #[cfg(test)]
 mod test_pipeline;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -182,6 +184,79 @@ pub fn output_columns(cfg: &PipelineConfig, info: &PluginInfo, opts: &Options) -
     }
     cols.extend(info.outputs.iter().map(|(n, _)| n.clone()));
     cols
+}
+
+/// A hot swap refused because the new version's output columns differ from the live
+/// one's and the result sink is CSV, whose header is fixed.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the new version's output columns differ from the live version's ({difference}) and the sink ({sink}) is CSV with a fixed header: deploy a version with the same outputs, or ask the operator to set `allow_output_change = true` in the pipeline's [plugin] section (a new file is then started)"
+)]
+pub struct OutputChangeRefused {
+    /// The result sink, described.
+    pub sink: String,
+    /// What differs: columns removed, added, or the same columns in another order.
+    pub difference: String,
+}
+
+/// The format rows are written in by a sink.
+fn sink_format(cfg: &SinkConfig) -> crate::config::Format {
+    match cfg {
+        SinkConfig::Stdout { format }
+        | SinkConfig::Stderr { format }
+        | SinkConfig::File { format, .. }
+        | SinkConfig::Kafka { format, .. } => *format,
+    }
+}
+
+/// `removed: a, b; added: c`, or `same columns in another order: …`.
+pub fn column_difference(old: &[String], new: &[String]) -> String {
+    let removed: Vec<&str> = old
+        .iter()
+        .filter(|c| !new.contains(c))
+        .map(String::as_str)
+        .collect();
+    let added: Vec<&str> = new
+        .iter()
+        .filter(|c| !old.contains(c))
+        .map(String::as_str)
+        .collect();
+    let mut parts = Vec::new();
+    if !removed.is_empty() {
+        parts.push(format!("removed: {}", removed.join(", ")));
+    }
+    if !added.is_empty() {
+        parts.push(format!("added: {}", added.join(", ")));
+    }
+    if parts.is_empty() {
+        parts.push(format!("same columns in another order: {}", new.join(", ")));
+    }
+    parts.join("; ")
+}
+
+/// Where a CSV file is set aside when the output columns change at `at`:
+/// `out/rides.csv` → `out/rides.20261123T213000Z.csv`, with `-2`, `-3`… if taken.
+fn set_aside_name(path: &Path, at: chrono::DateTime<chrono::Utc>) -> PathBuf {
+    let stem = path
+        .file_stem()
+        .map_or_else(String::new, |s| s.to_string_lossy().into_owned());
+    let ext = path
+        .extension()
+        .map_or_else(String::new, |e| format!(".{}", e.to_string_lossy()));
+    let stamp = at.format("%Y%m%dT%H%M%SZ");
+    let mut n = 1;
+    loop {
+        let suffix = if n == 1 {
+            String::new()
+        } else {
+            format!("-{n}")
+        };
+        let candidate = path.with_file_name(format!("{stem}.{stamp}{suffix}{ext}"));
+        if !candidate.exists() {
+            return candidate;
+        }
+        n += 1;
+    }
 }
 
 fn has_revisions(cfg: &PipelineConfig) -> bool {
@@ -733,18 +808,33 @@ impl Pipeline {
     /// An incremental version with the same state type takes over the pane states held;
     /// with another state type (or none) they are dropped and rebuilt from the events the
     /// host holds, by the new version, at the next firing: nothing is lost or counted twice.
+    ///
+    /// A version whose output columns differ from the live one's is refused with
+    /// [`OutputChangeRefused`], before anything changes, when the result sink is CSV and
+    /// `[plugin] allow_output_change` is off; when it is on, a CSV file sink is set aside
+    /// and a new file started ([`Pipeline::change_output_columns`]).
     pub fn swap_plugin(&mut self, plugin: impl Plugin + 'static) -> anyhow::Result<()> {
         anyhow::ensure!(
             self.shards.is_none(),
             "a hot swap needs the pipeline on one thread (parallelism = 1)"
         );
+        let old = output_columns(&self.cfg, self.plugin.info(), &self.opts);
+        let new = output_columns(&self.cfg, plugin.info(), &self.opts);
+        let csv = sink_format(&self.cfg.sink) == crate::config::Format::Csv;
+        if old != new && csv && !self.cfg.plugin.allow_output_change {
+            return Err(OutputChangeRefused {
+                sink: self.out.results.describe(),
+                difference: column_difference(&old, &new),
+            }
+            .into());
+        }
         if plugin.info().state_type != self.plugin.info().state_type {
             self.operator.clear_stacks();
         }
         self.inputs = input_indices(&self.schema, plugin.info());
-        if plugin.info().outputs != self.plugin.info().outputs {
-            let columns = output_columns(&self.cfg, plugin.info(), &self.opts);
-            self.out.results.set_columns(columns);
+        if old != new {
+            tracing::info!(pipeline = %self.cfg.name, version = %plugin.version_id(), change = %column_difference(&old, &new), "output columns changed");
+            self.change_output_columns(new, csv)?;
         }
         self.version = plugin.version_id();
         self.limits = *plugin.limits();
@@ -753,6 +843,43 @@ impl Pipeline {
         self.failures_in_a_row = 0;
         self.quarantined = None;
         self.fire_due()
+    }
+
+    /// Writes rows in `columns` from now on. JSON lines name their columns, so the sink only
+    /// learns the new ones; a CSV file sink is flushed, renamed to `<stem>.<UTC time of the
+    /// change>.csv` and a new file started with the new header; CSV on stdout or stderr is
+    /// opened again, which writes the new header line; a Kafka CSV sink writes the new
+    /// columns in order.
+    fn change_output_columns(&mut self, columns: Vec<String>, csv: bool) -> anyhow::Result<()> {
+        let reopen = match &self.cfg.sink {
+            SinkConfig::File { path, .. } if csv => {
+                self.out.results.flush().context("sink")?;
+                let path = self.cfg.resolve(path);
+                let aside = set_aside_name(&path, chrono::Utc::now());
+                std::fs::rename(&path, &aside).with_context(|| {
+                    format!(
+                        "setting {} aside as {} for the new output columns",
+                        path.display(),
+                        aside.display()
+                    )
+                })?;
+                tracing::info!(pipeline = %self.cfg.name, old = %aside.display(), new = %path.display(), "output columns changed: the CSV file was set aside and a new one started");
+                true
+            }
+            SinkConfig::Stdout { .. } | SinkConfig::Stderr { .. } if csv => {
+                self.out.results.flush().context("sink")?;
+                true
+            }
+            _ => false,
+        };
+        if reopen {
+            self.out.results =
+                sink::open_for(&self.cfg.sink, &self.cfg.base_dir, columns, &self.cfg.name)
+                    .context("sink")?;
+        } else {
+            self.out.results.set_columns(columns);
+        }
+        Ok(())
     }
 
     /// Fires the windows that are due at the current watermark: those held back by a

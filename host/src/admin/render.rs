@@ -141,7 +141,7 @@ fn state_name(state: &PipelineState) -> &'static str {
 
 /// Columns separated by two spaces, each as wide as its widest cell, right-aligned where
 /// `right` says so; no trailing spaces.
-fn table(header: &[&str], right: &[bool], rows: Vec<Vec<String>>) -> String {
+pub(crate) fn table(header: &[&str], right: &[bool], rows: Vec<Vec<String>>) -> String {
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for row in &rows {
         for (width, cell) in widths.iter_mut().zip(row) {

@@ -88,13 +88,38 @@ fn read_toml<T: serde::de::DeserializeOwned>(path: &Path) -> Result<(T, PathBuf)
     })?;
     let value = toml::from_str(&text).map_err(|e| Error::Parse {
         path: path.to_path_buf(),
-        message: sink::parse_hint(e.to_string()),
+        message: parse_message(&e),
     })?;
     let base_dir = path
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("."));
     Ok((value, base_dir))
+}
+
+/// The parser's message, or for a missing top-level key or section a sentence that names
+/// it and how to add it instead of the parser's "at line 1, column 1".
+fn parse_message(e: &toml::de::Error) -> String {
+    let missing = e
+        .message()
+        .strip_prefix("missing field `")
+        .and_then(|m| m.strip_suffix('`'))
+        // A field missing from the top level is reported at the empty span 0..0; one
+        // missing from a table spans the table.
+        .filter(|_| e.span().is_none_or(|s| s.is_empty() && s.start == 0));
+    match missing {
+        Some("plugin") => "no [plugin] section: a pipeline names the plugin it runs, e.g.\n\
+             [plugin]\n\
+             path = \"plugins/my-plugin.wasm\"\n\
+             Under `weir serve` this is the version the pipeline starts with; tenants deploy \
+             later versions over it."
+            .to_string(),
+        Some(key) => format!(
+            "no `{key}`: this file needs it at its top level (a `{key} = …` key or a [{key}] \
+             section, see the README's reference for this file); add it"
+        ),
+        None => sink::parse_hint(e.to_string()),
+    }
 }
 
 /// `path` as is when absolute, else relative to `base_dir`.
@@ -163,7 +188,7 @@ impl PipelineConfig {
     pub fn parse(text: &str) -> Result<Self, Error> {
         let cfg: PipelineConfig = toml::from_str(text).map_err(|e| Error::Parse {
             path: PathBuf::from("<inline>"),
-            message: sink::parse_hint(e.to_string()),
+            message: parse_message(&e),
         })?;
         cfg.validate()?;
         Ok(cfg)
@@ -174,8 +199,9 @@ impl PipelineConfig {
         resolve_path(&self.base_dir, path)
     }
 
-    /// Every semantic check that the types alone do not make, section by section.
-    fn validate(&self) -> Result<(), Error> {
+    /// Every semantic check that the types alone do not make, section by section: what
+    /// [`PipelineConfig::load`] runs, again for a config changed after loading.
+    pub fn validate(&self) -> Result<(), Error> {
         if self.parallelism == Some(0) {
             return Err(Error::invalid(
                 "parallelism",
@@ -273,6 +299,46 @@ kind = "stdout"
 
     fn with_window(window: &str) -> Result<PipelineConfig, Error> {
         PipelineConfig::parse(&format!("{BASE}\n[window]\n{window}"))
+    }
+
+    #[test]
+    fn missing_plugin_section_says_what_to_add_not_line_one() {
+        let text = BASE.replace("[plugin]\npath = \"p.wasm\"\n", "");
+        let err = PipelineConfig::parse(&format!(
+            "{text}\n[window]\nkind = \"tumbling\"\nsize = \"1s\""
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("no [plugin] section"), "{err}");
+        assert!(err.contains("path = \"plugins/my-plugin.wasm\""), "{err}");
+        assert!(err.contains("weir serve"), "{err}");
+        assert!(!err.contains("line 1, column 1"), "{err}");
+    }
+
+    #[test]
+    fn missing_key_inside_a_table_is_the_parsers_message() {
+        let text = BASE.replace("kind = \"stdin\"", "kind = \"file\"");
+        let err = PipelineConfig::parse(&format!(
+            "{text}\n[window]\nkind = \"tumbling\"\nsize = \"1s\""
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("missing field `path`"), "{err}");
+        assert!(!err.contains("top level"), "{err}");
+    }
+
+    #[test]
+    fn missing_top_level_key_is_named_with_the_fix() {
+        let text = BASE.replace("name = \"t\"\n", "");
+        let err = PipelineConfig::parse(&format!(
+            "{text}\n[window]\nkind = \"tumbling\"\nsize = \"1s\""
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("no `name`: this file needs it at its top level"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -23,6 +23,13 @@ pub struct PluginConfig {
     /// Resource limits for this plugin's instance.
     #[serde(default)]
     pub limits: LimitsConfig,
+    /// Under `weir serve`: whether a deploy or rollback may change the output columns when
+    /// the result sink is CSV, whose header (or position of each value) is fixed (default
+    /// false: such a deploy is refused, listing the difference). When true, a CSV file sink
+    /// is set aside (renamed with the time of the change) and a new file is started with
+    /// the new header; CSV on stdout or stderr gets a new header line.
+    #[serde(default)]
+    pub allow_output_change: bool,
 }
 
 /// `[plugin.limits]` of a pipeline, or `[tenants.limits]` of a host: resource limits.

@@ -26,7 +26,6 @@ mod registry;
 pub mod watch;
 mod worker;
 
-use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
@@ -37,6 +36,7 @@ pub use control::{
     RejectedView, TenantView, VersionStatus, VersionView,
 };
 pub use deploy::watch_plugin_dir;
+pub use watch::check_plugin_dir;
 pub use id::PipelineId;
 pub use metrics::{GaugeState, Metrics};
 
@@ -234,11 +234,4 @@ impl HostControl for Host {
         self.metrics.compiled_cache(bytes, count);
         self.metrics.encode()
     }
-}
-
-/// Loads a host config and starts it (used by `weir serve` and tests).
-pub fn start(path: &Path) -> anyhow::Result<(HostConfig, Arc<Host>)> {
-    let cfg = HostConfig::load(path)?;
-    let host = Arc::new(Host::start(&cfg)?);
-    Ok((cfg, host))
 }

@@ -37,6 +37,17 @@ pub struct PluginDrop {
     pub seen_at: Instant,
 }
 
+/// The plugin directory `dir`, canonical; [`WatchError::DirMissing`] when it is not a
+/// directory. `weir serve` asks before any pipeline starts.
+pub fn check_plugin_dir(dir: &Path) -> Result<PathBuf, WatchError> {
+    match fs::canonicalize(dir) {
+        Ok(root) if root.is_dir() => Ok(root),
+        _ => Err(WatchError::DirMissing {
+            dir: dir.to_path_buf(),
+        }),
+    }
+}
+
 /// Why the plugin directory cannot be watched.
 #[derive(Debug, thiserror::Error)]
 pub enum WatchError {
@@ -140,14 +151,7 @@ impl Watcher {
     ) -> Result<Self, WatchError> {
         // Canonical, so that event paths (absolute, symlinks resolved on some platforms)
         // strip cleanly against it.
-        let root = match fs::canonicalize(dir) {
-            Ok(root) if root.is_dir() => root,
-            _ => {
-                return Err(WatchError::DirMissing {
-                    dir: dir.to_path_buf(),
-                });
-            }
-        };
+        let root = check_plugin_dir(dir)?;
         let watch_error = |source| WatchError::Watch {
             dir: dir.to_path_buf(),
             source,

@@ -1,0 +1,192 @@
+//! What a tenant and an operator see of a host: its log (no colour codes in a file, no
+//! start-up line twice) and its refusal to start without touching any sink.
+
+mod support;
+
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use support::Scratch;
+use support::serve::{Serve, serial};
+
+/// Sends SIGTERM to a child with the system's `kill` and waits (at most 30 s) for it.
+fn terminate(child: &mut Child) {
+    let ok = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "kill -TERM failed");
+    let until = Instant::now() + Duration::from_secs(30);
+    while child.try_wait().expect("try_wait").is_none() {
+        assert!(
+            Instant::now() < until,
+            "the process did not stop within 30 s"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A pipeline of generated ticks through `stats` into `<name>.jsonl` (or `sink`).
+fn pipeline(s: &Scratch, name: &str, plugin: &std::path::Path, sink: &str) -> std::path::PathBuf {
+    s.write(
+        &format!("{name}.toml"),
+        &format!(
+            r#"name = "{name}"
+[source]
+kind = "generator"
+workload = "stocks"
+count = 200
+keys = 2
+interval = "10ms"
+[schema]
+timestamp = {{ field = "ts", format = "rfc3339" }}
+key = ["symbol"]
+fields = {{ symbol = "string", price = "f64", volume = "i64" }}
+[window]
+kind = "tumbling"
+size = "1s"
+[plugin]
+path = "{plugin}"
+params = {{ field = "price" }}
+[sink]
+{sink}
+"#,
+            plugin = plugin.display()
+        ),
+    )
+}
+
+#[test]
+fn serve_logs_to_a_file_carry_no_colour_codes_and_no_line_twice() {
+    let _serial = serial();
+    let s = Scratch::new();
+    let stats = support::wasm("stats");
+    pipeline(
+        &s,
+        "ticks",
+        &stats,
+        "kind = \"file\"\npath = \"ticks.jsonl\"",
+    );
+    std::fs::create_dir(s.path("plugins.d")).unwrap();
+    let mut serve = Serve::start(
+        &s,
+        "[plugins]\ndir = \"plugins.d\"\n\n[[tenant]]\nname = \"acme\"\ntoken = \"acme-token-7c2f91d04e63\"\npipelines = [\"ticks.toml\"]\n",
+    );
+    terminate(&mut serve.child);
+    let log = serve.stderr();
+    assert!(!log.contains('\u{1b}'), "colour codes in a file:\n{log}");
+    // Each line without its timestamp (the first word): none may appear twice.
+    let messages: Vec<&str> = log
+        .lines()
+        .map(|l| l.split_once(' ').map_or(l, |(_, rest)| rest.trim_start()))
+        .collect();
+    for (i, m) in messages.iter().enumerate() {
+        assert!(!messages[..i].contains(m), "logged twice: {m}\nlog:\n{log}");
+    }
+    // The default level of `weir serve` is info: what it started is in the log, once.
+    for wanted in [
+        "pipeline started",
+        "admin API listening",
+        "watching plugin directory",
+    ] {
+        let n = log.lines().filter(|l| l.contains(wanted)).count();
+        assert_eq!(n, 1, "`{wanted}` {n} times:\n{log}");
+    }
+    // "admin API listening" names the address once, not a second line with the URL.
+    assert_eq!(
+        log.matches(&format!("127.0.0.1:{}", serve.port)).count(),
+        1,
+        "{log}"
+    );
+}
+
+/// Runs `weir serve` on `host` (a config that must fail at start) and returns its stderr.
+fn failing_start(s: &Scratch, host: &str) -> String {
+    let path = s.write("host.toml", host);
+    let out = support::weir()
+        .arg("serve")
+        .arg(&path)
+        .output()
+        .expect("weir serve runs");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "weir serve started:\n{stderr}");
+    stderr
+}
+
+#[test]
+fn a_host_that_fails_at_start_truncates_no_sink() {
+    let _serial = serial();
+    let s = Scratch::new();
+    let stats = support::wasm("stats");
+    let truncate = "kind = \"file\"\npath = \"kept.jsonl\"\nmode = \"truncate\"";
+    pipeline(&s, "first", &stats, truncate);
+    pipeline(
+        &s,
+        "second",
+        &s.path("missing.wasm"),
+        "kind = \"file\"\npath = \"second.jsonl\"\nmode = \"truncate\"",
+    );
+    let before = "{\"rows\":\"of the run before\"}\n";
+    s.write("kept.jsonl", before);
+    s.write("second.jsonl", before);
+    let tenant = |pipelines: &str| {
+        format!(
+            "[[tenant]]\nname = \"acme\"\ntoken = \"acme-token-7c2f91d04e63\"\npipelines = [{pipelines}]\n"
+        )
+    };
+    let admin = |port: u16| {
+        format!(
+            "[admin]\nlisten = \"127.0.0.1:{port}\"\noperator_token = \"operator-token-5b1e0c7d9a\"\n"
+        )
+    };
+    let port = support::serve::free_port();
+
+    // The watched plugin directory does not exist.
+    let err = failing_start(
+        &s,
+        &format!(
+            "{}[plugins]\ndir = \"absent.d\"\n{}",
+            admin(port),
+            tenant("\"first.toml\"")
+        ),
+    );
+    assert!(err.contains("plugin directory"), "{err}");
+    assert!(err.contains("plugins.dir"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(s.path("kept.jsonl")).unwrap(),
+        before
+    );
+
+    // The second pipeline's plugin is missing: the first pipeline must not have started.
+    let err = failing_start(
+        &s,
+        &format!(
+            "{}{}",
+            admin(port),
+            tenant("\"first.toml\", \"second.toml\"")
+        ),
+    );
+    assert!(err.contains("missing.wasm"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(s.path("kept.jsonl")).unwrap(),
+        before
+    );
+    assert_eq!(
+        std::fs::read_to_string(s.path("second.jsonl")).unwrap(),
+        before
+    );
+
+    // The admin address is taken.
+    let taken = std::net::TcpListener::bind(("127.0.0.1", 0)).unwrap();
+    let taken_port = taken.local_addr().unwrap().port();
+    let err = failing_start(
+        &s,
+        &format!("{}{}", admin(taken_port), tenant("\"first.toml\"")),
+    );
+    assert!(err.contains("binding the admin API"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(s.path("kept.jsonl")).unwrap(),
+        before
+    );
+}
