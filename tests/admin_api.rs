@@ -10,7 +10,8 @@ use std::time::Duration;
 use weir::admin::{self, Client, ClientError, ErrorBody, MAX_PLUGIN_BYTES};
 use weir::serve::PipelineId;
 use weir::serve::control::{
-    ControlError, HostControl, PipelineState, PipelineView, Principal, TenantView, VersionView,
+    ControlError, HostControl, PipelineState, PipelineView, Principal, TenantView, VersionStatus,
+    VersionView,
 };
 
 const OPERATOR: &str = "op-7f3a9c1e";
@@ -53,6 +54,12 @@ fn version(id: &str, live: bool) -> VersionView {
         origin: "config".to_string(),
         deployed_at: "2025-01-01T00:00:00Z".to_string(),
         live,
+        status: if live {
+            VersionStatus::Live
+        } else {
+            VersionStatus::Previous
+        },
+        status_reason: None,
     }
 }
 
@@ -63,6 +70,8 @@ fn pipeline(tenant: &str, name: &str, versions: Vec<VersionView>) -> PipelineVie
         state: PipelineState::Running,
         reason: None,
         versions,
+        last_rejected: None,
+        last_plugin_error: None,
         events_read: 100,
         rows_written: 7,
         plugin_errors: 0,

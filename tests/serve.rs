@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value as Json;
 use support::serve::*;
 use support::{Scratch, pipeline_toml};
-use weir::serve::control::{PipelineState, VersionView};
+use weir::serve::control::{PipelineState, VersionStatus, VersionView};
 
 // ---------------------------------------------------------------------------------------
 // 1. Isolation from a neighbour that spins to its deadline
@@ -994,10 +994,17 @@ fn unfit_components_are_rejected_at_deploy_and_the_live_version_keeps_running() 
         (v.events_read > before.events_read).then_some(v)
     });
     assert_eq!(live(&after), live(&before), "the live version is untouched");
-    assert_eq!(
-        after.versions.len(),
-        1,
-        "rejected versions are not kept: {after:?}"
+    let kept = after
+        .versions
+        .iter()
+        .filter(|v| v.status != VersionStatus::Rejected)
+        .count();
+    assert_eq!(kept, 1, "rejected versions are not kept: {after:?}");
+    // The last refusal (ticker's) is listed, saying who fixes it.
+    let last = after.last_rejected.clone().expect("the last rejection");
+    assert!(
+        last.reason.contains("Only the operator can fix this"),
+        "{last:?}"
     );
     assert_eq!(after.state, PipelineState::Running);
 }

@@ -1,18 +1,25 @@
 //! Human-readable tables of what the admin API returns, for the `weir plugin` CLI to print.
 //! Plain text with aligned columns; no colours, no terminal detection, no printing.
 
-use crate::serve::control::{PipelineState, PipelineView, VersionView};
+use crate::serve::control::{PipelineState, PipelineView, VersionStatus, VersionView};
 
 /// One line per pipeline: tenant, pipeline, state, live version, versions kept, events
-/// read, rows written and plugin errors; then one line per quarantined or failed pipeline
-/// with its reason. Every line ends with `\n`.
+/// read, rows written and plugin errors; then what a tenant needs to act, one line each:
+/// why a pipeline is quarantined or failed, its last plugin error, its last rejected deploy
+/// (when no version was deployed after it); then each pipeline's versions with their status
+/// ([`render_versions`]). Every line ends with `\n`.
 ///
 /// ```text
 /// TENANT  PIPELINE  STATE        LIVE VERSION           VERSIONS  EVENTS  ROWS  ERRORS
 /// acme    stocks    running      vwap@0.1.0+0123456789ab       2    1200    40       0
 /// globex  rides     quarantined  -                             0      10     0       5
 ///
-/// globex/rides quarantined: 5 plugin failures in a row
+/// globex/rides quarantined: 5 plugin failures in a row, the last: …
+/// globex/rides last plugin error (2025-01-02T04:00:00Z): plugin p trapped in aggregate: panicked at src/lib.rs:3:5: boom
+/// acme/stocks last deploy rejected (2025-01-02T05:00:00Z, file /plugins/acme/stocks.wasm): …
+///
+/// acme/stocks versions:
+/// STATUS    VERSION  …
 /// ```
 pub fn render_pipelines(pipelines: &[PipelineView]) -> String {
     let rows = pipelines
@@ -26,7 +33,11 @@ pub fn render_pipelines(pipelines: &[PipelineView]) -> String {
                     .iter()
                     .find(|v| v.live)
                     .map_or("-".to_string(), |v| v.id.clone()),
-                p.versions.len().to_string(),
+                p.versions
+                    .iter()
+                    .filter(|v| v.status != VersionStatus::Rejected)
+                    .count()
+                    .to_string(),
                 p.events_read.to_string(),
                 p.rows_written.to_string(),
                 p.plugin_errors.to_string(),
@@ -47,43 +58,72 @@ pub fn render_pipelines(pipelines: &[PipelineView]) -> String {
         &[false, false, false, false, true, true, true, true],
         rows,
     );
-    let reasons: Vec<String> = pipelines
-        .iter()
-        .filter_map(|p| {
-            let reason = p.reason.as_deref()?;
-            Some(format!("{} {}: {reason}\n", p.id(), state_name(&p.state)))
-        })
-        .collect();
-    if !reasons.is_empty() {
+    let mut notes = String::new();
+    for p in pipelines {
+        let id = p.id();
+        if let Some(reason) = &p.reason {
+            notes.push_str(&format!("{id} {}: {reason}\n", state_name(&p.state)));
+        }
+        if let Some(e) = &p.last_plugin_error {
+            notes.push_str(&format!(
+                "{id} last plugin error ({}): {}\n",
+                e.at, e.message
+            ));
+        }
+        if let Some(r) = &p.last_rejected {
+            let superseded = p
+                .versions
+                .iter()
+                .any(|v| v.status != VersionStatus::Rejected && v.deployed_at > r.at);
+            if !superseded {
+                let file = r
+                    .file
+                    .as_ref()
+                    .map_or(String::new(), |f| format!(", file {f}"));
+                notes.push_str(&format!(
+                    "{id} last deploy rejected ({}, {}{file}): {}\n",
+                    r.at, r.origin, r.reason
+                ));
+            }
+        }
+    }
+    if !notes.is_empty() {
         out.push('\n');
-        out.extend(reasons);
+        out.push_str(&notes);
+    }
+    for p in pipelines.iter().filter(|p| !p.versions.is_empty()) {
+        out.push_str(&format!("\n{} versions:\n", p.id()));
+        out.push_str(&render_versions(&p.versions));
     }
     out
 }
 
-/// One line per version, in the order given (the API lists them oldest first), with `*`
-/// marking the live one. Every line ends with `\n`.
+/// One line per version, in the order given (the API lists them oldest first), with its
+/// status (`live`, `previous` — where a rollback goes —, `rolled_back`, `quarantined`,
+/// `rejected`, `kept`) and, for a quarantined or rejected one, why. Every line ends with
+/// `\n`.
 ///
 /// ```text
-/// LIVE  VERSION                ORIGIN  DEPLOYED AT
-///       vwap@0.1.0+0123456789ab  config  2025-01-02T03:04:05Z
-/// *     vwap@0.2.0+ba9876543210  api     2025-01-02T04:00:00Z
+/// STATUS    VERSION                  ORIGIN  DEPLOYED AT           REASON
+/// previous  vwap@0.1.0+0123456789ab  config  2025-01-02T03:04:05Z
+/// live      vwap@0.2.0+ba9876543210  api     2025-01-02T04:00:00Z
 /// ```
 pub fn render_versions(versions: &[VersionView]) -> String {
     let rows = versions
         .iter()
         .map(|v| {
             vec![
-                if v.live { "*" } else { "" }.to_string(),
+                v.status.name().to_string(),
                 v.id.clone(),
                 v.origin.clone(),
                 v.deployed_at.clone(),
+                v.status_reason.clone().unwrap_or_default(),
             ]
         })
         .collect();
     table(
-        &["LIVE", "VERSION", "ORIGIN", "DEPLOYED AT"],
-        &[false; 4],
+        &["STATUS", "VERSION", "ORIGIN", "DEPLOYED AT", "REASON"],
+        &[false; 5],
         rows,
     )
 }
@@ -132,19 +172,29 @@ pub(crate) fn table(header: &[&str], right: &[bool], rows: Vec<Vec<String>>) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::serve::control::{PluginErrorView, RejectedView};
 
-    fn version(id: &str, origin: &str, at: &str, live: bool) -> VersionView {
+    fn version(id: &str, origin: &str, at: &str, status: VersionStatus) -> VersionView {
         VersionView {
             id: id.into(),
             sha256: "00".repeat(32),
             origin: origin.into(),
             deployed_at: at.into(),
-            live,
+            live: status == VersionStatus::Live,
+            status,
+            status_reason: None,
         }
     }
 
     #[test]
-    fn pipelines_table_aligns_columns_and_lists_reasons() {
+    fn pipelines_table_aligns_columns_and_lists_what_to_act_on() {
+        let mut rejected = version(
+            "rejected+cccccccccccc",
+            "file",
+            "t2",
+            VersionStatus::Rejected,
+        );
+        rejected.status_reason = Some("not a WebAssembly component: the file is empty".into());
         let pipelines = vec![
             PipelineView {
                 tenant: "acme".into(),
@@ -152,9 +202,23 @@ mod tests {
                 state: PipelineState::Running,
                 reason: None,
                 versions: vec![
-                    version("vwap@0.1.0+aaaaaaaaaaaa", "config", "t0", false),
-                    version("vwap@0.2.0+bbbbbbbbbbbb", "api", "t1", true),
+                    version(
+                        "vwap@0.1.0+aaaaaaaaaaaa",
+                        "config",
+                        "t0",
+                        VersionStatus::Previous,
+                    ),
+                    version("vwap@0.2.0+bbbbbbbbbbbb", "api", "t1", VersionStatus::Live),
+                    rejected,
                 ],
+                last_rejected: Some(RejectedView {
+                    reason: "not a WebAssembly component: the file is empty".into(),
+                    at: "t2".into(),
+                    origin: "file".into(),
+                    file: Some("/p/acme/stocks.wasm".into()),
+                    sha256: "cc".repeat(32),
+                }),
+                last_plugin_error: None,
                 events_read: 1200,
                 rows_written: 40,
                 plugin_errors: 0,
@@ -165,19 +229,62 @@ mod tests {
                 state: PipelineState::Quarantined,
                 reason: Some("5 plugin failures in a row".into()),
                 versions: vec![],
+                last_rejected: None,
+                last_plugin_error: Some(PluginErrorView {
+                    message: "plugin p trapped in aggregate: panicked at src/lib.rs:3:5: boom"
+                        .into(),
+                    at: "t9".into(),
+                }),
                 events_read: 10,
                 rows_written: 0,
                 plugin_errors: 5,
             },
         ];
+        // VERSIONS counts kept versions only: the rejected one is not kept.
         let expected = "\
 TENANT  PIPELINE  STATE        LIVE VERSION             VERSIONS  EVENTS  ROWS  ERRORS
 acme    stocks    running      vwap@0.2.0+bbbbbbbbbbbb         2    1200    40       0
 globex  rides     quarantined  -                               0      10     0       5
 
+acme/stocks last deploy rejected (t2, file, file /p/acme/stocks.wasm): not a WebAssembly component: the file is empty
 globex/rides quarantined: 5 plugin failures in a row
+globex/rides last plugin error (t9): plugin p trapped in aggregate: panicked at src/lib.rs:3:5: boom
+
+acme/stocks versions:
+STATUS    VERSION                  ORIGIN  DEPLOYED AT  REASON
+previous  vwap@0.1.0+aaaaaaaaaaaa  config  t0
+live      vwap@0.2.0+bbbbbbbbbbbb  api     t1
+rejected  rejected+cccccccccccc    file    t2           not a WebAssembly component: the file is empty
 ";
         assert_eq!(render_pipelines(&pipelines), expected);
+    }
+
+    #[test]
+    fn a_rejection_followed_by_a_good_deploy_is_not_listed() {
+        let p = PipelineView {
+            tenant: "acme".into(),
+            name: "stocks".into(),
+            state: PipelineState::Running,
+            reason: None,
+            versions: vec![version(
+                "v@1+aaaaaaaaaaaa",
+                "api",
+                "t3",
+                VersionStatus::Live,
+            )],
+            last_rejected: Some(RejectedView {
+                reason: "bad".into(),
+                at: "t2".into(),
+                origin: "api".into(),
+                file: None,
+                sha256: String::new(),
+            }),
+            last_plugin_error: None,
+            events_read: 0,
+            rows_written: 0,
+            plugin_errors: 0,
+        };
+        assert!(!render_pipelines(&[p]).contains("rejected"));
     }
 
     #[test]
@@ -189,25 +296,34 @@ globex/rides quarantined: 5 plugin failures in a row
     }
 
     #[test]
-    fn versions_table_marks_the_live_one() {
+    fn versions_table_gives_each_status_and_reason() {
+        let mut q = version(
+            "vwap@0.3.0+cccccccccccc",
+            "file",
+            "2025-01-02T05:00:00Z",
+            VersionStatus::Quarantined,
+        );
+        q.status_reason = Some("10 plugin failures in a row".into());
         let versions = vec![
             version(
                 "vwap@0.1.0+aaaaaaaaaaaa",
                 "config",
                 "2025-01-02T03:04:05Z",
-                false,
+                VersionStatus::Previous,
             ),
             version(
                 "vwap@0.2.0+bbbbbbbbbbbb",
                 "api",
                 "2025-01-02T04:00:00Z",
-                true,
+                VersionStatus::Live,
             ),
+            q,
         ];
         let expected = "\
-LIVE  VERSION                  ORIGIN  DEPLOYED AT
-      vwap@0.1.0+aaaaaaaaaaaa  config  2025-01-02T03:04:05Z
-*     vwap@0.2.0+bbbbbbbbbbbb  api     2025-01-02T04:00:00Z
+STATUS       VERSION                  ORIGIN  DEPLOYED AT           REASON
+previous     vwap@0.1.0+aaaaaaaaaaaa  config  2025-01-02T03:04:05Z
+live         vwap@0.2.0+bbbbbbbbbbbb  api     2025-01-02T04:00:00Z
+quarantined  vwap@0.3.0+cccccccccccc  file    2025-01-02T05:00:00Z  10 plugin failures in a row
 ";
         assert_eq!(render_versions(&versions), expected);
     }

@@ -221,8 +221,18 @@ impl GuestLog {
                     unreported: 0,
                     last_report: now,
                 }),
+                panics: None,
             }),
         }
+    }
+
+    /// The same log, also keeping the last Rust panic written to it in `capture` (for a
+    /// stderr stream; see [`PanicCapture`]). Call before the log is shared.
+    pub fn with_panic_capture(mut self, capture: PanicCapture) -> Self {
+        if let Some(shared) = Arc::get_mut(&mut self.shared) {
+            shared.panics = Some(capture);
+        }
+        self
     }
 
     /// Lines dropped by the rate limit so far (not counting bytes cut from long lines).
@@ -258,6 +268,8 @@ struct Shared {
     lines_per_second: u32,
     dropped: AtomicU64,
     state: Mutex<LineState>,
+    /// Where the panics written to this stream are kept, if anywhere (stderr only).
+    panics: Option<PanicCapture>,
 }
 
 struct LineState {
@@ -365,6 +377,9 @@ impl Shared {
             let mut state = self.lock();
             while let Some(newline) = bytes.iter().position(|&b| b == b'\n') {
                 state.push(&bytes[..newline]);
+                if let Some(panics) = &self.panics {
+                    panics.line(&render(&state.partial, state.cut));
+                }
                 lines.extend(state.end_line(now, &self.dropped));
                 bytes = &bytes[newline + 1..];
             }
@@ -469,6 +484,92 @@ impl AsyncWrite for Handle {
     }
 }
 
+/// The most lines of one panic message kept (a long `assert_eq!` diff is cut here).
+const MAX_PANIC_LINES: usize = 8;
+
+/// The last Rust panic a guest wrote to its stderr, as `panicked at <file>:<line>:<col>:
+/// <message>`, for the error that reports the trap which follows it.
+///
+/// Rust's standard panic hook writes `thread '<name>' panicked at src/lib.rs:21:13:` and
+/// then the message on the following lines (until a `note: run with RUST_BACKTRACE…`
+/// line); older toolchains wrote `thread '<name>' panicked at 'message', src/lib.rs:21:13`
+/// on one line. Both are recognized, from any Rust guest, without help from the SDK. Lines
+/// are seen before the log's rate limit, so a guest that floods its log still has its
+/// panic reported. The instance clears it before each call and takes it when a call traps.
+#[derive(Clone, Default)]
+pub struct PanicCapture {
+    inner: Arc<Mutex<PanicState>>,
+}
+
+#[derive(Default)]
+struct PanicState {
+    /// The location and message lines of the panic being written.
+    reading: Option<(String, Vec<String>)>,
+    /// The last complete panic.
+    last: Option<String>,
+}
+
+impl PanicCapture {
+    fn lock(&self) -> MutexGuard<'_, PanicState> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Forgets any panic seen so far (before a call).
+    pub fn clear(&self) {
+        *self.lock() = PanicState::default();
+    }
+
+    /// The panic written since the last [`PanicCapture::clear`], if any, on one line.
+    pub fn take(&self) -> Option<String> {
+        let mut state = self.lock();
+        let reading = state.reading.take();
+        let text = reading.map(|(at, lines)| panic_text(&at, &lines));
+        text.or_else(|| state.last.take())
+    }
+
+    /// Reads one complete line of the stream.
+    fn line(&self, line: &str) {
+        let mut state = self.lock();
+        let header = line.starts_with("thread '") || line.starts_with("panicked at ");
+        if let Some((_, rest)) = line.split_once("panicked at ").filter(|_| header) {
+            // A new panic (a panic inside the panic hook starts another one).
+            if let Some((location, lines)) = state.reading.take() {
+                state.last = Some(panic_text(&location, &lines));
+            }
+            match rest.strip_suffix(':') {
+                Some(location) => state.reading = Some((location.to_string(), Vec::new())),
+                // The one-line form: `'message', file:line:col`.
+                None => state.last = Some(format!("panicked at {rest}")),
+            }
+            return;
+        }
+        let Some((location, lines)) = state.reading.as_mut() else {
+            return;
+        };
+        if line.starts_with("note: ") || lines.len() >= MAX_PANIC_LINES {
+            let done = panic_text(location, lines);
+            state.reading = None;
+            state.last = Some(done);
+        } else {
+            lines.push(line.trim().to_string());
+        }
+    }
+}
+
+/// `panicked at <location>: <message lines joined by spaces>`.
+fn panic_text(location: &str, lines: &[String]) -> String {
+    let message: Vec<&str> = lines
+        .iter()
+        .map(String::as_str)
+        .filter(|l| !l.is_empty())
+        .collect();
+    if message.is_empty() {
+        format!("panicked at {location}")
+    } else {
+        format!("panicked at {location}: {}", message.join(" "))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -539,6 +640,54 @@ mod tests {
     fn write(stream: &mut dyn OutputStream, bytes: &'static [u8]) {
         assert!(stream.check_write().unwrap() > 0);
         stream.write(Bytes::from_static(bytes)).unwrap();
+    }
+
+    #[test]
+    fn the_last_panic_is_kept_with_its_location_and_message() {
+        let capture = PanicCapture::default();
+        let log = GuestLog::new_at("acme", "p", "stderr", 0, Instant::now())
+            .with_panic_capture(capture.clone());
+        let mut err = log.p2_stream();
+        // Dropped by the rate limit (0 lines/s), still seen by the capture.
+        write(
+            &mut *err,
+            b"starting\nthread '<unnamed>' panicked at src/lib.rs:37:26:\n",
+        );
+        write(
+            &mut *err,
+            b"index out of bounds: the len is 3 but the index is 7\n",
+        );
+        write(
+            &mut *err,
+            b"note: run with `RUST_BACKTRACE=1` environment variable to display a backtrace\n",
+        );
+        assert_eq!(
+            capture.take().as_deref(),
+            Some(
+                "panicked at src/lib.rs:37:26: index out of bounds: the len is 3 but the index is 7"
+            )
+        );
+        assert_eq!(capture.take(), None, "taken once");
+        // A multi-line message cut short by the trap (no `note:` line), and a cleared one.
+        write(&mut *err, b"thread 'main' panicked at src/a.rs:1:2:\nassertion `left == right` failed\n  left: 1\n");
+        assert_eq!(
+            capture.take().as_deref(),
+            Some("panicked at src/a.rs:1:2: assertion `left == right` failed left: 1")
+        );
+        write(&mut *err, b"thread 'main' panicked at src/a.rs:1:2:\nold\n");
+        capture.clear();
+        assert_eq!(capture.take(), None);
+        // The one-line form of older toolchains; a line merely mentioning a panic is no panic.
+        write(
+            &mut *err,
+            b"thread 'main' panicked at 'boom', src/b.rs:3:4\n",
+        );
+        assert_eq!(
+            capture.take().as_deref(),
+            Some("panicked at 'boom', src/b.rs:3:4")
+        );
+        write(&mut *err, b"the user panicked at noon:\n");
+        assert_eq!(capture.take(), None);
     }
 
     #[test]

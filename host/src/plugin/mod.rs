@@ -14,7 +14,7 @@ pub mod native;
 mod runtime;
 
 pub use convert::{BatchBuilder, Column, ColumnData, Columns, OutputRow};
-pub use logs::{GuestLog, LogBudget};
+pub use logs::{GuestLog, LogBudget, PanicCapture};
 pub use runtime::{LoadLimits, Owner, PluginCode, PluginInfo, PluginInstance, Runtime};
 
 use crate::config::{Limits, SandboxLimits};
@@ -302,6 +302,26 @@ impl Error {
             Error::Failed { .. } => "failed",
             Error::BadOutput { .. } => "bad_output",
         }
+    }
+}
+
+/// The last failure of a plugin's calls (its message and when, in Unix milliseconds),
+/// shared between the instances of one pipeline and whoever reports it (the admin API).
+#[derive(Debug, Clone, Default)]
+pub struct LastError {
+    inner: std::sync::Arc<std::sync::Mutex<Option<(String, i64)>>>,
+}
+
+impl LastError {
+    /// Records `e` as the last failure, now.
+    pub fn record(&self, e: &Error) {
+        let now = chrono::Utc::now().timestamp_millis();
+        *self.inner.lock().unwrap_or_else(|p| p.into_inner()) = Some((e.to_string(), now));
+    }
+
+    /// The last failure and when (Unix milliseconds), if any.
+    pub fn get(&self) -> Option<(String, i64)> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 }
 

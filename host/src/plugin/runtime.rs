@@ -324,7 +324,10 @@ impl Runtime {
             }
         }
         let not_component = |e: wasmtime::Error| {
-            format!("not a WebAssembly component built for wasm32-wasip2: {e:#}")
+            format!(
+                "a damaged WebAssembly component (it does not compile: {}); build it again for wasm32-wasip2",
+                e.root_cause()
+            )
         };
         let timeout = self.limits.compile_timeout;
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
@@ -397,12 +400,16 @@ fn check_world(bytes: &[u8]) -> Result<Version, String> {
     let mut depth = 0usize;
     let mut imports = Vec::new();
     let mut exports = Vec::new();
+    if let Some(what) = not_wasm(bytes) {
+        return Err(format!("not a WebAssembly component: {what}"));
+    }
     for payload in Parser::new(0).parse_all(bytes) {
-        let payload = payload
-            .map_err(|e| format!("not a WebAssembly component built for wasm32-wasip2: {e}"))?;
+        let payload = payload.map_err(|e| {
+            format!("a damaged WebAssembly component: {e}; build it again for wasm32-wasip2")
+        })?;
         match payload {
             Payload::Version { encoding, .. } if depth == 0 && encoding != Encoding::Component => {
-                return Err("not a WebAssembly component built for wasm32-wasip2: it is a core module; build for wasm32-wasip2 (or run `wasm-tools component new`)".into());
+                return Err(CORE_MODULE.into());
             }
             Payload::ModuleSection { .. } | Payload::ComponentSection { .. } => {
                 depth = depth.saturating_add(1)
@@ -436,14 +443,75 @@ fn check_world(bytes: &[u8]) -> Result<Version, String> {
     {
         return Ok(*version);
     }
+    if let Some(other) = exports
+        .iter()
+        .find(|e| e.starts_with("weir:plugin/aggregate@"))
+    {
+        return Err(format!(
+            "exports {other}, a version of the weir:plugin contract this host does not load (it loads 0.2.0 and 0.1.0); build the plugin with a weir-guest release for this host"
+        ));
+    }
     let found = if exports.is_empty() {
         "nothing".to_string()
     } else {
         exports.join(", ")
     };
     Err(format!(
-        "does not export the weir:plugin `aggregator` world, version 0.2.0 or 0.1.0 (it exports {found}); build it with weir-guest"
+        "does not export the weir:plugin `aggregator` world, version 0.2.0 or 0.1.0 (it exports {found}); build it with the weir-guest SDK and register the plugin with `weir_guest::export_plugin!`"
     ))
+}
+
+/// The one line for a core module, which a wasm32-unknown-unknown or wasm32-wasip1 build
+/// produces.
+const CORE_MODULE: &str = "not a WebAssembly component: it is a core wasm module (a wasm32-unknown-unknown or wasm32-wasip1 build); build with `cargo build --release --target wasm32-wasip2`";
+
+/// What `bytes` are instead of wasm, judged by their first bytes; `None` when they start
+/// with the wasm magic number `\0asm`.
+fn not_wasm(bytes: &[u8]) -> Option<String> {
+    if bytes.starts_with(b"\0asm") {
+        return None;
+    }
+    let native =
+        "; build with `cargo build --release --target wasm32-wasip2` and deploy the .wasm file";
+    let what = match bytes {
+        [] => "the file is empty".to_string(),
+        [0x7f, b'E', b'L', b'F', ..] => {
+            format!("it is an ELF executable or library (a native build){native}")
+        }
+        [b'M', b'Z', ..] => format!("it is a Windows executable or DLL (a native build){native}"),
+        [0xcf | 0xce, 0xfa, 0xed, 0xfe, ..] | [0xca, 0xfe, 0xba, 0xbe, ..] => {
+            format!("it is a Mach-O executable or library (a native build){native}")
+        }
+        [b'!', b'<', b'a', b'r', b'c', b'h', b'>', ..] => {
+            format!("it is a static library archive (an rlib or .a){native}")
+        }
+        [0x1f, 0x8b, ..] => "it is gzip-compressed; decompress it first".to_string(),
+        [b'P', b'K', 3, 4, ..] => "it is a zip archive; unpack it first".to_string(),
+        _ => {
+            let head = &bytes[..bytes.len().min(32)];
+            match std::str::from_utf8(head) {
+                // A cut in the middle of a character is still text.
+                Ok(t) => Some(t),
+                Err(e) if e.error_len().is_none() => {
+                    std::str::from_utf8(&head[..e.valid_up_to()]).ok()
+                }
+                Err(_) => None,
+            }
+            .filter(|t| t.chars().all(|c| !c.is_control() || c.is_whitespace()))
+            .map(|t| {
+                let first = t.lines().next().unwrap_or("").trim();
+                format!("the first bytes look like text ({first:?}), not wasm")
+            })
+            .unwrap_or_else(|| {
+                let hex: Vec<String> = bytes.iter().take(4).map(|b| format!("{b:02x}")).collect();
+                format!(
+                    "it does not start with the wasm magic number (it starts with {})",
+                    hex.join(" ")
+                )
+            })
+        }
+    };
+    Some(what)
 }
 
 /// Deletes the oldest `*.cwasm` files in `dir` (by modification time) until their total
@@ -549,8 +617,9 @@ pub struct PluginInfo {
 /// WASI that grants nothing: no preopened files, no environment, no arguments, no
 /// sockets or name lookups (denied explicitly, on top of wasmtime-wasi's defaults). Clocks
 /// and random numbers stay available (Rust's `HashMap` seeds itself from them). Stdout
-/// and stderr go to the tenant's log, rate-limited.
-fn guest_wasi(owner: &Owner, lines_per_second: u32) -> WasiCtx {
+/// and stderr go to the tenant's log, rate-limited; panics written to stderr are also kept
+/// in `panics`.
+fn guest_wasi(owner: &Owner, lines_per_second: u32, panics: &super::PanicCapture) -> WasiCtx {
     let log =
         |stream| super::GuestLog::new(&owner.tenant, &owner.pipeline, stream, lines_per_second);
     WasiCtxBuilder::new()
@@ -558,7 +627,7 @@ fn guest_wasi(owner: &Owner, lines_per_second: u32) -> WasiCtx {
         .allow_udp(false)
         .allow_ip_name_lookup(false)
         .stdout(log("stdout"))
-        .stderr(log("stderr"))
+        .stderr(log("stderr").with_panic_capture(panics.clone()))
         .build()
 }
 
@@ -703,6 +772,10 @@ pub struct PluginInstance {
     batch: BatchBuilder,
     restarts: u64,
     last_instantiation: Duration,
+    /// The last panic the guest wrote to stderr during the current call.
+    panics: super::PanicCapture,
+    /// Where failures of calls are reported, if anywhere.
+    last_error: Option<super::LastError>,
 }
 
 /// Whose instance this is, for the guest's log lines.
@@ -759,12 +832,13 @@ impl PluginInstance {
         key_fields: Vec<String>,
         owner: Owner,
     ) -> Result<Self, Error> {
-        // Until the plugin names itself, errors name the pipeline it runs for.
+        // Until the plugin names itself, errors name the pipeline it runs for (errors read
+        // "plugin <name> …": "plugin of acme/stocks trapped in configure: …").
         let placeholder = PluginInfo {
             name: if owner.tenant.is_empty() {
-                format!("the plugin of pipeline {}", owner.pipeline)
+                format!("of pipeline {}", owner.pipeline)
             } else {
-                format!("the plugin of {}/{}", owner.tenant, owner.pipeline)
+                format!("of {}/{}", owner.tenant, owner.pipeline)
             },
             version: String::new(),
             inputs: Vec::new(),
@@ -783,6 +857,8 @@ impl PluginInstance {
             batch: BatchBuilder::new(&[], 0),
             restarts: 0,
             last_instantiation: Duration::ZERO,
+            panics: super::PanicCapture::default(),
+            last_error: None,
         };
         inst.info = inst.call("describe", |b, s| match b {
             Bindings::V1(b) => Ok(plugin_info!(
@@ -798,6 +874,20 @@ impl PluginInstance {
         })?;
         inst.batch = BatchBuilder::new(&inst.info.inputs, 64);
         Ok(inst)
+    }
+
+    /// Reports every later failure of a call (a trap, a deadline, an error the plugin
+    /// returned, a bad output) to `slot`, also from forks of this instance.
+    pub fn report_errors_to(&mut self, slot: super::LastError) {
+        self.last_error = Some(slot);
+    }
+
+    /// Records `e` in the error slot, if there is one, and returns it.
+    fn noted(&self, e: Error) -> Error {
+        if let Some(slot) = &self.last_error {
+            slot.record(&e);
+        }
+        e
     }
 
     /// How long the latest instantiation (with `configure`) took.
@@ -834,19 +924,19 @@ impl PluginInstance {
     }
 
     fn bad_output(&self, call: &'static str, message: String) -> Error {
-        Error::BadOutput {
+        self.noted(Error::BadOutput {
             plugin: self.info.name.clone(),
             call,
             message,
-        }
+        })
     }
 
     fn failed(&self, message: String, hint: Option<String>) -> Error {
-        Error::Failed {
+        self.noted(Error::Failed {
             plugin: self.info.name.clone(),
             message: super::bounded_message(message),
             hint: hint.map(super::bounded_message),
-        }
+        })
     }
 
     /// Checks one window's rows; `Err` fails that window only.
@@ -857,7 +947,8 @@ impl PluginInstance {
             self.info.outputs.len(),
             &self.limits.sandbox,
             &rows,
-        )?;
+        )
+        .map_err(|e| self.noted(e))?;
         Ok(rows)
     }
 
@@ -884,7 +975,11 @@ impl PluginInstance {
 
     fn instantiate(&mut self) -> Result<Live, Error> {
         let started = Instant::now();
-        let wasi = guest_wasi(&self.owner, self.limits.sandbox.log_lines_per_second);
+        let wasi = guest_wasi(
+            &self.owner,
+            self.limits.sandbox.log_lines_per_second,
+            &self.panics,
+        );
         let mut store = Store::new(
             &self.code.engine,
             HostState {
@@ -942,6 +1037,7 @@ impl PluginInstance {
             let _ = store.set_fuel(fuel);
         }
         store.data_mut().limiter.refused = false;
+        self.panics.clear();
     }
 
     fn call<R>(
@@ -951,7 +1047,7 @@ impl PluginInstance {
     ) -> Result<R, Error> {
         let mut live = match self.live.take() {
             Some(live) => live,
-            None => self.instantiate()?,
+            None => self.instantiate().map_err(|e| self.noted(e))?,
         };
         self.arm(&mut live.store);
         match f(&live.bindings, &mut live.store) {
@@ -962,7 +1058,7 @@ impl PluginInstance {
             Err(e) => {
                 // The Store may be poisoned: drop it, the next call starts fresh.
                 self.restarts += 1;
-                Err(self.classify(&live.store, name, e))
+                Err(self.noted(self.classify(&live.store, name, e)))
             }
         }
     }
@@ -985,11 +1081,21 @@ impl PluginInstance {
                 call,
                 limit_bytes: self.limits.sandbox.memory_bytes,
             },
-            _ => Error::Trap {
-                plugin,
-                call,
-                message: super::bounded_message(format!("{e:#}")),
-            },
+            _ => {
+                // The tenant gets the panic and where it happened (or the trap's one-line
+                // reason); the wasm backtrace is for the operator's debug log.
+                tracing::debug!(tenant = %self.owner.tenant, pipeline = %self.owner.pipeline, call, backtrace = %format!("{e:?}"), "plugin trap");
+                let message = match (self.panics.take(), e.downcast_ref::<Trap>()) {
+                    (Some(panic), _) => panic,
+                    (None, Some(trap)) => format!("wasm trap: {trap}"),
+                    (None, None) => format!("{:#}", e.root_cause()),
+                };
+                Error::Trap {
+                    plugin,
+                    call,
+                    message: super::bounded_message(message),
+                }
+            }
         }
     }
 }
@@ -1011,13 +1117,15 @@ impl Plugin for PluginInstance {
 
     /// Instantiates the same compiled code again (no Cranelift) and configures it the same.
     fn fork(&self) -> Result<Box<dyn Plugin>, Error> {
-        Ok(Box::new(PluginInstance::with_keys(
+        let mut fork = PluginInstance::with_keys(
             self.code.clone(),
             self.limits,
             self.params.clone(),
             self.key_fields.clone(),
             self.owner.clone(),
-        )?))
+        )?;
+        fork.last_error = self.last_error.clone();
+        Ok(Box::new(fork))
     }
 
     fn restarts(&self) -> u64 {
@@ -1305,9 +1413,16 @@ mod tests {
     fn the_world_is_checked_without_compiling() {
         let core = b"\0asm\x01\0\0\0";
         let e = check_world(core).unwrap_err();
-        assert!(e.contains("not a WebAssembly component"), "{e}");
+        assert!(
+            e.starts_with("not a WebAssembly component: it is a core wasm module")
+                && e.contains("--target wasm32-wasip2"),
+            "{e}"
+        );
         let e = check_world(b"garbage!").unwrap_err();
-        assert!(e.contains("not a WebAssembly component"), "{e}");
+        assert_eq!(
+            e,
+            "not a WebAssembly component: the first bytes look like text (\"garbage!\"), not wasm"
+        );
         // An empty component, and one padded with a 32 MiB custom section: both refused for
         // exporting nothing, the large one as fast as a parse of its section headers.
         let e = check_world(&component(&[])).unwrap_err();
@@ -1323,6 +1438,34 @@ mod tests {
             started.elapsed() < Duration::from_secs(1),
             "{:?}",
             started.elapsed()
+        );
+    }
+
+    #[test]
+    fn bytes_that_are_not_wasm_get_one_line_saying_what_they_are() {
+        let one = |bytes: &[u8]| check_world(bytes).unwrap_err();
+        assert_eq!(one(b""), "not a WebAssembly component: the file is empty");
+        let elf = one(b"\x7fELF\x02\x01\x01\0\0\0");
+        assert!(
+            elf.starts_with("not a WebAssembly component: it is an ELF executable or library"),
+            "{elf}"
+        );
+        assert_eq!(
+            one(b"[pipeline]\nname = 1\n"),
+            "not a WebAssembly component: the first bytes look like text (\"[pipeline]\"), not wasm"
+        );
+        assert_eq!(
+            one(&[0xff, 0x00, 0x12, 0x34, 0x56]),
+            "not a WebAssembly component: it does not start with the wasm magic number (it starts with ff 00 12 34)"
+        );
+        for e in [elf, one(b"\x1f\x8b\x08"), one(b"MZ\x90\0")] {
+            assert!(!e.contains('\n') && !e.contains("magic header"), "{e}");
+        }
+        // The magic number and then garbage: a damaged component, in one line.
+        let e = one(b"\0asm\x0d\0\x01\0\xff\xff");
+        assert!(
+            e.starts_with("a damaged WebAssembly component: ") && !e.contains('\n'),
+            "{e}"
         );
     }
 

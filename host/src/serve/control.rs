@@ -34,7 +34,7 @@ pub enum PipelineState {
     /// Paused by an operator or tenant: input is not read, state is kept.
     Paused,
     /// Stopped calling its plugin after too many failures in a row; input is kept (not read)
-    /// until a new version is deployed.
+    /// until a fixed version is deployed or the pipeline is rolled back.
     Quarantined,
     /// Its bounded input ended and every window was flushed.
     Finished,
@@ -58,6 +58,70 @@ pub struct VersionView {
     /// the pipeline has not taken the version within 10 s (a batch of slow plugin calls);
     /// it does between its next two batches.
     pub live: bool,
+    /// Where the version stands (absent from older hosts: `kept`).
+    #[serde(default)]
+    pub status: VersionStatus,
+    /// Why it is `quarantined` or `rejected`.
+    #[serde(default)]
+    pub status_reason: Option<String>,
+}
+
+/// Where a version stands in a pipeline's history.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VersionStatus {
+    /// Windows fire with it now.
+    Live,
+    /// It was live before the live one: a rollback returns to the newest such version.
+    Previous,
+    /// It was live and was rolled back.
+    RolledBack,
+    /// The pipeline was quarantined while it was live (the reason says why).
+    Quarantined,
+    /// It was refused at deploy and never ran (the reason says why); its code is not kept.
+    Rejected,
+    /// Kept, but not on the way back of a rollback (e.g. superseded before it went live).
+    #[default]
+    Kept,
+}
+
+impl VersionStatus {
+    /// The lowercase name the API uses.
+    pub fn name(self) -> &'static str {
+        match self {
+            VersionStatus::Live => "live",
+            VersionStatus::Previous => "previous",
+            VersionStatus::RolledBack => "rolled_back",
+            VersionStatus::Quarantined => "quarantined",
+            VersionStatus::Rejected => "rejected",
+            VersionStatus::Kept => "kept",
+        }
+    }
+}
+
+/// The last failure of a pipeline's plugin calls.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PluginErrorView {
+    /// What failed: a panic with its message and source location, a deadline, an error the
+    /// plugin returned, … (the same text as the error record).
+    pub message: String,
+    /// When, RFC 3339 UTC.
+    pub at: String,
+}
+
+/// The last deploy of a pipeline that was refused.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RejectedView {
+    /// Why, in one or two lines: what is wrong and who changes what.
+    pub reason: String,
+    /// When, RFC 3339 UTC.
+    pub at: String,
+    /// How it arrived: `api` or `file`.
+    pub origin: String,
+    /// The file in the watched plugin directory, for `origin = "file"`.
+    pub file: Option<String>,
+    /// SHA-256 of the component bytes, hex.
+    pub sha256: String,
 }
 
 /// A pipeline, as listed by the admin API.
@@ -71,8 +135,16 @@ pub struct PipelineView {
     pub state: PipelineState,
     /// Why it is quarantined or failed, when it is.
     pub reason: Option<String>,
-    /// Kept versions, oldest first; the live one has `live = true`.
+    /// Kept versions, oldest first; the live one has `live = true`. The last rejected deploy,
+    /// if any, is listed among them by time with status `rejected`.
     pub versions: Vec<VersionView>,
+    /// The last deploy that was refused, if any (also after a later deploy succeeded: compare
+    /// its time with the versions').
+    #[serde(default)]
+    pub last_rejected: Option<RejectedView>,
+    /// The last failed plugin call, if any, of any version.
+    #[serde(default)]
+    pub last_plugin_error: Option<PluginErrorView>,
     /// Events read so far.
     pub events_read: u64,
     /// Result rows written so far.
@@ -115,7 +187,7 @@ pub trait HostControl: Send + Sync + 'static {
     fn pipelines(&self, tenant: &str) -> Result<Vec<PipelineView>, ControlError>;
     /// Compiles, validates and swaps in a new plugin version for one pipeline.
     fn deploy(&self, id: &PipelineId, wasm: Vec<u8>) -> Result<VersionView, ControlError>;
-    /// Makes the version before the live one live again.
+    /// Makes the version that was live before the live one live again.
     fn rollback(&self, id: &PipelineId) -> Result<VersionView, ControlError>;
     /// Stops reading input; state is kept.
     fn pause(&self, id: &PipelineId) -> Result<PipelineView, ControlError>;

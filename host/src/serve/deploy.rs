@@ -8,13 +8,15 @@ use std::sync::Arc;
 use std::sync::mpsc;
 use std::time::Duration;
 
+use sha2::{Digest, Sha256};
+
 use super::registry::{PipelineEntry, Version};
 use super::worker::lock;
-use super::{ControlError, Host, PipelineId, VersionView, watch};
+use super::{ControlError, Host, PipelineId, RejectedView, VersionStatus, VersionView, watch};
 use crate::config::{Limits, PipelineConfig};
 use crate::decode::Schema;
 use crate::pipeline;
-use crate::plugin::{Plugin as _, PluginInstance, Runtime};
+use crate::plugin::{self, Plugin as _, PluginInstance, Runtime};
 use crate::time::format_rfc3339_ms;
 
 /// How many plugin files may wait for the deployer (beyond the one it is deploying): 4.
@@ -22,69 +24,152 @@ use crate::time::format_rfc3339_ms;
 const DEPLOY_QUEUE: usize = 4;
 
 /// Compiles (or finds in the cache), instantiates, configures and checks a plugin version
-/// for pipeline `id`. Every way a version arrives goes through here. Only a version that
-/// passed every check has its compiled code cached (in memory and on disk).
+/// for pipeline `id`, whose operator's file is `config_path`. Every way a version arrives
+/// goes through here. Only a version that passed every check has its compiled code cached
+/// (in memory and on disk).
+///
+/// A refusal is one or two lines saying what is wrong and who fixes it ([`who_fixes`]).
+/// Further deploy-time checks belong after `instantiate_checked`, before `runtime.keep`,
+/// and should word their errors the same way.
 pub(super) fn prepare(
     runtime: &Runtime,
-    cfg: &PipelineConfig,
-    schema: &Schema,
-    limits: Limits,
-    id: &PipelineId,
+    target: Target<'_>,
     bytes: &[u8],
     origin: &str,
 ) -> Result<(PluginInstance, Version), String> {
+    let Target {
+        id,
+        cfg,
+        config_path,
+        schema,
+        limits,
+    } = target;
     let code = runtime
         .load_bytes(bytes, &format!("{id} ({origin})"))
         .map_err(|e| e.to_string())?;
     let plugin = pipeline::instantiate_checked(cfg, schema, code.clone(), limits, id.owner())
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| who_fixes(&e, config_path))?;
     runtime.keep(&code);
     let version = Version {
         view: VersionView {
             id: plugin.version_id(),
             sha256: code.sha256().to_string(),
             origin: origin.to_string(),
-            deployed_at: format_rfc3339_ms(chrono::Utc::now().timestamp_millis()),
+            deployed_at: now(),
             live: false,
+            status: VersionStatus::Kept,
+            status_reason: None,
         },
         code,
     };
     Ok((plugin, version))
 }
 
+/// The pipeline a version is prepared for: what every version is checked against.
+#[derive(Clone, Copy)]
+pub(super) struct Target<'a> {
+    /// The pipeline.
+    pub(super) id: &'a PipelineId,
+    /// Its configuration.
+    pub(super) cfg: &'a PipelineConfig,
+    /// The operator's file it was read from.
+    pub(super) config_path: &'a Path,
+    /// Its input schema.
+    pub(super) schema: &'a Schema,
+    /// The sandbox limits versions run under.
+    pub(super) limits: Limits,
+}
+
+/// Now, RFC 3339 UTC with milliseconds.
+fn now() -> String {
+    format_rfc3339_ms(chrono::Utc::now().timestamp_millis())
+}
+
+/// A refusal at deploy in one or two lines that say who fixes it: the operator (a field the
+/// plugin reads is missing from the schema, params the plugin refuses), named with the
+/// operator's `config_path`, or the tenant (everything else is the plugin's own doing).
+pub(super) fn who_fixes(e: &plugin::Error, config_path: &Path) -> String {
+    let file = config_path.display();
+    match e {
+        plugin::Error::Incompatible {
+            plugin,
+            message,
+            hint,
+        } => format!(
+            "plugin {plugin} {message}. Only the operator can fix this, in {file}: {hint}; or change the plugin's inputs and deploy again"
+        ),
+        plugin::Error::Configure { .. } => format!(
+            "{e}. The params come from [plugin.params] in the operator's {file}: ask the operator to fix them, or change the plugin's configure and deploy again"
+        ),
+        plugin::Error::Trap { .. }
+        | plugin::Error::BadOutput { .. }
+        | plugin::Error::Failed { .. } => {
+            format!("{e}; fix the plugin and deploy again")
+        }
+        plugin::Error::Deadline { .. }
+        | plugin::Error::Memory { .. }
+        | plugin::Error::Fuel { .. } => {
+            format!(
+                "{e}; make the plugin's start-up lighter, or ask the operator to raise [plugin.limits] in {file}"
+            )
+        }
+        // Loading errors (not a component, wrong world, too big) already say what to change.
+        plugin::Error::Compile { .. } => e.to_string(),
+    }
+}
+
 impl Host {
-    /// Deploys a version that arrived as a file in the watched plugin directory.
-    pub fn deploy_file(&self, id: &PipelineId, bytes: &[u8]) -> Result<VersionView, ControlError> {
-        self.deploy_to(self.registry.get(id)?, bytes, "file")
+    /// Deploys a version that arrived as file `path` in the watched plugin directory.
+    pub fn deploy_file(
+        &self,
+        id: &PipelineId,
+        bytes: &[u8],
+        path: &Path,
+    ) -> Result<VersionView, ControlError> {
+        self.deploy_to(self.registry.get(id)?, bytes, "file", Some(path))
     }
 
     /// Validates `bytes` as a new version of `entry`'s pipeline, records it in the
-    /// history and swaps it in. A version identical to the live one changes nothing.
+    /// history and swaps it in. A version identical to the live one changes nothing. A
+    /// refused one is recorded as the pipeline's last rejected deploy (with `file`, when it
+    /// came from the watched directory).
     pub(super) fn deploy_to(
         &self,
         entry: &PipelineEntry,
         bytes: &[u8],
         origin: &str,
+        file: Option<&Path>,
     ) -> Result<VersionView, ControlError> {
         let _serial = lock(&entry.deploy);
         let id = &entry.id;
-        let prepared = prepare(
-            &self.runtime,
-            &entry.cfg,
-            &entry.schema,
-            entry.limits,
+        let target = Target {
             id,
-            bytes,
-            origin,
-        );
-        let (plugin, version) = match prepared {
+            cfg: &entry.cfg,
+            config_path: &entry.config_path,
+            schema: &entry.schema,
+            limits: entry.limits,
+        };
+        let prepared = prepare(&self.runtime, target, bytes, origin);
+        let (mut plugin, version) = match prepared {
             Ok(p) => p,
             Err(reason) => {
                 self.metrics.rejected(id);
                 tracing::warn!(tenant = %id.tenant, pipeline = %id.pipeline, origin, %reason, "plugin version rejected");
+                lock(&entry.versions).rejected(RejectedView {
+                    reason: reason.clone(),
+                    at: now(),
+                    origin: origin.to_string(),
+                    file: file.map(|f| f.display().to_string()),
+                    sha256: Sha256::digest(bytes)
+                        .iter()
+                        .map(|b| format!("{b:02x}"))
+                        .collect(),
+                });
                 return Err(ControlError::Rejected(reason));
             }
         };
+        entry.note_quarantine();
+        plugin.report_errors_to(entry.last_error.clone());
         let live = entry.worker.live_version();
         if version.view.id == live {
             return Ok(entry.version_view(&live));
@@ -92,7 +177,11 @@ impl Host {
         // Recorded before the swap, so that a swap that lands after the wait times out is
         // still in the history.
         let version_id = version.view.id.clone();
-        lock(&entry.versions).record(version, self.keep_versions);
+        {
+            let mut history = lock(&entry.versions);
+            history.record(version, self.keep_versions);
+            history.went_live(&version_id);
+        }
         // A version no longer kept may now be evicted.
         self.runtime.trim_compiled();
         match entry.worker.swap(plugin) {
@@ -110,31 +199,35 @@ impl Host {
         Ok(entry.version_view(&version_id))
     }
 
-    /// Makes the version kept before the live one live again, from its compiled code.
+    /// Makes the version that was live before the live one live again, from its compiled
+    /// code; versions quarantined since are skipped.
     pub(super) fn rollback_entry(
         &self,
         entry: &PipelineEntry,
     ) -> Result<VersionView, ControlError> {
         let _serial = lock(&entry.deploy);
         let id = &entry.id;
+        entry.note_quarantine();
         let live = entry.worker.live_version();
-        let (code, version_id) = match lock(&entry.versions).before(&live) {
+        let (code, version_id) = match lock(&entry.versions).rollback_target(&live) {
             Some(v) => (v.code.clone(), v.view.id.clone()),
             None => {
                 return Err(ControlError::Conflict(format!(
-                    "no version before {live} is kept; deploy the version you want instead"
+                    "nothing to roll back to: no version that was live before {live} is kept (quarantined ones are skipped); deploy the version you want instead"
                 )));
             }
         };
-        let plugin = pipeline::instantiate_checked(
+        let mut plugin = pipeline::instantiate_checked(
             &entry.cfg,
             &entry.schema,
             code,
             entry.limits,
             id.owner(),
         )
-        .map_err(|e| ControlError::Rejected(e.to_string()))?;
+        .map_err(|e| ControlError::Rejected(who_fixes(&e, &entry.config_path)))?;
+        plugin.report_errors_to(entry.last_error.clone());
         let live_now = entry.worker.swap(plugin)?;
+        lock(&entry.versions).rolled_back_to(&version_id);
         tracing::info!(tenant = %id.tenant, pipeline = %id.pipeline, version = %version_id, live = live_now, "rolled back");
         Ok(entry.version_view(&version_id))
     }
@@ -165,7 +258,7 @@ pub fn watch_plugin_dir(
                     .ok()
                     .and_then(|t| t.elapsed().ok());
                 let id = &drop.id;
-                match host.deploy_file(id, &drop.bytes) {
+                match host.deploy_file(id, &drop.bytes, &drop.path) {
                     Ok(v) => tracing::info!(
                         tenant = %id.tenant,
                         pipeline = %id.pipeline,

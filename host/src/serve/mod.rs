@@ -32,12 +32,13 @@ use std::sync::atomic::AtomicBool;
 use anyhow::Context;
 
 pub use control::{
-    ControlError, HostControl, PipelineState, PipelineView, Principal, TenantView, VersionView,
+    ControlError, HostControl, PipelineState, PipelineView, PluginErrorView, Principal,
+    RejectedView, TenantView, VersionStatus, VersionView,
 };
 pub use deploy::watch_plugin_dir;
-pub use watch::check_plugin_dir;
 pub use id::PipelineId;
 pub use metrics::{GaugeState, Metrics};
+pub use watch::check_plugin_dir;
 
 use crate::config::{HostConfig, LimitsConfig, PipelineConfig};
 use crate::decode::Schema;
@@ -46,6 +47,17 @@ use crate::plugin::Runtime;
 use auth::Tokens;
 use registry::{History, PipelineEntry, Registry};
 use worker::Worker;
+
+/// A pipeline whose config and plugin passed every check at start-up, not yet built.
+struct Checked {
+    id: PipelineId,
+    cfg: PipelineConfig,
+    config_path: std::path::PathBuf,
+    schema: Schema,
+    limits: crate::config::Limits,
+    plugin: crate::plugin::PluginInstance,
+    version: registry::Version,
+}
 
 /// A running host.
 pub struct Host {
@@ -77,10 +89,15 @@ impl Host {
             metrics: Arc::new(Metrics::new()),
             keep_versions: cfg.plugins.keep_versions,
         };
+        // Every pipeline's config and plugin is checked before any pipeline opens its source
+        // or sinks: a host that fails at start leaves every sink as it was.
+        let mut ready = Vec::new();
+        let mut seen = std::collections::BTreeSet::new();
         for t in &cfg.tenants {
             host.registry.add_tenant(&t.name);
             for path in &t.pipelines {
                 let path = cfg.resolve(path);
+                let context = || format!("tenant {}, pipeline {}", t.name, path.display());
                 let pcfg = PipelineConfig::load(&path)?;
                 if pcfg.plugin.limits.fuel.is_some() && !fuel {
                     anyhow::bail!(
@@ -90,29 +107,34 @@ impl Host {
                     );
                 }
                 let id = PipelineId::new(t.name.as_str(), pcfg.name.as_str());
-                if host.registry.contains(&id) {
+                if !seen.insert(id.clone()) {
                     anyhow::bail!(
                         "tenant {}: two pipelines are named `{}`; pipeline names must be unique per tenant",
                         t.name,
                         id.pipeline
                     );
                 }
-                let entry = host
-                    .start_pipeline(id, pcfg, &t.limits)
-                    .with_context(|| format!("tenant {}, pipeline {}", t.name, path.display()))?;
-                host.registry.add(entry);
+                let checked = host
+                    .check_pipeline(id, pcfg, path.clone(), &t.limits)
+                    .with_context(context)?;
+                ready.push((checked, context()));
             }
+        }
+        for (checked, context) in ready {
+            let entry = host.launch(checked).context(context)?;
+            host.registry.add(entry);
         }
         Ok(host)
     }
 
-    /// Validates the configured plugin of pipeline `id` and starts its thread.
-    fn start_pipeline(
+    /// Validates the configured plugin of pipeline `id`; nothing is opened yet.
+    fn check_pipeline(
         &self,
         id: PipelineId,
         cfg: PipelineConfig,
+        config_path: std::path::PathBuf,
         ceiling: &LimitsConfig,
-    ) -> anyhow::Result<PipelineEntry> {
+    ) -> anyhow::Result<Checked> {
         let schema = Schema::new(&cfg.schema).map_err(|e| anyhow::anyhow!("schema: {e}"))?;
         let limits = cfg.plugin.limits.resolve(Some(ceiling));
         let path = cfg.resolve(&cfg.plugin.path);
@@ -128,9 +150,39 @@ impl Host {
         }
         let bytes = std::fs::read(&path)
             .with_context(|| format!("reading plugin.path {}", path.display()))?;
-        let (plugin, version) =
-            deploy::prepare(&self.runtime, &cfg, &schema, limits, &id, &bytes, "config")
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let target = deploy::Target {
+            id: &id,
+            cfg: &cfg,
+            config_path: &config_path,
+            schema: &schema,
+            limits,
+        };
+        let (plugin, version) = deploy::prepare(&self.runtime, target, &bytes, "config")
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        Ok(Checked {
+            id,
+            cfg,
+            config_path,
+            schema,
+            limits,
+            plugin,
+            version,
+        })
+    }
+
+    /// Builds a checked pipeline (opening its source and sinks) and starts its thread.
+    fn launch(&self, checked: Checked) -> anyhow::Result<PipelineEntry> {
+        let Checked {
+            id,
+            cfg,
+            config_path,
+            schema,
+            limits,
+            mut plugin,
+            version,
+        } = checked;
+        let last_error = crate::plugin::LastError::default();
+        plugin.report_errors_to(last_error.clone());
         let interrupt = Arc::new(AtomicBool::new(false));
         let opts = Options {
             owner: id.owner(),
@@ -154,6 +206,8 @@ impl Host {
         Ok(PipelineEntry {
             id,
             limits,
+            config_path,
+            last_error,
             schema,
             cfg,
             worker,
@@ -198,7 +252,7 @@ impl HostControl for Host {
     }
 
     fn deploy(&self, id: &PipelineId, wasm: Vec<u8>) -> Result<VersionView, ControlError> {
-        self.deploy_to(self.registry.get(id)?, &wasm, "api")
+        self.deploy_to(self.registry.get(id)?, &wasm, "api", None)
     }
 
     fn rollback(&self, id: &PipelineId) -> Result<VersionView, ControlError> {
@@ -222,4 +276,12 @@ impl HostControl for Host {
         self.metrics.compiled_cache(bytes, count);
         self.metrics.encode()
     }
+}
+
+/// Loads a host config and starts its pipelines (the benchmarks' host; `weir serve` checks
+/// its admin address and plugin directory first).
+pub fn start(path: &std::path::Path) -> anyhow::Result<(HostConfig, Arc<Host>)> {
+    let cfg = HostConfig::load(path)?;
+    let host = Arc::new(Host::start(&cfg)?);
+    Ok((cfg, host))
 }

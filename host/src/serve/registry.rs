@@ -3,13 +3,18 @@
 //! It does not start pipelines (`mod.rs`) nor decide which version is live (`deploy.rs`).
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use super::worker::{Worker, lock};
-use super::{ControlError, PipelineId, PipelineView, TenantView, VersionView};
+use super::{
+    ControlError, PipelineId, PipelineState, PipelineView, PluginErrorView, RejectedView,
+    TenantView, VersionStatus, VersionView,
+};
 use crate::config::{Limits, PipelineConfig};
 use crate::decode::Schema;
-use crate::plugin::PluginCode;
+use crate::plugin::{LastError, PluginCode};
+use crate::time::format_rfc3339_ms;
 
 /// One kept plugin version: what the API shows of it, and its compiled code (so a rollback
 /// does not compile again).
@@ -18,16 +23,26 @@ pub(super) struct Version {
     pub(super) code: Arc<PluginCode>,
 }
 
-/// A pipeline's kept versions, oldest first.
+/// A pipeline's kept versions, oldest first, which of them were live in turn, and its last
+/// rejected deploy.
 pub(super) struct History {
     versions: VecDeque<Version>,
+    /// Ids of the versions that went live, in the order they did; the last is live (or
+    /// handed to the pipeline thread). A rollback returns to the newest one below it that is
+    /// still kept and was not quarantined.
+    went_live: Vec<String>,
+    /// The last deploy refused, with its entry in the version list.
+    rejected: Option<(VersionView, RejectedView)>,
 }
 
 impl History {
-    /// A history of one version.
+    /// A history of one version, live.
     pub(super) fn new(first: Version) -> Self {
+        let id = first.view.id.clone();
         History {
             versions: VecDeque::from([first]),
+            went_live: vec![id],
+            rejected: None,
         }
     }
 
@@ -40,50 +55,136 @@ impl History {
         while self.versions.len() > keep {
             self.versions.pop_front();
         }
+        let kept: BTreeSet<&str> = self.versions.iter().map(|v| v.view.id.as_str()).collect();
+        self.went_live.retain(|id| kept.contains(id.as_str()));
     }
 
     /// Forgets version `id`.
     pub(super) fn forget(&mut self, id: &str) {
         self.versions.retain(|v| v.view.id != id);
+        self.went_live.retain(|v| v != id);
     }
 
-    /// The version kept just before `live` (the last one if `live` is not kept).
-    pub(super) fn before(&self, live: &str) -> Option<&Version> {
-        let at = self
-            .versions
-            .iter()
-            .position(|v| v.view.id == live)
-            .unwrap_or(self.versions.len());
-        at.checked_sub(1).and_then(|i| self.versions.get(i))
+    /// Records that version `id` went live (a deploy): it is on top of the versions to roll
+    /// back through, and no longer marked rolled back.
+    pub(super) fn went_live(&mut self, id: &str) {
+        self.went_live.retain(|v| v != id);
+        self.went_live.push(id.to_string());
+        if let Some(v) = self.versions.iter_mut().find(|v| v.view.id == id)
+            && v.view.status == VersionStatus::RolledBack
+        {
+            v.view.status = VersionStatus::Kept;
+        }
     }
 
-    /// The view of version `id` with its `live` flag; only the id when it is not kept.
-    pub(super) fn view(&self, id: &str, live: bool) -> VersionView {
-        self.versions
+    /// The version a rollback from `live` returns to: the newest version that went live
+    /// before it and is still kept and not quarantined.
+    pub(super) fn rollback_target(&self, live: &str) -> Option<&Version> {
+        let top = self
+            .went_live
             .iter()
-            .find(|v| v.view.id == id)
-            .map(|v| VersionView {
-                live,
-                ..v.view.clone()
-            })
+            .rposition(|v| v == live)
+            .unwrap_or(self.went_live.len());
+        self.went_live[..top].iter().rev().find_map(|id| {
+            self.versions
+                .iter()
+                .find(|v| v.view.id == *id && v.view.status != VersionStatus::Quarantined)
+        })
+    }
+
+    /// Records a rollback to `target`: the versions that went live after it are marked
+    /// rolled back (unless quarantined) and leave the way back.
+    pub(super) fn rolled_back_to(&mut self, target: &str) {
+        let Some(at) = self.went_live.iter().rposition(|v| v == target) else {
+            return self.went_live(target);
+        };
+        for id in self.went_live.split_off(at + 1) {
+            if let Some(v) = self.versions.iter_mut().find(|v| v.view.id == id)
+                && v.view.status != VersionStatus::Quarantined
+            {
+                v.view.status = VersionStatus::RolledBack;
+            }
+        }
+    }
+
+    /// Marks version `id` quarantined with `reason` (a rollback skips it from now on).
+    pub(super) fn quarantined(&mut self, id: &str, reason: &str) {
+        if let Some(v) = self.versions.iter_mut().find(|v| v.view.id == id) {
+            v.view.status = VersionStatus::Quarantined;
+            v.view.status_reason = Some(reason.to_string());
+        }
+    }
+
+    /// Records a refused deploy; it replaces the one recorded before.
+    pub(super) fn rejected(&mut self, rejected: RejectedView) {
+        let short = rejected.sha256.get(..12).unwrap_or(&rejected.sha256);
+        let view = VersionView {
+            id: format!("rejected+{short}"),
+            sha256: rejected.sha256.clone(),
+            origin: rejected.origin.clone(),
+            deployed_at: rejected.at.clone(),
+            live: false,
+            status: VersionStatus::Rejected,
+            status_reason: Some(rejected.reason.clone()),
+        };
+        self.rejected = Some((view, rejected));
+    }
+
+    /// The last refused deploy.
+    pub(super) fn last_rejected(&self) -> Option<&RejectedView> {
+        self.rejected.as_ref().map(|(_, r)| r)
+    }
+
+    /// The view of version `id` as of `live`; only the id when it is not kept.
+    pub(super) fn view(&self, id: &str, live: &str) -> VersionView {
+        self.views(live)
+            .into_iter()
+            .find(|v| v.id == id)
             .unwrap_or_else(|| VersionView {
                 id: id.to_string(),
                 sha256: String::new(),
                 origin: String::new(),
                 deployed_at: String::new(),
-                live,
+                live: id == live,
+                status: if id == live {
+                    VersionStatus::Live
+                } else {
+                    VersionStatus::Kept
+                },
+                status_reason: None,
             })
     }
 
-    /// Every kept version, oldest first, with `live` set on the live one.
+    /// Every kept version, oldest first, with `live` and its status as of `live`, and the
+    /// last rejected deploy placed among them by time.
     pub(super) fn views(&self, live: &str) -> Vec<VersionView> {
-        self.versions
+        let below = match self.went_live.iter().rposition(|v| v == live) {
+            Some(top) => &self.went_live[..top],
+            None => &self.went_live[..],
+        };
+        let mut views: Vec<VersionView> = self
+            .versions
             .iter()
-            .map(|v| VersionView {
-                live: v.view.id == live,
-                ..v.view.clone()
+            .map(|v| {
+                let mut view = v.view.clone();
+                view.live = view.id == live;
+                if view.status != VersionStatus::Quarantined {
+                    view.status = if view.live {
+                        VersionStatus::Live
+                    } else if below.contains(&view.id) {
+                        VersionStatus::Previous
+                    } else {
+                        view.status
+                    };
+                }
+                view
             })
-            .collect()
+            .collect();
+        if let Some((view, _)) = &self.rejected {
+            let at = views.partition_point(|v| v.deployed_at <= view.deployed_at);
+            views.insert(at, view.clone());
+        }
+        views
     }
 }
 
@@ -96,6 +197,10 @@ pub(super) struct PipelineEntry {
     pub(super) schema: Schema,
     /// The sandbox limits every version runs under.
     pub(super) limits: Limits,
+    /// The operator's pipeline file, named in errors only the operator can fix.
+    pub(super) config_path: PathBuf,
+    /// The last failure of its plugin calls, reported by every version's instance.
+    pub(super) last_error: LastError,
     pub(super) worker: Worker,
     pub(super) versions: Mutex<History>,
     /// Serializes deploys and rollbacks of this pipeline.
@@ -105,20 +210,45 @@ pub(super) struct PipelineEntry {
 impl PipelineEntry {
     /// The kept version `id`, with `live` as the pipeline thread last reported.
     pub(super) fn version_view(&self, id: &str) -> VersionView {
-        let live = self.worker.live_version() == id;
-        lock(&self.versions).view(id, live)
+        let live = self.worker.live_version();
+        lock(&self.versions).view(id, &live)
+    }
+
+    /// Marks the live version quarantined in the history if the pipeline is quarantined
+    /// now, before a deploy or rollback replaces it.
+    pub(super) fn note_quarantine(&self) {
+        let status = self.worker.status();
+        if status.state == PipelineState::Quarantined {
+            let reason = status.reason.as_deref().unwrap_or("quarantined");
+            lock(&self.versions).quarantined(&status.live_version, reason);
+        }
     }
 
     /// The pipeline as the admin API lists it.
     pub(super) fn view(&self) -> PipelineView {
         let status = self.worker.status();
-        let versions = lock(&self.versions).views(&status.live_version);
+        let (versions, last_rejected) = {
+            let mut history = lock(&self.versions);
+            if status.state == PipelineState::Quarantined {
+                let reason = status.reason.as_deref().unwrap_or("quarantined");
+                history.quarantined(&status.live_version, reason);
+            }
+            (
+                history.views(&status.live_version),
+                history.last_rejected().cloned(),
+            )
+        };
         PipelineView {
             tenant: self.id.tenant.to_string(),
             name: self.id.pipeline.to_string(),
             state: status.state,
             reason: status.reason,
             versions,
+            last_rejected,
+            last_plugin_error: self.last_error.get().map(|(message, at)| PluginErrorView {
+                message,
+                at: format_rfc3339_ms(at),
+            }),
             events_read: status.summary.events_read,
             rows_written: status.summary.rows_written,
             plugin_errors: status.summary.plugin_errors,

@@ -320,7 +320,12 @@ impl Thread {
         s.summary = self.p.summary().clone();
         if !self.done {
             (s.state, s.reason) = match (self.p.quarantined(), self.paused) {
-                (Some(q), _) => (PipelineState::Quarantined, Some(q.to_string())),
+                (Some(q), _) => (
+                    PipelineState::Quarantined,
+                    Some(format!(
+                        "{q}. It reads no input until you deploy a fixed version or roll back"
+                    )),
+                ),
                 (None, true) => (PipelineState::Paused, None),
                 (None, false) => (PipelineState::Running, None),
             };

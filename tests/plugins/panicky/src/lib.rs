@@ -1,6 +1,6 @@
 //! Adversarial test plugin: `aggregate` panics (traps) when the key field
 //! `symbol` is `"BAD"`, otherwise returns the number of events as `n`
-//! (i64). No inputs.
+//! (i64). No inputs. With the param `panic_in_configure` set, `configure` panics.
 
 use weir_guest::prelude::*;
 
@@ -8,7 +8,10 @@ use weir_guest::prelude::*;
 pub struct Panicky;
 
 impl Plugin for Panicky {
-    fn configure(_params: &Params) -> Result<Self> {
+    fn configure(params: &Params) -> Result<Self> {
+        if params.get("panic_in_configure").is_some() {
+            panic!("panicky: told to panic in configure");
+        }
         Ok(Panicky)
     }
 
