@@ -190,3 +190,144 @@ fn a_host_that_fails_at_start_truncates_no_sink() {
         before
     );
 }
+
+/// A paced generator pipeline of ticks through `stats` into the CSV file `<name>.csv`.
+fn csv_pipeline(s: &Scratch, name: &str, allow: bool) {
+    s.write(
+        &format!("{name}.toml"),
+        &format!(
+            r#"name = "{name}"
+[source]
+kind = "generator"
+workload = "stocks"
+count = 1000000
+keys = 2
+interval = "100ms"
+rate = 200
+[schema]
+timestamp = {{ field = "ts", format = "rfc3339" }}
+key = ["symbol"]
+fields = {{ symbol = "string", price = "f64", volume = "i64" }}
+[window]
+kind = "tumbling"
+size = "1s"
+[plugin]
+path = "{plugin}"
+params = {{ field = "price" }}
+allow_output_change = {allow}
+[sink]
+kind = "file"
+path = "{name}.csv"
+format = "csv"
+"#,
+            plugin = support::wasm("stats").display()
+        ),
+    );
+}
+
+#[test]
+fn a_deploy_that_changes_the_columns_of_a_csv_sink_is_refused_unless_allowed() {
+    use support::serve::{ACME, wait_for};
+    let _serial = serial();
+    let s = Scratch::new();
+    csv_pipeline(&s, "fixed", false);
+    csv_pipeline(&s, "open", true);
+    let serve = Serve::start(
+        &s,
+        &format!(
+            "[[tenant]]\nname = \"acme\"\ntoken = \"{ACME}\"\npipelines = [\"fixed.toml\", \"open.toml\"]\n"
+        ),
+    );
+    let stats_header = "symbol,window_start,window_end,plugin_version,count,sum,min,max,avg,stddev";
+    let header = |name: &str| {
+        std::fs::read_to_string(s.path(name))
+            .ok()
+            .and_then(|t| t.lines().next().map(str::to_string))
+    };
+    wait_for("rows in fixed.csv", Duration::from_secs(60), || {
+        (std::fs::read_to_string(s.path("fixed.csv"))
+            .ok()?
+            .lines()
+            .count()
+            > 2)
+        .then_some(())
+    });
+    assert_eq!(header("fixed.csv").as_deref(), Some(stats_header));
+    let live = serve
+        .view("acme", "fixed")
+        .versions
+        .into_iter()
+        .find(|v| v.live)
+        .unwrap()
+        .id;
+
+    // panicky writes one column, `n`, instead of stats' six.
+    let panicky = support::wasm("panicky");
+    let (ok, _, stderr) = serve.cli(
+        ACME,
+        &[
+            "deploy",
+            "--tenant",
+            "acme",
+            "--pipeline",
+            "fixed",
+            panicky.to_str().unwrap(),
+        ],
+    );
+    assert!(!ok, "the deploy was taken:\n{stderr}");
+    assert!(
+        stderr.contains("removed: count, sum, min, max, avg, stddev; added: n"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("allow_output_change = true"), "{stderr}");
+    assert!(
+        stderr.contains("fixed.toml"),
+        "names the operator's file:\n{stderr}"
+    );
+    let view = serve.view("acme", "fixed");
+    assert_eq!(view.versions.iter().find(|v| v.live).unwrap().id, live);
+    assert!(
+        view.last_rejected
+            .as_ref()
+            .is_some_and(|r| r.reason.contains("added: n")),
+        "{view:?}"
+    );
+    assert_eq!(header("fixed.csv").as_deref(), Some(stats_header));
+
+    // Allowed: the file is set aside and a new one starts with the new header.
+    wait_for("rows in open.csv", Duration::from_secs(60), || {
+        (std::fs::read_to_string(s.path("open.csv"))
+            .ok()?
+            .lines()
+            .count()
+            > 2)
+        .then_some(())
+    });
+    let (ok, _, stderr) = serve.cli(
+        ACME,
+        &[
+            "deploy",
+            "--tenant",
+            "acme",
+            "--pipeline",
+            "open",
+            panicky.to_str().unwrap(),
+        ],
+    );
+    assert!(ok, "{stderr}");
+    wait_for("a row in the new open.csv", Duration::from_secs(60), || {
+        let text = std::fs::read_to_string(s.path("open.csv")).ok()?;
+        (text.lines().count() >= 2).then_some(())
+    });
+    assert_eq!(
+        header("open.csv").as_deref(),
+        Some("symbol,window_start,window_end,plugin_version,n")
+    );
+    let aside: Vec<String> = std::fs::read_dir(s.dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("open.") && n.ends_with("Z.csv"))
+        .collect();
+    assert_eq!(aside.len(), 1, "{aside:?}");
+    assert_eq!(header(&aside[0]).as_deref(), Some(stats_header));
+}

@@ -199,6 +199,25 @@ pub struct OutputChangeRefused {
     pub difference: String,
 }
 
+/// Why pipeline `cfg` may not change its output columns from `old` to `new`: its result
+/// sink is CSV and `[plugin] allow_output_change` is off. `None` when it may.
+pub fn output_change_refusal(
+    cfg: &PipelineConfig,
+    old: &[String],
+    new: &[String],
+) -> Option<OutputChangeRefused> {
+    let csv = sink_format(&cfg.sink) == crate::config::Format::Csv;
+    (old != new && csv && !cfg.plugin.allow_output_change).then(|| OutputChangeRefused {
+        sink: match &cfg.sink {
+            SinkConfig::File { path, .. } => format!("file {}", cfg.resolve(path).display()),
+            SinkConfig::Kafka { topic, .. } => format!("Kafka topic {topic}"),
+            SinkConfig::Stdout { .. } => "stdout".into(),
+            SinkConfig::Stderr { .. } => "stderr".into(),
+        },
+        difference: column_difference(old, new),
+    })
+}
+
 /// The format rows are written in by a sink.
 fn sink_format(cfg: &SinkConfig) -> crate::config::Format {
     match cfg {
@@ -820,14 +839,10 @@ impl Pipeline {
         );
         let old = output_columns(&self.cfg, self.plugin.info(), &self.opts);
         let new = output_columns(&self.cfg, plugin.info(), &self.opts);
-        let csv = sink_format(&self.cfg.sink) == crate::config::Format::Csv;
-        if old != new && csv && !self.cfg.plugin.allow_output_change {
-            return Err(OutputChangeRefused {
-                sink: self.out.results.describe(),
-                difference: column_difference(&old, &new),
-            }
-            .into());
+        if let Some(refused) = output_change_refusal(&self.cfg, &old, &new) {
+            return Err(refused.into());
         }
+        let csv = sink_format(&self.cfg.sink) == crate::config::Format::Csv;
         if plugin.info().state_type != self.plugin.info().state_type {
             self.operator.clear_stacks();
         }

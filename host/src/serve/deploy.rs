@@ -149,31 +149,31 @@ impl Host {
             schema: &entry.schema,
             limits: entry.limits,
         };
-        let prepared = prepare(&self.runtime, target, bytes, origin);
-        let (mut plugin, version) = match prepared {
-            Ok(p) => p,
-            Err(reason) => {
-                self.metrics.rejected(id);
-                tracing::warn!(tenant = %id.tenant, pipeline = %id.pipeline, origin, %reason, "plugin version rejected");
-                lock(&entry.versions).rejected(RejectedView {
-                    reason: reason.clone(),
-                    at: now(),
-                    origin: origin.to_string(),
-                    file: file.map(|f| f.display().to_string()),
-                    sha256: Sha256::digest(bytes)
-                        .iter()
-                        .map(|b| format!("{b:02x}"))
-                        .collect(),
-                });
-                return Err(ControlError::Rejected(reason));
-            }
+        // A refused version: counted, logged, and kept as the pipeline's last rejected deploy.
+        let reject = |reason: String| {
+            self.metrics.rejected(id);
+            tracing::warn!(tenant = %id.tenant, pipeline = %id.pipeline, origin, %reason, "plugin version rejected");
+            lock(&entry.versions).rejected(RejectedView {
+                reason: reason.clone(),
+                at: now(),
+                origin: origin.to_string(),
+                file: file.map(|f| f.display().to_string()),
+                sha256: Sha256::digest(bytes)
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect(),
+            });
+            ControlError::Rejected(reason)
         };
+        let (mut plugin, version) =
+            prepare(&self.runtime, target, bytes, origin).map_err(reject)?;
         entry.note_quarantine();
         plugin.report_errors_to(entry.last_error.clone());
         let live = entry.worker.live_version();
         if version.view.id == live {
             return Ok(entry.version_view(&live));
         }
+        let columns = entry.check_columns(&plugin).map_err(reject)?;
         // Recorded before the swap, so that a swap that lands after the wait times out is
         // still in the history.
         let version_id = version.view.id.clone();
@@ -184,7 +184,11 @@ impl Host {
         }
         // A version no longer kept may now be evicted.
         self.runtime.trim_compiled();
-        match entry.worker.swap(plugin) {
+        let swapped = entry.worker.swap(plugin);
+        if swapped.is_ok() {
+            *lock(&entry.columns) = columns;
+        }
+        match swapped {
             Ok(true) => {
                 tracing::info!(tenant = %id.tenant, pipeline = %id.pipeline, version = %version_id, origin, "plugin version live")
             }
@@ -226,7 +230,11 @@ impl Host {
         )
         .map_err(|e| ControlError::Rejected(who_fixes(&e, &entry.config_path)))?;
         plugin.report_errors_to(entry.last_error.clone());
+        let columns = entry
+            .check_columns(&plugin)
+            .map_err(ControlError::Rejected)?;
         let live_now = entry.worker.swap(plugin)?;
+        *lock(&entry.columns) = columns;
         lock(&entry.versions).rolled_back_to(&version_id);
         tracing::info!(tenant = %id.tenant, pipeline = %id.pipeline, version = %version_id, live = live_now, "rolled back");
         Ok(entry.version_view(&version_id))

@@ -43,7 +43,7 @@ pub use watch::check_plugin_dir;
 use crate::config::{HostConfig, LimitsConfig, PipelineConfig};
 use crate::decode::Schema;
 use crate::pipeline::{Options, Pipeline};
-use crate::plugin::Runtime;
+use crate::plugin::{Plugin as _, Runtime};
 use auth::Tokens;
 use registry::{History, PipelineEntry, Registry};
 use worker::Worker;
@@ -194,6 +194,7 @@ impl Host {
         if cfg.parallelism.is_some_and(|n| n > 1) {
             tracing::warn!(pipeline = %id, "parallelism is for weir run; under weir serve a pipeline runs on one thread (hot swaps and quarantine act between two firings of one plugin instance)");
         }
+        let columns = crate::pipeline::output_columns(&cfg, plugin.info(), &opts);
         let pipe = Pipeline::build(cfg.clone(), plugin, opts)?;
         let worker = Worker::spawn(
             id.clone(),
@@ -212,6 +213,7 @@ impl Host {
             cfg,
             worker,
             versions: std::sync::Mutex::new(History::new(version)),
+            columns: std::sync::Mutex::new(columns),
             deploy: std::sync::Mutex::new(()),
         })
     }

@@ -13,7 +13,7 @@ use super::{
 };
 use crate::config::{Limits, PipelineConfig};
 use crate::decode::Schema;
-use crate::plugin::{LastError, PluginCode};
+use crate::plugin::{LastError, Plugin as _, PluginCode, PluginInstance};
 use crate::time::format_rfc3339_ms;
 
 /// One kept plugin version: what the API shows of it, and its compiled code (so a rollback
@@ -203,6 +203,9 @@ pub(super) struct PipelineEntry {
     pub(super) last_error: LastError,
     pub(super) worker: Worker,
     pub(super) versions: Mutex<History>,
+    /// The output columns of the live version's rows, which a deploy or rollback to
+    /// other columns is checked against ([`crate::pipeline::output_change_refusal`]).
+    pub(super) columns: Mutex<Vec<String>>,
     /// Serializes deploys and rollbacks of this pipeline.
     pub(super) deploy: Mutex<()>,
 }
@@ -212,6 +215,23 @@ impl PipelineEntry {
     pub(super) fn version_view(&self, id: &str) -> VersionView {
         let live = self.worker.live_version();
         lock(&self.versions).view(id, &live)
+    }
+
+    /// The output columns of `plugin`'s rows, or why they may not replace the live
+    /// version's (a CSV sink without `allow_output_change`), naming the operator's file.
+    pub(super) fn check_columns(&self, plugin: &PluginInstance) -> Result<Vec<String>, String> {
+        let opts = crate::pipeline::Options {
+            version_column: true,
+            ..Default::default()
+        };
+        let new = crate::pipeline::output_columns(&self.cfg, plugin.info(), &opts);
+        match crate::pipeline::output_change_refusal(&self.cfg, &lock(&self.columns), &new) {
+            Some(refused) => Err(format!(
+                "{refused}; the operator's pipeline file is {}",
+                self.config_path.display()
+            )),
+            None => Ok(new),
+        }
     }
 
     /// Marks the live version quarantined in the history if the pipeline is quarantined
