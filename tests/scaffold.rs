@@ -5,38 +5,8 @@
 
 mod support;
 
-use std::path::Path;
-use std::process::{Command, Output};
-
 use support::root;
-
-fn cargo(dir: &Path) -> Command {
-    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    // `weir` on PATH: the test runner of the new crate is `weir plugin exec`.
-    let weir_dir = Path::new(env!("CARGO_BIN_EXE_weir"))
-        .parent()
-        .expect("weir has a directory");
-    let path = std::env::join_paths(std::iter::once(weir_dir.to_path_buf()).chain(
-        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
-    ))
-    .expect("PATH joins");
-    cmd.current_dir(dir)
-        .env("PATH", path)
-        // One target dir for both crates, under the workspace's: reruns are warm.
-        .env("CARGO_TARGET_DIR", root().join("target/scaffold"));
-    cmd
-}
-
-fn succeed(out: Output, what: &str) -> String {
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "{what} failed ({}):\n{stdout}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
-}
+use support::tenant::{built_component, cargo_in as cargo, succeed};
 
 /// One row of the sample pipeline: window start, symbol, events, mean, max.
 type SampleRow = (String, String, i64, Option<f64>, Option<f64>);
@@ -79,7 +49,7 @@ fn scaffold_and_run(name: &str, incremental: bool) {
     // The pipeline names the component where `cargo build --release` puts it without
     // CARGO_TARGET_DIR: copy it there.
     let lib = name.replace('-', "_");
-    let built = root().join(format!("target/scaffold/wasm32-wasip2/release/{lib}.wasm"));
+    let built = built_component(&lib);
     let expected_at = dir.join(format!("target/wasm32-wasip2/release/{lib}.wasm"));
     std::fs::create_dir_all(expected_at.parent().expect("has a parent")).expect("target dir");
     std::fs::copy(&built, &expected_at).unwrap_or_else(|e| panic!("{}: {e}", built.display()));

@@ -4,6 +4,7 @@
 
 pub mod kafka;
 pub mod serve;
+pub mod tenant;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
