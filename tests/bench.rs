@@ -23,11 +23,7 @@ fn bench(data_dir: &Path, args: &[&str]) -> (bool, String, String) {
         .args(args)
         .output()
         .expect("weir runs");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    support::outcome(out)
 }
 
 /// The cells of a Markdown table's data rows.

@@ -47,16 +47,13 @@ topic = "out"
 }
 
 fn test_plugin(plugin: &str, args: &[&str]) -> (bool, String, String) {
-    let out = weir()
-        .args(["plugin", "test"])
-        .arg(wasm(plugin))
-        .args(args)
-        .output()
-        .expect("weir runs");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
+    support::outcome(
+        weir()
+            .args(["plugin", "test"])
+            .arg(wasm(plugin))
+            .args(args)
+            .output()
+            .expect("weir runs"),
     )
 }
 

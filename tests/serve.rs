@@ -189,17 +189,7 @@ fn adversarial_plugins_fail_alone_and_the_host_survives() {
         ("2024-01-22T00:00:01.200Z", "MSFT"),
         ("2024-01-22T00:00:02.500Z", "AAPL"),
     ];
-    let data: String = lines
-        .iter()
-        .map(|(ts, sym)| {
-            format!("{{\"ts\":\"{ts}\",\"symbol\":\"{sym}\",\"price\":1.5,\"volume\":3}}\n")
-        })
-        .collect();
-    s.write("panicky-input.jsonl", &data);
-    let file_source = format!(
-        "[source]\nkind = \"file\"\npath = \"{}\"\n",
-        s.path("panicky-input.jsonl").display()
-    );
+    let file_source = support::tick_file_source(&s, "panicky-input.jsonl", &lines);
     s.write(
         "panicky.toml",
         &pipeline_toml("panicky", &file_source, &support::wasm("panicky"), ""),

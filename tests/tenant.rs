@@ -27,32 +27,25 @@ fn terminate(child: &mut Child) {
     }
 }
 
-/// A pipeline of generated ticks through `stats` into `<name>.jsonl` (or `sink`).
+/// Generated ticks of two symbols, 1 000 000 of them 100 ms apart in event time, paced at
+/// `rate` a second (0: as fast as possible), as a `[source]` table.
+fn generated(count: u64, rate: u64) -> String {
+    format!(
+        "[source]\nkind = \"generator\"\nworkload = \"stocks\"\ncount = {count}\nkeys = 2\ninterval = \"100ms\"\nrate = {rate}\n"
+    )
+}
+
+/// A pipeline of generated ticks through the plugin `plugin` (params `field = "price"`)
+/// into `sink` (the keys of its `[sink]` table).
 fn pipeline(s: &Scratch, name: &str, plugin: &std::path::Path, sink: &str) -> std::path::PathBuf {
     s.write(
         &format!("{name}.toml"),
-        &format!(
-            r#"name = "{name}"
-[source]
-kind = "generator"
-workload = "stocks"
-count = 200
-keys = 2
-interval = "10ms"
-[schema]
-timestamp = {{ field = "ts", format = "rfc3339" }}
-key = ["symbol"]
-fields = {{ symbol = "string", price = "f64", volume = "i64" }}
-[window]
-kind = "tumbling"
-size = "1s"
-[plugin]
-path = "{plugin}"
-params = {{ field = "price" }}
-[sink]
-{sink}
-"#,
-            plugin = plugin.display()
+        &support::pipeline_toml_to(
+            name,
+            &generated(200, 0),
+            plugin,
+            "params = { field = \"price\" }",
+            sink,
         ),
     )
 }
@@ -195,32 +188,12 @@ fn a_host_that_fails_at_start_truncates_no_sink() {
 fn csv_pipeline(s: &Scratch, name: &str, allow: bool) {
     s.write(
         &format!("{name}.toml"),
-        &format!(
-            r#"name = "{name}"
-[source]
-kind = "generator"
-workload = "stocks"
-count = 1000000
-keys = 2
-interval = "100ms"
-rate = 200
-[schema]
-timestamp = {{ field = "ts", format = "rfc3339" }}
-key = ["symbol"]
-fields = {{ symbol = "string", price = "f64", volume = "i64" }}
-[window]
-kind = "tumbling"
-size = "1s"
-[plugin]
-path = "{plugin}"
-params = {{ field = "price" }}
-allow_output_change = {allow}
-[sink]
-kind = "file"
-path = "{name}.csv"
-format = "csv"
-"#,
-            plugin = support::wasm("stats").display()
+        &support::pipeline_toml_to(
+            name,
+            &generated(1_000_000, 200),
+            &support::wasm("stats"),
+            &format!("params = {{ field = \"price\" }}\nallow_output_change = {allow}"),
+            &format!("kind = \"file\"\npath = \"{name}.csv\"\nformat = \"csv\""),
         ),
     );
 }
@@ -263,17 +236,7 @@ fn a_deploy_that_changes_the_columns_of_a_csv_sink_is_refused_unless_allowed() {
 
     // panicky writes one column, `n`, instead of stats' six.
     let panicky = support::wasm("panicky");
-    let (ok, _, stderr) = serve.cli(
-        ACME,
-        &[
-            "deploy",
-            "--tenant",
-            "acme",
-            "--pipeline",
-            "fixed",
-            panicky.to_str().unwrap(),
-        ],
-    );
+    let (ok, _, stderr) = serve.deploy_cli(ACME, "acme", "fixed", &panicky);
     assert!(!ok, "the deploy was taken:\n{stderr}");
     assert!(
         stderr.contains("removed: count, sum, min, max, avg, stddev; added: n"),
@@ -303,17 +266,7 @@ fn a_deploy_that_changes_the_columns_of_a_csv_sink_is_refused_unless_allowed() {
             > 2)
         .then_some(())
     });
-    let (ok, _, stderr) = serve.cli(
-        ACME,
-        &[
-            "deploy",
-            "--tenant",
-            "acme",
-            "--pipeline",
-            "open",
-            panicky.to_str().unwrap(),
-        ],
-    );
+    let (ok, _, stderr) = serve.deploy_cli(ACME, "acme", "open", &panicky);
     assert!(ok, "{stderr}");
     wait_for("a row in the new open.csv", Duration::from_secs(60), || {
         let text = std::fs::read_to_string(s.path("open.csv")).ok()?;

@@ -41,17 +41,7 @@ fn a_panic_reaches_the_error_sink_the_api_and_plugin_list_as_its_message_and_loc
         ("2024-01-22T00:00:01.200Z", "MSFT"),
         ("2024-01-22T00:00:02.500Z", "AAPL"),
     ];
-    let data: String = lines
-        .iter()
-        .map(|(ts, sym)| {
-            format!("{{\"ts\":\"{ts}\",\"symbol\":\"{sym}\",\"price\":1.5,\"volume\":3}}\n")
-        })
-        .collect();
-    s.write("input.jsonl", &data);
-    let source = format!(
-        "[source]\nkind = \"file\"\npath = \"{}\"\n",
-        s.path("input.jsonl").display()
-    );
+    let source = support::tick_file_source(&s, "input.jsonl", &lines);
     s.write(
         "panicky.toml",
         &pipeline_toml("panicky", &source, &support::wasm("panicky"), ""),
@@ -109,26 +99,27 @@ fn a_panic_reaches_the_error_sink_the_api_and_plugin_list_as_its_message_and_loc
     serve.assert_healthy();
 }
 
-#[test]
-fn rejected_deploys_are_listed_with_their_reason_time_and_file() {
-    let _serial = serial();
-    let s = Scratch::new();
+/// Writes `p.toml`: 3 generated symbols (seed `seed`) paced at 1 000 events a second
+/// through `stats`, with `plugin_extra` keys in `[plugin]`.
+fn paced_stats(s: &Scratch, seed: u64, plugin_extra: &str) {
     let input = Gen {
         count: 1_000_000,
         keys: 3,
         interval_ms: 10,
-        seed: 9,
+        seed,
         rate: 1_000,
     };
     s.write(
         "p.toml",
-        &pipeline_toml(
-            "p",
-            &input.toml(),
-            &support::wasm("stats"),
-            "params = { field = \"price\" }",
-        ),
+        &pipeline_toml("p", &input.toml(), &support::wasm("stats"), plugin_extra),
     );
+}
+
+#[test]
+fn rejected_deploys_are_listed_with_their_reason_time_and_file() {
+    let _serial = serial();
+    let s = Scratch::new();
+    paced_stats(&s, 9, "params = { field = \"price\" }");
     let plugins = s.path("plugins");
     std::fs::create_dir_all(plugins.join("acme")).unwrap();
     let mut serve = Serve::start(
@@ -203,21 +194,10 @@ fn rejected_deploys_are_listed_with_their_reason_time_and_file() {
 fn rollback_walks_back_through_the_versions_that_were_live() {
     let _serial = serial();
     let s = Scratch::new();
-    let input = Gen {
-        count: 1_000_000,
-        keys: 3,
-        interval_ms: 10,
-        seed: 4,
-        rate: 1_000,
-    };
-    s.write(
-        "p.toml",
-        &pipeline_toml(
-            "p",
-            &input.toml(),
-            &support::wasm("stats"),
-            "limits = { deadline = \"20ms\", quarantine_after = 3 }\nparams = { field = \"price\" }",
-        ),
+    paced_stats(
+        &s,
+        4,
+        "limits = { deadline = \"20ms\", quarantine_after = 3 }\nparams = { field = \"price\" }",
     );
     let mut serve = Serve::start(&s, &tenant_toml("acme", ACME, &["p.toml"]));
     let acme = serve.client(ACME);

@@ -129,32 +129,15 @@ fn from_an_empty_directory_to_a_live_plugin_a_panic_and_a_rollback() {
 
     // 5. A host runs the operator's pipeline with the operator's plugin; the tenant
     // deploys its own and sees its rows.
+    let generated = "[source]\nkind = \"generator\"\nworkload = \"stocks\"\ncount = 1000000\nkeys = 2\ninterval = \"100ms\"\nrate = 100\n";
     s.write(
         "ticks.toml",
-        &format!(
-            r#"name = "ticks"
-[source]
-kind = "generator"
-workload = "stocks"
-count = 1000000
-keys = 2
-interval = "100ms"
-rate = 100
-[schema]
-timestamp = {{ field = "ts", format = "rfc3339" }}
-key = ["symbol"]
-fields = {{ symbol = "string", price = "f64", volume = "i64" }}
-[window]
-kind = "tumbling"
-size = "1s"
-[plugin]
-path = "{stats}"
-params = {{ field = "price" }}
-[sink]
-kind = "file"
-path = "ticks.jsonl"
-"#,
-            stats = support::wasm("stats").display()
+        &support::pipeline_toml_to(
+            "ticks",
+            generated,
+            &support::wasm("stats"),
+            "params = { field = \"price\" }",
+            "kind = \"file\"\npath = \"ticks.jsonl\"",
         ),
     );
     let serve = Serve::start(
@@ -164,17 +147,7 @@ path = "ticks.jsonl"
         ),
     );
     let deploy = |wasm: &std::path::Path| {
-        let (ok, stdout, stderr) = serve.cli(
-            ACME,
-            &[
-                "deploy",
-                "--tenant",
-                "acme",
-                "--pipeline",
-                "ticks",
-                wasm.to_str().unwrap(),
-            ],
-        );
+        let (ok, stdout, stderr) = serve.deploy_cli(ACME, "acme", "ticks", wasm);
         assert!(ok, "deploy failed:\n{stdout}\n{stderr}");
         stdout
     };

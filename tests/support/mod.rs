@@ -109,18 +109,37 @@ impl Scratch {
     }
 }
 
-/// Runs a pipeline file and returns (success, stdout, stderr).
-pub fn run_pipeline(path: &Path) -> (bool, String, String) {
-    let out = weir()
-        .args(["run", "--json-summary", "--no-progress"])
-        .arg(path)
-        .output()
-        .expect("weir runs");
+/// A finished command's (success, stdout, stderr).
+pub fn outcome(out: Output) -> (bool, String, String) {
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+/// Runs a pipeline file and returns (success, stdout, stderr).
+pub fn run_pipeline(path: &Path) -> (bool, String, String) {
+    outcome(
+        weir()
+            .args(["run", "--json-summary", "--no-progress"])
+            .arg(path)
+            .output()
+            .expect("weir runs"),
+    )
+}
+
+/// Writes `file` in the scratch dir with one stock tick (price 1.5, volume 3) per
+/// `(rfc3339 ts, symbol)` and returns a `[source]` table reading it.
+pub fn tick_file_source(s: &Scratch, file: &str, ticks: &[(&str, &str)]) -> String {
+    let data: String = ticks
+        .iter()
+        .map(|(ts, sym)| {
+            format!("{{\"ts\":\"{ts}\",\"symbol\":\"{sym}\",\"price\":1.5,\"volume\":3}}\n")
+        })
+        .collect();
+    let path = s.write(file, &data);
+    format!("[source]\nkind = \"file\"\npath = \"{}\"\n", path.display())
 }
 
 /// The JSON summary `weir run --json-summary` prints as the last stderr line.
@@ -136,6 +155,25 @@ pub fn summary(stderr: &str) -> serde_json::Value {
 /// A pipeline file body: stock ticks from `source`, keyed by symbol, tumbling 1 s windows,
 /// results to `<name>.jsonl` and errors to `<name>.errors.jsonl` beside the file.
 pub fn pipeline_toml(name: &str, source: &str, plugin: &Path, plugin_extra: &str) -> String {
+    pipeline_toml_to(
+        name,
+        source,
+        plugin,
+        plugin_extra,
+        &format!(
+            "kind = \"file\"\npath = \"{name}.jsonl\"\n\n[error_sink]\nkind = \"file\"\npath = \"{name}.errors.jsonl\""
+        ),
+    )
+}
+
+/// [`pipeline_toml`] with `sink` as the keys of its `[sink]` table (and any tables after).
+pub fn pipeline_toml_to(
+    name: &str,
+    source: &str,
+    plugin: &Path,
+    plugin_extra: &str,
+    sink: &str,
+) -> String {
     format!(
         r#"name = "{name}"
 {source}
@@ -153,12 +191,7 @@ path = "{plugin}"
 {plugin_extra}
 
 [sink]
-kind = "file"
-path = "{name}.jsonl"
-
-[error_sink]
-kind = "file"
-path = "{name}.errors.jsonl"
+{sink}
 "#,
         plugin = plugin.display()
     )

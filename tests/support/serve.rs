@@ -193,6 +193,21 @@ impl Serve {
         std::fs::read_to_string(&self.stdout).unwrap_or_default()
     }
 
+    /// `weir plugin deploy --tenant T --pipeline P WASM` as `token`: (success, stdout, stderr).
+    pub fn deploy_cli(
+        &self,
+        token: &str,
+        tenant: &str,
+        pipeline: &str,
+        wasm: &std::path::Path,
+    ) -> (bool, String, String) {
+        let wasm = wasm.to_str().expect("UTF-8 path");
+        self.cli(
+            token,
+            &["deploy", "--tenant", tenant, "--pipeline", pipeline, wasm],
+        )
+    }
+
     /// `weir plugin <args> --url <this host> --token <token>`: (success, stdout, stderr).
     pub fn cli(&self, token: &str, args: &[&str]) -> (bool, String, String) {
         let out = super::weir()
@@ -203,11 +218,7 @@ impl Serve {
             .env_remove("WEIR_TOKEN")
             .output()
             .expect("weir plugin runs");
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+        super::outcome(out)
     }
 }
 

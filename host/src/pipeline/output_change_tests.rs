@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use super::test_pipeline::stats_wasm;
+use super::test_pipeline::{stats_wasm, tick_config};
 use super::{Options, OutputChangeRefused, Pipeline, Step, load_plugin};
 use crate::config::PipelineConfig;
 use crate::decode::Schema;
@@ -22,32 +22,13 @@ fn csv_pipeline(dir: &Path, allow: bool) -> (Pipeline, PipelineConfig) {
         "{\"symbol\":\"AAPL\",\"t\":100,\"price\":2.0}\n{\"symbol\":\"AAPL\",\"t\":1500,\"price\":4.0}\n",
     )
     .unwrap();
-    let mut cfg = PipelineConfig::parse(&format!(
-        r#"
-        name = "csv"
-        [source]
-        kind = "file"
-        path = "in.jsonl"
-        [schema]
-        timestamp = {{ field = "t", format = "epoch_ms" }}
-        key = ["symbol"]
-        fields = {{ symbol = "string", t = "i64", price = "f64" }}
-        [window]
-        kind = "tumbling"
-        size = "1s"
-        [plugin]
-        path = "{plugin}"
-        params = {{ field = "price" }}
-        allow_output_change = {allow}
-        [sink]
-        kind = "file"
-        path = "out.csv"
-        format = "csv"
-        "#,
-        plugin = stats_wasm().display()
-    ))
-    .expect("config");
-    cfg.base_dir = dir.to_path_buf();
+    let cfg = tick_config(
+        "csv",
+        dir,
+        "in.jsonl",
+        &format!("allow_output_change = {allow}"),
+        "kind = \"file\"\npath = \"out.csv\"\nformat = \"csv\"",
+    );
     let schema = Schema::new(&cfg.schema).unwrap();
     let runtime = Runtime::new(false).unwrap();
     let plugin = load_plugin(&cfg, &schema, &runtime).unwrap();

@@ -23,6 +23,28 @@ pub(super) fn stats_wasm() -> PathBuf {
 /// The pipeline `name` in `dir`, reading `input` (created empty if missing), results to
 /// `out.jsonl`, with `extra` TOML sections (a `[watermark]`, an `[error_sink]`) added.
 pub(super) fn tick_pipeline(name: &str, dir: &Path, input: &str, extra: &str) -> Pipeline {
+    let cfg = tick_config(
+        name,
+        dir,
+        input,
+        "",
+        &format!("kind = \"file\"\npath = \"out.jsonl\"\n{extra}"),
+    );
+    let schema = Schema::new(&cfg.schema).expect("schema");
+    let runtime = Runtime::new(false).expect("runtime");
+    let plugin = load_plugin(&cfg, &schema, &runtime).expect("plugin");
+    Pipeline::build(cfg, plugin, Options::default()).expect("pipeline")
+}
+
+/// The config of [`tick_pipeline`], with `plugin_extra` keys in `[plugin]` and `sink` as the
+/// keys of `[sink]` (and any tables after it).
+pub(super) fn tick_config(
+    name: &str,
+    dir: &Path,
+    input: &str,
+    plugin_extra: &str,
+    sink: &str,
+) -> PipelineConfig {
     let input_path = dir.join(input);
     if !input_path.exists() {
         std::fs::write(&input_path, "").expect("input file");
@@ -43,17 +65,13 @@ pub(super) fn tick_pipeline(name: &str, dir: &Path, input: &str, extra: &str) ->
         [plugin]
         path = "{plugin}"
         params = {{ field = "price" }}
+        {plugin_extra}
         [sink]
-        kind = "file"
-        path = "out.jsonl"
-        {extra}
+        {sink}
         "#,
         plugin = stats_wasm().display()
     ))
     .expect("config");
     cfg.base_dir = dir.to_path_buf();
-    let schema = Schema::new(&cfg.schema).expect("schema");
-    let runtime = Runtime::new(false).expect("runtime");
-    let plugin = load_plugin(&cfg, &schema, &runtime).expect("plugin");
-    Pipeline::build(cfg, plugin, Options::default()).expect("pipeline")
+    cfg
 }
