@@ -284,3 +284,35 @@ fn a_deploy_that_changes_the_columns_of_a_csv_sink_is_refused_unless_allowed() {
     assert_eq!(aside.len(), 1, "{aside:?}");
     assert_eq!(header(&aside[0]).as_deref(), Some(stats_header));
 }
+
+#[test]
+fn json_logs_are_one_object_a_line() {
+    let s = Scratch::new();
+    let path = pipeline(
+        &s,
+        "ticks",
+        &support::wasm("stats"),
+        "kind = \"file\"\npath = \"ticks.jsonl\"",
+    );
+    let out = support::weir()
+        .args(["--log-format", "json", "run", "--no-progress"])
+        .arg(&path)
+        .env("RUST_LOG", "info")
+        .output()
+        .expect("weir runs");
+    let (ok, _, stderr) = support::outcome(out);
+    assert!(ok, "{stderr}");
+    // The summary table follows the log lines; every line before it is a JSON object.
+    let logs: Vec<serde_json::Value> = stderr
+        .lines()
+        .take_while(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect();
+    let running = logs
+        .iter()
+        .find(|l| l["fields"]["message"] == "running")
+        .unwrap_or_else(|| panic!("no `running` line:\n{stderr}"));
+    assert_eq!(running["level"], "INFO");
+    assert_eq!(running["fields"]["pipeline"], "ticks");
+    assert!(!stderr.contains('\u{1b}'), "{stderr}");
+}

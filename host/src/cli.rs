@@ -17,9 +17,23 @@ use crate::plugin::{Plugin as _, Runtime};
 #[derive(Debug, Parser)]
 #[command(name = "weir", version, about)]
 pub struct Cli {
+    /// How log lines are written to stderr: `text` (default) or `json` (one JSON object a
+    /// line, for log shippers).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// `--log-format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines (colours only on a terminal).
+    Text,
+    /// One JSON object a line: `timestamp`, `level`, `target`, `fields` (the message and
+    /// the event's fields) and the spans.
+    Json,
 }
 
 /// Subcommands.
@@ -228,15 +242,17 @@ pub fn try_main() -> anyhow::Result<()> {
         Command::Serve { .. } => "info",
         _ => "warn",
     };
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level)),
         )
-        .with_writer(std::io::stderr)
+        .with_writer(std::io::stderr);
+    match cli.log_format {
         // Colour codes only on a terminal: never in a file or a pipe.
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+        LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Json => logs.json().init(),
+    }
     match cli.command {
         Command::Run {
             pipeline,
