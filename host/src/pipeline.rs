@@ -934,6 +934,12 @@ impl Pipeline {
         &self.summary
     }
 
+    /// The event-time watermark (epoch ms), `None` before the first event.
+    pub fn watermark(&self) -> Option<i64> {
+        let w = self.watermarks.current();
+        (w != NO_WATERMARK).then_some(w)
+    }
+
     /// Windows open and events buffered in window state.
     pub fn state_size(&self) -> (usize, usize) {
         if let Some(sh) = &self.shards {

@@ -3,6 +3,7 @@
 //! ([`Publisher`]), and their text exposition for the admin API's `/metrics`.
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 
 use prometheus_client::encoding::{EncodeLabelSet, LabelSetEncoder};
 use prometheus_client::metrics::counter::Counter;
@@ -38,6 +39,8 @@ pub struct Metrics {
     buffered_events: Family<PipelineId, Gauge>,
     quarantined: Family<PipelineId, Gauge>,
     paused: Family<PipelineId, Gauge>,
+    watermark: Family<PipelineId, Gauge<f64, AtomicU64>>,
+    watermark_lag: Family<PipelineId, Gauge<f64, AtomicU64>>,
     compiled_cache_bytes: Gauge,
     compiled_cache_components: Gauge,
 }
@@ -119,6 +122,16 @@ impl Metrics {
             m.compiled_cache_bytes.clone(),
         );
         r.register(
+            "weir_watermark_seconds",
+            "Event-time watermark, seconds since the Unix epoch (absent before the first event)",
+            m.watermark.clone(),
+        );
+        r.register(
+            "weir_watermark_lag_seconds",
+            "Wall clock minus the event-time watermark, in seconds",
+            m.watermark_lag.clone(),
+        );
+        r.register(
             "weir_compiled_cache_components",
             "Components in the in-memory compiled-code cache",
             m.compiled_cache_components.clone(),
@@ -163,6 +176,12 @@ impl Metrics {
         gauge(&self.buffered_events, state.buffered_events);
         gauge(&self.quarantined, u64::from(state.quarantined));
         gauge(&self.paused, u64::from(state.paused));
+        if let Some(w) = state.watermark_ms {
+            self.watermark.get_or_create(l).set(w as f64 / 1e3);
+            self.watermark_lag
+                .get_or_create(l)
+                .set((state.now_ms - w) as f64 / 1e3);
+        }
     }
 
     /// Counts plugin instance restarts.
@@ -194,6 +213,10 @@ pub struct GaugeState {
     pub quarantined: bool,
     /// Paused?
     pub paused: bool,
+    /// The event-time watermark (epoch ms), if any event came.
+    pub watermark_ms: Option<i64>,
+    /// Wall clock (epoch ms) when the gauges were taken.
+    pub now_ms: i64,
 }
 
 impl GaugeState {
@@ -205,6 +228,8 @@ impl GaugeState {
             buffered_events: buffered as u64,
             quarantined: p.quarantined().is_some(),
             paused,
+            watermark_ms: p.watermark(),
+            now_ms: chrono::Utc::now().timestamp_millis(),
         }
     }
 }
@@ -276,7 +301,24 @@ mod tests {
             ..b.clone()
         };
         m.publish(&l, &b, &c, &GaugeState::default());
+        // Watermark at 2024-01-22T00:00:00Z, taken 90.5 s later.
+        let state = GaugeState {
+            watermark_ms: Some(1_705_881_600_000),
+            now_ms: 1_705_881_690_500,
+            ..GaugeState::default()
+        };
+        m.publish(&l, &c, &c, &state);
         let text = m.encode();
+        assert!(
+            text.contains(
+                "weir_watermark_seconds{tenant=\"acme\",pipeline=\"stocks\"} 1705881600.0"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("weir_watermark_lag_seconds{tenant=\"acme\",pipeline=\"stocks\"} 90.5"),
+            "{text}"
+        );
         assert!(
             text.contains("weir_events_read_total{tenant=\"acme\",pipeline=\"stocks\"} 7"),
             "{text}"
