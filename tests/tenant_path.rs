@@ -165,6 +165,23 @@ fn from_an_empty_directory_to_a_live_plugin_a_panic_and_a_rollback() {
         assert!(mean.zip(max).is_some_and(|(m, x)| m <= x), "{r}");
     }
 
+    // The host measured the calls: a count of calls and the CPU time spent in them.
+    let scrape = serve
+        .client(support::serve::OPERATOR)
+        .metrics()
+        .expect("metrics");
+    let value = |name: &str| -> f64 {
+        let prefix = format!("{name}{{tenant=\"acme\",pipeline=\"ticks\"}} ");
+        scrape
+            .lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in:\n{scrape}"))
+    };
+    assert!(value("weir_plugin_call_seconds_count") >= 1.0, "{scrape}");
+    assert!(value("weir_plugin_call_seconds_sum") > 0.0, "{scrape}");
+    assert!(value("weir_plugin_cpu_seconds_total") > 0.0, "{scrape}");
+
     // 6. A version that panics in aggregate: its message and location reach the tenant.
     let lib_rs = dir.join("src/lib.rs");
     let source = std::fs::read_to_string(&lib_rs).expect("lib.rs");

@@ -10,11 +10,13 @@
 mod bindings;
 mod convert;
 mod logs;
+mod meter;
 pub mod native;
 mod runtime;
 
 pub use convert::{BatchBuilder, Column, ColumnData, Columns, OutputRow};
 pub use logs::{GuestLog, LogBudget, PanicCapture};
+pub use meter::{CallMeter, thread_cpu_seconds};
 pub use runtime::{LoadLimits, Owner, PluginCode, PluginInfo, PluginInstance, Runtime};
 
 use crate::config::{Limits, SandboxLimits};

@@ -776,6 +776,8 @@ pub struct PluginInstance {
     panics: super::PanicCapture,
     /// Where failures of calls are reported, if anywhere.
     last_error: Option<super::LastError>,
+    /// Where the cost of calls is measured, if anywhere.
+    meter: Option<super::CallMeter>,
 }
 
 /// Whose instance this is, for the guest's log lines.
@@ -859,6 +861,7 @@ impl PluginInstance {
             last_instantiation: Duration::ZERO,
             panics: super::PanicCapture::default(),
             last_error: None,
+            meter: None,
         };
         inst.info = inst.call("describe", |b, s| match b {
             Bindings::V1(b) => Ok(plugin_info!(
@@ -880,6 +883,12 @@ impl PluginInstance {
     /// returned, a bad output) to `slot`, also from forks of this instance.
     pub fn report_errors_to(&mut self, slot: super::LastError) {
         self.last_error = Some(slot);
+    }
+
+    /// Measures every later call (its wall time and the thread's CPU time in it) into
+    /// `meter`, also in forks of this instance.
+    pub fn meter_calls(&mut self, meter: super::CallMeter) {
+        self.meter = Some(meter);
     }
 
     /// Records `e` in the error slot, if there is one, and returns it.
@@ -1050,7 +1059,12 @@ impl PluginInstance {
             None => self.instantiate().map_err(|e| self.noted(e))?,
         };
         self.arm(&mut live.store);
-        match f(&live.bindings, &mut live.store) {
+        let started = self.meter.as_ref().map(|_| super::CallMeter::start());
+        let result = f(&live.bindings, &mut live.store);
+        if let (Some(meter), Some(started)) = (&self.meter, started) {
+            meter.record(started);
+        }
+        match result {
             Ok(r) => {
                 self.live = Some(live);
                 Ok(r)
@@ -1125,6 +1139,7 @@ impl Plugin for PluginInstance {
             self.owner.clone(),
         )?;
         fork.last_error = self.last_error.clone();
+        fork.meter = self.meter.clone();
         Ok(Box::new(fork))
     }
 

@@ -169,6 +169,7 @@ impl Host {
             prepare(&self.runtime, target, bytes, origin).map_err(reject)?;
         entry.note_quarantine();
         plugin.report_errors_to(entry.last_error.clone());
+        plugin.meter_calls(self.metrics.call_meter(id));
         let live = entry.worker.live_version();
         if version.view.id == live {
             return Ok(entry.version_view(&live));
@@ -230,6 +231,7 @@ impl Host {
         )
         .map_err(|e| ControlError::Rejected(who_fixes(&e, &entry.config_path)))?;
         plugin.report_errors_to(entry.last_error.clone());
+        plugin.meter_calls(self.metrics.call_meter(id));
         let columns = entry
             .check_columns(&plugin)
             .map_err(ControlError::Rejected)?;

@@ -7,8 +7,9 @@ use std::sync::atomic::AtomicU64;
 
 use prometheus_client::encoding::{EncodeLabelSet, LabelSetEncoder};
 use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::family::{Family, MetricConstructor};
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 use super::PipelineId;
@@ -39,6 +40,8 @@ pub struct Metrics {
     buffered_events: Family<PipelineId, Gauge>,
     quarantined: Family<PipelineId, Gauge>,
     paused: Family<PipelineId, Gauge>,
+    plugin_call_seconds: CallHistograms,
+    plugin_cpu_seconds: Family<PipelineId, Counter<f64, AtomicU64>>,
     watermark: Family<PipelineId, Gauge<f64, AtomicU64>>,
     watermark_lag: Family<PipelineId, Gauge<f64, AtomicU64>>,
     compiled_cache_bytes: Gauge,
@@ -122,6 +125,16 @@ impl Metrics {
             m.compiled_cache_bytes.clone(),
         );
         r.register(
+            "weir_plugin_call_seconds",
+            "Wall time of each plugin call (filter, aggregate, incremental steps)",
+            m.plugin_call_seconds.0.clone(),
+        );
+        r.register(
+            "weir_plugin_cpu_seconds",
+            "CPU time the pipeline's thread spent in plugin calls",
+            m.plugin_cpu_seconds.clone(),
+        );
+        r.register(
             "weir_watermark_seconds",
             "Event-time watermark, seconds since the Unix epoch (absent before the first event)",
             m.watermark.clone(),
@@ -191,6 +204,14 @@ impl Metrics {
         }
     }
 
+    /// Where pipeline `l`'s plugin calls are measured.
+    pub fn call_meter(&self, l: &PipelineId) -> crate::plugin::CallMeter {
+        crate::plugin::CallMeter {
+            latency: self.plugin_call_seconds.0.get_or_create(l).clone(),
+            cpu_seconds: self.plugin_cpu_seconds.get_or_create(l).clone(),
+        }
+    }
+
     /// Counts a swapped-in version.
     pub fn swapped(&self, l: &PipelineId) {
         self.swaps.get_or_create(l).inc();
@@ -199,6 +220,26 @@ impl Metrics {
     /// Counts a rejected version.
     pub fn rejected(&self, l: &PipelineId) {
         self.rejected_deploys.get_or_create(l).inc();
+    }
+}
+
+/// The buckets of `weir_plugin_call_seconds`: 10 µs × 4ⁿ, from 10 µs to about 2.6 s (the
+/// default deadline is 1 s).
+#[derive(Clone, Default)]
+struct CallBuckets;
+
+impl MetricConstructor<Histogram> for CallBuckets {
+    fn new_metric(&self) -> Histogram {
+        Histogram::new(exponential_buckets(1e-5, 4.0, 10))
+    }
+}
+
+/// `weir_plugin_call_seconds`, a family whose histograms have [`CallBuckets`].
+struct CallHistograms(Family<PipelineId, Histogram, CallBuckets>);
+
+impl Default for CallHistograms {
+    fn default() -> Self {
+        CallHistograms(Family::new_with_constructor(CallBuckets))
     }
 }
 

@@ -183,6 +183,7 @@ impl Host {
         } = checked;
         let last_error = crate::plugin::LastError::default();
         plugin.report_errors_to(last_error.clone());
+        plugin.meter_calls(self.metrics.call_meter(&id));
         let interrupt = Arc::new(AtomicBool::new(false));
         let opts = Options {
             owner: id.owner(),
