@@ -68,6 +68,10 @@ pub enum Command {
         /// refused because the pipeline changed.
         #[arg(long)]
         discard_checkpoint: bool,
+        /// Serve Prometheus metrics at `http://ADDR/metrics` while the pipeline runs (the
+        /// same names as `weir serve`, labelled `tenant="local"`), e.g. `127.0.0.1:9464`.
+        #[arg(long, value_name = "ADDR")]
+        metrics_addr: Option<std::net::SocketAddr>,
     },
     /// Run a multi-tenant host: every tenant's pipelines, the admin API, the plugin directory.
     ///
@@ -261,13 +265,17 @@ pub fn try_main() -> anyhow::Result<()> {
             native,
             parallelism,
             discard_checkpoint,
+            metrics_addr,
         } => run(
             pipeline,
-            json_summary,
-            !no_progress && std::io::stderr().is_terminal(),
-            native,
-            parallelism.map(usize::from),
-            discard_checkpoint,
+            RunFlags {
+                json_summary,
+                progress: !no_progress && std::io::stderr().is_terminal(),
+                native,
+                parallelism: parallelism.map(usize::from),
+                discard_checkpoint,
+                metrics_addr,
+            },
         ),
         Command::Check { pipeline } => check(pipeline),
         Command::Serve { host } => serve(&host),
@@ -379,14 +387,25 @@ fn stop_on_signal() -> anyhow::Result<StopSignal> {
     Ok(stop)
 }
 
-fn run(
-    path: PathBuf,
+/// `weir run`'s flags.
+struct RunFlags {
     json_summary: bool,
     progress: bool,
     native: bool,
     parallelism: Option<usize>,
     discard_checkpoint: bool,
-) -> anyhow::Result<()> {
+    metrics_addr: Option<std::net::SocketAddr>,
+}
+
+fn run(path: PathBuf, flags: RunFlags) -> anyhow::Result<()> {
+    let RunFlags {
+        json_summary,
+        progress,
+        native,
+        parallelism,
+        discard_checkpoint,
+        metrics_addr,
+    } = flags;
     let stop = stop_on_signal()?;
     let opts = pipeline::Options {
         discard_checkpoint,
@@ -398,6 +417,21 @@ fn run(
         .or(cfg.parallelism)
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
     let schema = Schema::new(&cfg.schema).map_err(|e| anyhow::anyhow!("schema: {e}"))?;
+    // The metrics endpoint is bound before any sink opens: a taken address stops the run
+    // before it writes anything.
+    let id = crate::serve::PipelineId::new("local", name.as_str());
+    let metrics = match metrics_addr {
+        Some(addr) => {
+            let listener = std::net::TcpListener::bind(addr).with_context(|| {
+                format!("binding the metrics endpoint to {addr} (--metrics-addr)")
+            })?;
+            let metrics = Arc::new(crate::serve::Metrics::new());
+            crate::serve::metrics::serve_standalone(listener, metrics.clone())?;
+            tracing::info!(%addr, "metrics at /metrics");
+            Some(metrics)
+        }
+        None => None,
+    };
     let mut p = if native {
         let stem = cfg
             .plugin
@@ -424,12 +458,24 @@ fn run(
         if let Some(dir) = compiled_cache_dir() {
             runtime = runtime.with_cache_dir(dir);
         }
-        let plugin = pipeline::load_plugin(&cfg, &schema, &runtime)?;
+        let mut plugin = pipeline::load_plugin(&cfg, &schema, &runtime)?;
+        if let Some(m) = &metrics {
+            plugin.meter_calls(m.call_meter(&id));
+        }
         Pipeline::build(cfg, plugin, opts)?
     };
     p.set_parallelism(workers)?;
     tracing::info!(pipeline = %name, source = %p.source_description(), plugin = %p.plugin_info().name, workers, "running");
-    let summary = p.run_until(progress, &stop.flag)?;
+    let summary = match &metrics {
+        Some(m) => {
+            let mut publisher = crate::serve::Publisher::new(m.clone(), id);
+            p.run_observed(progress, &stop.flag, &mut |p| {
+                publisher.publish(p, false);
+                publisher.restarts(p);
+            })?
+        }
+        None => p.run_until(progress, &stop.flag)?,
+    };
     let stopped = p.was_stopped().then(|| stop.number.load(Ordering::SeqCst));
     if json_summary {
         eprintln!("{}", serde_json::to_string(&summary)?);

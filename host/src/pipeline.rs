@@ -977,6 +977,17 @@ impl Pipeline {
     /// other open window: they are not final, so they are not fired), and every sink is
     /// flushed. [`Pipeline::was_stopped`] then says so.
     pub fn run_until(&mut self, progress: bool, stop: &AtomicBool) -> anyhow::Result<Summary> {
+        self.run_observed(progress, stop, &mut |_| {})
+    }
+
+    /// [`Pipeline::run_until`], calling `after_batch` with the pipeline after every batch
+    /// (`weir run --metrics-addr` publishes its metrics there).
+    pub fn run_observed(
+        &mut self,
+        progress: bool,
+        stop: &AtomicBool,
+        after_batch: &mut dyn FnMut(&Pipeline),
+    ) -> anyhow::Result<Summary> {
         self.started = Instant::now();
         self.restore_state()?;
         let bar = progress.then(|| progress_bar(self.source.size_hint()));
@@ -988,7 +999,9 @@ impl Pipeline {
                 self.write_checkpoint()?;
                 break;
             }
-            if self.step_until(stop)? == Step::Finished {
+            let step = self.step_until(stop)?;
+            after_batch(self);
+            if step == Step::Finished {
                 break;
             }
             if let Some(bar) = &bar {

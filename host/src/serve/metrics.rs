@@ -170,9 +170,12 @@ impl Metrics {
 
     /// Publishes the counters of `now` that grew since `before`, and the gauges.
     pub fn publish(&self, l: &PipelineId, before: &Summary, now: &Summary, state: &GaugeState) {
+        // Created at the first publication even at 0, so that a dashboard finds every
+        // series of a pipeline from its start.
         let inc = |f: &Family<PipelineId, Counter>, a: u64, b: u64| {
+            let counter = f.get_or_create(l);
             if b > a {
-                f.get_or_create(l).inc_by(b - a);
+                counter.inc_by(b - a);
             }
         };
         inc(&self.events_read, before.events_read, now.events_read);
@@ -277,7 +280,7 @@ impl GaugeState {
 
 /// One pipeline's side of the metrics: remembers what it published last, so that each
 /// publication adds only what grew since.
-pub(super) struct Publisher {
+pub struct Publisher {
     metrics: Arc<Metrics>,
     id: PipelineId,
     published: Summary,
@@ -286,7 +289,7 @@ pub(super) struct Publisher {
 
 impl Publisher {
     /// A publisher for `id` that has published nothing yet.
-    pub(super) fn new(metrics: Arc<Metrics>, id: PipelineId) -> Self {
+    pub fn new(metrics: Arc<Metrics>, id: PipelineId) -> Self {
         Publisher {
             metrics,
             id,
@@ -296,7 +299,7 @@ impl Publisher {
     }
 
     /// Publishes `p`'s counters (the growth since the last call) and gauges.
-    pub(super) fn publish(&mut self, p: &Pipeline, paused: bool) {
+    pub fn publish(&mut self, p: &Pipeline, paused: bool) {
         let summary = p.summary();
         self.metrics.publish(
             &self.id,
@@ -308,7 +311,7 @@ impl Publisher {
     }
 
     /// Counts the plugin restarts of `p` since the last call.
-    pub(super) fn restarts(&mut self, p: &Pipeline) {
+    pub fn restarts(&mut self, p: &Pipeline) {
         let now = p.plugin().restarts();
         self.metrics
             .restarts(&self.id, now.saturating_sub(self.restarts));
@@ -320,6 +323,50 @@ impl Publisher {
     pub(super) fn restarts_baseline(&mut self, p: &Pipeline) {
         self.restarts = p.plugin().restarts();
     }
+}
+
+/// Serves `metrics` as Prometheus text at `GET /metrics` on `listener`, without tokens, on a
+/// thread of its own, until the process exits: `weir run --metrics-addr` (one pipeline,
+/// labelled tenant `local`).
+pub fn serve_standalone(
+    listener: std::net::TcpListener,
+    metrics: Arc<Metrics>,
+) -> anyhow::Result<()> {
+    use axum::routing::get;
+    listener.set_nonblocking(true)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()?;
+    std::thread::Builder::new()
+        .name("weir-metrics".into())
+        .spawn(move || {
+            runtime.block_on(async move {
+                let app = axum::Router::new().route(
+                    "/metrics",
+                    get(move || {
+                        let text = metrics.encode();
+                        async move {
+                            (
+                                [(
+                                    axum::http::header::CONTENT_TYPE,
+                                    "text/plain; version=0.0.4; charset=utf-8",
+                                )],
+                                text,
+                            )
+                        }
+                    }),
+                );
+                match tokio::net::TcpListener::from_std(listener) {
+                    Ok(l) => {
+                        if let Err(e) = axum::serve(l, app).await {
+                            tracing::error!(error = %e, "metrics endpoint stopped");
+                        }
+                    }
+                    Err(e) => tracing::error!(error = %e, "metrics endpoint did not start"),
+                }
+            });
+        })?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -21,7 +21,7 @@ mod auth;
 pub mod control;
 mod deploy;
 mod id;
-mod metrics;
+pub mod metrics;
 mod registry;
 pub mod watch;
 mod worker;
@@ -37,7 +37,7 @@ pub use control::{
 };
 pub use deploy::watch_plugin_dir;
 pub use id::PipelineId;
-pub use metrics::{GaugeState, Metrics};
+pub use metrics::{GaugeState, Metrics, Publisher};
 pub use watch::check_plugin_dir;
 
 use crate::config::{HostConfig, LimitsConfig, PipelineConfig};
