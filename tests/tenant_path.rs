@@ -181,6 +181,15 @@ fn from_an_empty_directory_to_a_live_plugin_a_panic_and_a_rollback() {
     assert!(value("weir_plugin_call_seconds_count") >= 1.0, "{scrape}");
     assert!(value("weir_plugin_call_seconds_sum") > 0.0, "{scrape}");
     assert!(value("weir_plugin_cpu_seconds_total") > 0.0, "{scrape}");
+    assert!(value("weir_plugin_memory_bytes") > 0.0, "{scrape}");
+    // The operator's stats and the tenant's 0.1.0 were compiled (the host has no cache
+    // directory); the histogram has no labels.
+    let compiles: f64 = scrape
+        .lines()
+        .find_map(|l| l.strip_prefix("weir_plugin_compile_seconds_count "))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no compile count in:\n{scrape}"));
+    assert!(compiles >= 2.0, "{scrape}");
 
     // 6. A version that panics in aggregate: its message and location reach the tenant.
     let lib_rs = dir.join("src/lib.rs");

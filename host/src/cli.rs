@@ -458,6 +458,9 @@ fn run(path: PathBuf, flags: RunFlags) -> anyhow::Result<()> {
         if let Some(dir) = compiled_cache_dir() {
             runtime = runtime.with_cache_dir(dir);
         }
+        if let Some(m) = &metrics {
+            runtime = runtime.with_compile_meter(m.compile_meter());
+        }
         let mut plugin = pipeline::load_plugin(&cfg, &schema, &runtime)?;
         if let Some(m) = &metrics {
             plugin.meter_calls(m.call_meter(&id));

@@ -1,12 +1,13 @@
 //! What a pipeline's plugin calls cost, for the host's metrics: the wall time of each call
-//! (a histogram) and the CPU time the calling thread spent in it (a counter), both handles
-//! into the host's Prometheus families. Measured around the guest call only: instantiating
+//! (a histogram), the CPU time the calling thread spent in it (a counter) and the instance's
+//! linear memory after it (a gauge), handles into the host's Prometheus families. Measured around the guest call only: instantiating
 //! a fresh Store after a trap is not counted.
 
 use std::sync::atomic::AtomicU64;
 use std::time::Instant;
 
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 
 /// Where one pipeline's plugin calls are measured.
@@ -16,6 +17,8 @@ pub struct CallMeter {
     pub latency: Histogram,
     /// CPU seconds of the calling thread inside calls.
     pub cpu_seconds: Counter<f64, AtomicU64>,
+    /// Bytes of linear memory the instance holds after its last call.
+    pub memory_bytes: Gauge,
 }
 
 /// A call being measured: started by [`CallMeter::start`], ended by [`Started::stop`].
@@ -33,8 +36,11 @@ impl CallMeter {
         }
     }
 
-    /// Records the call that began at `started`.
-    pub fn record(&self, started: Started) {
+    /// Records the call that began at `started`, after which the instance holds
+    /// `memory_bytes` of linear memory.
+    pub fn record(&self, started: Started, memory_bytes: usize) {
+        self.memory_bytes
+            .set(i64::try_from(memory_bytes).unwrap_or(i64::MAX));
         self.latency.observe(started.wall.elapsed().as_secs_f64());
         let cpu = thread_cpu_seconds() - started.cpu;
         if cpu > 0.0 {

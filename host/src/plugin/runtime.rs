@@ -131,9 +131,20 @@ pub struct Runtime {
     /// Where precompiled artifacts are kept across restarts, if anywhere.
     cache_dir: Option<PathBuf>,
     limits: LoadLimits,
+    /// Where Cranelift compile times are recorded, if anywhere.
+    compile_seconds: Option<prometheus_client::metrics::histogram::Histogram>,
 }
 
 impl Runtime {
+    /// Records the wall time of every Cranelift compile (not cache hits) in `histogram`.
+    pub fn with_compile_meter(
+        mut self,
+        histogram: prometheus_client::metrics::histogram::Histogram,
+    ) -> Self {
+        self.compile_seconds = Some(histogram);
+        self
+    }
+
     /// A runtime; `fuel` enables fuel metering for every plugin (slower, opt-in).
     pub fn new(fuel: bool) -> anyhow::Result<Self> {
         let mut config = Config::new();
@@ -169,6 +180,7 @@ impl Runtime {
             compiled: Arc::new(Mutex::new(CodeCache::default())),
             cache_dir: None,
             limits: LoadLimits::default(),
+            compile_seconds: None,
         })
     }
 
@@ -343,8 +355,14 @@ impl Runtime {
         if let Err(e) = spawned {
             return Err(format!("cannot start a compiler thread: {e}"));
         }
+        let started = std::time::Instant::now();
         match rx.recv_timeout(timeout) {
-            Ok(result) => result.map_err(not_component),
+            Ok(result) => {
+                if let Some(h) = &self.compile_seconds {
+                    h.observe(started.elapsed().as_secs_f64());
+                }
+                result.map_err(not_component)
+            }
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => Err(format!(
                 "compiling took longer than {} ms (plugins.compile_timeout); make the component smaller or ask the operator to raise the limit",
                 timeout.as_millis()
@@ -1062,7 +1080,7 @@ impl PluginInstance {
         let started = self.meter.as_ref().map(|_| super::CallMeter::start());
         let result = f(&live.bindings, &mut live.store);
         if let (Some(meter), Some(started)) = (&self.meter, started) {
-            meter.record(started);
+            meter.record(started, live.store.data().limiter.memory);
         }
         match result {
             Ok(r) => {

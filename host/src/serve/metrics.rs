@@ -42,6 +42,8 @@ pub struct Metrics {
     paused: Family<PipelineId, Gauge>,
     plugin_call_seconds: CallHistograms,
     plugin_cpu_seconds: Family<PipelineId, Counter<f64, AtomicU64>>,
+    plugin_memory_bytes: Family<PipelineId, Gauge>,
+    compile_seconds: CompileHistogram,
     watermark: Family<PipelineId, Gauge<f64, AtomicU64>>,
     watermark_lag: Family<PipelineId, Gauge<f64, AtomicU64>>,
     compiled_cache_bytes: Gauge,
@@ -135,6 +137,16 @@ impl Metrics {
             m.plugin_cpu_seconds.clone(),
         );
         r.register(
+            "weir_plugin_memory_bytes",
+            "Linear memory of the pipeline's plugin instance after its last call",
+            m.plugin_memory_bytes.clone(),
+        );
+        r.register(
+            "weir_plugin_compile_seconds",
+            "Wall time of each Cranelift compile of a component (cache hits are not compiles)",
+            m.compile_seconds.0.clone(),
+        );
+        r.register(
             "weir_watermark_seconds",
             "Event-time watermark, seconds since the Unix epoch (absent before the first event)",
             m.watermark.clone(),
@@ -212,7 +224,13 @@ impl Metrics {
         crate::plugin::CallMeter {
             latency: self.plugin_call_seconds.0.get_or_create(l).clone(),
             cpu_seconds: self.plugin_cpu_seconds.get_or_create(l).clone(),
+            memory_bytes: self.plugin_memory_bytes.get_or_create(l).clone(),
         }
+    }
+
+    /// Where the runtime records its compile times ([`crate::plugin::Runtime::with_compile_meter`]).
+    pub fn compile_meter(&self) -> Histogram {
+        self.compile_seconds.0.clone()
     }
 
     /// Counts a swapped-in version.
@@ -234,6 +252,16 @@ struct CallBuckets;
 impl MetricConstructor<Histogram> for CallBuckets {
     fn new_metric(&self) -> Histogram {
         Histogram::new(exponential_buckets(1e-5, 4.0, 10))
+    }
+}
+
+/// `weir_plugin_compile_seconds`: 10 ms × 2ⁿ, from 10 ms to about 20 s (the default
+/// `compile_timeout`).
+struct CompileHistogram(Histogram);
+
+impl Default for CompileHistogram {
+    fn default() -> Self {
+        CompileHistogram(Histogram::new(exponential_buckets(0.01, 2.0, 12)))
     }
 }
 

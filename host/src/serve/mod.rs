@@ -73,7 +73,10 @@ impl Host {
     /// pipeline.
     pub fn start(cfg: &HostConfig) -> anyhow::Result<Self> {
         let fuel = cfg.tenants.iter().any(|t| t.limits.fuel.is_some());
-        let mut runtime = Runtime::new(fuel)?.with_limits(cfg.plugins.load_limits());
+        let metrics = Arc::new(Metrics::new());
+        let mut runtime = Runtime::new(fuel)?
+            .with_limits(cfg.plugins.load_limits())
+            .with_compile_meter(metrics.compile_meter());
         if let Some(dir) = &cfg.plugins.cache_dir {
             runtime = runtime.with_cache_dir(cfg.resolve(dir));
         }
@@ -86,7 +89,7 @@ impl Host {
             runtime,
             tokens: Tokens::new(cfg.admin.operator_token.clone(), tokens),
             registry: Registry::default(),
-            metrics: Arc::new(Metrics::new()),
+            metrics,
             keep_versions: cfg.plugins.keep_versions,
         };
         // Every pipeline's config and plugin is checked before any pipeline opens its source
