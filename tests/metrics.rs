@@ -110,3 +110,72 @@ path = "dead.jsonl"
     assert_eq!(summary["windows_fired"], 4);
     assert_eq!(summary["rows_written"], 4);
 }
+
+/// Every string under an `expr` or `query` key of a Grafana dashboard.
+fn queries(v: &serde_json::Value, out: &mut Vec<String>) {
+    match v {
+        serde_json::Value::Object(m) => {
+            for (k, v) in m {
+                match (k.as_str(), v) {
+                    ("expr" | "query", serde_json::Value::String(q)) => out.push(q.clone()),
+                    _ => queries(v, out),
+                }
+            }
+        }
+        serde_json::Value::Array(a) => a.iter().for_each(|v| queries(v, out)),
+        _ => {}
+    }
+}
+
+#[test]
+fn every_metric_the_grafana_dashboard_uses_is_in_a_scrape() {
+    use support::serve::{ACME, OPERATOR, Serve, serial};
+    let _serial = serial();
+    let s = Scratch::new();
+    let source = "[source]\nkind = \"generator\"\nworkload = \"stocks\"\ncount = 1000000\nkeys = 2\ninterval = \"100ms\"\nrate = 200\n";
+    s.write(
+        "ticks.toml",
+        &support::pipeline_toml(
+            "ticks",
+            source,
+            &support::wasm("stats"),
+            "params = { field = \"price\" }",
+        ),
+    );
+    let serve = Serve::start(
+        &s,
+        &format!("[[tenant]]\nname = \"acme\"\ntoken = \"{ACME}\"\npipelines = [\"ticks.toml\"]\n"),
+    );
+    let scrape = wait_for(
+        "a fired window in the metrics",
+        Duration::from_secs(60),
+        || {
+            let m = serve.client(OPERATOR).metrics().ok()?;
+            m.lines()
+                .any(|l| l.starts_with("weir_windows_fired_total{") && !l.ends_with(" 0"))
+                .then_some(m)
+        },
+    );
+    let series: std::collections::BTreeSet<&str> = scrape
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split(['{', ' ']).next())
+        .collect();
+    let dashboard: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(support::root().join("grafana/weir.json")).expect("dashboard"),
+    )
+    .expect("dashboard is JSON");
+    let mut exprs = Vec::new();
+    queries(&dashboard, &mut exprs);
+    let name = regex::Regex::new(r"weir_[a-z0-9_]+").expect("regex");
+    let used: std::collections::BTreeSet<&str> = exprs
+        .iter()
+        .flat_map(|q| name.find_iter(q).map(|m| m.as_str()))
+        .collect();
+    assert!(used.len() >= 15, "the dashboard uses {used:?}");
+    let missing: Vec<&&str> = used.iter().filter(|n| !series.contains(**n)).collect();
+    assert!(
+        missing.is_empty(),
+        "the dashboard uses {missing:?}, which no scrape has:\n{scrape}"
+    );
+}

@@ -212,6 +212,26 @@ impl Metrics {
         }
     }
 
+    /// Creates every counter of pipeline `l` at 0, so that a dashboard finds its series
+    /// (swaps, restarts, rejected deploys) before the first one happens.
+    pub fn register_pipeline(&self, l: &PipelineId) {
+        for f in [
+            &self.events_read,
+            &self.malformed,
+            &self.filtered,
+            &self.late,
+            &self.windows_fired,
+            &self.rows_written,
+            &self.plugin_errors,
+            &self.plugin_restarts,
+            &self.swaps,
+            &self.rejected_deploys,
+        ] {
+            let _ = f.get_or_create(l);
+        }
+        let _ = self.plugin_cpu_seconds.get_or_create(l);
+    }
+
     /// Counts plugin instance restarts.
     pub fn restarts(&self, l: &PipelineId, n: u64) {
         if n > 0 {
@@ -316,8 +336,9 @@ pub struct Publisher {
 }
 
 impl Publisher {
-    /// A publisher for `id` that has published nothing yet.
+    /// A publisher for `id` that has published nothing yet; `id`'s counters start at 0.
     pub fn new(metrics: Arc<Metrics>, id: PipelineId) -> Self {
+        metrics.register_pipeline(&id);
         Publisher {
             metrics,
             id,
