@@ -60,23 +60,6 @@ fn run(s: &Scratch, name: &str) {
     );
 }
 
-/// Writes `count` stock ticks of `keys` symbols, 5 ms apart, to `name` in the scratch dir.
-fn ticks(s: &Scratch, name: &str, count: u32, keys: u32) {
-    let out = run_weir(&[
-        "gen",
-        "stocks",
-        "--count",
-        &count.to_string(),
-        "--keys",
-        &keys.to_string(),
-        "--interval",
-        "5ms",
-        "--out",
-        &s.path(name).to_string_lossy(),
-    ]);
-    assert!(out.status.success(), "weir gen failed");
-}
-
 fn produce(brokers: &str, topic: &str, input: &str, partitions: &str) {
     produce_with(brokers, topic, input, partitions, &[]);
 }
@@ -114,7 +97,7 @@ fn a_topic_read_to_its_end_gives_the_rows_of_the_same_events_from_a_file() {
     // 6 000 ticks of 8 symbols, 5 ms apart and in order: with a 1 s delay no event is late
     // in either run, whatever order the partitions' messages interleave in, since each
     // partition is in time order and the watermark is the minimum over partitions.
-    ticks(&s, "ticks.jsonl", 6_000, 8);
+    support::gen_ticks(&s, "ticks.jsonl", 6_000, 8);
     produce(
         &broker.brokers(),
         "ticks",
@@ -215,7 +198,7 @@ fn a_result_topic_holds_the_rows_of_the_file_run_keyed_and_with_row_ids() {
     let broker = Broker::start();
     let brokers = broker.brokers();
     let s = Scratch::new();
-    ticks(&s, "ticks.jsonl", 3_000, 4);
+    support::gen_ticks(&s, "ticks.jsonl", 3_000, 4);
     produce(
         &brokers,
         "in",
@@ -303,7 +286,7 @@ fn killed_ten_times_the_deduplicated_result_topic_equals_an_uninterrupted_run() 
     let broker = Broker::start();
     let brokers = broker.brokers();
     let s = Scratch::new();
-    ticks(&s, "all.jsonl", 600_000, 6);
+    support::gen_ticks(&s, "all.jsonl", 600_000, 6);
     let all = std::fs::read_to_string(s.path("all.jsonl")).expect("ticks");
     let lines: Vec<&str> = all.lines().collect();
     let mut chunks = lines.chunks(30_000);
@@ -404,7 +387,7 @@ fn killed_with_checkpoints_the_result_file_holds_every_window_once() {
     let broker = Broker::start();
     let brokers = broker.brokers();
     let s = Scratch::new();
-    ticks(&s, "ticks.jsonl", 600_000, 6);
+    support::gen_ticks(&s, "ticks.jsonl", 600_000, 6);
     produce(
         &brokers,
         "ck",

@@ -218,20 +218,9 @@ fn eos_sink(brokers: &str, topic: &str) -> String {
 /// `count` ticks of `keys` symbols, 5 ms apart, written to `name` in the scratch dir and
 /// sent to `topic` keyed by symbol; returns the file's text.
 fn ticks(s: &Scratch, brokers: &str, topic: &str, name: &str, count: u32, keys: u32) -> String {
-    let path = s.path(name).to_string_lossy().into_owned();
-    let generated = run_weir(&[
-        "gen",
-        "stocks",
-        "--count",
-        &count.to_string(),
-        "--keys",
-        &keys.to_string(),
-        "--interval",
-        "5ms",
-        "--out",
-        &path,
-    ]);
-    assert!(generated.status.success());
+    let path = support::gen_ticks(s, name, count, keys)
+        .to_string_lossy()
+        .into_owned();
     // The mock cluster has no CreateTopics: the topic exists, `--partitions` is left out.
     let out = run_weir(&[
         "produce",

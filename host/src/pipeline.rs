@@ -208,14 +208,22 @@ pub fn output_change_refusal(
 ) -> Option<OutputChangeRefused> {
     let csv = sink_format(&cfg.sink) == crate::config::Format::Csv;
     (old != new && csv && !cfg.plugin.allow_output_change).then(|| OutputChangeRefused {
-        sink: match &cfg.sink {
-            SinkConfig::File { path, .. } => format!("file {}", cfg.resolve(path).display()),
-            SinkConfig::Kafka { topic, .. } => format!("Kafka topic {topic}"),
-            SinkConfig::Stdout { .. } => "stdout".into(),
-            SinkConfig::Stderr { .. } => "stderr".into(),
-        },
+        sink: describe_sink(cfg, &cfg.sink),
         difference: column_difference(old, new),
     })
+}
+
+/// A sink of pipeline `cfg` as its checkpoint identity and its errors name it:
+/// `file /abs/out.csv (Csv)`, `kafka topic out (Jsonl)`, `stdout (Jsonl)`.
+fn describe_sink(cfg: &PipelineConfig, c: &SinkConfig) -> String {
+    match c {
+        SinkConfig::File { path, format, .. } => {
+            format!("file {} ({format:?})", cfg.resolve(path).display())
+        }
+        SinkConfig::Kafka { topic, format, .. } => format!("kafka topic {topic} ({format:?})"),
+        SinkConfig::Stdout { format } => format!("stdout ({format:?})"),
+        SinkConfig::Stderr { format } => format!("stderr ({format:?})"),
+    }
 }
 
 /// The format rows are written in by a sink.
@@ -842,14 +850,13 @@ impl Pipeline {
         if let Some(refused) = output_change_refusal(&self.cfg, &old, &new) {
             return Err(refused.into());
         }
-        let csv = sink_format(&self.cfg.sink) == crate::config::Format::Csv;
         if plugin.info().state_type != self.plugin.info().state_type {
             self.operator.clear_stacks();
         }
         self.inputs = input_indices(&self.schema, plugin.info());
         if old != new {
             tracing::info!(pipeline = %self.cfg.name, version = %plugin.version_id(), change = %column_difference(&old, &new), "output columns changed");
-            self.change_output_columns(new, csv)?;
+            self.change_output_columns(new)?;
         }
         self.version = plugin.version_id();
         self.limits = *plugin.limits();
@@ -865,7 +872,8 @@ impl Pipeline {
     /// change>.csv` and a new file started with the new header; CSV on stdout or stderr is
     /// opened again, which writes the new header line; a Kafka CSV sink writes the new
     /// columns in order.
-    fn change_output_columns(&mut self, columns: Vec<String>, csv: bool) -> anyhow::Result<()> {
+    fn change_output_columns(&mut self, columns: Vec<String>) -> anyhow::Result<()> {
+        let csv = sink_format(&self.cfg.sink) == crate::config::Format::Csv;
         let reopen = match &self.cfg.sink {
             SinkConfig::File { path, .. } if csv => {
                 self.out.results.flush().context("sink")?;
@@ -2127,14 +2135,7 @@ fn identity(cfg: &PipelineConfig, schema: &Schema, source: &dyn Source) -> Ident
     );
     put("timestamp", format!("{:?}", cfg.schema.timestamp));
     put("source", source.describe());
-    let sink = |c: &SinkConfig| match c {
-        SinkConfig::File { path, format, .. } => {
-            format!("file {} ({format:?})", cfg.resolve(path).display())
-        }
-        SinkConfig::Kafka { topic, format, .. } => format!("kafka topic {topic} ({format:?})"),
-        SinkConfig::Stdout { format } => format!("stdout ({format:?})"),
-        SinkConfig::Stderr { format } => format!("stderr ({format:?})"),
-    };
+    let sink = |c: &SinkConfig| describe_sink(cfg, c);
     put("sink", sink(&cfg.sink));
     for (role, c) in [
         ("late_sink", &cfg.late_sink),

@@ -129,6 +129,30 @@ pub fn run_pipeline(path: &Path) -> (bool, String, String) {
     )
 }
 
+/// Writes `count` stock ticks of `keys` symbols, 5 ms apart, to `name` in the scratch dir
+/// (`weir gen stocks`) and returns its path.
+pub fn gen_ticks(s: &Scratch, name: &str, count: u32, keys: u32) -> PathBuf {
+    let path = s.path(name);
+    let out = run_weir(&[
+        "gen",
+        "stocks",
+        "--count",
+        &count.to_string(),
+        "--keys",
+        &keys.to_string(),
+        "--interval",
+        "5ms",
+        "--out",
+        &path.to_string_lossy(),
+    ]);
+    assert!(
+        out.status.success(),
+        "weir gen failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    path
+}
+
 /// Writes `file` in the scratch dir with one stock tick (price 1.5, volume 3) per
 /// `(rfc3339 ts, symbol)` and returns a `[source]` table reading it.
 pub fn tick_file_source(s: &Scratch, file: &str, ticks: &[(&str, &str)]) -> String {
