@@ -72,6 +72,19 @@ pub enum Command {
         /// same names as `weir serve`, labelled `tenant="local"`), e.g. `127.0.0.1:9464`.
         #[arg(long, value_name = "ADDR")]
         metrics_addr: Option<std::net::SocketAddr>,
+        /// Serve the web console at `http://ADDR/` while the pipeline runs (read-only: one
+        /// pipeline, tenant `local`; deploys and pauses are `weir serve`'s), e.g.
+        /// `127.0.0.1:8080`. It also serves `/metrics` to the console token.
+        #[arg(long, value_name = "ADDR")]
+        console: Option<std::net::SocketAddr>,
+        /// The token the console asks for (default: a random one, printed at start).
+        #[arg(
+            long,
+            env = "WEIR_CONSOLE_TOKEN",
+            value_name = "TOKEN",
+            hide_env_values = true
+        )]
+        console_token: Option<String>,
     },
     /// Run a multi-tenant host: every tenant's pipelines, the admin API, the plugin directory.
     ///
@@ -266,6 +279,8 @@ pub fn try_main() -> anyhow::Result<()> {
             parallelism,
             discard_checkpoint,
             metrics_addr,
+            console,
+            console_token,
         } => run(
             pipeline,
             RunFlags {
@@ -275,6 +290,7 @@ pub fn try_main() -> anyhow::Result<()> {
                 parallelism: parallelism.map(usize::from),
                 discard_checkpoint,
                 metrics_addr,
+                console: console.map(|addr| (addr, console_token)),
             },
         ),
         Command::Check { pipeline } => check(pipeline),
@@ -395,6 +411,96 @@ struct RunFlags {
     parallelism: Option<usize>,
     discard_checkpoint: bool,
     metrics_addr: Option<std::net::SocketAddr>,
+    /// `--console ADDR` and its `--console-token`.
+    console: Option<(std::net::SocketAddr, Option<String>)>,
+}
+
+/// `weir run --console`: the console's listener, bound before any sink opens, and its
+/// token.
+struct RunConsole {
+    listener: std::net::TcpListener,
+    addr: std::net::SocketAddr,
+    token: String,
+    telemetry: Arc<crate::console::Telemetry>,
+}
+
+impl RunConsole {
+    fn bind(addr: std::net::SocketAddr, token: Option<String>) -> anyhow::Result<Self> {
+        let listener = std::net::TcpListener::bind(addr)
+            .with_context(|| format!("binding the console to {addr} (--console)"))?;
+        let addr = listener.local_addr()?;
+        let token = match token.filter(|t| !t.trim().is_empty()) {
+            Some(t) => t,
+            None => {
+                use rand::TryRngCore as _;
+                let mut bytes = [0u8; 16];
+                rand::rngs::OsRng.try_fill_bytes(&mut bytes)?;
+                let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+                eprintln!(
+                    "weir run: console at http://{addr}/ - sign in with token {token} (set one with --console-token or WEIR_CONSOLE_TOKEN)"
+                );
+                token
+            }
+        };
+        Ok(RunConsole {
+            listener,
+            addr,
+            token,
+            telemetry: Arc::default(),
+        })
+    }
+
+    /// Serves the console of pipeline `id` on a thread of its own until the process exits,
+    /// with a sampler taking a sample of `metrics` each second.
+    fn start(
+        self,
+        id: crate::serve::PipelineId,
+        key: Vec<String>,
+        metrics: Arc<crate::serve::Metrics>,
+    ) -> anyhow::Result<Arc<crate::serve::LocalConsole>> {
+        let control = Arc::new(crate::serve::LocalConsole::new(
+            self.token,
+            id.clone(),
+            key,
+            metrics.clone(),
+            self.telemetry.clone(),
+        ));
+        crate::console::spawn_sampler(
+            metrics,
+            vec![(id, self.telemetry)],
+            Arc::new(AtomicBool::new(false)),
+        )?;
+        self.listener.set_nonblocking(true)?;
+        let listener = self.listener;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let served: Arc<dyn crate::admin::HostControl> = control.clone();
+        std::thread::Builder::new()
+            .name("weir-console".into())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    match tokio::net::TcpListener::from_std(listener) {
+                        Ok(l) => {
+                            let never = std::future::pending::<()>();
+                            if let Err(e) = crate::admin::serve_with(
+                                l,
+                                served,
+                                crate::admin::AdminLimits::default(),
+                                never,
+                            )
+                            .await
+                            {
+                                tracing::error!(error = %e, "console stopped");
+                            }
+                        }
+                        Err(e) => tracing::error!(error = %e, "console did not start"),
+                    }
+                });
+            })?;
+        tracing::info!(addr = %self.addr, "console at http://{}/", self.addr);
+        Ok(control)
+    }
 }
 
 fn run(path: PathBuf, flags: RunFlags) -> anyhow::Result<()> {
@@ -405,10 +511,16 @@ fn run(path: PathBuf, flags: RunFlags) -> anyhow::Result<()> {
         parallelism,
         discard_checkpoint,
         metrics_addr,
+        console,
     } = flags;
     let stop = stop_on_signal()?;
+    // The console is bound before any sink opens, like the metrics endpoint.
+    let console = console
+        .map(|(addr, token)| RunConsole::bind(addr, token))
+        .transpose()?;
     let opts = pipeline::Options {
         discard_checkpoint,
+        console: console.as_ref().map(|c| c.telemetry.clone()),
         ..pipeline::Options::default()
     };
     let cfg = load(&path)?;
@@ -430,8 +542,10 @@ fn run(path: PathBuf, flags: RunFlags) -> anyhow::Result<()> {
             tracing::info!(%addr, "metrics at /metrics");
             Some(metrics)
         }
+        None if console.is_some() => Some(Arc::new(crate::serve::Metrics::new())),
         None => None,
     };
+    let key = cfg.schema.key.clone();
     let mut p = if native {
         let stem = cfg
             .plugin
@@ -469,13 +583,24 @@ fn run(path: PathBuf, flags: RunFlags) -> anyhow::Result<()> {
     };
     p.set_parallelism(workers)?;
     tracing::info!(pipeline = %name, source = %p.source_description(), plugin = %p.plugin_info().name, workers, "running");
+    let local = match (console, &metrics) {
+        (Some(c), Some(m)) => Some(c.start(id.clone(), key, m.clone())?),
+        _ => None,
+    };
     let summary = match &metrics {
         Some(m) => {
             let mut publisher = crate::serve::Publisher::new(m.clone(), id);
-            p.run_observed(progress, &stop.flag, &mut |p| {
+            let ran = p.run_observed(progress, &stop.flag, &mut |p| {
                 publisher.publish(p, false);
                 publisher.restarts(p);
-            })?
+                if let Some(l) = &local {
+                    l.update(p);
+                }
+            });
+            if let Some(l) = &local {
+                l.finish(ran.as_ref().err().map(|e| format!("{e:#}")));
+            }
+            ran?
         }
         None => p.run_until(progress, &stop.flag)?,
     };

@@ -14,6 +14,7 @@
 //! - [`pipeline`]: wires one pipeline together and runs it.
 //! - [`serve`]: many tenants' pipelines on one host, hot swap, and the admin API's backend.
 //! - [`admin`]: the admin HTTP API and its client.
+//! - [`console`]: what the web console shows (samples, latest rows) and its page.
 //! - [`cli`]: the `weir` command.
 //! - [`bench`]: `weir bench`, the benchmark suite.
 //!
@@ -55,6 +56,7 @@ pub mod bench;
 pub mod checkpoint;
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod decode;
 pub mod kafka;
 pub mod pipeline;

@@ -168,6 +168,9 @@ pub struct Options {
     /// Remove the pipeline's checkpoint before starting instead of restoring it (the
     /// operator's answer to a checkpoint that is refused).
     pub discard_checkpoint: bool,
+    /// Keep a copy of the latest result rows and error records here, for the console
+    /// (`weir serve`, `weir run --console`).
+    pub console: Option<Arc<crate::console::Telemetry>>,
 }
 
 /// The columns of a result row, in order: key fields, window bounds, `revision` (when
@@ -306,6 +309,30 @@ fn default_side_sink() -> SinkConfig {
     SinkConfig::Stderr {
         format: crate::config::Format::Jsonl,
     }
+}
+
+/// `sink`, copying its rows into the console's telemetry as `kind` when there is one.
+fn tap(
+    console: Option<&Arc<crate::console::Telemetry>>,
+    sink: Box<dyn Sink>,
+    columns: Vec<String>,
+    kind: &'static str,
+) -> Box<dyn Sink> {
+    match console {
+        None => sink,
+        Some(t) => {
+            let recent = if kind == "results" {
+                t.rows.clone()
+            } else {
+                t.errors.clone()
+            };
+            Box::new(crate::console::TapSink::new(sink, columns, kind, recent))
+        }
+    }
+}
+
+fn owned(columns: &[&str]) -> Vec<String> {
+    columns.iter().map(|c| c.to_string()).collect()
 }
 
 struct Outputs {
@@ -454,18 +481,34 @@ impl Pipeline {
                 cols.iter().map(|s| s.to_string()).collect(),
             )
         };
+        let tap = |sink: Box<dyn Sink>, cols: Vec<String>, kind: &'static str| {
+            tap(opts.console.as_ref(), sink, cols, kind)
+        };
         let out = Outputs {
-            results: transactional
-                .map_or_else(|| open(&cfg.sink, columns), Ok)
-                .context("sink")?,
+            results: tap(
+                transactional
+                    .map_or_else(|| open(&cfg.sink, columns.clone()), Ok)
+                    .context("sink")?,
+                columns,
+                "results",
+            ),
             late: cfg
                 .late_sink
                 .as_ref()
-                .map(|c| open(c, late_cols))
+                .map(|c| open(c, late_cols.clone()))
                 .transpose()
-                .context("late_sink")?,
-            dead_letter: side(&cfg.dead_letter, &DEAD_LETTER_COLUMNS).context("dead_letter")?,
-            errors: side(&cfg.error_sink, &ERROR_COLUMNS).context("error_sink")?,
+                .context("late_sink")?
+                .map(|s| tap(s, late_cols, "late")),
+            dead_letter: tap(
+                side(&cfg.dead_letter, &DEAD_LETTER_COLUMNS).context("dead_letter")?,
+                owned(&DEAD_LETTER_COLUMNS),
+                "dead_letter",
+            ),
+            errors: tap(
+                side(&cfg.error_sink, &ERROR_COLUMNS).context("error_sink")?,
+                owned(&ERROR_COLUMNS),
+                "error",
+            ),
         };
         let mut operator = WindowOperator::new(cfg.window_kind(), cfg.window.allowed_lateness.0);
         let watermarks = Watermarks::new(
@@ -896,9 +939,14 @@ impl Pipeline {
             _ => false,
         };
         if reopen {
-            self.out.results =
-                sink::open_for(&self.cfg.sink, &self.cfg.base_dir, columns, &self.cfg.name)
-                    .context("sink")?;
+            let sink = sink::open_for(
+                &self.cfg.sink,
+                &self.cfg.base_dir,
+                columns.clone(),
+                &self.cfg.name,
+            )
+            .context("sink")?;
+            self.out.results = tap(self.opts.console.as_ref(), sink, columns, "results");
         } else {
             self.out.results.set_columns(columns);
         }

@@ -14,6 +14,10 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
+mod console;
+
+pub(super) use console::{activity, asset, index, live, overview, whoami};
+
 use super::auth::{authenticate, authorize_operator, authorize_tenant};
 use super::{AdminLimits, ErrorBody};
 use crate::serve::PipelineId;
@@ -29,6 +33,21 @@ pub(super) struct Admin {
     uploads: Arc<Mutex<HashMap<String, usize>>>,
     max_uploads: usize,
     max_body_bytes: usize,
+    /// Turns true when the server shuts down: live streams end.
+    closing: tokio::sync::watch::Receiver<bool>,
+}
+
+/// Completes once `closing` turns true; never, if its sender is gone without having sent
+/// it (a router served by someone else's server).
+async fn closed(closing: &mut tokio::sync::watch::Receiver<bool>) {
+    loop {
+        if *closing.borrow_and_update() {
+            return;
+        }
+        if closing.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
 }
 
 /// One of a tenant's upload slots, given back when dropped (the request finished, failed,
@@ -51,12 +70,17 @@ impl Drop for UploadSlot {
 }
 
 impl Admin {
-    pub(super) fn new(control: Arc<dyn HostControl>, limits: &AdminLimits) -> Self {
+    pub(super) fn new(
+        control: Arc<dyn HostControl>,
+        limits: &AdminLimits,
+        closing: tokio::sync::watch::Receiver<bool>,
+    ) -> Self {
         Self {
             control,
             uploads: Arc::new(Mutex::new(HashMap::new())),
             max_uploads: limits.max_uploads_per_tenant,
             max_body_bytes: limits.max_body_bytes,
+            closing,
         }
     }
 
@@ -203,6 +227,9 @@ struct Log {
     principal: Option<Principal>,
     tenant: Option<String>,
     pipeline: Option<String>,
+    /// Log successes at debug level: the console's reads, made every second by every open
+    /// page.
+    quiet: bool,
 }
 
 impl Log {
@@ -212,6 +239,14 @@ impl Log {
             principal: None,
             tenant: None,
             pipeline: None,
+            quiet: false,
+        }
+    }
+
+    fn quiet(route: &'static str) -> Self {
+        Self {
+            quiet: true,
+            ..Self::new(route)
         }
     }
 
@@ -237,7 +272,11 @@ impl Log {
         match result {
             Ok(response) => {
                 let status = response.status().as_u16();
-                tracing::info!(principal, route, tenant, pipeline, status, "admin request");
+                if self.quiet {
+                    tracing::debug!(principal, route, tenant, pipeline, status, "admin request");
+                } else {
+                    tracing::info!(principal, route, tenant, pipeline, status, "admin request");
+                }
                 response
             }
             Err(error) => {
@@ -529,7 +568,8 @@ mod tests {
             max_uploads_per_tenant: 2,
             ..AdminLimits::default()
         };
-        let admin = Admin::new(Arc::new(NoHost), &limits);
+        let (_open, closing) = tokio::sync::watch::channel(false);
+        let admin = Admin::new(Arc::new(NoHost), &limits, closing);
         let a1 = admin.upload_slot("acme").unwrap();
         let _a2 = admin.upload_slot("acme").unwrap();
         let refused = admin.upload_slot("acme").err().expect("third refused");

@@ -15,6 +15,18 @@
 //! | `POST /v1/tenants/{tenant}/pipelines/{p}/pause`      | operator, tenant | `PipelineView`     |
 //! | `POST /v1/tenants/{tenant}/pipelines/{p}/resume`     | operator, tenant | `PipelineView`     |
 //! | `GET /metrics`                                       | operator         | Prometheus text    |
+//! | `GET /v1/whoami`                                     | operator, tenant | [`WhoAmI`]         |
+//! | `GET /v1/overview`                                   | operator, tenant | `[OverviewItem]`   |
+//! | `GET /v1/tenants/{tenant}/pipelines/{p}/activity`    | operator, tenant | [`Activity`]       |
+//! | `GET /v1/tenants/{tenant}/pipelines/{p}/live`        | operator, tenant | SSE of `Activity`  |
+//! | `GET /`, `GET /console/{file}`                       | anyone           | the console page   |
+//!
+//! The console ([`crate::console`]) is a page served here with no token (it holds no
+//! data); it asks for a token in a login form, keeps it in the tab's `sessionStorage`
+//! (never in a URL), and sends it as a bearer token on every read above. `activity` takes
+//! `?sample=&row=&error=`, the last sequence numbers the page has; `live` sends an
+//! `activity` event at most once a second with what changed and is not cut by the request
+//! timeout (it ends when the server shuts down).
 //!
 //! A tenant token lists only its own tenant and gets 403 on any other tenant's path, whether
 //! or not that tenant or pipeline exists: authorization is decided from the token and the
@@ -48,6 +60,7 @@ use hyper_util::service::TowerToHyperService;
 use serde::{Deserialize, Serialize};
 use tower_http::timeout::TimeoutLayer;
 
+pub use crate::console::{Activity, OverviewItem, WhoAmI};
 pub use crate::serve::control::HostControl;
 pub use client::{Client, ClientError};
 pub use render::{render_pipelines, render_versions};
@@ -107,6 +120,18 @@ pub fn router(control: Arc<dyn HostControl>) -> Router {
 /// The admin API's routes over `control` under `limits` (the upload cap, the body cap and
 /// the request timeout; the connection limits are [`serve_with`]'s).
 pub fn router_with(control: Arc<dyn HostControl>, limits: &AdminLimits) -> Router {
+    // Nobody closes this router's live streams but their clients: with the sender gone,
+    // they never see a close.
+    let (_, closing) = tokio::sync::watch::channel(false);
+    router_closing(control, limits, closing)
+}
+
+/// [`router_with`], whose live streams end when `closing` turns true.
+fn router_closing(
+    control: Arc<dyn HostControl>,
+    limits: &AdminLimits,
+    closing: tokio::sync::watch::Receiver<bool>,
+) -> Router {
     let pipeline = "/v1/tenants/{tenant}/pipelines/{pipeline}";
     Router::new()
         .route("/healthz", get(handlers::healthz))
@@ -117,13 +142,22 @@ pub fn router_with(control: Arc<dyn HostControl>, limits: &AdminLimits) -> Route
         .route(&format!("{pipeline}/rollback"), post(handlers::rollback))
         .route(&format!("{pipeline}/pause"), post(handlers::pause))
         .route(&format!("{pipeline}/resume"), post(handlers::resume))
-        .fallback(handlers::no_route)
+        .route("/v1/whoami", get(handlers::whoami))
+        .route("/v1/overview", get(handlers::overview))
+        .route(&format!("{pipeline}/activity"), get(handlers::activity))
+        .route("/", get(handlers::index))
+        .route("/console", get(handlers::index))
+        .route("/console/", get(handlers::index))
+        .route("/console/{file}", get(handlers::asset))
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             limits.request_timeout,
         ))
-        .with_state(handlers::Admin::new(control, limits))
+        // Added after the timeout layer: a live stream lasts as long as its page.
+        .route(&format!("{pipeline}/live"), get(handlers::live))
+        .fallback(handlers::no_route)
+        .with_state(handlers::Admin::new(control, limits, closing))
 }
 
 /// Serves the admin API on `listener` with the default [`AdminLimits`] until `shutdown`
@@ -159,7 +193,8 @@ pub async fn serve_with(
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "admin API listening");
     }
-    let app = router_with(control, &limits);
+    let (close, closing) = tokio::sync::watch::channel(false);
+    let app = router_closing(control, &limits, closing);
     let permits = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut builder = hyper::server::conn::http1::Builder::new();
@@ -207,6 +242,8 @@ pub async fn serve_with(
         });
     }
     drop(listener);
+    // Live streams end now; other requests in flight may finish.
+    let _ = close.send(true);
     if tokio::time::timeout(limits.request_timeout, graceful.shutdown())
         .await
         .is_err()

@@ -4,7 +4,10 @@
 //! a fresh Store after a trap is not counted.
 
 use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
+
+use hdrhistogram::Histogram as Hdr;
 
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
@@ -19,6 +22,51 @@ pub struct CallMeter {
     pub cpu_seconds: Counter<f64, AtomicU64>,
     /// Bytes of linear memory the instance holds after its last call.
     pub memory_bytes: Gauge,
+    /// The calls since the console's last sample, for their exact quantiles.
+    pub recent: RecentCalls,
+}
+
+/// The wall times of the calls since they were last taken ([`RecentCalls::take`]), with
+/// two significant digits from 1 ns to 100 s: the console's p50 and p99 per second, which
+/// the Prometheus histogram's buckets (4× apart) are too coarse for.
+#[derive(Clone, Debug)]
+pub struct RecentCalls(Arc<Mutex<Hdr<u64>>>);
+
+impl Default for RecentCalls {
+    fn default() -> Self {
+        // The bounds are constants that hdrhistogram accepts.
+        let hdr = Hdr::new_with_bounds(1, 100_000_000_000, 2).unwrap_or_else(|_| {
+            unreachable!("1 ns to 100 s with 2 significant digits are valid bounds")
+        });
+        RecentCalls(Arc::new(Mutex::new(hdr)))
+    }
+}
+
+impl RecentCalls {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Hdr<u64>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Notes one call of `seconds`.
+    pub fn record(&self, seconds: f64) {
+        self.lock().saturating_record((seconds * 1e9) as u64);
+    }
+
+    /// The count, median and 99th percentile of the calls noted since the last take, which
+    /// are then forgotten; `None` if there were none.
+    pub fn take(&self) -> Option<crate::console::CallQuantiles> {
+        let mut hdr = self.lock();
+        if hdr.is_empty() {
+            return None;
+        }
+        let q = crate::console::CallQuantiles {
+            calls: hdr.len(),
+            p50_seconds: hdr.value_at_quantile(0.5) as f64 / 1e9,
+            p99_seconds: hdr.value_at_quantile(0.99) as f64 / 1e9,
+        };
+        hdr.reset();
+        Some(q)
+    }
 }
 
 /// A call being measured: started by [`CallMeter::start`], ended by [`Started::stop`].
@@ -41,7 +89,9 @@ impl CallMeter {
     pub fn record(&self, started: Started, memory_bytes: usize) {
         self.memory_bytes
             .set(i64::try_from(memory_bytes).unwrap_or(i64::MAX));
-        self.latency.observe(started.wall.elapsed().as_secs_f64());
+        let wall = started.wall.elapsed().as_secs_f64();
+        self.latency.observe(wall);
+        self.recent.record(wall);
         let cpu = thread_cpu_seconds() - started.cpu;
         if cpu > 0.0 {
             self.cpu_seconds.inc_by(cpu);
@@ -67,6 +117,24 @@ pub fn thread_cpu_seconds() -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn recent_calls_give_their_quantiles_once() {
+        let r = RecentCalls::default();
+        assert_eq!(r.take(), None);
+        // 98 calls of 100 µs, 2 of 5 ms: the median is 100 µs, the 99th percentile 5 ms.
+        for _ in 0..98 {
+            r.record(100e-6);
+        }
+        r.record(5e-3);
+        r.record(5e-3);
+        let q = r.take().unwrap();
+        assert_eq!(q.calls, 100);
+        // Two significant digits: within 1 %.
+        assert!((q.p50_seconds - 100e-6).abs() < 1e-6, "{q:?}");
+        assert!((q.p99_seconds - 5e-3).abs() < 5e-5, "{q:?}");
+        assert_eq!(r.take(), None);
+    }
 
     #[test]
     fn thread_cpu_time_grows_with_work_on_the_thread() {

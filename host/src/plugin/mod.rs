@@ -16,7 +16,7 @@ mod runtime;
 
 pub use convert::{BatchBuilder, Column, ColumnData, Columns, OutputRow};
 pub use logs::{GuestLog, LogBudget, PanicCapture};
-pub use meter::{CallMeter, thread_cpu_seconds};
+pub use meter::{CallMeter, RecentCalls, thread_cpu_seconds};
 pub use runtime::{LoadLimits, Owner, PluginCode, PluginInfo, PluginInstance, Runtime};
 
 use crate::config::{Limits, SandboxLimits};

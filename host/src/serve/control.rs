@@ -195,4 +195,27 @@ pub trait HostControl: Send + Sync + 'static {
     fn resume(&self, id: &PipelineId) -> Result<PipelineView, ControlError>;
     /// Prometheus text exposition of every metric.
     fn metrics(&self) -> String;
+    /// What the console shows of pipeline `id` past `since`: its view, samples, latest
+    /// result rows and error records. `NotFound` for an unknown pipeline, or a host that
+    /// keeps no console telemetry.
+    fn activity(
+        &self,
+        id: &PipelineId,
+        since: &crate::console::Since,
+    ) -> Result<crate::console::Activity, ControlError> {
+        let _ = since;
+        Err(ControlError::NotFound(format!(
+            "this host keeps no console telemetry for {id}"
+        )))
+    }
+    /// The newest console sample of pipeline `id`, if any.
+    fn latest_sample(&self, id: &PipelineId) -> Option<crate::console::Sample> {
+        let _ = id;
+        None
+    }
+    /// Whether deploy, rollback, pause and resume are offered (`weir run --console`
+    /// shows a single pipeline it cannot swap: false).
+    fn controls(&self) -> bool {
+        true
+    }
 }

@@ -48,6 +48,9 @@ pub struct Metrics {
     watermark_lag: Family<PipelineId, Gauge<f64, AtomicU64>>,
     compiled_cache_bytes: Gauge,
     compiled_cache_components: Gauge,
+    /// Per pipeline, its calls since the console's last sample.
+    recent_calls:
+        std::sync::Mutex<std::collections::HashMap<PipelineId, crate::plugin::RecentCalls>>,
 }
 
 impl Metrics {
@@ -245,6 +248,38 @@ impl Metrics {
             latency: self.plugin_call_seconds.0.get_or_create(l).clone(),
             cpu_seconds: self.plugin_cpu_seconds.get_or_create(l).clone(),
             memory_bytes: self.plugin_memory_bytes.get_or_create(l).clone(),
+            recent: self.recent_calls(l),
+        }
+    }
+
+    /// Pipeline `l`'s calls since the last [`Metrics::reading`].
+    fn recent_calls(&self, l: &PipelineId) -> crate::plugin::RecentCalls {
+        let mut map = self.recent_calls.lock().unwrap_or_else(|p| p.into_inner());
+        map.entry(l.clone()).or_default().clone()
+    }
+
+    /// What the metrics say of pipeline `l` now, for the console: its counters and gauges
+    /// as a scrape shows them, and the quantiles of its plugin calls since the last reading
+    /// (which are then forgotten).
+    pub fn reading(&self, l: &PipelineId) -> crate::console::Reading {
+        let count = |f: &Family<PipelineId, Counter>| f.get(l).map_or(0, |c| c.get());
+        let gauge = |f: &Family<PipelineId, Gauge>| {
+            f.get(l).map_or(0, |g| u64::try_from(g.get()).unwrap_or(0))
+        };
+        crate::console::Reading {
+            events_read: count(&self.events_read),
+            late: count(&self.late),
+            malformed: count(&self.malformed),
+            windows_fired: count(&self.windows_fired),
+            rows_written: count(&self.rows_written),
+            plugin_errors: count(&self.plugin_errors),
+            open_windows: gauge(&self.open_windows),
+            watermark_ms: self
+                .watermark
+                .get(l)
+                .map(|w| (w.get() * 1e3).round() as i64),
+            memory_bytes: gauge(&self.plugin_memory_bytes),
+            calls: self.recent_calls(l).take(),
         }
     }
 

@@ -16,11 +16,13 @@
 //! | `metrics.rs`  | Prometheus metrics per pipeline and how a thread publishes them          |
 //! | `control.rs`  | the [`HostControl`] trait and the views the admin API returns            |
 //! | `watch.rs`    | the watched plugin directory: files to [`watch::PluginDrop`]s            |
+//! | `local.rs`    | [`LocalConsole`]: `weir run --console`'s one read-only pipeline          |
 
 mod auth;
 pub mod control;
 mod deploy;
 mod id;
+mod local;
 pub mod metrics;
 mod registry;
 pub mod watch;
@@ -37,6 +39,7 @@ pub use control::{
 };
 pub use deploy::watch_plugin_dir;
 pub use id::PipelineId;
+pub use local::LocalConsole;
 pub use metrics::{GaugeState, Metrics, Publisher};
 pub use watch::check_plugin_dir;
 
@@ -66,6 +69,8 @@ pub struct Host {
     registry: Registry,
     metrics: Arc<Metrics>,
     keep_versions: usize,
+    /// Raised at shutdown to end the console's sampler.
+    sampler_stop: Arc<AtomicBool>,
 }
 
 impl Host {
@@ -91,6 +96,7 @@ impl Host {
             registry: Registry::default(),
             metrics,
             keep_versions: cfg.plugins.keep_versions,
+            sampler_stop: Arc::new(AtomicBool::new(false)),
         };
         // Every pipeline's config and plugin is checked before any pipeline opens its source
         // or sinks: a host that fails at start leaves every sink as it was.
@@ -127,6 +133,13 @@ impl Host {
             let entry = host.launch(checked).context(context)?;
             host.registry.add(entry);
         }
+        let watched = host
+            .registry
+            .all()
+            .map(|e| (e.id.clone(), e.telemetry.clone()))
+            .collect();
+        crate::console::spawn_sampler(host.metrics.clone(), watched, host.sampler_stop.clone())
+            .context("starting the console's sampler thread")?;
         Ok(host)
     }
 
@@ -188,12 +201,14 @@ impl Host {
         plugin.report_errors_to(last_error.clone());
         plugin.meter_calls(self.metrics.call_meter(&id));
         let interrupt = Arc::new(AtomicBool::new(false));
+        let telemetry = Arc::new(crate::console::Telemetry::default());
         let opts = Options {
             owner: id.owner(),
             version_column: true,
             quarantine: true,
             interrupt: Some(interrupt.clone()),
             discard_checkpoint: false,
+            console: Some(telemetry.clone()),
         };
         if cfg.parallelism.is_some_and(|n| n > 1) {
             tracing::warn!(pipeline = %id, "parallelism is for weir run; under weir serve a pipeline runs on one thread (hot swaps and quarantine act between two firings of one plugin instance)");
@@ -219,6 +234,7 @@ impl Host {
             versions: std::sync::Mutex::new(History::new(version)),
             columns: std::sync::Mutex::new(columns),
             deploy: std::sync::Mutex::new(()),
+            telemetry,
         })
     }
 
@@ -235,6 +251,8 @@ impl Host {
     /// Stops every pipeline (without flushing open windows of unbounded sources) and waits
     /// for their threads.
     pub fn shutdown(&self) {
+        self.sampler_stop
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         for e in self.registry.all() {
             e.worker.stop();
         }
@@ -281,6 +299,20 @@ impl HostControl for Host {
         let (bytes, count) = self.runtime.compiled_cache_size();
         self.metrics.compiled_cache(bytes, count);
         self.metrics.encode()
+    }
+
+    fn activity(
+        &self,
+        id: &PipelineId,
+        since: &crate::console::Since,
+    ) -> Result<crate::console::Activity, ControlError> {
+        let e = self.registry.get(id)?;
+        Ok(e.telemetry
+            .activity(e.view(), e.cfg.schema.key.clone(), since))
+    }
+
+    fn latest_sample(&self, id: &PipelineId) -> Option<crate::console::Sample> {
+        self.registry.get(id).ok()?.telemetry.latest()
     }
 }
 
