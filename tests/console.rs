@@ -65,7 +65,7 @@ fn two_tenants(s: &Scratch, acme: Gen) -> Serve {
     Serve::start(
         s,
         &format!(
-            "{}{}",
+            "[console]\nkeep_rows = 5000\n\n{}{}",
             tenant_toml("acme", ACME, &["stocks.toml"]),
             tenant_toml("globex", GLOBEX, &["rides.toml"])
         ),
@@ -409,7 +409,8 @@ fn the_pipeline_page_draws_live_charts_and_the_exact_rows() {
         .into_iter()
         .map(|(k, b)| (k, b.count as u64))
         .collect();
-    assert!(expected.len() < weir::console::KEPT_ROWS);
+    // Every row fits in what the console keeps (`keep_rows = 5000` above).
+    assert!(expected.len() < 5000);
     let serve_ref = &serve;
     in_browser(|b| async move {
         open_signed_in(&b, &url, ACME).await;
@@ -694,4 +695,136 @@ fn weir_run_serves_a_read_only_console() {
 fn request_opt(port: u16, path: &str, token: &str) -> Option<(u16, String, String)> {
     TcpStream::connect(("127.0.0.1", port)).ok()?;
     Some(request(port, "GET", path, Some(token)))
+}
+
+// ---------------------------------------------------------------------------------------
+// 6. The last error records, and a host with the console off
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn the_console_keeps_the_last_dead_letters_and_late_events() {
+    let _serial = serial();
+    let s = Scratch::new();
+    // Two malformed lines (2 and 5), and one tick (line 4) whose only window, [0 s, 1 s),
+    // closed when the watermark reached 5 s at line 3 (no delay, no lateness allowed).
+    let input = s.write(
+        "ticks.jsonl",
+        "{\"ts\":\"2024-01-22T00:00:00.500Z\",\"symbol\":\"AAPL\",\"price\":1.5,\"volume\":3}\n\
+         not json at all\n\
+         {\"ts\":\"2024-01-22T00:00:05.000Z\",\"symbol\":\"AAPL\",\"price\":2.0,\"volume\":3}\n\
+         {\"ts\":\"2024-01-22T00:00:00.700Z\",\"symbol\":\"MSFT\",\"price\":1.0,\"volume\":1}\n\
+         {\"ts\":\"yesterday\",\"symbol\":\"AAPL\",\"price\":1.0,\"volume\":1}\n",
+    );
+    s.write(
+        "stocks.toml",
+        &support::pipeline_toml_to(
+            "stocks",
+            &format!("[source]\nkind = \"file\"\npath = \"{}\"\n", input.display()),
+            &support::wasm("stats"),
+            "params = { field = \"price\" }",
+            "kind = \"file\"\npath = \"stocks.jsonl\"\n\n[late_sink]\nkind = \"file\"\npath = \"late.jsonl\"\n\n[dead_letter]\nkind = \"file\"\npath = \"dead.jsonl\"",
+        ),
+    );
+    let serve = Serve::start(&s, &tenant_toml("acme", ACME, &["stocks.toml"]));
+    serve.wait_state(
+        "acme",
+        "stocks",
+        PipelineState::Finished,
+        Duration::from_secs(60),
+    );
+    let a = get_json(
+        serve.port,
+        "/v1/tenants/acme/pipelines/stocks/activity",
+        ACME,
+    );
+    let errors = a["errors"].as_array().unwrap();
+    // Each is the record its sink wrote, in the order that sink wrote them (a batch's dead
+    // letters at decoding, before its events are placed in windows).
+    let of = |kind: &str| -> Vec<Json> {
+        errors
+            .iter()
+            .filter(|e| e["kind"] == kind)
+            .map(|e| e["fields"].clone())
+            .collect()
+    };
+    assert_eq!(errors.len(), 3, "{errors:?}");
+    let dead = s.read_jsonl("dead.jsonl");
+    assert_eq!(of("dead_letter"), dead);
+    assert_eq!(dead[0]["record"], "not json at all");
+    assert_eq!(dead[0]["offset"], 2);
+    assert_eq!(dead[1]["offset"], 5);
+    let late = of("late");
+    assert_eq!(late, s.read_jsonl("late.jsonl"));
+    assert_eq!(late[0]["symbol"], "MSFT");
+    // The rows: AAPL's two windows, [0 s, 1 s) and [5 s, 6 s), one tick each.
+    let rows: Vec<(String, i64)> = a["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["fields"]["symbol"].as_str().unwrap().to_string(),
+                r["fields"]["count"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(rows, [("AAPL".to_string(), 1), ("AAPL".to_string(), 1)]);
+    assert_eq!(
+        a["columns"],
+        serde_json::json!([
+            "symbol",
+            "window_start",
+            "window_end",
+            "plugin_version",
+            "count",
+            "sum",
+            "min",
+            "max",
+            "avg",
+            "stddev"
+        ])
+    );
+}
+
+#[test]
+fn a_host_with_the_console_off_serves_no_page_and_keeps_nothing() {
+    let _serial = serial();
+    let s = Scratch::new();
+    s.write(
+        "stocks.toml",
+        &pipeline_toml(
+            "stocks",
+            &paced(40, 1_000_000).toml(),
+            &support::wasm("stats"),
+            "params = { field = \"price\" }",
+        ),
+    );
+    let serve = Serve::start(
+        &s,
+        &format!(
+            "[console]\nenabled = false\n\n{}",
+            tenant_toml("acme", ACME, &["stocks.toml"])
+        ),
+    );
+    assert_eq!(request(serve.port, "GET", "/", None).0, 404);
+    assert_eq!(
+        request(serve.port, "GET", "/console/console.js", None).0,
+        404
+    );
+    let (status, _, body) = request(
+        serve.port,
+        "GET",
+        "/v1/tenants/acme/pipelines/stocks/activity",
+        Some(ACME),
+    );
+    assert_eq!(status, 404);
+    assert!(
+        body.contains("console.enabled") || body.contains("[console] enabled"),
+        "{body}"
+    );
+    // The rest of the admin API is unchanged.
+    assert_eq!(
+        names(&get_json(serve.port, "/v1/overview", ACME)),
+        ["acme/stocks"]
+    );
 }

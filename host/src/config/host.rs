@@ -18,6 +18,9 @@ pub struct HostConfig {
     /// Plugin delivery and caching.
     #[serde(default)]
     pub plugins: PluginsConfig,
+    /// The web console.
+    #[serde(default)]
+    pub console: ConsoleConfig,
     /// The tenants, each with its pipelines.
     #[serde(rename = "tenant", default)]
     pub tenants: Vec<TenantConfig>,
@@ -83,6 +86,44 @@ impl AdminConfig {
             max_body_bytes: crate::admin::MAX_PLUGIN_BYTES,
         }
     }
+}
+
+/// `[console]`: the web page at `/` of the admin API's address, and what it keeps.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsoleConfig {
+    /// Serve the console and keep its telemetry (default true). Off: `/` answers 404, and
+    /// pipelines keep no copies of their rows and take no samples.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Result rows each pipeline keeps in memory for the console's chart and table
+    /// (default 1000, at most 100 000): about 1 KiB each for a row of ten columns.
+    #[serde(default = "default_keep_rows")]
+    pub keep_rows: usize,
+    /// Error records (late events, dead letters, plugin errors) each pipeline keeps
+    /// (default 100, at most 10 000).
+    #[serde(default = "default_keep_errors")]
+    pub keep_errors: usize,
+}
+
+impl Default for ConsoleConfig {
+    fn default() -> Self {
+        ConsoleConfig {
+            enabled: true,
+            keep_rows: default_keep_rows(),
+            keep_errors: default_keep_errors(),
+        }
+    }
+}
+
+fn default_true() -> bool {
+    true
+}
+fn default_keep_rows() -> usize {
+    1_000
+}
+fn default_keep_errors() -> usize {
+    100
 }
 
 impl HostConfig {
@@ -266,6 +307,21 @@ impl HostConfig {
                 "pick a size between 1 byte and 1GiB, e.g. \"16MiB\"",
             ));
         }
+        let kept = [
+            ("console.keep_rows", self.console.keep_rows, 100_000),
+            ("console.keep_errors", self.console.keep_errors, 10_000),
+        ];
+        for (key, value, most) in kept {
+            if value == 0 || value > most {
+                return Err(Error::invalid(
+                    key,
+                    format!("is {value}"),
+                    format!(
+                        "keep between 1 and {most}; to keep nothing, set console.enabled = false"
+                    ),
+                ));
+            }
+        }
         let mut names = BTreeSet::new();
         let mut tokens = BTreeSet::from([self.admin.operator_token.as_str()]);
         for (i, t) in self.tenants.iter().enumerate() {
@@ -329,6 +385,12 @@ mod tests {
             cfg.plugins.load_limits(),
             crate::plugin::LoadLimits::default()
         );
+        assert!(cfg.console.enabled);
+        assert_eq!(cfg.console.keep_rows, 1_000);
+        assert_eq!(cfg.console.keep_errors, 100);
+        let off = load("", "[console]\nenabled = false\nkeep_rows = 50").unwrap();
+        assert!(!off.console.enabled);
+        assert_eq!(off.console.keep_rows, 50);
     }
 
     #[test]
@@ -351,6 +413,8 @@ mod tests {
             ("request_timeout = \"0ms\"", "", "admin.request_timeout"),
             ("", "max_bytes = 0", "plugins.max_bytes"),
             ("", "max_bytes = \"2GiB\"", "plugins.max_bytes"),
+            ("", "[console]\nkeep_rows = 0", "console.keep_rows"),
+            ("", "[console]\nkeep_errors = 20000", "console.keep_errors"),
         ] {
             let e = load(admin, plugins).unwrap_err().to_string();
             assert!(e.contains(key), "{admin}{plugins}: {e}");

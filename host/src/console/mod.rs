@@ -21,9 +21,10 @@ pub use series::{CallQuantiles, KEPT_SAMPLES, Reading, Sample, Series};
 
 use crate::serve::{Metrics, PipelineId, PipelineView};
 
-/// Result rows kept per pipeline.
-pub const KEPT_ROWS: usize = 2_000;
-/// Error records (late events, dead letters, plugin errors) kept per pipeline.
+/// Result rows kept per pipeline unless configured (`[console] keep_rows`).
+pub const KEPT_ROWS: usize = 1_000;
+/// Error records (late events, dead letters, plugin errors) kept per pipeline unless
+/// configured (`[console] keep_errors`).
 pub const KEPT_ERRORS: usize = 100;
 
 /// What the console keeps of one pipeline.
@@ -38,11 +39,7 @@ pub struct Telemetry {
 
 impl Default for Telemetry {
     fn default() -> Self {
-        Telemetry {
-            rows: Arc::new(Recent::new(KEPT_ROWS)),
-            errors: Arc::new(Recent::new(KEPT_ERRORS)),
-            series: Mutex::new(Series::default()),
-        }
+        Telemetry::new(KEPT_ROWS, KEPT_ERRORS)
     }
 }
 
@@ -96,6 +93,15 @@ pub struct OverviewItem {
 }
 
 impl Telemetry {
+    /// Telemetry that keeps the last `rows` result rows and `errors` error records.
+    pub fn new(rows: usize, errors: usize) -> Self {
+        Telemetry {
+            rows: Arc::new(Recent::new(rows)),
+            errors: Arc::new(Recent::new(errors)),
+            series: Mutex::new(Series::default()),
+        }
+    }
+
     fn series(&self) -> std::sync::MutexGuard<'_, Series> {
         self.series.lock().unwrap_or_else(|p| p.into_inner())
     }

@@ -218,4 +218,8 @@ pub trait HostControl: Send + Sync + 'static {
     fn controls(&self) -> bool {
         true
     }
+    /// Whether the console's page is served (`[console] enabled`).
+    fn console(&self) -> bool {
+        true
+    }
 }

@@ -71,6 +71,8 @@ pub struct Host {
     keep_versions: usize,
     /// Raised at shutdown to end the console's sampler.
     sampler_stop: Arc<AtomicBool>,
+    /// `[console]`.
+    console: crate::config::ConsoleConfig,
 }
 
 impl Host {
@@ -97,6 +99,7 @@ impl Host {
             metrics,
             keep_versions: cfg.plugins.keep_versions,
             sampler_stop: Arc::new(AtomicBool::new(false)),
+            console: cfg.console,
         };
         // Every pipeline's config and plugin is checked before any pipeline opens its source
         // or sinks: a host that fails at start leaves every sink as it was.
@@ -133,13 +136,15 @@ impl Host {
             let entry = host.launch(checked).context(context)?;
             host.registry.add(entry);
         }
-        let watched = host
+        let watched: Vec<_> = host
             .registry
             .all()
-            .map(|e| (e.id.clone(), e.telemetry.clone()))
+            .filter_map(|e| Some((e.id.clone(), e.telemetry.clone()?)))
             .collect();
-        crate::console::spawn_sampler(host.metrics.clone(), watched, host.sampler_stop.clone())
-            .context("starting the console's sampler thread")?;
+        if !watched.is_empty() {
+            crate::console::spawn_sampler(host.metrics.clone(), watched, host.sampler_stop.clone())
+                .context("starting the console's sampler thread")?;
+        }
         Ok(host)
     }
 
@@ -201,14 +206,19 @@ impl Host {
         plugin.report_errors_to(last_error.clone());
         plugin.meter_calls(self.metrics.call_meter(&id));
         let interrupt = Arc::new(AtomicBool::new(false));
-        let telemetry = Arc::new(crate::console::Telemetry::default());
+        let telemetry = self.console.enabled.then(|| {
+            Arc::new(crate::console::Telemetry::new(
+                self.console.keep_rows,
+                self.console.keep_errors,
+            ))
+        });
         let opts = Options {
             owner: id.owner(),
             version_column: true,
             quarantine: true,
             interrupt: Some(interrupt.clone()),
             discard_checkpoint: false,
-            console: Some(telemetry.clone()),
+            console: telemetry.clone(),
         };
         if cfg.parallelism.is_some_and(|n| n > 1) {
             tracing::warn!(pipeline = %id, "parallelism is for weir run; under weir serve a pipeline runs on one thread (hot swaps and quarantine act between two firings of one plugin instance)");
@@ -262,6 +272,13 @@ impl Host {
     }
 }
 
+impl Drop for Host {
+    fn drop(&mut self) {
+        self.sampler_stop
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 impl HostControl for Host {
     fn authenticate(&self, token: &str) -> Option<Principal> {
         self.tokens.principal(token)
@@ -307,12 +324,20 @@ impl HostControl for Host {
         since: &crate::console::Since,
     ) -> Result<crate::console::Activity, ControlError> {
         let e = self.registry.get(id)?;
-        Ok(e.telemetry
-            .activity(e.view(), e.cfg.schema.key.clone(), since))
+        let telemetry = e.telemetry.as_ref().ok_or_else(|| {
+            ControlError::NotFound(
+                "the console is off on this host ([console] enabled = false)".into(),
+            )
+        })?;
+        Ok(telemetry.activity(e.view(), e.cfg.schema.key.clone(), since))
     }
 
     fn latest_sample(&self, id: &PipelineId) -> Option<crate::console::Sample> {
-        self.registry.get(id).ok()?.telemetry.latest()
+        self.registry.get(id).ok()?.telemetry.as_ref()?.latest()
+    }
+
+    fn console(&self) -> bool {
+        self.console.enabled
     }
 }
 

@@ -208,8 +208,9 @@ pub(super) struct PipelineEntry {
     pub(super) columns: Mutex<Vec<String>>,
     /// Serializes deploys and rollbacks of this pipeline.
     pub(super) deploy: Mutex<()>,
-    /// What the console shows of it: samples, latest rows and error records.
-    pub(super) telemetry: Arc<crate::console::Telemetry>,
+    /// What the console shows of it: samples, latest rows and error records (none when
+    /// `[console] enabled = false`).
+    pub(super) telemetry: Option<Arc<crate::console::Telemetry>>,
 }
 
 impl PipelineEntry {

@@ -40,13 +40,31 @@ fn static_file(asset: assets::Asset) -> Response {
         .into_response()
 }
 
+fn console_off() -> Response {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "the console is off on this host ([console] enabled = false in its config)",
+    )
+    .into_response()
+}
+
 /// `GET /` and `GET /console/`: the console's page.
-pub(in crate::admin) async fn index() -> Response {
+pub(in crate::admin) async fn index(State(admin): State<Admin>) -> Response {
+    if !admin.control.console() {
+        return console_off();
+    }
     static_file(assets::INDEX)
 }
 
 /// `GET /console/{file}`: the page's script, styles and chart library.
-pub(in crate::admin) async fn asset(Path(name): Path<String>) -> Response {
+pub(in crate::admin) async fn asset(
+    State(admin): State<Admin>,
+    Path(name): Path<String>,
+) -> Response {
+    if !admin.control.console() {
+        return console_off();
+    }
     match assets::get(&name) {
         Some(asset) => static_file(asset),
         None => ApiError::new(
