@@ -49,6 +49,7 @@ path = "dead.jsonl"
         ),
     );
     let port = free_port();
+    let console = free_port();
     let mut child = support::weir()
         .args([
             "run",
@@ -58,6 +59,8 @@ path = "dead.jsonl"
             "1",
         ])
         .args(["--metrics-addr", &format!("127.0.0.1:{port}")])
+        .args(["--console", &format!("127.0.0.1:{console}")])
+        .env("WEIR_CONSOLE_TOKEN", "console-token-31f0a2")
         .arg(&pipeline)
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
@@ -98,6 +101,50 @@ path = "dead.jsonl"
         value(&scrape, "weir_plugin_call_seconds_count").is_some_and(|n| n >= 1.0),
         "{scrape}"
     );
+
+    // The console's sample of the same moment has the same counters, and it holds the
+    // three rows and the one dead letter the sinks wrote.
+    let activity = wait_for("the console's sample", Duration::from_secs(60), || {
+        let body = console_get(console, "/v1/tenants/local/pipelines/live/activity")?;
+        let a: serde_json::Value = serde_json::from_str(&body).ok()?;
+        let last = a["samples"].as_array()?.last()?.clone();
+        (last["events_read"] == 5).then_some((a, last))
+    });
+    let (a, last) = activity;
+    assert_eq!(last["malformed"], 1);
+    assert_eq!(last["late"], 0);
+    assert_eq!(last["rows_written"], 3);
+    assert_eq!(last["plugin_errors"], 0);
+    assert_eq!(last["open_windows"], 1);
+    assert_eq!(last["watermark_ms"], 2500);
+    assert_eq!(last["errors_last_minute"], 1);
+    let rows: Vec<(String, String, i64)> = a["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let f = &r["fields"];
+            (
+                f["symbol"].as_str().unwrap().to_string(),
+                f["window_start"].as_str().unwrap().to_string(),
+                f["count"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    let mut rows = rows;
+    rows.sort();
+    let row = |k: &str, start: &str| (k.to_string(), start.to_string(), 1);
+    assert_eq!(
+        rows,
+        [
+            row("A", "1970-01-01T00:00:00.000Z"),
+            row("A", "1970-01-01T00:00:01.000Z"),
+            row("B", "1970-01-01T00:00:00.000Z"),
+        ]
+    );
+    assert_eq!(a["errors"].as_array().unwrap().len(), 1);
+    assert_eq!(a["errors"][0]["kind"], "dead_letter");
+    assert_eq!(a["errors"][0]["fields"]["record"], "not json");
 
     // The end of input fires [2 s, 3 s): the summary has one window and one row more.
     drop(stdin);
@@ -178,4 +225,20 @@ fn every_metric_the_grafana_dashboard_uses_is_in_a_scrape() {
         missing.is_empty(),
         "the dashboard uses {missing:?}, which no scrape has:\n{scrape}"
     );
+}
+
+/// `GET path` on the console of `weir run --console` with its token; the body on 200.
+fn console_get(port: u16, path: &str) -> Option<String> {
+    use std::io::Read;
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer console-token-31f0a2\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    head.starts_with("HTTP/1.1 200").then(|| body.to_string())
 }
