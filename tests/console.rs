@@ -254,6 +254,8 @@ fn the_console_api_shows_each_tenant_only_its_own_pipelines() {
     let samples = activity["samples"].as_array().unwrap();
     let last = samples.last().unwrap();
     assert!(last["events_read"].as_u64().unwrap() > 0, "{last}");
+    // The plugin's calls cost CPU time, accounted to the pipeline.
+    assert!(last["cpu_seconds"].as_f64().unwrap() > 0.0, "{last}");
     // Samples are a second apart (the sampler's tick), in order.
     for pair in samples.windows(2) {
         assert_eq!(

@@ -90,6 +90,9 @@
     if (b >= 1 << 10) return `${(b / (1 << 10)).toFixed(0)} KiB`;
     return `${b} B`;
   };
+  // CPU seconds in plugin calls since the start, and the share of a core in the last second.
+  const fmtCpu = (s) =>
+    `${s.cpu_seconds < 10 ? s.cpu_seconds.toFixed(2) : s.cpu_seconds.toFixed(0)} s · ${(s.cpu_cores * 100).toFixed(1)} %`;
   const liveVersion = (view) => {
     const v = view.versions.find((x) => x.live) || view.versions[view.versions.length - 1];
     return v ? v.id : "–";
@@ -193,6 +196,7 @@
       cell(tr, s ? fmtNum(s.open_windows) : "–", "num");
       cell(tr, s ? fmtNum(s.errors_last_minute) : "–", "num");
       cell(tr, s ? fmtBytes(s.memory_bytes) : "–", "num");
+      cell(tr, s ? fmtCpu(s) : "–", "num");
       tbody.appendChild(tr);
     }
   }
@@ -316,6 +320,7 @@
     $("t-open").textContent = s ? fmtNum(s.open_windows) : "–";
     $("t-errors").textContent = s ? fmtNum(s.errors_last_minute) : "–";
     $("t-memory").textContent = s ? fmtBytes(s.memory_bytes) : "–";
+    $("t-cpu").textContent = s ? fmtCpu(s) : "–";
   }
 
   // --- charts --------------------------------------------------------------------------

@@ -43,6 +43,8 @@ pub struct Reading {
     pub watermark_ms: Option<i64>,
     /// Linear memory of the plugin instance after its last call.
     pub memory_bytes: u64,
+    /// CPU seconds the pipeline's thread spent in plugin calls since it started.
+    pub cpu_seconds: f64,
     /// The calls since the previous reading, if any were made.
     pub calls: Option<CallQuantiles>,
 }
@@ -80,6 +82,12 @@ pub struct Sample {
     pub open_windows: u64,
     /// Linear memory of the plugin instance, bytes.
     pub memory_bytes: u64,
+    /// CPU seconds spent in the plugin's calls since the pipeline started: what the
+    /// tenant's plugin cost (`weir_plugin_cpu_seconds_total`).
+    pub cpu_seconds: f64,
+    /// Cores the plugin's calls kept busy since the previous sample (CPU seconds per
+    /// second).
+    pub cpu_cores: f64,
     /// Records read since the pipeline started.
     pub events_read: u64,
     /// Result rows written since the pipeline started.
@@ -138,6 +146,8 @@ impl Series {
             lag_seconds: reading.watermark_ms.map(|w| (at_ms - w) as f64 / 1e3),
             open_windows: reading.open_windows,
             memory_bytes: reading.memory_bytes,
+            cpu_seconds: reading.cpu_seconds,
+            cpu_cores: (reading.cpu_seconds - before.cpu_seconds).max(0.0) / seconds,
             events_read: reading.events_read,
             rows_written: reading.rows_written,
             late: reading.late,
@@ -188,14 +198,22 @@ mod tests {
         let mut s = Series::default();
         let t0 = 1_700_000_000_000;
         s.record(t0, reading(500, 0));
-        // 1 500 more events in 2 s, 4 more dead letters.
-        s.record(t0 + 2_000, reading(2_000, 4));
+        // 1 500 more events in 2 s, 4 more dead letters, 0.5 s more of plugin CPU.
+        s.record(
+            t0 + 2_000,
+            Reading {
+                cpu_seconds: 0.5,
+                ..reading(2_000, 4)
+            },
+        );
         let (all, last) = s.since(None);
         assert_eq!(last, 2);
         assert_eq!(all[0].events_per_s, 500.0);
         assert_eq!(all[1].events_per_s, 750.0);
         assert_eq!(all[1].malformed_per_s, 2.0);
         assert_eq!(all[1].events_read, 2_000);
+        assert_eq!(all[1].cpu_seconds, 0.5);
+        assert_eq!(all[1].cpu_cores, 0.25);
         assert_eq!(s.since(Some(1)).0.len(), 1);
     }
 

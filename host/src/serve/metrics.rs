@@ -279,6 +279,7 @@ impl Metrics {
                 .get(l)
                 .map(|w| (w.get() * 1e3).round() as i64),
             memory_bytes: gauge(&self.plugin_memory_bytes),
+            cpu_seconds: self.plugin_cpu_seconds.get(l).map_or(0.0, |c| c.get()),
             calls: self.recent_calls(l).take(),
         }
     }
