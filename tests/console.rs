@@ -403,8 +403,6 @@ fn the_pipeline_page_draws_live_charts_and_the_exact_rows() {
     let s = Scratch::new();
     // 1 200 ticks at 100 a second: 12 s of input, 300 s of event time, 4 symbols.
     let input = paced(100, 1_200);
-    let serve = two_tenants(&s, input);
-    let url = serve.url();
     let dir = shots(&s);
     // The expected windows: the generated events bucketed by symbol and 1 s window.
     let expected: BTreeMap<(String, i64), u64> = bucket(&input.events(), 1000)
@@ -413,8 +411,12 @@ fn the_pipeline_page_draws_live_charts_and_the_exact_rows() {
         .collect();
     // Every row fits in what the console keeps (`keep_rows = 5000` above).
     assert!(expected.len() < 5000);
-    let serve_ref = &serve;
+    let s = &s;
     in_browser(|b| async move {
+        // The host starts once the browser is up, so the page sees the input arrive.
+        let serve = two_tenants(s, input);
+        let serve_ref = &serve;
+        let url = serve.url();
         open_signed_in(&b, &url, ACME).await;
         b.client
             .find(fantoccini::Locator::LinkText("stocks"))
@@ -429,11 +431,12 @@ fn the_pipeline_page_draws_live_charts_and_the_exact_rows() {
             .await
             .as_u64()
             .unwrap();
-        let windows = "return window.weirConsole.charts.results ? window.weirConsole.charts.results.data[0].length : 0";
-        let first_windows = b
-            .wait_js("the first windows", Duration::from_secs(20), windows)
+        // The results chart's newest window end (seconds), once it has one.
+        let newest = "const x = window.weirConsole.charts.results ? window.weirConsole.charts.results.data[0] : []; return x.length ? x[x.length - 1] : 0";
+        let first_end = b
+            .wait_js("the first windows", Duration::from_secs(20), newest)
             .await
-            .as_u64()
+            .as_f64()
             .unwrap();
         // While events arrive, every chart gains points.
         b.wait_js(
@@ -443,10 +446,10 @@ fn the_pipeline_page_draws_live_charts_and_the_exact_rows() {
         )
         .await;
         b.wait_js(
-            "more windows",
+            "newer windows",
             Duration::from_secs(20),
             &format!(
-                "const n = window.weirConsole.charts.results.data[0].length; return n > {first_windows}"
+                "const x = window.weirConsole.charts.results.data[0]; return x[x.length - 1] > {first_end}"
             ),
         )
         .await;
