@@ -32,6 +32,8 @@ pub(super) struct Admin {
     control: Arc<dyn HostControl>,
     uploads: Arc<Mutex<HashMap<String, usize>>>,
     max_uploads: usize,
+    /// Live streams open per tenant (the operator counts as `""`).
+    streams: Arc<Mutex<HashMap<String, usize>>>,
     max_body_bytes: usize,
     /// Turns true when the server shuts down: live streams end.
     closing: tokio::sync::watch::Receiver<bool>,
@@ -50,20 +52,20 @@ async fn closed(closing: &mut tokio::sync::watch::Receiver<bool>) {
     }
 }
 
-/// One of a tenant's upload slots, given back when dropped (the request finished, failed,
-/// or was cut off by the request timeout).
-pub(super) struct UploadSlot {
-    uploads: Arc<Mutex<HashMap<String, usize>>>,
-    tenant: String,
+/// One of a tenant's upload or live-stream slots, given back when dropped (the request
+/// finished, failed, or was cut off; the stream ended).
+pub(super) struct Slot {
+    map: Arc<Mutex<HashMap<String, usize>>>,
+    key: String,
 }
 
-impl Drop for UploadSlot {
+impl Drop for Slot {
     fn drop(&mut self) {
-        let mut uploads = self.uploads.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(n) = uploads.get_mut(&self.tenant) {
+        let mut slots = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = slots.get_mut(&self.key) {
             *n = n.saturating_sub(1);
             if *n == 0 {
-                uploads.remove(&self.tenant);
+                slots.remove(&self.key);
             }
         }
     }
@@ -79,6 +81,7 @@ impl Admin {
             control,
             uploads: Arc::new(Mutex::new(HashMap::new())),
             max_uploads: limits.max_uploads_per_tenant,
+            streams: Arc::new(Mutex::new(HashMap::new())),
             max_body_bytes: limits.max_body_bytes,
             closing,
         }
@@ -87,26 +90,63 @@ impl Admin {
     /// Takes one of `tenant`'s upload slots, or refuses with 429 when all are in use. The
     /// map holds only tenants with uploads in flight, and only names that passed
     /// authorization, so it is bounded by the tenants of the host.
-    fn upload_slot(&self, tenant: &str) -> Result<UploadSlot, ApiError> {
-        let mut uploads = self.uploads.lock().unwrap_or_else(|p| p.into_inner());
-        let n = uploads.entry(tenant.to_string()).or_insert(0);
-        if *n >= self.max_uploads {
-            return Err(ApiError::new(
+    fn upload_slot(&self, tenant: &str) -> Result<Slot, ApiError> {
+        take_slot(&self.uploads, tenant, self.max_uploads, |n| {
+            ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 "too_many_uploads",
                 format!(
-                    "tenant {tenant} already has {} deploys in flight (admin.max_uploads_per_tenant); wait for one to finish and try again",
-                    *n
+                    "tenant {tenant} already has {n} deploys in flight (admin.max_uploads_per_tenant); wait for one to finish and try again"
                 ),
-            ));
-        }
-        *n += 1;
-        Ok(UploadSlot {
-            uploads: Arc::clone(&self.uploads),
-            tenant: tenant.to_string(),
+            )
         })
     }
 
+    /// Takes one of the caller's [`MAX_STREAMS`] live-stream slots, or refuses with 429: a
+    /// token cannot hold the admin API's connections open with streams.
+    fn stream_slot(&self, principal: &Principal) -> Result<Slot, ApiError> {
+        let owner = match principal {
+            Principal::Operator => "",
+            Principal::Tenant(t) => t.as_str(),
+        };
+        take_slot(&self.streams, owner, MAX_STREAMS, |n| {
+            ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_streams",
+                format!(
+                    "this token already has {n} live streams open (at most {MAX_STREAMS}); close a console tab and try again"
+                ),
+            )
+        })
+    }
+}
+
+/// Live streams one tenant (or the operator) may hold open at once.
+const MAX_STREAMS: usize = 16;
+
+/// Takes a slot of `key` in `map` (at most `max` at once), or the error `refuse` makes of
+/// the count in use. The slot is given back when dropped.
+fn take_slot(
+    map: &Arc<Mutex<HashMap<String, usize>>>,
+    key: &str,
+    max: usize,
+    refuse: impl FnOnce(usize) -> ApiError,
+) -> Result<Slot, ApiError> {
+    {
+        let mut slots = map.lock().unwrap_or_else(|p| p.into_inner());
+        let n = slots.entry(key.to_string()).or_insert(0);
+        if *n >= max {
+            return Err(refuse(*n));
+        }
+        *n += 1;
+    }
+    Ok(Slot {
+        map: Arc::clone(map),
+        key: key.to_string(),
+    })
+}
+
+impl Admin {
     /// Runs `call` on the blocking pool, since deploys compile and other calls may wait on
     /// a pipeline; a panic in the host becomes a 500 without its message.
     async fn blocking<T: Send + 'static>(
@@ -589,5 +629,26 @@ mod tests {
             admin.uploads.lock().unwrap().is_empty(),
             "no entry left behind"
         );
+    }
+
+    #[test]
+    fn live_streams_are_capped_per_token_owner() {
+        let (_open, closing) = tokio::sync::watch::channel(false);
+        let admin = Admin::new(Arc::new(NoHost), &AdminLimits::default(), closing);
+        let acme = Principal::Tenant("acme".into());
+        let held: Vec<Slot> = (0..MAX_STREAMS)
+            .map(|_| admin.stream_slot(&acme).unwrap())
+            .collect();
+        let refused = admin.stream_slot(&acme).err().expect("one too many");
+        assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(refused.kind, "too_many_streams");
+        let _other = admin
+            .stream_slot(&Principal::Tenant("globex".into()))
+            .expect("another tenant is not affected");
+        let _operator = admin
+            .stream_slot(&Principal::Operator)
+            .expect("nor the operator");
+        drop(held);
+        assert!(admin.stream_slot(&acme).is_ok(), "slots given back");
     }
 }

@@ -26,7 +26,8 @@
 //! (never in a URL), and sends it as a bearer token on every read above. `activity` takes
 //! `?sample=&row=&error=`, the last sequence numbers the page has; `live` sends an
 //! `activity` event at most once a second with what changed and is not cut by the request
-//! timeout (it ends when the server shuts down).
+//! timeout (it ends when the server shuts down); one tenant (or the operator) may hold at
+//! most 16 open at once (429 `too_many_streams`), so streams cannot take every connection.
 //!
 //! A tenant token lists only its own tenant and gets 403 on any other tenant's path, whether
 //! or not that tenant or pipeline exists: authorization is decided from the token and the
@@ -105,7 +106,7 @@ impl Default for AdminLimits {
 pub struct ErrorBody {
     /// A stable, machine-readable kind: `unauthorized`, `forbidden`, `not_found`,
     /// `rejected`, `conflict`, `payload_too_large`, `unsupported_media_type`,
-    /// `too_many_uploads`, `bad_request` or `internal`.
+    /// `too_many_uploads`, `too_many_streams`, `bad_request` or `internal`.
     pub error: String,
     /// What went wrong, for a human; for `rejected`, why the plugin was refused.
     pub reason: String,

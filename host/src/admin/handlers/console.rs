@@ -153,6 +153,9 @@ pub(in crate::admin) async fn live(
     let mut log = Log::new("live");
     let result = async {
         let id = admin.authorize_pipeline(&mut log, &headers, path)?;
+        let principal = log.principal.clone().unwrap_or(Principal::Operator);
+        // Held by the stream until it ends.
+        let slot = admin.stream_slot(&principal)?;
         // Refuse an unknown pipeline now, with a status, rather than as an empty stream.
         let first = {
             let id = id.clone();
@@ -160,30 +163,31 @@ pub(in crate::admin) async fn live(
                 .blocking(move |control| control.activity(&id, &Since::default()))
                 .await?
         };
-        let state = (admin, id, Some(first), Since::default());
-        let stream = futures_util::stream::unfold(state, |(admin, id, first, since)| async move {
-            let activity = match first {
-                Some(a) => a,
-                None => {
-                    let mut closing = admin.closing.clone();
-                    tokio::select! {
-                        () = tokio::time::sleep(LIVE_EVERY) => {}
-                        () = super::closed(&mut closing) => return None,
+        let state = (admin, id, Some(first), Since::default(), slot);
+        let stream =
+            futures_util::stream::unfold(state, |(admin, id, first, since, slot)| async move {
+                let activity = match first {
+                    Some(a) => a,
+                    None => {
+                        let mut closing = admin.closing.clone();
+                        tokio::select! {
+                            () = tokio::time::sleep(LIVE_EVERY) => {}
+                            () = super::closed(&mut closing) => return None,
+                        }
+                        let id = id.clone();
+                        match admin
+                            .blocking(move |control| control.activity(&id, &since))
+                            .await
+                        {
+                            Ok(a) => a,
+                            Err(_) => return None,
+                        }
                     }
-                    let id = id.clone();
-                    match admin
-                        .blocking(move |control| control.activity(&id, &since))
-                        .await
-                    {
-                        Ok(a) => a,
-                        Err(_) => return None,
-                    }
-                }
-            };
-            let next = activity.next;
-            let event = Event::default().event("activity").json_data(&activity);
-            Some((event, (admin, id, None, next)))
-        });
+                };
+                let next = activity.next;
+                let event = Event::default().event("activity").json_data(&activity);
+                Some((event, (admin, id, None, next, slot)))
+            });
         Ok(Sse::new(stream)
             .keep_alive(KeepAlive::default())
             .into_response())
