@@ -1022,6 +1022,11 @@ impl Pipeline {
         self.source.describe()
     }
 
+    /// How far this pipeline's reader is behind the end of each of its partitions (Kafka).
+    pub fn partition_lag(&self) -> Vec<crate::source::PartitionLag> {
+        self.source.partition_lag()
+    }
+
     /// Runs until the source is exhausted, then flushes every open window.
     pub fn run(&mut self, progress: bool) -> anyhow::Result<Summary> {
         self.run_until(progress, &AtomicBool::new(false))

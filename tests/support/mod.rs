@@ -269,3 +269,32 @@ pub fn kill_after_checkpoints(
         child.wait().expect("reaped");
     }
 }
+
+/// Every metric name the Grafana dashboard (`grafana/weir.json`) queries.
+pub fn dashboard_metrics() -> std::collections::BTreeSet<String> {
+    fn queries(v: &serde_json::Value, out: &mut Vec<String>) {
+        match v {
+            serde_json::Value::Object(m) => {
+                for (k, v) in m {
+                    match (k.as_str(), v) {
+                        ("expr" | "query", serde_json::Value::String(q)) => out.push(q.clone()),
+                        _ => queries(v, out),
+                    }
+                }
+            }
+            serde_json::Value::Array(a) => a.iter().for_each(|v| queries(v, out)),
+            _ => {}
+        }
+    }
+    let dashboard: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(root().join("grafana/weir.json")).expect("dashboard"),
+    )
+    .expect("dashboard is JSON");
+    let mut exprs = Vec::new();
+    queries(&dashboard, &mut exprs);
+    let name = regex::Regex::new(r"weir_[a-z0-9_]+").expect("regex");
+    exprs
+        .iter()
+        .flat_map(|q| name.find_iter(q).map(|m| m.as_str().to_string()))
+        .collect()
+}

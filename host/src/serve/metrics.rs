@@ -22,6 +22,26 @@ impl EncodeLabelSet for PipelineId {
     }
 }
 
+/// The labels of a per-partition series: the pipeline's, and the partition's.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct PartitionLabels {
+    pipeline: PipelineId,
+    topic: String,
+    partition: i32,
+}
+
+impl EncodeLabelSet for PartitionLabels {
+    fn encode(&self, encoder: &mut LabelSetEncoder) -> Result<(), std::fmt::Error> {
+        self.pipeline.encode(encoder)?;
+        let partition = self.partition.to_string();
+        [
+            ("topic", self.topic.as_str()),
+            ("partition", partition.as_str()),
+        ]
+        .encode(encoder)
+    }
+}
+
 /// Every metric family of a host.
 #[derive(Default)]
 pub struct Metrics {
@@ -48,6 +68,7 @@ pub struct Metrics {
     watermark_lag: Family<PipelineId, Gauge<f64, AtomicU64>>,
     compiled_cache_bytes: Gauge,
     compiled_cache_components: Gauge,
+    kafka_lag: Family<PartitionLabels, Gauge>,
     /// Per pipeline, its calls since the console's last sample.
     recent_calls:
         std::sync::Mutex<std::collections::HashMap<PipelineId, crate::plugin::RecentCalls>>,
@@ -160,6 +181,11 @@ impl Metrics {
             m.watermark_lag.clone(),
         );
         r.register(
+            "weir_kafka_partition_lag",
+            "Records in a Kafka partition after the pipeline's position (high watermark minus position), per partition assigned to it",
+            m.kafka_lag.clone(),
+        );
+        r.register(
             "weir_compiled_cache_components",
             "Components in the in-memory compiled-code cache",
             m.compiled_cache_components.clone(),
@@ -233,6 +259,35 @@ impl Metrics {
             let _ = f.get_or_create(l);
         }
         let _ = self.plugin_cpu_seconds.get_or_create(l);
+    }
+
+    /// Sets pipeline `l`'s lag per partition to `now`, and removes the series of the
+    /// partitions in `before` it no longer reports (revoked in a rebalance: another
+    /// process reads them now).
+    fn partition_lag(
+        &self,
+        l: &PipelineId,
+        before: &[(String, i32)],
+        now: &[crate::source::PartitionLag],
+    ) {
+        let labels = |topic: &str, partition: i32| PartitionLabels {
+            pipeline: l.clone(),
+            topic: topic.to_string(),
+            partition,
+        };
+        for (topic, partition) in before {
+            if !now
+                .iter()
+                .any(|n| n.partition == *partition && n.topic == *topic)
+            {
+                self.kafka_lag.remove(&labels(topic, *partition));
+            }
+        }
+        for n in now {
+            self.kafka_lag
+                .get_or_create(&labels(&n.topic, n.partition))
+                .set(n.records);
+        }
     }
 
     /// Counts plugin instance restarts.
@@ -369,7 +424,13 @@ pub struct Publisher {
     id: PipelineId,
     published: Summary,
     restarts: u64,
+    /// The partitions whose lag was published last, and when.
+    lagging: Vec<(String, i32)>,
+    lag_at: Option<std::time::Instant>,
 }
+
+/// How often a pipeline's partition lag is published (it is a few lookups per partition).
+const LAG_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
 
 impl Publisher {
     /// A publisher for `id` that has published nothing yet; `id`'s counters start at 0.
@@ -380,6 +441,8 @@ impl Publisher {
             id,
             published: Summary::default(),
             restarts: 0,
+            lagging: Vec::new(),
+            lag_at: None,
         }
     }
 
@@ -393,6 +456,12 @@ impl Publisher {
             &GaugeState::of(p, paused),
         );
         self.published = summary.clone();
+        if self.lag_at.is_none_or(|at| at.elapsed() >= LAG_EVERY) {
+            self.lag_at = Some(std::time::Instant::now());
+            let lag = p.partition_lag();
+            self.metrics.partition_lag(&self.id, &self.lagging, &lag);
+            self.lagging = lag.into_iter().map(|n| (n.topic, n.partition)).collect();
+        }
     }
 
     /// Counts the plugin restarts of `p` since the last call.
@@ -457,6 +526,33 @@ pub fn serve_standalone(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn partition_lag_has_a_series_per_assigned_partition_only() {
+        let m = Metrics::new();
+        let l = PipelineId::new("acme", "ticks");
+        let lag = |partition, records| crate::source::PartitionLag {
+            topic: "ticks".into(),
+            partition,
+            records,
+        };
+        m.partition_lag(&l, &[], &[lag(0, 7), lag(1, 3)]);
+        let text = m.encode();
+        assert!(
+            text.contains("weir_kafka_partition_lag{tenant=\"acme\",pipeline=\"ticks\",topic=\"ticks\",partition=\"0\"} 7"),
+            "{text}"
+        );
+        assert!(text.contains("partition=\"1\"} 3"), "{text}");
+        // Partition 1 revoked: its series goes, partition 0 is caught up.
+        m.partition_lag(
+            &l,
+            &[("ticks".into(), 0), ("ticks".into(), 1)],
+            &[lag(0, 0)],
+        );
+        let text = m.encode();
+        assert!(text.contains("partition=\"0\"} 0"), "{text}");
+        assert!(!text.contains("partition=\"1\""), "{text}");
+    }
 
     #[test]
     fn publishes_deltas_with_labels() {

@@ -252,6 +252,9 @@ impl Thread {
                     if let Err(e) = self.p.keep_source_alive() {
                         tracing::warn!(tenant = %self.id.tenant, pipeline = %self.id.pipeline, error = %format!("{e:#}"), "keeping the held source alive");
                     }
+                    // The gauges go on while held: the watermark's lag grows, and records
+                    // arriving in its partitions show as Kafka lag.
+                    self.publisher.publish(&self.p, self.paused);
                 }
             }
         }

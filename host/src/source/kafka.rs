@@ -22,7 +22,9 @@ use rdkafka::message::Message;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::types::RDKafkaRespErr;
 
-use super::{Error, Poll, REJECTED_HEAD_BYTES, RawBatch, Rejected, Source, SourcePosition};
+use super::{
+    Error, PartitionLag, Poll, REJECTED_HEAD_BYTES, RawBatch, Rejected, Source, SourcePosition,
+};
 use crate::config::{KafkaSourceConfig, KafkaStart, KafkaStop};
 
 /// How long one poll waits for the first message.
@@ -33,6 +35,10 @@ const KEEP_ALIVE_MAX: usize = 64;
 
 /// How long metadata and offset queries may take before the source gives up.
 const QUERY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How often librdkafka reports its statistics (`statistics.interval.ms`, unless the
+/// pipeline sets it): each partition's high watermark, for [`Source::partition_lag`].
+const STATISTICS_INTERVAL_MS: &str = "1000";
 
 /// A Kafka consumer as a [`Source`].
 pub struct KafkaSource {
@@ -83,6 +89,9 @@ impl KafkaSource {
                     KafkaStart::Latest => "latest",
                 },
             );
+        // Statistics bring each partition's high watermark (the lag metric); a pipeline may
+        // set its own interval, or 0 to turn them (and the metric) off.
+        client.set("statistics.interval.ms", STATISTICS_INTERVAL_MS);
         for (k, v) in &cfg.kafka.options {
             client.set(k, v);
         }
@@ -468,6 +477,34 @@ impl Source for KafkaSource {
         polled.map(|_| ())
     }
 
+    /// The high watermark (from librdkafka's statistics) minus the position: the offset after the last record this source handed out, else the
+    /// consumer's own position or the group's committed offset.
+    fn partition_lag(&self) -> Vec<PartitionLag> {
+        let Ok(assigned) = self.consumer.assignment() else {
+            return Vec::new();
+        };
+        let known = self.consumer.context().lock();
+        assigned
+            .elements()
+            .iter()
+            .filter_map(|e| {
+                let (topic, partition) = (e.topic(), e.partition());
+                let seen = known.partitions.get(&(topic.to_string(), partition))?;
+                let read = self
+                    .parts
+                    .iter()
+                    .find(|p| p.partition == partition && p.topic == topic)
+                    .map_or(-1, |p| p.next);
+                let position = read.max(seen.position);
+                (seen.high >= 0 && position >= 0).then(|| PartitionLag {
+                    topic: topic.to_string(),
+                    partition,
+                    records: (seen.high - position).max(0),
+                })
+            })
+            .collect()
+    }
+
     /// Also reads what the last commit of each of them recorded (one query to the group's
     /// coordinator per assignment).
     fn take_assigned(&mut self, out: &mut Vec<u32>) {
@@ -647,6 +684,18 @@ struct Changes {
     revoked: Partitions,
     /// The revoked partitions, until the revocation is completed.
     pending: Option<TopicPartitionList>,
+    /// What the statistics last said of each partition.
+    partitions: HashMap<(String, i32), Seen>,
+}
+
+/// A partition's ends as librdkafka last reported them (-1: not known).
+#[derive(Debug, Clone, Copy)]
+struct Seen {
+    /// The high watermark: the offset the next record produced will get.
+    high: i64,
+    /// The consumer's position (after the last message handed out), else the group's
+    /// committed offset.
+    position: i64,
 }
 
 impl Rebalances {
@@ -695,7 +744,30 @@ fn names(tpl: &TopicPartitionList) -> String {
     names.join(", ")
 }
 
-impl ClientContext for Rebalances {}
+impl ClientContext for Rebalances {
+    /// librdkafka's statistics, every `statistics.interval.ms`: each partition's high
+    /// watermark and position, for [`Source::partition_lag`].
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        let mut c = self.lock();
+        for (name, topic) in &statistics.topics {
+            // Partition -1 is librdkafka's internal "unassigned" queue.
+            for p in topic.partitions.values().filter(|p| p.partition >= 0) {
+                let seen = c
+                    .partitions
+                    .entry((name.clone(), p.partition))
+                    .or_insert(Seen {
+                        high: -1,
+                        position: -1,
+                    });
+                // Also for a paused partition, which is not fetched: librdkafka queries its
+                // offsets for the statistics (seen with tansu: a paused pipeline's lag grows
+                // with what is produced).
+                seen.high = p.hi_offset;
+                seen.position = p.app_offset.max(p.committed_offset);
+            }
+        }
+    }
+}
 
 impl ConsumerContext for Rebalances {
     fn rebalance(

@@ -361,12 +361,31 @@ pub trait Source: Send {
         )))
     }
 
+    /// Per partition assigned to this reader, how many records it holds that the pipeline
+    /// has not read yet (Kafka: the high watermark minus the consumer's position). Empty
+    /// for sources without partitions of their own, and for a partition whose position or
+    /// end is not known yet.
+    fn partition_lag(&self) -> Vec<PartitionLag> {
+        Vec::new()
+    }
+
     /// Whether events arrive as they happen (stdin; Kafka later), so that event time can be
     /// compared to wall clock (`watermark.max_future`). Bounded replays (files, the
     /// generator) say false: their times are compared to the watermark instead.
     fn is_live(&self) -> bool {
         false
     }
+}
+
+/// How far a reader is behind the end of one partition ([`Source::partition_lag`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionLag {
+    /// The topic.
+    pub topic: String,
+    /// The partition.
+    pub partition: i32,
+    /// Records in the partition after the reader's position (0: caught up).
+    pub records: i64,
 }
 
 /// Where a source stands, as a checkpoint keeps it.
