@@ -305,6 +305,29 @@ fn the_console_api_shows_each_tenant_only_its_own_pipelines() {
     // Three intervals after the first event: at least about 3 s.
     let spread = at[3] - at[0];
     assert!(spread >= Duration::from_millis(2_500), "{spread:?}");
+
+    // SIGTERM ends the open stream, and the host exits without waiting out the admin
+    // API's 60 s request timeout for it.
+    let mut serve = serve;
+    let stopped = Instant::now();
+    let ok = std::process::Command::new("kill")
+        .args(["-TERM", &serve.child.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+    let status = wait_for("weir serve to exit", Duration::from_secs(45), || {
+        serve.child.try_wait().unwrap()
+    });
+    assert!(status.success(), "{}", serve.stderr());
+    assert!(stopped.elapsed() < Duration::from_secs(45));
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(_) => continue,
+            Err(e) => panic!("the stream did not end cleanly: {e}"),
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------

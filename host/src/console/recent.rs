@@ -1,6 +1,10 @@
 //! The latest records a pipeline wrote, kept in memory for the console: a bounded ring per
 //! kind of record (result rows; late events, dead letters and plugin errors), filled by
 //! [`TapSink`], which wraps a pipeline's sink and copies every row it writes.
+//!
+//! A row is kept as its cells, owned, beside its sink's column names (shared by every row
+//! of those columns): the copy costs a few allocations, and the JSON the console reads is
+//! made only for the records it asks for.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -9,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::sink::{Cell, Error, Sink};
 use crate::time::format_rfc3339_ms;
+use crate::value::Value;
 
 /// One record as the console shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -34,9 +39,68 @@ pub struct Recent {
 struct Ring {
     capacity: usize,
     last_seq: u64,
-    records: VecDeque<Record>,
+    records: VecDeque<Stored>,
     /// The columns of the result rows written now, in the sink's order.
     columns: Vec<String>,
+}
+
+/// One cell as kept: a [`Cell`], owned.
+#[derive(Debug, Clone, PartialEq)]
+enum Kept {
+    Absent,
+    Value(Value),
+    Str(Box<str>),
+    I64(i64),
+    Time(i64),
+}
+
+impl Kept {
+    fn of(cell: &Cell<'_>) -> Self {
+        match cell {
+            Cell::Absent => Kept::Absent,
+            Cell::Value(v) => Kept::Value((*v).clone()),
+            Cell::Str(s) => Kept::Str((*s).into()),
+            Cell::I64(n) => Kept::I64(*n),
+            Cell::Time(ms) => Kept::Time(*ms),
+        }
+    }
+
+    /// What a JSON-lines sink would write for it (`None` for an absent cell).
+    fn json(&self) -> Option<serde_json::Value> {
+        Some(match self {
+            Kept::Absent => return None,
+            Kept::Value(v) => v.to_json(),
+            Kept::Str(s) => serde_json::Value::String(s.to_string()),
+            Kept::I64(n) => serde_json::Value::from(*n),
+            Kept::Time(ms) => serde_json::Value::String(format_rfc3339_ms(*ms)),
+        })
+    }
+}
+
+/// A record as the ring keeps it.
+#[derive(Debug)]
+struct Stored {
+    seq: u64,
+    kind: &'static str,
+    at_ms: i64,
+    columns: Arc<[String]>,
+    cells: Box<[Kept]>,
+}
+
+impl Stored {
+    fn record(&self) -> Record {
+        Record {
+            seq: self.seq,
+            kind: self.kind.to_string(),
+            at_ms: self.at_ms,
+            fields: self
+                .columns
+                .iter()
+                .zip(self.cells.iter())
+                .filter_map(|(c, k)| Some((c.clone(), k.json()?)))
+                .collect(),
+        }
+    }
 }
 
 impl Recent {
@@ -57,20 +121,23 @@ impl Recent {
         self.ring.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Keeps one record, forgetting the oldest past the capacity.
-    pub fn push(&self, kind: &str, fields: serde_json::Map<String, serde_json::Value>) {
+    /// Keeps one row of `columns` as `kind`, forgetting the oldest past the capacity.
+    fn push(&self, kind: &'static str, columns: &Arc<[String]>, row: &[Cell<'_>]) {
+        let cells = row.iter().take(columns.len()).map(Kept::of).collect();
+        let at_ms = chrono::Utc::now().timestamp_millis();
         let mut ring = self.lock();
         ring.last_seq += 1;
-        let record = Record {
+        let stored = Stored {
             seq: ring.last_seq,
-            kind: kind.to_string(),
-            at_ms: chrono::Utc::now().timestamp_millis(),
-            fields,
+            kind,
+            at_ms,
+            columns: Arc::clone(columns),
+            cells,
         };
         if ring.records.len() == ring.capacity {
             ring.records.pop_front();
         }
-        ring.records.push_back(record);
+        ring.records.push_back(stored);
     }
 
     /// The records kept whose `seq` is above `after` (all of them for `None`), oldest
@@ -82,7 +149,7 @@ impl Recent {
             .records
             .iter()
             .filter(|r| r.seq > after)
-            .cloned()
+            .map(Stored::record)
             .collect();
         (records, ring.last_seq)
     }
@@ -107,7 +174,7 @@ impl Recent {
 /// ring. It changes nothing about what the inner sink writes, commits or checkpoints.
 pub struct TapSink {
     inner: Box<dyn Sink>,
-    columns: Vec<String>,
+    columns: Arc<[String]>,
     kind: &'static str,
     recent: Arc<Recent>,
 }
@@ -125,34 +192,17 @@ impl TapSink {
         }
         TapSink {
             inner,
-            columns,
+            columns: columns.into(),
             kind,
             recent,
         }
     }
 }
 
-/// One cell as JSON: what a JSON-lines sink would write for it (`None` for an absent cell).
-fn cell_json(cell: &Cell<'_>) -> Option<serde_json::Value> {
-    Some(match cell {
-        Cell::Absent => return None,
-        Cell::Value(v) => v.to_json(),
-        Cell::Str(s) => serde_json::Value::String((*s).to_string()),
-        Cell::I64(n) => serde_json::Value::from(*n),
-        Cell::Time(ms) => serde_json::Value::String(format_rfc3339_ms(*ms)),
-    })
-}
-
 impl Sink for TapSink {
     fn write(&mut self, row: &[Cell<'_>]) -> Result<(), Error> {
         self.inner.write(row)?;
-        let fields = self
-            .columns
-            .iter()
-            .zip(row)
-            .filter_map(|(c, cell)| Some((c.clone(), cell_json(cell)?)))
-            .collect();
-        self.recent.push(self.kind, fields);
+        self.recent.push(self.kind, &self.columns, row);
         Ok(())
     }
 
@@ -160,7 +210,7 @@ impl Sink for TapSink {
         if self.kind == "results" {
             self.recent.set_columns(&columns);
         }
-        self.columns.clone_from(&columns);
+        self.columns = columns.clone().into();
         self.inner.set_columns(columns);
     }
 
@@ -195,7 +245,6 @@ impl Sink for TapSink {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::value::Value;
 
     /// A sink that counts what reaches it.
     #[derive(Default)]
@@ -221,10 +270,9 @@ mod tests {
     #[test]
     fn the_ring_keeps_the_last_records_in_order_with_their_sequence() {
         let r = Recent::new(3);
+        let columns: Arc<[String]> = vec!["i".to_string()].into();
         for i in 1..=5 {
-            let mut m = serde_json::Map::new();
-            m.insert("i".into(), i.into());
-            r.push("results", m);
+            r.push("results", &columns, &[Cell::I64(i)]);
         }
         let (all, last) = r.since(None);
         assert_eq!(last, 5);
