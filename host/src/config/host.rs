@@ -97,7 +97,7 @@ pub struct ConsoleConfig {
     #[serde(default = "default_true")]
     pub enabled: bool,
     /// Result rows each pipeline keeps in memory for the console's chart and table
-    /// (default 1000, at most 100 000): about 1 KiB each for a row of ten columns.
+    /// (default 1000, at most 100 000): about 400 bytes each for a row of ten columns.
     #[serde(default = "default_keep_rows")]
     pub keep_rows: usize,
     /// Error records (late events, dead letters, plugin errors) each pipeline keeps
