@@ -91,8 +91,11 @@
     return `${b} B`;
   };
   // CPU seconds in plugin calls since the start, and the share of a core in the last second.
-  const fmtCpu = (s) =>
-    `${s.cpu_seconds < 10 ? s.cpu_seconds.toFixed(2) : s.cpu_seconds.toFixed(0)} s · ${(s.cpu_cores * 100).toFixed(1)} %`;
+  const fmtCpu = (s) => {
+    const t = s.cpu_seconds;
+    const total = t < 1 ? `${(t * 1000).toFixed(0)} ms` : t < 100 ? `${t.toFixed(1)} s` : `${t.toFixed(0)} s`;
+    return `${total} · ${(s.cpu_cores * 100).toFixed(1)} %`;
+  };
   const liveVersion = (view) => {
     const v = view.versions.find((x) => x.live) || view.versions[view.versions.length - 1];
     return v ? v.id : "–";
