@@ -10,8 +10,14 @@
 //!   a second, without compiling; an oversized one gets 413; no rejected version leaves an
 //!   artifact in the disk cache; many one-byte variants keep both caches bounded.
 //! - `watched_directory_refuses_before_reading`: an oversized file, files of unknown
-//!   tenants/pipelines and a symlink are refused unread (the host's peak RSS stays flat),
-//!   and a proper file is still deployed.
+//!   tenants/pipelines, a symlink, a hard link to a file outside the directory and a FIFO
+//!   are refused unread (the host's peak RSS stays flat, nothing of the linked file reaches
+//!   the tenant or the log), and a proper file is still deployed.
+//! - `anonymous_requests_cannot_flood_the_log`: 1000 requests without a valid token, each
+//!   with a 60 KB path, add a few kilobytes to the log, not 60 MB: values from the request
+//!   are cut to 64 characters and 401s are logged 10 a second, then counted.
+//! - `a_short_console_token_is_refused`: `weir run --console` refuses a console token under
+//!   16 characters, from the flag or the environment, saying how to make one.
 //!
 //! In each, tenant `globex` runs a paced generated stream through `stats` and its rows are
 //! checked exactly against the generator (`bucket`) at the end.
@@ -42,14 +48,15 @@ fn victim_gen() -> Gen {
     }
 }
 
-/// The attacker's own pipeline: a short unpaced stream through `stats`.
+/// The attacker's own pipeline: a slow endless stream through `stats`, running for the
+/// whole test (a finished pipeline refuses deploys).
 fn attacker_gen() -> Gen {
     Gen {
-        count: 500,
+        count: 1_000_000,
         keys: 3,
         interval_ms: 10,
         seed: 5,
-        rate: 0,
+        rate: 200,
     }
 }
 
@@ -477,6 +484,41 @@ fn watched_directory_refuses_before_reading() {
     );
     std::fs::remove_file(dir.join("acme/target.wasm")).unwrap();
 
+    // A hard link to a file outside the directory (a secret of the host's, say): refused
+    // unread, and nothing of it reaches the tenant or the log.
+    let secret = s.path("secret.txt");
+    std::fs::write(&secret, "SECRET-FIRST-LINE of the operator\n").unwrap();
+    std::fs::hard_link(&secret, dir.join("acme/target.wasm")).unwrap();
+    wait_log(
+        "the hard link refused",
+        "has 2 hard links",
+        "acme/target.wasm",
+        &serve,
+    );
+    std::fs::remove_file(dir.join("acme/target.wasm")).unwrap();
+
+    // A FIFO: refused, and the watcher is not blocked opening it (see the good file below).
+    let fifo = std::ffi::CString::new(dir.join("acme/target.wasm").to_str().unwrap()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+    wait_log(
+        "the FIFO refused",
+        "not a regular file",
+        "acme/target.wasm",
+        &serve,
+    );
+    std::fs::remove_file(dir.join("acme/target.wasm")).unwrap();
+    let view = serve.view("acme", "target");
+    assert!(
+        view.last_rejected.is_none(),
+        "a refused file reached the deployer: {:?}",
+        view.last_rejected
+    );
+    assert!(
+        !serve.stderr().contains("SECRET"),
+        "the linked file was read"
+    );
+
     let peak_after = peak_rss_kib(pid);
     eprintln!("serve VmHWM before the refused files: {peak_before} KiB, after: {peak_after} KiB");
     assert!(
@@ -499,4 +541,139 @@ fn watched_directory_refuses_before_reading() {
     });
 
     assert_victim_exact(&mut serve, &s);
+}
+
+// ---------------------------------------------------------------------------------------
+// Anonymous clients and the log
+// ---------------------------------------------------------------------------------------
+
+/// One request on a connection of its own; the status of the answer.
+fn request_status(port: u16, head: &str) -> Option<u16> {
+    let mut c = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    c.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    c.write_all(head.as_bytes()).ok()?;
+    let mut text = String::new();
+    c.read_to_string(&mut text).ok()?;
+    status_of(&text)
+}
+
+#[test]
+fn anonymous_requests_cannot_flood_the_log() {
+    let _serial = serial();
+    let s = Scratch::new();
+    let mut serve = Serve::start(&s, &two_tenants(&s));
+    let port = serve.port;
+    // Only what is logged from now on.
+    let before = serve.stderr().len();
+    let (tenant, pipeline) = ("t".repeat(30_000), "p".repeat(30_000));
+    let n = 1000;
+    let started = Instant::now();
+    for i in 0..n {
+        // Without a token, and with an unknown one.
+        let auth = if i % 2 == 0 {
+            ""
+        } else {
+            "Authorization: Bearer not-a-token-of-this-host\r\n"
+        };
+        let head = format!(
+            "POST /v1/tenants/{tenant}/pipelines/{pipeline}/pause HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}Content-Length: 0\r\nConnection: close\r\n\r\n"
+        );
+        assert_eq!(request_status(port, &head), Some(401), "request {i}");
+    }
+    let took = started.elapsed();
+    // The count of the last second is logged when that second ends.
+    std::thread::sleep(Duration::from_millis(1500));
+    let log = serve.stderr();
+    let added = &log[before..];
+    let refused: Vec<&str> = added
+        .lines()
+        .filter(|l| l.contains("admin request refused") && l.contains("401"))
+        .collect();
+    let not_logged: u64 = added
+        .lines()
+        .filter_map(|l| {
+            let rest = &l[l.find("not_logged=")? + "not_logged=".len()..];
+            let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+            digits.parse::<u64>().ok()
+        })
+        .sum();
+    eprintln!(
+        "{n} anonymous requests with 60 KB paths in {took:?}: {} log bytes, {} lines of them, {not_logged} counted as not logged",
+        added.len(),
+        refused.len()
+    );
+    assert_eq!(
+        refused.len() as u64 + not_logged,
+        n,
+        "every refusal is logged or counted:\n{added}"
+    );
+    let seconds = took.as_secs() + 2;
+    assert!(
+        refused.len() as u64 <= 10 * seconds,
+        "{} refusals logged in about {seconds} s",
+        refused.len()
+    );
+    for line in &refused {
+        assert!(
+            line.len() < 1024,
+            "a refusal logged in {} bytes",
+            line.len()
+        );
+        assert!(line.contains("… (30000 bytes)"), "{line}");
+    }
+    assert!(added.len() < 64 * 1024, "{} bytes logged", added.len());
+
+    serve.assert_healthy();
+    assert_victim_exact(&mut serve, &s);
+}
+
+// ---------------------------------------------------------------------------------------
+// The console token of `weir run`
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn a_short_console_token_is_refused() {
+    let _serial = serial();
+    let s = Scratch::new();
+    let short = Gen {
+        count: 200,
+        rate: 0,
+        ..attacker_gen()
+    };
+    let path = s.write(
+        "solo.toml",
+        &pipeline_toml("solo", &short.toml(), &support::wasm("stats"), PARAMS),
+    );
+    let run = |flag: Option<&str>, env: Option<&str>| {
+        let mut cmd = support::weir();
+        cmd.args(["run", "--console", "127.0.0.1:0"]);
+        if let Some(t) = flag {
+            cmd.args(["--console-token", t]);
+        }
+        cmd.env_remove("WEIR_CONSOLE_TOKEN");
+        if let Some(t) = env {
+            cmd.env("WEIR_CONSOLE_TOKEN", t);
+        }
+        support::outcome(cmd.arg(&path).output().expect("weir run"))
+    };
+    for (flag, env) in [
+        (Some("x"), None),
+        (Some("fifteen-chars-x"), None),
+        (None, Some("y")),
+    ] {
+        let (ok, _, stderr) = run(flag, env);
+        assert!(!ok, "{flag:?} {env:?} taken:\n{stderr}");
+        assert!(
+            stderr.contains("--console-token (or WEIR_CONSOLE_TOKEN) is")
+                && stderr.contains("at least 16")
+                && stderr.contains("openssl rand -hex 24"),
+            "{stderr}"
+        );
+        assert!(
+            !s.path("solo.jsonl").exists(),
+            "the pipeline ran before the refusal"
+        );
+    }
+    let (ok, _, stderr) = run(Some("sixteen-chars-xx"), None);
+    assert!(ok, "a 16-character token is taken:\n{stderr}");
 }

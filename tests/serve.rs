@@ -10,6 +10,9 @@
 //!   deploy by file): every window once, exact counts, each row with the version live when
 //!   it fired, versions switching only at the swaps.
 //! - The authorization matrix against the real host.
+//! - A pipeline that failed (its sink) or finished refuses deploy, pause and resume with
+//!   409 and why; a tenant is never shown a host path (in reasons, refusals, the rejected
+//!   file), while the operator sees them all.
 //!
 //! Expected results are worked out here from the generated events (the generator with the
 //! same seed, bucketed by key and epoch-aligned half-open window), never copied from output.
@@ -997,4 +1000,182 @@ fn unfit_components_are_rejected_at_deploy_and_the_live_version_keeps_running() 
         "{last:?}"
     );
     assert_eq!(after.state, PipelineState::Running);
+}
+
+// ---------------------------------------------------------------------------------------
+// 5. Failed and finished pipelines; host paths
+// ---------------------------------------------------------------------------------------
+
+/// `GET path` with `token`: the body of a 200.
+fn get_as(port: u16, path: &str, token: &str) -> String {
+    use std::io::{Read, Write};
+    let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        c,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut text = String::new();
+    c.read_to_string(&mut text).unwrap();
+    assert!(text.starts_with("HTTP/1.1 200"), "GET {path}: {text}");
+    text.split_once("\r\n\r\n").unwrap().1.to_string()
+}
+
+/// Every word of `text` that is an absolute path.
+fn absolute_paths(text: &str) -> Vec<String> {
+    text.split(|c: char| c.is_whitespace() || "\"'`()[]{}<>,;=|\\".contains(c))
+        .filter(|w| w.starts_with('/') && w.len() > 1)
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn failed_and_finished_pipelines_refuse_control_and_tenants_see_no_host_paths() {
+    let _serial = serial();
+    let s = Scratch::new();
+    let stats = support::wasm("stats");
+    let params = "params = { field = \"price\" }";
+    let ticks = |count, rate| Gen {
+        count,
+        keys: 3,
+        interval_ms: 10,
+        seed: 8,
+        rate,
+    };
+    // Its sink fails at the first write.
+    s.write(
+        "broken.toml",
+        &pipeline_toml("broken", &ticks(2_000, 0).toml(), &stats, params)
+            .replace("path = \"broken.jsonl\"", "path = \"/dev/full\""),
+    );
+    s.write(
+        "done.toml",
+        &pipeline_toml("done", &ticks(300, 0).toml(), &stats, params),
+    );
+    s.write(
+        "p.toml",
+        &pipeline_toml("p", &ticks(1_000_000, 500).toml(), &stats, params),
+    );
+    let plugins = s.path("plugins");
+    std::fs::create_dir_all(plugins.join("acme")).unwrap();
+    let serve = Serve::start(
+        &s,
+        &format!(
+            "[plugins]\ndir = \"plugins\"\ndebounce = \"100ms\"\n\n{}",
+            tenant_toml("acme", ACME, &["broken.toml", "done.toml", "p.toml"])
+        ),
+    );
+    let (acme, op) = (serve.client(ACME), serve.client(OPERATOR));
+    let hotspot = std::fs::read(support::wasm("hotspot")).unwrap();
+
+    // The failed pipeline: deploy, pause and resume are refused with why and what to do.
+    let failed = wait_for("the sink to fail", Duration::from_secs(60), || {
+        let v = serve.view("acme", "broken");
+        (v.state == PipelineState::Failed).then_some(v)
+    });
+    let cause = failed.reason.clone().expect("a reason");
+    assert!(cause.contains("/dev/full"), "the operator sees it: {cause}");
+    let attempts = [
+        refused(acme.deploy("acme", "broken", hotspot.clone())),
+        refused(acme.pause("acme", "broken")),
+        refused(acme.resume("acme", "broken")),
+    ];
+    for (status, reason) in &attempts {
+        assert_eq!(*status, 409, "{reason}");
+        assert!(
+            reason.contains("has failed (")
+                && reason.contains("No space left on device")
+                && reason.contains("restart the host"),
+            "{reason}"
+        );
+        assert_eq!(absolute_paths(reason), Vec::<String>::new(), "{reason}");
+    }
+    let (status, reason) = refused(op.pause("acme", "broken"));
+    assert_eq!(status, 409);
+    assert!(
+        reason.contains("/dev/full"),
+        "the operator sees it: {reason}"
+    );
+    let after = serve.view("acme", "broken");
+    assert_eq!(after.state, PipelineState::Failed);
+    assert_eq!(after.versions, failed.versions, "no version recorded");
+
+    // The finished one likewise.
+    serve.wait_state(
+        "acme",
+        "done",
+        PipelineState::Finished,
+        Duration::from_secs(60),
+    );
+    for (status, reason) in [
+        refused(acme.deploy("acme", "done", hotspot.clone())),
+        refused(acme.pause("acme", "done")),
+        refused(acme.resume("acme", "done")),
+    ] {
+        assert_eq!(status, 409, "{reason}");
+        assert!(reason.contains("has finished"), "{reason}");
+    }
+    // A component that is not fit is still refused as such (422), finished or not.
+    let (status, _) = refused(acme.deploy("acme", "done", random_bytes(64, 1)));
+    assert_eq!(status, 422);
+
+    // Rejections that name the operator's file and the plugin file.
+    let ticker = std::fs::read(support::wasm("ticker")).unwrap();
+    let (status, reason) = refused(acme.deploy("acme", "p", ticker));
+    assert_eq!(status, 422, "{reason}");
+    assert!(reason.contains("in p.toml: add"), "{reason}");
+    assert_eq!(absolute_paths(&reason), Vec::<String>::new(), "{reason}");
+    let op_view = serve.view("acme", "p");
+    let p_toml = s.path("p.toml").display().to_string();
+    assert!(
+        op_view
+            .last_rejected
+            .as_ref()
+            .is_some_and(|r| r.reason.contains(&p_toml)),
+        "the operator sees {p_toml}: {:?}",
+        op_view.last_rejected
+    );
+    std::fs::write(plugins.join("acme/p.wasm"), "not wasm\n").unwrap();
+    let op_rejected = wait_for("the file rejected", Duration::from_secs(30), || {
+        serve
+            .view("acme", "p")
+            .last_rejected
+            .filter(|r| r.origin == "file")
+    });
+    let canonical = plugins.join("acme/p.wasm").canonicalize().unwrap();
+    assert_eq!(
+        op_rejected.file.as_deref(),
+        Some(canonical.to_str().unwrap())
+    );
+    let mine = acme.pipelines("acme").unwrap();
+    let p = mine.iter().find(|v| v.name == "p").unwrap();
+    assert_eq!(
+        p.last_rejected.as_ref().and_then(|r| r.file.as_deref()),
+        Some("acme/p.wasm")
+    );
+
+    // Everything the tenant reads: no absolute path anywhere; the operator's reads have them.
+    let port = serve.port;
+    let reads = [
+        "/v1/tenants/acme/pipelines",
+        "/v1/overview",
+        "/v1/tenants/acme/pipelines/broken/activity",
+        "/v1/tenants/acme/pipelines/p/activity",
+    ];
+    for path in reads {
+        let body = get_as(port, path, ACME);
+        assert_eq!(
+            absolute_paths(&body),
+            Vec::<String>::new(),
+            "{path}: {body}"
+        );
+    }
+    let body = get_as(port, "/v1/tenants/acme/pipelines", OPERATOR);
+    for needle in ["/dev/full", canonical.to_str().unwrap()] {
+        assert!(body.contains(needle), "the operator sees {needle}: {body}");
+    }
+    let (ok, out, err) = serve.cli(ACME, &["list"]);
+    assert!(ok, "{err}");
+    assert_eq!(absolute_paths(&out), Vec::<String>::new(), "{out}");
 }

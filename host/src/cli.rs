@@ -77,7 +77,8 @@ pub enum Command {
         /// `127.0.0.1:8080`. It also serves `/metrics` to the console token.
         #[arg(long, value_name = "ADDR")]
         console: Option<std::net::SocketAddr>,
-        /// The token the console asks for (default: a random one, printed at start).
+        /// The token the console asks for, at least 16 characters (default: a random one,
+        /// printed at start).
         #[arg(
             long,
             env = "WEIR_CONSOLE_TOKEN",
@@ -415,6 +416,9 @@ struct RunFlags {
     console: Option<(std::net::SocketAddr, Option<String>)>,
 }
 
+/// The shortest `--console-token` taken, as for the tokens of a host config.
+const MIN_CONSOLE_TOKEN_CHARS: usize = 16;
+
 /// `weir run --console`: the console's listener, bound before any sink opens, and its
 /// token.
 struct RunConsole {
@@ -426,10 +430,19 @@ struct RunConsole {
 
 impl RunConsole {
     fn bind(addr: std::net::SocketAddr, token: Option<String>) -> anyhow::Result<Self> {
+        let token = token.filter(|t| !t.trim().is_empty());
+        if let Some(t) = &token {
+            let n = t.chars().count();
+            if n < MIN_CONSOLE_TOKEN_CHARS {
+                anyhow::bail!(
+                    "--console-token (or WEIR_CONSOLE_TOKEN) is {n} characters; a console token must be at least {MIN_CONSOLE_TOKEN_CHARS}: use a long random token, e.g. the output of `openssl rand -hex 24`, or leave it out and weir run makes one and prints it"
+                );
+            }
+        }
         let listener = std::net::TcpListener::bind(addr)
             .with_context(|| format!("binding the console to {addr} (--console)"))?;
         let addr = listener.local_addr()?;
-        let token = match token.filter(|t| !t.trim().is_empty()) {
+        let token = match token {
             Some(t) => t,
             None => {
                 use rand::TryRngCore as _;

@@ -1,9 +1,17 @@
 //! The admin API's request handlers: each authenticates, authorizes from the path alone,
 //! then calls [`HostControl`] on the blocking pool and logs one line per request. They hold
 //! no state of their own and never decide anything about pipelines.
+//!
+//! Each request sees the host through a [`Scoped`] of its own, so a tenant is never shown
+//! the operator's host paths. The request log cannot be flooded: every value taken from the
+//! request is cut to [`LOG_VALUE_CHARS`] characters ([`bounded`]), and refusals of
+//! unauthenticated requests (401) are logged at most [`ANONYMOUS_LINES_PER_SECOND`] a
+//! second per API (one per host), then one line a second counting those not logged.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use axum::Json;
 use axum::body::Bytes;
@@ -15,6 +23,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 mod console;
+mod scoped;
 
 pub(super) use console::{activity, asset, index, live, overview, whoami};
 
@@ -22,14 +31,23 @@ use super::auth::{authenticate, authorize_operator, authorize_tenant};
 use super::{AdminLimits, ErrorBody};
 use crate::serve::PipelineId;
 use crate::serve::control::{ControlError, HostControl, Principal, TenantView};
+use scoped::Scoped;
 
 /// The content type of `GET /metrics`: Prometheus text exposition format 0.0.4.
 const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// The router's state: the host behind the API, and the deploys in flight per tenant.
-#[derive(Clone)]
+///
+/// axum clones it for every request, and each clone sees the host through a [`Scoped`] of
+/// its own (`control`): what a request authenticates through it decides whether host paths
+/// are cut from what it is shown. So one clone must never serve two requests.
 pub(super) struct Admin {
+    /// The host as this request's caller sees it.
     control: Arc<dyn HostControl>,
+    /// The host itself, for the next clone's `control`.
+    host: Arc<dyn HostControl>,
+    /// Refusals of unauthenticated requests logged and not logged, for every request.
+    refusals: Arc<Mutex<AnonymousLog>>,
     uploads: Arc<Mutex<HashMap<String, usize>>>,
     max_uploads: usize,
     /// Live streams open per tenant (the operator counts as `""`).
@@ -71,14 +89,35 @@ impl Drop for Slot {
     }
 }
 
+impl Clone for Admin {
+    fn clone(&self) -> Self {
+        Self {
+            control: Arc::new(Scoped::new(
+                Arc::clone(&self.host),
+                Arc::clone(&self.refusals),
+            )),
+            host: Arc::clone(&self.host),
+            refusals: Arc::clone(&self.refusals),
+            uploads: Arc::clone(&self.uploads),
+            max_uploads: self.max_uploads,
+            streams: Arc::clone(&self.streams),
+            max_body_bytes: self.max_body_bytes,
+            closing: self.closing.clone(),
+        }
+    }
+}
+
 impl Admin {
     pub(super) fn new(
-        control: Arc<dyn HostControl>,
+        host: Arc<dyn HostControl>,
         limits: &AdminLimits,
         closing: tokio::sync::watch::Receiver<bool>,
     ) -> Self {
+        let refusals = Arc::default();
         Self {
-            control,
+            control: Arc::new(Scoped::new(Arc::clone(&host), Arc::clone(&refusals))),
+            host,
+            refusals,
             uploads: Arc::new(Mutex::new(HashMap::new())),
             max_uploads: limits.max_uploads_per_tenant,
             streams: Arc::new(Mutex::new(HashMap::new())),
@@ -260,6 +299,143 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// The most characters of one value taken from a request (a tenant or pipeline name from
+/// its path) that its log line holds.
+pub(super) const LOG_VALUE_CHARS: usize = 64;
+
+/// The most characters of a refusal's reason in a request's log line (a reason may quote
+/// the request, e.g. its content type).
+const LOG_REASON_CHARS: usize = 512;
+
+/// Refusals of unauthenticated requests (401) logged per second by one API (a host has
+/// one); the rest are counted, and the count logged once a second.
+pub(super) const ANONYMOUS_LINES_PER_SECOND: u32 = 10;
+
+/// `value` if it has at most `max` characters, else its first `max` characters, an
+/// ellipsis and its length in bytes: a log line never holds more of a request than that.
+pub(super) fn bounded(value: &str, max: usize) -> Cow<'_, str> {
+    match value.char_indices().nth(max) {
+        None => Cow::Borrowed(value),
+        Some((end, _)) => Cow::Owned(format!("{}… ({} bytes)", &value[..end], value.len())),
+    }
+}
+
+/// How many refusals of unauthenticated requests were logged in the current second, and
+/// how many were not since the last count was logged.
+#[derive(Debug, Default)]
+struct AnonymousLog {
+    /// When the current one-second window started.
+    window: Option<Instant>,
+    /// Lines logged in it.
+    logged: u32,
+    /// Refusals not logged, not yet reported.
+    unlogged: u64,
+    /// Whether a task will report `unlogged` at the end of the window.
+    report_pending: bool,
+}
+
+/// What to do about one refusal of an unauthenticated request.
+#[derive(Debug, PartialEq, Eq)]
+struct Admit {
+    /// Log its line.
+    log: bool,
+    /// First log that this many earlier refusals were not logged.
+    report: u64,
+    /// Nothing reports the refusal not logged yet: report it in this long.
+    report_in: Option<Duration>,
+}
+
+impl AnonymousLog {
+    const WINDOW: Duration = Duration::from_secs(1);
+
+    /// One refusal at `now`.
+    fn admit(&mut self, now: Instant) -> Admit {
+        let mut report = 0;
+        if self.window.is_none_or(|w| now >= w + Self::WINDOW) {
+            self.window = Some(now);
+            self.logged = 0;
+            report = std::mem::take(&mut self.unlogged);
+        }
+        if self.logged < ANONYMOUS_LINES_PER_SECOND {
+            self.logged += 1;
+            return Admit {
+                log: true,
+                report,
+                report_in: None,
+            };
+        }
+        self.unlogged += 1;
+        let report_in = (!self.report_pending).then(|| {
+            self.report_pending = true;
+            let end = self.window.unwrap_or(now) + Self::WINDOW;
+            end.saturating_duration_since(now)
+        });
+        Admit {
+            log: false,
+            report,
+            report_in,
+        }
+    }
+
+    /// The count to report at `now`, once the window with refusals not logged is over
+    /// (none if a later refusal has reported them already), and how long to wait before
+    /// asking again when the window of those not logged has not ended yet.
+    fn due(&mut self, now: Instant) -> (u64, Option<Duration>) {
+        match self.window.map(|w| w + Self::WINDOW) {
+            Some(end) if now < end && self.unlogged > 0 => (0, Some(end - now)),
+            _ => {
+                self.report_pending = false;
+                (std::mem::take(&mut self.unlogged), None)
+            }
+        }
+    }
+}
+
+fn lock_log(log: &Mutex<AnonymousLog>) -> std::sync::MutexGuard<'_, AnonymousLog> {
+    log.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Logs that `n` refusals of unauthenticated requests were not logged.
+fn report_unlogged(n: u64) {
+    if n > 0 {
+        tracing::warn!(
+            principal = "anonymous",
+            status = 401,
+            not_logged = n,
+            "{n} admin requests without a valid token were refused and not logged (at most {ANONYMOUS_LINES_PER_SECOND} such refusals are logged a second)"
+        );
+    }
+}
+
+/// Whether to log the refusal of an unauthenticated request now, as counted in `log`;
+/// logs the count of those not logged before, or has it logged when the second ends.
+fn admit_anonymous(log: &Arc<Mutex<AnonymousLog>>) -> bool {
+    let admit = lock_log(log).admit(Instant::now());
+    report_unlogged(admit.report);
+    if let Some(wait) = admit.report_in {
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                let log = Arc::clone(log);
+                runtime.spawn(async move {
+                    let mut wait = wait;
+                    loop {
+                        tokio::time::sleep(wait).await;
+                        let (n, again) = lock_log(&log).due(Instant::now());
+                        report_unlogged(n);
+                        match again {
+                            Some(more) => wait = more,
+                            None => break,
+                        }
+                    }
+                });
+            }
+            // No runtime to wait on: the next refusal after this second reports them.
+            Err(_) => lock_log(log).report_pending = false,
+        }
+    }
+    admit.log
+}
+
 /// What one request was, for its log line. Never holds the token. `/healthz` and unknown
 /// routes are not logged.
 struct Log {
@@ -270,6 +446,9 @@ struct Log {
     /// Log successes at debug level: the console's reads, made every second by every open
     /// page.
     quiet: bool,
+    /// Where refusals of unauthenticated requests are counted, once authentication failed
+    /// through a [`Scoped`] (always the case in the API's handlers; else they are all logged).
+    refusals: Option<Arc<Mutex<AnonymousLog>>>,
 }
 
 impl Log {
@@ -280,6 +459,7 @@ impl Log {
             tenant: None,
             pipeline: None,
             quiet: false,
+            refusals: None,
         }
     }
 
@@ -295,7 +475,12 @@ impl Log {
         control: &dyn HostControl,
         headers: &HeaderMap,
     ) -> Result<Principal, ApiError> {
-        let principal = authenticate(control, headers)?;
+        let principal = authenticate(control, headers).inspect_err(|_| {
+            let control: &dyn std::any::Any = control;
+            self.refusals = control
+                .downcast_ref::<Scoped>()
+                .map(|s| Arc::clone(s.refusals()));
+        })?;
         self.principal = Some(principal.clone());
         Ok(principal)
     }
@@ -307,7 +492,12 @@ impl Log {
             Some(Principal::Operator) => "operator".to_string(),
             Some(Principal::Tenant(tenant)) => format!("tenant:{tenant}"),
         };
-        let (tenant, pipeline) = (self.tenant.as_deref(), self.pipeline.as_deref());
+        let tenant = self.tenant.as_deref().map(|t| bounded(t, LOG_VALUE_CHARS));
+        let pipeline = self
+            .pipeline
+            .as_deref()
+            .map(|p| bounded(p, LOG_VALUE_CHARS));
+        let (tenant, pipeline) = (tenant.as_deref(), pipeline.as_deref());
         let route = self.route;
         match result {
             Ok(response) => {
@@ -321,7 +511,14 @@ impl Log {
             }
             Err(error) => {
                 let status = error.status.as_u16();
-                let reason = error.reason.as_str();
+                let reason = bounded(&error.reason, LOG_REASON_CHARS);
+                let reason = reason.as_ref();
+                if error.status == StatusCode::UNAUTHORIZED
+                    && let Some(refusals) = &self.refusals
+                    && !admit_anonymous(refusals)
+                {
+                    return error.into_response();
+                }
                 if error.status.is_server_error() {
                     tracing::error!(
                         principal,
@@ -600,6 +797,60 @@ mod tests {
         fn metrics(&self) -> String {
             String::new()
         }
+    }
+
+    #[test]
+    fn bounded_cuts_long_values_with_an_ellipsis_and_their_length() {
+        assert_eq!(bounded("acme", 64), "acme");
+        let exact = "a".repeat(64);
+        assert_eq!(bounded(&exact, 64), exact);
+        let long = "x".repeat(60_000);
+        let cut = bounded(&long, 64);
+        assert_eq!(cut, format!("{}… (60000 bytes)", "x".repeat(64)));
+        // Characters, not bytes: a multi-byte character is never split.
+        let wide = "é".repeat(100);
+        assert_eq!(bounded(&wide, 3), "ééé… (200 bytes)");
+    }
+
+    #[test]
+    fn anonymous_refusals_are_logged_ten_a_second_then_counted_once_a_second() {
+        let mut log = AnonymousLog::default();
+        let t0 = Instant::now();
+        let ms = |n: u64| t0 + Duration::from_millis(n);
+        for i in 0..ANONYMOUS_LINES_PER_SECOND {
+            let a = log.admit(ms(u64::from(i)));
+            assert!(a.log && a.report == 0 && a.report_in.is_none(), "{a:?}");
+        }
+        // The 11th in the same second is counted, and a report is due at the second's end.
+        let a = log.admit(ms(100));
+        assert_eq!(
+            a,
+            Admit {
+                log: false,
+                report: 0,
+                report_in: Some(Duration::from_millis(900)),
+            }
+        );
+        // More are counted without another report scheduled.
+        for i in 0..989 {
+            let a = log.admit(ms(101 + i % 800));
+            assert!(!a.log && a.report_in.is_none(), "{a:?}");
+        }
+        // Before the second ends, nothing is due yet: ask again at its end.
+        assert_eq!(log.due(ms(500)), (0, Some(Duration::from_millis(500))));
+        // At its end, the count of the 990 not logged.
+        assert_eq!(log.due(ms(1000)), (990, None));
+        assert_eq!(log.due(ms(1001)), (0, None), "reported once");
+        // A new second logs again.
+        assert!(log.admit(ms(1000)).log);
+        // If a refusal of the next second comes before the report, it reports the count.
+        let mut log = AnonymousLog::default();
+        for i in 0..15 {
+            log.admit(ms(i));
+        }
+        let a = log.admit(ms(1500));
+        assert!(a.log && a.report == 5, "{a:?}");
+        assert_eq!(log.due(ms(1500)), (0, None), "nothing left to report");
     }
 
     #[test]

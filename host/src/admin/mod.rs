@@ -43,6 +43,14 @@
 //! takes a semaphore permit before accepting, so more wait in the kernel's backlog); at most
 //! `max_uploads_per_tenant` deploys per tenant are in flight (429 `too_many_uploads`,
 //! decided after authorization and before the body is read).
+//!
+//! Every request is logged in one line, never with its token; a value taken from the request
+//! (a tenant or pipeline name in its path) is cut to 64 characters, and refusals of requests
+//! without a valid token (401) are logged at most 10 a second, then counted once a second,
+//! so anonymous clients cannot flood the log. What a tenant token is answered never holds
+//! the operator's host paths (they are cut to file names, [`crate::serve::control::Redactor`]);
+//! the operator token sees them whole. A pipeline that has failed or finished answers deploy,
+//! rollback, pause and resume with 409 `conflict`.
 
 mod auth;
 pub mod client;

@@ -1,6 +1,12 @@
 //! The control surface of a running host: what the admin API (and through it the
 //! `weir plugin` CLI) may ask of it. The HTTP layer in `admin/` only authenticates,
 //! authorizes and translates; every decision about pipelines is made behind this trait.
+//!
+//! What a tenant is shown never holds the operator's host paths: the admin API cuts them
+//! ([`HostControl::redactor`], [`Redactor`]) from what it answers every caller but the
+//! operator.
+//! A pipeline that has failed or finished refuses deploy, rollback, pause and resume with
+//! [`ControlError::Conflict`] ([`PipelineState::refusal`]).
 
 use serde::{Deserialize, Serialize};
 
@@ -178,7 +184,7 @@ pub enum ControlError {
 ///
 /// Implementations must be cheap to call from async handlers' blocking pool; `deploy`
 /// compiles a component and may take a few hundred milliseconds.
-pub trait HostControl: Send + Sync + 'static {
+pub trait HostControl: std::any::Any + Send + Sync {
     /// Who owns `token`, if anyone. Compare in constant time.
     fn authenticate(&self, token: &str) -> Option<Principal>;
     /// Every tenant.
@@ -221,5 +227,238 @@ pub trait HostControl: Send + Sync + 'static {
     /// Whether the console's page is served (`[console] enabled`).
     fn console(&self) -> bool {
         true
+    }
+    /// What cuts this host's paths out of what a tenant is shown (default: absolute paths
+    /// only). The admin API applies it to every view and refusal it answers a caller other
+    /// than the operator (its per-request view of the host, which forwards every method
+    /// here: a method added here must be forwarded there too).
+    fn redactor(&self) -> Redactor {
+        Redactor::default()
+    }
+}
+
+impl PipelineState {
+    /// Why pipeline `id` in this state takes no deploy, rollback, pause or resume (409):
+    /// it has failed (for `reason`) or finished, and its thread runs nothing again until
+    /// the host restarts. `None` while it does take them.
+    pub fn refusal(&self, id: &PipelineId, reason: Option<&str>) -> Option<ControlError> {
+        let why = match self {
+            PipelineState::Failed => format!(
+                "pipeline {id} has failed ({}) and runs no more, so deploy, rollback, pause and resume would change nothing; ask the operator to fix the cause and restart the host",
+                reason.unwrap_or("no reason recorded")
+            ),
+            PipelineState::Finished => format!(
+                "pipeline {id} has finished (its bounded input ended and every window was flushed), so deploy, rollback, pause and resume would change nothing; it runs again only when the host restarts"
+            ),
+            PipelineState::Running | PipelineState::Paused | PipelineState::Quarantined => {
+                return None;
+            }
+        };
+        Some(ControlError::Conflict(why))
+    }
+}
+
+/// Takes host paths out of what a tenant is shown: where the operator keeps pipeline
+/// files, plugins and sinks is the operator's business. A path becomes its file name
+/// (`/etc/weir/pipelines/ticks.toml` and `pipelines/ticks.toml` → `ticks.toml`), a file
+/// of the watched plugin directory its `<tenant>/<pipeline>.wasm`. The operator sees
+/// every path, through the operator token and in the host's log.
+///
+/// Cut: every absolute path (a word starting with `/`), and the relative paths of the
+/// host's pipeline files it was given ([`Redactor::new`]). Relative paths it was not
+/// given are left as they are (they name nothing outside the operator's config, and
+/// `tenant/pipeline` ids look the same).
+#[derive(Debug, Clone, Default)]
+pub struct Redactor {
+    /// Host paths with a directory part that are not absolute (absolute ones are cut
+    /// anyway), longest first.
+    files: std::sync::Arc<[String]>,
+}
+
+impl Redactor {
+    /// A redactor that also cuts the relative paths among `files` (the operator's
+    /// pipeline files, as the host names them in its errors).
+    pub fn new<'a>(files: impl IntoIterator<Item = &'a std::path::Path>) -> Self {
+        let mut files: Vec<String> = files
+            .into_iter()
+            .map(|f| f.display().to_string())
+            .filter(|f| !f.starts_with('/') && f.contains('/'))
+            .collect();
+        files.sort_by_key(|f| std::cmp::Reverse(f.len()));
+        files.dedup();
+        Redactor {
+            files: files.into(),
+        }
+    }
+
+    /// `text` with every host path cut to its file name.
+    pub fn text(&self, text: &str) -> String {
+        let mut text = text.to_string();
+        for file in self.files.iter() {
+            if text.contains(file.as_str()) {
+                text = replace_words(&text, file, file_name(file));
+            }
+        }
+        let mut out = String::with_capacity(text.len());
+        let mut word = String::new();
+        for c in text.chars() {
+            if is_word_break(c) {
+                out.push_str(&cut_word(&word));
+                word.clear();
+                out.push(c);
+            } else {
+                word.push(c);
+            }
+        }
+        out.push_str(&cut_word(&word));
+        out
+    }
+
+    /// A file of the watched plugin directory as `<tenant>/<pipeline>.wasm`: its last two
+    /// components.
+    pub fn plugin_file(&self, file: &str) -> String {
+        let mut parts = file.trim_end_matches('/').rsplit('/');
+        match (parts.next(), parts.next()) {
+            (Some(name), Some(tenant)) if !tenant.is_empty() => format!("{tenant}/{name}"),
+            (Some(name), _) => name.to_string(),
+            _ => String::new(),
+        }
+    }
+
+    /// `view` with its host-written reasons cut (the plugin's own last error is the
+    /// tenant's text and stays as it is).
+    pub fn pipeline(&self, mut view: PipelineView) -> PipelineView {
+        view.reason = view.reason.map(|r| self.text(&r));
+        view.versions = view.versions.into_iter().map(|v| self.version(v)).collect();
+        if let Some(r) = &mut view.last_rejected {
+            r.reason = self.text(&r.reason);
+            r.file = r.file.as_deref().map(|f| self.plugin_file(f));
+        }
+        view
+    }
+
+    /// `version` with its status reason cut.
+    pub fn version(&self, mut version: VersionView) -> VersionView {
+        version.status_reason = version.status_reason.map(|r| self.text(&r));
+        version
+    }
+
+    /// `error` with its reason cut.
+    pub fn error(&self, error: ControlError) -> ControlError {
+        match error {
+            ControlError::NotFound(r) => ControlError::NotFound(self.text(&r)),
+            ControlError::Rejected(r) => ControlError::Rejected(self.text(&r)),
+            ControlError::Conflict(r) => ControlError::Conflict(self.text(&r)),
+        }
+    }
+}
+
+/// Characters that end a word of [`Redactor::text`]: a path is one word.
+fn is_word_break(c: char) -> bool {
+    c.is_whitespace() || "\"'`()[]{}<>,;=|".contains(c)
+}
+
+/// `word` with an absolute path in it cut to its file name; trailing `.` and `:` (the end
+/// of a sentence, `path: error`) are kept after it.
+fn cut_word(word: &str) -> std::borrow::Cow<'_, str> {
+    if !word.starts_with('/') {
+        return word.into();
+    }
+    let path = word.trim_end_matches(['.', ':']);
+    let name = file_name(path);
+    if name.is_empty() {
+        return word.into();
+    }
+    format!("{name}{}", &word[path.len()..]).into()
+}
+
+/// The last component of `path`.
+fn file_name(path: &str) -> &str {
+    path.trim_end_matches('/').rsplit('/').next().unwrap_or("")
+}
+
+/// `text` with `from` replaced by `to` where `from` starts a word.
+fn replace_words(text: &str, from: &str, to: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = 0;
+    while let Some(at) = text[rest..].find(from).map(|i| rest + i) {
+        let starts_word = text[..at].chars().next_back().is_none_or(is_word_break);
+        out.push_str(&text[rest..at]);
+        out.push_str(if starts_word { to } else { from });
+        rest = at + from.len();
+    }
+    out.push_str(&text[rest..]);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    #[test]
+    fn host_paths_become_file_names() {
+        let r = Redactor::new([
+            Path::new("pipelines/ticks.toml"),
+            Path::new("/etc/weir/abs.toml"),
+            Path::new("plain.toml"),
+        ]);
+        assert_eq!(
+            r.text("Only the operator can fix this, in /etc/weir/pipelines/ticks.toml: add `x`"),
+            "Only the operator can fix this, in ticks.toml: add `x`"
+        );
+        assert_eq!(
+            r.text("the operator's pipeline file is pipelines/ticks.toml."),
+            "the operator's pipeline file is ticks.toml."
+        );
+        assert_eq!(
+            r.text("writing \"/var/data/out.jsonl\": No space left on device (os error 28)"),
+            "writing \"out.jsonl\": No space left on device (os error 28)"
+        );
+        assert_eq!(
+            r.text("sink /dev/full: No space left on device"),
+            "sink full: No space left on device"
+        );
+        // Not host paths: a pipeline id, a relative path the host was not given, a URL,
+        // a path that only ends a word.
+        for kept in [
+            "pipeline acme/ticks has stopped",
+            "see out/x.csv",
+            "http://127.0.0.1:8080/v1/tenants",
+            "my_pipelines/ticks.toml",
+            "plugin weir-plugin-stats@0.1.0+abc",
+            "a / b",
+        ] {
+            assert_eq!(r.text(kept), kept);
+        }
+        assert_eq!(
+            r.plugin_file("/var/lib/weir/plugins/acme/ticks.wasm"),
+            "acme/ticks.wasm"
+        );
+        assert_eq!(r.plugin_file("ticks.wasm"), "ticks.wasm");
+    }
+
+    #[test]
+    fn failed_and_finished_pipelines_refuse_control() {
+        let id = PipelineId::new("acme", "ticks");
+        let failed = PipelineState::Failed
+            .refusal(&id, Some("writing x: disk full"))
+            .unwrap();
+        let ControlError::Conflict(why) = failed else {
+            panic!("a conflict")
+        };
+        assert!(
+            why.contains("has failed (writing x: disk full)") && why.contains("restart the host"),
+            "{why}"
+        );
+        assert!(PipelineState::Finished.refusal(&id, None).is_some());
+        for running in [
+            PipelineState::Running,
+            PipelineState::Paused,
+            PipelineState::Quarantined,
+        ] {
+            assert_eq!(running.refusal(&id, None), None);
+        }
     }
 }

@@ -14,7 +14,8 @@
 //! | `deploy.rs`   | prepare, deploy and rollback of versions; the watched-directory deployer |
 //! | `auth.rs`     | who a bearer token belongs to (constant-time comparison)                 |
 //! | `metrics.rs`  | Prometheus metrics per pipeline and how a thread publishes them          |
-//! | `control.rs`  | the [`HostControl`] trait and the views the admin API returns            |
+//! | `control.rs`  | the [`HostControl`] trait, the views the admin API returns, and how host |
+//! |               | paths are cut from what a tenant is shown ([`control::Redactor`])        |
 //! | `watch.rs`    | the watched plugin directory: files to [`watch::PluginDrop`]s            |
 //! | `local.rs`    | [`LocalConsole`]: `weir run --console`'s one read-only pipeline          |
 
@@ -73,6 +74,8 @@ pub struct Host {
     sampler_stop: Arc<AtomicBool>,
     /// `[console]`.
     console: crate::config::ConsoleConfig,
+    /// Cuts the operator's paths (pipeline files, sinks, checkpoints) from what tenants see.
+    redactor: control::Redactor,
 }
 
 impl Host {
@@ -100,6 +103,7 @@ impl Host {
             keep_versions: cfg.plugins.keep_versions,
             sampler_stop: Arc::new(AtomicBool::new(false)),
             console: cfg.console,
+            redactor: control::Redactor::default(),
         };
         // Every pipeline's config and plugin is checked before any pipeline opens its source
         // or sinks: a host that fails at start leaves every sink as it was.
@@ -136,6 +140,7 @@ impl Host {
             let entry = host.launch(checked).context(context)?;
             host.registry.add(entry);
         }
+        host.redactor = host_paths(&host.registry);
         let watched: Vec<_> = host
             .registry
             .all()
@@ -339,6 +344,34 @@ impl HostControl for Host {
     fn console(&self) -> bool {
         self.console.enabled
     }
+
+    fn redactor(&self) -> control::Redactor {
+        self.redactor.clone()
+    }
+}
+
+/// What cuts the operator's paths of every pipeline from what a tenant is shown: its file,
+/// its file sinks and its checkpoint directory, as the host names them in errors.
+fn host_paths(registry: &Registry) -> control::Redactor {
+    let mut paths = Vec::new();
+    for e in registry.all() {
+        paths.push(e.config_path.clone());
+        let sinks = [
+            Some(&e.cfg.sink),
+            e.cfg.late_sink.as_ref(),
+            e.cfg.dead_letter.as_ref(),
+            e.cfg.error_sink.as_ref(),
+        ];
+        for sink in sinks.into_iter().flatten() {
+            if let crate::config::SinkConfig::File { path, .. } = sink {
+                paths.push(e.cfg.resolve(path));
+            }
+        }
+        if let Some(checkpoint) = &e.cfg.checkpoint {
+            paths.push(e.cfg.resolve(&checkpoint.dir));
+        }
+    }
+    control::Redactor::new(paths.iter().map(std::path::PathBuf::as_path))
 }
 
 /// Loads a host config and starts its pipelines (the benchmarks' host; `weir serve` checks

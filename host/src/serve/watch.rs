@@ -4,8 +4,9 @@
 //! Owns the `notify` watcher and its debouncer, the layout rule (which paths are plugins
 //! and which are temp files or strays), and per-path de-duplication by SHA-256 of the
 //! bytes, and the checks made before a file is read ([`Rules`]: its tenant and pipeline
-//! exist, it is a regular file and not a symlink, its size is within the cap). It does not
-//! compile or validate anything, and never rolls back: removing a file does nothing.
+//! exist, it is a regular file with one link and not a symlink, its size is within the
+//! cap). It does not compile or validate anything, and never rolls back: removing a file
+//! does nothing.
 
 use std::collections::{BTreeSet, HashMap};
 use std::fs;
@@ -138,9 +139,10 @@ impl Watcher {
 
     /// Like [`Watcher::start`], with `rules` checked before a file is read: a file whose
     /// tenant or pipeline is unknown, a symlink (or a file in a symlinked tenant directory),
-    /// anything but a regular file, and a file larger than `rules.max_bytes` are refused
-    /// with a warning, unread. The file is opened without following symlinks and checked to
-    /// be the file whose metadata was checked, so a swap in between is refused too.
+    /// anything but a regular file, a file with more than one hard link, and a file larger
+    /// than `rules.max_bytes` are refused with a warning, unread. The file is opened without
+    /// following symlinks or blocking, and checked to be the file whose metadata was
+    /// checked, so a swap in between is refused too.
     /// `on_drop` returns whether it took the drop; if not, the content is not remembered as
     /// delivered, so the next change of the file is delivered again.
     pub fn start_with(
@@ -381,28 +383,17 @@ fn is_temporary(file: &str) -> bool {
         || file.ends_with('~')
 }
 
-/// `O_NOFOLLOW`: opening a symlink fails (`ELOOP`) instead of following it.
-#[cfg(all(target_os = "linux", any(target_arch = "aarch64", target_arch = "arm")))]
-const O_NOFOLLOW: i32 = 0o100000;
-/// `O_NOFOLLOW`: opening a symlink fails (`ELOOP`) instead of following it.
-#[cfg(all(
-    target_os = "linux",
-    not(any(target_arch = "aarch64", target_arch = "arm"))
-))]
-const O_NOFOLLOW: i32 = 0o400000;
-/// `O_NOFOLLOW` on the BSDs and macOS.
-#[cfg(all(unix, not(target_os = "linux")))]
-const O_NOFOLLOW: i32 = 0x0100;
-
 /// Reads a plugin file; `None` if it is empty (just created, content not written yet).
 ///
 /// Refused unread: a symlink, a file in a symlinked directory, anything but a regular file,
-/// a file larger than `max_bytes` (from its metadata). It is opened with `O_NOFOLLOW` and
-/// checked to be the same file (device and inode) whose metadata was checked, and read
-/// through `take(max_bytes + 1)`, so neither a swap nor a file growing after the check
-/// gets more than `max_bytes` read.
+/// a file with more than one hard link (a link to a file elsewhere, say a secret of the
+/// host's, whose first bytes a rejection would quote), a file larger than `max_bytes` (from
+/// its metadata). It is opened with `O_NOFOLLOW` and `O_NONBLOCK` (a FIFO swapped in after
+/// the check cannot block the watcher), the open file is checked to be the file whose
+/// metadata was checked (device and inode), to be a regular file and to have one link, and
+/// it is read through `take(max_bytes + 1)`, so neither a swap nor a file growing after the
+/// check gets more than `max_bytes` read. A refusal says why, never what the file holds.
 fn read_plugin(path: &Path, max_bytes: u64) -> io::Result<Option<Vec<u8>>> {
-    let refuse = |why: String| io::Error::new(io::ErrorKind::InvalidInput, why);
     let meta = fs::symlink_metadata(path)?;
     if meta.file_type().is_symlink() {
         return Err(refuse(
@@ -425,12 +416,23 @@ fn read_plugin(path: &Path, max_bytes: u64) -> io::Result<Option<Vec<u8>>> {
             meta.len()
         )));
     }
+    read_checked(path, &meta, max_bytes)
+}
+
+/// A refusal of a plugin file, saying why.
+fn refuse(why: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, why)
+}
+
+/// Opens `path` (without following a symlink or blocking) and reads it, if it is still the
+/// file `meta` describes, a regular file with a single link; see [`read_plugin`].
+fn read_checked(path: &Path, meta: &fs::Metadata, max_bytes: u64) -> io::Result<Option<Vec<u8>>> {
     let mut options = fs::OpenOptions::new();
     options.read(true);
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
-        options.custom_flags(O_NOFOLLOW);
+        options.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK);
     }
     let file = options.open(path)?;
     let opened = file.metadata()?;
@@ -443,6 +445,16 @@ fn read_plugin(path: &Path, max_bytes: u64) -> io::Result<Option<Vec<u8>>> {
     }
     if !opened.is_file() {
         return Err(refuse("is not a regular file".into()));
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        if opened.nlink() > 1 {
+            return Err(refuse(format!(
+                "has {} hard links; copy the component into the directory (or write it there) instead of linking it",
+                opened.nlink()
+            )));
+        }
     }
     let mut bytes = Vec::new();
     file.take(max_bytes.saturating_add(1))
@@ -659,6 +671,55 @@ mod tests {
         let e = read_plugin(&link, 1 << 31).unwrap_err().to_string();
         assert!(e.contains("symlink"), "{e}");
         assert!(read_plugin(dir.path(), 1024).is_err(), "a directory");
+    }
+
+    #[test]
+    fn read_plugin_refuses_hard_links_without_quoting_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("secret.txt");
+        fs::write(&secret, "root:x:0:0:the first line\n").unwrap();
+        let link = dir.path().join("fares.wasm");
+        fs::hard_link(&secret, &link).unwrap();
+        let e = read_plugin(&link, 1024).unwrap_err().to_string();
+        assert!(e.contains("has 2 hard links"), "{e}");
+        assert!(!e.contains("root"), "the refusal quotes the file: {e}");
+        // Once the other name is gone, the file is the plugin's own.
+        fs::remove_file(&secret).unwrap();
+        assert!(read_plugin(&link, 1024).unwrap().is_some());
+    }
+
+    #[test]
+    fn a_fifo_swapped_in_after_the_check_does_not_block_the_watcher() {
+        let dir = tempfile::tempdir().unwrap();
+        let checked = dir.path().join("checked.wasm");
+        fs::write(&checked, b"x").unwrap();
+        let meta = fs::symlink_metadata(&checked).unwrap();
+        let fifo = dir.path().join("fares.wasm");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        assert!(
+            read_plugin(&fifo, 1024)
+                .unwrap_err()
+                .to_string()
+                .contains("not a regular file")
+        );
+        // As if the FIFO replaced the file between the check of its metadata and the open:
+        // the open returns at once (no writer needed) and the swap is refused.
+        let (tx, rx) = mpsc::channel();
+        let path = fifo.clone();
+        std::thread::spawn(move || {
+            let _ = tx.send(read_checked(&path, &meta, 1024).map_err(|e| e.to_string()));
+        });
+        let result = rx.recv_timeout(Duration::from_secs(5));
+        if result.is_err() {
+            // Unblock the reader so the test process can end.
+            let _ = fs::OpenOptions::new().write(true).open(&fifo);
+        }
+        let e = result
+            .expect("opening a FIFO blocked the watcher")
+            .unwrap_err();
+        assert!(e.contains("replaced"), "{e}");
     }
 
     #[test]

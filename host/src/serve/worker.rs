@@ -115,6 +115,14 @@ impl Worker {
     }
 
     fn send(&self, msg: Control) -> Result<(), ControlError> {
+        // A failed or finished thread runs nothing again: refuse rather than answer as if
+        // the swap, pause or resume did something.
+        if let Some(refused) = {
+            let s = lock(&self.status);
+            s.state.refusal(&self.id, s.reason.as_deref())
+        } {
+            return Err(refused);
+        }
         let sent = lock(&self.control)
             .send(msg)
             .map_err(|_| ControlError::Conflict(format!("pipeline {} has stopped", self.id)));
