@@ -18,7 +18,7 @@ fi
 PLUGINS=(
   weir-plugin-stats weir-plugin-stats-incremental weir-plugin-fare-totals weir-plugin-fare-totals-incremental weir-plugin-hotspot weir-plugin-ticker weir-plugin-vwap
   weir-test-spin weir-test-hog weir-test-panicky weir-test-huge
-  weir-test-importer weir-test-wrong-world weir-test-shouty weir-test-legacy
+  weir-test-importer weir-test-wrong-world weir-test-shouty weir-test-legacy weir-test-spoof
 )
 args=()
 for p in "${PLUGINS[@]}"; do args+=(-p "$p"); done

@@ -673,24 +673,24 @@ fn weir_run_serves_a_read_only_console() {
     let mut child = support::weir()
         .args(["run", "--console", &format!("127.0.0.1:{port}")])
         .arg(&path)
-        .env("WEIR_CONSOLE_TOKEN", "solo-token-0123")
+        .env("WEIR_CONSOLE_TOKEN", "solo-token-0123456")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     let overview = wait_for("the console", Duration::from_secs(60), || {
-        let (status, _, body) = request_opt(port, "/v1/overview", "solo-token-0123")?;
+        let (status, _, body) = request_opt(port, "/v1/overview", "solo-token-0123456")?;
         (status == 200).then(|| serde_json::from_str::<Json>(&body).unwrap())
     });
     assert_eq!(names(&overview), ["local/solo"]);
-    let who = get_json(port, "/v1/whoami", "solo-token-0123");
+    let who = get_json(port, "/v1/whoami", "solo-token-0123456");
     assert_eq!(who["controls"], false);
     assert_eq!(who["principal"]["kind"], "operator");
     let (status, _, body) = request(
         port,
         "POST",
         "/v1/tenants/local/pipelines/solo/pause",
-        Some("solo-token-0123"),
+        Some("solo-token-0123456"),
     );
     assert_eq!(status, 409, "{body}");
     assert!(body.contains("weir serve"), "{body}");
@@ -698,7 +698,7 @@ fn weir_run_serves_a_read_only_console() {
         let a = get_json(
             port,
             "/v1/tenants/local/pipelines/solo/activity",
-            "solo-token-0123",
+            "solo-token-0123456",
         );
         (!a["rows"].as_array()?.is_empty()).then_some(a)
     });
@@ -714,7 +714,7 @@ fn weir_run_serves_a_read_only_console() {
         .unwrap();
     assert!(status.success(), "{err}");
     assert!(
-        !err.contains("solo-token-0123"),
+        !err.contains("solo-token-0123456"),
         "a given token is not printed"
     );
 }

@@ -536,6 +536,61 @@ fn a_year_9999_event_does_not_make_later_events_late() {
     );
 }
 
+#[test]
+fn a_far_past_first_record_does_not_decide_where_event_time_starts() {
+    let _serial = serial();
+    let s = Scratch::new();
+    // First, epoch 0 (the zero of a missing time); then a record in the year 1000 (late once
+    // the watermark is in 2024: not an anchor any more), then 2024-01-22 (GEN_START_MS):
+    // +1000 (1), +1500 (2), +2500 (4), +3200 (8). Before the fix, epoch 0 anchored the
+    // watermark and every 2024 record was "more than watermark.max_future ahead" of it.
+    s.write(
+        "past.input",
+        &[
+            r#"{"ts":"1970-01-01T00:00:00Z","symbol":"A","price":100}"#,
+            r#"{"ts":"2024-01-22T00:00:01Z","symbol":"A","price":1}"#,
+            r#"{"ts":"2024-01-22T00:00:01.500Z","symbol":"A","price":2}"#,
+            r#"{"ts":"1000-01-01T00:00:00Z","symbol":"A","price":100}"#,
+            r#"{"ts":"2024-01-22T00:00:02.500Z","symbol":"A","price":4}"#,
+            r#"{"ts":"2024-01-22T00:00:03.200Z","symbol":"A","price":8}"#,
+        ]
+        .join("\n"),
+    );
+    s.write(
+        "past.toml",
+        &attacker_toml(
+            "past",
+            "past.input",
+            "rfc3339",
+            "kind = \"tumbling\"\nsize = \"1s\"",
+            "",
+        ),
+    );
+    let _serve = run_beside_victim(&s, &["past.toml"]);
+    let t = GEN_START_MS;
+    assert_eq!(
+        rows(&s, "past"),
+        vec![
+            row("A", t + 1000, t + 2000, &[1.0, 2.0]),
+            row("A", t + 2000, t + 3000, &[4.0]),
+            row("A", t + 3000, t + 4000, &[8.0]),
+        ]
+    );
+    // The year-1000 record came after the watermark was in 2024: late, not an anchor.
+    let late = s.read_jsonl("past.late.jsonl");
+    assert_eq!(late.len(), 1, "{late:?}");
+    let dead = dead_letters(&s, "past");
+    let reasons: Vec<&str> = dead.iter().filter_map(|d| d["reason"].as_str()).collect();
+    // Epoch 0 is more than 7 days behind all 4 records after it that are in the batch
+    // (the year-1000 one is behind it, so it agrees with neither).
+    assert_eq!(
+        reasons,
+        [
+            "event time 1970-01-01T00:00:00.000Z is more than watermark.max_future (7d) behind 4 of the 5 records read after it; as the first record it would anchor the watermark there, so it is left out: fix the record's time"
+        ]
+    );
+}
+
 // ---------------------------------------------------------------------------------------
 // Smaller items: a CSV whose first lines are blank, signed-zero float keys
 // ---------------------------------------------------------------------------------------

@@ -19,10 +19,11 @@ use weir::serve::{Host, HostControl, PipelineState};
 const QUIET_EVENTS: u64 = 1_000_000;
 const ROUNDS: usize = 5;
 
-/// Starts a host with `neighbours` spinning tenants (first) and the quiet tenant; returns
-/// the quiet pipeline's events/s and the neighbours' mean CPU duty (failed 10 ms calls per
-/// second of the quiet pipeline's run, times 10 ms).
-fn scenario(neighbours: usize) -> (f64, f64) {
+/// Starts a host with `neighbours` spinning tenants (first), each with `cpu` cores of CPU
+/// budget (`None`: the default, 1 core), and the quiet tenant; returns the quiet pipeline's
+/// events/s and the neighbours' mean CPU duty (failed 10 ms calls per second of the quiet
+/// pipeline's run, times 10 ms).
+fn scenario(neighbours: usize, cpu: Option<f64>) -> (f64, f64) {
     let s = Scratch::new();
     let stats = wasm("stats");
     let spin = wasm("spin");
@@ -49,7 +50,13 @@ fn scenario(neighbours: usize) -> (f64, f64) {
                 "limits = { deadline = \"10ms\", quarantine_after = 1000000000 }",
             ),
         );
-        body.push_str(&tenant_toml(&name, &[&format!("{name}.toml")]));
+        let tenant = tenant_toml(&name, &[&format!("{name}.toml")]);
+        body.push_str(&match cpu {
+            Some(cores) => {
+                tenant.replace("pipelines = [", &format!("cpu = {cores}\npipelines = ["))
+            }
+            None => tenant,
+        });
     }
     body.push_str(&tenant_toml("quiet", &["quiet.toml"]));
     let path = s.write("host.toml", &host_toml(&body));
@@ -122,14 +129,17 @@ fn main() {
         return;
     }
     util::machine();
-    let scenarios = [0usize, 1, 2];
+    // (spinning neighbours, their tenants' `cpu`).
+    let scenarios = [(0usize, None), (1, None), (2, None), (2, Some(0.25))];
     let mut rates = vec![Vec::new(); scenarios.len()];
     let mut duties = vec![Vec::new(); scenarios.len()];
     for round in 0..ROUNDS {
         for (i, &n) in scenarios.iter().enumerate() {
-            let (r, duty) = scenario(n);
+            let (r, duty) = scenario(n.0, n.1);
             eprintln!(
-                "round {round}: {n} spinning neighbour(s): {r:.0} events/s, neighbour duty {:.0} %",
+                "round {round}: {} spinning neighbour(s), cpu {:?}: {r:.0} events/s, neighbour duty {:.0} %",
+                n.0,
+                n.1,
                 duty * 100.0
             );
             rates[i].push(r);
@@ -144,13 +154,14 @@ fn main() {
             let m = median(r);
             vec![
                 match n {
-                    0 => "alone".to_string(),
-                    1 => "beside 1 tenant spinning to its deadline".to_string(),
-                    n => format!("beside {n} tenants spinning to their deadlines"),
+                    (0, _) => "alone".to_string(),
+                    (1, None) => "beside 1 tenant spinning to its deadline".to_string(),
+                    (n, None) => format!("beside {n} tenants spinning to their deadlines"),
+                    (n, Some(c)) => format!("beside {n} such tenants, each with cpu = {c}"),
                 },
                 format!("{m:.0}"),
                 format!("{:+.1} %", (m / alone - 1.0) * 100.0),
-                if *n == 0 {
+                if n.0 == 0 {
                     "-".to_string()
                 } else {
                     format!("{:.0} %", median(d) * 100.0)

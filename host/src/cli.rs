@@ -579,6 +579,7 @@ fn run(path: PathBuf, flags: RunFlags) -> anyhow::Result<()> {
             cfg.plugin.limits.resolve(None),
         )?;
         crate::plugin::check_inputs(plugin.info(), |n| schema.type_of(n))?;
+        crate::plugin::check_outputs(plugin.info(), &cfg.schema.key)?;
         Pipeline::build(cfg, plugin, opts)?
     } else {
         let mut runtime = Runtime::new(cfg.plugin.limits.fuel.is_some())?;

@@ -131,7 +131,8 @@ pub fn load_plugin(
 }
 
 /// Instantiates compiled plugin code for a pipeline: configures it with the pipeline's
-/// params and checks its declared inputs against the schema. Used at start-up and for
+/// params, checks its declared inputs against the schema and its outputs against the
+/// columns the host writes ([`plugin::check_outputs`]). Used at start-up and for
 /// every hot swap, so both validate the same way.
 pub fn instantiate_checked(
     cfg: &PipelineConfig,
@@ -148,6 +149,7 @@ pub fn instantiate_checked(
         .collect();
     let inst = PluginInstance::with_keys(code, limits, params, cfg.schema.key.clone(), owner)?;
     plugin::check_inputs(inst.info(), |n| schema.type_of(n))?;
+    plugin::check_outputs(inst.info(), &cfg.schema.key)?;
     Ok(inst)
 }
 
@@ -171,6 +173,10 @@ pub struct Options {
     /// Keep a copy of the latest result rows and error records here, for the console
     /// (`weir serve`, `weir run --console`).
     pub console: Option<Arc<crate::console::Telemetry>>,
+    /// Asked before each plugin call of a firing: while the tenant's CPU budget is in debt,
+    /// the remaining windows are declined and stay pending, as for an interrupt
+    /// (`weir serve`).
+    pub cpu: Option<Arc<crate::serve::budget::CpuShare>>,
 }
 
 /// The columns of a result row, in order: key fields, window bounds, `revision` (when
@@ -1145,6 +1151,7 @@ impl Pipeline {
         self.rejected = rejected;
         self.decode_batch(raws, events)?;
         self.filter_batch(raws, events)?;
+        self.refuse_outlying_anchors(raws, events)?;
         if self.offsets.is_some() {
             self.releases.clear();
             self.releases.resize(raws.len(), offsets::RELEASED);
@@ -1547,6 +1554,55 @@ impl Pipeline {
         }
     }
 
+    /// Before a bounded source's watermark exists, its first record would anchor it alone:
+    /// one record at epoch 0 would make every later one "too far ahead", one two years
+    /// ahead would make every later one late. So the first record must agree with the
+    /// records read after it ([`crate::time::outlying_anchor`] over up to
+    /// [`crate::time::ANCHOR_WITNESSES`] of this batch): one that lies more than
+    /// `watermark.max_future` from most of them goes to the dead letter with the reason, and
+    /// the next record is the candidate. Live sources compare with wall clock instead.
+    fn refuse_outlying_anchors(
+        &mut self,
+        raws: &RawBatch,
+        events: &mut Vec<(usize, Event)>,
+    ) -> anyhow::Result<()> {
+        if self.source.is_live() || self.watermarks.current() != NO_WATERMARK {
+            return Ok(());
+        }
+        let max_future = self.cfg.watermark.max_future;
+        let mut at = 0;
+        while at < events.len() {
+            let ts = events[at].1.ts;
+            // Too far ahead of wall clock: `place` dead-letters it; the next one is up.
+            if self.too_far_ahead(ts).is_some() {
+                at += 1;
+                continue;
+            }
+            let witnesses: Vec<i64> = events[at + 1..]
+                .iter()
+                .map(|(_, e)| e.ts)
+                .filter(|&t| self.too_far_ahead(t).is_none())
+                .take(crate::time::ANCHOR_WITNESSES)
+                .collect();
+            let Some((way, against)) = crate::time::outlying_anchor(ts, &witnesses, max_future.0)
+            else {
+                return Ok(());
+            };
+            let (i, _) = events.remove(at);
+            let way = match way {
+                crate::time::Outlier::Behind => "behind",
+                crate::time::Outlier::Ahead => "ahead of",
+            };
+            let reason = format!(
+                "event time {} is more than watermark.max_future ({max_future}) {way} {against} of the {} records read after it; as the first record it would anchor the watermark there, so it is left out: fix the record's time",
+                format_rfc3339_ms(ts),
+                witnesses.len()
+            );
+            self.dead_letter(&raws.get(i), &reason)?;
+        }
+        Ok(())
+    }
+
     /// Why an event at `ts` is too far ahead to be let in (`watermark.max_future`), if it is:
     /// ahead of wall clock for a live source, of the pipeline watermark for a bounded one.
     /// Before its first event a bounded source has no watermark yet; until it has one, wall
@@ -1605,6 +1661,7 @@ impl Pipeline {
             },
             quarantined: &mut self.quarantined,
             interrupt: self.opts.interrupt.as_deref(),
+            cpu: self.opts.cpu.as_deref(),
             stop: self.stop_requested,
             log: &self.log,
             failed: None,
@@ -1668,6 +1725,8 @@ struct Emitter<'a> {
     quarantine_after: u32,
     quarantined: &'a mut Option<String>,
     interrupt: Option<&'a AtomicBool>,
+    /// The tenant's CPU budget: in debt, firings are declined.
+    cpu: Option<&'a crate::serve::budget::CpuShare>,
     /// A stop was asked for: every firing is declined.
     stop: bool,
     log: &'a LogBudget,
@@ -1728,13 +1787,15 @@ impl Planner for HostPlanner<'_> {
 
 impl Emitter<'_> {
     /// Whether firings are declined now: a sink failed, a stop was asked for, the
-    /// pipeline is quarantined (the plugin is not called again until a new version) or a
-    /// control message waits (the windows fire after it).
+    /// pipeline is quarantined (the plugin is not called again until a new version), a
+    /// control message waits (the windows fire after it) or the tenant's CPU budget is in
+    /// debt (they fire once the pipeline thread has waited it out).
     fn declining(&self) -> bool {
         self.failed.is_some()
             || self.stop
             || self.quarantined.is_some()
             || self.interrupt.is_some_and(|i| i.load(Ordering::Relaxed))
+            || self.cpu.is_some_and(|c| c.charge().is_some())
     }
 
     /// Fires the due windows in order, in chunks of at most [`CALL_EVENTS`] events and

@@ -50,7 +50,8 @@ pub(super) struct Admin {
     refusals: Arc<Mutex<AnonymousLog>>,
     uploads: Arc<Mutex<HashMap<String, usize>>>,
     max_uploads: usize,
-    /// Live streams open per tenant (the operator counts as `""`).
+    /// Live streams open per tenant (the operator counts as `""`), and under
+    /// `activity:<tenant>` its activity requests being served ([`ACTIVITY_SLOTS`]).
     streams: Arc<Mutex<HashMap<String, usize>>>,
     max_body_bytes: usize,
     /// Turns true when the server shuts down: live streams end.
@@ -162,6 +163,39 @@ impl Admin {
 
 /// Live streams one tenant (or the operator) may hold open at once.
 const MAX_STREAMS: usize = 16;
+
+/// `activity` requests of one tenant (or the operator) served at once, from authorization
+/// until the response is sent (but for the last few hundred KiB hyper buffers): each builds
+/// up to a megabyte of JSON, so a token cannot make the host build many at once.
+const MAX_ACTIVITY: usize = 4;
+
+/// The prefix of the `streams` keys that count activity requests (`:` is in no tenant name).
+const ACTIVITY_SLOTS: &str = "activity:";
+
+impl Admin {
+    /// Takes one of the caller's [`MAX_ACTIVITY`] activity slots, or refuses with 429
+    /// `too_many_requests`.
+    fn activity_slot(&self, principal: &Principal) -> Result<Slot, ApiError> {
+        let owner = match principal {
+            Principal::Operator => "",
+            Principal::Tenant(t) => t.as_str(),
+        };
+        take_slot(
+            &self.streams,
+            &format!("{ACTIVITY_SLOTS}{owner}"),
+            MAX_ACTIVITY,
+            |n| {
+                ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "too_many_requests",
+                    format!(
+                        "this token already has {n} activity requests being served (at most {MAX_ACTIVITY}); wait for one to finish and try again, or follow the pipeline with its live stream"
+                    ),
+                )
+            },
+        )
+    }
+}
 
 /// Takes a slot of `key` in `map` (at most `max` at once), or the error `refuse` makes of
 /// the count in use. The slot is given back when dropped.
@@ -901,5 +935,30 @@ mod tests {
             .expect("nor the operator");
         drop(held);
         assert!(admin.stream_slot(&acme).is_ok(), "slots given back");
+    }
+
+    #[test]
+    fn activity_requests_are_capped_per_token_owner_apart_from_streams() {
+        let (_open, closing) = tokio::sync::watch::channel(false);
+        let admin = Admin::new(Arc::new(NoHost), &AdminLimits::default(), closing);
+        let acme = Principal::Tenant("acme".into());
+        let held: Vec<Slot> = (0..MAX_ACTIVITY)
+            .map(|_| admin.activity_slot(&acme).unwrap())
+            .collect();
+        let refused = admin.activity_slot(&acme).err().expect("one too many");
+        assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(refused.kind, "too_many_requests");
+        assert!(refused.reason.contains("wait"), "{}", refused.reason);
+        let _stream = admin
+            .stream_slot(&acme)
+            .expect("a live stream is counted apart");
+        let _other = admin
+            .activity_slot(&Principal::Tenant("globex".into()))
+            .expect("another tenant is not affected");
+        let _operator = admin
+            .activity_slot(&Principal::Operator)
+            .expect("nor the operator");
+        drop(held);
+        assert!(admin.activity_slot(&acme).is_ok(), "slots given back");
     }
 }

@@ -24,10 +24,15 @@
 //! The console ([`crate::console`]) is a page served here with no token (it holds no
 //! data); it asks for a token in a login form, keeps it in the tab's `sessionStorage`
 //! (never in a URL), and sends it as a bearer token on every read above. `activity` takes
-//! `?sample=&row=&error=`, the last sequence numbers the page has; `live` sends an
-//! `activity` event at most once a second with what changed and is not cut by the request
-//! timeout (it ends when the server shuts down); one tenant (or the operator) may hold at
-//! most 16 open at once (429 `too_many_streams`), so streams cannot take every connection.
+//! `?sample=&row=&error=`, the last sequence numbers the page has, and returns the oldest
+//! records past them that fit about a megabyte (error records a quarter of it), its `next`
+//! going on from the last one returned; one tenant (or the operator) has at most 4 served
+//! at once, each until its response is sent (429 `too_many_requests`). `live` sends an
+//! `activity` event (the same budget) at most once a second with what changed and is not
+//! cut by the request timeout (it ends when the server shuts down); one tenant (or the
+//! operator) may hold at most 16 open at once (429 `too_many_streams`), so streams cannot
+//! take every connection. What the console keeps per pipeline and per tenant is bounded by
+//! `[console]` in the host config ([`crate::console::Limits`]).
 //!
 //! A tenant token lists only its own tenant and gets 403 on any other tenant's path, whether
 //! or not that tenant or pipeline exists: authorization is decided from the token and the
@@ -114,7 +119,8 @@ impl Default for AdminLimits {
 pub struct ErrorBody {
     /// A stable, machine-readable kind: `unauthorized`, `forbidden`, `not_found`,
     /// `rejected`, `conflict`, `payload_too_large`, `unsupported_media_type`,
-    /// `too_many_uploads`, `too_many_streams`, `bad_request` or `internal`.
+    /// `too_many_uploads`, `too_many_streams`, `too_many_requests`, `bad_request` or
+    /// `internal`.
     pub error: String,
     /// What went wrong, for a human; for `rejected`, why the plugin was refused.
     pub reason: String,

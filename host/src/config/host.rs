@@ -104,6 +104,29 @@ pub struct ConsoleConfig {
     /// (default 100, at most 10 000).
     #[serde(default = "default_keep_errors")]
     pub keep_errors: usize,
+    /// Bytes of result rows each pipeline keeps, whatever their count (default `"1MiB"`, at
+    /// most `"256MiB"`): about 1 100 rows of ten columns, a little more than `keep_rows`, so
+    /// the count binds for ordinary rows and this for large ones. A row's bytes are
+    /// estimated from its strings' lengths, its column names and a fixed overhead per cell
+    /// and per row (about 930 for a `stats` row); the estimate bounds both the memory the
+    /// row holds and its JSON.
+    #[serde(default = "default_keep_bytes")]
+    pub keep_bytes: ByteSize,
+    /// Bytes of error records each pipeline keeps (default `"256KiB"`, at most `"64MiB"`).
+    #[serde(default = "default_keep_error_bytes")]
+    pub keep_error_bytes: ByteSize,
+    /// Bytes of rows and error records all the pipelines of one tenant keep together
+    /// (default `"4MiB"`, at most `"1GiB"`): a tenant's pipelines cannot fill the host's
+    /// memory, however many. When it is reached, the pipeline writing a row forgets its own
+    /// oldest to make room, and keeps nothing of the row if it has nothing left to forget.
+    #[serde(default = "default_keep_bytes_per_tenant")]
+    pub keep_bytes_per_tenant: ByteSize,
+    /// The largest row the console keeps as it is (default `"16KiB"`, between `"1KiB"` and
+    /// `"256KiB"`, at most `keep_bytes` and `keep_error_bytes`): a larger one is kept with
+    /// its longest strings cut to a prefix ending in `…(<length> bytes)`, or as a note that
+    /// it was too large. The sinks always get the whole row.
+    #[serde(default = "default_max_row_bytes")]
+    pub max_row_bytes: ByteSize,
 }
 
 impl Default for ConsoleConfig {
@@ -112,7 +135,33 @@ impl Default for ConsoleConfig {
             enabled: true,
             keep_rows: default_keep_rows(),
             keep_errors: default_keep_errors(),
+            keep_bytes: default_keep_bytes(),
+            keep_error_bytes: default_keep_error_bytes(),
+            keep_bytes_per_tenant: default_keep_bytes_per_tenant(),
+            max_row_bytes: default_max_row_bytes(),
         }
+    }
+}
+
+impl ConsoleConfig {
+    /// What the console keeps of each pipeline, as [`crate::console::Telemetry`] takes it.
+    pub fn limits(&self) -> crate::console::Limits {
+        let bytes = |b: ByteSize| usize::try_from(b.0).unwrap_or(usize::MAX);
+        crate::console::Limits {
+            keep_rows: self.keep_rows,
+            keep_errors: self.keep_errors,
+            keep_bytes: bytes(self.keep_bytes),
+            keep_error_bytes: bytes(self.keep_error_bytes),
+            max_row_bytes: bytes(self.max_row_bytes),
+            response_bytes: crate::console::RESPONSE_BYTES,
+        }
+    }
+
+    /// A fresh budget for the rows and error records of one tenant's pipelines.
+    pub fn tenant_budget(&self) -> crate::console::TenantBudget {
+        crate::console::TenantBudget::new(
+            usize::try_from(self.keep_bytes_per_tenant.0).unwrap_or(usize::MAX),
+        )
     }
 }
 
@@ -124,6 +173,18 @@ fn default_keep_rows() -> usize {
 }
 fn default_keep_errors() -> usize {
     100
+}
+fn default_keep_bytes() -> ByteSize {
+    ByteSize(1 << 20)
+}
+fn default_keep_error_bytes() -> ByteSize {
+    ByteSize(256 << 10)
+}
+fn default_keep_bytes_per_tenant() -> ByteSize {
+    ByteSize(4 << 20)
+}
+fn default_max_row_bytes() -> ByteSize {
+    ByteSize(16 << 10)
 }
 
 impl HostConfig {
@@ -176,6 +237,25 @@ pub struct PluginsConfig {
     /// first.
     #[serde(default = "default_cache_dir_max")]
     pub cache_dir_max: ByteSize,
+    /// Compiles that may run on the host at once (default 1): Cranelift already uses every
+    /// core for one, and cannot be stopped once started, so a compile over its timeout
+    /// keeps its slot until it ends. A deploy waits for a slot for at most
+    /// `compile_timeout`, then is refused with the reason.
+    #[serde(default = "default_one")]
+    pub max_compiles: usize,
+    /// Compiles of one tenant's versions that may run at once (default 1), timed-out ones
+    /// included: a further deploy is refused at once until they end.
+    #[serde(default = "default_one")]
+    pub max_compiles_per_tenant: usize,
+    /// The most bytes of function bodies a component may hold, over all its core modules
+    /// (default `"8MiB"`; our example plugins hold 60–150 KiB): compile time and memory grow
+    /// with it. Checked by a parse before anything is compiled.
+    #[serde(default = "default_max_code_bytes")]
+    pub max_code_bytes: ByteSize,
+    /// The largest single function body (default `"1MiB"`): Cranelift's cost grows faster
+    /// than linearly in one function's size.
+    #[serde(default = "default_max_function_bytes")]
+    pub max_function_bytes: ByteSize,
 }
 
 impl PluginsConfig {
@@ -186,6 +266,10 @@ impl PluginsConfig {
             compile_timeout: millis(self.compile_timeout),
             compiled_cache_bytes: self.compiled_cache.0,
             cache_dir_bytes: self.cache_dir_max.0,
+            max_compiles: self.max_compiles,
+            max_compiles_per_tenant: self.max_compiles_per_tenant,
+            max_code_bytes: self.max_code_bytes.0,
+            max_function_bytes: self.max_function_bytes.0,
         }
     }
 }
@@ -201,6 +285,10 @@ impl Default for PluginsConfig {
             compile_timeout: default_compile_timeout(),
             compiled_cache: default_compiled_cache(),
             cache_dir_max: default_cache_dir_max(),
+            max_compiles: default_one(),
+            max_compiles_per_tenant: default_one(),
+            max_code_bytes: default_max_code_bytes(),
+            max_function_bytes: default_max_function_bytes(),
         }
     }
 }
@@ -223,6 +311,15 @@ fn default_compiled_cache() -> ByteSize {
 fn default_cache_dir_max() -> ByteSize {
     ByteSize(1024 * 1024 * 1024)
 }
+fn default_one() -> usize {
+    1
+}
+fn default_max_code_bytes() -> ByteSize {
+    ByteSize(8 * 1024 * 1024)
+}
+fn default_max_function_bytes() -> ByteSize {
+    ByteSize(1024 * 1024)
+}
 
 /// `[[tenant]]`.
 #[derive(Debug, Clone, Deserialize)]
@@ -238,6 +335,16 @@ pub struct TenantConfig {
     /// Ceilings on every pipeline's `[plugin.limits]`.
     #[serde(default)]
     pub limits: LimitsConfig,
+    /// Cores of CPU the tenant's plugin calls may use together, averaged over a few seconds
+    /// (default 1.0): after a batch whose calls went over, the tenant's pipelines wait until
+    /// the budget has refilled (at most 60 s). A call's deadline bounds one call; this bounds
+    /// the tenant, however many pipelines and calls it has.
+    #[serde(default = "default_cpu")]
+    pub cpu: f64,
+}
+
+fn default_cpu() -> f64 {
+    1.0
 }
 
 impl HostConfig {
@@ -290,6 +397,11 @@ impl HostConfig {
                 "admin.max_uploads_per_tenant",
                 self.admin.max_uploads_per_tenant,
             ),
+            ("plugins.max_compiles", self.plugins.max_compiles),
+            (
+                "plugins.max_compiles_per_tenant",
+                self.plugins.max_compiles_per_tenant,
+            ),
         ];
         for (key, value) in counts {
             if value == 0 {
@@ -322,6 +434,35 @@ impl HostConfig {
                 ));
             }
         }
+        let c = &self.console;
+        let row = c.max_row_bytes.0;
+        let sizes = [
+            ("console.max_row_bytes", row, 1 << 10, 256 << 10),
+            ("console.keep_bytes", c.keep_bytes.0, row, 256 << 20),
+            (
+                "console.keep_error_bytes",
+                c.keep_error_bytes.0,
+                row,
+                64 << 20,
+            ),
+            (
+                "console.keep_bytes_per_tenant",
+                c.keep_bytes_per_tenant.0,
+                row,
+                1 << 30,
+            ),
+        ];
+        for (key, value, least, most) in sizes {
+            if value < least || value > most {
+                return Err(Error::invalid(
+                    key,
+                    format!("is {value} bytes"),
+                    format!(
+                        "pick a size between {least} and {most} bytes (the byte bounds start at console.max_row_bytes); to keep nothing, set console.enabled = false"
+                    ),
+                ));
+            }
+        }
         let mut names = BTreeSet::new();
         let mut tokens = BTreeSet::from([self.admin.operator_token.as_str()]);
         for (i, t) in self.tenants.iter().enumerate() {
@@ -342,6 +483,13 @@ impl HostConfig {
                     problem: format!("`{}` is declared twice", t.name),
                     fix: "give every tenant its own name".into(),
                 });
+            }
+            if !(t.cpu.is_finite() && t.cpu > 0.0 && t.cpu <= 1024.0) {
+                return Err(Error::invalid(
+                    format!("tenant[{i}].cpu"),
+                    format!("is {}", t.cpu),
+                    "give the cores the tenant's plugins may use together, above 0, e.g. 0.5",
+                ));
             }
             if t.token.len() < 16 || !tokens.insert(t.token.as_str()) {
                 return Err(Error::Invalid {
@@ -388,6 +536,12 @@ mod tests {
         assert!(cfg.console.enabled);
         assert_eq!(cfg.console.keep_rows, 1_000);
         assert_eq!(cfg.console.keep_errors, 100);
+        let kept = cfg.console.limits();
+        assert_eq!(kept.keep_bytes, 1 << 20);
+        assert_eq!(kept.keep_error_bytes, 256 << 10);
+        assert_eq!(kept.max_row_bytes, 16 << 10);
+        assert_eq!(cfg.console.tenant_budget().limit(), 4 << 20);
+        assert_eq!(kept, crate::console::Limits::default());
         let off = load("", "[console]\nenabled = false\nkeep_rows = 50").unwrap();
         assert!(!off.console.enabled);
         assert_eq!(off.console.keep_rows, 50);
@@ -415,6 +569,27 @@ mod tests {
             ("", "max_bytes = \"2GiB\"", "plugins.max_bytes"),
             ("", "[console]\nkeep_rows = 0", "console.keep_rows"),
             ("", "[console]\nkeep_errors = 20000", "console.keep_errors"),
+            ("", "[console]\nkeep_bytes = 0", "console.keep_bytes"),
+            (
+                "",
+                "[console]\nkeep_error_bytes = \"1GiB\"",
+                "console.keep_error_bytes",
+            ),
+            (
+                "",
+                "[console]\nkeep_bytes_per_tenant = \"8KiB\"",
+                "console.keep_bytes_per_tenant",
+            ),
+            (
+                "",
+                "[console]\nmax_row_bytes = 100",
+                "console.max_row_bytes",
+            ),
+            (
+                "",
+                "[console]\nmax_row_bytes = \"1MiB\"",
+                "console.max_row_bytes",
+            ),
         ] {
             let e = load(admin, plugins).unwrap_err().to_string();
             assert!(e.contains(key), "{admin}{plugins}: {e}");

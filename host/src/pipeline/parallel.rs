@@ -586,6 +586,7 @@ impl Worker {
                 quarantine_after: u32::MAX,
                 quarantined: &mut quarantined,
                 interrupt: None,
+                cpu: None,
                 stop: false,
                 log: &self.log,
                 failed: None,

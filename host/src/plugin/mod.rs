@@ -363,9 +363,85 @@ pub fn check_inputs(
     Ok(())
 }
 
+/// The columns the host writes into every result row beside the plugin's outputs (the key
+/// fields come on top): a plugin output of one of these names would give a row two values
+/// of one column, and readers would take the plugin's for the host's.
+pub const HOST_COLUMNS: [&str; 4] = ["window_start", "window_end", "revision", "plugin_version"];
+
+/// Checks a plugin's declared outputs: each named once, none empty, and none a column the
+/// host writes itself (the pipeline's `key` fields and [`HOST_COLUMNS`], whether or not this
+/// pipeline writes `revision` or `plugin_version` today, so that a version that runs under
+/// `weir run` also deploys under `weir serve`). The error names the column; the tenant fixes
+/// it by renaming the output.
+pub fn check_outputs(info: &PluginInfo, key: &[String]) -> Result<(), Error> {
+    let refuse = |message: String| Error::BadOutput {
+        plugin: info.name.clone(),
+        call: "describe",
+        message,
+    };
+    let mut seen = std::collections::HashSet::new();
+    for (name, _) in &info.outputs {
+        if name.is_empty() {
+            return Err(refuse(
+                "declares an output column with an empty name".into(),
+            ));
+        }
+        if key.iter().any(|k| k == name) {
+            return Err(refuse(format!(
+                "declares output column `{name}`, which is a key field of the pipeline: the host writes it in every row; rename the output"
+            )));
+        }
+        if HOST_COLUMNS.contains(&name.as_str()) {
+            return Err(refuse(format!(
+                "declares output column `{name}`, which the host writes in result rows ({}); rename the output",
+                HOST_COLUMNS.join(", ")
+            )));
+        }
+        if !seen.insert(name.as_str()) {
+            return Err(refuse(format!(
+                "declares output column `{name}` twice; give each output its own name"
+            )));
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn info(outputs: &[&str]) -> PluginInfo {
+        PluginInfo {
+            name: "t".into(),
+            version: "1".into(),
+            inputs: Vec::new(),
+            outputs: outputs
+                .iter()
+                .map(|n| (n.to_string(), FieldType::F64))
+                .collect(),
+            has_filter: false,
+            state_type: None,
+        }
+    }
+
+    #[test]
+    fn outputs_named_like_host_columns_or_key_fields_are_refused_by_name() {
+        let key = vec!["symbol".to_string()];
+        assert!(check_outputs(&info(&["avg", "count"]), &key).is_ok());
+        for (outputs, column) in [
+            (&["avg", "window_start"][..], "`window_start`"),
+            (&["window_end"][..], "`window_end`"),
+            (&["revision"][..], "`revision`"),
+            (&["plugin_version"][..], "`plugin_version`"),
+            (&["symbol", "avg"][..], "`symbol`"),
+            (&["avg", "avg"][..], "`avg` twice"),
+        ] {
+            let e = check_outputs(&info(outputs), &key).unwrap_err();
+            assert_eq!(e.kind(), "bad_output", "{outputs:?}");
+            assert!(e.to_string().contains(column), "{outputs:?}: {e}");
+        }
+        assert!(check_outputs(&info(&[""]), &key).is_err());
+    }
 
     #[test]
     fn long_messages_are_cut_on_a_char_boundary_with_a_marker() {

@@ -43,6 +43,18 @@ pub struct LoadLimits {
     /// How many bytes of artifacts the on-disk cache keeps (default 1 GiB,
     /// `[plugins] cache_dir_max`); the oldest artifacts are deleted first.
     pub cache_dir_bytes: u64,
+    /// Compiles running at once on the host (default 1, `[plugins] max_compiles`). A compile
+    /// holds its slot until Cranelift ends, past its timeout too; a load waits for a slot
+    /// for at most `compile_timeout`, then is refused.
+    pub max_compiles: usize,
+    /// Compiles of one owner (tenant) running at once, timed-out ones included (default 1,
+    /// `[plugins] max_compiles_per_tenant`); one more is refused at once.
+    pub max_compiles_per_tenant: usize,
+    /// The most bytes of function bodies over all of a component's core modules (default
+    /// 8 MiB, `[plugins] max_code_bytes`), read by a parse before compiling.
+    pub max_code_bytes: u64,
+    /// The largest single function body (default 1 MiB, `[plugins] max_function_bytes`).
+    pub max_function_bytes: u64,
 }
 
 impl Default for LoadLimits {
@@ -52,6 +64,10 @@ impl Default for LoadLimits {
             compile_timeout: Duration::from_secs(20),
             compiled_cache_bytes: 256 * 1024 * 1024,
             cache_dir_bytes: 1024 * 1024 * 1024,
+            max_compiles: 1,
+            max_compiles_per_tenant: 1,
+            max_code_bytes: 8 * 1024 * 1024,
+            max_function_bytes: 1024 * 1024,
         }
     }
 }
@@ -121,6 +137,91 @@ impl CodeCache {
     }
 }
 
+/// The compiles running on a host, in all and per owner: a compile takes a [`CompileSlot`]
+/// before Cranelift starts and gives it back when Cranelift ends, whether or not its caller
+/// still waits for it (a compile cannot be stopped), so timed-out compiles cannot pile up.
+#[derive(Default)]
+struct CompileSlots {
+    running: Mutex<Running>,
+    freed: std::sync::Condvar,
+}
+
+#[derive(Default)]
+struct Running {
+    all: usize,
+    by_owner: HashMap<String, usize>,
+}
+
+/// One running compile's place in [`CompileSlots`], given back when dropped.
+struct CompileSlot {
+    slots: Arc<CompileSlots>,
+    owner: String,
+}
+
+impl CompileSlots {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Running> {
+        // Counts change whole under the lock: a poisoned lock is still consistent.
+        self.running.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A slot for a compile of `owner`: refused at once while `owner` has `per_owner`
+    /// compiles running, else waits at most `wait` for one of `all` host-wide slots.
+    fn take(
+        self: &Arc<Self>,
+        owner: &str,
+        limits: &LoadLimits,
+        wait: Duration,
+    ) -> Result<CompileSlot, String> {
+        let until = Instant::now() + wait;
+        let mut running = self.lock();
+        loop {
+            let mine = running.by_owner.get(owner).copied().unwrap_or(0);
+            if !owner.is_empty() && mine >= limits.max_compiles_per_tenant {
+                return Err(format!(
+                    "{mine} earlier compile(s) of tenant {owner} still running (plugins.max_compiles_per_tenant = {}; a compile over its timeout runs to its end); deploy again once it has ended",
+                    limits.max_compiles_per_tenant
+                ));
+            }
+            if running.all < limits.max_compiles.max(1) {
+                running.all += 1;
+                *running.by_owner.entry(owner.to_string()).or_insert(0) += 1;
+                return Ok(CompileSlot {
+                    slots: Arc::clone(self),
+                    owner: owner.to_string(),
+                });
+            }
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(format!(
+                    "the host is busy compiling other components ({} at once, plugins.max_compiles) and none finished within {} ms; deploy again in a moment",
+                    running.all,
+                    wait.as_millis()
+                ));
+            }
+            running = self
+                .freed
+                .wait_timeout(running, left)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+    }
+}
+
+impl Drop for CompileSlot {
+    fn drop(&mut self) {
+        let mut running = self.slots.lock();
+        running.all = running.all.saturating_sub(1);
+        if let Some(n) = running.by_owner.get_mut(&self.owner) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                running.by_owner.remove(&self.owner);
+            }
+        }
+        drop(running);
+        self.slots.freed.notify_all();
+    }
+}
+
 /// The wasmtime engine shared by every plugin of a host, with its epoch ticker.
 #[derive(Clone)]
 pub struct Runtime {
@@ -133,6 +234,8 @@ pub struct Runtime {
     limits: LoadLimits,
     /// Where Cranelift compile times are recorded, if anywhere.
     compile_seconds: Option<prometheus_client::metrics::histogram::Histogram>,
+    /// The compiles running now.
+    compiles: Arc<CompileSlots>,
 }
 
 impl Runtime {
@@ -181,6 +284,7 @@ impl Runtime {
             cache_dir: None,
             limits: LoadLimits::default(),
             compile_seconds: None,
+            compiles: Arc::default(),
         })
     }
 
@@ -238,6 +342,17 @@ impl Runtime {
     /// of the bytes: loading the same component again (a rollback, a second pipeline) costs a
     /// hash, not a compilation. Code returned here is not cached until it is kept.
     pub fn load_bytes(&self, bytes: &[u8], label: &str) -> Result<Arc<PluginCode>, Error> {
+        self.load_bytes_as(bytes, label, "")
+    }
+
+    /// [`Runtime::load_bytes`] for tenant `owner` (empty: the host's own), whose compiles
+    /// count against [`LoadLimits::max_compiles_per_tenant`].
+    pub fn load_bytes_as(
+        &self,
+        bytes: &[u8],
+        label: &str,
+        owner: &str,
+    ) -> Result<Arc<PluginCode>, Error> {
         let compile = |message: String| Error::Compile {
             path: label.to_string(),
             message,
@@ -250,8 +365,10 @@ impl Runtime {
         if let Some(code) = self.lock_compiled().get(&sha256) {
             return Ok(code);
         }
-        let version = check_world(bytes).map_err(compile)?;
-        let component = self.compile(bytes, &sha256).map_err(compile)?;
+        let shape = check_world(bytes).map_err(compile)?;
+        shape.check(&self.limits).map_err(compile)?;
+        let version = shape.version;
+        let component = self.compile(bytes, &sha256, owner).map_err(compile)?;
         let pre = self.linker.instantiate_pre(&component).map_err(|e| {
             compile(format!(
                 "imports something the host does not provide (plugins get WASI with no capabilities): {e:#}"
@@ -321,7 +438,7 @@ impl Runtime {
 
     /// Loads the precompiled artifact from the cache dir, or compiles with Cranelift on a
     /// thread of its own, waiting at most [`LoadLimits::compile_timeout`].
-    fn compile(&self, bytes: &[u8], sha256: &str) -> Result<Component, String> {
+    fn compile(&self, bytes: &[u8], sha256: &str, owner: &str) -> Result<Component, String> {
         if let Some(dir) = &self.cache_dir {
             let path = dir.join(format!("{sha256}.cwasm"));
             if path.exists() {
@@ -342,15 +459,18 @@ impl Runtime {
             )
         };
         let timeout = self.limits.compile_timeout;
+        let slot = self.compiles.take(owner, &self.limits, timeout)?;
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
         let engine = self.engine.clone();
         let owned = bytes.to_vec();
         // Cranelift cannot be interrupted: on timeout the thread finishes on its own and its
-        // result is dropped (never cached). The size cap bounds how long that can be.
+        // result is dropped (never cached). It keeps its slot until then, so compiles over
+        // their timeout never pile up; the code-size caps bound how long one can be.
         let spawned = std::thread::Builder::new()
             .name("weir-compile".into())
             .spawn(move || {
                 let _ = tx.send(Component::new(&engine, &owned));
+                drop(slot);
             });
         if let Err(e) = spawned {
             return Err(format!("cannot start a compiler thread: {e}"));
@@ -409,15 +529,46 @@ enum Version {
     V2,
 }
 
-/// Reads a component's top-level imports and exports without compiling it (a linear parse
-/// that skips nested modules' contents): it must be a component, import only WASI p2, and
+/// What a parse tells of a component before it is compiled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Shape {
+    /// The contract version it exports.
+    version: Version,
+    /// Bytes of function bodies over all its core modules.
+    code_bytes: u64,
+    /// The largest single function body.
+    largest_function: u64,
+}
+
+impl Shape {
+    /// Within [`LoadLimits::max_code_bytes`] and [`LoadLimits::max_function_bytes`].
+    fn check(&self, limits: &LoadLimits) -> Result<(), String> {
+        if self.code_bytes > limits.max_code_bytes {
+            return Err(format!(
+                "holds {} bytes of function bodies; the limit is {} (plugins.max_code_bytes); make the plugin smaller (fewer dependencies, opt-level = \"s\") or ask the operator to raise the limit",
+                self.code_bytes, limits.max_code_bytes
+            ));
+        }
+        if self.largest_function > limits.max_function_bytes {
+            return Err(format!(
+                "has a function of {} bytes; the limit is {} (plugins.max_function_bytes); split the function (large generated tables or matches) or ask the operator to raise the limit",
+                self.largest_function, limits.max_function_bytes
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Reads a component's top-level imports and exports and the sizes of its function bodies
+/// without compiling it (a linear parse): it must be a component, import only WASI p2, and
 /// export the `weir:plugin` aggregator interface. The exact types are checked after
-/// compilation, when the component is linked. Returns the contract version it exports.
-fn check_world(bytes: &[u8]) -> Result<Version, String> {
+/// compilation, when the component is linked.
+fn check_world(bytes: &[u8]) -> Result<Shape, String> {
     use wasmparser::{Encoding, Parser, Payload};
     let mut depth = 0usize;
     let mut imports = Vec::new();
     let mut exports = Vec::new();
+    let (mut code_bytes, mut largest_function) = (0u64, 0u64);
     if let Some(what) = not_wasm(bytes) {
         return Err(format!("not a WebAssembly component: {what}"));
     }
@@ -433,6 +584,11 @@ fn check_world(bytes: &[u8]) -> Result<Version, String> {
                 depth = depth.saturating_add(1)
             }
             Payload::End(_) => depth = depth.saturating_sub(1),
+            Payload::CodeSectionEntry(body) => {
+                let len = body.range().end.saturating_sub(body.range().start);
+                code_bytes = code_bytes.saturating_add(len);
+                largest_function = largest_function.max(len);
+            }
             Payload::ComponentImportSection(reader) if depth == 0 => {
                 for import in reader {
                     let import = import.map_err(|e| format!("unreadable import section: {e}"))?;
@@ -459,7 +615,11 @@ fn check_world(bytes: &[u8]) -> Result<Version, String> {
         .iter()
         .find(|(name, _)| exports.iter().any(|e| e == name))
     {
-        return Ok(*version);
+        return Ok(Shape {
+            version: *version,
+            code_bytes,
+            largest_function,
+        });
     }
     if let Some(other) = exports
         .iter()
@@ -1519,9 +1679,9 @@ mod tests {
             eprintln!("plugins not built (scripts/setup.sh); skipping");
             return;
         };
-        assert_eq!(check_world(&stats), Ok(Version::V2));
+        assert_eq!(check_world(&stats).map(|s| s.version), Ok(Version::V2));
         if let Some(legacy) = plugin_wasm("legacy") {
-            assert_eq!(check_world(&legacy), Ok(Version::V1));
+            assert_eq!(check_world(&legacy).map(|s| s.version), Ok(Version::V1));
         }
         let e = check_world(&importer).unwrap_err();
         assert!(
@@ -1534,6 +1694,107 @@ mod tests {
             e.contains("does not export the weir:plugin `aggregator` world"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn code_size_caps_refuse_a_component_before_it_is_compiled() {
+        let stats = plugin_wasm("stats").expect("plugins built by scripts/setup.sh");
+        let shape = check_world(&stats).expect("stats is a plugin");
+        // Its function bodies are most of its ~150 KiB file; its largest is far smaller.
+        assert!(
+            shape.code_bytes > 20_000 && shape.code_bytes < stats.len() as u64,
+            "{shape:?}"
+        );
+        assert!(shape.largest_function < shape.code_bytes, "{shape:?}");
+        assert_eq!(shape.check(&LoadLimits::default()), Ok(()));
+        let tight = |max_code_bytes, max_function_bytes| {
+            Runtime::new(false).unwrap().with_limits(LoadLimits {
+                max_code_bytes,
+                max_function_bytes,
+                // A compile would take longer than this: a refusal here was not a compile.
+                compile_timeout: Duration::from_micros(1),
+                ..LoadLimits::default()
+            })
+        };
+        let e = tight(shape.code_bytes - 1, u64::MAX)
+            .load_bytes(&stats, "acme/ticks (api)")
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(e.contains("plugins.max_code_bytes"), "{e}");
+        assert!(e.contains(&shape.code_bytes.to_string()), "{e}");
+        let e = tight(u64::MAX, shape.largest_function - 1)
+            .load_bytes(&stats, "acme/ticks (api)")
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(e.contains("plugins.max_function_bytes"), "{e}");
+    }
+
+    #[test]
+    fn compile_slots_bound_compiles_host_wide_and_per_tenant() {
+        let slots = Arc::new(CompileSlots::default());
+        let limits = LoadLimits {
+            max_compiles: 1,
+            max_compiles_per_tenant: 1,
+            ..LoadLimits::default()
+        };
+        let wait = Duration::from_millis(50);
+        let acme = slots.take("acme", &limits, wait).expect("a free slot");
+        // acme's second compile is refused at once, without waiting.
+        let started = Instant::now();
+        let e = slots
+            .take("acme", &limits, Duration::from_secs(30))
+            .err()
+            .unwrap();
+        assert!(started.elapsed() < Duration::from_secs(5));
+        assert!(e.contains("plugins.max_compiles_per_tenant"), "{e}");
+        // globex waits for the host-wide slot, then is refused with the reason.
+        let e = slots.take("globex", &limits, wait).err().unwrap();
+        assert!(e.contains("plugins.max_compiles"), "{e}");
+        // Once acme's compile ends, a waiting globex gets its slot.
+        let waiter = {
+            let slots = Arc::clone(&slots);
+            std::thread::spawn(move || {
+                slots
+                    .take("globex", &limits, Duration::from_secs(30))
+                    .map(|_| ())
+            })
+        };
+        std::thread::sleep(Duration::from_millis(50));
+        drop(acme);
+        assert_eq!(waiter.join().unwrap(), Ok(()));
+        assert_eq!(slots.lock().all, 0);
+        assert!(slots.lock().by_owner.is_empty());
+    }
+
+    #[test]
+    fn a_compile_over_its_timeout_keeps_its_slot_until_it_ends() {
+        let stats = plugin_wasm("stats").expect("plugins built by scripts/setup.sh");
+        let runtime = Runtime::new(false).unwrap().with_limits(LoadLimits {
+            compile_timeout: Duration::from_micros(1),
+            ..LoadLimits::default()
+        });
+        let e = runtime.load_bytes_as(&stats, "acme/ticks (api)", "acme");
+        assert!(e.is_err(), "a compile within 1 µs");
+        // The compile goes on in the background, holding acme's one slot: a second
+        // deploy of acme's is refused at once rather than starting a second compile.
+        let again = runtime
+            .load_bytes_as(&variant(&stats, 1), "acme/ticks (api)", "acme")
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(
+            again.contains("plugins.max_compiles_per_tenant")
+                || again.contains("plugins.compile_timeout"),
+            "{again}"
+        );
+        // Once it ends, the slot is free again.
+        let until = Instant::now() + Duration::from_secs(60);
+        while runtime.compiles.lock().all > 0 {
+            assert!(Instant::now() < until, "the background compile never ended");
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     fn variant(component: &[u8], tag: u8) -> Vec<u8> {

@@ -45,7 +45,7 @@ pub(super) fn prepare(
         limits,
     } = target;
     let code = runtime
-        .load_bytes(bytes, &format!("{id} ({origin})"))
+        .load_bytes_as(bytes, &format!("{id} ({origin})"), &id.tenant)
         .map_err(|e| e.to_string())?;
     let plugin = pipeline::instantiate_checked(cfg, schema, code.clone(), limits, id.owner())
         .map_err(|e| who_fixes(&e, config_path))?;
@@ -185,7 +185,7 @@ impl Host {
         }
         // A version no longer kept may now be evicted.
         self.runtime.trim_compiled();
-        let swapped = entry.worker.swap(plugin);
+        let swapped = entry.worker.swap(plugin, true);
         if swapped.is_ok() {
             *lock(&entry.columns) = columns;
         }
@@ -235,7 +235,7 @@ impl Host {
         let columns = entry
             .check_columns(&plugin)
             .map_err(ControlError::Rejected)?;
-        let live_now = entry.worker.swap(plugin)?;
+        let live_now = entry.worker.swap(plugin, false)?;
         *lock(&entry.columns) = columns;
         lock(&entry.versions).rolled_back_to(&version_id);
         tracing::info!(tenant = %id.tenant, pipeline = %id.pipeline, version = %version_id, live = live_now, "rolled back");
@@ -247,7 +247,8 @@ impl Host {
 ///
 /// Files are compiled and validated on a deployer thread of their own, so a slow compile
 /// never holds up the watcher. The watcher reads a file only if its tenant and pipeline
-/// exist, it is a regular file (not a symlink) and its size is within `plugins.max_bytes`;
+/// exist, it is a regular file with one link (not a symlink, hard link or FIFO) and its size
+/// is within `plugins.max_bytes`;
 /// it hands files over a bounded queue (4 files, `DEPLOY_QUEUE`): when the queue is full the
 /// file is skipped with a warning (and delivered again when it next changes). Returns the
 /// watcher; dropping it stops watching.

@@ -62,6 +62,7 @@ pub struct Metrics {
     paused: Family<PipelineId, Gauge>,
     plugin_call_seconds: CallHistograms,
     plugin_cpu_seconds: Family<PipelineId, Counter<f64, AtomicU64>>,
+    plugin_throttled_seconds: Family<PipelineId, Counter<f64, AtomicU64>>,
     plugin_memory_bytes: Family<PipelineId, Gauge>,
     compile_seconds: CompileHistogram,
     watermark: Family<PipelineId, Gauge<f64, AtomicU64>>,
@@ -159,6 +160,11 @@ impl Metrics {
             "weir_plugin_cpu_seconds",
             "CPU time the pipeline's thread spent in plugin calls",
             m.plugin_cpu_seconds.clone(),
+        );
+        r.register(
+            "weir_plugin_throttled_seconds",
+            "Time the pipeline waited because its tenant's plugins used more CPU than the tenant's `cpu` cores",
+            m.plugin_throttled_seconds.clone(),
         );
         r.register(
             "weir_plugin_memory_bytes",
@@ -259,6 +265,7 @@ impl Metrics {
             let _ = f.get_or_create(l);
         }
         let _ = self.plugin_cpu_seconds.get_or_create(l);
+        let _ = self.plugin_throttled_seconds.get_or_create(l);
     }
 
     /// Sets pipeline `l`'s lag per partition to `now`, and removes the series of the
@@ -342,6 +349,13 @@ impl Metrics {
     /// Where the runtime records its compile times ([`crate::plugin::Runtime::with_compile_meter`]).
     pub fn compile_meter(&self) -> Histogram {
         self.compile_seconds.0.clone()
+    }
+
+    /// Adds `seconds` pipeline `l` waits for its tenant's CPU budget.
+    pub fn throttled(&self, l: &PipelineId, seconds: f64) {
+        self.plugin_throttled_seconds
+            .get_or_create(l)
+            .inc_by(seconds);
     }
 
     /// Counts a swapped-in version.

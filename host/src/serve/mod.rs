@@ -20,6 +20,7 @@
 //! | `local.rs`    | [`LocalConsole`]: `weir run --console`'s one read-only pipeline          |
 
 mod auth;
+pub mod budget;
 pub mod control;
 mod deploy;
 mod id;
@@ -69,6 +70,9 @@ pub struct Host {
     tokens: Tokens,
     registry: Registry,
     metrics: Arc<Metrics>,
+    /// Per tenant, the bytes its pipelines' console rings keep together
+    /// (`[console] keep_bytes_per_tenant`).
+    console_budgets: std::collections::HashMap<String, Arc<crate::console::TenantBudget>>,
     keep_versions: usize,
     /// Raised at shutdown to end the console's sampler.
     sampler_stop: Arc<AtomicBool>,
@@ -100,6 +104,11 @@ impl Host {
             tokens: Tokens::new(cfg.admin.operator_token.clone(), tokens),
             registry: Registry::default(),
             metrics,
+            console_budgets: cfg
+                .tenants
+                .iter()
+                .map(|t| (t.name.clone(), Arc::new(cfg.console.tenant_budget())))
+                .collect(),
             keep_versions: cfg.plugins.keep_versions,
             sampler_stop: Arc::new(AtomicBool::new(false)),
             console: cfg.console,
@@ -111,6 +120,7 @@ impl Host {
         let mut seen = std::collections::BTreeSet::new();
         for t in &cfg.tenants {
             host.registry.add_tenant(&t.name);
+            let budget = Arc::new(budget::CpuBudget::new(t.cpu));
             for path in &t.pipelines {
                 let path = cfg.resolve(path);
                 let context = || format!("tenant {}, pipeline {}", t.name, path.display());
@@ -133,11 +143,11 @@ impl Host {
                 let checked = host
                     .check_pipeline(id, pcfg, path.clone(), &t.limits)
                     .with_context(context)?;
-                ready.push((checked, context()));
+                ready.push((checked, context(), budget.clone()));
             }
         }
-        for (checked, context) in ready {
-            let entry = host.launch(checked).context(context)?;
+        for (checked, context, budget) in ready {
+            let entry = host.launch(checked, budget).context(context)?;
             host.registry.add(entry);
         }
         host.redactor = host_paths(&host.registry);
@@ -196,8 +206,13 @@ impl Host {
         })
     }
 
-    /// Builds a checked pipeline (opening its source and sinks) and starts its thread.
-    fn launch(&self, checked: Checked) -> anyhow::Result<PipelineEntry> {
+    /// Builds a checked pipeline (opening its source and sinks) and starts its thread, its
+    /// plugin's CPU charged to its tenant's `budget`.
+    fn launch(
+        &self,
+        checked: Checked,
+        budget: Arc<budget::CpuBudget>,
+    ) -> anyhow::Result<PipelineEntry> {
         let Checked {
             id,
             cfg,
@@ -211,10 +226,14 @@ impl Host {
         plugin.report_errors_to(last_error.clone());
         plugin.meter_calls(self.metrics.call_meter(&id));
         let interrupt = Arc::new(AtomicBool::new(false));
+        let cpu = Arc::new(budget::CpuShare::new(
+            budget,
+            self.metrics.call_meter(&id).cpu_seconds,
+        ));
         let telemetry = self.console.enabled.then(|| {
-            Arc::new(crate::console::Telemetry::new(
-                self.console.keep_rows,
-                self.console.keep_errors,
+            Arc::new(crate::console::Telemetry::with_limits(
+                &self.console.limits(),
+                self.console_budgets.get(&*id.tenant).cloned(),
             ))
         });
         let opts = Options {
@@ -224,6 +243,7 @@ impl Host {
             interrupt: Some(interrupt.clone()),
             discard_checkpoint: false,
             console: telemetry.clone(),
+            cpu: Some(cpu.clone()),
         };
         if cfg.parallelism.is_some_and(|n| n > 1) {
             tracing::warn!(pipeline = %id, "parallelism is for weir run; under weir serve a pipeline runs on one thread (hot swaps and quarantine act between two firings of one plugin instance)");
@@ -236,6 +256,7 @@ impl Host {
             interrupt,
             version.view.id.clone(),
             self.metrics.clone(),
+            cpu,
         )?;
         tracing::info!(tenant = %id.tenant, pipeline = %id.pipeline, version = %version.view.id, "pipeline started");
         Ok(PipelineEntry {

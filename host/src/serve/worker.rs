@@ -7,8 +7,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, TryRecvError};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use super::budget::{CpuShare, Strikes};
 use super::metrics::{Metrics, Publisher};
 use super::{ControlError, PipelineId, PipelineState};
 use crate::pipeline::{Pipeline, Step, Summary};
@@ -31,10 +32,15 @@ pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 enum Control {
     Swap {
         plugin: Box<PluginInstance>,
+        /// A version new to the pipeline (a deploy), which waits out the pipeline's
+        /// [`Strikes`]; false for a rollback to a version that was live before.
+        fresh: bool,
         ack: Sender<()>,
     },
     Pause(Sender<()>),
     Resume(Sender<()>),
+    /// From the thread to itself: a wait is over.
+    Wake,
     Stop,
 }
 
@@ -65,13 +71,15 @@ pub(super) struct Worker {
 
 impl Worker {
     /// Starts the thread of `pipeline`, built with `interrupt` as its
-    /// `Options::interrupt`, running version `live_version`.
+    /// `Options::interrupt`, running version `live_version`, its plugin's CPU charged to
+    /// its tenant's budget through `cpu` (also its `Options::cpu`).
     pub(super) fn spawn(
         id: PipelineId,
         pipeline: Pipeline,
         interrupt: Arc<AtomicBool>,
         live_version: String,
         metrics: Arc<Metrics>,
+        cpu: Arc<CpuShare>,
     ) -> std::io::Result<Self> {
         let status = Arc::new(Mutex::new(Status {
             state: PipelineState::Running,
@@ -90,6 +98,11 @@ impl Worker {
             paused: false,
             done: false,
             held: false,
+            metrics: metrics.clone(),
+            cpu,
+            strikes: Strikes::default(),
+            was_quarantined: false,
+            waits_until: None,
         };
         let handle = std::thread::Builder::new()
             .name(format!("weir-{}-{}", id.tenant, id.pipeline))
@@ -133,11 +146,13 @@ impl Worker {
 
     /// Hands a validated instance to the thread and waits until it is live: true when it
     /// is, false when the thread has not taken it within [`ANSWER_TIMEOUT`] (it will,
-    /// between its next two batches).
-    pub(super) fn swap(&self, plugin: PluginInstance) -> Result<bool, ControlError> {
+    /// between its next two batches). A `fresh` version (a deploy, not a rollback) of a
+    /// pipeline quarantined repeatedly waits out its [`Strikes`] before it reads input.
+    pub(super) fn swap(&self, plugin: PluginInstance, fresh: bool) -> Result<bool, ControlError> {
         let (ack, done) = mpsc::channel();
         self.send(Control::Swap {
             plugin: Box::new(plugin),
+            fresh,
             ack,
         })?;
         self.metrics.swapped(&self.id);
@@ -189,6 +204,16 @@ struct Thread {
     done: bool,
     /// Whether the source is held ([`Pipeline::hold_source`]): paused or quarantined.
     held: bool,
+    /// Where its waits for the CPU budget are counted.
+    metrics: Arc<Metrics>,
+    /// This pipeline's share of its tenant's CPU budget.
+    cpu: Arc<CpuShare>,
+    /// Its recent quarantines, whatever versions they were of.
+    strikes: Strikes,
+    /// Whether it was quarantined after the last batch (a new quarantine is a strike).
+    was_quarantined: bool,
+    /// A fresh version waiting out the strikes: it reads no input before then.
+    waits_until: Option<Instant>,
 }
 
 impl Thread {
@@ -198,10 +223,54 @@ impl Thread {
         loop {
             // The flag is lowered first, so a message sent after this point raises it again.
             self.interrupt.store(false, Ordering::Relaxed);
-            if !self.apply_control() {
+            if !self.apply_control() || !self.throttle() {
                 return;
             }
             self.step();
+        }
+    }
+
+    /// A fresh version still waiting out the pipeline's strikes.
+    fn waiting(&mut self) -> Option<Instant> {
+        match self.waits_until {
+            Some(t) if t > Instant::now() => Some(t),
+            _ => {
+                self.waits_until = None;
+                None
+            }
+        }
+    }
+
+    /// Waits while the tenant's CPU budget is in debt (what its plugins used beyond its
+    /// `cpu` cores), answering control messages meanwhile. False when the thread must end.
+    fn throttle(&mut self) -> bool {
+        loop {
+            let Some(wait) = self.cpu.charge() else {
+                return true;
+            };
+            self.metrics.throttled(&self.id, wait.as_secs_f64());
+            let until = Instant::now() + wait;
+            while let Some(left) = until.checked_duration_since(Instant::now()) {
+                match self.rx.recv_timeout(left) {
+                    Ok(msg) => {
+                        let Some(ack) = self.handle(msg) else {
+                            return false;
+                        };
+                        self.publish();
+                        let _ = ack.send(());
+                        // Paused, quarantined or swapped: the caller's loop decides again.
+                        if self.paused
+                            || self.done
+                            || self.p.quarantined().is_some()
+                            || self.waits_until.is_some()
+                        {
+                            return true;
+                        }
+                    }
+                    Err(RecvTimeoutError::Timeout) => break,
+                    Err(RecvTimeoutError::Disconnected) => return false,
+                }
+            }
         }
     }
 
@@ -209,7 +278,10 @@ impl Thread {
     /// just drains. False when the thread must end.
     fn apply_control(&mut self) -> bool {
         loop {
-            let idle = self.paused || self.done || self.p.quarantined().is_some();
+            let idle = self.paused
+                || self.done
+                || self.p.quarantined().is_some()
+                || self.waiting().is_some();
             // A paused or quarantined pipeline holds its source (a Kafka consumer pauses its
             // partitions) and keeps it alive below; running again releases it.
             let hold = idle && !self.done;
@@ -236,6 +308,13 @@ impl Thread {
                     Err(TryRecvError::Disconnected) => return false,
                 }
             };
+            if let Control::Wake = msg {
+                // Every message so far was taken while waiting: lower the flag their sends
+                // raised, as the top of `run` does, before draining once more.
+                self.interrupt.store(false, Ordering::Relaxed);
+                self.publish();
+                continue;
+            }
             let Some(ack) = self.handle(msg) else {
                 return false;
             };
@@ -257,6 +336,10 @@ impl Thread {
                 Ok(m) => return Some(m),
                 Err(RecvTimeoutError::Disconnected) => return None,
                 Err(RecvTimeoutError::Timeout) => {
+                    if self.waits_until.is_some() && self.waiting().is_none() {
+                        // The fresh version's wait is over: it runs now.
+                        return Some(Control::Wake);
+                    }
                     if let Err(e) = self.p.keep_source_alive() {
                         tracing::warn!(tenant = %self.id.tenant, pipeline = %self.id.pipeline, error = %format!("{e:#}"), "keeping the held source alive");
                     }
@@ -271,8 +354,20 @@ impl Thread {
     /// Applies one message; returns whom to acknowledge, or `None` for [`Control::Stop`].
     fn handle(&mut self, msg: Control) -> Option<Sender<()>> {
         match msg {
-            Control::Swap { plugin, ack } => {
+            Control::Swap { plugin, fresh, ack } => {
                 let fired = self.p.swap_plugin(*plugin);
+                // The swap lifted any quarantine; a new version of a pipeline quarantined
+                // again and again waits before it runs, a rollback does not.
+                self.was_quarantined = false;
+                let wait = if fresh {
+                    self.strikes.wait(Instant::now())
+                } else {
+                    Duration::ZERO
+                };
+                self.waits_until = (!wait.is_zero()).then(|| Instant::now() + wait);
+                if !wait.is_zero() {
+                    tracing::warn!(tenant = %self.id.tenant, pipeline = %self.id.pipeline, quarantines = self.strikes.count(), wait_s = wait.as_secs(), "new version waits before it runs: the pipeline was quarantined repeatedly");
+                }
                 self.publisher.restarts_baseline(&self.p);
                 lock(&self.status).live_version = self.p.version().to_string();
                 if let Err(e) = fired {
@@ -291,6 +386,9 @@ impl Thread {
                 }
                 Some(ack)
             }
+            // Only the thread makes it, and `apply_control` takes it before this: nobody
+            // waits for its answer.
+            Control::Wake => Some(mpsc::channel().0),
             Control::Stop => {
                 if let Err(e) = self.p.flush_sinks() {
                     tracing::error!(tenant = %self.id.tenant, pipeline = %self.id.pipeline, error = %e, "flushing sinks at stop");
@@ -300,9 +398,15 @@ impl Thread {
         }
     }
 
-    /// Runs one batch and publishes what it did.
+    /// Runs one batch, counts a new quarantine as a strike, and publishes what it did.
     fn step(&mut self) {
-        match self.p.step() {
+        let stepped = self.p.step();
+        let quarantined = self.p.quarantined().is_some();
+        if quarantined && !self.was_quarantined {
+            self.strikes.quarantined(Instant::now());
+        }
+        self.was_quarantined = quarantined;
+        match stepped {
             Ok(Step::More) => {}
             Ok(Step::Finished) => {
                 self.done = true;
@@ -330,15 +434,27 @@ impl Thread {
         let mut s = lock(&self.status);
         s.summary = self.p.summary().clone();
         if !self.done {
-            (s.state, s.reason) = match (self.p.quarantined(), self.paused) {
-                (Some(q), _) => (
+            let waits = self.waits_until.filter(|t| *t > Instant::now());
+            (s.state, s.reason) = match (self.p.quarantined(), self.paused, waits) {
+                (None, _, Some(t)) => (
+                    PipelineState::Quarantined,
+                    Some(format!(
+                        "version {} waits {} s more before it reads input: this pipeline was quarantined {} times in a row (each new version then waits twice as long as the one before, up to {} s; a quiet {} minutes forgives them). A rollback to a version that was live before runs at once",
+                        self.p.version(),
+                        t.saturating_duration_since(Instant::now()).as_secs() + 1,
+                        self.strikes.count(),
+                        Strikes::MAX_WAIT.as_secs(),
+                        Strikes::FORGET_AFTER.as_secs() / 60
+                    )),
+                ),
+                (Some(q), _, _) => (
                     PipelineState::Quarantined,
                     Some(format!(
                         "{q}. It reads no input until you deploy a fixed version or roll back"
                     )),
                 ),
-                (None, true) => (PipelineState::Paused, None),
-                (None, false) => (PipelineState::Running, None),
+                (None, true, None) => (PipelineState::Paused, None),
+                (None, false, None) => (PipelineState::Running, None),
             };
         }
     }

@@ -150,9 +150,113 @@ impl Watermarks {
     }
 }
 
+/// How many records read right after a bounded source's first record vote on whether it
+/// may anchor the watermark ([`outlying_anchor`]).
+pub const ANCHOR_WITNESSES: usize = 8;
+
+/// Which way an outlying first record lies from the records after it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outlier {
+    /// Far behind them (epoch 0, year 1000): it would hold the watermark in the past and
+    /// make every later record "too far ahead".
+    Behind,
+    /// Far ahead of them (yet within `max_future` of wall clock): it would move the
+    /// watermark past every later record and make them all late.
+    Ahead,
+}
+
+/// Whether `first`, the event time that would anchor a bounded source's watermark, is an
+/// outlier among `witnesses`, the event times of the records read right after it (at most
+/// [`ANCHOR_WITNESSES`]): so that no single record decides where event time starts.
+///
+/// The times are joined into runs where consecutive times (sorted) lie at most `max_future`
+/// apart, the gap a watermark may jump. `first` is an outlier when the witnesses outside its
+/// run are at least two and outnumber those inside it. Sorted input with gaps below
+/// `max_future` is one run, however sparse; disorder within `max_future` is one run too.
+/// Returns which way it lies and how many witnesses lie that way, beyond its run.
+pub fn outlying_anchor(first: i64, witnesses: &[i64], max_future: i64) -> Option<(Outlier, usize)> {
+    let mut times: Vec<i64> = witnesses.to_vec();
+    times.push(first);
+    times.sort_unstable();
+    // The run around `first`: extend down and up from it while the gap is within bounds.
+    let at = times.partition_point(|&t| t < first);
+    let mut lo = at;
+    while lo > 0 && times[lo] - times[lo - 1] <= max_future {
+        lo -= 1;
+    }
+    let mut hi = at;
+    while hi + 1 < times.len() && times[hi + 1] - times[hi] <= max_future {
+        hi += 1;
+    }
+    let (low, high) = (times[lo], times[hi]);
+    let inside = witnesses
+        .iter()
+        .filter(|&&t| (low..=high).contains(&t))
+        .count();
+    let above = witnesses.iter().filter(|&&t| t > high).count();
+    let outside = witnesses.len() - inside;
+    (outside >= 2 && outside > inside).then(|| {
+        if above * 2 >= outside {
+            (Outlier::Behind, above)
+        } else {
+            (Outlier::Ahead, outside - above)
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const DAY: i64 = 86_400_000;
+
+    #[test]
+    fn a_first_record_far_behind_the_records_after_it_is_an_outlier() {
+        let t = 1_705_881_600_000; // 2024-01-22
+        let after: Vec<i64> = (1..=8).map(|i| t + i * 1_000).collect();
+        // Epoch 0 and the year 1000, before a day of 2024.
+        assert_eq!(
+            outlying_anchor(0, &after, 7 * DAY),
+            Some((Outlier::Behind, 8))
+        );
+        assert_eq!(
+            outlying_anchor(-30_610_224_000_000, &after, 7 * DAY),
+            Some((Outlier::Behind, 8))
+        );
+        // Two years ahead of them (but not of wall clock).
+        assert_eq!(
+            outlying_anchor(t + 730 * DAY, &after, 7 * DAY),
+            Some((Outlier::Ahead, 8))
+        );
+    }
+
+    #[test]
+    fn sparse_sorted_or_disordered_input_keeps_its_first_record() {
+        let t = 1_705_881_600_000;
+        // One record every 2 days: 16 days in 9 records, every gap under 7 days.
+        let every_2d: Vec<i64> = (1..=8).map(|i| t + i * 2 * DAY).collect();
+        assert_eq!(outlying_anchor(t, &every_2d, 7 * DAY), None);
+        // Disorder of up to 5 s around a 1 s cadence.
+        let jittered = [t - 4_000, t + 3_000, t - 1_000, t + 5_000, t + 2_000];
+        assert_eq!(outlying_anchor(t, &jittered, 1_000_000), None);
+        // A legitimate first record followed by one outlier: the outlier does not decide.
+        assert_eq!(outlying_anchor(t, &[0, t + 1, t + 2], 7 * DAY), None);
+    }
+
+    #[test]
+    fn one_or_two_witnesses_never_outvote_the_first_record_alone() {
+        let t = 1_705_881_600_000;
+        // Nothing to compare with, or a single record against it: a tie is no evidence.
+        assert_eq!(outlying_anchor(0, &[], 7 * DAY), None);
+        assert_eq!(outlying_anchor(0, &[t], 7 * DAY), None);
+        // Two agreeing records against it: it goes.
+        assert_eq!(
+            outlying_anchor(0, &[t, t + 1], 7 * DAY),
+            Some((Outlier::Behind, 2))
+        );
+        // Half with it, half against: it stays.
+        assert_eq!(outlying_anchor(0, &[1, 2, t, t + 1], 7 * DAY), None);
+    }
 
     #[test]
     fn single_partition_trails_max_by_delay() {

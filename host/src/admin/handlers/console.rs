@@ -2,10 +2,18 @@
 //! page makes with the caller's bearer token — who am I, the overview, one pipeline's
 //! activity as a poll or as server-sent events once a second. Authorization is the admin
 //! API's: a tenant sees only its own pipelines, decided here on the server.
+//!
+//! An activity (a poll's answer, each live event) carries at most about a megabyte of
+//! records ([`crate::console::Limits::response_bytes`]); a token has at most
+//! [`MAX_ACTIVITY`](super::MAX_ACTIVITY) polls served at once, each holding its slot until
+//! its response is sent (it is written out in [`CHUNK`]s).
 
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Json;
+use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::header::{
@@ -16,12 +24,65 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 
-use super::{Admin, ApiError, Log};
+use super::{Admin, ApiError, Log, Slot};
 use crate::console::{OverviewItem, Since, WhoAmI, assets};
 use crate::serve::control::Principal;
 
 /// How often the live stream sends what changed: at most once a second.
 const LIVE_EVERY: Duration = Duration::from_secs(1);
+
+/// The pieces an activity response is written in: hyper asks for the next only while it
+/// buffers less than a few hundred KiB, so a reader that does not read holds its slot.
+const CHUNK: usize = 64 << 10;
+
+/// A response body that holds a request's [`Slot`] until hyper has taken its last
+/// [`CHUNK`], and has an exact length (`Content-Length`).
+struct Held {
+    data: Bytes,
+    _slot: Slot,
+}
+
+impl HttpBody for Held {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
+        if self.data.is_empty() {
+            return Poll::Ready(None);
+        }
+        let n = self.data.len().min(CHUNK);
+        let chunk = self.data.split_to(n);
+        Poll::Ready(Some(Ok(hyper::body::Frame::data(chunk))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.data.is_empty()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        hyper::body::SizeHint::with_exact(self.data.len() as u64)
+    }
+}
+
+/// `value` as a JSON response whose body holds `slot` until it is sent.
+fn json_holding<T: serde::Serialize>(value: &T, slot: Slot) -> Result<Response, ApiError> {
+    let data = serde_json::to_vec(value).map_err(|e| {
+        tracing::error!(error = %e, "could not serialize an activity");
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "the host failed while handling the request; see its log",
+        )
+    })?;
+    let body = Body::new(Held {
+        data: data.into(),
+        _slot: slot,
+    });
+    Ok(([(CONTENT_TYPE, "application/json")], body).into_response())
+}
 
 /// `asset` with the headers every console file gets: no caching across versions of the
 /// binary without a check, and a strict content security policy.
@@ -122,7 +183,10 @@ pub(in crate::admin) async fn overview(State(admin): State<Admin>, headers: Head
 }
 
 /// `GET /v1/tenants/{tenant}/pipelines/{pipeline}/activity?sample=&row=&error=`: what the
-/// pipeline did past the given sequence numbers (everything kept when absent).
+/// pipeline did past the given sequence numbers (from the oldest kept when absent), as much
+/// as fits one response; its `next` is where the following poll goes on from. At most
+/// [`MAX_ACTIVITY`](super::MAX_ACTIVITY) of one token's are served at once (429
+/// `too_many_requests`).
 pub(in crate::admin) async fn activity(
     State(admin): State<Admin>,
     path: Result<Path<(String, String)>, PathRejection>,
@@ -133,10 +197,13 @@ pub(in crate::admin) async fn activity(
     let result = async {
         let id = admin.authorize_pipeline(&mut log, &headers, path)?;
         let Query(since) = since.map_err(|e| ApiError::bad_request(e.body_text()))?;
+        let principal = log.principal.clone().unwrap_or(Principal::Operator);
+        // Held until the response is sent, or the request is cut off.
+        let slot = admin.activity_slot(&principal)?;
         let activity = admin
             .blocking(move |control| control.activity(&id, &since))
             .await?;
-        Ok(Json(activity).into_response())
+        json_holding(&activity, slot)
     }
     .await;
     log.finish(result)
