@@ -253,25 +253,7 @@ pub fn spawn_sampler(
 mod tests {
     use super::*;
     use crate::serve::PipelineState;
-    use crate::sink::{Cell, Error, Sink};
-
-    struct Discard;
-
-    impl Sink for Discard {
-        fn write(&mut self, _: &[Cell<'_>]) -> Result<(), Error> {
-            Ok(())
-        }
-        fn set_columns(&mut self, _: Vec<String>) {}
-        fn commit(&mut self) -> Result<(), Error> {
-            Ok(())
-        }
-        fn flush(&mut self) -> Result<(), Error> {
-            Ok(())
-        }
-        fn describe(&self) -> String {
-            "discard".into()
-        }
-    }
+    use crate::sink::{Cell, Sink};
 
     fn view() -> PipelineView {
         PipelineView {
@@ -297,13 +279,13 @@ mod tests {
         };
         let t = Telemetry::with_limits(&limits, None);
         let mut rows = TapSink::new(
-            Box::new(Discard),
+            Box::<recent::Lengths>::default(),
             vec!["symbol".into(), "n".into()],
             "results",
             t.rows.clone(),
         );
         let mut errors = TapSink::new(
-            Box::new(Discard),
+            Box::<recent::Lengths>::default(),
             vec!["record".into()],
             "dead_letter",
             t.errors.clone(),

@@ -584,30 +584,33 @@ impl Sink for TapSink {
     }
 }
 
+/// A sink for tests: keeps the length of every string it is given, and writes nothing.
+#[cfg(test)]
+#[derive(Default)]
+pub(super) struct Lengths(pub(super) Arc<Mutex<Vec<usize>>>);
+
+#[cfg(test)]
+impl Sink for Lengths {
+    fn write(&mut self, row: &[Cell<'_>]) -> Result<(), Error> {
+        let mut seen = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        seen.extend(row.iter().filter_map(text).map(str::len));
+        Ok(())
+    }
+    fn set_columns(&mut self, _: Vec<String>) {}
+    fn commit(&mut self) -> Result<(), Error> {
+        Ok(())
+    }
+    fn flush(&mut self) -> Result<(), Error> {
+        Ok(())
+    }
+    fn describe(&self) -> String {
+        "lengths".into()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// A sink that counts what reaches it.
-    #[derive(Default)]
-    struct Count(usize);
-
-    impl Sink for Count {
-        fn write(&mut self, _: &[Cell<'_>]) -> Result<(), Error> {
-            self.0 += 1;
-            Ok(())
-        }
-        fn set_columns(&mut self, _: Vec<String>) {}
-        fn commit(&mut self) -> Result<(), Error> {
-            Ok(())
-        }
-        fn flush(&mut self) -> Result<(), Error> {
-            Ok(())
-        }
-        fn describe(&self) -> String {
-            "count".into()
-        }
-    }
 
     #[test]
     fn the_ring_keeps_the_last_records_in_order_with_their_sequence() {
@@ -632,7 +635,7 @@ mod tests {
         let recent = Arc::new(Recent::new(10));
         let cols = ["symbol", "window_end", "avg", "n", "note"].map(String::from);
         let mut tap = TapSink::new(
-            Box::<Count>::default(),
+            Box::<Lengths>::default(),
             cols.to_vec(),
             "results",
             recent.clone(),
@@ -768,28 +771,6 @@ mod tests {
         push_strings(&c, 2, 1000);
         assert_eq!(seqs(&c), [2, 3]);
         assert_eq!(tenant.used(), 3 * size);
-    }
-
-    /// A sink that keeps the length of every string it is given.
-    #[derive(Default)]
-    struct Lengths(Arc<Mutex<Vec<usize>>>);
-
-    impl Sink for Lengths {
-        fn write(&mut self, row: &[Cell<'_>]) -> Result<(), Error> {
-            let mut seen = self.0.lock().unwrap();
-            seen.extend(row.iter().filter_map(text).map(str::len));
-            Ok(())
-        }
-        fn set_columns(&mut self, _: Vec<String>) {}
-        fn commit(&mut self) -> Result<(), Error> {
-            Ok(())
-        }
-        fn flush(&mut self) -> Result<(), Error> {
-            Ok(())
-        }
-        fn describe(&self) -> String {
-            "lengths".into()
-        }
     }
 
     #[test]
