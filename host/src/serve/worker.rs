@@ -39,9 +39,17 @@ enum Control {
     },
     Pause(Sender<()>),
     Resume(Sender<()>),
-    /// From the thread to itself: a wait is over.
-    Wake,
     Stop,
+}
+
+/// How a wait with nothing to run ended.
+enum Held {
+    /// A control message came.
+    Message(Control),
+    /// A fresh version's wait ([`Strikes`]) is over: it runs now.
+    WaitOver,
+    /// The host dropped its end of the channel.
+    HostGone,
 }
 
 /// What the pipeline thread publishes after every batch and every control message.
@@ -298,8 +306,15 @@ impl Thread {
                     tracing::error!(tenant = %self.id.tenant, pipeline = %self.id.pipeline, error = %e, "flushing sinks");
                 }
                 match self.wait_held() {
-                    Some(m) => m,
-                    None => return false,
+                    Held::Message(m) => m,
+                    Held::WaitOver => {
+                        // Every message so far was taken while waiting: lower the flag
+                        // their sends raised, as the top of `run` does, and look again.
+                        self.interrupt.store(false, Ordering::Relaxed);
+                        self.publish();
+                        continue;
+                    }
+                    Held::HostGone => return false,
                 }
             } else {
                 match self.rx.try_recv() {
@@ -308,13 +323,6 @@ impl Thread {
                     Err(TryRecvError::Disconnected) => return false,
                 }
             };
-            if let Control::Wake = msg {
-                // Every message so far was taken while waiting: lower the flag their sends
-                // raised, as the top of `run` does, before draining once more.
-                self.interrupt.store(false, Ordering::Relaxed);
-                self.publish();
-                continue;
-            }
             let Some(ack) = self.handle(msg) else {
                 return false;
             };
@@ -326,19 +334,19 @@ impl Thread {
     }
 
     /// Waits for the next message while nothing runs, keeping a held source alive every
-    /// [`KEEP_ALIVE_EVERY`]; `None` once the host is gone.
-    fn wait_held(&mut self) -> Option<Control> {
+    /// [`KEEP_ALIVE_EVERY`], until a message comes, a fresh version's wait is over, or the
+    /// host is gone.
+    fn wait_held(&mut self) -> Held {
         loop {
             if !self.held {
-                return self.rx.recv().ok();
+                return self.rx.recv().map_or(Held::HostGone, Held::Message);
             }
             match self.rx.recv_timeout(KEEP_ALIVE_EVERY) {
-                Ok(m) => return Some(m),
-                Err(RecvTimeoutError::Disconnected) => return None,
+                Ok(m) => return Held::Message(m),
+                Err(RecvTimeoutError::Disconnected) => return Held::HostGone,
                 Err(RecvTimeoutError::Timeout) => {
                     if self.waits_until.is_some() && self.waiting().is_none() {
-                        // The fresh version's wait is over: it runs now.
-                        return Some(Control::Wake);
+                        return Held::WaitOver;
                     }
                     if let Err(e) = self.p.keep_source_alive() {
                         tracing::warn!(tenant = %self.id.tenant, pipeline = %self.id.pipeline, error = %format!("{e:#}"), "keeping the held source alive");
@@ -386,9 +394,6 @@ impl Thread {
                 }
                 Some(ack)
             }
-            // Only the thread makes it, and `apply_control` takes it before this: nobody
-            // waits for its answer.
-            Control::Wake => Some(mpsc::channel().0),
             Control::Stop => {
                 if let Err(e) = self.p.flush_sinks() {
                     tracing::error!(tenant = %self.id.tenant, pipeline = %self.id.pipeline, error = %e, "flushing sinks at stop");
