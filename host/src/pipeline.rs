@@ -1630,6 +1630,14 @@ impl Pipeline {
     }
 
     fn fire(&mut self, mode: FireMode) -> anyhow::Result<()> {
+        if let FireMode::Watermark(_) = mode
+            && self.declining()
+        {
+            // Every due window would be declined and handed back one by one, at every
+            // watermark move of the batch: leave them where they are (and purge nothing);
+            // the next firing that is not declined takes them.
+            return Ok(());
+        }
         let due = match mode {
             FireMode::Watermark(w) => self.operator.take_due(Some(w)),
             FireMode::Early | FireMode::Flush => self.operator.take_due(None),
@@ -1679,6 +1687,19 @@ impl Pipeline {
             Some(e) => Err(e.into()),
             None => Ok(()),
         }
+    }
+
+    /// Whether a firing now would decline every window from the first: the same reasons
+    /// as [`Emitter::declining`] before any sink has failed.
+    fn declining(&self) -> bool {
+        self.stop_requested
+            || self.quarantined.is_some()
+            || self
+                .opts
+                .interrupt
+                .as_deref()
+                .is_some_and(|i| i.load(Ordering::Relaxed))
+            || self.opts.cpu.as_deref().is_some_and(|c| c.charge().is_some())
     }
 
     fn error_record(
