@@ -9,15 +9,17 @@
 
 mod bindings;
 mod convert;
+mod load;
 mod logs;
 mod meter;
 pub mod native;
 mod runtime;
 
 pub use convert::{BatchBuilder, Column, ColumnData, Columns, OutputRow};
+pub use load::LoadLimits;
 pub use logs::{GuestLog, LogBudget, PanicCapture};
 pub use meter::{CallMeter, RecentCalls, thread_cpu_seconds};
-pub use runtime::{LoadLimits, Owner, PluginCode, PluginInfo, PluginInstance, Runtime};
+pub use runtime::{Owner, PluginCode, PluginInfo, PluginInstance, Runtime};
 
 use crate::config::{Limits, SandboxLimits};
 use crate::value::{FieldType, Value};
