@@ -699,7 +699,7 @@ fn serve(path: &std::path::Path) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     let control: std::sync::Arc<dyn crate::serve::HostControl> = host.clone();
-    let limits = cfg.admin_limits();
+    let limits = crate::admin::AdminLimits::of(&cfg);
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::from_std(listener)
             .with_context(|| format!("serving the admin API on {listen}"))?;

@@ -176,7 +176,7 @@ pub struct Options {
     /// Asked before each plugin call of a firing: while the tenant's CPU budget is in debt,
     /// the remaining windows are declined and stay pending, as for an interrupt
     /// (`weir serve`).
-    pub cpu: Option<Arc<crate::serve::budget::CpuShare>>,
+    pub cpu: Option<Arc<crate::plugin::CpuShare>>,
 }
 
 /// The columns of a result row, in order: key fields, window bounds, `revision` (when
@@ -1699,7 +1699,11 @@ impl Pipeline {
                 .interrupt
                 .as_deref()
                 .is_some_and(|i| i.load(Ordering::Relaxed))
-            || self.opts.cpu.as_deref().is_some_and(|c| c.charge().is_some())
+            || self
+                .opts
+                .cpu
+                .as_deref()
+                .is_some_and(|c| c.charge().is_some())
     }
 
     fn error_record(
@@ -1747,7 +1751,7 @@ struct Emitter<'a> {
     quarantined: &'a mut Option<String>,
     interrupt: Option<&'a AtomicBool>,
     /// The tenant's CPU budget: in debt, firings are declined.
-    cpu: Option<&'a crate::serve::budget::CpuShare>,
+    cpu: Option<&'a crate::plugin::CpuShare>,
     /// A stop was asked for: every firing is declined.
     stop: bool,
     log: &'a LogBudget,

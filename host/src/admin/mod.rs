@@ -102,6 +102,21 @@ pub struct AdminLimits {
     pub max_body_bytes: usize,
 }
 
+impl AdminLimits {
+    /// The limits a host config sets: its `[admin]` section, with the deploy body capped at
+    /// `plugins.max_bytes`.
+    pub fn of(cfg: &crate::config::HostConfig) -> Self {
+        let admin = &cfg.admin;
+        AdminLimits {
+            header_timeout: admin.header_timeout.duration(),
+            request_timeout: admin.request_timeout.duration(),
+            max_connections: admin.max_connections,
+            max_uploads_per_tenant: admin.max_uploads_per_tenant,
+            max_body_bytes: cfg.plugins.max_bytes.usize(),
+        }
+    }
+}
+
 impl Default for AdminLimits {
     fn default() -> Self {
         AdminLimits {

@@ -8,6 +8,13 @@ use serde::{Deserialize, Deserializer};
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Millis(pub i64);
 
+impl Millis {
+    /// As a [`std::time::Duration`] (a negative value, which validation refuses, as zero).
+    pub fn duration(self) -> std::time::Duration {
+        std::time::Duration::from_millis(u64::try_from(self.0).unwrap_or(0))
+    }
+}
+
 impl<'de> Deserialize<'de> for Millis {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
@@ -54,6 +61,13 @@ impl fmt::Display for Millis {
 /// A size in bytes, written in config as `"64MiB"`, `"512KiB"`, `"1GiB"` or a plain number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct ByteSize(pub u64);
+
+impl ByteSize {
+    /// As a `usize` (saturating on a 32-bit host).
+    pub fn usize(self) -> usize {
+        usize::try_from(self.0).unwrap_or(usize::MAX)
+    }
+}
 
 impl<'de> Deserialize<'de> for ByteSize {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {

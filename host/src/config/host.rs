@@ -75,19 +75,6 @@ fn default_max_uploads() -> usize {
     2
 }
 
-impl AdminConfig {
-    /// The limits the admin API enforces, as [`crate::admin::serve_with`] takes them.
-    pub fn limits(&self) -> crate::admin::AdminLimits {
-        crate::admin::AdminLimits {
-            header_timeout: millis(self.header_timeout),
-            request_timeout: millis(self.request_timeout),
-            max_connections: self.max_connections,
-            max_uploads_per_tenant: self.max_uploads_per_tenant,
-            max_body_bytes: crate::admin::MAX_PLUGIN_BYTES,
-        }
-    }
-}
-
 /// `[console]`: the web page at `/` of the admin API's address, and what it keeps.
 #[derive(Debug, Clone, Copy, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -143,28 +130,6 @@ impl Default for ConsoleConfig {
     }
 }
 
-impl ConsoleConfig {
-    /// What the console keeps of each pipeline, as [`crate::console::Telemetry`] takes it.
-    pub fn limits(&self) -> crate::console::Limits {
-        let bytes = |b: ByteSize| usize::try_from(b.0).unwrap_or(usize::MAX);
-        crate::console::Limits {
-            keep_rows: self.keep_rows,
-            keep_errors: self.keep_errors,
-            keep_bytes: bytes(self.keep_bytes),
-            keep_error_bytes: bytes(self.keep_error_bytes),
-            max_row_bytes: bytes(self.max_row_bytes),
-            response_bytes: crate::console::RESPONSE_BYTES,
-        }
-    }
-
-    /// A fresh budget for the rows and error records of one tenant's pipelines.
-    pub fn tenant_budget(&self) -> crate::console::TenantBudget {
-        crate::console::TenantBudget::new(
-            usize::try_from(self.keep_bytes_per_tenant.0).unwrap_or(usize::MAX),
-        )
-    }
-}
-
 fn default_true() -> bool {
     true
 }
@@ -185,21 +150,6 @@ fn default_keep_bytes_per_tenant() -> ByteSize {
 }
 fn default_max_row_bytes() -> ByteSize {
     ByteSize(16 << 10)
-}
-
-impl HostConfig {
-    /// The admin API's limits, with the deploy body capped at `plugins.max_bytes`.
-    pub fn admin_limits(&self) -> crate::admin::AdminLimits {
-        crate::admin::AdminLimits {
-            max_body_bytes: usize::try_from(self.plugins.max_bytes.0).unwrap_or(usize::MAX),
-            ..self.admin.limits()
-        }
-    }
-}
-
-/// A validated (positive) duration from the config.
-fn millis(m: Millis) -> std::time::Duration {
-    std::time::Duration::from_millis(u64::try_from(m.0).unwrap_or(0))
 }
 
 /// `[plugins]`.
@@ -256,22 +206,6 @@ pub struct PluginsConfig {
     /// than linearly in one function's size.
     #[serde(default = "default_max_function_bytes")]
     pub max_function_bytes: ByteSize,
-}
-
-impl PluginsConfig {
-    /// What loading a component may cost, as the plugin runtime takes it.
-    pub fn load_limits(&self) -> crate::plugin::LoadLimits {
-        crate::plugin::LoadLimits {
-            max_bytes: self.max_bytes.0,
-            compile_timeout: millis(self.compile_timeout),
-            compiled_cache_bytes: self.compiled_cache.0,
-            cache_dir_bytes: self.cache_dir_max.0,
-            max_compiles: self.max_compiles,
-            max_compiles_per_tenant: self.max_compiles_per_tenant,
-            max_code_bytes: self.max_code_bytes.0,
-            max_function_bytes: self.max_function_bytes.0,
-        }
-    }
 }
 
 impl Default for PluginsConfig {
@@ -523,24 +457,27 @@ mod tests {
     #[test]
     fn admin_and_plugin_limits_have_documented_defaults() {
         let cfg = load("", "").unwrap();
-        let a = cfg.admin_limits();
+        let a = crate::admin::AdminLimits::of(&cfg);
         assert_eq!(a.header_timeout, std::time::Duration::from_secs(10));
         assert_eq!(a.request_timeout, std::time::Duration::from_secs(60));
         assert_eq!(a.max_connections, 256);
         assert_eq!(a.max_uploads_per_tenant, 2);
         assert_eq!(a.max_body_bytes, 16 * 1024 * 1024);
         assert_eq!(
-            cfg.plugins.load_limits(),
+            crate::plugin::LoadLimits::of(&cfg.plugins),
             crate::plugin::LoadLimits::default()
         );
         assert!(cfg.console.enabled);
         assert_eq!(cfg.console.keep_rows, 1_000);
         assert_eq!(cfg.console.keep_errors, 100);
-        let kept = cfg.console.limits();
+        let kept = crate::console::Limits::of(&cfg.console);
         assert_eq!(kept.keep_bytes, 1 << 20);
         assert_eq!(kept.keep_error_bytes, 256 << 10);
         assert_eq!(kept.max_row_bytes, 16 << 10);
-        assert_eq!(cfg.console.tenant_budget().limit(), 4 << 20);
+        assert_eq!(
+            crate::console::TenantBudget::of(&cfg.console).limit(),
+            4 << 20
+        );
         assert_eq!(kept, crate::console::Limits::default());
         let off = load("", "[console]\nenabled = false\nkeep_rows = 50").unwrap();
         assert!(!off.console.enabled);
@@ -554,9 +491,17 @@ mod tests {
             "max_bytes = \"1MiB\"\ncompiled_cache = \"8MiB\"",
         )
         .unwrap();
-        assert_eq!(cfg.admin.limits().header_timeout.as_millis(), 2000);
-        assert_eq!(cfg.admin_limits().max_body_bytes, 1 << 20);
-        assert_eq!(cfg.plugins.load_limits().compiled_cache_bytes, 8 << 20);
+        assert_eq!(
+            crate::admin::AdminLimits::of(&cfg)
+                .header_timeout
+                .as_millis(),
+            2000
+        );
+        assert_eq!(crate::admin::AdminLimits::of(&cfg).max_body_bytes, 1 << 20);
+        assert_eq!(
+            crate::plugin::LoadLimits::of(&cfg.plugins).compiled_cache_bytes,
+            8 << 20
+        );
         for (admin, plugins, key) in [
             ("max_connections = 0", "", "admin.max_connections"),
             (

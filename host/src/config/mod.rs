@@ -4,7 +4,7 @@
 //! and how to fix it). It does not open files, load plugins or build the pipeline;
 //! `pipeline.rs` does that from a validated [`PipelineConfig`].
 //!
-//! One file per section: `source.rs`, `schema.rs` (resolved into [`crate::decode::Schema`]),
+//! One file per section: `source.rs`, `schema.rs` (resolved into [`Schema`]),
 //! `window.rs` (resolved into [`crate::window::WindowKind`]), `watermark.rs` (with
 //! `[emit]`), `plugin.rs` (with the limits, resolved into [`Limits`]) and `sink.rs`;
 //! `host.rs` is `weir serve`'s `HOST.toml`, `duration.rs` the duration and size syntax.
@@ -27,7 +27,7 @@ pub use checkpoint::{CheckpointConfig, DEFAULT_CHECKPOINT_EVERY};
 pub use duration::{ByteSize, Millis, parse_millis, parse_size};
 pub use host::{AdminConfig, ConsoleConfig, HostConfig, PluginsConfig, TenantConfig};
 pub use plugin::{Limits, LimitsConfig, PluginConfig, SandboxLimits};
-pub use schema::{SchemaConfig, TimestampConfig, TimestampFrom};
+pub use schema::{EventTime, Schema, SchemaConfig, TimestampConfig, TimestampFrom};
 pub use sink::{SinkConfig, SinkMode};
 pub use source::{
     CsvOptions, Format, GeneratorConfig, KafkaPassthrough, KafkaSourceConfig, KafkaStart,

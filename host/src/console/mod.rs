@@ -57,6 +57,20 @@ pub struct Limits {
 /// JSON is at most its estimate).
 pub const RESPONSE_BYTES: usize = 1 << 20;
 
+impl Limits {
+    /// The limits a host config's `[console]` section sets.
+    pub fn of(cfg: &crate::config::ConsoleConfig) -> Self {
+        Limits {
+            keep_rows: cfg.keep_rows,
+            keep_errors: cfg.keep_errors,
+            keep_bytes: cfg.keep_bytes.usize(),
+            keep_error_bytes: cfg.keep_error_bytes.usize(),
+            max_row_bytes: cfg.max_row_bytes.usize(),
+            response_bytes: RESPONSE_BYTES,
+        }
+    }
+}
+
 impl Default for Limits {
     fn default() -> Self {
         Limits {

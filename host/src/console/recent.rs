@@ -91,6 +91,11 @@ pub struct TenantBudget {
 }
 
 impl TenantBudget {
+    /// A fresh budget of `keep_bytes_per_tenant` from a host config's `[console]` section.
+    pub fn of(cfg: &crate::config::ConsoleConfig) -> Self {
+        TenantBudget::new(cfg.keep_bytes_per_tenant.usize())
+    }
+
     /// A budget of `limit` estimated bytes, none used.
     pub fn new(limit: usize) -> Self {
         TenantBudget {

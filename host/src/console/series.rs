@@ -7,19 +7,10 @@ use std::collections::VecDeque;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::plugin::CallQuantiles;
+
 /// How many samples a series keeps: five minutes at one a second.
 pub const KEPT_SAMPLES: usize = 300;
-
-/// The quantiles of the plugin calls made since the previous reading.
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
-pub struct CallQuantiles {
-    /// Calls made.
-    pub calls: u64,
-    /// Median wall time of a call, seconds.
-    pub p50_seconds: f64,
-    /// 99th percentile, seconds.
-    pub p99_seconds: f64,
-}
 
 /// What the host's metrics say of one pipeline at one moment ([`crate::serve::Metrics::reading`]):
 /// counters since the pipeline started, and gauges.

@@ -10,15 +10,14 @@ mod json;
 #[cfg(test)]
 mod props;
 
-use std::collections::HashMap;
-
 pub use self::csv::CsvDecoder;
 pub use self::json::JsonDecoder;
 
-use crate::config::{CsvOptions, Format, SchemaConfig};
+use crate::config::{CsvOptions, Format};
+pub use crate::config::{EventTime, Schema};
 use crate::source::RawRecord;
-use crate::time::TimestampFormat;
-use crate::value::{FieldType, Value};
+
+use crate::value::Value;
 
 /// A decoded event: event time plus the value of every schema field, in schema order.
 #[derive(Debug, Clone, PartialEq)]
@@ -27,85 +26,6 @@ pub struct Event {
     pub ts: i64,
     /// One value per [`Schema::fields`] entry (`Value::Null` when absent and optional).
     pub values: Vec<Value>,
-}
-
-/// The pipeline schema, resolved for fast decoding.
-#[derive(Debug, Clone)]
-pub struct Schema {
-    /// Field names and types, in a fixed order (sorted by name).
-    pub fields: Vec<(String, FieldType)>,
-    index: HashMap<String, usize>,
-    /// Where event time comes from.
-    pub time: EventTime,
-    /// Indices of the key fields, in key order.
-    pub key: Vec<usize>,
-    /// Per field: whether a missing or null value makes the record malformed.
-    pub required: Vec<bool>,
-}
-
-impl Schema {
-    /// Resolves a `[schema]` section; the checks live in [`SchemaConfig::resolve`], the one
-    /// place they are made.
-    pub fn new(cfg: &SchemaConfig) -> Result<Self, crate::config::Error> {
-        cfg.resolve()
-    }
-
-    /// A schema from parts already checked by [`SchemaConfig::resolve`]: `key` holds
-    /// indices into `fields`, `required` one flag per field.
-    pub(crate) fn from_parts(
-        fields: Vec<(String, FieldType)>,
-        time: EventTime,
-        key: Vec<usize>,
-        required: Vec<bool>,
-    ) -> Self {
-        let index = fields
-            .iter()
-            .enumerate()
-            .map(|(i, (n, _))| (n.clone(), i))
-            .collect();
-        Schema {
-            fields,
-            index,
-            time,
-            key,
-            required,
-        }
-    }
-
-    /// Position of a field by name.
-    pub fn index_of(&self, name: &str) -> Option<usize> {
-        self.index.get(name).copied()
-    }
-
-    /// The type of a field by name.
-    pub fn type_of(&self, name: &str) -> Option<FieldType> {
-        self.index_of(name).map(|i| self.fields[i].1)
-    }
-}
-
-/// Where event time comes from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum EventTime {
-    /// A field of the record (it may also be one of [`Schema::fields`]).
-    Field {
-        /// The field's name.
-        name: String,
-        /// How it is written.
-        format: TimestampFormat,
-    },
-    /// The record's own timestamp ([`RawRecord::timestamp`]: a Kafka message's create or
-    /// log-append time).
-    Record,
-}
-
-impl EventTime {
-    /// The event-time field's name, when event time is a field.
-    pub fn field(&self) -> Option<&str> {
-        match self {
-            EventTime::Field { name, .. } => Some(name),
-            EventTime::Record => None,
-        }
-    }
 }
 
 /// Event time from the record's own timestamp: a record without one (or with one outside the

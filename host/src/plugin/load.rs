@@ -38,6 +38,22 @@ pub struct LoadLimits {
     pub max_function_bytes: u64,
 }
 
+impl LoadLimits {
+    /// The limits a host config's `[plugins]` section sets.
+    pub fn of(cfg: &crate::config::PluginsConfig) -> Self {
+        LoadLimits {
+            max_bytes: cfg.max_bytes.0,
+            compile_timeout: cfg.compile_timeout.duration(),
+            compiled_cache_bytes: cfg.compiled_cache.0,
+            cache_dir_bytes: cfg.cache_dir_max.0,
+            max_compiles: cfg.max_compiles,
+            max_compiles_per_tenant: cfg.max_compiles_per_tenant,
+            max_code_bytes: cfg.max_code_bytes.0,
+            max_function_bytes: cfg.max_function_bytes.0,
+        }
+    }
+}
+
 impl Default for LoadLimits {
     fn default() -> Self {
         LoadLimits {

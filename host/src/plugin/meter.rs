@@ -54,12 +54,12 @@ impl RecentCalls {
 
     /// The count, median and 99th percentile of the calls noted since the last take, which
     /// are then forgotten; `None` if there were none.
-    pub fn take(&self) -> Option<crate::console::CallQuantiles> {
+    pub fn take(&self) -> Option<CallQuantiles> {
         let mut hdr = self.lock();
         if hdr.is_empty() {
             return None;
         }
-        let q = crate::console::CallQuantiles {
+        let q = CallQuantiles {
             calls: hdr.len(),
             p50_seconds: hdr.value_at_quantile(0.5) as f64 / 1e9,
             p99_seconds: hdr.value_at_quantile(0.99) as f64 / 1e9,
@@ -112,6 +112,17 @@ pub fn thread_cpu_seconds() -> f64 {
         return 0.0;
     }
     ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9
+}
+
+/// The quantiles of the plugin calls made since the previous reading.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct CallQuantiles {
+    /// Calls made.
+    pub calls: u64,
+    /// Median wall time of a call, seconds.
+    pub p50_seconds: f64,
+    /// 99th percentile, seconds.
+    pub p99_seconds: f64,
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@
 //! incremental plan and gets rows, states or an [`Error`] back.
 
 mod bindings;
+mod budget;
 mod convert;
 mod load;
 mod logs;
@@ -15,10 +16,11 @@ mod meter;
 pub mod native;
 mod runtime;
 
+pub use budget::{CpuBudget, CpuShare, MAX_THROTTLE};
 pub use convert::{BatchBuilder, Column, ColumnData, Columns, OutputRow};
 pub use load::LoadLimits;
 pub use logs::{GuestLog, LogBudget, PanicCapture};
-pub use meter::{CallMeter, RecentCalls, thread_cpu_seconds};
+pub use meter::{CallMeter, CallQuantiles, RecentCalls, thread_cpu_seconds};
 pub use runtime::{Owner, PluginCode, PluginInfo, PluginInstance, Runtime};
 
 use crate::config::{Limits, SandboxLimits};

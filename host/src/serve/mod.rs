@@ -20,13 +20,13 @@
 //! | `local.rs`    | [`LocalConsole`]: `weir run --console`'s one read-only pipeline          |
 
 mod auth;
-pub mod budget;
 pub mod control;
 mod deploy;
 mod id;
 mod local;
 pub mod metrics;
 mod registry;
+mod strikes;
 pub mod watch;
 mod worker;
 
@@ -89,7 +89,7 @@ impl Host {
         let fuel = cfg.tenants.iter().any(|t| t.limits.fuel.is_some());
         let metrics = Arc::new(Metrics::new());
         let mut runtime = Runtime::new(fuel)?
-            .with_limits(cfg.plugins.load_limits())
+            .with_limits(crate::plugin::LoadLimits::of(&cfg.plugins))
             .with_compile_meter(metrics.compile_meter());
         if let Some(dir) = &cfg.plugins.cache_dir {
             runtime = runtime.with_cache_dir(cfg.resolve(dir));
@@ -107,7 +107,12 @@ impl Host {
             console_budgets: cfg
                 .tenants
                 .iter()
-                .map(|t| (t.name.clone(), Arc::new(cfg.console.tenant_budget())))
+                .map(|t| {
+                    (
+                        t.name.clone(),
+                        Arc::new(crate::console::TenantBudget::of(&cfg.console)),
+                    )
+                })
                 .collect(),
             keep_versions: cfg.plugins.keep_versions,
             sampler_stop: Arc::new(AtomicBool::new(false)),
@@ -120,7 +125,7 @@ impl Host {
         let mut seen = std::collections::BTreeSet::new();
         for t in &cfg.tenants {
             host.registry.add_tenant(&t.name);
-            let budget = Arc::new(budget::CpuBudget::new(t.cpu));
+            let budget = Arc::new(crate::plugin::CpuBudget::new(t.cpu));
             for path in &t.pipelines {
                 let path = cfg.resolve(path);
                 let context = || format!("tenant {}, pipeline {}", t.name, path.display());
@@ -211,7 +216,7 @@ impl Host {
     fn launch(
         &self,
         checked: Checked,
-        budget: Arc<budget::CpuBudget>,
+        budget: Arc<crate::plugin::CpuBudget>,
     ) -> anyhow::Result<PipelineEntry> {
         let Checked {
             id,
@@ -226,13 +231,13 @@ impl Host {
         plugin.report_errors_to(last_error.clone());
         plugin.meter_calls(self.metrics.call_meter(&id));
         let interrupt = Arc::new(AtomicBool::new(false));
-        let cpu = Arc::new(budget::CpuShare::new(
+        let cpu = Arc::new(crate::plugin::CpuShare::new(
             budget,
             self.metrics.call_meter(&id).cpu_seconds,
         ));
         let telemetry = self.console.enabled.then(|| {
             Arc::new(crate::console::Telemetry::with_limits(
-                &self.console.limits(),
+                &crate::console::Limits::of(&self.console),
                 self.console_budgets.get(&*id.tenant).cloned(),
             ))
         });

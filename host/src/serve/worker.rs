@@ -9,10 +9,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::budget::{CpuShare, Strikes};
 use super::metrics::{Metrics, Publisher};
+use super::strikes::Strikes;
 use super::{ControlError, PipelineId, PipelineState};
 use crate::pipeline::{Pipeline, Step, Summary};
+use crate::plugin::CpuShare;
 use crate::plugin::PluginInstance;
 
 /// How long a deploy, pause or resume waits for the pipeline thread to take it.
