@@ -478,7 +478,7 @@ impl RunConsole {
             metrics.clone(),
             self.telemetry.clone(),
         ));
-        crate::console::spawn_sampler(
+        crate::serve::metrics::spawn_sampler(
             metrics,
             vec![(id, self.telemetry)],
             Arc::new(AtomicBool::new(false)),

@@ -74,8 +74,8 @@ use hyper_util::service::TowerToHyperService;
 use serde::{Deserialize, Serialize};
 use tower_http::timeout::TimeoutLayer;
 
-pub use crate::console::{Activity, OverviewItem, WhoAmI};
 pub use crate::serve::control::HostControl;
+pub use crate::serve::control::{Activity, OverviewItem, WhoAmI};
 pub use client::{Client, ClientError};
 pub use render::{render_pipelines, render_versions};
 

@@ -16,16 +16,12 @@ pub mod assets;
 mod recent;
 mod series;
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 pub use recent::{Keep, Page, Recent, Record, TOO_LARGE_FIELD, TapSink, TenantBudget};
 pub use series::{CallQuantiles, KEPT_SAMPLES, Reading, Sample, Series};
-
-use crate::serve::{Metrics, PipelineId, PipelineView};
 
 /// Result rows kept per pipeline unless configured (`[console] keep_rows`).
 pub const KEPT_ROWS: usize = 1_000;
@@ -112,14 +108,10 @@ pub struct Since {
     pub error: Option<u64>,
 }
 
-/// A pipeline as the console's pipeline page shows it: its view, and what it did past a
-/// [`Since`].
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Activity {
-    /// State, versions, counters.
-    pub pipeline: PipelineView,
-    /// The key fields of its result rows (one chart line per key).
-    pub key: Vec<String>,
+/// What a pipeline's telemetry holds past a [`Since`]: the admin API joins it with the
+/// pipeline's view and key as an `Activity` (`serve::control`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Recorded {
     /// The columns of its result rows now, in the sink's order.
     pub columns: Vec<String>,
     /// Samples past `since.sample`, oldest first.
@@ -130,24 +122,6 @@ pub struct Activity {
     pub errors: Vec<Record>,
     /// What to ask for next time: past the last record returned when some were left out.
     pub next: Since,
-}
-
-/// `GET /v1/whoami`: who the token belongs to, and whether the host takes control actions.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct WhoAmI {
-    /// The operator, or one tenant.
-    pub principal: crate::serve::Principal,
-    /// Whether deploy, rollback, pause and resume are offered.
-    pub controls: bool,
-}
-
-/// One line of `GET /v1/overview`: a pipeline the caller may see, with its newest sample.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct OverviewItem {
-    /// State, versions, counters.
-    pub pipeline: PipelineView,
-    /// The newest sample (none in the first second).
-    pub sample: Option<Sample>,
 }
 
 impl Telemetry {
@@ -197,19 +171,17 @@ impl Telemetry {
         self.series().latest().cloned()
     }
 
-    /// What pipeline `pipeline`, whose rows are keyed by `key`, did past `since`: every
-    /// sample (five minutes at most), and the oldest error records and rows that fit the
-    /// response's byte budget (errors a quarter of it at most, rows the rest; at least one
-    /// of each when there is one). `next` goes on from the last record returned.
-    pub fn activity(&self, pipeline: PipelineView, key: Vec<String>, since: &Since) -> Activity {
+    /// What the pipeline did past `since`: every sample (five minutes at most), and the
+    /// oldest error records and rows that fit the response's byte budget (errors a quarter
+    /// of it at most, rows the rest; at least one of each when there is one). `next` goes
+    /// on from the last record returned.
+    pub fn recorded(&self, since: &Since) -> Recorded {
         let (samples, sample) = self.series().since(since.sample);
         let errors = self.errors.since(since.error, self.response_bytes / 4);
         let rows = self
             .rows
             .since(since.row, self.response_bytes.saturating_sub(errors.bytes));
-        Activity {
-            pipeline,
-            key,
+        Recorded {
             columns: self.rows.columns(),
             samples,
             rows: rows.records,
@@ -223,66 +195,10 @@ impl Telemetry {
     }
 }
 
-/// Takes a sample of every pipeline in `pipelines` from `metrics` each second, on a thread
-/// of its own, until `stop` is raised.
-///
-/// # Errors
-///
-/// The thread could not be started.
-pub fn spawn_sampler(
-    metrics: Arc<Metrics>,
-    pipelines: Vec<(PipelineId, Arc<Telemetry>)>,
-    stop: Arc<AtomicBool>,
-) -> std::io::Result<std::thread::JoinHandle<()>> {
-    std::thread::Builder::new()
-        .name("weir-console".into())
-        .spawn(move || {
-            let tick = Duration::from_secs(1);
-            let mut next = std::time::Instant::now();
-            while !stop.load(Ordering::Relaxed) {
-                let now = chrono::Utc::now().timestamp_millis();
-                for (id, telemetry) in &pipelines {
-                    telemetry.record(now, metrics.reading(id));
-                }
-                next += tick;
-                // Behind by more than a tick (a stalled machine): take the next one a tick
-                // from now rather than several at once.
-                let now = std::time::Instant::now();
-                if next + tick < now {
-                    next = now + tick;
-                }
-                // Sleep in short steps so that a stop is seen within 100 ms.
-                while !stop.load(Ordering::Relaxed) {
-                    let left = next.saturating_duration_since(std::time::Instant::now());
-                    if left.is_zero() {
-                        break;
-                    }
-                    std::thread::sleep(left.min(Duration::from_millis(100)));
-                }
-            }
-        })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::serve::PipelineState;
     use crate::sink::{Cell, Sink};
-
-    fn view() -> PipelineView {
-        PipelineView {
-            tenant: "acme".into(),
-            name: "stocks".into(),
-            state: PipelineState::Running,
-            reason: None,
-            versions: Vec::new(),
-            last_rejected: None,
-            last_plugin_error: None,
-            events_read: 0,
-            rows_written: 0,
-            plugin_errors: 0,
-        }
-    }
 
     #[test]
     fn an_activity_over_its_budget_is_cut_and_next_goes_on_from_its_last_record() {
@@ -315,7 +231,7 @@ mod tests {
         let mut since = Since::default();
         let (mut seen_rows, mut seen_errors, mut reads) = (Vec::new(), 0, 0);
         loop {
-            let a = t.activity(view(), Vec::new(), &since);
+            let a = t.recorded(&since);
             reads += 1;
             let json = serde_json::to_string(&a.rows).unwrap().len()
                 + serde_json::to_string(&a.errors).unwrap().len();

@@ -11,6 +11,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::PipelineId;
+use crate::console::{Record, Recorded, Sample, Since};
 
 /// Who a bearer token belongs to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -180,6 +181,67 @@ pub enum ControlError {
     Conflict(String),
 }
 
+/// A pipeline as the console's pipeline page shows it: its view, and what it did past a
+/// `Since`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Activity {
+    /// State, versions, counters.
+    pub pipeline: PipelineView,
+    /// The key fields of its result rows (one chart line per key).
+    pub key: Vec<String>,
+    /// The columns of its result rows now, in the sink's order.
+    pub columns: Vec<String>,
+    /// Samples past `since.sample`, oldest first.
+    pub samples: Vec<Sample>,
+    /// Result rows past `since.row`, oldest first: as many as fit the read's byte budget.
+    pub rows: Vec<Record>,
+    /// Error records past `since.error`, oldest first: as many as fit the read's byte budget.
+    pub errors: Vec<Record>,
+    /// What to ask for next time: past the last record returned when some were left out.
+    pub next: Since,
+}
+
+/// `GET /v1/whoami`: who the token belongs to, and whether the host takes control actions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WhoAmI {
+    /// The operator, or one tenant.
+    pub principal: Principal,
+    /// Whether deploy, rollback, pause and resume are offered.
+    pub controls: bool,
+}
+
+/// One line of `GET /v1/overview`: a pipeline the caller may see, with its newest sample.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OverviewItem {
+    /// State, versions, counters.
+    pub pipeline: PipelineView,
+    /// The newest sample (none in the first second).
+    pub sample: Option<Sample>,
+}
+
+impl Activity {
+    /// Pipeline `pipeline`'s activity: its view, its key fields and what its telemetry
+    /// recorded.
+    pub fn new(pipeline: PipelineView, key: Vec<String>, recorded: Recorded) -> Self {
+        let Recorded {
+            columns,
+            samples,
+            rows,
+            errors,
+            next,
+        } = recorded;
+        Activity {
+            pipeline,
+            key,
+            columns,
+            samples,
+            rows,
+            errors,
+            next,
+        }
+    }
+}
+
 /// What a running host offers its admin API.
 ///
 /// Implementations must be cheap to call from async handlers' blocking pool; `deploy`
@@ -204,18 +266,14 @@ pub trait HostControl: std::any::Any + Send + Sync {
     /// What the console shows of pipeline `id` past `since`: its view, samples, latest
     /// result rows and error records. `NotFound` for an unknown pipeline, or a host that
     /// keeps no console telemetry.
-    fn activity(
-        &self,
-        id: &PipelineId,
-        since: &crate::console::Since,
-    ) -> Result<crate::console::Activity, ControlError> {
+    fn activity(&self, id: &PipelineId, since: &Since) -> Result<Activity, ControlError> {
         let _ = since;
         Err(ControlError::NotFound(format!(
             "this host keeps no console telemetry for {id}"
         )))
     }
     /// The newest console sample of pipeline `id`, if any.
-    fn latest_sample(&self, id: &PipelineId) -> Option<crate::console::Sample> {
+    fn latest_sample(&self, id: &PipelineId) -> Option<Sample> {
         let _ = id;
         None
     }

@@ -5,12 +5,13 @@
 use std::sync::{Arc, Mutex};
 
 use super::auth::Tokens;
+use super::control::Activity;
 use super::control::{
     ControlError, HostControl, PipelineState, PipelineView, Principal, TenantView, VersionStatus,
     VersionView,
 };
 use super::{Metrics, PipelineId};
-use crate::console::{Activity, Sample, Since, Telemetry};
+use crate::console::{Sample, Since, Telemetry};
 use crate::pipeline::Pipeline;
 
 /// What `weir run` refuses in its console, with what to do instead.
@@ -168,9 +169,11 @@ impl HostControl for LocalConsole {
 
     fn activity(&self, id: &PipelineId, since: &Since) -> Result<Activity, ControlError> {
         self.check(id)?;
-        Ok(self
-            .telemetry
-            .activity(self.view(), self.key.clone(), since))
+        Ok(Activity::new(
+            self.view(),
+            self.key.clone(),
+            self.telemetry.recorded(since),
+        ))
     }
 
     fn latest_sample(&self, id: &PipelineId) -> Option<Sample> {

@@ -3,7 +3,8 @@
 //! ([`Publisher`]), and their text exposition for the admin API's `/metrics`.
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
 
 use prometheus_client::encoding::{EncodeLabelSet, LabelSetEncoder};
 use prometheus_client::metrics::counter::Counter;
@@ -535,6 +536,46 @@ pub fn serve_standalone(
             });
         })?;
     Ok(())
+}
+
+/// Takes a console sample of every pipeline in `pipelines` from `metrics` each second, on a thread
+/// of its own, until `stop` is raised.
+///
+/// # Errors
+///
+/// The thread could not be started.
+pub fn spawn_sampler(
+    metrics: Arc<Metrics>,
+    pipelines: Vec<(PipelineId, Arc<crate::console::Telemetry>)>,
+    stop: Arc<AtomicBool>,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("weir-console".into())
+        .spawn(move || {
+            let tick = Duration::from_secs(1);
+            let mut next = std::time::Instant::now();
+            while !stop.load(Ordering::Relaxed) {
+                let now = chrono::Utc::now().timestamp_millis();
+                for (id, telemetry) in &pipelines {
+                    telemetry.record(now, metrics.reading(id));
+                }
+                next += tick;
+                // Behind by more than a tick (a stalled machine): take the next one a tick
+                // from now rather than several at once.
+                let now = std::time::Instant::now();
+                if next + tick < now {
+                    next = now + tick;
+                }
+                // Sleep in short steps so that a stop is seen within 100 ms.
+                while !stop.load(Ordering::Relaxed) {
+                    let left = next.saturating_duration_since(std::time::Instant::now());
+                    if left.is_zero() {
+                        break;
+                    }
+                    std::thread::sleep(left.min(Duration::from_millis(100)));
+                }
+            }
+        })
 }
 
 #[cfg(test)]

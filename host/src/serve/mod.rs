@@ -162,7 +162,7 @@ impl Host {
             .filter_map(|e| Some((e.id.clone(), e.telemetry.clone()?)))
             .collect();
         if !watched.is_empty() {
-            crate::console::spawn_sampler(host.metrics.clone(), watched, host.sampler_stop.clone())
+            metrics::spawn_sampler(host.metrics.clone(), watched, host.sampler_stop.clone())
                 .context("starting the console's sampler thread")?;
         }
         Ok(host)
@@ -353,14 +353,18 @@ impl HostControl for Host {
         &self,
         id: &PipelineId,
         since: &crate::console::Since,
-    ) -> Result<crate::console::Activity, ControlError> {
+    ) -> Result<control::Activity, ControlError> {
         let e = self.registry.get(id)?;
         let telemetry = e.telemetry.as_ref().ok_or_else(|| {
             ControlError::NotFound(
                 "the console is off on this host ([console] enabled = false)".into(),
             )
         })?;
-        Ok(telemetry.activity(e.view(), e.cfg.schema.key.clone(), since))
+        Ok(control::Activity::new(
+            e.view(),
+            e.cfg.schema.key.clone(),
+            telemetry.recorded(since),
+        ))
     }
 
     fn latest_sample(&self, id: &PipelineId) -> Option<crate::console::Sample> {

@@ -25,8 +25,9 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 
 use super::{Admin, ApiError, Log, Slot};
-use crate::console::{OverviewItem, Since, WhoAmI, assets};
+use crate::console::{Since, assets};
 use crate::serve::control::Principal;
+use crate::serve::control::{OverviewItem, WhoAmI};
 
 /// How often the live stream sends what changed: at most once a second.
 const LIVE_EVERY: Duration = Duration::from_secs(1);

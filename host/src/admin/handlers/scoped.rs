@@ -106,7 +106,7 @@ impl HostControl for Scoped {
         &self,
         id: &PipelineId,
         since: &crate::console::Since,
-    ) -> Result<crate::console::Activity, ControlError> {
+    ) -> Result<crate::serve::control::Activity, ControlError> {
         self.cut(self.host.activity(id, since), |r, mut a| {
             a.pipeline = r.pipeline(a.pipeline);
             a
