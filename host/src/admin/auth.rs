@@ -4,7 +4,7 @@
 use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
 
-use super::handlers::ApiError;
+use super::error::ApiError;
 use crate::serve::control::{HostControl, Principal};
 
 /// The token of an `Authorization: Bearer <token>` header, if there is one.

@@ -17,7 +17,7 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{FromRequest, Path, Request, State};
-use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE, WWW_AUTHENTICATE};
+use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
@@ -27,8 +27,9 @@ mod scoped;
 
 pub(super) use console::{activity, asset, index, live, overview, whoami};
 
+use super::AdminLimits;
 use super::auth::{authenticate, authorize_operator, authorize_tenant};
-use super::{AdminLimits, ErrorBody};
+pub(super) use super::error::ApiError;
 use crate::serve::PipelineId;
 use crate::serve::control::{ControlError, HostControl, Principal, TenantView};
 use scoped::Scoped;
@@ -256,80 +257,6 @@ impl Admin {
         let Path((tenant, pipeline)) = path.map_err(ApiError::bad_path)?;
         authorize_tenant(&principal, &tenant)?;
         Ok(PipelineId::new(tenant, pipeline))
-    }
-}
-
-/// A refused request: its status and the [`ErrorBody`] sent back.
-#[derive(Debug, Clone)]
-pub(super) struct ApiError {
-    pub(super) status: StatusCode,
-    kind: &'static str,
-    reason: String,
-}
-
-impl ApiError {
-    fn new(status: StatusCode, kind: &'static str, reason: impl Into<String>) -> Self {
-        Self {
-            status,
-            kind,
-            reason: reason.into(),
-        }
-    }
-
-    pub(super) fn unauthorized(reason: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", reason)
-    }
-
-    pub(super) fn forbidden(reason: impl Into<String>) -> Self {
-        Self::new(StatusCode::FORBIDDEN, "forbidden", reason)
-    }
-
-    fn bad_request(reason: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "bad_request", reason)
-    }
-
-    fn bad_path(rejection: PathRejection) -> Self {
-        Self::bad_request(rejection.body_text())
-    }
-
-    fn too_large(limit: usize) -> Self {
-        Self::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-            format!(
-                "a plugin component may be at most {limit} bytes ({} MiB)",
-                limit / (1024 * 1024)
-            ),
-        )
-    }
-}
-
-impl From<ControlError> for ApiError {
-    fn from(error: ControlError) -> Self {
-        match error {
-            ControlError::NotFound(reason) => Self::new(StatusCode::NOT_FOUND, "not_found", reason),
-            ControlError::Rejected(reason) => {
-                Self::new(StatusCode::UNPROCESSABLE_ENTITY, "rejected", reason)
-            }
-            ControlError::Conflict(reason) => Self::new(StatusCode::CONFLICT, "conflict", reason),
-        }
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let body = ErrorBody {
-            error: self.kind.to_string(),
-            reason: self.reason,
-        };
-        let mut response = (self.status, Json(body)).into_response();
-        if self.status == StatusCode::UNAUTHORIZED {
-            response.headers_mut().insert(
-                WWW_AUTHENTICATE,
-                axum::http::HeaderValue::from_static("Bearer"),
-            );
-        }
-        response
     }
 }
 

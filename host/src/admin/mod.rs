@@ -59,6 +59,7 @@
 
 mod auth;
 pub mod client;
+mod error;
 mod handlers;
 pub mod render;
 
