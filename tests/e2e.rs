@@ -1,8 +1,8 @@
 //! End-to-end tests: every ready pipeline in `pipelines/` run through the real `weir` binary
 //! on the bundled data in `data/`, compared row by row with results worked out by hand.
 //!
-//! The expected rows below are derived from the input files and the rules of DESIGN.md
-//! ("Time and windows"): windows are half-open and aligned to the epoch, the watermark is
+//! The expected rows below are derived from the input files and the rules of
+//! docs/semantics.md ("Time and windows"): windows are half-open and aligned to the epoch, the watermark is
 //! `W = max(ts) - delay` updated after each event, an event is late for a window when
 //! `end <= W` (W before the event), windows fire when `W >= end` in `(end, start, key)`
 //! order and the rest fire at end of input, also in that order. Because of those two rules

@@ -1,7 +1,7 @@
 //! Windows: which windows an event belongs to, the host-owned state of open windows, and
 //! when they fire.
 //!
-//! Owns the normative semantics of DESIGN.md "Time and windows": epoch-aligned half-open
+//! Owns the semantics of docs/semantics.md "Time and windows": epoch-aligned half-open
 //! windows, lateness against the watermark as it was before each event, firing order
 //! `(end, start, key)`, allowed lateness with revisions, and early firings in update mode.
 //! It does not call plugins: the pipeline pulls the windows due ([`WindowOperator::take_due`])
