@@ -1951,7 +1951,7 @@ impl Emitter<'_> {
         // Every state the stacks still refer to is kept, once.
         let mut keep_of: std::collections::HashMap<u32, usize> = Default::default();
         for &(d, _) in &fired {
-            if let Some(stacks) = operator.stacks_mut(d.2) {
+            if let Some(stacks) = operator.stacks_mut(d.key) {
                 for r in stacks.refs_mut() {
                     if let StateRef::Slot(i) = r {
                         let next = keep_of.len();
@@ -1965,7 +1965,7 @@ impl Emitter<'_> {
         }
         let result = self.plugin.step(&plan);
         for &(d, _) in &fired {
-            let Some(stacks) = operator.stacks_mut(d.2) else {
+            let Some(stacks) = operator.stacks_mut(d.key) else {
                 continue;
             };
             match &result {

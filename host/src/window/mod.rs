@@ -8,13 +8,18 @@
 //! and, for incremental plugins, plans pane merges with [`panes::PaneStacks`].
 
 mod assign;
+mod buffer;
 mod ends;
+mod key_windows;
+mod limits;
+mod operator;
 pub mod panes;
-mod state;
+mod snapshot;
+#[cfg(test)]
+mod tests;
 
 pub use assign::Overflow;
 pub use assign::{Window, WindowKind};
-pub use state::{
-    Due, EVENT_OVERHEAD_BYTES, Firing, KeySnapshot, Placement, StateLimits, StoredEvent,
-    WindowOperator,
-};
+pub use buffer::{EVENT_OVERHEAD_BYTES, StoredEvent};
+pub use limits::StateLimits;
+pub use operator::{Due, Firing, KeySnapshot, Placement, WindowOperator};

@@ -12,7 +12,7 @@
 //! panes a window holds. The states themselves live in the plugin's encoding; this module
 //! only decides which states to merge, through a [`Planner`].
 //!
-//! The host keeps every event until its last window is purged (see `state.rs`), so stacks
+//! The host keeps every event until its last window is purged (see `operator.rs`), so stacks
 //! are a cache: an event landing in a pane already accumulated, a window fired out of order
 //! (a late re-firing) or a plugin whose state type changed simply clears them, and they
 //! are rebuilt from the events at the next firing.
