@@ -191,7 +191,7 @@ fn main() {
         let mut tap = TapSink::new(
             Box::new(Discard),
             COLUMNS.iter().map(|c| c.to_string()).collect(),
-            "results",
+            weir::sink::SinkRole::Results,
             Arc::new(Recent::new(1_000)),
         );
         tapped.push(write_rows(&mut tap, n));
@@ -216,7 +216,7 @@ fn main() {
         let mut tap = TapSink::new(
             Box::new(Discard),
             COLUMNS.iter().map(|c| c.to_string()).collect(),
-            "results",
+            weir::sink::SinkRole::Results,
             recent.clone(),
         );
         write_rows(&mut tap, keep);

@@ -32,7 +32,7 @@ use crate::plugin::LogBudget;
 use crate::plugin::{
     self, Finish, Owner, Plan, Plugin, PluginCode, PluginInfo, PluginInstance, Runtime, Slot,
 };
-use crate::sink::{self, Cell, Sink};
+use crate::sink::{self, Cell, Sink, SinkRole};
 use crate::source::{
     FileSource, GeneratorSource, KafkaSource, Poll, RawBatch, RawRecord, Rejected, SizeHint,
     Source, StdinSource,
@@ -317,22 +317,23 @@ fn default_side_sink() -> SinkConfig {
     }
 }
 
-/// `sink`, copying its rows into the console's telemetry as `kind` when there is one.
+/// `sink`, the sink of `role`, copying its rows into the console's telemetry when there is
+/// one (result rows into its rows, the rest into its error records).
 fn tap(
     console: Option<&Arc<crate::console::Telemetry>>,
     sink: Box<dyn Sink>,
     columns: Vec<String>,
-    kind: &'static str,
+    role: SinkRole,
 ) -> Box<dyn Sink> {
     match console {
         None => sink,
         Some(t) => {
-            let recent = if kind == "results" {
+            let recent = if role == SinkRole::Results {
                 t.rows.clone()
             } else {
                 t.errors.clone()
             };
-            Box::new(crate::console::TapSink::new(sink, columns, kind, recent))
+            Box::new(crate::console::TapSink::new(sink, columns, role, recent))
         }
     }
 }
@@ -346,6 +347,27 @@ struct Outputs {
     late: Option<Box<dyn Sink>>,
     dead_letter: Box<dyn Sink>,
     errors: Box<dyn Sink>,
+}
+
+impl Outputs {
+    /// The order sinks are flushed and checkpointed in: the results first, the optional
+    /// late sink last.
+    const ORDER: [SinkRole; 4] = [
+        SinkRole::Results,
+        SinkRole::DeadLetter,
+        SinkRole::Errors,
+        SinkRole::Late,
+    ];
+
+    /// The sink of `role`, if the pipeline has one.
+    fn get_mut(&mut self, role: SinkRole) -> Option<&mut Box<dyn Sink>> {
+        match role {
+            SinkRole::Results => Some(&mut self.results),
+            SinkRole::Late => self.late.as_mut(),
+            SinkRole::DeadLetter => Some(&mut self.dead_letter),
+            SinkRole::Errors => Some(&mut self.errors),
+        }
+    }
 }
 
 /// A pipeline ready to run.
@@ -487,33 +509,34 @@ impl Pipeline {
                 cols.iter().map(|s| s.to_string()).collect(),
             )
         };
-        let tap = |sink: Box<dyn Sink>, cols: Vec<String>, kind: &'static str| {
-            tap(opts.console.as_ref(), sink, cols, kind)
+        let tap = |sink: Box<dyn Sink>, cols: Vec<String>, role: SinkRole| {
+            tap(opts.console.as_ref(), sink, cols, role)
         };
         let out = Outputs {
             results: tap(
                 transactional
                     .map_or_else(|| open(&cfg.sink, columns.clone()), Ok)
-                    .context("sink")?,
+                    .context(SinkRole::Results.key())?,
                 columns,
-                "results",
+                SinkRole::Results,
             ),
             late: cfg
                 .late_sink
                 .as_ref()
                 .map(|c| open(c, late_cols.clone()))
                 .transpose()
-                .context("late_sink")?
-                .map(|s| tap(s, late_cols, "late")),
+                .context(SinkRole::Late.key())?
+                .map(|s| tap(s, late_cols, SinkRole::Late)),
             dead_letter: tap(
-                side(&cfg.dead_letter, &DEAD_LETTER_COLUMNS).context("dead_letter")?,
+                side(&cfg.dead_letter, &DEAD_LETTER_COLUMNS)
+                    .context(SinkRole::DeadLetter.key())?,
                 owned(&DEAD_LETTER_COLUMNS),
-                "dead_letter",
+                SinkRole::DeadLetter,
             ),
             errors: tap(
-                side(&cfg.error_sink, &ERROR_COLUMNS).context("error_sink")?,
+                side(&cfg.error_sink, &ERROR_COLUMNS).context(SinkRole::Errors.key())?,
                 owned(&ERROR_COLUMNS),
-                "error",
+                SinkRole::Errors,
             ),
         };
         let mut operator = WindowOperator::new(cfg.window_kind(), cfg.window.allowed_lateness.0);
@@ -671,19 +694,12 @@ impl Pipeline {
         let started = Instant::now();
         self.flush_sinks()?;
         let mut sinks = BTreeMap::new();
-        for (role, s) in [
-            ("sink", &mut self.out.results),
-            ("dead_letter", &mut self.out.dead_letter),
-            ("error_sink", &mut self.out.errors),
-        ] {
-            if let Some(len) = s.checkpoint()? {
-                sinks.insert(role.to_string(), len);
+        for role in Outputs::ORDER {
+            if let Some(s) = self.out.get_mut(role)
+                && let Some(len) = s.checkpoint()?
+            {
+                sinks.insert(role.key().to_string(), len);
             }
-        }
-        if let Some(l) = &mut self.out.late
-            && let Some(len) = l.checkpoint()?
-        {
-            sinks.insert("late_sink".to_string(), len);
         }
         let state = match &mut self.shards {
             Some(sh) => sh.snapshot()?,
@@ -952,7 +968,12 @@ impl Pipeline {
                 &self.cfg.name,
             )
             .context("sink")?;
-            self.out.results = tap(self.opts.console.as_ref(), sink, columns, "results");
+            self.out.results = tap(
+                self.opts.console.as_ref(),
+                sink,
+                columns,
+                SinkRole::Results,
+            );
         } else {
             self.out.results.set_columns(columns);
         }
@@ -1191,15 +1212,10 @@ impl Pipeline {
         // With workers, every batch they have is written first, so that what is flushed
         // is all that was read.
         self.drain_workers()?;
-        for s in [
-            &mut self.out.results,
-            &mut self.out.dead_letter,
-            &mut self.out.errors,
-        ] {
-            s.flush()?;
-        }
-        if let Some(l) = &mut self.out.late {
-            l.flush()?;
+        for role in Outputs::ORDER {
+            if let Some(s) = self.out.get_mut(role) {
+                s.flush()?;
+            }
         }
         if self.checkpoints.is_some() {
             // With checkpoints, offsets are committed once a checkpoint is written: a
@@ -1287,13 +1303,14 @@ impl Pipeline {
                     tracing::warn!(pipeline = %self.cfg.name, error = %e, dropped_before = dropped, "plugin filter failed");
                 }
                 self.summary.plugin_errors += 1;
-                self.failures_in_a_row += 1;
-                if self.opts.quarantine && self.failures_in_a_row >= self.limits.quarantine_after {
-                    self.quarantined = Some(format!(
-                        "{} plugin failures in a row, the last: {e}",
-                        self.failures_in_a_row
-                    ));
-                }
+                let after = self.quarantine_after();
+                count_failure(
+                    &mut self.failures_in_a_row,
+                    after,
+                    &mut self.quarantined,
+                    &self.cfg.name,
+                    &e,
+                );
                 match &mut self.shards {
                     Some(sh) => {
                         let pos = sh.next_pos();
@@ -1648,6 +1665,7 @@ impl Pipeline {
             .state_type
             .is_some()
             .then(|| self.operator.kind().pane());
+        let quarantine_after = self.quarantine_after();
         let mut writer = SinkWriter {
             out: &mut self.out,
             pipeline: &self.cfg.name,
@@ -1662,11 +1680,7 @@ impl Pipeline {
             out: &mut writer,
             summary: &mut self.summary,
             failures_in_a_row: &mut self.failures_in_a_row,
-            quarantine_after: if self.opts.quarantine {
-                self.limits.quarantine_after
-            } else {
-                u32::MAX
-            },
+            quarantine_after,
             quarantined: &mut self.quarantined,
             interrupt: self.opts.interrupt.as_deref(),
             cpu: self.opts.cpu.as_deref(),
@@ -1686,6 +1700,15 @@ impl Pipeline {
         match failed {
             Some(e) => Err(e.into()),
             None => Ok(()),
+        }
+    }
+
+    /// Plugin failures in a row that quarantine the pipeline (never for `weir run`).
+    fn quarantine_after(&self) -> u32 {
+        if self.opts.quarantine {
+            self.limits.quarantine_after
+        } else {
+            u32::MAX
         }
     }
 
@@ -1719,6 +1742,24 @@ impl Pipeline {
             at,
         )?;
         Ok(())
+    }
+}
+
+/// Counts a failed plugin call; at `quarantine_after` failures in a row, quarantines the
+/// pipeline with the reason, logged once at error level. The one place quarantine is
+/// decided, for filter and aggregate calls alike.
+fn count_failure(
+    failures_in_a_row: &mut u32,
+    quarantine_after: u32,
+    quarantined: &mut Option<String>,
+    pipeline: &str,
+    e: &plugin::Error,
+) {
+    *failures_in_a_row += 1;
+    if *failures_in_a_row >= quarantine_after && quarantined.is_none() {
+        let reason = format!("{failures_in_a_row} plugin failures in a row, the last: {e}");
+        tracing::error!(pipeline = %pipeline, %reason, "pipeline quarantined");
+        *quarantined = Some(reason);
     }
 }
 
@@ -2120,18 +2161,16 @@ impl Emitter<'_> {
             }
             Err(e) => {
                 self.summary.plugin_errors += 1;
-                *self.failures_in_a_row += 1;
                 if let Some(dropped) = self.log.admit() {
                     tracing::warn!(pipeline = %self.pipeline, error = %e, kind = e.kind(), dropped_before = dropped, "plugin call failed");
                 }
-                if *self.failures_in_a_row >= self.quarantine_after {
-                    let reason = format!(
-                        "{} plugin failures in a row, the last: {e}",
-                        self.failures_in_a_row
-                    );
-                    tracing::error!(pipeline = %self.pipeline, %reason, "pipeline quarantined");
-                    *self.quarantined = Some(reason);
-                }
+                count_failure(
+                    self.failures_in_a_row,
+                    self.quarantine_after,
+                    self.quarantined,
+                    self.pipeline,
+                    &e,
+                );
                 self.out.error(key, window, revision, e).map(|()| {
                     self.summary.windows_fired += 1;
                     operator.fired(d);
@@ -2242,7 +2281,6 @@ impl SinkWriter<'_> {
     }
 }
 
-/// Schema index of each plugin input, in input order (inputs were checked against the schema).
 /// What a checkpoint of this pipeline must have been written for: the settings that give
 /// its state, positions and sink lengths their meaning. The plugin is not among them (the
 /// host holds the events; pane states are rebuilt), nor is `parallelism` (keys are
@@ -2275,13 +2313,11 @@ fn identity(cfg: &PipelineConfig, schema: &Schema, source: &dyn Source) -> Ident
     put("timestamp", format!("{:?}", cfg.schema.timestamp));
     put("source", source.describe());
     let sink = |c: &SinkConfig| describe_sink(cfg, c);
-    put("sink", sink(&cfg.sink));
-    for (role, c) in [
-        ("late_sink", &cfg.late_sink),
-        ("dead_letter", &cfg.dead_letter),
-        ("error_sink", &cfg.error_sink),
-    ] {
-        put(role, c.as_ref().map_or_else(|| "(default)".into(), sink));
+    for role in SinkRole::ALL {
+        put(
+            role.key(),
+            role.config(cfg).map_or_else(|| "(default)".into(), sink),
+        );
     }
     id
 }
@@ -2311,14 +2347,9 @@ fn read_checkpoint(
         }
         .into());
     }
-    for (role, c) in [
-        ("sink", Some(&cfg.sink)),
-        ("late_sink", cfg.late_sink.as_ref()),
-        ("dead_letter", cfg.dead_letter.as_ref()),
-        ("error_sink", cfg.error_sink.as_ref()),
-    ] {
-        if let (Some(c), Some(&len)) = (c, cp.sinks.get(role)) {
-            sink::cut_back(c, &cfg.base_dir, len).context(role)?;
+    for role in SinkRole::ALL {
+        if let (Some(c), Some(&len)) = (role.config(cfg), cp.sinks.get(role.key())) {
+            sink::cut_back(c, &cfg.base_dir, len).context(role.key())?;
         }
     }
     Ok(Some(cp))
@@ -2340,6 +2371,7 @@ fn resuming(c: &SinkConfig, resumed: bool) -> SinkConfig {
     }
 }
 
+/// Schema index of each plugin input, in input order (inputs were checked against the schema).
 fn input_indices(schema: &Schema, info: &PluginInfo) -> Vec<usize> {
     info.inputs
         .iter()

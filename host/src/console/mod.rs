@@ -211,13 +211,13 @@ mod tests {
         let mut rows = TapSink::new(
             Box::<recent::Lengths>::default(),
             vec!["symbol".into(), "n".into()],
-            "results",
+            crate::sink::SinkRole::Results,
             t.rows.clone(),
         );
         let mut errors = TapSink::new(
             Box::<recent::Lengths>::default(),
             vec!["record".into()],
-            "dead_letter",
+            crate::sink::SinkRole::DeadLetter,
             t.errors.clone(),
         );
         // 100 rows of about 4 KiB (400 KiB, all kept) and 30 dead letters of about 2 KiB.

@@ -32,7 +32,7 @@ use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
-use crate::sink::{Cell, Error, Sink};
+use crate::sink::{Cell, Error, Sink, SinkRole};
 use crate::time::format_rfc3339_ms;
 use crate::value::Value;
 
@@ -329,7 +329,7 @@ fn keep_row(names: usize, row: &[Cell<'_>], cap: usize) -> Option<(Box<[Kept]>, 
 #[derive(Debug)]
 struct Stored {
     seq: u64,
-    kind: &'static str,
+    role: SinkRole,
     at_ms: i64,
     columns: Arc<[String]>,
     cells: Box<[Kept]>,
@@ -341,7 +341,7 @@ impl Stored {
     fn record(&self) -> Record {
         Record {
             seq: self.seq,
-            kind: self.kind.to_string(),
+            kind: self.role.kind().to_string(),
             at_ms: self.at_ms,
             fields: self
                 .columns
@@ -395,19 +395,14 @@ impl Recent {
 
     /// [`Recent::push_named`], working out what the column names add.
     #[cfg(test)]
-    fn push(&self, kind: &'static str, columns: &Arc<[String]>, row: &[Cell<'_>]) {
-        self.push_named(kind, columns, names_bytes(columns), row);
+    fn push(&self, role: SinkRole, columns: &Arc<[String]>, row: &[Cell<'_>]) {
+        self.push_named(role, columns, names_bytes(columns), row);
     }
 
-    /// Keeps one row of `columns` (which add `names` to its estimate) as `kind` (cut when over [`Keep::row_bytes`]), forgetting
-    /// the oldest records while over the ring's bounds or the tenant's budget.
-    fn push_named(
-        &self,
-        kind: &'static str,
-        columns: &Arc<[String]>,
-        names: usize,
-        row: &[Cell<'_>],
-    ) {
+    /// Keeps one row of `columns` (which add `names` to its estimate) written to the sink of
+    /// `role` (cut when over [`Keep::row_bytes`]), forgetting the oldest records while over
+    /// the ring's bounds or the tenant's budget.
+    fn push_named(&self, role: SinkRole, columns: &Arc<[String]>, names: usize, row: &[Cell<'_>]) {
         let row = &row[..row.len().min(columns.len())];
         let at_ms = chrono::Utc::now().timestamp_millis();
         let (columns, cells, bytes) = match keep_row(names, row, self.keep.row_bytes) {
@@ -447,7 +442,7 @@ impl Recent {
         let seq = ring.last_seq;
         ring.records.push_back(Stored {
             seq,
-            kind,
+            role,
             at_ms,
             columns,
             cells,
@@ -519,26 +514,27 @@ pub struct TapSink {
     columns: Arc<[String]>,
     /// What `columns` add to each record's estimate.
     names: usize,
-    kind: &'static str,
+    role: SinkRole,
     recent: Arc<Recent>,
 }
 
 impl TapSink {
-    /// Wraps `inner`, opened with `columns`; its rows are kept in `recent` as `kind`.
+    /// Wraps `inner`, the sink of `role` opened with `columns`; its rows are kept in
+    /// `recent`.
     pub fn new(
         inner: Box<dyn Sink>,
         columns: Vec<String>,
-        kind: &'static str,
+        role: SinkRole,
         recent: Arc<Recent>,
     ) -> Self {
-        if kind == "results" {
+        if role == SinkRole::Results {
             recent.set_columns(&columns);
         }
         TapSink {
             inner,
             names: names_bytes(&columns),
             columns: columns.into(),
-            kind,
+            role,
             recent,
         }
     }
@@ -548,12 +544,12 @@ impl Sink for TapSink {
     fn write(&mut self, row: &[Cell<'_>]) -> Result<(), Error> {
         self.inner.write(row)?;
         self.recent
-            .push_named(self.kind, &self.columns, self.names, row);
+            .push_named(self.role, &self.columns, self.names, row);
         Ok(())
     }
 
     fn set_columns(&mut self, columns: Vec<String>) {
-        if self.kind == "results" {
+        if self.role == SinkRole::Results {
             self.recent.set_columns(&columns);
         }
         self.names = names_bytes(&columns);
@@ -622,7 +618,7 @@ mod tests {
         let r = Recent::new(3);
         let columns: Arc<[String]> = vec!["i".to_string()].into();
         for i in 1..=5 {
-            r.push("results", &columns, &[Cell::I64(i)]);
+            r.push(SinkRole::Results, &columns, &[Cell::I64(i)]);
         }
         let page = r.since(None, usize::MAX);
         let (all, last) = (page.records, page.next);
@@ -642,7 +638,7 @@ mod tests {
         let mut tap = TapSink::new(
             Box::<Lengths>::default(),
             cols.to_vec(),
-            "results",
+            SinkRole::Results,
             recent.clone(),
         );
         let sym = Value::Str("AAPL".into());
@@ -681,7 +677,7 @@ mod tests {
         let columns: Arc<[String]> = vec!["s".to_string()].into();
         for i in 0..n {
             let s = format!("{i:0len$}");
-            r.push("results", &columns, &[Cell::Str(&s)]);
+            r.push(SinkRole::Results, &columns, &[Cell::Str(&s)]);
         }
     }
 
@@ -725,7 +721,7 @@ mod tests {
         let v = Value::Str("é\u{1}\\\n".repeat(50));
         let b = Value::Bool(false);
         r.push(
-            "dead_letter",
+            SinkRole::DeadLetter,
             &columns,
             &[
                 Cell::Str("\"\"\u{0}\u{1f}"),
@@ -793,7 +789,7 @@ mod tests {
         let mut tap = TapSink::new(
             Box::new(Lengths(seen.clone())),
             ["symbol", "n", "note", "other"].map(String::from).to_vec(),
-            "results",
+            SinkRole::Results,
             recent.clone(),
         );
         let huge = "é".repeat(1 << 19);
@@ -837,7 +833,7 @@ mod tests {
         // 100 number cells take more than 2 KiB however strings are cut.
         let columns: Arc<[String]> = (0..100).map(|i| format!("c{i}")).collect();
         let row: Vec<Cell<'_>> = (0..100).map(Cell::I64).collect();
-        recent.push("results", &columns, &row);
+        recent.push(SinkRole::Results, &columns, &row);
         let rec = &recent.since(None, usize::MAX).records[0];
         assert_eq!(rec.fields.len(), 1);
         let note = rec.fields[TOO_LARGE_FIELD].as_str().unwrap();

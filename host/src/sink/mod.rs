@@ -87,6 +87,60 @@ impl<'a> From<&'a Value> for Cell<'a> {
     }
 }
 
+/// What a pipeline writes to a sink: the four roles, each with its own key in the pipeline
+/// file and its own kind of record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum SinkRole {
+    /// Result rows (`[sink]`).
+    Results,
+    /// Events late for every window (`[late_sink]`, optional).
+    Late,
+    /// Records that could not be taken in, with the reason (`[dead_letter]`).
+    DeadLetter,
+    /// Failed plugin calls (`[error_sink]`).
+    Errors,
+}
+
+impl SinkRole {
+    /// Every role, in the order the pipeline file lists them.
+    pub const ALL: [SinkRole; 4] = [
+        SinkRole::Results,
+        SinkRole::Late,
+        SinkRole::DeadLetter,
+        SinkRole::Errors,
+    ];
+
+    /// Its table in the pipeline file, which also names it in checkpoints and errors.
+    pub fn key(self) -> &'static str {
+        match self {
+            SinkRole::Results => "sink",
+            SinkRole::Late => "late_sink",
+            SinkRole::DeadLetter => "dead_letter",
+            SinkRole::Errors => "error_sink",
+        }
+    }
+
+    /// The kind of record it writes, as the console names it.
+    pub fn kind(self) -> &'static str {
+        match self {
+            SinkRole::Results => "results",
+            SinkRole::Late => "late",
+            SinkRole::DeadLetter => "dead_letter",
+            SinkRole::Errors => "error",
+        }
+    }
+
+    /// Its config in `cfg`: `None` for a side sink left to its default (stderr).
+    pub fn config(self, cfg: &crate::config::PipelineConfig) -> Option<&SinkConfig> {
+        match self {
+            SinkRole::Results => Some(&cfg.sink),
+            SinkRole::Late => cfg.late_sink.as_ref(),
+            SinkRole::DeadLetter => cfg.dead_letter.as_ref(),
+            SinkRole::Errors => cfg.error_sink.as_ref(),
+        }
+    }
+}
+
 /// A destination for rows.
 ///
 /// Three levels of "written": [`Sink::write`] encodes a row into the sink's buffer;
