@@ -528,8 +528,7 @@ impl Pipeline {
                 .context(SinkRole::Late.key())?
                 .map(|s| tap(s, late_cols, SinkRole::Late)),
             dead_letter: tap(
-                side(&cfg.dead_letter, &DEAD_LETTER_COLUMNS)
-                    .context(SinkRole::DeadLetter.key())?,
+                side(&cfg.dead_letter, &DEAD_LETTER_COLUMNS).context(SinkRole::DeadLetter.key())?,
                 owned(&DEAD_LETTER_COLUMNS),
                 SinkRole::DeadLetter,
             ),
@@ -968,12 +967,7 @@ impl Pipeline {
                 &self.cfg.name,
             )
             .context("sink")?;
-            self.out.results = tap(
-                self.opts.console.as_ref(),
-                sink,
-                columns,
-                SinkRole::Results,
-            );
+            self.out.results = tap(self.opts.console.as_ref(), sink, columns, SinkRole::Results);
         } else {
             self.out.results.set_columns(columns);
         }
