@@ -1,7 +1,8 @@
 //! The columnar batch the host builds for a call, and conversions between host values and
 //! the WIT types of both contract versions (`weir:plugin@0.1.0` and `@0.2.0`).
 //!
-//! Only this file and `runtime.rs` see WIT types; the rest of the host speaks [`Value`].
+//! Only this file, `runtime.rs`, `instance.rs` and `abi.rs` see WIT types; the rest of the
+//! host speaks [`Value`].
 
 use super::bindings::{v1, v2};
 use crate::value::{FieldType, Value};

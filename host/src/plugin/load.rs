@@ -2,7 +2,7 @@
 //! host: the [`LoadLimits`], the parse that reads a component's world and the size of its
 //! code without compiling it (`check_world`, [`Shape`]), the one-line answer for bytes that
 //! are not a component, and the compile slots that bound how many Cranelift compiles run at
-//! once. Compiling, linking and instantiating are `runtime.rs`'s.
+//! once. Compiling and linking are `runtime.rs`'s, instantiating `instance.rs`'s.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -350,4 +350,166 @@ pub(super) fn not_wasm(bytes: &[u8]) -> Option<String> {
         }
     };
     Some(what)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plugin::tests::plugin_wasm;
+
+    const MIB: usize = 1 << 20;
+
+    /// A component: header, then `sections` as (id, payload).
+    fn component(sections: &[(u8, Vec<u8>)]) -> Vec<u8> {
+        let mut out = b"\0asm\x0d\0\x01\0".to_vec();
+        for (id, payload) in sections {
+            out.push(*id);
+            leb(&mut out, payload.len());
+            out.extend_from_slice(payload);
+        }
+        out
+    }
+
+    fn leb(out: &mut Vec<u8>, mut n: usize) {
+        loop {
+            let byte = (n & 0x7f) as u8;
+            n >>= 7;
+            if n == 0 {
+                out.push(byte);
+                return;
+            }
+            out.push(byte | 0x80);
+        }
+    }
+
+    fn custom(size: usize) -> (u8, Vec<u8>) {
+        let mut p = vec![4];
+        p.extend_from_slice(b"pad\0");
+        p.resize(size, 0);
+        (0, p)
+    }
+
+    #[test]
+    fn the_world_is_checked_without_compiling() {
+        let core = b"\0asm\x01\0\0\0";
+        let e = check_world(core).unwrap_err();
+        assert!(
+            e.starts_with("not a WebAssembly component: it is a core wasm module")
+                && e.contains("--target wasm32-wasip2"),
+            "{e}"
+        );
+        let e = check_world(b"garbage!").unwrap_err();
+        assert_eq!(
+            e,
+            "not a WebAssembly component: the first bytes look like text (\"garbage!\"), not wasm"
+        );
+        // An empty component, and one padded with a 32 MiB custom section: both refused for
+        // exporting nothing, the large one as fast as a parse of its section headers.
+        let e = check_world(&component(&[])).unwrap_err();
+        assert!(
+            e.contains("does not export the weir:plugin `aggregator` world"),
+            "{e}"
+        );
+        let big = component(&[custom(32 * MIB)]);
+        let started = Instant::now();
+        let e = check_world(&big).unwrap_err();
+        assert!(e.contains("does not export"), "{e}");
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+
+    #[test]
+    fn bytes_that_are_not_wasm_get_one_line_saying_what_they_are() {
+        let one = |bytes: &[u8]| check_world(bytes).unwrap_err();
+        assert_eq!(one(b""), "not a WebAssembly component: the file is empty");
+        let elf = one(b"\x7fELF\x02\x01\x01\0\0\0");
+        assert!(
+            elf.starts_with("not a WebAssembly component: it is an ELF executable or library"),
+            "{elf}"
+        );
+        assert_eq!(
+            one(b"[pipeline]\nname = 1\n"),
+            "not a WebAssembly component: the first bytes look like text (\"[pipeline]\"), not wasm"
+        );
+        assert_eq!(
+            one(&[0xff, 0x00, 0x12, 0x34, 0x56]),
+            "not a WebAssembly component: it does not start with the wasm magic number (it starts with ff 00 12 34)"
+        );
+        for e in [elf, one(b"\x1f\x8b\x08"), one(b"MZ\x90\0")] {
+            assert!(!e.contains('\n') && !e.contains("magic header"), "{e}");
+        }
+        // The magic number and then garbage: a damaged component, in one line.
+        let e = one(b"\0asm\x0d\0\x01\0\xff\xff");
+        assert!(
+            e.starts_with("a damaged WebAssembly component: ") && !e.contains('\n'),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn real_components_pass_or_fail_the_world_check_by_their_world() {
+        let (Some(stats), Some(importer), Some(wrong)) = (
+            plugin_wasm("stats"),
+            plugin_wasm("importer"),
+            plugin_wasm("wrong_world"),
+        ) else {
+            eprintln!("plugins not built (scripts/setup.sh); skipping");
+            return;
+        };
+        assert_eq!(check_world(&stats).map(|s| s.version), Ok(Version::V2));
+        if let Some(legacy) = plugin_wasm("legacy") {
+            assert_eq!(check_world(&legacy).map(|s| s.version), Ok(Version::V1));
+        }
+        let e = check_world(&importer).unwrap_err();
+        assert!(
+            e.contains("imports something the host does not provide"),
+            "{e}"
+        );
+        assert!(e.contains("fetch"), "{e}");
+        let e = check_world(&wrong).unwrap_err();
+        assert!(
+            e.contains("does not export the weir:plugin `aggregator` world"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn compile_slots_bound_compiles_host_wide_and_per_tenant() {
+        let slots = Arc::new(CompileSlots::default());
+        let limits = LoadLimits {
+            max_compiles: 1,
+            max_compiles_per_tenant: 1,
+            ..LoadLimits::default()
+        };
+        let wait = Duration::from_millis(50);
+        let acme = slots.take("acme", &limits, wait).expect("a free slot");
+        // acme's second compile is refused at once, without waiting.
+        let started = Instant::now();
+        let e = slots
+            .take("acme", &limits, Duration::from_secs(30))
+            .err()
+            .unwrap();
+        assert!(started.elapsed() < Duration::from_secs(5));
+        assert!(e.contains("plugins.max_compiles_per_tenant"), "{e}");
+        // globex waits for the host-wide slot, then is refused with the reason.
+        let e = slots.take("globex", &limits, wait).err().unwrap();
+        assert!(e.contains("plugins.max_compiles"), "{e}");
+        // Once acme's compile ends, a waiting globex gets its slot.
+        let waiter = {
+            let slots = Arc::clone(&slots);
+            std::thread::spawn(move || {
+                slots
+                    .take("globex", &limits, Duration::from_secs(30))
+                    .map(|_| ())
+            })
+        };
+        std::thread::sleep(Duration::from_millis(50));
+        drop(acme);
+        assert_eq!(waiter.join().unwrap(), Ok(()));
+        assert_eq!(slots.lock().all, 0);
+        assert!(slots.lock().by_owner.is_empty());
+    }
 }

@@ -7,21 +7,43 @@
 //! know about windows or sinks: the pipeline hands it batches of (key, window) groups or an
 //! incremental plan and gets rows, states or an [`Error`] back.
 
+//!
+//! Files, one owner each:
+//! - `mod.rs`: the [`Plugin`] trait, [`Group`]/[`Plan`]/[`Row`], [`Error`], and the checks of
+//!   what a plugin declares and returns;
+//! - `runtime.rs`: the [`Runtime`]: the wasmtime engine, linker and epoch ticker, loading a
+//!   component and compiling it under a timeout;
+//! - `load.rs`: what a component must be before it is compiled ([`LoadLimits`], the world
+//!   and code-size parse, compile slots);
+//! - `cache.rs`: compiled code kept in memory (LRU by bytes) and as artifacts on disk;
+//! - `sandbox.rs`: what a guest may use: WASI with no capabilities, the Store's caps;
+//! - `instance.rs`: a [`PluginInstance`]'s lifecycle (instantiate, arm, call, classify a
+//!   failure), [`PluginCode`], [`Owner`], [`PluginInfo`];
+//! - `abi.rs`: the [`Plugin`] calls across the WIT boundary, contracts 0.2.0 and 0.1.0;
+//! - `bindings.rs`, `convert.rs`: the generated WIT bindings, the batch and value conversions;
+//! - `logs.rs`, `meter.rs`, `budget.rs`: guest output, call metrics, tenants' CPU budgets;
+//! - `native.rs`: the example plugins linked into the host.
+
+mod abi;
 mod bindings;
 mod budget;
+mod cache;
 mod convert;
+mod instance;
 mod load;
 mod logs;
 mod meter;
 pub mod native;
 mod runtime;
+mod sandbox;
 
 pub use budget::{CpuBudget, CpuShare, MAX_THROTTLE};
 pub use convert::{BatchBuilder, Column, ColumnData, Columns, OutputRow};
+pub use instance::{Owner, PluginCode, PluginInfo, PluginInstance};
 pub use load::LoadLimits;
 pub use logs::{GuestLog, LogBudget, PanicCapture};
 pub use meter::{CallMeter, CallQuantiles, RecentCalls, thread_cpu_seconds};
-pub use runtime::{Owner, PluginCode, PluginInfo, PluginInstance, Runtime};
+pub use runtime::Runtime;
 
 use crate::config::{Limits, SandboxLimits};
 use crate::value::{FieldType, Value};
@@ -413,6 +435,15 @@ pub fn check_outputs(info: &PluginInfo, key: &[String]) -> Result<(), Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The component of example plugin `name`, if `scripts/setup.sh` built it; for the tests
+    /// of every file of this module.
+    pub(super) fn plugin_wasm(name: &str) -> Option<Vec<u8>> {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../target/wasm32-wasip2/plugin")
+            .join(format!("{name}.wasm"));
+        std::fs::read(path).ok()
+    }
 
     fn info(outputs: &[&str]) -> PluginInfo {
         PluginInfo {
