@@ -250,8 +250,11 @@ impl Runtime {
         let spawned = std::thread::Builder::new()
             .name("weir-compile".into())
             .spawn(move || {
-                let _ = tx.send(Component::new(&engine, &owned));
+                let compiled = Component::new(&engine, &owned);
+                // Given back before the result: a caller that has the result can start its
+                // next compile at once.
                 drop(slot);
+                let _ = tx.send(compiled);
             });
         if let Err(e) = spawned {
             return Err(format!("cannot start a compiler thread: {e}"));
@@ -341,6 +344,20 @@ mod tests {
         while runtime.compiles.lock().all > 0 {
             assert!(Instant::now() < until, "the background compile never ended");
             std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    #[test]
+    fn a_tenants_compiles_one_after_another_are_never_refused() {
+        // With one compile slot per tenant, a compile whose result its caller has must
+        // already have given its slot back: the next one starts at once. (The thread gave
+        // the slot back after sending the result, and a tenant's second pipeline at
+        // start-up was sometimes refused.)
+        let spin = plugin_wasm("spin").expect("plugins built by scripts/setup.sh");
+        let runtime = Runtime::new(false).unwrap();
+        for tag in 0..32 {
+            let loaded = runtime.load_bytes_as(&variant(&spin, tag), "acme/p (config)", "acme");
+            assert!(loaded.is_ok(), "compile {tag}: {:?}", loaded.err());
         }
     }
 
