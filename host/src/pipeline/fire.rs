@@ -1,0 +1,552 @@
+//! Firing due windows: the `Emitter` that calls the plugin in chunks, writes rows or error
+//! records, decides quarantine and declines what must wait (an interrupt, a quarantine, the
+//! tenant's CPU budget).
+
+use super::*;
+
+/// Counts a failed plugin call; at `quarantine_after` failures in a row, quarantines the
+/// pipeline with the reason, logged once at error level. The one place quarantine is
+/// decided, for filter and aggregate calls alike.
+pub(super) fn count_failure(
+    failures_in_a_row: &mut u32,
+    quarantine_after: u32,
+    quarantined: &mut Option<String>,
+    pipeline: &str,
+    e: &plugin::Error,
+) {
+    *failures_in_a_row += 1;
+    if *failures_in_a_row >= quarantine_after && quarantined.is_none() {
+        let reason = format!("{failures_in_a_row} plugin failures in a row, the last: {e}");
+        tracing::error!(pipeline = %pipeline, %reason, "pipeline quarantined");
+        *quarantined = Some(reason);
+    }
+}
+
+pub(super) enum FireMode {
+    Watermark(i64),
+    Early,
+    Flush,
+}
+
+/// Most events in one plugin call of a firing step: due windows are sent in chunks of at
+/// most this many events (a window with more goes alone; an incremental window counts only
+/// the events of its panes not accumulated yet), so one call stays well inside the plugin's
+/// memory cap and CPU deadline.
+pub const CALL_EVENTS: usize = 16 * 1024;
+
+/// Most windows in one plugin call of a firing step.
+pub const CALL_WINDOWS: usize = 2048;
+
+/// Turns due windows into plugin calls and rows: whole-window plugins get the windows of a
+/// chunk as groups of one call; incremental plugins get one plan per chunk that adds new
+/// panes, merges pane states and finishes the windows.
+pub(super) struct Emitter<'a> {
+    pub(super) pipeline: &'a str,
+    pub(super) inputs: &'a [usize],
+    pub(super) plugin: &'a mut dyn Plugin,
+    pub(super) out: &'a mut dyn WindowSink,
+    pub(super) summary: &'a mut Summary,
+    pub(super) failures_in_a_row: &'a mut u32,
+    pub(super) quarantine_after: u32,
+    pub(super) quarantined: &'a mut Option<String>,
+    pub(super) interrupt: Option<&'a AtomicBool>,
+    /// The tenant's CPU budget: in debt, firings are declined.
+    pub(super) cpu: Option<&'a crate::plugin::CpuShare>,
+    /// A stop was asked for: every firing is declined.
+    pub(super) stop: bool,
+    pub(super) log: &'a LogBudget,
+    /// The first sink error: every later firing is declined, so its window stays pending.
+    pub(super) failed: Option<sink::Error>,
+    /// `Some` for an incremental plugin: the pane length (`None` for sessions, whose
+    /// windows are accumulated whole).
+    pub(super) pane: Option<Option<i64>>,
+    /// Windows whose rows are in the result sink's buffer, not yet committed, with their
+    /// row counts: they count as fired only once [`Emitter::commit`] hands them to the OS.
+    pub(super) uncommitted: Vec<(Due, u64)>,
+}
+
+/// Builds an incremental plan's slots, pushing new panes' events into the plugin's batch.
+pub(super) struct HostPlanner<'a> {
+    pub(super) plan: &'a mut Plan,
+    pub(super) batch: &'a mut plugin::BatchBuilder,
+    pub(super) inputs: &'a [usize],
+}
+
+impl HostPlanner<'_> {
+    pub(super) fn push(&mut self, slot: Slot) -> StateRef {
+        self.plan.slots.push(slot);
+        StateRef::Slot(self.plan.slots.len() as u32 - 1)
+    }
+
+    /// The slot index of a state, adding a `held` slot for bytes.
+    pub(super) fn slot(&mut self, r: StateRef) -> u32 {
+        match r {
+            StateRef::Slot(i) => i,
+            StateRef::Held(bytes) => match self.push(Slot::Held(bytes)) {
+                StateRef::Slot(i) => i,
+                StateRef::Held(_) => unreachable!("push returns a slot"),
+            },
+        }
+    }
+}
+
+impl Planner for HostPlanner<'_> {
+    fn fresh(&mut self, events: &[&StoredEvent]) -> StateRef {
+        let offset = self.batch.len() as u32;
+        for e in events {
+            self.batch
+                .push(e.ts, self.inputs.iter().map(|&i| &e.values[i]));
+        }
+        self.push(Slot::Fresh {
+            offset,
+            len: events.len() as u32,
+        })
+    }
+
+    fn merge(&mut self, a: &StateRef, b: &StateRef) -> StateRef {
+        let a = self.slot(a.clone());
+        let b = self.slot(b.clone());
+        self.push(Slot::Merge(a, b))
+    }
+}
+
+impl Emitter<'_> {
+    /// Whether firings are declined now: a sink failed, a stop was asked for, the
+    /// pipeline is quarantined (the plugin is not called again until a new version), a
+    /// control message waits (the windows fire after it) or the tenant's CPU budget is in
+    /// debt (they fire once the pipeline thread has waited it out).
+    pub(super) fn declining(&self) -> bool {
+        self.failed.is_some()
+            || self.stop
+            || self.quarantined.is_some()
+            || self.interrupt.is_some_and(|i| i.load(Ordering::Relaxed))
+            || self.cpu.is_some_and(|c| c.charge().is_some())
+    }
+
+    /// Fires the due windows in order, in chunks of at most [`CALL_EVENTS`] events and
+    /// [`CALL_WINDOWS`] windows per plugin call. Every window is either fired (its rows or
+    /// its error record were handed to the OS, [`Sink::commit`]) or declined (it stays
+    /// pending); once one is declined, so is every later one.
+    pub(super) fn emit_all(&mut self, operator: &mut WindowOperator, due: Vec<Due>) {
+        let mut i = 0;
+        while i < due.len() {
+            if self.declining() {
+                for &d in &due[i..] {
+                    operator.declined(d);
+                }
+                return;
+            }
+            let mut events = 0usize;
+            let mut end = i;
+            while end < due.len() && end - i < CALL_WINDOWS {
+                // The events this window adds to the call: all of them for a whole-window
+                // plugin, only its panes not accumulated yet for an incremental one.
+                let n = operator
+                    .firing(due[end])
+                    .map_or(0, |(f, stacks)| match self.pane {
+                        Some(Some(_)) => stacks.unpushed_events(f.window, f.events),
+                        _ => f.events.len(),
+                    });
+                if end > i && events + n > CALL_EVENTS {
+                    break;
+                }
+                events += n;
+                end += 1;
+            }
+            let chunk = &due[i..end];
+            match self.pane {
+                None => self.emit_whole(operator, chunk),
+                Some(pane) => self.emit_incremental(operator, chunk, pane),
+            }
+            self.commit(operator);
+            i = end;
+        }
+    }
+
+    /// Hands the rows of the windows written since the last commit to the OS (one
+    /// `write(2)` per call's worth of rows, not per window) and marks those windows fired;
+    /// if the commit fails, or a write failed before it, they stay pending instead, and
+    /// every later window is declined.
+    pub(super) fn commit(&mut self, operator: &mut WindowOperator) {
+        if self.uncommitted.is_empty() {
+            return;
+        }
+        if self.failed.is_none()
+            && let Err(e) = self.out.commit()
+        {
+            self.failed = Some(e);
+        }
+        for (d, n) in std::mem::take(&mut self.uncommitted) {
+            if self.failed.is_some() {
+                operator.declined(d);
+            } else {
+                operator.fired(d);
+                self.summary.rows_written += n;
+                self.summary.windows_fired += 1;
+            }
+        }
+    }
+
+    /// One `aggregate` call for the chunk: its windows are groups of one batch.
+    pub(super) fn emit_whole(&mut self, operator: &mut WindowOperator, chunk: &[Due]) {
+        let mut groups = Vec::with_capacity(chunk.len());
+        let mut fired = Vec::with_capacity(chunk.len());
+        for &d in chunk {
+            let Some((f, _)) = operator.firing(d) else {
+                continue;
+            };
+            let b = self.plugin.batch();
+            let offset = b.len() as u32;
+            for e in f.events {
+                b.push(e.ts, self.inputs.iter().map(|&i| &e.values[i]));
+            }
+            groups.push(plugin::Group {
+                key: f.key.0.clone(),
+                window: f.window,
+                offset,
+                len: b.len() as u32 - offset,
+            });
+            fired.push((d, f.revision));
+        }
+        let windows: Vec<(&[Value], Window)> =
+            groups.iter().map(|g| (&g.key[..], g.window)).collect();
+        match self.plugin.aggregate(&groups) {
+            Ok(results) => self.write_all(operator, &fired, &windows, results),
+            Err(e) => self.retry_alone(operator, &fired, &windows, e),
+        }
+    }
+
+    /// One `step` call for the chunk: each window's state is planned over its key's pane
+    /// stacks. If the call fails, the stacks it would have filled are cleared (they refer
+    /// to states the call did not return).
+    pub(super) fn emit_incremental(
+        &mut self,
+        operator: &mut WindowOperator,
+        chunk: &[Due],
+        pane: Option<i64>,
+    ) {
+        let mut plan = Plan::default();
+        let mut fired = Vec::with_capacity(chunk.len());
+        for &d in chunk {
+            let Some((f, stacks)) = operator.firing(d) else {
+                continue;
+            };
+            let mut planner = HostPlanner {
+                plan: &mut plan,
+                batch: self.plugin.batch(),
+                inputs: self.inputs,
+            };
+            let state = match pane {
+                Some(pane) => stacks.window(f.window, pane, f.events, &mut planner),
+                None => planner.fresh(&f.events.collect::<Vec<_>>()),
+            };
+            let slot = planner.slot(state);
+            plan.finish.push(Finish {
+                key: f.key.0.clone(),
+                window: f.window,
+                slot,
+            });
+            fired.push((d, f.revision));
+        }
+        // Every state the stacks still refer to is kept, once.
+        let mut keep_of: std::collections::HashMap<u32, usize> = Default::default();
+        for &(d, _) in &fired {
+            if let Some(stacks) = operator.stacks_mut(d.key) {
+                for r in stacks.refs_mut() {
+                    if let StateRef::Slot(i) = r {
+                        let next = keep_of.len();
+                        keep_of.entry(*i).or_insert_with(|| {
+                            plan.keep.push(*i);
+                            next
+                        });
+                    }
+                }
+            }
+        }
+        let result = self.plugin.step(&plan);
+        for &(d, _) in &fired {
+            let Some(stacks) = operator.stacks_mut(d.key) else {
+                continue;
+            };
+            match &result {
+                Ok(out) => {
+                    for r in stacks.refs_mut() {
+                        if let StateRef::Slot(i) = r
+                            && let Some(state) = keep_of.get(i).and_then(|&k| out.states.get(k))
+                        {
+                            *r = StateRef::Held(state.clone());
+                        }
+                    }
+                }
+                Err(_) => stacks.clear(),
+            }
+        }
+        let windows: Vec<(&[Value], Window)> =
+            plan.finish.iter().map(|f| (&f.key[..], f.window)).collect();
+        match result {
+            Ok(out) => self.write_all(operator, &fired, &windows, out.rows),
+            Err(e) => self.retry_alone(operator, &fired, &windows, e),
+        }
+    }
+
+    /// Writes the results of a call, one per window, in order; once one window cannot be
+    /// written, it and every later one are declined.
+    pub(super) fn write_all(
+        &mut self,
+        operator: &mut WindowOperator,
+        fired: &[(Due, u32)],
+        windows: &[(&[Value], Window)],
+        results: Vec<plugin::GroupResult>,
+    ) {
+        for ((&(d, rev), &(key, window)), result) in fired.iter().zip(windows).zip(results) {
+            if !self.window_done(operator, d, key, window, rev, result) {
+                return self.decline_after(operator, fired, d);
+            }
+        }
+    }
+
+    /// The call for a chunk failed as a whole (a trap, a deadline): each window is called
+    /// again alone, so a failure is recorded against the window that causes it, as with one
+    /// call per window. A chunk of one window records the failure at once.
+    pub(super) fn retry_alone(
+        &mut self,
+        operator: &mut WindowOperator,
+        fired: &[(Due, u32)],
+        windows: &[(&[Value], Window)],
+        error: plugin::Error,
+    ) {
+        let mut first = (fired.len() == 1).then_some(error);
+        for (&(d, rev), &(key, window)) in fired.iter().zip(windows) {
+            if self.declining() {
+                return self.decline_after(operator, fired, d);
+            }
+            let result = match first.take() {
+                Some(e) => Err(e),
+                None => match self.call_alone(operator, d, key, window) {
+                    Some(result) => result,
+                    None => continue,
+                },
+            };
+            if !self.window_done(operator, d, key, window, rev, result) {
+                return self.decline_after(operator, fired, d);
+            }
+        }
+    }
+
+    /// One window in a call of its own: whole-window, or incremental accumulated from its
+    /// events (no pane states). `None` if the window is gone.
+    pub(super) fn call_alone(
+        &mut self,
+        operator: &mut WindowOperator,
+        d: Due,
+        key: &[Value],
+        window: Window,
+    ) -> Option<plugin::GroupResult> {
+        let (f, _) = operator.firing(d)?;
+        let events: Vec<&StoredEvent> = f.events.collect();
+        let first = |rows: Vec<plugin::GroupResult>| {
+            rows.into_iter().next().unwrap_or_else(|| Ok(Vec::new()))
+        };
+        Some(if self.pane.is_some() {
+            let mut one = Plan::default();
+            let mut planner = HostPlanner {
+                plan: &mut one,
+                batch: self.plugin.batch(),
+                inputs: self.inputs,
+            };
+            let state = planner.fresh(&events);
+            let slot = planner.slot(state);
+            one.finish.push(Finish {
+                key: key.to_vec(),
+                window,
+                slot,
+            });
+            self.plugin.step(&one).and_then(|o| first(o.rows))
+        } else {
+            let b = self.plugin.batch();
+            for e in &events {
+                b.push(e.ts, self.inputs.iter().map(|&i| &e.values[i]));
+            }
+            let one = plugin::Group {
+                key: key.to_vec(),
+                window,
+                offset: 0,
+                len: events.len() as u32,
+            };
+            self.plugin.aggregate(&[one]).and_then(first)
+        })
+    }
+
+    /// Declines `from` and every window after it in `fired`.
+    pub(super) fn decline_after(
+        &self,
+        operator: &mut WindowOperator,
+        fired: &[(Due, u32)],
+        from: Due,
+    ) {
+        let at = fired
+            .iter()
+            .position(|(d, _)| *d == from)
+            .unwrap_or(fired.len());
+        for (d, _) in &fired[at..] {
+            operator.declined(*d);
+        }
+    }
+
+    /// Writes one window's rows (fired at the next [`Emitter::commit`]) or its error record
+    /// (fired at once). Returns false, leaving the window to the caller to decline, when
+    /// the pipeline got quarantined before it, or the sink failed.
+    ///
+    /// A window is handled only once its rows, or its error record, were handed to the
+    /// operating system ([`Sink::commit`]): a window whose rows could not be written or
+    /// committed stays pending, as does every later window of the step, and
+    /// `rows_written` counts only committed rows. Rows of a window that failed part-way may
+    /// be in the file already; the window fires again, whole, if the pipeline goes on (at
+    /// least once).
+    pub(super) fn window_done(
+        &mut self,
+        operator: &mut WindowOperator,
+        d: Due,
+        key: &[Value],
+        window: Window,
+        revision: u32,
+        result: plugin::GroupResult,
+    ) -> bool {
+        if self.failed.is_some() || self.quarantined.is_some() {
+            return false;
+        }
+        let written = match result {
+            Ok(rows) => {
+                *self.failures_in_a_row = 0;
+                let n = rows.len() as u64;
+                self.out
+                    .rows(key, window, revision, rows)
+                    .map(|()| self.uncommitted.push((d, n)))
+            }
+            Err(e) => {
+                self.summary.plugin_errors += 1;
+                if let Some(dropped) = self.log.admit() {
+                    tracing::warn!(pipeline = %self.pipeline, error = %e, kind = e.kind(), dropped_before = dropped, "plugin call failed");
+                }
+                count_failure(
+                    self.failures_in_a_row,
+                    self.quarantine_after,
+                    self.quarantined,
+                    self.pipeline,
+                    &e,
+                );
+                self.out.error(key, window, revision, e).map(|()| {
+                    self.summary.windows_fired += 1;
+                    operator.fired(d);
+                })
+            }
+        };
+        match written {
+            Ok(()) => true,
+            Err(e) => {
+                self.failed = Some(e);
+                false
+            }
+        }
+    }
+}
+
+impl Pipeline {
+    pub(super) fn fire(&mut self, mode: FireMode) -> anyhow::Result<()> {
+        if let FireMode::Watermark(_) = mode
+            && self.declining()
+        {
+            // Every due window would be declined and handed back one by one, at every
+            // watermark move of the batch: leave them where they are (and purge nothing);
+            // the next firing that is not declined takes them.
+            return Ok(());
+        }
+        let due = match mode {
+            FireMode::Watermark(w) => self.operator.take_due(Some(w)),
+            FireMode::Early | FireMode::Flush => self.operator.take_due(None),
+        };
+        let pane = self
+            .plugin
+            .info()
+            .state_type
+            .is_some()
+            .then(|| self.operator.kind().pane());
+        let quarantine_after = self.quarantine_after();
+        let mut writer = SinkWriter {
+            out: &mut self.out,
+            pipeline: &self.cfg.name,
+            key_names: &self.cfg.schema.key,
+            revisions: has_revisions(&self.cfg),
+            version: self.opts.version_column.then_some(self.version.as_str()),
+        };
+        let mut emitter = Emitter {
+            pipeline: &self.cfg.name,
+            inputs: &self.inputs,
+            plugin: self.plugin.as_mut(),
+            out: &mut writer,
+            summary: &mut self.summary,
+            failures_in_a_row: &mut self.failures_in_a_row,
+            quarantine_after,
+            quarantined: &mut self.quarantined,
+            interrupt: self.opts.interrupt.as_deref(),
+            cpu: self.opts.cpu.as_deref(),
+            stop: self.stop_requested,
+            log: &self.log,
+            failed: None,
+            pane,
+            uncommitted: Vec::new(),
+        };
+        emitter.emit_all(&mut self.operator, due);
+        let failed = emitter.failed.take();
+        match mode {
+            FireMode::Watermark(w) => self.operator.purge_due(w),
+            FireMode::Early => {}
+            FireMode::Flush => self.flushed = self.operator.finish(),
+        }
+        match failed {
+            Some(e) => Err(e.into()),
+            None => Ok(()),
+        }
+    }
+
+    /// Plugin failures in a row that quarantine the pipeline (never for `weir run`).
+    pub(super) fn quarantine_after(&self) -> u32 {
+        if self.opts.quarantine {
+            self.limits.quarantine_after
+        } else {
+            u32::MAX
+        }
+    }
+
+    /// Whether a firing now would decline every window from the first: the same reasons
+    /// as [`Emitter::declining`] before any sink has failed.
+    pub(super) fn declining(&self) -> bool {
+        self.stop_requested
+            || self.quarantined.is_some()
+            || self
+                .opts
+                .interrupt
+                .as_deref()
+                .is_some_and(|i| i.load(Ordering::Relaxed))
+            || self
+                .opts
+                .cpu
+                .as_deref()
+                .is_some_and(|c| c.charge().is_some())
+    }
+
+    pub(super) fn error_record(
+        &mut self,
+        e: &plugin::Error,
+        at: Option<(&Key, crate::window::Window, u32)>,
+    ) -> anyhow::Result<()> {
+        write_error_row(
+            &mut *self.out.errors,
+            &self.cfg.name,
+            &self.cfg.schema.key,
+            e,
+            at,
+        )?;
+        Ok(())
+    }
+}

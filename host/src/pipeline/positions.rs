@@ -1,0 +1,115 @@
+//! A Kafka source's positions: which offsets may be committed (none still needed by a
+//! window that has not fired), committing them, and partitions revoked in a rebalance.
+
+use super::*;
+
+impl Pipeline {
+    /// How often sinks are flushed (and source offsets committed) while input keeps coming.
+    pub(super) fn flush_every(&self) -> Duration {
+        self.source
+            .commit_every()
+            .map_or(SINK_FLUSH_EVERY, |c| c.min(SINK_FLUSH_EVERY))
+    }
+
+    /// Keeps the offsets of the records still needed when the source takes commits.
+    pub(super) fn tracking_offsets(mut self) -> Self {
+        if self.source.commits() {
+            self.offsets = Some(offsets::Offsets::default());
+        }
+        self
+    }
+
+    /// The watermark at which the last window containing an event at `ts` has fired and
+    /// is purged: the end of its last window plus the allowed lateness. Sessions can grow
+    /// without bound, so their events are never released (a restart replays them).
+    pub(super) fn release_of(&self, ts: i64) -> i64 {
+        match self.operator.kind().ends(ts) {
+            Ok(Some((_, last))) => last.saturating_add(self.cfg.window.allowed_lateness.0),
+            Ok(None) => i64::MAX,
+            Err(_) => offsets::RELEASED,
+        }
+    }
+
+    /// Notes when record `i` of the batch in hand, an event at `ts` placed in window state,
+    /// is released.
+    pub(super) fn placed(&mut self, i: usize, ts: i64) {
+        if self.offsets.is_some() {
+            let release = self.release_of(ts);
+            if let Some(slot) = self.releases.get_mut(i) {
+                *slot = release;
+            }
+        }
+    }
+
+    /// Records the batch's offsets with their release times.
+    pub(super) fn record_offsets(&mut self, raws: &RawBatch) {
+        if let Some(o) = &mut self.offsets {
+            for (i, raw) in raws.iter().enumerate() {
+                let release = self.releases.get(i).copied().unwrap_or(offsets::RELEASED);
+                o.record(raw.partition, raw.offset, release);
+            }
+        }
+    }
+
+    /// Commits the source's positions up to the records still needed, once the sinks
+    /// acknowledged every row (called right after they are flushed).
+    pub(super) fn commit_offsets(&mut self) -> anyhow::Result<()> {
+        let Some(o) = &mut self.offsets else {
+            return Ok(());
+        };
+        // A window held back (quarantine, a stop, a waiting control message) has not
+        // fired: records it holds are not released, whatever the watermark.
+        let mut w = self.watermarks.current();
+        if self.shards.is_none() {
+            w = w.min(self.operator.first_pending_end().saturating_sub(1));
+        }
+        let due = o.due(w);
+        if self.out.results.transactional() {
+            // Exactly-once: the positions go in the result sink's transaction, with the
+            // rows; the source commits nothing itself.
+            let consumed = if due.is_empty() {
+                None
+            } else {
+                self.source.consumed(&due, w)?
+            };
+            self.out.results.commit_transaction(consumed)?;
+        } else if !due.is_empty() {
+            self.source.commit(&due, w)?;
+        }
+        Ok(())
+    }
+
+    /// Takes the partitions a consumer-group rebalance gave to another process: flushes the
+    /// sinks and commits while they are still this consumer's (the revocation completes at
+    /// the next poll), then drops, without firing, the window state of the keys read from
+    /// them, their watermarks and their offsets. Their new owner reads them from the
+    /// committed offsets and rebuilds those windows.
+    pub(super) fn take_revoked(&mut self) -> anyhow::Result<()> {
+        let mut revoked = Vec::new();
+        self.source.take_revoked(&mut revoked);
+        if revoked.is_empty() {
+            return Ok(());
+        }
+        if self.checkpoints.is_some() {
+            // Offsets are committed once a checkpoint holds what is before them.
+            self.write_checkpoint()?;
+        } else {
+            self.flush_sinks()?;
+        }
+        let keys = match &mut self.shards {
+            Some(sh) => sh.revoke(&revoked)?,
+            None => self.operator.drop_partitions(&revoked),
+        };
+        for &p in &revoked {
+            if let Some(f) = self.floors.get_mut(p as usize) {
+                *f = None;
+            }
+            self.watermarks.forget(p);
+            if let Some(o) = &mut self.offsets {
+                o.forget(p);
+            }
+        }
+        tracing::info!(pipeline = %self.cfg.name, partitions = ?revoked, keys, "partitions revoked: their open windows dropped, left to their new owner");
+        Ok(())
+    }
+}

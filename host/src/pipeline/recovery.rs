@@ -1,0 +1,255 @@
+//! Checkpoints of one pipeline: when one is due, writing it, reading it back at start
+//! (with the identity it must match) and restoring its state.
+
+use super::*;
+
+/// What a checkpoint of this pipeline must have been written for: the settings that give
+/// its state, positions and sink lengths their meaning. The plugin is not among them (the
+/// host holds the events; pane states are rebuilt), nor is `parallelism` (keys are
+/// routed again).
+pub(super) fn identity(cfg: &PipelineConfig, schema: &Schema, source: &dyn Source) -> Identity {
+    let mut id = Identity::new();
+    let mut put = |k: &str, v: String| {
+        id.insert(k.to_string(), v);
+    };
+    put("name", cfg.name.clone());
+    put(
+        "window",
+        format!(
+            "{:?}, allowed_lateness {}",
+            cfg.window_kind(),
+            cfg.window.allowed_lateness
+        ),
+    );
+    put("emit", format!("{:?}", cfg.emit.mode));
+    put("key", format!("{:?}", cfg.schema.key));
+    put(
+        "fields",
+        schema
+            .fields
+            .iter()
+            .map(|(n, t)| format!("{n}: {t}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+    );
+    put("timestamp", format!("{:?}", cfg.schema.timestamp));
+    put("source", source.describe());
+    let sink = |c: &SinkConfig| describe_sink(cfg, c);
+    for role in SinkRole::ALL {
+        put(
+            role.key(),
+            role.config(cfg).map_or_else(|| "(default)".into(), sink),
+        );
+    }
+    id
+}
+
+/// Reads the pipeline's checkpoint at start (after removing it when the operator discards
+/// it), checks it was written for this pipeline, and cuts every file sink back to the
+/// length it recorded.
+pub(super) fn read_checkpoint(
+    cfg: &PipelineConfig,
+    dir: &std::path::Path,
+    identity: &Identity,
+    opts: &Options,
+) -> anyhow::Result<Option<Checkpoint>> {
+    if opts.discard_checkpoint {
+        checkpoint::discard(dir)?;
+        tracing::warn!(pipeline = %cfg.name, dir = %dir.display(), "checkpoint discarded: the run starts from the beginning of its source");
+        return Ok(None);
+    }
+    let Some(cp) = checkpoint::read(dir)? else {
+        return Ok(None);
+    };
+    let changes = checkpoint::differences(&cp.identity, identity);
+    if !changes.is_empty() {
+        return Err(checkpoint::Error::Changed {
+            path: checkpoint::path_in(dir),
+            changes: changes.join("; "),
+        }
+        .into());
+    }
+    for role in SinkRole::ALL {
+        if let (Some(c), Some(&len)) = (role.config(cfg), cp.sinks.get(role.key())) {
+            sink::cut_back(c, &cfg.base_dir, len).context(role.key())?;
+        }
+    }
+    Ok(Some(cp))
+}
+
+/// A sink's config for a run that resumes from a checkpoint: a file is never emptied (it
+/// was cut back to its checkpointed length instead).
+pub(super) fn resuming(c: &SinkConfig, resumed: bool) -> SinkConfig {
+    match c {
+        SinkConfig::File {
+            path, format, sync, ..
+        } if resumed => SinkConfig::File {
+            path: path.clone(),
+            format: *format,
+            mode: SinkMode::Append,
+            sync: *sync,
+        },
+        other => other.clone(),
+    }
+}
+
+impl Pipeline {
+    /// Sets up checkpoints and takes back the state of the one read at start, if any: the
+    /// source's position (and the header of the input it resumes in), the watermarks and
+    /// the counters now, the window state before the first batch.
+    pub(super) fn checkpointing(
+        mut self,
+        identity: Identity,
+        restored: Option<Checkpoint>,
+    ) -> anyhow::Result<Self> {
+        let Some(c) = &self.cfg.checkpoint else {
+            return Ok(self);
+        };
+        let mut cp = Checkpoints {
+            dir: self.cfg.resolve(&c.dir),
+            every: Duration::from_millis(c.every.0.max(1) as u64),
+            last: Instant::now(),
+            identity,
+            restore: None,
+        };
+        if let Some(r) = restored {
+            let mut headers = RawBatch::with_capacity(1);
+            self.source
+                .restore(&r.source, &mut headers)
+                .context("checkpoint")?;
+            for h in headers.iter() {
+                self.decoder.prime(&h);
+            }
+            self.watermarks.restore(&r.watermarks, Instant::now());
+            let n = r.counters;
+            let s = &mut self.summary;
+            s.events_read = n.events_read;
+            s.malformed = n.malformed;
+            s.filtered = n.filtered;
+            s.late = n.late;
+            s.windows_fired = n.windows_fired;
+            s.rows_written = n.rows_written;
+            s.plugin_errors = n.plugin_errors;
+            tracing::info!(
+                pipeline = %self.cfg.name,
+                dir = %cp.dir.display(),
+                source = ?r.source,
+                watermark = r.watermarks.current,
+                "resuming from the checkpoint"
+            );
+            if let Some(o) = &mut self.offsets
+                && !r.offsets.is_empty()
+            {
+                *o = postcard::from_bytes(&r.offsets).map_err(|e| {
+                    anyhow::anyhow!("checkpoint: the source offsets do not decode: {e}")
+                })?;
+            }
+            cp.restore = Some(r.state);
+        }
+        self.checkpoints = Some(cp);
+        Ok(self)
+    }
+
+    /// Hands the window state read from the checkpoint to the operator or the workers
+    /// (once, before the first batch).
+    pub(super) fn restore_state(&mut self) -> anyhow::Result<()> {
+        let Some(blobs) = self.checkpoints.as_mut().and_then(|c| c.restore.take()) else {
+            return Ok(());
+        };
+        let mut keys = Vec::new();
+        for b in &blobs {
+            keys.extend(
+                WindowOperator::decode_snapshot(b)
+                    .map_err(|e| anyhow::anyhow!("checkpoint: the window state does not decode: {e}; discard it with weir run --discard-checkpoint"))?,
+            );
+        }
+        match &mut self.shards {
+            Some(sh) => sh.restore(keys)?,
+            None => {
+                for k in keys {
+                    self.operator.restore(k);
+                }
+            }
+        }
+        // Nothing fires here: windows made pending again by late events fire at the next
+        // watermark change, as they would have without the restart.
+        Ok(())
+    }
+
+    /// Whether a checkpoint is due.
+    pub(super) fn checkpoint_due(&self) -> bool {
+        self.checkpoints
+            .as_ref()
+            .is_some_and(|c| c.last.elapsed() >= c.every)
+    }
+
+    /// Writes a checkpoint: every batch read is written out, the sinks are flushed and
+    /// synced, and the state, watermarks and positions are written atomically.
+    pub fn write_checkpoint(&mut self) -> anyhow::Result<()> {
+        if self.checkpoints.is_none() {
+            return Ok(());
+        }
+        self.restore_state()?;
+        let started = Instant::now();
+        self.flush_sinks()?;
+        let mut sinks = BTreeMap::new();
+        for role in Outputs::ORDER {
+            if let Some(s) = self.out.get_mut(role)
+                && let Some(len) = s.checkpoint()?
+            {
+                sinks.insert(role.key().to_string(), len);
+            }
+        }
+        let state = match &mut self.shards {
+            Some(sh) => sh.snapshot()?,
+            None => vec![
+                self.operator
+                    .snapshot()
+                    .map_err(|e| anyhow::anyhow!("checkpoint: encoding window state: {e}"))?,
+            ],
+        };
+        let Some(source) = self.source.checkpoint() else {
+            anyhow::bail!(
+                "checkpoint: {} cannot be read again from a position",
+                self.source.describe()
+            );
+        };
+        let offsets = match &self.offsets {
+            Some(o) => postcard::to_allocvec(o)
+                .map_err(|e| anyhow::anyhow!("checkpoint: encoding source offsets: {e}"))?,
+            None => Vec::new(),
+        };
+        let s = &self.summary;
+        let Some(c) = &mut self.checkpoints else {
+            return Ok(());
+        };
+        let cp = Checkpoint {
+            identity: c.identity.clone(),
+            written_at_ms: chrono::Utc::now().timestamp_millis(),
+            source,
+            watermarks: self.watermarks.snapshot(),
+            sinks,
+            counters: Counters {
+                events_read: s.events_read,
+                malformed: s.malformed,
+                filtered: s.filtered,
+                late: s.late,
+                windows_fired: s.windows_fired,
+                rows_written: s.rows_written,
+                plugin_errors: s.plugin_errors,
+            },
+            offsets,
+            state,
+        };
+        let bytes = checkpoint::write(&c.dir, &cp)?;
+        c.last = Instant::now();
+        self.commit_offsets()?;
+        tracing::debug!(
+            pipeline = %self.cfg.name,
+            bytes,
+            ms = started.elapsed().as_secs_f64() * 1e3,
+            "checkpoint written"
+        );
+        Ok(())
+    }
+}
