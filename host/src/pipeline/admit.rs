@@ -1,0 +1,105 @@
+//! Admitting one event on the pipeline's own thread: its key, its place in time (too far
+//! ahead, replayed), its windows, and the late events.
+
+use super::*;
+
+impl Pipeline {
+    /// An event's key: its `schema.key` fields.
+    pub(super) fn key_of(&self, values: &[Value]) -> Key {
+        Key(self.schema.key.iter().map(|&k| values[k].clone()).collect())
+    }
+
+    /// Counts an event late for every window (at watermark `before`) and writes it to the
+    /// late sink, if there is one.
+    pub(super) fn late(&mut self, before: i64, ts: i64, values: &[Value]) -> anyhow::Result<()> {
+        self.summary.late += 1;
+        if let Some(late) = &mut self.out.late {
+            let mut row = vec![
+                Cell::Str(&self.cfg.name),
+                Cell::Str("late for every window"),
+                Cell::Time(before),
+                Cell::Time(ts),
+            ];
+            row.extend(values.iter().map(Cell::Value));
+            late.write(&row)?;
+        }
+        Ok(())
+    }
+
+    pub(super) fn place(
+        &mut self,
+        i: usize,
+        raw: &RawRecord<'_>,
+        ev: Event,
+        now: Instant,
+    ) -> anyhow::Result<()> {
+        let ts = ev.ts;
+        if let Some(reason) = self.too_far_ahead(ts) {
+            // Dead-lettered before the watermark sees it: a runaway time never moves W.
+            return self.dead_letter(raw, &reason);
+        }
+        self.placed(i, ts);
+        let key = self.key_of(&ev.values);
+        let before = self.watermarks.current();
+        let (at, replayed) = self.replay_floor(raw, before);
+        self.operator.set_partition(raw.partition);
+        // The whole event is kept, not just the plugin's inputs: a hot-swapped version may
+        // read other fields of events already in open windows.
+        let placed = self
+            .operator
+            .process(ts, key, ev.values.into_boxed_slice(), at);
+        if let Placement::Refused(reason) = placed {
+            // Over a state limit: not stored, and it does not move time either.
+            return self.dead_letter(raw, &reason);
+        }
+        if let Placement::Late(values) = placed
+            && !replayed
+        {
+            self.late(at, ts, &values)?;
+        }
+        let w = self.watermarks.observe(raw.partition, ts, now);
+        // Below `next_due` nothing fires and nothing is purged.
+        if w != before && w >= self.operator.next_due() {
+            self.fire(FireMode::Watermark(w))?;
+        }
+        Ok(())
+    }
+
+    /// The watermark a record is placed at, and whether it is a replay: for a partition
+    /// read again from a commit ([`Source::replay_floor`]), windows ending at or before the
+    /// commit's watermark fired already and take none of its records, and a record the
+    /// previous reader had read (below the commit's read position) is not reported late
+    /// again.
+    pub(super) fn replay_floor(&self, raw: &RawRecord<'_>, before: i64) -> (i64, bool) {
+        match self.floors.get(raw.partition as usize) {
+            Some(Some((w, read))) => (before.max(*w), raw.offset < *read),
+            _ => (before, false),
+        }
+    }
+
+    /// Why an event at `ts` is too far ahead to be let in (`watermark.max_future`), if it is:
+    /// ahead of wall clock for a live source, of the pipeline watermark for a bounded one.
+    /// Before its first event a bounded source has no watermark yet; until it has one, wall
+    /// clock stands in, so a runaway first record cannot set the watermark either.
+    pub(super) fn too_far_ahead(&self, ts: i64) -> Option<String> {
+        let max_future = self.cfg.watermark.max_future;
+        let wall = || (chrono::Utc::now().timestamp_millis(), "wall clock");
+        let (reference, what) = if self.source.is_live() {
+            wall()
+        } else {
+            match self.watermarks.current() {
+                NO_WATERMARK => wall(),
+                w => (w, "the watermark"),
+            }
+        };
+        // Saturating: both are inside the valid range plus a bounded duration, far from
+        // i64::MAX; saturation could only let a time through, never wrap.
+        (ts > reference.saturating_add(max_future.0)).then(|| {
+            format!(
+                "event time {} is more than watermark.max_future ({max_future}) ahead of {what} ({}); fix the record's time, or raise watermark.max_future",
+                format_rfc3339_ms(ts),
+                format_rfc3339_ms(reference)
+            )
+        })
+    }
+}
