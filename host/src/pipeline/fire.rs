@@ -57,12 +57,35 @@ pub(super) struct Emitter<'a> {
     pub(super) log: &'a LogBudget,
     /// The first sink error: every later firing is declined, so its window stays pending.
     pub(super) failed: Option<sink::Error>,
-    /// `Some` for an incremental plugin: the pane length (`None` for sessions, whose
+    /// How the plugin aggregates: whole windows, or incremental states over panes.
     /// windows are accumulated whole).
-    pub(super) pane: Option<Option<i64>>,
+    pub(super) mode: AggregationMode,
     /// Windows whose rows are in the result sink's buffer, not yet committed, with their
     /// row counts: they count as fired only once [`Emitter::commit`] hands them to the OS.
     pub(super) uncommitted: Vec<(Due, u64)>,
+}
+
+/// How a plugin aggregates a window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum AggregationMode {
+    /// All of the window's events in one call (`aggregate`).
+    Whole,
+    /// States per pane, merged and finished by a plan (`step`); `pane` is the pane length,
+    /// `None` for sessions, whose one pane is the whole session.
+    Incremental {
+        /// The pane length in milliseconds.
+        pane: Option<i64>,
+    },
+}
+
+impl AggregationMode {
+    /// The mode of a plugin that describes itself as `info`, over windows of `kind`.
+    pub(super) fn of(info: &PluginInfo, kind: crate::window::WindowKind) -> Self {
+        match info.state_type {
+            Some(_) => AggregationMode::Incremental { pane: kind.pane() },
+            None => AggregationMode::Whole,
+        }
+    }
 }
 
 /// Builds an incremental plan's slots, pushing new panes' events into the plugin's batch.
@@ -143,8 +166,10 @@ impl Emitter<'_> {
                 // plugin, only its panes not accumulated yet for an incremental one.
                 let n = operator
                     .firing(due[end])
-                    .map_or(0, |(f, stacks)| match self.pane {
-                        Some(Some(_)) => stacks.unpushed_events(f.window, f.events),
+                    .map_or(0, |(f, stacks)| match self.mode {
+                        AggregationMode::Incremental { pane: Some(_) } => {
+                            stacks.unpushed_events(f.window, f.events)
+                        }
                         _ => f.events.len(),
                     });
                 if end > i && events + n > CALL_EVENTS {
@@ -154,9 +179,11 @@ impl Emitter<'_> {
                 end += 1;
             }
             let chunk = &due[i..end];
-            match self.pane {
-                None => self.emit_whole(operator, chunk),
-                Some(pane) => self.emit_incremental(operator, chunk, pane),
+            match self.mode {
+                AggregationMode::Whole => self.emit_whole(operator, chunk),
+                AggregationMode::Incremental { pane } => {
+                    self.emit_incremental(operator, chunk, pane)
+                }
             }
             self.commit(operator);
             i = end;
@@ -347,7 +374,7 @@ impl Emitter<'_> {
         let first = |rows: Vec<plugin::GroupResult>| {
             rows.into_iter().next().unwrap_or_else(|| Ok(Vec::new()))
         };
-        Some(if self.pane.is_some() {
+        Some(if self.mode != AggregationMode::Whole {
             let mut one = Plan::default();
             let mut planner = HostPlanner {
                 plan: &mut one,
@@ -465,12 +492,7 @@ impl Pipeline {
             FireMode::Watermark(w) => self.operator.take_due(Some(w)),
             FireMode::Early | FireMode::Flush => self.operator.take_due(None),
         };
-        let pane = self
-            .plugin
-            .info()
-            .state_type
-            .is_some()
-            .then(|| self.operator.kind().pane());
+        let aggregation = AggregationMode::of(self.plugin.info(), self.operator.kind());
         let quarantine_after = self.quarantine_after();
         let mut writer = SinkWriter {
             out: &mut self.out,
@@ -493,7 +515,7 @@ impl Pipeline {
             stop: self.stop_requested,
             log: &self.log,
             failed: None,
-            pane,
+            mode: aggregation,
             uncommitted: Vec::new(),
         };
         emitter.emit_all(&mut self.operator, due);

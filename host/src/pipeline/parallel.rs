@@ -185,11 +185,7 @@ impl Shards {
         };
         for i in 0..n {
             let plugin = plugin.fork()?;
-            let pane = plugin
-                .info()
-                .state_type
-                .is_some()
-                .then(|| setup.kind.pane());
+            let mode = super::fire::AggregationMode::of(plugin.info(), setup.kind);
             let mut operator = WindowOperator::new(setup.kind, setup.lateness);
             operator.set_limits(share(&setup.limits, n));
             let mut worker = Worker {
@@ -197,7 +193,7 @@ impl Shards {
                 operator,
                 plugin,
                 inputs: setup.inputs.clone(),
-                pane,
+                mode,
                 log: setup.log.clone(),
                 summary: Summary::default(),
                 failures: 0,
@@ -470,7 +466,7 @@ struct Worker {
     operator: WindowOperator,
     plugin: Box<dyn Plugin>,
     inputs: Vec<usize>,
-    pane: Option<Option<i64>>,
+    mode: super::fire::AggregationMode,
     log: LogBudget,
     /// The emitter's counters; the pipeline's thread counts what it writes instead.
     summary: Summary,
@@ -590,7 +586,7 @@ impl Worker {
                 stop: false,
                 log: &self.log,
                 failed: None,
-                pane: self.pane,
+                mode: self.mode,
                 uncommitted: Vec::new(),
             };
             emitter.emit_all(&mut self.operator, due);
