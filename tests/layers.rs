@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 /// The layers, lowest first: each module may use its own layer and the ones below.
 const LAYERS: &[(&str, &[&str])] = &[
-    ("vocabulary", &["value", "time", "window"]),
+    ("vocabulary", &["value", "time", "window", "counters"]),
     ("settings", &["config"]),
     (
         "components",

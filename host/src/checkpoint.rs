@@ -16,6 +16,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::counters::Counters;
+
 use crate::source::SourcePosition;
 use crate::time::WatermarkState;
 
@@ -50,25 +52,6 @@ pub struct Checkpoint {
     /// Window state: encoded key states ([`crate::window::WindowOperator::snapshot`]), one
     /// blob per worker that held them.
     pub state: Vec<Vec<u8>>,
-}
-
-/// The counters of a run that a restart carries on from.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Counters {
-    /// Raw records received.
-    pub events_read: u64,
-    /// Records that failed to decode.
-    pub malformed: u64,
-    /// Events the filter dropped.
-    pub filtered: u64,
-    /// Late events.
-    pub late: u64,
-    /// Windows fired.
-    pub windows_fired: u64,
-    /// Rows written.
-    pub rows_written: u64,
-    /// Failed plugin calls.
-    pub plugin_errors: u64,
 }
 
 /// What a checkpoint must have been written for, one entry per setting that changes what

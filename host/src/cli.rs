@@ -718,9 +718,9 @@ fn plugin_test(args: &crate::sample::Args) -> anyhow::Result<()> {
     let outcome = crate::sample::run(args, compiled_cache_dir())?;
     print!("{}", outcome.report);
     anyhow::ensure!(
-        outcome.summary.plugin_errors == 0,
+        outcome.summary.counters.plugin_errors == 0,
         "{} plugin call(s) failed (see \"plugin errors\" above)",
-        outcome.summary.plugin_errors
+        outcome.summary.counters.plugin_errors
     );
     Ok(())
 }

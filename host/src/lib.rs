@@ -57,6 +57,7 @@ pub mod checkpoint;
 pub mod cli;
 pub mod config;
 pub mod console;
+pub mod counters;
 pub mod decode;
 pub mod kafka;
 pub mod pipeline;

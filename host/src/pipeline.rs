@@ -45,7 +45,7 @@ use fire::*;
 use outputs::*;
 use recovery::*;
 
-use crate::checkpoint::{self, Checkpoint, Counters, Identity};
+use crate::checkpoint::{self, Checkpoint, Identity};
 use crate::config::{
     CsvOptions, EmitMode, Limits, PipelineConfig, SinkConfig, SinkMode, SourceConfig,
 };
@@ -493,7 +493,7 @@ impl Pipeline {
         let wall = self.started.elapsed().as_secs_f64();
         self.summary.wall_seconds = wall;
         self.summary.events_per_second = if wall > 0.0 {
-            self.summary.events_read as f64 / wall
+            self.summary.counters.events_read as f64 / wall
         } else {
             0.0
         };
@@ -521,7 +521,7 @@ impl Pipeline {
         let mut rejected = std::mem::take(&mut self.rejected);
         self.source.take_rejected(&mut rejected);
         for r in rejected.drain(..) {
-            self.summary.events_read += 1;
+            self.summary.counters.events_read += 1;
             let raw = RawRecord {
                 partition: 0,
                 origin: &r.origin,
@@ -682,8 +682,8 @@ mod tests {
         // The six windows fire in one call; the fourth row's write fails, so nothing of
         // the call is committed: no row counts as written, no window as fired.
         assert!(committed.lock().unwrap().is_empty());
-        assert_eq!(p.summary().rows_written, 0);
-        assert_eq!(p.summary().windows_fired, 0);
+        assert_eq!(p.summary().counters.rows_written, 0);
+        assert_eq!(p.summary().counters.windows_fired, 0);
         // All six stay pending, and C's window is open: 7 windows holding all 8 events.
         assert_eq!(p.state_size(), (7, 8));
         // Once the sink works again, the pending windows fire at the same watermark, whole.
@@ -707,6 +707,6 @@ mod tests {
             ]
         );
         assert_eq!(p.state_size(), (1, 1));
-        assert_eq!(p.summary().rows_written, 6);
+        assert_eq!(p.summary().counters.rows_written, 6);
     }
 }

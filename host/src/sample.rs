@@ -90,12 +90,12 @@ pub fn run(args: &Args, cache_dir: Option<PathBuf>) -> anyhow::Result<Outcome> {
     let mut report = rows_table(&outputs.rows, &columns, args.max_rows)?;
     report.push_str(&format!(
         "\n{} events read, {} windows fired, {} rows, {} late, {} malformed, {} plugin errors\n",
-        summary.events_read,
-        summary.windows_fired,
-        summary.rows_written,
-        summary.late,
-        summary.malformed,
-        summary.plugin_errors
+        summary.counters.events_read,
+        summary.counters.windows_fired,
+        summary.counters.rows_written,
+        summary.counters.late,
+        summary.counters.malformed,
+        summary.counters.plugin_errors
     ));
     for (title, path, fields) in [
         (

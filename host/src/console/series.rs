@@ -7,6 +7,7 @@ use std::collections::VecDeque;
 
 use serde::{Deserialize, Serialize};
 
+use crate::counters::Counters;
 pub use crate::plugin::CallQuantiles;
 
 /// How many samples a series keeps: five minutes at one a second.
@@ -16,18 +17,8 @@ pub const KEPT_SAMPLES: usize = 300;
 /// counters since the pipeline started, and gauges.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Reading {
-    /// Records read.
-    pub events_read: u64,
-    /// Events late for every window.
-    pub late: u64,
-    /// Records sent to the dead letter.
-    pub malformed: u64,
-    /// Window firings.
-    pub windows_fired: u64,
-    /// Result rows written.
-    pub rows_written: u64,
-    /// Plugin calls that failed.
-    pub plugin_errors: u64,
+    /// The pipeline's counters, as a scrape shows them.
+    pub counters: Counters,
     /// Windows open.
     pub open_windows: u64,
     /// The event-time watermark, epoch milliseconds, once an event came.
@@ -109,7 +100,7 @@ impl Series {
         let (before_ms, before) = self.previous.unwrap_or((at_ms - 1000, Reading::default()));
         let seconds = ((at_ms - before_ms) as f64 / 1e3).max(1e-3);
         let rate = |now: u64, then: u64| now.saturating_sub(then) as f64 / seconds;
-        let errors = reading.malformed + reading.plugin_errors;
+        let errors = reading.counters.malformed + reading.counters.plugin_errors;
         // The newest sample at least a minute old; before any is, the pipeline's start
         // (while every sample is still kept) or the oldest sample kept.
         let minute_ago = self
@@ -124,12 +115,18 @@ impl Series {
         let sample = Sample {
             seq: self.last_seq,
             at_ms,
-            events_per_s: rate(reading.events_read, before.events_read),
-            late_per_s: rate(reading.late, before.late),
-            malformed_per_s: rate(reading.malformed, before.malformed),
-            fired_per_s: rate(reading.windows_fired, before.windows_fired),
-            rows_per_s: rate(reading.rows_written, before.rows_written),
-            plugin_errors_per_s: rate(reading.plugin_errors, before.plugin_errors),
+            events_per_s: rate(reading.counters.events_read, before.counters.events_read),
+            late_per_s: rate(reading.counters.late, before.counters.late),
+            malformed_per_s: rate(reading.counters.malformed, before.counters.malformed),
+            fired_per_s: rate(
+                reading.counters.windows_fired,
+                before.counters.windows_fired,
+            ),
+            rows_per_s: rate(reading.counters.rows_written, before.counters.rows_written),
+            plugin_errors_per_s: rate(
+                reading.counters.plugin_errors,
+                before.counters.plugin_errors,
+            ),
             calls: reading.calls.map_or(0, |c| c.calls),
             call_p50_ms: reading.calls.map(|c| ms(c.p50_seconds)),
             call_p99_ms: reading.calls.map(|c| ms(c.p99_seconds)),
@@ -139,11 +136,11 @@ impl Series {
             memory_bytes: reading.memory_bytes,
             cpu_seconds: reading.cpu_seconds,
             cpu_cores: (reading.cpu_seconds - before.cpu_seconds).max(0.0) / seconds,
-            events_read: reading.events_read,
-            rows_written: reading.rows_written,
-            late: reading.late,
-            malformed: reading.malformed,
-            plugin_errors: reading.plugin_errors,
+            events_read: reading.counters.events_read,
+            rows_written: reading.counters.rows_written,
+            late: reading.counters.late,
+            malformed: reading.counters.malformed,
+            plugin_errors: reading.counters.plugin_errors,
             errors_last_minute: errors.saturating_sub(minute_ago),
         };
         if self.samples.len() == KEPT_SAMPLES {
@@ -178,8 +175,11 @@ mod tests {
 
     fn reading(events: u64, malformed: u64) -> Reading {
         Reading {
-            events_read: events,
-            malformed,
+            counters: Counters {
+                events_read: events,
+                malformed,
+                ..Counters::default()
+            },
             ..Reading::default()
         }
     }

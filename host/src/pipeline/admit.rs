@@ -12,7 +12,7 @@ impl Pipeline {
     /// Counts an event late for every window (at watermark `before`) and writes it to the
     /// late sink, if there is one.
     pub(super) fn late(&mut self, before: i64, ts: i64, values: &[Value]) -> anyhow::Result<()> {
-        self.summary.late += 1;
+        self.summary.counters.late += 1;
         if let Some(late) = &mut self.out.late {
             let mut row = vec![
                 Cell::Str(&self.cfg.name),

@@ -208,8 +208,8 @@ impl Emitter<'_> {
                 operator.declined(d);
             } else {
                 operator.fired(d);
-                self.summary.rows_written += n;
-                self.summary.windows_fired += 1;
+                self.summary.counters.rows_written += n;
+                self.summary.counters.windows_fired += 1;
             }
         }
     }
@@ -451,7 +451,7 @@ impl Emitter<'_> {
                     .map(|()| self.uncommitted.push((d, n)))
             }
             Err(e) => {
-                self.summary.plugin_errors += 1;
+                self.summary.counters.plugin_errors += 1;
                 if let Some(dropped) = self.log.admit() {
                     tracing::warn!(pipeline = %self.pipeline, error = %e, kind = e.kind(), dropped_before = dropped, "plugin call failed");
                 }
@@ -463,7 +463,7 @@ impl Emitter<'_> {
                     &e,
                 );
                 self.out.error(key, window, revision, e).map(|()| {
-                    self.summary.windows_fired += 1;
+                    self.summary.counters.windows_fired += 1;
                     operator.fired(d);
                 })
             }

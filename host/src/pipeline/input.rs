@@ -12,12 +12,12 @@ impl Pipeline {
         for (i, raw) in raws.iter().enumerate() {
             match self.decoder.decode(&raw) {
                 Ok(Some(ev)) => {
-                    self.summary.events_read += 1;
+                    self.summary.counters.events_read += 1;
                     events.push((i, ev));
                 }
                 Ok(None) => {}
                 Err(e) => {
-                    self.summary.events_read += 1;
+                    self.summary.counters.events_read += 1;
                     self.dead_letter(&raw, &e.reason)?;
                 }
             }
@@ -28,7 +28,7 @@ impl Pipeline {
     /// Sends a record to the dead letter, with the reason, and counts it; with workers,
     /// after the outputs of earlier input.
     pub(super) fn dead_letter(&mut self, raw: &RawRecord<'_>, reason: &str) -> anyhow::Result<()> {
-        self.summary.malformed += 1;
+        self.summary.counters.malformed += 1;
         if let Some(sh) = &mut self.shards {
             let pos = sh.next_pos();
             sh.pending.push(parallel::Out::DeadLetter {
@@ -77,14 +77,14 @@ impl Pipeline {
                 let mut k = keep.into_iter();
                 let before = events.len();
                 events.retain(|_| k.next().unwrap_or(true));
-                self.summary.filtered += (before - events.len()) as u64;
+                self.summary.counters.filtered += (before - events.len()) as u64;
             }
             Err(e) => {
                 // Nothing is dropped silently: the batch goes to the dead letter with the reason.
                 if let Some(dropped) = self.log.admit() {
                     tracing::warn!(pipeline = %self.cfg.name, error = %e, dropped_before = dropped, "plugin filter failed");
                 }
-                self.summary.plugin_errors += 1;
+                self.summary.counters.plugin_errors += 1;
                 let after = self.quarantine_after();
                 count_failure(
                     &mut self.failures_in_a_row,

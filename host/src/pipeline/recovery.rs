@@ -121,15 +121,7 @@ impl Pipeline {
                 self.decoder.prime(&h);
             }
             self.watermarks.restore(&r.watermarks, Instant::now());
-            let n = r.counters;
-            let s = &mut self.summary;
-            s.events_read = n.events_read;
-            s.malformed = n.malformed;
-            s.filtered = n.filtered;
-            s.late = n.late;
-            s.windows_fired = n.windows_fired;
-            s.rows_written = n.rows_written;
-            s.plugin_errors = n.plugin_errors;
+            self.summary.counters = r.counters;
             tracing::info!(
                 pipeline = %self.cfg.name,
                 dir = %cp.dir.display(),
@@ -229,15 +221,7 @@ impl Pipeline {
             source,
             watermarks: self.watermarks.snapshot(),
             sinks,
-            counters: Counters {
-                events_read: s.events_read,
-                malformed: s.malformed,
-                filtered: s.filtered,
-                late: s.late,
-                windows_fired: s.windows_fired,
-                rows_written: s.rows_written,
-                plugin_errors: s.plugin_errors,
-            },
+            counters: s.counters,
             offsets,
             state,
         };

@@ -120,7 +120,7 @@ impl Pipeline {
                     before, ts, values, ..
                 } => self.late(before, ts, &values)?,
                 Out::Refused { raw, reason, .. } => {
-                    self.summary.malformed += 1;
+                    self.summary.counters.malformed += 1;
                     self.write_dead_letter(&raws.get(raw as usize), &reason)?;
                 }
                 Out::DeadLetter {
@@ -154,14 +154,14 @@ impl Pipeline {
                         revisions,
                         version: self.opts.version_column.then_some(self.version.as_str()),
                     };
-                    self.summary.windows_fired += 1;
+                    self.summary.counters.windows_fired += 1;
                     match result {
                         Ok(rows) => {
-                            self.summary.rows_written += rows.len() as u64;
+                            self.summary.counters.rows_written += rows.len() as u64;
                             writer.rows(&key.0, window, revision, rows)?;
                         }
                         Err(e) => {
-                            self.summary.plugin_errors += 1;
+                            self.summary.counters.plugin_errors += 1;
                             writer.error(&key.0, window, revision, e)?;
                         }
                     }

@@ -12,6 +12,7 @@ use super::control::{
 };
 use super::{Metrics, PipelineId};
 use crate::console::{Sample, Since, Telemetry};
+use crate::counters::Counters;
 use crate::pipeline::Pipeline;
 
 /// What `weir run` refuses in its console, with what to do instead.
@@ -22,9 +23,7 @@ struct RunState {
     state: PipelineState,
     reason: Option<String>,
     version: String,
-    events_read: u64,
-    rows_written: u64,
-    plugin_errors: u64,
+    counters: Counters,
 }
 
 /// The [`HostControl`] of one `weir run`.
@@ -59,9 +58,7 @@ impl LocalConsole {
                 state: PipelineState::Running,
                 reason: None,
                 version: String::new(),
-                events_read: 0,
-                rows_written: 0,
-                plugin_errors: 0,
+                counters: Counters::default(),
             }),
         }
     }
@@ -73,10 +70,7 @@ impl LocalConsole {
     /// Takes the run's counters and version after a batch.
     pub fn update(&self, p: &Pipeline) {
         let mut run = self.run();
-        let s = p.summary();
-        run.events_read = s.events_read;
-        run.rows_written = s.rows_written;
-        run.plugin_errors = s.plugin_errors;
+        run.counters = p.summary().counters;
         p.version().clone_into(&mut run.version);
     }
 
@@ -109,9 +103,9 @@ impl LocalConsole {
             }],
             last_rejected: None,
             last_plugin_error: None,
-            events_read: run.events_read,
-            rows_written: run.rows_written,
-            plugin_errors: run.plugin_errors,
+            events_read: run.counters.events_read,
+            rows_written: run.counters.rows_written,
+            plugin_errors: run.counters.plugin_errors,
         }
     }
 

@@ -14,7 +14,8 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 use super::PipelineId;
-use crate::pipeline::{Pipeline, Summary};
+use crate::counters::Counters;
+use crate::pipeline::Pipeline;
 
 /// Every per-pipeline metric is labelled `tenant` and `pipeline`.
 impl EncodeLabelSet for PipelineId {
@@ -217,7 +218,7 @@ impl Metrics {
     }
 
     /// Publishes the counters of `now` that grew since `before`, and the gauges.
-    pub fn publish(&self, l: &PipelineId, before: &Summary, now: &Summary, state: &GaugeState) {
+    pub fn publish(&self, l: &PipelineId, before: &Counters, now: &Counters, state: &GaugeState) {
         // Created at the first publication even at 0, so that a dashboard finds every
         // series of a pipeline from its start.
         let inc = |f: &Family<PipelineId, Counter>, a: u64, b: u64| {
@@ -330,12 +331,15 @@ impl Metrics {
             f.get(l).map_or(0, |g| u64::try_from(g.get()).unwrap_or(0))
         };
         crate::console::Reading {
-            events_read: count(&self.events_read),
-            late: count(&self.late),
-            malformed: count(&self.malformed),
-            windows_fired: count(&self.windows_fired),
-            rows_written: count(&self.rows_written),
-            plugin_errors: count(&self.plugin_errors),
+            counters: Counters {
+                events_read: count(&self.events_read),
+                malformed: count(&self.malformed),
+                filtered: count(&self.filtered),
+                late: count(&self.late),
+                windows_fired: count(&self.windows_fired),
+                rows_written: count(&self.rows_written),
+                plugin_errors: count(&self.plugin_errors),
+            },
             open_windows: gauge(&self.open_windows),
             watermark_ms: self
                 .watermark
@@ -437,7 +441,7 @@ impl GaugeState {
 pub struct Publisher {
     metrics: Arc<Metrics>,
     id: PipelineId,
-    published: Summary,
+    published: Counters,
     restarts: u64,
     /// The partitions whose lag was published last, and when.
     lagging: Vec<(String, i32)>,
@@ -454,7 +458,7 @@ impl Publisher {
         Publisher {
             metrics,
             id,
-            published: Summary::default(),
+            published: Counters::default(),
             restarts: 0,
             lagging: Vec::new(),
             lag_at: None,
@@ -463,14 +467,14 @@ impl Publisher {
 
     /// Publishes `p`'s counters (the growth since the last call) and gauges.
     pub fn publish(&mut self, p: &Pipeline, paused: bool) {
-        let summary = p.summary();
+        let counters = p.summary().counters;
         self.metrics.publish(
             &self.id,
             &self.published,
-            summary,
+            &counters,
             &GaugeState::of(p, paused),
         );
-        self.published = summary.clone();
+        self.published = counters;
         if self.lag_at.is_none_or(|at| at.elapsed() >= LAG_EVERY) {
             self.lag_at = Some(std::time::Instant::now());
             let lag = p.partition_lag();
@@ -613,16 +617,16 @@ mod tests {
     fn publishes_deltas_with_labels() {
         let m = Metrics::new();
         let l = PipelineId::new("acme", "stocks");
-        let a = Summary::default();
-        let b = Summary {
+        let a = Counters::default();
+        let b = Counters {
             events_read: 5,
             rows_written: 2,
-            ..Summary::default()
+            ..Counters::default()
         };
         m.publish(&l, &a, &b, &GaugeState::default());
-        let c = Summary {
+        let c = Counters {
             events_read: 7,
-            ..b.clone()
+            ..b
         };
         m.publish(&l, &b, &c, &GaugeState::default());
         // Watermark at 2024-01-22T00:00:00Z, taken 90.5 s later.

@@ -272,9 +272,9 @@ impl PipelineEntry {
                 message,
                 at: format_rfc3339_ms(at),
             }),
-            events_read: status.summary.events_read,
-            rows_written: status.summary.rows_written,
-            plugin_errors: status.summary.plugin_errors,
+            events_read: status.summary.counters.events_read,
+            rows_written: status.summary.counters.rows_written,
+            plugin_errors: status.summary.counters.plugin_errors,
         }
     }
 }
