@@ -22,3 +22,16 @@ pub struct Counters {
     /// Plugin calls that failed (error records written).
     pub plugin_errors: u64,
 }
+
+impl Counters {
+    /// Adds `other`'s counts to these.
+    pub fn add(&mut self, other: &Counters) {
+        self.events_read += other.events_read;
+        self.malformed += other.malformed;
+        self.filtered += other.filtered;
+        self.late += other.late;
+        self.windows_fired += other.windows_fired;
+        self.rows_written += other.rows_written;
+        self.plugin_errors += other.plugin_errors;
+    }
+}

@@ -49,6 +49,7 @@ use crate::checkpoint::{self, Checkpoint, Identity};
 use crate::config::{
     CsvOptions, EmitMode, Limits, PipelineConfig, SinkConfig, SinkMode, SourceConfig,
 };
+use crate::counters::Counters;
 use crate::decode::{self, Decoder, Event, Schema};
 use crate::plugin::LogBudget;
 use crate::plugin::{

@@ -45,7 +45,9 @@ pub(super) struct Emitter<'a> {
     pub(super) inputs: &'a [usize],
     pub(super) plugin: &'a mut dyn Plugin,
     pub(super) out: &'a mut dyn WindowSink,
-    pub(super) summary: &'a mut Summary,
+    /// What this firing counted (windows fired, rows written, failed calls): the caller
+    /// adds it to its own counters.
+    pub(super) counted: Counters,
     pub(super) failures_in_a_row: &'a mut u32,
     pub(super) quarantine_after: u32,
     pub(super) quarantined: &'a mut Option<String>,
@@ -208,8 +210,8 @@ impl Emitter<'_> {
                 operator.declined(d);
             } else {
                 operator.fired(d);
-                self.summary.counters.rows_written += n;
-                self.summary.counters.windows_fired += 1;
+                self.counted.rows_written += n;
+                self.counted.windows_fired += 1;
             }
         }
     }
@@ -451,7 +453,7 @@ impl Emitter<'_> {
                     .map(|()| self.uncommitted.push((d, n)))
             }
             Err(e) => {
-                self.summary.counters.plugin_errors += 1;
+                self.counted.plugin_errors += 1;
                 if let Some(dropped) = self.log.admit() {
                     tracing::warn!(pipeline = %self.pipeline, error = %e, kind = e.kind(), dropped_before = dropped, "plugin call failed");
                 }
@@ -463,7 +465,7 @@ impl Emitter<'_> {
                     &e,
                 );
                 self.out.error(key, window, revision, e).map(|()| {
-                    self.summary.counters.windows_fired += 1;
+                    self.counted.windows_fired += 1;
                     operator.fired(d);
                 })
             }
@@ -506,7 +508,7 @@ impl Pipeline {
             inputs: &self.inputs,
             plugin: self.plugin.as_mut(),
             out: &mut writer,
-            summary: &mut self.summary,
+            counted: Counters::default(),
             failures_in_a_row: &mut self.failures_in_a_row,
             quarantine_after,
             quarantined: &mut self.quarantined,
@@ -520,6 +522,8 @@ impl Pipeline {
         };
         emitter.emit_all(&mut self.operator, due);
         let failed = emitter.failed.take();
+        let counted = emitter.counted;
+        self.summary.counters.add(&counted);
         match mode {
             FireMode::Watermark(w) => self.operator.purge_due(w),
             FireMode::Early => {}

@@ -23,7 +23,8 @@ use crate::source::RawBatch;
 use crate::value::{Key, Value};
 use crate::window::{KeySnapshot, Placement, StateLimits, Window, WindowKind, WindowOperator};
 
-use super::{Emitter, Summary, WindowSink};
+use super::{Emitter, WindowSink};
+use crate::counters::Counters;
 
 /// One event on its way to its worker.
 pub(super) struct Routed {
@@ -195,7 +196,6 @@ impl Shards {
                 inputs: setup.inputs.clone(),
                 mode,
                 log: setup.log.clone(),
-                summary: Summary::default(),
                 failures: 0,
                 outs: Vec::new(),
             };
@@ -468,8 +468,6 @@ struct Worker {
     inputs: Vec<usize>,
     mode: super::fire::AggregationMode,
     log: LogBudget,
-    /// The emitter's counters; the pipeline's thread counts what it writes instead.
-    summary: Summary,
     failures: u32,
     outs: Vec<Out>,
 }
@@ -577,7 +575,8 @@ impl Worker {
                 inputs: &self.inputs,
                 plugin: self.plugin.as_mut(),
                 out: &mut capture,
-                summary: &mut self.summary,
+                // The pipeline's thread counts what it writes instead.
+                counted: Counters::default(),
                 failures_in_a_row: &mut self.failures,
                 quarantine_after: u32::MAX,
                 quarantined: &mut quarantined,
