@@ -21,6 +21,7 @@ mod positions;
 mod recovery;
 mod routing;
 mod run;
+mod shard;
 mod summary;
 #[cfg(test)]
 mod test_pipeline;
@@ -44,6 +45,7 @@ use columns::*;
 use fire::*;
 use outputs::*;
 use recovery::*;
+use shard::{Gate, Placed, Shard};
 
 use crate::checkpoint::{self, Checkpoint, Identity};
 use crate::config::{
@@ -104,19 +106,14 @@ pub struct Pipeline {
     schema: Schema,
     source: Box<dyn Source>,
     decoder: Box<dyn Decoder>,
-    plugin: Box<dyn Plugin>,
-    /// Schema index of each plugin input, in input order.
-    inputs: Vec<usize>,
-    operator: WindowOperator,
+    /// Window state and the plugin, on this thread (with workers, it holds no state).
+    shard: Shard,
     watermarks: Watermarks,
     out: Outputs,
     summary: Summary,
     opts: Options,
     version: String,
     limits: Limits,
-    /// Plugin failures in a row; reset by a success or a new version.
-    failures_in_a_row: u32,
-    quarantined: Option<String>,
     /// Whether the last end-of-input flush fired every window.
     flushed: bool,
     started: Instant,
@@ -288,9 +285,7 @@ impl Pipeline {
             schema,
             source,
             decoder,
-            plugin,
-            inputs,
-            operator,
+            shard: Shard::new(operator, plugin, inputs),
             watermarks,
             out,
             summary: Summary {
@@ -300,8 +295,6 @@ impl Pipeline {
             opts,
             version,
             limits,
-            failures_in_a_row: 0,
-            quarantined: None,
             flushed: false,
             started: Instant::now(),
             last_early: Instant::now(),
@@ -341,13 +334,17 @@ impl Pipeline {
         );
         let setup = parallel::WorkerSetup {
             name: self.cfg.name.clone(),
-            kind: self.operator.kind(),
+            kind: self.shard.operator.kind(),
             lateness: self.cfg.window.allowed_lateness.0,
             limits: self.limits.state,
-            inputs: self.inputs.clone(),
+            inputs: self.shard.inputs.clone(),
             log: self.log.clone(),
         };
-        self.shards = Some(parallel::Shards::start(n, self.plugin.as_ref(), &setup)?);
+        self.shards = Some(parallel::Shards::start(
+            n,
+            self.shard.plugin.as_ref(),
+            &setup,
+        )?);
         self.summary.parallelism = n as u64;
         Ok(())
     }
@@ -369,25 +366,25 @@ impl Pipeline {
             self.shards.is_none(),
             "a hot swap needs the pipeline on one thread (parallelism = 1)"
         );
-        let old = output_columns(&self.cfg, self.plugin.info(), &self.opts);
+        let old = output_columns(&self.cfg, self.shard.plugin.info(), &self.opts);
         let new = output_columns(&self.cfg, plugin.info(), &self.opts);
         if let Some(refused) = output_change_refusal(&self.cfg, &old, &new) {
             return Err(refused.into());
         }
-        if plugin.info().state_type != self.plugin.info().state_type {
-            self.operator.clear_stacks();
+        if plugin.info().state_type != self.shard.plugin.info().state_type {
+            self.shard.operator.clear_stacks();
         }
-        self.inputs = input_indices(&self.schema, plugin.info());
+        self.shard.inputs = input_indices(&self.schema, plugin.info());
         if old != new {
             tracing::info!(pipeline = %self.cfg.name, version = %plugin.version_id(), change = %column_difference(&old, &new), "output columns changed");
             self.change_output_columns(new)?;
         }
         self.version = plugin.version_id();
         self.limits = *plugin.limits();
-        self.operator.set_limits(self.limits.state);
-        self.plugin = Box::new(plugin);
-        self.failures_in_a_row = 0;
-        self.quarantined = None;
+        self.shard.operator.set_limits(self.limits.state);
+        self.shard.plugin = Box::new(plugin);
+        self.shard.failures_in_a_row = 0;
+        self.shard.quarantined = None;
         self.fire_due()
     }
 
@@ -420,7 +417,7 @@ impl Pipeline {
 
     /// Why the pipeline is quarantined, if it is.
     pub fn quarantined(&self) -> Option<&str> {
-        self.quarantined.as_deref()
+        self.shard.quarantined.as_deref()
     }
 
     /// Counters so far (wall time and rate are filled in by [`Pipeline::run`]).
@@ -440,19 +437,19 @@ impl Pipeline {
             return sh.state_size();
         }
         (
-            self.operator.open_windows(),
-            self.operator.buffered_events(),
+            self.shard.operator.open_windows(),
+            self.shard.operator.buffered_events(),
         )
     }
 
     /// The plugin (for restart counts).
     pub fn plugin(&self) -> &dyn Plugin {
-        self.plugin.as_ref()
+        self.shard.plugin.as_ref()
     }
 
     /// The plugin as loaded.
     pub fn plugin_info(&self) -> &PluginInfo {
-        self.plugin.info()
+        self.shard.plugin.info()
     }
 
     /// A description of the source, for logs.

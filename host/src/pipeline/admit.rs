@@ -42,24 +42,21 @@ impl Pipeline {
         let key = self.key_of(&ev.values);
         let before = self.watermarks.current();
         let (at, replayed) = self.replay_floor(raw, before);
-        self.operator.set_partition(raw.partition);
         // The whole event is kept, not just the plugin's inputs: a hot-swapped version may
         // read other fields of events already in open windows.
-        let placed = self
-            .operator
-            .process(ts, key, ev.values.into_boxed_slice(), at);
-        if let Placement::Refused(reason) = placed {
-            // Over a state limit: not stored, and it does not move time either.
-            return self.dead_letter(raw, &reason);
-        }
-        if let Placement::Late(values) = placed
-            && !replayed
+        let values = ev.values.into_boxed_slice();
+        match self
+            .shard
+            .place(raw.partition, ts, key, values, at, replayed)
         {
-            self.late(at, ts, &values)?;
+            Placed::Stored => {}
+            Placed::Late(values) => self.late(at, ts, &values)?,
+            // Over a state limit: not stored, and it does not move time either.
+            Placed::Refused(reason) => return self.dead_letter(raw, &reason),
         }
         let w = self.watermarks.observe(raw.partition, ts, now);
         // Below `next_due` nothing fires and nothing is purged.
-        if w != before && w >= self.operator.next_due() {
+        if w != before && w >= self.shard.operator.next_due() {
             self.fire(FireMode::Watermark(w))?;
         }
         Ok(())

@@ -491,11 +491,17 @@ impl Pipeline {
             return Ok(());
         }
         let due = match mode {
-            FireMode::Watermark(w) => self.operator.take_due(Some(w)),
-            FireMode::Early | FireMode::Flush => self.operator.take_due(None),
+            FireMode::Watermark(w) => self.shard.operator.take_due(Some(w)),
+            FireMode::Early | FireMode::Flush => self.shard.operator.take_due(None),
         };
-        let aggregation = AggregationMode::of(self.plugin.info(), self.operator.kind());
-        let quarantine_after = self.quarantine_after();
+        let gate = Gate {
+            pipeline: &self.cfg.name,
+            quarantine_after: self.quarantine_after(),
+            interrupt: self.opts.interrupt.as_deref(),
+            cpu: self.opts.cpu.as_deref(),
+            stop: self.stop_requested,
+            log: &self.log,
+        };
         let mut writer = SinkWriter {
             out: &mut self.out,
             pipeline: &self.cfg.name,
@@ -503,31 +509,12 @@ impl Pipeline {
             revisions: has_revisions(&self.cfg),
             version: self.opts.version_column.then_some(self.version.as_str()),
         };
-        let mut emitter = Emitter {
-            pipeline: &self.cfg.name,
-            inputs: &self.inputs,
-            plugin: self.plugin.as_mut(),
-            out: &mut writer,
-            counted: Counters::default(),
-            failures_in_a_row: &mut self.failures_in_a_row,
-            quarantine_after,
-            quarantined: &mut self.quarantined,
-            interrupt: self.opts.interrupt.as_deref(),
-            cpu: self.opts.cpu.as_deref(),
-            stop: self.stop_requested,
-            log: &self.log,
-            failed: None,
-            mode: aggregation,
-            uncommitted: Vec::new(),
-        };
-        emitter.emit_all(&mut self.operator, due);
-        let failed = emitter.failed.take();
-        let counted = emitter.counted;
+        let (counted, failed) = self.shard.fire(due, &mut writer, &gate);
         self.summary.counters.add(&counted);
         match mode {
-            FireMode::Watermark(w) => self.operator.purge_due(w),
+            FireMode::Watermark(w) => self.shard.operator.purge_due(w),
             FireMode::Early => {}
-            FireMode::Flush => self.flushed = self.operator.finish(),
+            FireMode::Flush => self.flushed = self.shard.operator.finish(),
         }
         match failed {
             Some(e) => Err(e.into()),
@@ -548,7 +535,7 @@ impl Pipeline {
     /// as [`Emitter::declining`] before any sink has failed.
     pub(super) fn declining(&self) -> bool {
         self.stop_requested
-            || self.quarantined.is_some()
+            || self.shard.quarantined.is_some()
             || self
                 .opts
                 .interrupt

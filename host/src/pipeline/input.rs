@@ -64,16 +64,16 @@ impl Pipeline {
         raws: &RawBatch,
         events: &mut Vec<(usize, Event)>,
     ) -> anyhow::Result<()> {
-        if !self.plugin.info().has_filter || events.is_empty() {
+        if !self.shard.plugin.info().has_filter || events.is_empty() {
             return Ok(());
         }
-        let b = self.plugin.batch();
+        let b = self.shard.plugin.batch();
         for (_, ev) in events.iter() {
-            b.push(ev.ts, self.inputs.iter().map(|&i| &ev.values[i]));
+            b.push(ev.ts, self.shard.inputs.iter().map(|&i| &ev.values[i]));
         }
-        match self.plugin.filter() {
+        match self.shard.plugin.filter() {
             Ok(keep) => {
-                self.failures_in_a_row = 0;
+                self.shard.failures_in_a_row = 0;
                 let mut k = keep.into_iter();
                 let before = events.len();
                 events.retain(|_| k.next().unwrap_or(true));
@@ -87,9 +87,9 @@ impl Pipeline {
                 self.summary.counters.plugin_errors += 1;
                 let after = self.quarantine_after();
                 count_failure(
-                    &mut self.failures_in_a_row,
+                    &mut self.shard.failures_in_a_row,
                     after,
-                    &mut self.quarantined,
+                    &mut self.shard.quarantined,
                     &self.cfg.name,
                     &e,
                 );

@@ -21,10 +21,10 @@ use std::thread::JoinHandle;
 use crate::plugin::{self, LogBudget, Plugin};
 use crate::source::RawBatch;
 use crate::value::{Key, Value};
-use crate::window::{KeySnapshot, Placement, StateLimits, Window, WindowKind, WindowOperator};
+use crate::window::{KeySnapshot, StateLimits, Window, WindowKind, WindowOperator};
 
-use super::{Emitter, WindowSink};
-use crate::counters::Counters;
+use super::WindowSink;
+use super::shard::{Gate, Placed, Shard};
 
 /// One event on its way to its worker.
 pub(super) struct Routed {
@@ -186,17 +186,12 @@ impl Shards {
         };
         for i in 0..n {
             let plugin = plugin.fork()?;
-            let mode = super::fire::AggregationMode::of(plugin.info(), setup.kind);
             let mut operator = WindowOperator::new(setup.kind, setup.lateness);
             operator.set_limits(share(&setup.limits, n));
             let mut worker = Worker {
                 name: setup.name.clone(),
-                operator,
-                plugin,
-                inputs: setup.inputs.clone(),
-                mode,
+                shard: Shard::new(operator, plugin, setup.inputs.clone()),
                 log: setup.log.clone(),
-                failures: 0,
                 outs: Vec::new(),
             };
             let (work_tx, work_rx) = sync_channel::<Work>(1);
@@ -463,12 +458,10 @@ fn share(l: &StateLimits, n: usize) -> StateLimits {
 /// One worker: the window state of its keys and its plugin instance.
 struct Worker {
     name: String,
-    operator: WindowOperator,
-    plugin: Box<dyn Plugin>,
-    inputs: Vec<usize>,
-    mode: super::fire::AggregationMode,
+    /// The window state of its keys and its plugin instance: the engine the pipeline's own
+    /// thread runs too.
+    shard: Shard,
     log: LogBudget,
-    failures: u32,
     outs: Vec<Out>,
 }
 
@@ -491,33 +484,33 @@ impl Worker {
     /// Places a batch's events and fires at its watermark changes, in input order.
     fn run(&mut self, mut work: Work) -> Done {
         for k in work.restore.drain(..) {
-            self.operator.restore(k);
+            self.shard.operator.restore(k);
         }
         let dropped = if work.revoked.is_empty() {
             0
         } else {
-            self.operator.drop_partitions(&work.revoked)
+            self.shard.operator.drop_partitions(&work.revoked)
         };
         let changes = &work.changes[..];
         let mut c = 0;
         // The lowest watermark at which this worker's state has anything to do: the
         // changes below it (most of them, with many keys) are skipped.
-        let mut next = self.operator.next_due();
+        let mut next = self.shard.operator.next_due();
         for ev in work.events {
             while let Some(&(pos, w)) = changes.get(c).filter(|(pos, _)| *pos < ev.pos) {
                 if w >= next {
                     self.fire(pos, Some(w));
-                    next = self.operator.next_due();
+                    next = self.shard.operator.next_due();
                 }
                 c += 1;
             }
             self.place(ev);
-            next = self.operator.next_due();
+            next = self.shard.operator.next_due();
         }
         for &(pos, w) in &changes[c..] {
             if w >= next {
                 self.fire(pos, Some(w));
-                next = self.operator.next_due();
+                next = self.shard.operator.next_due();
             }
         }
         if let Some(pos) = work.early {
@@ -526,15 +519,15 @@ impl Worker {
         let mut finished = false;
         if let Some(pos) = work.flush {
             self.fire(pos, None);
-            finished = self.operator.finish();
+            finished = self.shard.operator.finish();
         }
         let snapshot = work
             .snapshot
-            .then(|| self.operator.snapshot().map_err(|e| e.to_string()));
+            .then(|| self.shard.operator.snapshot().map_err(|e| e.to_string()));
         Done {
             outs: std::mem::take(&mut self.outs),
-            open: self.operator.open_windows(),
-            buffered: self.operator.buffered_events(),
+            open: self.shard.operator.open_windows(),
+            buffered: self.shard.operator.buffered_events(),
             finished,
             snapshot,
             dropped,
@@ -542,17 +535,23 @@ impl Worker {
     }
 
     fn place(&mut self, ev: Routed) {
-        self.operator.set_partition(ev.partition);
-        match self.operator.process(ev.ts, ev.key, ev.values, ev.before) {
-            Placement::Added(_) => {}
-            Placement::Late(_) if ev.replayed => {}
-            Placement::Late(values) => self.outs.push(Out::Late {
+        let placed = self.shard.place(
+            ev.partition,
+            ev.ts,
+            ev.key,
+            ev.values,
+            ev.before,
+            ev.replayed,
+        );
+        match placed {
+            Placed::Stored => {}
+            Placed::Late(values) => self.outs.push(Out::Late {
                 pos: ev.pos,
                 before: ev.before,
                 ts: ev.ts,
                 values,
             }),
-            Placement::Refused(reason) => self.outs.push(Out::Refused {
+            Placed::Refused(reason) => self.outs.push(Out::Refused {
                 pos: ev.pos,
                 raw: ev.raw,
                 reason,
@@ -563,35 +562,28 @@ impl Worker {
     /// Fires the windows due at `watermark` (every window with new events when `None`)
     /// as outputs at `pos`, then purges at the watermark.
     fn fire(&mut self, pos: u64, watermark: Option<i64>) {
-        let due = self.operator.take_due(watermark);
+        let due = self.shard.operator.take_due(watermark);
         if !due.is_empty() {
             let mut capture = Capture {
                 pos,
                 outs: &mut self.outs,
             };
-            let mut quarantined = None;
-            let mut emitter = Emitter {
+            let gate = Gate {
                 pipeline: &self.name,
-                inputs: &self.inputs,
-                plugin: self.plugin.as_mut(),
-                out: &mut capture,
-                // The pipeline's thread counts what it writes instead.
-                counted: Counters::default(),
-                failures_in_a_row: &mut self.failures,
+                // A worker never quarantines, is never interrupted and never stops early:
+                // parallelism is for weir run.
                 quarantine_after: u32::MAX,
-                quarantined: &mut quarantined,
                 interrupt: None,
                 cpu: None,
                 stop: false,
                 log: &self.log,
-                failed: None,
-                mode: self.mode,
-                uncommitted: Vec::new(),
             };
-            emitter.emit_all(&mut self.operator, due);
+            // The pipeline's thread counts what it writes instead; a worker's sink cannot
+            // fail.
+            let _ = self.shard.fire(due, &mut capture, &gate);
         }
         if let Some(w) = watermark {
-            self.operator.purge_due(w);
+            self.shard.operator.purge_due(w);
         }
     }
 }

@@ -23,7 +23,7 @@ impl Pipeline {
     /// is purged: the end of its last window plus the allowed lateness. Sessions can grow
     /// without bound, so their events are never released (a restart replays them).
     pub(super) fn release_of(&self, ts: i64) -> i64 {
-        match self.operator.kind().ends(ts) {
+        match self.shard.operator.kind().ends(ts) {
             Ok(Some((_, last))) => last.saturating_add(self.cfg.window.allowed_lateness.0),
             Ok(None) => i64::MAX,
             Err(_) => offsets::RELEASED,
@@ -61,7 +61,7 @@ impl Pipeline {
         // fired: records it holds are not released, whatever the watermark.
         let mut w = self.watermarks.current();
         if self.shards.is_none() {
-            w = w.min(self.operator.first_pending_end().saturating_sub(1));
+            w = w.min(self.shard.operator.first_pending_end().saturating_sub(1));
         }
         let due = o.due(w);
         if self.out.results.transactional() {
@@ -98,7 +98,7 @@ impl Pipeline {
         }
         let keys = match &mut self.shards {
             Some(sh) => sh.revoke(&revoked)?,
-            None => self.operator.drop_partitions(&revoked),
+            None => self.shard.operator.drop_partitions(&revoked),
         };
         for &p in &revoked {
             if let Some(f) = self.floors.get_mut(p as usize) {

@@ -159,7 +159,7 @@ impl Pipeline {
             Some(sh) => sh.restore(keys)?,
             None => {
                 for k in keys {
-                    self.operator.restore(k);
+                    self.shard.operator.restore(k);
                 }
             }
         }
@@ -195,7 +195,8 @@ impl Pipeline {
         let state = match &mut self.shards {
             Some(sh) => sh.snapshot()?,
             None => vec![
-                self.operator
+                self.shard
+                    .operator
                     .snapshot()
                     .map_err(|e| anyhow::anyhow!("checkpoint: encoding window state: {e}"))?,
             ],

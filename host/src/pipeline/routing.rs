@@ -24,7 +24,10 @@ impl Pipeline {
             let ts = ev.ts;
             // What a worker would refuse whatever its state is refused here, before the
             // watermark sees it, as on one thread.
-            if let Some(reason) = self.too_far_ahead(ts).or_else(|| self.operator.refuses(ts)) {
+            if let Some(reason) = self
+                .too_far_ahead(ts)
+                .or_else(|| self.shard.operator.refuses(ts))
+            {
                 self.dead_letter(&raw, &reason)?;
                 continue;
             }
