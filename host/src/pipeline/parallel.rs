@@ -25,6 +25,7 @@ use crate::window::{KeySnapshot, StateLimits, Window, WindowKind, WindowOperator
 
 use super::WindowSink;
 use super::shard::{Gate, Placed, Shard};
+use crate::counters::Counters;
 
 /// One event on its way to its worker.
 pub(super) struct Routed {
@@ -124,6 +125,8 @@ struct Done {
     snapshot: Option<Result<Vec<u8>, String>>,
     /// Keys whose state was dropped for revoked partitions.
     dropped: usize,
+    /// What the batch's firings counted (windows fired, rows, failed calls).
+    counted: Counters,
 }
 
 /// A batch the workers have: its records (for dead letters) and the outputs the
@@ -137,6 +140,8 @@ struct InFlight {
 pub(super) struct Merged {
     /// In write order.
     pub outs: Vec<Out>,
+    /// What the workers' firings of the batch counted.
+    pub counted: Counters,
     /// The batch's records.
     pub raws: RawBatch,
 }
@@ -193,6 +198,7 @@ impl Shards {
                 shard: Shard::new(operator, plugin, setup.inputs.clone()),
                 log: setup.log.clone(),
                 outs: Vec::new(),
+                counted: Counters::default(),
             };
             let (work_tx, work_rx) = sync_channel::<Work>(1);
             let (done_tx, done_rx) = sync_channel::<Done>(2);
@@ -327,10 +333,12 @@ impl Shards {
         };
         let mut streams = Vec::with_capacity(self.receivers.len() + 1);
         let mut finished = true;
+        let mut counted = Counters::default();
         for i in 0..self.receivers.len() {
             let Ok(done) = self.receivers[i].recv() else {
                 return Err(self.died(i));
             };
+            counted.add(&done.counted);
             self.state[i] = (done.open, done.buffered);
             finished &= done.finished;
             streams.push(done.outs.into_iter().peekable());
@@ -358,6 +366,7 @@ impl Shards {
         }
         Ok(Some(Merged {
             outs,
+            counted,
             raws: batch.raws,
         }))
     }
@@ -463,6 +472,8 @@ struct Worker {
     shard: Shard,
     log: LogBudget,
     outs: Vec<Out>,
+    /// What its firings counted since the last batch was answered.
+    counted: Counters,
 }
 
 impl Work {
@@ -531,6 +542,7 @@ impl Worker {
             finished,
             snapshot,
             dropped,
+            counted: std::mem::take(&mut self.counted),
         }
     }
 
@@ -578,9 +590,9 @@ impl Worker {
                 stop: false,
                 log: &self.log,
             };
-            // The pipeline's thread counts what it writes instead; a worker's sink cannot
-            // fail.
-            let _ = self.shard.fire(due, &mut capture, &gate);
+            // A worker's outputs cannot fail to be captured: no sink error.
+            let (counted, _) = self.shard.fire(due, &mut capture, &gate);
+            self.counted.add(&counted);
         }
         if let Some(w) = watermark {
             self.shard.operator.purge_due(w);

@@ -115,7 +115,11 @@ impl Pipeline {
     /// records.
     pub(super) fn write_merged(&mut self, merged: parallel::Merged) -> anyhow::Result<RawBatch> {
         use parallel::Out;
-        let parallel::Merged { outs, raws } = merged;
+        let parallel::Merged {
+            outs,
+            counted,
+            raws,
+        } = merged;
         let revisions = has_revisions(&self.cfg);
         for out in outs {
             match out {
@@ -157,21 +161,16 @@ impl Pipeline {
                         revisions,
                         version: self.opts.version_column.then_some(self.version.as_str()),
                     };
-                    self.summary.counters.windows_fired += 1;
                     match result {
-                        Ok(rows) => {
-                            self.summary.counters.rows_written += rows.len() as u64;
-                            writer.rows(&key.0, window, revision, rows)?;
-                        }
-                        Err(e) => {
-                            self.summary.counters.plugin_errors += 1;
-                            writer.error(&key.0, window, revision, e)?;
-                        }
+                        Ok(rows) => writer.rows(&key.0, window, revision, rows)?,
+                        Err(e) => writer.error(&key.0, window, revision, e)?,
                     }
                 }
             }
         }
         self.out.results.commit()?;
+        // Counted once, by the Emitters that fired them, and added once they are written.
+        self.summary.counters.add(&counted);
         Ok(raws)
     }
 }
