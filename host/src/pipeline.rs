@@ -40,6 +40,7 @@ pub use columns::{OutputChangeRefused, column_difference, output_change_refusal,
 pub use fire::{CALL_EVENTS, CALL_WINDOWS};
 pub use summary::Summary;
 
+use admit::Admitted;
 use bind::*;
 use columns::*;
 use fire::*;

@@ -3,6 +3,18 @@
 
 use super::*;
 
+/// An event let in: where it goes and at which watermark.
+pub(super) struct Admitted {
+    /// Its key.
+    pub(super) key: Key,
+    /// The watermark before it.
+    pub(super) before: i64,
+    /// The watermark it is placed at (a replay's floor may be above `before`).
+    pub(super) at: i64,
+    /// Whether its record is a replay the previous reader had read.
+    pub(super) replayed: bool,
+}
+
 impl Pipeline {
     /// An event's key: its `schema.key` fields.
     pub(super) fn key_of(&self, values: &[Value]) -> Key {
@@ -26,6 +38,42 @@ impl Pipeline {
         Ok(())
     }
 
+    /// Admits record `i`'s event at `ts`, on either path: dead-letters it, before the
+    /// watermark sees it (a runaway time never moves W), when it is too far ahead or, with
+    /// `refuse_state`, when every shard would refuse it (a worker cannot take back a
+    /// watermark move); else records when its position is released, builds its key and
+    /// finds the watermark it is placed at.
+    pub(super) fn admit(
+        &mut self,
+        i: usize,
+        raw: &RawRecord<'_>,
+        ts: i64,
+        values: &[Value],
+        refuse_state: bool,
+    ) -> anyhow::Result<Option<Admitted>> {
+        let refusal = self.too_far_ahead(ts).or_else(|| {
+            refuse_state
+                .then(|| self.shard.operator.refuses(ts))
+                .flatten()
+        });
+        if let Some(reason) = refusal {
+            self.dead_letter(raw, &reason)?;
+            return Ok(None);
+        }
+        self.placed(i, ts);
+        let key = self.key_of(values);
+        let before = self.watermarks.current();
+        let (at, replayed) = self.replay_floor(raw, before);
+        Ok(Some(Admitted {
+            key,
+            before,
+            at,
+            replayed,
+        }))
+    }
+
+    /// Places an admitted event on this thread's shard and fires what its watermark move
+    /// made due.
     pub(super) fn place(
         &mut self,
         i: usize,
@@ -34,14 +82,15 @@ impl Pipeline {
         now: Instant,
     ) -> anyhow::Result<()> {
         let ts = ev.ts;
-        if let Some(reason) = self.too_far_ahead(ts) {
-            // Dead-lettered before the watermark sees it: a runaway time never moves W.
-            return self.dead_letter(raw, &reason);
-        }
-        self.placed(i, ts);
-        let key = self.key_of(&ev.values);
-        let before = self.watermarks.current();
-        let (at, replayed) = self.replay_floor(raw, before);
+        let Some(Admitted {
+            key,
+            before,
+            at,
+            replayed,
+        }) = self.admit(i, raw, ts, &ev.values, false)?
+        else {
+            return Ok(());
+        };
         // The whole event is kept, not just the plugin's inputs: a hot-swapped version may
         // read other fields of events already in open windows.
         let values = ev.values.into_boxed_slice();

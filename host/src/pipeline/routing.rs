@@ -24,17 +24,15 @@ impl Pipeline {
             let ts = ev.ts;
             // What a worker would refuse whatever its state is refused here, before the
             // watermark sees it, as on one thread.
-            if let Some(reason) = self
-                .too_far_ahead(ts)
-                .or_else(|| self.shard.operator.refuses(ts))
-            {
-                self.dead_letter(&raw, &reason)?;
+            let Some(Admitted {
+                key,
+                before,
+                at,
+                replayed,
+            }) = self.admit(i, &raw, ts, &ev.values, true)?
+            else {
                 continue;
-            }
-            self.placed(i, ts);
-            let key = self.key_of(&ev.values);
-            let before = self.watermarks.current();
-            let (at, replayed) = self.replay_floor(&raw, before);
+            };
             let Some(sh) = self.shards.as_mut() else {
                 break;
             };
