@@ -73,7 +73,7 @@ fn run(keys: u32, interval: &str, console: bool) -> (f64, f64) {
     let summary = p.run(false).expect("runs");
     (
         summary.events_per_second,
-        summary.rows_written as f64 / summary.wall_seconds,
+        summary.counters.rows_written as f64 / summary.wall_seconds,
     )
 }
 
