@@ -72,9 +72,12 @@ fn pipeline(tenant: &str, name: &str, versions: Vec<VersionView>) -> PipelineVie
         versions,
         last_rejected: None,
         last_plugin_error: None,
-        events_read: 100,
-        rows_written: 7,
-        plugin_errors: 0,
+        counters: weir::counters::Counters {
+            events_read: 100,
+            rows_written: 7,
+            plugin_errors: 0,
+            ..Default::default()
+        },
     }
 }
 

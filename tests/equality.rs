@@ -281,15 +281,14 @@ fn a_plugin_built_for_the_previous_contract_still_runs() {
 /// `weir serve`), and returns the result file's text.
 fn run_swapping(s: &Scratch, name: &str, at: usize, then: Option<&Path>) -> String {
     use weir::config::PipelineConfig;
-    use weir::decode::Schema;
-    use weir::pipeline::{self, Options, Pipeline, Step};
+    use weir::pipeline::{self, Options, Pipeline, PipelineSpec, Step};
     use weir::plugin::Runtime;
     let mut cfg = PipelineConfig::load(&s.path(&format!("{name}.toml"))).expect("pipeline");
     cfg.base_dir = s.dir.path().to_path_buf();
-    let schema = Schema::new(&cfg.schema).expect("schema");
+    let spec = PipelineSpec::resolve(cfg.clone(), None).expect("spec");
     let runtime = Runtime::new(false).expect("runtime");
-    let plugin = pipeline::load_plugin(&cfg, &schema, &runtime).expect("plugin");
-    let mut p = Pipeline::build(cfg.clone(), plugin, Options::default()).expect("build");
+    let plugin = pipeline::load_plugin(&spec, &runtime).expect("plugin");
+    let mut p = Pipeline::build(spec, plugin, Options::default()).expect("build");
     let mut steps = 0;
     while p.step().expect("step") != Step::Finished {
         steps += 1;
@@ -298,7 +297,8 @@ fn run_swapping(s: &Scratch, name: &str, at: usize, then: Option<&Path>) -> Stri
         {
             let mut next = cfg.clone();
             next.plugin.path = path.to_path_buf();
-            let swapped = pipeline::load_plugin(&next, &schema, &runtime).expect("new version");
+            let next = PipelineSpec::resolve(next, None).expect("spec");
+            let swapped = pipeline::load_plugin(&next, &runtime).expect("new version");
             p.swap_plugin(swapped).expect("swap");
         }
     }

@@ -157,8 +157,8 @@ fn run_beside_victim(s: &Scratch, attacker: &[&str]) -> Serve {
         PipelineState::Finished,
         Duration::from_secs(60),
     );
-    assert_eq!(done.events_read, g.count);
-    assert_eq!(done.plugin_errors, 0);
+    assert_eq!(done.counters.events_read, g.count);
+    assert_eq!(done.counters.plugin_errors, 0);
     serve.assert_healthy();
     assert_stats_exact(
         &s.read_jsonl("victim.jsonl"),

@@ -136,7 +136,8 @@ fn a_pipeline_quarantined_again_and_again_makes_each_new_version_wait() {
         .expect("a new build deploys");
     let second = wait_for("a second quarantine", Duration::from_secs(30), || {
         let v = serve.view("acme", "stuck");
-        (v.state == PipelineState::Quarantined && v.plugin_errors >= first.plugin_errors + 2)
+        (v.state == PipelineState::Quarantined
+            && v.counters.plugin_errors >= first.counters.plugin_errors + 2)
             .then_some(v)
     });
     // A third build: its 2-strike wait is Strikes::BASE (5 s). Before the fix, a changed
@@ -154,14 +155,17 @@ fn a_pipeline_quarantined_again_and_again_makes_each_new_version_wait() {
     std::thread::sleep(Duration::from_secs(3));
     let still = serve.view("acme", "stuck");
     assert_eq!(
-        still.plugin_errors, second.plugin_errors,
+        still.counters.plugin_errors, second.counters.plugin_errors,
         "the waiting version must not be called"
     );
-    assert_eq!(still.events_read, second.events_read, "nor read input");
+    assert_eq!(
+        still.counters.events_read, second.counters.events_read,
+        "nor read input"
+    );
     // After its wait it runs (and, spinning, is quarantined a third time).
     let third = wait_for("the third build to run", Duration::from_secs(30), || {
         let v = serve.view("acme", "stuck");
-        (v.plugin_errors > second.plugin_errors).then_some(v)
+        (v.counters.plugin_errors > second.counters.plugin_errors).then_some(v)
     });
     assert!(
         deployed.elapsed() >= Duration::from_secs(5),
@@ -205,7 +209,7 @@ fn a_tenants_plugins_use_at_most_its_cpu_cores() {
     let elapsed = started.elapsed().as_secs_f64();
     let cpu = sample(&metrics, "weir_plugin_cpu_seconds_total", "noisy") - first;
     let throttled = sample(&metrics, "weir_plugin_throttled_seconds_total", "noisy");
-    let calls = serve.view("acme", "noisy").plugin_errors;
+    let calls = serve.view("acme", "noisy").counters.plugin_errors;
     assert!(calls > 0, "the spinner never ran");
     // 0.2 cores over the run, plus the bucket's one-second burst (0.2 s) and one batch
     // charged after the fact (a few 20 ms calls); without the budget it is ~1 core.

@@ -136,12 +136,12 @@ fn sigterm_and_sigint_to_serve_flush_every_row_counted_as_written() {
         // Let both write a few thousand rows, then take the API's counts and signal at once.
         wait_for("rows from both tenants", Duration::from_secs(60), || {
             gens.iter()
-                .all(|(t, _, _)| serve.view(t, t).rows_written >= 2_000)
+                .all(|(t, _, _)| serve.view(t, t).counters.rows_written >= 2_000)
                 .then_some(())
         });
         let counted: Vec<u64> = gens
             .iter()
-            .map(|(t, _, _)| serve.view(t, t).rows_written)
+            .map(|(t, _, _)| serve.view(t, t).counters.rows_written)
             .collect();
         signal(&serve.child, sig);
         let status = wait_exit(&mut serve.child, Duration::from_secs(30));
@@ -369,8 +369,8 @@ fn a_hundred_ten_megabyte_lines_are_dead_lettered_without_holding_them() {
         PipelineState::Finished,
         Duration::from_secs(120),
     );
-    assert_eq!(done.events_read, 101);
-    assert_eq!(done.rows_written, 1);
+    assert_eq!(done.counters.events_read, 101);
+    assert_eq!(done.counters.rows_written, 1);
     serve.wait_state(
         "good",
         "victim",
@@ -481,7 +481,7 @@ fn twelve_megabyte_plugin_errors_are_cut_and_their_log_lines_rate_limited() {
     let elapsed = t0.elapsed().as_secs_f64();
     serve.assert_healthy();
     // One error record per failed call, none dropped, each cut to 4 KiB plus a marker.
-    assert_eq!(done.plugin_errors, windows as u64);
+    assert_eq!(done.counters.plugin_errors, windows as u64);
     let errors = s.read_jsonl("flood.errors.jsonl");
     assert_eq!(errors.len(), windows);
     for e in &errors {
@@ -571,7 +571,10 @@ fn a_sink_that_fails_stops_its_pipeline_with_the_windows_pending() {
         reason.contains("/dev/full") && reason.contains("No space left on device"),
         "{reason}"
     );
-    assert_eq!(failed.rows_written, 0, "nothing counted as written");
+    assert_eq!(
+        failed.counters.rows_written, 0,
+        "nothing counted as written"
+    );
     // The first event of the second second fired every window of the first; the first
     // write failed, so all of them stay pending, beside the window that event opened.
     let events = full.events();

@@ -84,7 +84,7 @@ fn each_partitions_lag_is_its_records_after_the_pipelines_position() {
     );
     let serve = Serve::start(&s, &tenant_toml("acme", ACME, &["ticks.toml"]));
     wait_for("42 ticks read", Duration::from_secs(120), || {
-        (serve.view("acme", "ticks").events_read == 42).then_some(())
+        (serve.view("acme", "ticks").counters.events_read == 42).then_some(())
     });
     wait_lags(&serve, (0, 0), "both partitions caught up");
 
@@ -93,7 +93,7 @@ fn each_partitions_lag_is_its_records_after_the_pipelines_position() {
     send(&brokers, 0, 30, 7);
     send(&brokers, 1, 12, 3);
     wait_lags(&serve, (7, 3), "lags of 7 and 3 while paused");
-    assert_eq!(serve.view("acme", "ticks").events_read, 42);
+    assert_eq!(serve.view("acme", "ticks").counters.events_read, 42);
 
     // Resumed, it reads them and is caught up again.
     serve.client(ACME).resume("acme", "ticks").expect("resumed");
@@ -104,7 +104,7 @@ fn each_partitions_lag_is_its_records_after_the_pipelines_position() {
         Duration::from_secs(10),
     );
     wait_for("52 ticks read", Duration::from_secs(60), || {
-        (serve.view("acme", "ticks").events_read == 52).then_some(())
+        (serve.view("acme", "ticks").counters.events_read == 52).then_some(())
     });
     let scrape = wait_lags(&serve, (0, 0), "caught up after the resume");
     // The Grafana dashboard's Kafka panel queries names this scrape has.

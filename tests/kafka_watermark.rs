@@ -465,7 +465,7 @@ fn a_paused_pipeline_under_serve_keeps_its_group_and_resumes_where_it_was() {
     );
     let paused = acme.pause("acme", "held").expect("pause");
     assert_eq!(paused.state, PipelineState::Paused);
-    let read = paused.events_read;
+    let read = paused.counters.events_read;
     let (a5, b6) = (tick("A", 5.0), tick("B", 6.0));
     send(
         &p,
@@ -475,7 +475,10 @@ fn a_paused_pipeline_under_serve_keeps_its_group_and_resumes_where_it_was() {
     std::thread::sleep(Duration::from_secs(10));
     let view = serve.view("acme", "held");
     assert_eq!(view.state, PipelineState::Paused);
-    assert_eq!(view.events_read, read, "a paused pipeline reads nothing");
+    assert_eq!(
+        view.counters.events_read, read,
+        "a paused pipeline reads nothing"
+    );
     assert_eq!(rows(&s, "held.jsonl"), first);
     acme.resume("acme", "held").expect("resume");
     // The ticks produced during the pause are read: W = min(4.5 s, 4.6 s), [2 s, 4 s) fires
@@ -495,7 +498,7 @@ fn a_paused_pipeline_under_serve_keeps_its_group_and_resumes_where_it_was() {
     assert_eq!(complete_lines(&s, "held.jsonl").len(), 4, "no row twice");
     // An evicted consumer rejoins and reads again from the committed offsets: more.
     assert_eq!(
-        serve.view("acme", "held").events_read,
+        serve.view("acme", "held").counters.events_read,
         read + 2,
         "the two ticks of the pause, and nothing read twice"
     );

@@ -100,8 +100,8 @@ fn a_neighbour_spinning_to_its_deadline_does_not_disturb_another_tenant() {
         Duration::from_secs(60),
     );
     let shared = t0.elapsed().as_secs_f64();
-    assert_eq!(done.events_read, quiet.count);
-    assert_eq!(done.plugin_errors, 0);
+    assert_eq!(done.counters.events_read, quiet.count);
+    assert_eq!(done.counters.plugin_errors, 0);
     let version = live(&done).to_string();
 
     eprintln!("quiet pipeline: alone {alone:.3} s, beside a spinning tenant {shared:.3} s");
@@ -234,7 +234,7 @@ fn adversarial_plugins_fail_alone_and_the_host_survives() {
         ("panicky", "trap", 2),
     ] {
         let v = serve.wait_state("bad", p, PipelineState::Finished, Duration::from_secs(60));
-        assert_eq!(v.plugin_errors, calls, "{p}: {v:?}");
+        assert_eq!(v.counters.plugin_errors, calls, "{p}: {v:?}");
         let errs = errors(&s, p);
         assert_eq!(errs.len() as u64, calls, "{p}: {errs:?}");
         for e in &errs {
@@ -313,7 +313,7 @@ fn adversarial_plugins_fail_alone_and_the_host_survives() {
         PipelineState::Finished,
         Duration::from_secs(60),
     );
-    assert_eq!(v.plugin_errors, 0);
+    assert_eq!(v.counters.plugin_errors, 0);
     assert_stats_exact(
         &s.read_jsonl("good.jsonl"),
         &bucket(&good.events(), 1000),
@@ -376,22 +376,25 @@ fn quarantine_stops_reading_and_a_good_deploy_resumes() {
         reason.contains("3 plugin failures in a row") && reason.contains("deadline"),
         "{reason}"
     );
-    let read = q.events_read;
+    let read = q.counters.events_read;
     assert!(read > 0 && read < input.count, "{q:?}");
     std::thread::sleep(Duration::from_millis(700));
     let still = serve.view("acme", "stuck");
     assert_eq!(still.state, PipelineState::Quarantined);
     assert_eq!(
-        still.events_read, read,
+        still.counters.events_read, read,
         "a quarantined pipeline must not read on"
     );
-    assert_eq!(still.plugin_errors, q.plugin_errors, "nor call its plugin");
+    assert_eq!(
+        still.counters.plugin_errors, q.counters.plugin_errors,
+        "nor call its plugin"
+    );
     // While it waits, its error sink already shows every failure (nothing left in a buffer):
     // the 3 calls that missed their deadline first.
     let errs = errors(&s, "stuck");
     assert_eq!(
         errs.len() as u64,
-        still.plugin_errors,
+        still.counters.plugin_errors,
         "error records written while quarantined"
     );
     let kinds: Vec<&str> = errs
@@ -420,7 +423,7 @@ fn quarantine_stops_reading_and_a_good_deploy_resumes() {
         PipelineState::Finished,
         Duration::from_secs(60),
     );
-    assert_eq!(done.events_read, input.count);
+    assert_eq!(done.counters.events_read, input.count);
     assert_eq!(live(&done), v2.id);
     assert!(done.reason.is_none(), "{done:?}");
 
@@ -556,7 +559,7 @@ fn hot_swap_under_a_stream_accounts_for_every_window_with_its_version() {
         ),
     );
     let acme = serve.client(ACME);
-    let read = || serve.view("acme", "ticks").events_read;
+    let read = || serve.view("acme", "ticks").counters.events_read;
     let v1 = live(&serve.view("acme", "ticks")).to_string();
     assert!(v1.starts_with("weir-plugin-stats@"), "{v1}");
     wait_for("the stream to flow", Duration::from_secs(20), || {
@@ -613,7 +616,7 @@ fn hot_swap_under_a_stream_accounts_for_every_window_with_its_version() {
         Duration::from_secs(30),
         || {
             let v = serve.view("acme", "ticks");
-            (live(&v) == v2).then_some(v.events_read)
+            (live(&v) == v2).then_some(v.counters.events_read)
         },
     );
     swaps.push(Swap {
@@ -646,8 +649,8 @@ fn hot_swap_under_a_stream_accounts_for_every_window_with_its_version() {
         PipelineState::Finished,
         Duration::from_secs(60),
     );
-    assert_eq!(done.events_read, input.count);
-    assert_eq!(done.plugin_errors, 0);
+    assert_eq!(done.counters.events_read, input.count);
+    assert_eq!(done.counters.plugin_errors, 0);
 
     // Every (key, window) once, with the right count.
     let rows = s.read_jsonl("ticks.jsonl");
@@ -795,10 +798,10 @@ fn tenants_cannot_touch_each_other_on_a_real_host() {
     // acme may do all of it to its own pipeline.
     let paused = acme.pause("acme", "ticks").expect("pause own");
     assert_eq!(paused.state, PipelineState::Paused);
-    let n = paused.events_read;
+    let n = paused.counters.events_read;
     std::thread::sleep(Duration::from_millis(400));
     assert_eq!(
-        serve.view("acme", "ticks").events_read,
+        serve.view("acme", "ticks").counters.events_read,
         n,
         "paused pipelines do not read"
     );
@@ -984,7 +987,7 @@ fn unfit_components_are_rejected_at_deploy_and_the_live_version_keeps_running() 
     }
     let after = wait_for("the stream to go on", Duration::from_secs(30), || {
         let v = serve.view("acme", "steady");
-        (v.events_read > before.events_read).then_some(v)
+        (v.counters.events_read > before.counters.events_read).then_some(v)
     });
     assert_eq!(live(&after), live(&before), "the live version is untouched");
     let kept = after

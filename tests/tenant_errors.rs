@@ -66,7 +66,7 @@ fn a_panic_reaches_the_error_sink_the_api_and_plugin_list_as_its_message_and_loc
         PipelineState::Finished,
         Duration::from_secs(60),
     );
-    assert_eq!(v.plugin_errors, 2, "{v:?}");
+    assert_eq!(v.counters.plugin_errors, 2, "{v:?}");
     // The error sink: one record per BAD window, the panic as message and location.
     let errs = s.read_jsonl("panicky.errors.jsonl");
     assert_eq!(errs.len(), 2, "{errs:?}");

@@ -62,14 +62,14 @@ fn run(keys: u32, interval: &str, console: bool) -> (f64, f64) {
     );
     let cfg = PipelineConfig::load(&path).expect("pipeline");
     let runtime = weir::plugin::Runtime::new(false).expect("runtime");
-    let schema = weir::decode::Schema::new(&cfg.schema).expect("schema");
-    let plugin = weir::pipeline::load_plugin(&cfg, &schema, &runtime).expect("plugin");
+    let spec = weir::pipeline::PipelineSpec::resolve(cfg, None).expect("spec");
+    let plugin = weir::pipeline::load_plugin(&spec, &runtime).expect("plugin");
     let opts = weir::pipeline::Options {
         console: console.then(|| Arc::new(Telemetry::default())),
+        parallelism: 1,
         ..Default::default()
     };
-    let mut p = weir::pipeline::Pipeline::build(cfg, plugin, opts).expect("pipeline");
-    p.set_parallelism(1).expect("one worker");
+    let mut p = weir::pipeline::Pipeline::build(spec, plugin, opts).expect("pipeline");
     let summary = p.run(false).expect("runs");
     (
         summary.events_per_second,

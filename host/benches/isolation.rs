@@ -67,7 +67,7 @@ fn scenario(neighbours: usize, cpu: Option<f64>) -> (f64, f64) {
     let until = Instant::now() + Duration::from_secs(120);
     loop {
         let v = host.pipelines("quiet").expect("quiet tenant").remove(0);
-        samples.push((Instant::now(), v.events_read));
+        samples.push((Instant::now(), v.counters.events_read));
         if v.state == PipelineState::Finished {
             break;
         }
@@ -83,10 +83,10 @@ fn scenario(neighbours: usize, cpu: Option<f64>) -> (f64, f64) {
     for i in 0..neighbours {
         let v = host.pipelines(&format!("noisy{i}")).unwrap().remove(0);
         assert!(
-            v.plugin_errors > 0,
+            v.counters.plugin_errors > 0,
             "the neighbour never hit its deadline: {v:?}"
         );
-        duty += v.plugin_errors as f64 * 0.010 / elapsed / neighbours as f64;
+        duty += v.counters.plugin_errors as f64 * 0.010 / elapsed / neighbours as f64;
     }
     host.shutdown();
     let at = |frac: f64| {
@@ -117,9 +117,10 @@ fn demo() -> f64 {
         sync: false,
     });
     let runtime = weir::plugin::Runtime::new(false).expect("runtime");
-    let schema = weir::decode::Schema::new(&cfg.schema).expect("schema");
-    let plugin = weir::pipeline::load_plugin(&cfg, &schema, &runtime).expect("plugin");
-    let mut p = weir::pipeline::Pipeline::build(cfg, plugin, Default::default()).expect("pipeline");
+    let spec = weir::pipeline::PipelineSpec::resolve(cfg, None).expect("spec");
+    let plugin = weir::pipeline::load_plugin(&spec, &runtime).expect("plugin");
+    let mut p =
+        weir::pipeline::Pipeline::build(spec, plugin, Default::default()).expect("pipeline");
     let summary = p.run(false).expect("demo runs");
     summary.events_per_second
 }

@@ -9,8 +9,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use crate::config::{Format, GeneratorConfig, Millis, PipelineConfig, Workload};
-use crate::decode::Schema;
-use crate::pipeline::{self, Pipeline};
+use crate::pipeline::{self, Pipeline, PipelineSpec};
 use crate::plugin::{Plugin as _, Runtime};
 
 /// Weir: user-defined window aggregations as sandboxed WebAssembly plugins.
@@ -531,17 +530,18 @@ fn run(path: PathBuf, flags: RunFlags) -> anyhow::Result<()> {
     let console = console
         .map(|(addr, token)| RunConsole::bind(addr, token))
         .transpose()?;
-    let opts = pipeline::Options {
-        discard_checkpoint,
-        console: console.as_ref().map(|c| c.telemetry.clone()),
-        ..pipeline::Options::default()
-    };
-    let cfg = load(&path)?;
+    let spec = PipelineSpec::resolve(load(&path)?, None)?;
+    let cfg = &spec.cfg;
     let name = cfg.name.clone();
     let workers = parallelism
         .or(cfg.parallelism)
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
-    let schema = Schema::new(&cfg.schema).map_err(|e| anyhow::anyhow!("schema: {e}"))?;
+    let opts = pipeline::Options {
+        discard_checkpoint,
+        console: console.as_ref().map(|c| c.telemetry.clone()),
+        parallelism: workers,
+        ..pipeline::Options::default()
+    };
     // The metrics endpoint is bound before any sink opens: a taken address stops the run
     // before it writes anything.
     let id = crate::serve::PipelineId::new("local", name.as_str());
@@ -572,15 +572,11 @@ fn run(path: PathBuf, flags: RunFlags) -> anyhow::Result<()> {
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
-        let plugin = crate::plugin::native::NativePlugin::new(
-            &stem,
-            &params,
-            &cfg.schema.key,
-            cfg.plugin.limits.resolve(None),
-        )?;
-        crate::plugin::check_inputs(plugin.info(), |n| schema.type_of(n))?;
+        let plugin =
+            crate::plugin::native::NativePlugin::new(&stem, &params, &cfg.schema.key, spec.limits)?;
+        crate::plugin::check_inputs(plugin.info(), |n| spec.schema.type_of(n))?;
         crate::plugin::check_outputs(plugin.info(), &cfg.schema.key)?;
-        Pipeline::build(cfg, plugin, opts)?
+        Pipeline::build(spec, plugin, opts)?
     } else {
         let mut runtime = Runtime::new(cfg.plugin.limits.fuel.is_some())?;
         if let Some(dir) = compiled_cache_dir() {
@@ -589,13 +585,12 @@ fn run(path: PathBuf, flags: RunFlags) -> anyhow::Result<()> {
         if let Some(m) = &metrics {
             runtime = runtime.with_compile_meter(m.compile_meter());
         }
-        let mut plugin = pipeline::load_plugin(&cfg, &schema, &runtime)?;
+        let mut plugin = pipeline::load_plugin(&spec, &runtime)?;
         if let Some(m) = &metrics {
             plugin.meter_calls(m.call_meter(&id));
         }
-        Pipeline::build(cfg, plugin, opts)?
+        Pipeline::build(spec, plugin, opts)?
     };
-    p.set_parallelism(workers)?;
     tracing::info!(pipeline = %name, source = %p.source_description(), plugin = %p.plugin_info().name, workers, "running");
     let local = match (console, &metrics) {
         (Some(c), Some(m)) => Some(c.start(id.clone(), key, m.clone())?),
@@ -652,10 +647,10 @@ fn compiled_cache_dir() -> Option<PathBuf> {
 }
 
 fn check(path: PathBuf) -> anyhow::Result<()> {
-    let cfg = load(&path)?;
-    let schema = Schema::new(&cfg.schema).map_err(|e| anyhow::anyhow!("schema: {e}"))?;
+    let spec = PipelineSpec::resolve(load(&path)?, None)?;
+    let cfg = &spec.cfg;
     let runtime = Runtime::new(cfg.plugin.limits.fuel.is_some())?;
-    let inst = pipeline::load_plugin(&cfg, &schema, &runtime)?;
+    let inst = pipeline::load_plugin(&spec, &runtime)?;
     let info = inst.info();
     println!("{}: ok", path.display());
     println!("  plugin   {} {}", info.name, info.version);
@@ -668,7 +663,7 @@ fn check(path: PathBuf) -> anyhow::Result<()> {
     println!("  filter   {}", if info.has_filter { "yes" } else { "no" });
     println!(
         "  columns  {}",
-        pipeline::output_columns(&cfg, info, &pipeline::Options::default()).join(", ")
+        pipeline::output_columns(cfg, info, &pipeline::Options::default()).join(", ")
     );
     Ok(())
 }

@@ -8,23 +8,8 @@ use std::time::Duration;
 
 use rdkafka::ClientContext;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::ConsumerGroupMetadata;
 use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
-use rdkafka::topic_partition_list::TopicPartitionList;
-
-/// What an exactly-once sink commits in its transaction, with its rows: the positions the
-/// source's consumer group resumes from (per topic and partition, the first offset still
-/// needed) and the group's metadata (its generation fences a consumer that lost its
-/// partitions in a rebalance). The hook between a Kafka source and a transactional sink:
-/// [`crate::source::Source::consumed`] makes it, [`crate::sink::Sink::commit_transaction`]
-/// takes it.
-pub struct Consumed {
-    /// Topic, partition and offset to resume from; only the partitions whose position moved.
-    pub offsets: TopicPartitionList,
-    /// The consumer's group metadata.
-    pub group: ConsumerGroupMetadata,
-}
 
 /// Deliveries the broker refused, counted by the producer's delivery callback.
 #[derive(Default)]

@@ -22,6 +22,7 @@ mod recovery;
 mod routing;
 mod run;
 mod shard;
+mod spec;
 mod summary;
 #[cfg(test)]
 mod test_pipeline;
@@ -38,6 +39,7 @@ use anyhow::Context;
 pub use bind::{instantiate_checked, load_plugin};
 pub use columns::{OutputChangeRefused, column_difference, output_change_refusal, output_columns};
 pub use fire::{CALL_EVENTS, CALL_WINDOWS};
+pub use spec::PipelineSpec;
 pub use summary::Summary;
 
 use admit::Admitted;
@@ -46,7 +48,7 @@ use columns::*;
 use fire::*;
 use outputs::*;
 use recovery::*;
-use shard::{Gate, Placed, Shard};
+use shard::{Gate, Health, Placed, Shard};
 
 use crate::checkpoint::{self, Checkpoint, Identity};
 use crate::config::{
@@ -99,45 +101,86 @@ pub struct Options {
     /// the remaining windows are declined and stay pending, as for an interrupt
     /// (`weir serve`).
     pub cpu: Option<Arc<crate::plugin::CpuShare>>,
+    /// Worker threads the window state is sharded over, by key, each with a plugin
+    /// instance of its own (this thread keeps reading, decoding, filtering, running the
+    /// watermark and writing); 0 or 1 runs on this thread. Output is the same as on one
+    /// thread, byte for byte, except under a state limit: each worker holds `1/n` of
+    /// `max_open_windows`, `max_buffered_events` and `max_buffered_bytes`, and an event a
+    /// worker refuses has already moved the watermark. Not for `weir serve`: hot swaps and
+    /// quarantine need one thread.
+    pub parallelism: usize,
 }
 
 /// A pipeline ready to run.
 pub struct Pipeline {
-    cfg: PipelineConfig,
-    schema: Schema,
-    source: Box<dyn Source>,
-    decoder: Box<dyn Decoder>,
+    /// The config, resolved.
+    spec: PipelineSpec,
+    /// Where records come from, and the batch in hand.
+    input: Input,
     /// Window state and the plugin, on this thread (with workers, it holds no state).
     shard: Shard,
+    /// The workers holding the window state, when `parallelism` > 1 (then `shard` holds
+    /// no windows).
+    shards: Option<parallel::Shards>,
     watermarks: Watermarks,
     out: Outputs,
     summary: Summary,
     opts: Options,
-    version: String,
-    limits: Limits,
-    /// Whether the last end-of-input flush fired every window.
-    flushed: bool,
-    started: Instant,
-    last_early: Instant,
-    last_flush: Instant,
+    /// The pipeline's log budget, shared with its guest's stdout and stderr.
+    log: LogBudget,
+    clocks: Clocks,
+    flags: Flags,
+    /// Source positions still needed, for sources that take commits.
+    positions: Positions,
+    /// Local checkpoints, when `[checkpoint]` is set.
+    checkpoints: Option<Checkpoints>,
+}
+
+/// The source, its decoder and the buffers of the batch in hand.
+struct Input {
+    source: Box<dyn Source>,
+    decoder: Box<dyn Decoder>,
     raws: RawBatch,
     events: Vec<(usize, Event)>,
     rejected: Vec<Rejected>,
+}
+
+/// When the run started, and when early firings and sink flushes last happened.
+struct Clocks {
+    started: Instant,
+    last_early: Instant,
+    last_flush: Instant,
+}
+
+impl Clocks {
+    fn now() -> Self {
+        let now = Instant::now();
+        Clocks {
+            started: now,
+            last_early: now,
+            last_flush: now,
+        }
+    }
+}
+
+/// How the last step ended.
+#[derive(Default)]
+struct Flags {
+    /// Whether the last end-of-input flush fired every window.
+    flushed: bool,
     /// Whether a stop was asked for at the start of this step (firings are declined).
     stop_requested: bool,
     /// Whether [`Pipeline::run_until`] stopped on request.
     stopped: bool,
-    /// The pipeline's log budget, shared with its guest's stdout and stderr.
-    log: LogBudget,
-    /// The workers holding the window state, when `parallelism` > 1 (then `operator`
-    /// holds nothing).
-    shards: Option<parallel::Shards>,
-    /// For a source that takes commits: the offsets of the records still needed.
+}
+
+/// For a source that takes commits: which of its records are still needed.
+#[derive(Default)]
+struct Positions {
+    /// The offsets of the records still needed.
     offsets: Option<offsets::Offsets>,
     /// Per record of the batch in hand, when it is released ([`offsets`]).
     releases: Vec<i64>,
-    /// Local checkpoints, when `[checkpoint]` is set.
-    checkpoints: Option<Checkpoints>,
     /// Per partition id, what its last commit recorded when it was assigned
     /// ([`Source::replay_floor`]).
     floors: Vec<Option<(i64, u64)>>,
@@ -164,58 +207,49 @@ pub enum Step {
 }
 
 impl Pipeline {
-    /// Opens the source and sinks around an instantiated, checked plugin.
+    /// Opens the source and sinks around an instantiated, checked plugin, and starts
+    /// `opts.parallelism` workers when it is over 1 ([`Options::parallelism`]).
     pub fn build(
-        cfg: PipelineConfig,
+        spec: PipelineSpec,
         plugin: impl Plugin + 'static,
         opts: Options,
     ) -> anyhow::Result<Self> {
         let plugin: Box<dyn Plugin> = Box::new(plugin);
-        let schema = Schema::new(&cfg.schema).map_err(|e| anyhow::anyhow!("schema: {e}"))?;
-        // The per-event window budget under the limits in force (a tenant's ceiling may be
-        // lower than the pipeline's own), before any sink is opened.
-        let budget = plugin.limits().state.max_windows_per_event;
-        let own = cfg.plugin.limits.resolve(None).state.max_windows_per_event;
-        let budget_key = if budget < own {
-            "the tenant's limits.max_windows_per_event"
-        } else {
-            "plugin.limits.max_windows_per_event"
-        };
-        cfg.check_window_budget(budget, budget_key)?;
-        let inputs = input_indices(&schema, plugin.info());
+        let (cfg, schema) = (&spec.cfg, &spec.schema);
+        let inputs = input_indices(schema, plugin.info());
         let max_record = plugin.limits().max_record_bytes;
         // Exactly-once: the transactional producer starts before the source reads the
         // group's offsets, so that the transaction a dead predecessor left is completed or
         // aborted first and the offsets read are the last committed ones.
         let transactional = if cfg.sink.exactly_once() {
-            let columns = output_columns(&cfg, plugin.info(), &opts);
-            Some(sink::open_results(&cfg, columns).context("sink")?)
+            let columns = output_columns(cfg, plugin.info(), &opts);
+            Some(sink::open_results(cfg, columns).context("sink")?)
         } else {
             None
         };
         let (source, decoder): (Box<dyn Source>, Box<dyn Decoder>) = match &cfg.source {
             SourceConfig::File { path, format, csv } => (
                 Box::new(FileSource::open(path, &cfg.base_dir)?.with_max_record_bytes(max_record)),
-                decode::decoder(*format, csv, &schema),
+                decode::decoder(*format, csv, schema),
             ),
             SourceConfig::Stdin { format, csv } => (
                 Box::new(StdinSource::new().with_max_record_bytes(max_record)),
-                decode::decoder(*format, csv, &schema),
+                decode::decoder(*format, csv, schema),
             ),
             SourceConfig::Generator(g) => (
                 Box::new(GeneratorSource::new(g)?),
-                decode::decoder(g.format, &CsvOptions::default(), &schema),
+                decode::decoder(g.format, &CsvOptions::default(), schema),
             ),
             SourceConfig::Kafka(k) => (
                 Box::new(KafkaSource::open(k, max_record)?),
-                decode::decoder(k.format, &k.csv, &schema),
+                decode::decoder(k.format, &k.csv, schema),
             ),
         };
-        let columns = output_columns(&cfg, plugin.info(), &opts);
+        let columns = output_columns(cfg, plugin.info(), &opts);
         let base = cfg.base_dir.clone();
-        let identity = identity(&cfg, &schema, source.as_ref());
+        let identity = identity(cfg, schema, source.as_ref());
         let restored = match &cfg.checkpoint {
-            Some(c) => read_checkpoint(&cfg, &cfg.resolve(&c.dir), &identity, &opts)?,
+            Some(c) => read_checkpoint(cfg, &cfg.resolve(&c.dir), &identity, &opts)?,
             None => None,
         };
         let resumed = restored.is_some();
@@ -264,29 +298,33 @@ impl Pipeline {
                 SinkRole::Errors,
             ),
         };
-        let mut operator = WindowOperator::new(cfg.window_kind(), cfg.window.allowed_lateness.0);
+        let mut operator = WindowOperator::new(spec.window, cfg.window.allowed_lateness.0);
         let watermarks = Watermarks::new(
             cfg.watermark.delay.0,
             cfg.watermark
                 .idle_timeout
                 .map(|m| Duration::from_millis(m.0 as u64)),
         );
-        let limits = *plugin.limits();
         // The operator checks the state limits per window created and refuses an event
         // whole; they change only here and at a swap.
-        operator.set_limits(limits.state);
-        let version = plugin.version_id();
+        operator.set_limits(plugin.limits().state);
         let log = LogBudget::for_pipeline(
             &opts.owner.tenant,
             &cfg.name,
-            limits.sandbox.log_lines_per_second,
+            plugin.limits().sandbox.log_lines_per_second,
         );
-        Pipeline {
-            cfg,
-            schema,
-            source,
-            decoder,
+        let parallelism = opts.parallelism;
+        let mut p = Pipeline {
+            spec,
+            input: Input {
+                source,
+                decoder,
+                raws: RawBatch::with_capacity(BATCH_SIZE),
+                events: Vec::with_capacity(BATCH_SIZE),
+                rejected: Vec::new(),
+            },
             shard: Shard::new(operator, plugin, inputs),
+            shards: None,
             watermarks,
             out,
             summary: Summary {
@@ -294,38 +332,23 @@ impl Pipeline {
                 ..Summary::default()
             },
             opts,
-            version,
-            limits,
-            flushed: false,
-            started: Instant::now(),
-            last_early: Instant::now(),
-            last_flush: Instant::now(),
-            raws: RawBatch::with_capacity(BATCH_SIZE),
-            events: Vec::with_capacity(BATCH_SIZE),
-            rejected: Vec::new(),
-            stop_requested: false,
-            stopped: false,
             log,
-            shards: None,
-            offsets: None,
-            releases: Vec::new(),
+            clocks: Clocks::now(),
+            flags: Flags::default(),
+            positions: Positions::default(),
             checkpoints: None,
-            floors: Vec::new(),
         }
         .tracking_offsets()
-        .checkpointing(identity, restored)
+        .checkpointing(identity, restored)?;
+        p.start_workers(parallelism)?;
+        // The window state read from the checkpoint goes to this thread's operator, or by
+        // key to the workers.
+        p.restore_state()?;
+        Ok(p)
     }
 
-    /// Shards the window state by key over `n` worker threads, each with an instance of
-    /// the plugin of its own (this thread keeps reading, decoding, filtering, running the
-    /// watermark and writing). Output is the same as on one thread, byte for byte, except
-    /// under a state limit: each worker holds `1/n` of `max_open_windows`,
-    /// `max_buffered_events` and `max_buffered_bytes`, and an event a worker refuses has
-    /// already moved the watermark. `n` ≤ 1 runs on this thread. Not for `weir serve`:
-    /// hot swaps and quarantine need one thread.
-    pub fn set_parallelism(&mut self, n: usize) -> anyhow::Result<()> {
-        self.shards = None;
-        self.summary.parallelism = 1;
+    /// Starts `n` workers when `n` > 1 ([`Options::parallelism`]); at build only.
+    fn start_workers(&mut self, n: usize) -> anyhow::Result<()> {
         if n <= 1 {
             return Ok(());
         }
@@ -334,10 +357,10 @@ impl Pipeline {
             "parallelism > 1 is for weir run; a pipeline under weir serve runs on one thread"
         );
         let setup = parallel::WorkerSetup {
-            name: self.cfg.name.clone(),
+            name: self.spec.cfg.name.clone(),
             kind: self.shard.operator.kind(),
-            lateness: self.cfg.window.allowed_lateness.0,
-            limits: self.limits.state,
+            lateness: self.spec.cfg.window.allowed_lateness.0,
+            limits: self.shard.limits().state,
             inputs: self.shard.inputs.clone(),
             log: self.log.clone(),
         };
@@ -367,25 +390,17 @@ impl Pipeline {
             self.shards.is_none(),
             "a hot swap needs the pipeline on one thread (parallelism = 1)"
         );
-        let old = output_columns(&self.cfg, self.shard.plugin.info(), &self.opts);
-        let new = output_columns(&self.cfg, plugin.info(), &self.opts);
-        if let Some(refused) = output_change_refusal(&self.cfg, &old, &new) {
+        let old = output_columns(&self.spec.cfg, self.shard.plugin.info(), &self.opts);
+        let new = output_columns(&self.spec.cfg, plugin.info(), &self.opts);
+        if let Some(refused) = output_change_refusal(&self.spec.cfg, &old, &new) {
             return Err(refused.into());
         }
-        if plugin.info().state_type != self.shard.plugin.info().state_type {
-            self.shard.operator.clear_stacks();
-        }
-        self.shard.inputs = input_indices(&self.schema, plugin.info());
+        let inputs = input_indices(&self.spec.schema, plugin.info());
         if old != new {
-            tracing::info!(pipeline = %self.cfg.name, version = %plugin.version_id(), change = %column_difference(&old, &new), "output columns changed");
+            tracing::info!(pipeline = %self.spec.cfg.name, version = %plugin.version_id(), change = %column_difference(&old, &new), "output columns changed");
             self.change_output_columns(new)?;
         }
-        self.version = plugin.version_id();
-        self.limits = *plugin.limits();
-        self.shard.operator.set_limits(self.limits.state);
-        self.shard.plugin = Box::new(plugin);
-        self.shard.failures_in_a_row = 0;
-        self.shard.quarantined = None;
+        self.shard.replace(Box::new(plugin), inputs);
         self.fire_due()
     }
 
@@ -403,22 +418,22 @@ impl Pipeline {
     /// ([`Source::hold`]); while held, call [`Pipeline::keep_source_alive`] instead of
     /// [`Pipeline::step`].
     pub fn hold_source(&mut self, held: bool) {
-        self.source.hold(held);
+        self.input.source.hold(held);
     }
 
     /// Keeps a held source's session alive without reading ([`Source::keep_alive`]).
     pub fn keep_source_alive(&mut self) -> anyhow::Result<()> {
-        Ok(self.source.keep_alive()?)
+        Ok(self.input.source.keep_alive()?)
     }
 
     /// The live plugin version id.
     pub fn version(&self) -> &str {
-        &self.version
+        &self.shard.version
     }
 
     /// Why the pipeline is quarantined, if it is.
     pub fn quarantined(&self) -> Option<&str> {
-        self.shard.quarantined.as_deref()
+        self.shard.health.quarantined()
     }
 
     /// Counters so far (wall time and rate are filled in by [`Pipeline::run`]).
@@ -455,17 +470,22 @@ impl Pipeline {
 
     /// A description of the source, for logs.
     pub fn source_description(&self) -> String {
-        self.source.describe()
+        self.input.source.describe()
     }
 
     /// How far this pipeline's reader is behind the end of each of its partitions (Kafka).
     pub fn partition_lag(&self) -> Vec<crate::source::PartitionLag> {
-        self.source.partition_lag()
+        self.input.source.partition_lag()
+    }
+
+    /// The pipeline's config, resolved.
+    pub fn spec(&self) -> &PipelineSpec {
+        &self.spec
     }
 
     /// Whether [`Pipeline::run_until`] ended because it was asked to stop.
     pub fn was_stopped(&self) -> bool {
-        self.stopped
+        self.flags.stopped
     }
 
     /// Reads, decodes, filters and places one batch of input, firing what becomes ready;
@@ -476,20 +496,19 @@ impl Pipeline {
 
     /// [`Pipeline::step`], declining firings once `stop` is raised.
     fn step_until(&mut self, stop: &AtomicBool) -> anyhow::Result<Step> {
-        self.restore_state()?;
-        let mut raws = std::mem::take(&mut self.raws);
-        let mut events = std::mem::take(&mut self.events);
+        let mut raws = std::mem::take(&mut self.input.raws);
+        let mut events = std::mem::take(&mut self.input.events);
         raws.clear();
         let result = self.step_with(&mut raws, &mut events, stop);
-        self.raws = raws;
-        self.events = events;
+        self.input.raws = raws;
+        self.input.events = events;
         let step = result?;
         self.take_revoked()?;
         // A finished run checkpoints too: a restart then reads nothing twice.
         if step == Step::Finished || self.checkpoint_due() {
             self.write_checkpoint()?;
         }
-        let wall = self.started.elapsed().as_secs_f64();
+        let wall = self.clocks.started.elapsed().as_secs_f64();
         self.summary.wall_seconds = wall;
         self.summary.events_per_second = if wall > 0.0 {
             self.summary.counters.events_read as f64 / wall
@@ -505,20 +524,20 @@ impl Pipeline {
         events: &mut Vec<(usize, Event)>,
         stop: &AtomicBool,
     ) -> anyhow::Result<Step> {
-        self.stop_requested = stop.load(Ordering::Relaxed);
-        let poll = self.source.poll(raws, BATCH_SIZE)?;
+        self.flags.stop_requested = stop.load(Ordering::Relaxed);
+        let poll = self.input.source.poll(raws, BATCH_SIZE)?;
         let mut assigned = Vec::new();
-        self.source.take_assigned(&mut assigned);
+        self.input.source.take_assigned(&mut assigned);
         for p in assigned {
             self.watermarks.expect(p, Instant::now());
             let i = p as usize;
-            if self.floors.len() <= i {
-                self.floors.resize(i + 1, None);
+            if self.positions.floors.len() <= i {
+                self.positions.floors.resize(i + 1, None);
             }
-            self.floors[i] = self.source.replay_floor(p);
+            self.positions.floors[i] = self.input.source.replay_floor(p);
         }
-        let mut rejected = std::mem::take(&mut self.rejected);
-        self.source.take_rejected(&mut rejected);
+        let mut rejected = std::mem::take(&mut self.input.rejected);
+        self.input.source.take_rejected(&mut rejected);
         for r in rejected.drain(..) {
             self.summary.counters.events_read += 1;
             let raw = RawRecord {
@@ -530,13 +549,15 @@ impl Pipeline {
             };
             self.dead_letter(&raw, &r.reason)?;
         }
-        self.rejected = rejected;
+        self.input.rejected = rejected;
         self.decode_batch(raws, events)?;
         self.filter_batch(raws, events)?;
         self.refuse_outlying_anchors(raws, events)?;
-        if self.offsets.is_some() {
-            self.releases.clear();
-            self.releases.resize(raws.len(), offsets::RELEASED);
+        if self.positions.offsets.is_some() {
+            self.positions.releases.clear();
+            self.positions
+                .releases
+                .resize(raws.len(), offsets::RELEASED);
         }
         if self.shards.is_some() {
             return self.step_parallel(raws, events, poll);
@@ -546,20 +567,21 @@ impl Pipeline {
             self.place(i, &raws.get(i), ev, now)?;
         }
         self.record_offsets(raws);
-        let every = Duration::from_millis(self.cfg.emit.every.0.max(1) as u64);
-        if self.cfg.emit.mode == EmitMode::Update && self.last_early.elapsed() >= every {
-            self.last_early = Instant::now();
+        let every = Duration::from_millis(self.spec.cfg.emit.every.0.max(1) as u64);
+        if self.spec.cfg.emit.mode == EmitMode::Update && self.clocks.last_early.elapsed() >= every
+        {
+            self.clocks.last_early = Instant::now();
             self.fire(FireMode::Early)?;
         }
         if poll == Poll::Ready {
-            if self.last_flush.elapsed() >= self.flush_every() {
+            if self.clocks.last_flush.elapsed() >= self.flush_every() {
                 self.flush_sinks()?;
             }
             return Ok(Step::More);
         }
         self.fire(FireMode::Flush)?;
         self.flush_sinks()?;
-        if !self.flushed {
+        if !self.flags.flushed {
             // Windows were left pending (quarantine, or a waiting control message); the
             // flush is retried at the next step, when the exhausted source says Done again.
             return Ok(Step::More);
@@ -569,7 +591,7 @@ impl Pipeline {
 
     /// Flushes every sink's buffer.
     pub fn flush_sinks(&mut self) -> anyhow::Result<()> {
-        self.last_flush = Instant::now();
+        self.clocks.last_flush = Instant::now();
         // With workers, every batch they have is written first, so that what is flushed
         // is all that was read.
         self.drain_workers()?;

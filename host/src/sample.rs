@@ -14,8 +14,7 @@ use anyhow::Context;
 use serde_json::Value as Json;
 
 use crate::config::{Format, PipelineConfig, SinkConfig, SinkMode, SourceConfig};
-use crate::decode::Schema;
-use crate::pipeline::{self, Pipeline, Summary};
+use crate::pipeline::{self, Pipeline, PipelineSpec, Summary};
 use crate::plugin::{Plugin as _, Runtime};
 
 /// `weir plugin test` arguments.
@@ -80,11 +79,11 @@ pub fn run(args: &Args, cache_dir: Option<PathBuf>) -> anyhow::Result<Outcome> {
         errors: scratch.path().join("errors.jsonl"),
     };
     sample_config(&mut cfg, args, &outputs)?;
-    let schema = Schema::new(&cfg.schema).map_err(|e| anyhow::anyhow!("schema: {e}"))?;
-    let plugin = pipeline::load_plugin(&cfg, &schema, &runtime)?;
+    let spec = PipelineSpec::resolve(cfg, None)?;
+    let plugin = pipeline::load_plugin(&spec, &runtime)?;
     let opts = pipeline::Options::default();
-    let columns = pipeline::output_columns(&cfg, plugin.info(), &opts);
-    let mut p = Pipeline::build(cfg, plugin, opts)?;
+    let columns = pipeline::output_columns(&spec.cfg, plugin.info(), &opts);
+    let mut p = Pipeline::build(spec, plugin, opts)?;
     let summary = p.run_until(false, &AtomicBool::new(false))?;
     drop(p);
     let mut report = rows_table(&outputs.rows, &columns, args.max_rows)?;

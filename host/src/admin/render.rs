@@ -38,9 +38,9 @@ pub fn render_pipelines(pipelines: &[PipelineView]) -> String {
                     .filter(|v| v.status != VersionStatus::Rejected)
                     .count()
                     .to_string(),
-                p.events_read.to_string(),
-                p.rows_written.to_string(),
-                p.plugin_errors.to_string(),
+                p.counters.events_read.to_string(),
+                p.counters.rows_written.to_string(),
+                p.counters.plugin_errors.to_string(),
             ]
         })
         .collect();
@@ -219,9 +219,12 @@ mod tests {
                     sha256: "cc".repeat(32),
                 }),
                 last_plugin_error: None,
-                events_read: 1200,
-                rows_written: 40,
-                plugin_errors: 0,
+                counters: crate::counters::Counters {
+                    events_read: 1200,
+                    rows_written: 40,
+                    plugin_errors: 0,
+                    ..Default::default()
+                },
             },
             PipelineView {
                 tenant: "globex".into(),
@@ -235,9 +238,12 @@ mod tests {
                         .into(),
                     at: "t9".into(),
                 }),
-                events_read: 10,
-                rows_written: 0,
-                plugin_errors: 5,
+                counters: crate::counters::Counters {
+                    events_read: 10,
+                    rows_written: 0,
+                    plugin_errors: 5,
+                    ..Default::default()
+                },
             },
         ];
         // VERSIONS counts kept versions only: the rejected one is not kept.
@@ -280,9 +286,12 @@ rejected  rejected+cccccccccccc    file    t2           not a WebAssembly compon
                 sha256: String::new(),
             }),
             last_plugin_error: None,
-            events_read: 0,
-            rows_written: 0,
-            plugin_errors: 0,
+            counters: crate::counters::Counters {
+                events_read: 0,
+                rows_written: 0,
+                plugin_errors: 0,
+                ..Default::default()
+            },
         };
         assert!(!render_pipelines(&[p]).contains("rejected"));
     }

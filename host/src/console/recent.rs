@@ -579,7 +579,7 @@ impl Sink for TapSink {
 
     fn commit_transaction(
         &mut self,
-        consumed: Option<crate::kafka::Consumed>,
+        consumed: Option<crate::sink::TxnOffsets>,
     ) -> Result<(), Error> {
         self.inner.commit_transaction(consumed)
     }

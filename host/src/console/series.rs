@@ -70,16 +70,9 @@ pub struct Sample {
     /// Cores the plugin's calls kept busy since the previous sample (CPU seconds per
     /// second).
     pub cpu_cores: f64,
-    /// Records read since the pipeline started.
-    pub events_read: u64,
-    /// Result rows written since the pipeline started.
-    pub rows_written: u64,
-    /// Late events since the pipeline started.
-    pub late: u64,
-    /// Dead letters since the pipeline started.
-    pub malformed: u64,
-    /// Failed plugin calls since the pipeline started.
-    pub plugin_errors: u64,
+    /// What the pipeline counted since it started.
+    #[serde(flatten)]
+    pub counters: Counters,
     /// Dead letters and failed plugin calls in the last 60 s.
     pub errors_last_minute: u64,
 }
@@ -109,7 +102,7 @@ impl Series {
             .rev()
             .find(|s| s.at_ms <= at_ms - 60_000)
             .or_else(|| self.samples.front().filter(|s| s.seq != 1))
-            .map_or(0, |s| s.malformed + s.plugin_errors);
+            .map_or(0, |s| s.counters.malformed + s.counters.plugin_errors);
         self.last_seq += 1;
         let ms = |s: f64| s * 1e3;
         let sample = Sample {
@@ -136,11 +129,7 @@ impl Series {
             memory_bytes: reading.memory_bytes,
             cpu_seconds: reading.cpu_seconds,
             cpu_cores: (reading.cpu_seconds - before.cpu_seconds).max(0.0) / seconds,
-            events_read: reading.counters.events_read,
-            rows_written: reading.counters.rows_written,
-            late: reading.counters.late,
-            malformed: reading.counters.malformed,
-            plugin_errors: reading.counters.plugin_errors,
+            counters: reading.counters,
             errors_last_minute: errors.saturating_sub(minute_ago),
         };
         if self.samples.len() == KEPT_SAMPLES {
@@ -202,7 +191,7 @@ mod tests {
         assert_eq!(all[0].events_per_s, 500.0);
         assert_eq!(all[1].events_per_s, 750.0);
         assert_eq!(all[1].malformed_per_s, 2.0);
-        assert_eq!(all[1].events_read, 2_000);
+        assert_eq!(all[1].counters.events_read, 2_000);
         assert_eq!(all[1].cpu_seconds, 0.5);
         assert_eq!(all[1].cpu_cores, 0.25);
         assert_eq!(s.since(Some(1)).0.len(), 1);

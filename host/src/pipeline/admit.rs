@@ -18,7 +18,13 @@ pub(super) struct Admitted {
 impl Pipeline {
     /// An event's key: its `schema.key` fields.
     pub(super) fn key_of(&self, values: &[Value]) -> Key {
-        Key(self.schema.key.iter().map(|&k| values[k].clone()).collect())
+        Key(self
+            .spec
+            .schema
+            .key
+            .iter()
+            .map(|&k| values[k].clone())
+            .collect())
     }
 
     /// Counts an event late for every window (at watermark `before`) and writes it to the
@@ -27,7 +33,7 @@ impl Pipeline {
         self.summary.counters.late += 1;
         if let Some(late) = &mut self.out.late {
             let mut row = vec![
-                Cell::Str(&self.cfg.name),
+                Cell::Str(&self.spec.cfg.name),
                 Cell::Str("late for every window"),
                 Cell::Time(before),
                 Cell::Time(ts),
@@ -117,7 +123,7 @@ impl Pipeline {
     /// previous reader had read (below the commit's read position) is not reported late
     /// again.
     pub(super) fn replay_floor(&self, raw: &RawRecord<'_>, before: i64) -> (i64, bool) {
-        match self.floors.get(raw.partition as usize) {
+        match self.positions.floors.get(raw.partition as usize) {
             Some(Some((w, read))) => (before.max(*w), raw.offset < *read),
             _ => (before, false),
         }
@@ -128,9 +134,9 @@ impl Pipeline {
     /// Before its first event a bounded source has no watermark yet; until it has one, wall
     /// clock stands in, so a runaway first record cannot set the watermark either.
     pub(super) fn too_far_ahead(&self, ts: i64) -> Option<String> {
-        let max_future = self.cfg.watermark.max_future;
+        let max_future = self.spec.cfg.watermark.max_future;
         let wall = || (chrono::Utc::now().timestamp_millis(), "wall clock");
-        let (reference, what) = if self.source.is_live() {
+        let (reference, what) = if self.input.source.is_live() {
             wall()
         } else {
             match self.watermarks.current() {

@@ -9,11 +9,8 @@ use super::*;
 ///
 /// This is all of `weir check` beyond config validation, and the first step of a run. A
 /// component that passes is kept in the runtime's compiled caches ([`Runtime::keep`]).
-pub fn load_plugin(
-    cfg: &PipelineConfig,
-    schema: &Schema,
-    runtime: &Runtime,
-) -> anyhow::Result<PluginInstance> {
+pub fn load_plugin(spec: &PipelineSpec, runtime: &Runtime) -> anyhow::Result<PluginInstance> {
+    let cfg = &spec.cfg;
     let path = cfg.resolve(&cfg.plugin.path);
     let code: Arc<PluginCode> = runtime.load_file(&path).map_err(|e| {
         anyhow::anyhow!(
@@ -29,36 +26,29 @@ pub fn load_plugin(
         tenant: String::new(),
         pipeline: cfg.name.clone(),
     };
-    let inst = instantiate_checked(
-        cfg,
-        schema,
-        code.clone(),
-        cfg.plugin.limits.resolve(None),
-        owner,
-    )?;
+    let inst = instantiate_checked(spec, code.clone(), owner)?;
     // Validated: cache the compiled code (on disk too when the runtime has a cache dir).
     runtime.keep(&code);
     Ok(inst)
 }
 
-/// Instantiates compiled plugin code for a pipeline: configures it with the pipeline's
+/// Instantiates compiled plugin code for a pipeline, under the spec's limits: configures it with the pipeline's
 /// params, checks its declared inputs against the schema and its outputs against the
 /// columns the host writes ([`plugin::check_outputs`]). Used at start-up and for
 /// every hot swap, so both validate the same way.
 pub fn instantiate_checked(
-    cfg: &PipelineConfig,
-    schema: &Schema,
+    spec: &PipelineSpec,
     code: Arc<PluginCode>,
-    limits: Limits,
     owner: Owner,
 ) -> Result<PluginInstance, plugin::Error> {
+    let (cfg, schema) = (&spec.cfg, &spec.schema);
     let params = cfg
         .plugin
         .params
         .iter()
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
-    let inst = PluginInstance::with_keys(code, limits, params, cfg.schema.key.clone(), owner)?;
+    let inst = PluginInstance::with_keys(code, spec.limits, params, cfg.schema.key.clone(), owner)?;
     plugin::check_inputs(inst.info(), |n| schema.type_of(n))?;
     plugin::check_outputs(inst.info(), &cfg.schema.key)?;
     Ok(inst)

@@ -130,11 +130,11 @@ impl Pipeline {
     /// opened again, which writes the new header line; a Kafka CSV sink writes the new
     /// columns in order.
     pub(super) fn change_output_columns(&mut self, columns: Vec<String>) -> anyhow::Result<()> {
-        let csv = sink_format(&self.cfg.sink) == crate::config::Format::Csv;
-        let reopen = match &self.cfg.sink {
+        let csv = sink_format(&self.spec.cfg.sink) == crate::config::Format::Csv;
+        let reopen = match &self.spec.cfg.sink {
             SinkConfig::File { path, .. } if csv => {
                 self.out.results.flush().context("sink")?;
-                let path = self.cfg.resolve(path);
+                let path = self.spec.cfg.resolve(path);
                 let aside = set_aside_name(&path, chrono::Utc::now());
                 std::fs::rename(&path, &aside).with_context(|| {
                     format!(
@@ -143,7 +143,7 @@ impl Pipeline {
                         aside.display()
                     )
                 })?;
-                tracing::info!(pipeline = %self.cfg.name, old = %aside.display(), new = %path.display(), "output columns changed: the CSV file was set aside and a new one started");
+                tracing::info!(pipeline = %self.spec.cfg.name, old = %aside.display(), new = %path.display(), "output columns changed: the CSV file was set aside and a new one started");
                 true
             }
             SinkConfig::Stdout { .. } | SinkConfig::Stderr { .. } if csv => {
@@ -154,10 +154,10 @@ impl Pipeline {
         };
         if reopen {
             let sink = sink::open_for(
-                &self.cfg.sink,
-                &self.cfg.base_dir,
+                &self.spec.cfg.sink,
+                &self.spec.cfg.base_dir,
                 columns.clone(),
-                &self.cfg.name,
+                &self.spec.cfg.name,
             )
             .context("sink")?;
             self.out.results = tap(self.opts.console.as_ref(), sink, columns, SinkRole::Results);

@@ -3,10 +3,6 @@
 
 use std::sync::{Arc, Mutex};
 
-use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
-
 use super::*;
 use crate::source;
 
@@ -18,7 +14,6 @@ type Transactions = Arc<Mutex<Vec<(usize, Vec<(String, i32, i64)>)>>>;
 struct FakeSource {
     records: Vec<(u64, String)>,
     done: Arc<AtomicBool>,
-    consumer: BaseConsumer,
 }
 
 impl Source for FakeSource {
@@ -43,15 +38,20 @@ impl Source for FakeSource {
         &self,
         positions: &[(u32, u64)],
         _watermark: i64,
-    ) -> Result<Option<crate::kafka::Consumed>, source::Error> {
-        let mut offsets = TopicPartitionList::new();
-        for &(p, o) in positions {
-            offsets
-                .add_partition_offset("in", p as i32, Offset::Offset(o as i64))
-                .expect("offset");
-        }
-        let group = self.consumer.group_metadata().expect("group metadata");
-        Ok(Some(crate::kafka::Consumed { offsets, group }))
+    ) -> Result<Option<sink::TxnOffsets>, source::Error> {
+        let positions = positions
+            .iter()
+            .map(|&(p, o)| sink::TxnPosition {
+                topic: "in".into(),
+                partition: p as i32,
+                offset: o as i64,
+                metadata: String::new(),
+            })
+            .collect();
+        Ok(Some(sink::TxnOffsets {
+            positions,
+            group: Box::new(()),
+        }))
     }
     fn describe(&self) -> String {
         "fake".into()
@@ -84,19 +84,13 @@ impl Sink for FakeTransactions {
     }
     fn commit_transaction(
         &mut self,
-        consumed: Option<crate::kafka::Consumed>,
+        consumed: Option<sink::TxnOffsets>,
     ) -> Result<(), sink::Error> {
         let positions = consumed
             .map(|c| {
-                c.offsets
-                    .elements()
-                    .iter()
-                    .map(|e| {
-                        let Offset::Offset(o) = e.offset() else {
-                            panic!("no offset in {e:?}");
-                        };
-                        (e.topic().to_string(), e.partition(), o)
-                    })
+                c.positions
+                    .into_iter()
+                    .map(|p| (p.topic, p.partition, p.offset))
                     .collect()
             })
             .unwrap_or_default();
@@ -113,22 +107,17 @@ fn the_positions_go_in_the_sinks_transaction_and_the_source_commits_none() {
     let dir = tempfile::tempdir().expect("dir");
     let mut p = super::test_pipeline::tick_pipeline("eos", dir.path(), "unused.jsonl", "");
     let tick = |s: &str, t: i64| format!("{{\"symbol\":\"{s}\",\"t\":{t},\"price\":1.0}}");
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("group.id", "g")
-        .create()
-        .expect("consumer");
     let end = Arc::new(AtomicBool::new(false));
     // Offsets 10 and 11: A's windows [0, 1 s) and [1 s, 2 s); 12: B's [2 s, 3 s).
-    p.source = Box::new(FakeSource {
+    p.input.source = Box::new(FakeSource {
         records: vec![
             (10, tick("A", 100)),
             (11, tick("A", 1500)),
             (12, tick("B", 2100)),
         ],
         done: end.clone(),
-        consumer,
     });
-    p.offsets = Some(offsets::Offsets::default());
+    p.positions.offsets = Some(offsets::Offsets::default());
     let done = Transactions::default();
     p.out.results = Box::new(FakeTransactions {
         rows: 0,

@@ -4,24 +4,6 @@
 
 use super::*;
 
-/// Counts a failed plugin call; at `quarantine_after` failures in a row, quarantines the
-/// pipeline with the reason, logged once at error level. The one place quarantine is
-/// decided, for filter and aggregate calls alike.
-pub(super) fn count_failure(
-    failures_in_a_row: &mut u32,
-    quarantine_after: u32,
-    quarantined: &mut Option<String>,
-    pipeline: &str,
-    e: &plugin::Error,
-) {
-    *failures_in_a_row += 1;
-    if *failures_in_a_row >= quarantine_after && quarantined.is_none() {
-        let reason = format!("{failures_in_a_row} plugin failures in a row, the last: {e}");
-        tracing::error!(pipeline = %pipeline, %reason, "pipeline quarantined");
-        *quarantined = Some(reason);
-    }
-}
-
 pub(super) enum FireMode {
     Watermark(i64),
     Early,
@@ -41,26 +23,19 @@ pub const CALL_WINDOWS: usize = 2048;
 /// chunk as groups of one call; incremental plugins get one plan per chunk that adds new
 /// panes, merges pane states and finishes the windows.
 pub(super) struct Emitter<'a> {
-    pub(super) pipeline: &'a str,
     pub(super) inputs: &'a [usize],
     pub(super) plugin: &'a mut dyn Plugin,
     pub(super) out: &'a mut dyn WindowSink,
     /// What this firing counted (windows fired, rows written, failed calls): the caller
     /// adds it to its own counters.
     pub(super) counted: Counters,
-    pub(super) failures_in_a_row: &'a mut u32,
-    pub(super) quarantine_after: u32,
-    pub(super) quarantined: &'a mut Option<String>,
-    pub(super) interrupt: Option<&'a AtomicBool>,
-    /// The tenant's CPU budget: in debt, firings are declined.
-    pub(super) cpu: Option<&'a crate::plugin::CpuShare>,
-    /// A stop was asked for: every firing is declined.
-    pub(super) stop: bool,
-    pub(super) log: &'a LogBudget,
+    /// The plugin's failures in a row and quarantine.
+    pub(super) health: &'a mut Health,
+    /// What else may hold the firing back, and where it logs.
+    pub(super) gate: &'a Gate<'a>,
     /// The first sink error: every later firing is declined, so its window stays pending.
     pub(super) failed: Option<sink::Error>,
     /// How the plugin aggregates: whole windows, or incremental states over panes.
-    /// windows are accumulated whole).
     pub(super) mode: AggregationMode,
     /// Windows whose rows are in the result sink's buffer, not yet committed, with their
     /// row counts: they count as fired only once [`Emitter::commit`] hands them to the OS.
@@ -136,16 +111,11 @@ impl Planner for HostPlanner<'_> {
 }
 
 impl Emitter<'_> {
-    /// Whether firings are declined now: a sink failed, a stop was asked for, the
-    /// pipeline is quarantined (the plugin is not called again until a new version), a
-    /// control message waits (the windows fire after it) or the tenant's CPU budget is in
-    /// debt (they fire once the pipeline thread has waited it out).
+    /// Whether firings are declined now: a sink failed, the pipeline is quarantined (the
+    /// plugin is not called again until a new version), or the gate holds them
+    /// ([`Gate::holds`]).
     pub(super) fn declining(&self) -> bool {
-        self.failed.is_some()
-            || self.stop
-            || self.quarantined.is_some()
-            || self.interrupt.is_some_and(|i| i.load(Ordering::Relaxed))
-            || self.cpu.is_some_and(|c| c.charge().is_some())
+        self.failed.is_some() || self.health.quarantined().is_some() || self.gate.holds()
     }
 
     /// Fires the due windows in order, in chunks of at most [`CALL_EVENTS`] events and
@@ -441,12 +411,12 @@ impl Emitter<'_> {
         revision: u32,
         result: plugin::GroupResult,
     ) -> bool {
-        if self.failed.is_some() || self.quarantined.is_some() {
+        if self.failed.is_some() || self.health.quarantined().is_some() {
             return false;
         }
         let written = match result {
             Ok(rows) => {
-                *self.failures_in_a_row = 0;
+                self.health.succeeded();
                 let n = rows.len() as u64;
                 self.out
                     .rows(key, window, revision, rows)
@@ -454,16 +424,7 @@ impl Emitter<'_> {
             }
             Err(e) => {
                 self.counted.plugin_errors += 1;
-                if let Some(dropped) = self.log.admit() {
-                    tracing::warn!(pipeline = %self.pipeline, error = %e, kind = e.kind(), dropped_before = dropped, "plugin call failed");
-                }
-                count_failure(
-                    self.failures_in_a_row,
-                    self.quarantine_after,
-                    self.quarantined,
-                    self.pipeline,
-                    &e,
-                );
+                self.health.failed("aggregate", &e, self.gate);
                 self.out.error(key, window, revision, e).map(|()| {
                     self.counted.windows_fired += 1;
                     operator.fired(d);
@@ -494,27 +455,28 @@ impl Pipeline {
             FireMode::Watermark(w) => self.shard.operator.take_due(Some(w)),
             FireMode::Early | FireMode::Flush => self.shard.operator.take_due(None),
         };
+        let version = self.opts.version_column.then(|| self.shard.version.clone());
         let gate = Gate {
-            pipeline: &self.cfg.name,
+            pipeline: &self.spec.cfg.name,
             quarantine_after: self.quarantine_after(),
             interrupt: self.opts.interrupt.as_deref(),
             cpu: self.opts.cpu.as_deref(),
-            stop: self.stop_requested,
+            stop: self.flags.stop_requested,
             log: &self.log,
         };
         let mut writer = SinkWriter {
             out: &mut self.out,
-            pipeline: &self.cfg.name,
-            key_names: &self.cfg.schema.key,
-            revisions: has_revisions(&self.cfg),
-            version: self.opts.version_column.then_some(self.version.as_str()),
+            pipeline: &self.spec.cfg.name,
+            key_names: &self.spec.cfg.schema.key,
+            revisions: has_revisions(&self.spec.cfg),
+            version: version.as_deref(),
         };
         let (counted, failed) = self.shard.fire(due, &mut writer, &gate);
         self.summary.counters.add(&counted);
         match mode {
             FireMode::Watermark(w) => self.shard.operator.purge_due(w),
             FireMode::Early => {}
-            FireMode::Flush => self.flushed = self.shard.operator.finish(),
+            FireMode::Flush => self.flags.flushed = self.shard.operator.finish(),
         }
         match failed {
             Some(e) => Err(e.into()),
@@ -525,7 +487,7 @@ impl Pipeline {
     /// Plugin failures in a row that quarantine the pipeline (never for `weir run`).
     pub(super) fn quarantine_after(&self) -> u32 {
         if self.opts.quarantine {
-            self.limits.quarantine_after
+            self.shard.limits().quarantine_after
         } else {
             u32::MAX
         }
@@ -534,18 +496,19 @@ impl Pipeline {
     /// Whether a firing now would decline every window from the first: the same reasons
     /// as [`Emitter::declining`] before any sink has failed.
     pub(super) fn declining(&self) -> bool {
-        self.stop_requested
-            || self.shard.quarantined.is_some()
-            || self
-                .opts
-                .interrupt
-                .as_deref()
-                .is_some_and(|i| i.load(Ordering::Relaxed))
-            || self
-                .opts
-                .cpu
-                .as_deref()
-                .is_some_and(|c| c.charge().is_some())
+        self.shard.health.quarantined().is_some() || self.gate().holds()
+    }
+
+    /// What may hold this thread's firings back.
+    pub(super) fn gate(&self) -> Gate<'_> {
+        Gate {
+            pipeline: &self.spec.cfg.name,
+            quarantine_after: self.quarantine_after(),
+            interrupt: self.opts.interrupt.as_deref(),
+            cpu: self.opts.cpu.as_deref(),
+            stop: self.flags.stop_requested,
+            log: &self.log,
+        }
     }
 
     pub(super) fn error_record(
@@ -555,8 +518,8 @@ impl Pipeline {
     ) -> anyhow::Result<()> {
         write_error_row(
             &mut *self.out.errors,
-            &self.cfg.name,
-            &self.cfg.schema.key,
+            &self.spec.cfg.name,
+            &self.spec.cfg.schema.key,
             e,
             at,
         )?;

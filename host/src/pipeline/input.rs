@@ -10,7 +10,7 @@ impl Pipeline {
         events: &mut Vec<(usize, Event)>,
     ) -> anyhow::Result<()> {
         for (i, raw) in raws.iter().enumerate() {
-            match self.decoder.decode(&raw) {
+            match self.input.decoder.decode(&raw) {
                 Ok(Some(ev)) => {
                     self.summary.counters.events_read += 1;
                     events.push((i, ev));
@@ -49,7 +49,7 @@ impl Pipeline {
         reason: &str,
     ) -> anyhow::Result<()> {
         let row = [
-            Cell::Str(&self.cfg.name),
+            Cell::Str(&self.spec.cfg.name),
             Cell::Str(raw.origin),
             Cell::I64(raw.offset as i64),
             Cell::Str(reason),
@@ -73,7 +73,7 @@ impl Pipeline {
         }
         match self.shard.plugin.filter() {
             Ok(keep) => {
-                self.shard.failures_in_a_row = 0;
+                self.shard.health.succeeded();
                 let mut k = keep.into_iter();
                 let before = events.len();
                 events.retain(|_| k.next().unwrap_or(true));
@@ -81,18 +81,16 @@ impl Pipeline {
             }
             Err(e) => {
                 // Nothing is dropped silently: the batch goes to the dead letter with the reason.
-                if let Some(dropped) = self.log.admit() {
-                    tracing::warn!(pipeline = %self.cfg.name, error = %e, dropped_before = dropped, "plugin filter failed");
-                }
                 self.summary.counters.plugin_errors += 1;
-                let after = self.quarantine_after();
-                count_failure(
-                    &mut self.shard.failures_in_a_row,
-                    after,
-                    &mut self.shard.quarantined,
-                    &self.cfg.name,
-                    &e,
-                );
+                let gate = Gate {
+                    pipeline: &self.spec.cfg.name,
+                    quarantine_after: self.quarantine_after(),
+                    interrupt: None,
+                    cpu: None,
+                    stop: false,
+                    log: &self.log,
+                };
+                self.shard.health.failed("filter", &e, &gate);
                 match &mut self.shards {
                     Some(sh) => {
                         let pos = sh.next_pos();
@@ -124,10 +122,10 @@ impl Pipeline {
         raws: &RawBatch,
         events: &mut Vec<(usize, Event)>,
     ) -> anyhow::Result<()> {
-        if self.source.is_live() || self.watermarks.current() != NO_WATERMARK {
+        if self.input.source.is_live() || self.watermarks.current() != NO_WATERMARK {
             return Ok(());
         }
-        let max_future = self.cfg.watermark.max_future;
+        let max_future = self.spec.cfg.watermark.max_future;
         let mut at = 0;
         while at < events.len() {
             let ts = events[at].1.ts;

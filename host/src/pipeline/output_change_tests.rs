@@ -6,7 +6,7 @@ use std::path::Path;
 use super::test_pipeline::{stats_wasm, tick_config};
 use super::{Options, OutputChangeRefused, Pipeline, Step, load_plugin};
 use crate::config::PipelineConfig;
-use crate::decode::Schema;
+use crate::pipeline::PipelineSpec;
 use crate::plugin::{PluginInstance, Runtime};
 
 /// `tests/plugins/panicky` built: one output, `n` (the number of events).
@@ -29,11 +29,11 @@ fn csv_pipeline(dir: &Path, allow: bool) -> (Pipeline, PipelineConfig) {
         &format!("allow_output_change = {allow}"),
         "kind = \"file\"\npath = \"out.csv\"\nformat = \"csv\"",
     );
-    let schema = Schema::new(&cfg.schema).unwrap();
+    let spec = PipelineSpec::resolve(cfg.clone(), None).unwrap();
     let runtime = Runtime::new(false).unwrap();
-    let plugin = load_plugin(&cfg, &schema, &runtime).unwrap();
+    let plugin = load_plugin(&spec, &runtime).unwrap();
     (
-        Pipeline::build(cfg.clone(), plugin, Options::default()).unwrap(),
+        Pipeline::build(spec, plugin, Options::default()).unwrap(),
         cfg,
     )
 }
@@ -41,8 +41,8 @@ fn csv_pipeline(dir: &Path, allow: bool) -> (Pipeline, PipelineConfig) {
 fn panicky(cfg: &PipelineConfig) -> PluginInstance {
     let mut cfg = cfg.clone();
     cfg.plugin.path = panicky_wasm();
-    let schema = Schema::new(&cfg.schema).unwrap();
-    load_plugin(&cfg, &schema, &Runtime::new(false).unwrap()).unwrap()
+    let spec = PipelineSpec::resolve(cfg, None).unwrap();
+    load_plugin(&spec, &Runtime::new(false).unwrap()).unwrap()
 }
 
 fn run_to_end(p: &mut Pipeline) {

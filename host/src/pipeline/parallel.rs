@@ -706,20 +706,23 @@ mod tests {
     /// The result rows and the commits of a run over the script, on `workers` workers.
     fn run(workers: usize) -> (Rows, Vec<(u32, u64)>) {
         let dir = tempfile::tempdir().unwrap();
-        let mut p = crate::pipeline::test_pipeline::tick_pipeline(
+        let mut p = crate::pipeline::test_pipeline::tick_pipeline_with(
             "revoked",
             dir.path(),
             "unused.jsonl",
             "",
+            crate::pipeline::Options {
+                parallelism: workers,
+                ..Default::default()
+            },
         );
-        p.set_parallelism(workers).unwrap();
         let commits = Commits::default();
         // Key A lives in partition 0, key B in partition 1. After the first poll W is
         // 1 100 (the minimum of the partitions' 1 100 and 1 200): both keys' [0, 1 s) fire,
         // and B's [1 s, 2 s) holds B@1 200. Partition 1 is then revoked: its records from
         // offset 1 are still needed, and B's open window is dropped, not fired. A@2 500
         // then fires A's [1 s, 2 s) alone, and the end of input A's [2 s, 3 s).
-        p.source = Box::new(Scripted {
+        p.input.source = Box::new(Scripted {
             polls: VecDeque::from([
                 (
                     vec![
@@ -736,7 +739,7 @@ mod tests {
             commits: commits.clone(),
             origin: Arc::from("scripted"),
         });
-        p.offsets = Some(Offsets::default());
+        p.positions.offsets = Some(Offsets::default());
         while p.step().unwrap() == Step::More {}
         let out = std::fs::read_to_string(dir.path().join("out.jsonl")).unwrap();
         let rows = out

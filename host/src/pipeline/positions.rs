@@ -6,15 +6,16 @@ use super::*;
 impl Pipeline {
     /// How often sinks are flushed (and source offsets committed) while input keeps coming.
     pub(super) fn flush_every(&self) -> Duration {
-        self.source
+        self.input
+            .source
             .commit_every()
             .map_or(SINK_FLUSH_EVERY, |c| c.min(SINK_FLUSH_EVERY))
     }
 
     /// Keeps the offsets of the records still needed when the source takes commits.
     pub(super) fn tracking_offsets(mut self) -> Self {
-        if self.source.commits() {
-            self.offsets = Some(offsets::Offsets::default());
+        if self.input.source.commits() {
+            self.positions.offsets = Some(offsets::Offsets::default());
         }
         self
     }
@@ -24,7 +25,7 @@ impl Pipeline {
     /// without bound, so their events are never released (a restart replays them).
     pub(super) fn release_of(&self, ts: i64) -> i64 {
         match self.shard.operator.kind().ends(ts) {
-            Ok(Some((_, last))) => last.saturating_add(self.cfg.window.allowed_lateness.0),
+            Ok(Some((_, last))) => last.saturating_add(self.spec.cfg.window.allowed_lateness.0),
             Ok(None) => i64::MAX,
             Err(_) => offsets::RELEASED,
         }
@@ -33,9 +34,9 @@ impl Pipeline {
     /// Notes when record `i` of the batch in hand, an event at `ts` placed in window state,
     /// is released.
     pub(super) fn placed(&mut self, i: usize, ts: i64) {
-        if self.offsets.is_some() {
+        if self.positions.offsets.is_some() {
             let release = self.release_of(ts);
-            if let Some(slot) = self.releases.get_mut(i) {
+            if let Some(slot) = self.positions.releases.get_mut(i) {
                 *slot = release;
             }
         }
@@ -43,9 +44,14 @@ impl Pipeline {
 
     /// Records the batch's offsets with their release times.
     pub(super) fn record_offsets(&mut self, raws: &RawBatch) {
-        if let Some(o) = &mut self.offsets {
+        if let Some(o) = &mut self.positions.offsets {
             for (i, raw) in raws.iter().enumerate() {
-                let release = self.releases.get(i).copied().unwrap_or(offsets::RELEASED);
+                let release = self
+                    .positions
+                    .releases
+                    .get(i)
+                    .copied()
+                    .unwrap_or(offsets::RELEASED);
                 o.record(raw.partition, raw.offset, release);
             }
         }
@@ -54,7 +60,7 @@ impl Pipeline {
     /// Commits the source's positions up to the records still needed, once the sinks
     /// acknowledged every row (called right after they are flushed).
     pub(super) fn commit_offsets(&mut self) -> anyhow::Result<()> {
-        let Some(o) = &mut self.offsets else {
+        let Some(o) = &mut self.positions.offsets else {
             return Ok(());
         };
         // A window held back (quarantine, a stop, a waiting control message) has not
@@ -70,11 +76,11 @@ impl Pipeline {
             let consumed = if due.is_empty() {
                 None
             } else {
-                self.source.consumed(&due, w)?
+                self.input.source.consumed(&due, w)?
             };
             self.out.results.commit_transaction(consumed)?;
         } else if !due.is_empty() {
-            self.source.commit(&due, w)?;
+            self.input.source.commit(&due, w)?;
         }
         Ok(())
     }
@@ -86,7 +92,7 @@ impl Pipeline {
     /// committed offsets and rebuilds those windows.
     pub(super) fn take_revoked(&mut self) -> anyhow::Result<()> {
         let mut revoked = Vec::new();
-        self.source.take_revoked(&mut revoked);
+        self.input.source.take_revoked(&mut revoked);
         if revoked.is_empty() {
             return Ok(());
         }
@@ -101,15 +107,15 @@ impl Pipeline {
             None => self.shard.operator.drop_partitions(&revoked),
         };
         for &p in &revoked {
-            if let Some(f) = self.floors.get_mut(p as usize) {
+            if let Some(f) = self.positions.floors.get_mut(p as usize) {
                 *f = None;
             }
             self.watermarks.forget(p);
-            if let Some(o) = &mut self.offsets {
+            if let Some(o) = &mut self.positions.offsets {
                 o.forget(p);
             }
         }
-        tracing::info!(pipeline = %self.cfg.name, partitions = ?revoked, keys, "partitions revoked: their open windows dropped, left to their new owner");
+        tracing::info!(pipeline = %self.spec.cfg.name, partitions = ?revoked, keys, "partitions revoked: their open windows dropped, left to their new owner");
         Ok(())
     }
 }

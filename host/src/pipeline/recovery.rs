@@ -102,11 +102,11 @@ impl Pipeline {
         identity: Identity,
         restored: Option<Checkpoint>,
     ) -> anyhow::Result<Self> {
-        let Some(c) = &self.cfg.checkpoint else {
+        let Some(c) = &self.spec.cfg.checkpoint else {
             return Ok(self);
         };
         let mut cp = Checkpoints {
-            dir: self.cfg.resolve(&c.dir),
+            dir: self.spec.cfg.resolve(&c.dir),
             every: Duration::from_millis(c.every.0.max(1) as u64),
             last: Instant::now(),
             identity,
@@ -114,22 +114,23 @@ impl Pipeline {
         };
         if let Some(r) = restored {
             let mut headers = RawBatch::with_capacity(1);
-            self.source
+            self.input
+                .source
                 .restore(&r.source, &mut headers)
                 .context("checkpoint")?;
             for h in headers.iter() {
-                self.decoder.prime(&h);
+                self.input.decoder.prime(&h);
             }
             self.watermarks.restore(&r.watermarks, Instant::now());
             self.summary.counters = r.counters;
             tracing::info!(
-                pipeline = %self.cfg.name,
+                pipeline = %self.spec.cfg.name,
                 dir = %cp.dir.display(),
                 source = ?r.source,
                 watermark = r.watermarks.current,
                 "resuming from the checkpoint"
             );
-            if let Some(o) = &mut self.offsets
+            if let Some(o) = &mut self.positions.offsets
                 && !r.offsets.is_empty()
             {
                 *o = postcard::from_bytes(&r.offsets).map_err(|e| {
@@ -143,7 +144,7 @@ impl Pipeline {
     }
 
     /// Hands the window state read from the checkpoint to the operator or the workers
-    /// (once, before the first batch).
+    /// (once, at build, after the workers started).
     pub(super) fn restore_state(&mut self) -> anyhow::Result<()> {
         let Some(blobs) = self.checkpoints.as_mut().and_then(|c| c.restore.take()) else {
             return Ok(());
@@ -181,7 +182,6 @@ impl Pipeline {
         if self.checkpoints.is_none() {
             return Ok(());
         }
-        self.restore_state()?;
         let started = Instant::now();
         self.flush_sinks()?;
         let mut sinks = BTreeMap::new();
@@ -201,13 +201,13 @@ impl Pipeline {
                     .map_err(|e| anyhow::anyhow!("checkpoint: encoding window state: {e}"))?,
             ],
         };
-        let Some(source) = self.source.checkpoint() else {
+        let Some(source) = self.input.source.checkpoint() else {
             anyhow::bail!(
                 "checkpoint: {} cannot be read again from a position",
-                self.source.describe()
+                self.input.source.describe()
             );
         };
-        let offsets = match &self.offsets {
+        let offsets = match &self.positions.offsets {
             Some(o) => postcard::to_allocvec(o)
                 .map_err(|e| anyhow::anyhow!("checkpoint: encoding source offsets: {e}"))?,
             None => Vec::new(),
@@ -230,7 +230,7 @@ impl Pipeline {
         c.last = Instant::now();
         self.commit_offsets()?;
         tracing::debug!(
-            pipeline = %self.cfg.name,
+            pipeline = %self.spec.cfg.name,
             bytes,
             ms = started.elapsed().as_secs_f64() * 1e3,
             "checkpoint written"

@@ -52,11 +52,11 @@ impl Pipeline {
                 changes.push((sh.next_pos(), w));
             }
         }
-        let every = Duration::from_millis(self.cfg.emit.every.0.max(1) as u64);
-        let early_due =
-            self.cfg.emit.mode == EmitMode::Update && self.last_early.elapsed() >= every;
+        let every = Duration::from_millis(self.spec.cfg.emit.every.0.max(1) as u64);
+        let early_due = self.spec.cfg.emit.mode == EmitMode::Update
+            && self.clocks.last_early.elapsed() >= every;
         if early_due {
-            self.last_early = Instant::now();
+            self.clocks.last_early = Instant::now();
         }
         let Some(sh) = self.shards.as_mut() else {
             anyhow::bail!("the pipeline's workers are gone");
@@ -71,16 +71,16 @@ impl Pipeline {
         if poll == Poll::Ready {
             // One batch stays with the workers while the next one is read.
             self.write_workers(1)?;
-            if self.last_flush.elapsed() >= self.flush_every() {
+            if self.clocks.last_flush.elapsed() >= self.flush_every() {
                 self.flush_sinks()?;
             }
             return Ok(Step::More);
         }
         self.drain_workers()?;
         self.flush_sinks()?;
-        self.flushed = self.shards.as_ref().is_some_and(parallel::Shards::finished);
+        self.flags.flushed = self.shards.as_ref().is_some_and(parallel::Shards::finished);
         anyhow::ensure!(
-            self.flushed,
+            self.flags.flushed,
             "the end-of-input flush left windows pending on a worker"
         );
         Ok(Step::Finished)
@@ -118,7 +118,7 @@ impl Pipeline {
             counted,
             raws,
         } = merged;
-        let revisions = has_revisions(&self.cfg);
+        let revisions = has_revisions(&self.spec.cfg);
         for out in outs {
             match out {
                 Out::Late {
@@ -154,10 +154,13 @@ impl Pipeline {
                 } => {
                     let mut writer = SinkWriter {
                         out: &mut self.out,
-                        pipeline: &self.cfg.name,
-                        key_names: &self.cfg.schema.key,
+                        pipeline: &self.spec.cfg.name,
+                        key_names: &self.spec.cfg.schema.key,
                         revisions,
-                        version: self.opts.version_column.then_some(self.version.as_str()),
+                        version: self
+                            .opts
+                            .version_column
+                            .then_some(self.shard.version.as_str()),
                     };
                     match result {
                         Ok(rows) => writer.rows(&key.0, window, revision, rows)?,

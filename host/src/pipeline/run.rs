@@ -44,12 +44,11 @@ impl Pipeline {
         stop: &AtomicBool,
         after_batch: &mut dyn FnMut(&Pipeline),
     ) -> anyhow::Result<Summary> {
-        self.started = Instant::now();
-        self.restore_state()?;
-        let bar = progress.then(|| progress_bar(self.source.size_hint()));
+        self.clocks.started = Instant::now();
+        let bar = progress.then(|| progress_bar(self.input.source.size_hint()));
         loop {
             if stop.load(Ordering::Relaxed) {
-                self.stopped = true;
+                self.flags.stopped = true;
                 self.drain_workers()?;
                 self.flush_sinks()?;
                 self.write_checkpoint()?;
@@ -61,7 +60,7 @@ impl Pipeline {
                 break;
             }
             if let Some(bar) = &bar {
-                bar.set_position(self.source.position());
+                bar.set_position(self.input.source.position());
             }
         }
         if let Some(bar) = bar {

@@ -15,10 +15,55 @@ pub(super) struct Shard {
     pub(super) plugin: Box<dyn Plugin>,
     /// Schema index of each plugin input, in input order.
     pub(super) inputs: Vec<usize>,
+    /// The live plugin's failures in a row and quarantine.
+    pub(super) health: Health,
+    /// The live plugin's version id.
+    pub(super) version: String,
+}
+
+/// A plugin's failures in a row and whether they quarantined it: the one place a
+/// quarantine is decided and logged, for filter and aggregate calls alike.
+#[derive(Debug, Default)]
+pub(super) struct Health {
     /// Plugin failures in a row; reset by a success or a new version.
-    pub(super) failures_in_a_row: u32,
+    failures_in_a_row: u32,
     /// Why the shard is quarantined, if it is.
-    pub(super) quarantined: Option<String>,
+    quarantined: Option<String>,
+}
+
+impl Health {
+    /// A call succeeded.
+    pub(super) fn succeeded(&mut self) {
+        self.failures_in_a_row = 0;
+    }
+
+    /// A `call` (`filter`, `aggregate`) failed with `e`: logs it within the pipeline's log
+    /// budget and counts it; at the gate's `quarantine_after` failures in a row,
+    /// quarantines with the reason, logged once at error level.
+    pub(super) fn failed(&mut self, call: &str, e: &plugin::Error, gate: &Gate<'_>) {
+        if let Some(dropped) = gate.log.admit() {
+            tracing::warn!(pipeline = %gate.pipeline, call, error = %e, kind = e.kind(), dropped_before = dropped, "plugin call failed");
+        }
+        self.failures_in_a_row += 1;
+        if self.failures_in_a_row >= gate.quarantine_after && self.quarantined.is_none() {
+            let reason = format!(
+                "{} plugin failures in a row, the last: {e}",
+                self.failures_in_a_row
+            );
+            tracing::error!(pipeline = %gate.pipeline, %reason, "pipeline quarantined");
+            self.quarantined = Some(reason);
+        }
+    }
+
+    /// Why the plugin is quarantined, if it is.
+    pub(super) fn quarantined(&self) -> Option<&str> {
+        self.quarantined.as_deref()
+    }
+
+    /// A new version starts clean: no failures, no quarantine.
+    pub(super) fn reset(&mut self) {
+        *self = Health::default();
+    }
 }
 
 /// What placing an event came to, for its caller to write.
@@ -32,6 +77,7 @@ pub(super) enum Placed {
 }
 
 /// What may hold a firing back, and where it logs.
+#[derive(Clone, Copy)]
 pub(super) struct Gate<'a> {
     /// The pipeline's name, for log lines.
     pub(super) pipeline: &'a str,
@@ -47,6 +93,17 @@ pub(super) struct Gate<'a> {
     pub(super) log: &'a LogBudget,
 }
 
+impl Gate<'_> {
+    /// Whether a firing is declined now for a reason outside the shard: a stop was asked
+    /// for, a control message waits (the windows fire after it) or the tenant's CPU budget
+    /// is in debt (they fire once the pipeline thread has waited it out).
+    pub(super) fn holds(&self) -> bool {
+        self.stop
+            || self.interrupt.is_some_and(|i| i.load(Ordering::Relaxed))
+            || self.cpu.is_some_and(|c| c.charge().is_some())
+    }
+}
+
 impl Shard {
     /// A shard of `plugin` over `operator`'s windows, reading the schema fields `inputs`.
     pub(super) fn new(
@@ -56,11 +113,30 @@ impl Shard {
     ) -> Self {
         Shard {
             operator,
-            plugin,
             inputs,
-            failures_in_a_row: 0,
-            quarantined: None,
+            health: Health::default(),
+            version: plugin.version_id(),
+            plugin,
         }
+    }
+
+    /// The live plugin's limits.
+    pub(super) fn limits(&self) -> &Limits {
+        self.plugin.limits()
+    }
+
+    /// Replaces the plugin with a new version, clean of failures and quarantine. With
+    /// another state type, the pane states held are dropped (rebuilt from the events at
+    /// the next firing).
+    pub(super) fn replace(&mut self, plugin: Box<dyn Plugin>, inputs: Vec<usize>) {
+        if plugin.info().state_type != self.plugin.info().state_type {
+            self.operator.clear_stacks();
+        }
+        self.inputs = inputs;
+        self.version = plugin.version_id();
+        self.operator.set_limits(plugin.limits().state);
+        self.plugin = plugin;
+        self.health.reset();
     }
 
     /// Places an event of `partition` at `ts` with `key` and `values` in its windows, at
@@ -93,18 +169,12 @@ impl Shard {
     ) -> (Counters, Option<sink::Error>) {
         let mode = AggregationMode::of(self.plugin.info(), self.operator.kind());
         let mut emitter = Emitter {
-            pipeline: gate.pipeline,
             inputs: &self.inputs,
             plugin: self.plugin.as_mut(),
             out,
             counted: Counters::default(),
-            failures_in_a_row: &mut self.failures_in_a_row,
-            quarantine_after: gate.quarantine_after,
-            quarantined: &mut self.quarantined,
-            interrupt: gate.interrupt,
-            cpu: gate.cpu,
-            stop: gate.stop,
-            log: gate.log,
+            health: &mut self.health,
+            gate,
             failed: None,
             mode,
             uncommitted: Vec::new(),

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use super::{Options, Pipeline, load_plugin};
 use crate::config::PipelineConfig;
-use crate::decode::Schema;
+use crate::pipeline::PipelineSpec;
 use crate::plugin::Runtime;
 
 /// The `stats` component.
@@ -23,6 +23,17 @@ pub(super) fn stats_wasm() -> PathBuf {
 /// The pipeline `name` in `dir`, reading `input` (created empty if missing), results to
 /// `out.jsonl`, with `extra` TOML sections (a `[watermark]`, an `[error_sink]`) added.
 pub(super) fn tick_pipeline(name: &str, dir: &Path, input: &str, extra: &str) -> Pipeline {
+    tick_pipeline_with(name, dir, input, extra, Options::default())
+}
+
+/// [`tick_pipeline`] built with `opts`.
+pub(super) fn tick_pipeline_with(
+    name: &str,
+    dir: &Path,
+    input: &str,
+    extra: &str,
+    opts: Options,
+) -> Pipeline {
     let cfg = tick_config(
         name,
         dir,
@@ -30,10 +41,10 @@ pub(super) fn tick_pipeline(name: &str, dir: &Path, input: &str, extra: &str) ->
         "",
         &format!("kind = \"file\"\npath = \"out.jsonl\"\n{extra}"),
     );
-    let schema = Schema::new(&cfg.schema).expect("schema");
+    let spec = PipelineSpec::resolve(cfg, None).expect("spec");
     let runtime = Runtime::new(false).expect("runtime");
-    let plugin = load_plugin(&cfg, &schema, &runtime).expect("plugin");
-    Pipeline::build(cfg, plugin, Options::default()).expect("pipeline")
+    let plugin = load_plugin(&spec, &runtime).expect("plugin");
+    Pipeline::build(spec, plugin, opts).expect("pipeline")
 }
 
 /// The config of [`tick_pipeline`], with `plugin_extra` keys in `[plugin]` and `sink` as the

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::PipelineId;
 use crate::console::{Record, Recorded, Sample, Since};
+use crate::counters::Counters;
 
 /// Who a bearer token belongs to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -152,12 +153,9 @@ pub struct PipelineView {
     /// The last failed plugin call, if any, of any version.
     #[serde(default)]
     pub last_plugin_error: Option<PluginErrorView>,
-    /// Events read so far.
-    pub events_read: u64,
-    /// Result rows written so far.
-    pub rows_written: u64,
-    /// Plugin calls that failed so far.
-    pub plugin_errors: u64,
+    /// What it counted so far: events read, rows written, plugin calls that failed, ….
+    #[serde(flatten)]
+    pub counters: Counters,
 }
 
 impl PipelineView {

@@ -13,9 +13,8 @@ use sha2::{Digest, Sha256};
 use super::registry::{PipelineEntry, Version};
 use super::worker::lock;
 use super::{ControlError, Host, PipelineId, RejectedView, VersionStatus, VersionView, watch};
-use crate::config::{Limits, PipelineConfig};
-use crate::decode::Schema;
 use crate::pipeline;
+use crate::pipeline::PipelineSpec;
 use crate::plugin::{self, Plugin as _, PluginInstance, Runtime};
 use crate::time::format_rfc3339_ms;
 
@@ -39,15 +38,13 @@ pub(super) fn prepare(
 ) -> Result<(PluginInstance, Version), String> {
     let Target {
         id,
-        cfg,
+        spec,
         config_path,
-        schema,
-        limits,
     } = target;
     let code = runtime
         .load_bytes_as(bytes, &format!("{id} ({origin})"), &id.tenant)
         .map_err(|e| e.to_string())?;
-    let plugin = pipeline::instantiate_checked(cfg, schema, code.clone(), limits, id.owner())
+    let plugin = pipeline::instantiate_checked(spec, code.clone(), id.owner())
         .map_err(|e| who_fixes(&e, config_path))?;
     runtime.keep(&code);
     let version = Version {
@@ -70,14 +67,11 @@ pub(super) fn prepare(
 pub(super) struct Target<'a> {
     /// The pipeline.
     pub(super) id: &'a PipelineId,
-    /// Its configuration.
-    pub(super) cfg: &'a PipelineConfig,
+    /// Its config, resolved: the schema versions are checked against and the limits they
+    /// run under.
+    pub(super) spec: &'a PipelineSpec,
     /// The operator's file it was read from.
     pub(super) config_path: &'a Path,
-    /// Its input schema.
-    pub(super) schema: &'a Schema,
-    /// The sandbox limits versions run under.
-    pub(super) limits: Limits,
 }
 
 /// Now, RFC 3339 UTC with milliseconds.
@@ -144,10 +138,8 @@ impl Host {
         let id = &entry.id;
         let target = Target {
             id,
-            cfg: &entry.cfg,
+            spec: &entry.spec,
             config_path: &entry.config_path,
-            schema: &entry.schema,
-            limits: entry.limits,
         };
         // A refused version: counted, logged, and kept as the pipeline's last rejected deploy.
         let reject = |reason: String| {
@@ -222,14 +214,8 @@ impl Host {
                 )));
             }
         };
-        let mut plugin = pipeline::instantiate_checked(
-            &entry.cfg,
-            &entry.schema,
-            code,
-            entry.limits,
-            id.owner(),
-        )
-        .map_err(|e| ControlError::Rejected(who_fixes(&e, &entry.config_path)))?;
+        let mut plugin = pipeline::instantiate_checked(&entry.spec, code, id.owner())
+            .map_err(|e| ControlError::Rejected(who_fixes(&e, &entry.config_path)))?;
         plugin.report_errors_to(entry.last_error.clone());
         plugin.meter_calls(self.metrics.call_meter(id));
         let columns = entry

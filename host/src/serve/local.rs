@@ -103,9 +103,7 @@ impl LocalConsole {
             }],
             last_rejected: None,
             last_plugin_error: None,
-            events_read: run.counters.events_read,
-            rows_written: run.counters.rows_written,
-            plugin_errors: run.counters.plugin_errors,
+            counters: run.counters,
         }
     }
 

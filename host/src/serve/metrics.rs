@@ -48,6 +48,20 @@ impl EncodeLabelSet for PartitionLabels {
 #[derive(Default)]
 pub struct Metrics {
     registry: Registry,
+    /// What each pipeline counted.
+    counts: CountFamilies,
+    /// Each pipeline's window state, watermark, lag and control state.
+    state: StateFamilies,
+    /// Plugin calls, CPU, memory and compilation.
+    plugin: PluginFamilies,
+    /// Per pipeline, its calls since the console's last sample.
+    recent_calls:
+        std::sync::Mutex<std::collections::HashMap<PipelineId, crate::plugin::RecentCalls>>,
+}
+
+/// The per-pipeline counters, one family each.
+#[derive(Default)]
+struct CountFamilies {
     events_read: Family<PipelineId, Counter>,
     malformed: Family<PipelineId, Counter>,
     filtered: Family<PipelineId, Counter>,
@@ -58,23 +72,30 @@ pub struct Metrics {
     plugin_restarts: Family<PipelineId, Counter>,
     swaps: Family<PipelineId, Counter>,
     rejected_deploys: Family<PipelineId, Counter>,
+}
+
+/// The per-pipeline gauges of state and control.
+#[derive(Default)]
+struct StateFamilies {
     open_windows: Family<PipelineId, Gauge>,
     buffered_events: Family<PipelineId, Gauge>,
     quarantined: Family<PipelineId, Gauge>,
     paused: Family<PipelineId, Gauge>,
+    watermark: Family<PipelineId, Gauge<f64, AtomicU64>>,
+    watermark_lag: Family<PipelineId, Gauge<f64, AtomicU64>>,
+    kafka_lag: Family<PartitionLabels, Gauge>,
+}
+
+/// The plugin families: calls, CPU, memory, compilation and the compiled-code cache.
+#[derive(Default)]
+struct PluginFamilies {
     plugin_call_seconds: CallHistograms,
     plugin_cpu_seconds: Family<PipelineId, Counter<f64, AtomicU64>>,
     plugin_throttled_seconds: Family<PipelineId, Counter<f64, AtomicU64>>,
     plugin_memory_bytes: Family<PipelineId, Gauge>,
     compile_seconds: CompileHistogram,
-    watermark: Family<PipelineId, Gauge<f64, AtomicU64>>,
-    watermark_lag: Family<PipelineId, Gauge<f64, AtomicU64>>,
     compiled_cache_bytes: Gauge,
     compiled_cache_components: Gauge,
-    kafka_lag: Family<PartitionLabels, Gauge>,
-    /// Per pipeline, its calls since the console's last sample.
-    recent_calls:
-        std::sync::Mutex<std::collections::HashMap<PipelineId, crate::plugin::RecentCalls>>,
 }
 
 impl Metrics {
@@ -85,127 +106,133 @@ impl Metrics {
         r.register(
             "weir_events_read",
             "Records read from the source",
-            m.events_read.clone(),
+            m.counts.events_read.clone(),
         );
         r.register(
             "weir_malformed",
             "Records sent to the dead letter",
-            m.malformed.clone(),
+            m.counts.malformed.clone(),
         );
         r.register(
             "weir_filtered",
             "Events dropped by the plugin's filter",
-            m.filtered.clone(),
+            m.counts.filtered.clone(),
         );
         r.register(
             "weir_late_events",
             "Events late for every window",
-            m.late.clone(),
+            m.counts.late.clone(),
         );
         r.register(
             "weir_windows_fired",
             "Window firings (per key)",
-            m.windows_fired.clone(),
+            m.counts.windows_fired.clone(),
         );
         r.register(
             "weir_rows_written",
             "Result rows written",
-            m.rows_written.clone(),
+            m.counts.rows_written.clone(),
         );
         r.register(
             "weir_plugin_errors",
             "Plugin calls that failed",
-            m.plugin_errors.clone(),
+            m.counts.plugin_errors.clone(),
         );
         r.register(
             "weir_plugin_restarts",
             "Plugin instances re-created after a failure",
-            m.plugin_restarts.clone(),
+            m.counts.plugin_restarts.clone(),
         );
         r.register(
             "weir_plugin_swaps",
             "Plugin versions swapped in",
-            m.swaps.clone(),
+            m.counts.swaps.clone(),
         );
         r.register(
             "weir_plugin_rejected_deploys",
             "Plugin versions rejected at deploy",
-            m.rejected_deploys.clone(),
+            m.counts.rejected_deploys.clone(),
         );
-        r.register("weir_open_windows", "Windows open", m.open_windows.clone());
+        r.register(
+            "weir_open_windows",
+            "Windows open",
+            m.state.open_windows.clone(),
+        );
         r.register(
             "weir_buffered_events",
             "Events held in window state",
-            m.buffered_events.clone(),
+            m.state.buffered_events.clone(),
         );
         r.register(
             "weir_quarantined",
             "1 while the pipeline is quarantined",
-            m.quarantined.clone(),
+            m.state.quarantined.clone(),
         );
         r.register(
             "weir_paused",
             "1 while the pipeline is paused",
-            m.paused.clone(),
+            m.state.paused.clone(),
         );
         r.register(
             "weir_compiled_cache_bytes",
             "Bytes of compiled plugin code in the in-memory cache (bounded by plugins.compiled_cache, plus what pipelines keep)",
-            m.compiled_cache_bytes.clone(),
+            m.plugin.compiled_cache_bytes.clone(),
         );
         r.register(
             "weir_plugin_call_seconds",
             "Wall time of each plugin call (filter, aggregate, incremental steps)",
-            m.plugin_call_seconds.0.clone(),
+            m.plugin.plugin_call_seconds.0.clone(),
         );
         r.register(
             "weir_plugin_cpu_seconds",
             "CPU time the pipeline's thread spent in plugin calls",
-            m.plugin_cpu_seconds.clone(),
+            m.plugin.plugin_cpu_seconds.clone(),
         );
         r.register(
             "weir_plugin_throttled_seconds",
             "Time the pipeline waited because its tenant's plugins used more CPU than the tenant's `cpu` cores",
-            m.plugin_throttled_seconds.clone(),
+            m.plugin.plugin_throttled_seconds.clone(),
         );
         r.register(
             "weir_plugin_memory_bytes",
             "Linear memory of the pipeline's plugin instance after its last call",
-            m.plugin_memory_bytes.clone(),
+            m.plugin.plugin_memory_bytes.clone(),
         );
         r.register(
             "weir_plugin_compile_seconds",
             "Wall time of each Cranelift compile of a component (cache hits are not compiles)",
-            m.compile_seconds.0.clone(),
+            m.plugin.compile_seconds.0.clone(),
         );
         r.register(
             "weir_watermark_seconds",
             "Event-time watermark, seconds since the Unix epoch (absent before the first event)",
-            m.watermark.clone(),
+            m.state.watermark.clone(),
         );
         r.register(
             "weir_watermark_lag_seconds",
             "Wall clock minus the event-time watermark, in seconds",
-            m.watermark_lag.clone(),
+            m.state.watermark_lag.clone(),
         );
         r.register(
             "weir_kafka_partition_lag",
             "Records in a Kafka partition after the pipeline's position (high watermark minus position), per partition assigned to it",
-            m.kafka_lag.clone(),
+            m.state.kafka_lag.clone(),
         );
         r.register(
             "weir_compiled_cache_components",
             "Components in the in-memory compiled-code cache",
-            m.compiled_cache_components.clone(),
+            m.plugin.compiled_cache_components.clone(),
         );
         m
     }
 
     /// Sets the compiled-code cache gauges.
     pub fn compiled_cache(&self, bytes: u64, components: usize) {
-        self.compiled_cache_bytes
+        self.plugin
+            .compiled_cache_bytes
             .set(i64::try_from(bytes).unwrap_or(i64::MAX));
-        self.compiled_cache_components
+        self.plugin
+            .compiled_cache_components
             .set(i64::try_from(components).unwrap_or(i64::MAX));
     }
 
@@ -227,23 +254,40 @@ impl Metrics {
                 counter.inc_by(b - a);
             }
         };
-        inc(&self.events_read, before.events_read, now.events_read);
-        inc(&self.malformed, before.malformed, now.malformed);
-        inc(&self.filtered, before.filtered, now.filtered);
-        inc(&self.late, before.late, now.late);
-        inc(&self.windows_fired, before.windows_fired, now.windows_fired);
-        inc(&self.rows_written, before.rows_written, now.rows_written);
-        inc(&self.plugin_errors, before.plugin_errors, now.plugin_errors);
+        inc(
+            &self.counts.events_read,
+            before.events_read,
+            now.events_read,
+        );
+        inc(&self.counts.malformed, before.malformed, now.malformed);
+        inc(&self.counts.filtered, before.filtered, now.filtered);
+        inc(&self.counts.late, before.late, now.late);
+        inc(
+            &self.counts.windows_fired,
+            before.windows_fired,
+            now.windows_fired,
+        );
+        inc(
+            &self.counts.rows_written,
+            before.rows_written,
+            now.rows_written,
+        );
+        inc(
+            &self.counts.plugin_errors,
+            before.plugin_errors,
+            now.plugin_errors,
+        );
         let gauge = |f: &Family<PipelineId, Gauge>, v: u64| {
             f.get_or_create(l).set(i64::try_from(v).unwrap_or(i64::MAX));
         };
-        gauge(&self.open_windows, state.open_windows);
-        gauge(&self.buffered_events, state.buffered_events);
-        gauge(&self.quarantined, u64::from(state.quarantined));
-        gauge(&self.paused, u64::from(state.paused));
+        gauge(&self.state.open_windows, state.open_windows);
+        gauge(&self.state.buffered_events, state.buffered_events);
+        gauge(&self.state.quarantined, u64::from(state.quarantined));
+        gauge(&self.state.paused, u64::from(state.paused));
         if let Some(w) = state.watermark_ms {
-            self.watermark.get_or_create(l).set(w as f64 / 1e3);
-            self.watermark_lag
+            self.state.watermark.get_or_create(l).set(w as f64 / 1e3);
+            self.state
+                .watermark_lag
                 .get_or_create(l)
                 .set((state.now_ms - w) as f64 / 1e3);
         }
@@ -253,21 +297,21 @@ impl Metrics {
     /// (swaps, restarts, rejected deploys) before the first one happens.
     pub fn register_pipeline(&self, l: &PipelineId) {
         for f in [
-            &self.events_read,
-            &self.malformed,
-            &self.filtered,
-            &self.late,
-            &self.windows_fired,
-            &self.rows_written,
-            &self.plugin_errors,
-            &self.plugin_restarts,
-            &self.swaps,
-            &self.rejected_deploys,
+            &self.counts.events_read,
+            &self.counts.malformed,
+            &self.counts.filtered,
+            &self.counts.late,
+            &self.counts.windows_fired,
+            &self.counts.rows_written,
+            &self.counts.plugin_errors,
+            &self.counts.plugin_restarts,
+            &self.counts.swaps,
+            &self.counts.rejected_deploys,
         ] {
             let _ = f.get_or_create(l);
         }
-        let _ = self.plugin_cpu_seconds.get_or_create(l);
-        let _ = self.plugin_throttled_seconds.get_or_create(l);
+        let _ = self.plugin.plugin_cpu_seconds.get_or_create(l);
+        let _ = self.plugin.plugin_throttled_seconds.get_or_create(l);
     }
 
     /// Sets pipeline `l`'s lag per partition to `now`, and removes the series of the
@@ -289,11 +333,12 @@ impl Metrics {
                 .iter()
                 .any(|n| n.partition == *partition && n.topic == *topic)
             {
-                self.kafka_lag.remove(&labels(topic, *partition));
+                self.state.kafka_lag.remove(&labels(topic, *partition));
             }
         }
         for n in now {
-            self.kafka_lag
+            self.state
+                .kafka_lag
                 .get_or_create(&labels(&n.topic, n.partition))
                 .set(n.records);
         }
@@ -302,16 +347,16 @@ impl Metrics {
     /// Counts plugin instance restarts.
     pub fn restarts(&self, l: &PipelineId, n: u64) {
         if n > 0 {
-            self.plugin_restarts.get_or_create(l).inc_by(n);
+            self.counts.plugin_restarts.get_or_create(l).inc_by(n);
         }
     }
 
     /// Where pipeline `l`'s plugin calls are measured.
     pub fn call_meter(&self, l: &PipelineId) -> crate::plugin::CallMeter {
         crate::plugin::CallMeter {
-            latency: self.plugin_call_seconds.0.get_or_create(l).clone(),
-            cpu_seconds: self.plugin_cpu_seconds.get_or_create(l).clone(),
-            memory_bytes: self.plugin_memory_bytes.get_or_create(l).clone(),
+            latency: self.plugin.plugin_call_seconds.0.get_or_create(l).clone(),
+            cpu_seconds: self.plugin.plugin_cpu_seconds.get_or_create(l).clone(),
+            memory_bytes: self.plugin.plugin_memory_bytes.get_or_create(l).clone(),
             recent: self.recent_calls(l),
         }
     }
@@ -332,45 +377,51 @@ impl Metrics {
         };
         crate::console::Reading {
             counters: Counters {
-                events_read: count(&self.events_read),
-                malformed: count(&self.malformed),
-                filtered: count(&self.filtered),
-                late: count(&self.late),
-                windows_fired: count(&self.windows_fired),
-                rows_written: count(&self.rows_written),
-                plugin_errors: count(&self.plugin_errors),
+                events_read: count(&self.counts.events_read),
+                malformed: count(&self.counts.malformed),
+                filtered: count(&self.counts.filtered),
+                late: count(&self.counts.late),
+                windows_fired: count(&self.counts.windows_fired),
+                rows_written: count(&self.counts.rows_written),
+                plugin_errors: count(&self.counts.plugin_errors),
             },
-            open_windows: gauge(&self.open_windows),
+            open_windows: gauge(&self.state.open_windows),
             watermark_ms: self
+                .state
                 .watermark
                 .get(l)
                 .map(|w| (w.get() * 1e3).round() as i64),
-            memory_bytes: gauge(&self.plugin_memory_bytes),
-            cpu_seconds: self.plugin_cpu_seconds.get(l).map_or(0.0, |c| c.get()),
+            memory_bytes: gauge(&self.plugin.plugin_memory_bytes),
+            cpu_seconds: self
+                .plugin
+                .plugin_cpu_seconds
+                .get(l)
+                .map_or(0.0, |c| c.get()),
             calls: self.recent_calls(l).take(),
         }
     }
 
     /// Where the runtime records its compile times ([`crate::plugin::Runtime::with_compile_meter`]).
     pub fn compile_meter(&self) -> Histogram {
-        self.compile_seconds.0.clone()
+        self.plugin.compile_seconds.0.clone()
     }
 
     /// Adds `seconds` pipeline `l` waits for its tenant's CPU budget.
     pub fn throttled(&self, l: &PipelineId, seconds: f64) {
-        self.plugin_throttled_seconds
+        self.plugin
+            .plugin_throttled_seconds
             .get_or_create(l)
             .inc_by(seconds);
     }
 
     /// Counts a swapped-in version.
     pub fn swapped(&self, l: &PipelineId) {
-        self.swaps.get_or_create(l).inc();
+        self.counts.swaps.get_or_create(l).inc();
     }
 
     /// Counts a rejected version.
     pub fn rejected(&self, l: &PipelineId) {
-        self.rejected_deploys.get_or_create(l).inc();
+        self.counts.rejected_deploys.get_or_create(l).inc();
     }
 }
 

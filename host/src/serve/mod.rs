@@ -46,8 +46,7 @@ pub use metrics::{GaugeState, Metrics, Publisher};
 pub use watch::check_plugin_dir;
 
 use crate::config::{HostConfig, LimitsConfig, PipelineConfig};
-use crate::decode::Schema;
-use crate::pipeline::{Options, Pipeline};
+use crate::pipeline::{Options, Pipeline, PipelineSpec};
 use crate::plugin::{Plugin as _, Runtime};
 use auth::Tokens;
 use registry::{History, PipelineEntry, Registry};
@@ -56,10 +55,8 @@ use worker::Worker;
 /// A pipeline whose config and plugin passed every check at start-up, not yet built.
 struct Checked {
     id: PipelineId,
-    cfg: PipelineConfig,
+    spec: PipelineSpec,
     config_path: std::path::PathBuf,
-    schema: Schema,
-    limits: crate::config::Limits,
     plugin: crate::plugin::PluginInstance,
     version: registry::Version,
 }
@@ -176,8 +173,8 @@ impl Host {
         config_path: std::path::PathBuf,
         ceiling: &LimitsConfig,
     ) -> anyhow::Result<Checked> {
-        let schema = Schema::new(&cfg.schema).map_err(|e| anyhow::anyhow!("schema: {e}"))?;
-        let limits = cfg.plugin.limits.resolve(Some(ceiling));
+        let spec = PipelineSpec::resolve(cfg, Some(ceiling))?;
+        let cfg = &spec.cfg;
         let path = cfg.resolve(&cfg.plugin.path);
         let max = self.runtime.limits().max_bytes;
         let len = std::fs::metadata(&path)
@@ -193,19 +190,15 @@ impl Host {
             .with_context(|| format!("reading plugin.path {}", path.display()))?;
         let target = deploy::Target {
             id: &id,
-            cfg: &cfg,
+            spec: &spec,
             config_path: &config_path,
-            schema: &schema,
-            limits,
         };
         let (plugin, version) = deploy::prepare(&self.runtime, target, &bytes, "config")
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         Ok(Checked {
             id,
-            cfg,
+            spec,
             config_path,
-            schema,
-            limits,
             plugin,
             version,
         })
@@ -220,10 +213,8 @@ impl Host {
     ) -> anyhow::Result<PipelineEntry> {
         let Checked {
             id,
-            cfg,
+            spec,
             config_path,
-            schema,
-            limits,
             mut plugin,
             version,
         } = checked;
@@ -249,12 +240,13 @@ impl Host {
             discard_checkpoint: false,
             console: telemetry.clone(),
             cpu: Some(cpu.clone()),
+            parallelism: 1,
         };
-        if cfg.parallelism.is_some_and(|n| n > 1) {
+        if spec.cfg.parallelism.is_some_and(|n| n > 1) {
             tracing::warn!(pipeline = %id, "parallelism is for weir run; under weir serve a pipeline runs on one thread (hot swaps and quarantine act between two firings of one plugin instance)");
         }
-        let columns = crate::pipeline::output_columns(&cfg, plugin.info(), &opts);
-        let pipe = Pipeline::build(cfg.clone(), plugin, opts)?;
+        let columns = crate::pipeline::output_columns(&spec.cfg, plugin.info(), &opts);
+        let pipe = Pipeline::build(spec.clone(), plugin, opts)?;
         let worker = Worker::spawn(
             id.clone(),
             pipe,
@@ -266,11 +258,9 @@ impl Host {
         tracing::info!(tenant = %id.tenant, pipeline = %id.pipeline, version = %version.view.id, "pipeline started");
         Ok(PipelineEntry {
             id,
-            limits,
+            spec,
             config_path,
             last_error,
-            schema,
-            cfg,
             worker,
             versions: std::sync::Mutex::new(History::new(version)),
             columns: std::sync::Mutex::new(columns),
@@ -362,7 +352,7 @@ impl HostControl for Host {
         })?;
         Ok(control::Activity::new(
             e.view(),
-            e.cfg.schema.key.clone(),
+            e.spec.cfg.schema.key.clone(),
             telemetry.recorded(since),
         ))
     }
@@ -387,18 +377,18 @@ fn host_paths(registry: &Registry) -> control::Redactor {
     for e in registry.all() {
         paths.push(e.config_path.clone());
         let sinks = [
-            Some(&e.cfg.sink),
-            e.cfg.late_sink.as_ref(),
-            e.cfg.dead_letter.as_ref(),
-            e.cfg.error_sink.as_ref(),
+            Some(&e.spec.cfg.sink),
+            e.spec.cfg.late_sink.as_ref(),
+            e.spec.cfg.dead_letter.as_ref(),
+            e.spec.cfg.error_sink.as_ref(),
         ];
         for sink in sinks.into_iter().flatten() {
             if let crate::config::SinkConfig::File { path, .. } = sink {
-                paths.push(e.cfg.resolve(path));
+                paths.push(e.spec.cfg.resolve(path));
             }
         }
-        if let Some(checkpoint) = &e.cfg.checkpoint {
-            paths.push(e.cfg.resolve(&checkpoint.dir));
+        if let Some(checkpoint) = &e.spec.cfg.checkpoint {
+            paths.push(e.spec.cfg.resolve(&checkpoint.dir));
         }
     }
     control::Redactor::new(paths.iter().map(std::path::PathBuf::as_path))

@@ -11,8 +11,7 @@ use super::{
     ControlError, PipelineId, PipelineState, PipelineView, PluginErrorView, RejectedView,
     TenantView, VersionStatus, VersionView,
 };
-use crate::config::{Limits, PipelineConfig};
-use crate::decode::Schema;
+use crate::pipeline::PipelineSpec;
 use crate::plugin::{LastError, Plugin as _, PluginCode, PluginInstance};
 use crate::time::format_rfc3339_ms;
 
@@ -191,12 +190,9 @@ impl History {
 /// One hosted pipeline.
 pub(super) struct PipelineEntry {
     pub(super) id: PipelineId,
-    /// Its configuration, with the plugin it started with.
-    pub(super) cfg: PipelineConfig,
-    /// The input schema every version is checked against.
-    pub(super) schema: Schema,
-    /// The sandbox limits every version runs under.
-    pub(super) limits: Limits,
+    /// Its config, resolved: the schema every version is checked against and the limits
+    /// every version runs under.
+    pub(super) spec: PipelineSpec,
     /// The operator's pipeline file, named in errors only the operator can fix.
     pub(super) config_path: PathBuf,
     /// The last failure of its plugin calls, reported by every version's instance.
@@ -227,8 +223,8 @@ impl PipelineEntry {
             version_column: true,
             ..Default::default()
         };
-        let new = crate::pipeline::output_columns(&self.cfg, plugin.info(), &opts);
-        match crate::pipeline::output_change_refusal(&self.cfg, &lock(&self.columns), &new) {
+        let new = crate::pipeline::output_columns(&self.spec.cfg, plugin.info(), &opts);
+        match crate::pipeline::output_change_refusal(&self.spec.cfg, &lock(&self.columns), &new) {
             Some(refused) => Err(format!(
                 "{refused}; the operator's pipeline file is {}",
                 self.config_path.display()
@@ -272,9 +268,7 @@ impl PipelineEntry {
                 message,
                 at: format_rfc3339_ms(at),
             }),
-            events_read: status.summary.counters.events_read,
-            rows_written: status.summary.counters.rows_written,
-            plugin_errors: status.summary.counters.plugin_errors,
+            counters: status.summary.counters,
         }
     }
 }

@@ -16,6 +16,11 @@ use std::time::{Duration, Instant};
 pub struct Strikes {
     count: u32,
     last: Option<Instant>,
+    /// Whether the pipeline was quarantined after its last batch (a new quarantine is a
+    /// strike).
+    was_quarantined: bool,
+    /// A fresh version waiting out the strikes: it reads no input before then.
+    waits_until: Option<Instant>,
 }
 
 impl Strikes {
@@ -25,6 +30,44 @@ impl Strikes {
     pub const MAX_WAIT: Duration = Duration::from_secs(300);
     /// A quarantine this long after the previous one counts as the first again.
     pub const FORGET_AFTER: Duration = Duration::from_secs(600);
+
+    /// After a batch: a pipeline that is `quarantined` now and was not before takes a strike.
+    pub fn observe(&mut self, quarantined: bool, now: Instant) {
+        if quarantined && !self.was_quarantined {
+            self.quarantined(now);
+        }
+        self.was_quarantined = quarantined;
+    }
+
+    /// A new version went live (which lifts any quarantine): a `fresh` one waits out the
+    /// strikes, a rollback does not. Returns the wait.
+    pub fn new_version(&mut self, fresh: bool, now: Instant) -> Duration {
+        self.was_quarantined = false;
+        let wait = if fresh {
+            self.wait(now)
+        } else {
+            Duration::ZERO
+        };
+        self.waits_until = (!wait.is_zero()).then(|| now + wait);
+        wait
+    }
+
+    /// Until when the live version still waits, if it does at `now`.
+    pub fn waits_until(&self, now: Instant) -> Option<Instant> {
+        self.waits_until.filter(|t| *t > now)
+    }
+
+    /// Whether a fresh version's wait has ended by `now`: true once, the first time it is
+    /// asked after the end.
+    pub fn wait_ended(&mut self, now: Instant) -> bool {
+        match self.waits_until {
+            Some(t) if t <= now => {
+                self.waits_until = None;
+                true
+            }
+            _ => false,
+        }
+    }
 
     /// Records a quarantine at `now`.
     pub fn quarantined(&mut self, now: Instant) {
@@ -89,5 +132,28 @@ mod tests {
         s.quarantined(later);
         assert_eq!(s.count(), 1);
         assert_eq!(s.wait(later), Duration::ZERO);
+    }
+
+    #[test]
+    fn a_quarantine_is_one_strike_however_many_batches_it_lasts_and_a_fresh_version_waits() {
+        let t0 = Instant::now();
+        let mut s = Strikes::default();
+        for i in 0..5 {
+            s.observe(true, t0 + secs(f64::from(i)));
+        }
+        assert_eq!(s.count(), 1);
+        // A rollback never waits; a fresh version after the second strike waits BASE.
+        assert_eq!(s.new_version(true, t0 + secs(5.0)), Duration::ZERO);
+        s.observe(true, t0 + secs(6.0));
+        assert_eq!(s.count(), 2);
+        assert_eq!(s.new_version(false, t0 + secs(7.0)), Duration::ZERO);
+        assert_eq!(s.waits_until(t0 + secs(7.0)), None);
+        let at = t0 + secs(8.0);
+        assert_eq!(s.new_version(true, at), Strikes::BASE);
+        assert_eq!(s.waits_until(at), Some(at + Strikes::BASE));
+        assert!(!s.wait_ended(at + secs(1.0)));
+        assert!(s.wait_ended(at + Strikes::BASE));
+        assert!(!s.wait_ended(at + Strikes::BASE + secs(1.0)));
+        assert_eq!(s.waits_until(at + Strikes::BASE), None);
     }
 }

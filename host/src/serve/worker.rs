@@ -110,8 +110,6 @@ impl Worker {
             metrics: metrics.clone(),
             cpu,
             strikes: Strikes::default(),
-            was_quarantined: false,
-            waits_until: None,
         };
         let handle = std::thread::Builder::new()
             .name(format!("weir-{}-{}", id.tenant, id.pipeline))
@@ -217,12 +215,9 @@ struct Thread {
     metrics: Arc<Metrics>,
     /// This pipeline's share of its tenant's CPU budget.
     cpu: Arc<CpuShare>,
-    /// Its recent quarantines, whatever versions they were of.
+    /// Its recent quarantines, whatever versions they were of, and the wait of a fresh
+    /// version.
     strikes: Strikes,
-    /// Whether it was quarantined after the last batch (a new quarantine is a strike).
-    was_quarantined: bool,
-    /// A fresh version waiting out the strikes: it reads no input before then.
-    waits_until: Option<Instant>,
 }
 
 impl Thread {
@@ -240,14 +235,8 @@ impl Thread {
     }
 
     /// A fresh version still waiting out the pipeline's strikes.
-    fn waiting(&mut self) -> Option<Instant> {
-        match self.waits_until {
-            Some(t) if t > Instant::now() => Some(t),
-            _ => {
-                self.waits_until = None;
-                None
-            }
-        }
+    fn waiting(&self) -> Option<Instant> {
+        self.strikes.waits_until(Instant::now())
     }
 
     /// Waits while the tenant's CPU budget is in debt (what its plugins used beyond its
@@ -271,7 +260,7 @@ impl Thread {
                         if self.paused
                             || self.done
                             || self.p.quarantined().is_some()
-                            || self.waits_until.is_some()
+                            || self.waiting().is_some()
                         {
                             return true;
                         }
@@ -346,7 +335,7 @@ impl Thread {
                 Ok(m) => return Held::Message(m),
                 Err(RecvTimeoutError::Disconnected) => return Held::HostGone,
                 Err(RecvTimeoutError::Timeout) => {
-                    if self.waits_until.is_some() && self.waiting().is_none() {
+                    if self.strikes.wait_ended(Instant::now()) {
                         return Held::WaitOver;
                     }
                     if let Err(e) = self.p.keep_source_alive() {
@@ -367,13 +356,7 @@ impl Thread {
                 let fired = self.p.swap_plugin(*plugin);
                 // The swap lifted any quarantine; a new version of a pipeline quarantined
                 // again and again waits before it runs, a rollback does not.
-                self.was_quarantined = false;
-                let wait = if fresh {
-                    self.strikes.wait(Instant::now())
-                } else {
-                    Duration::ZERO
-                };
-                self.waits_until = (!wait.is_zero()).then(|| Instant::now() + wait);
+                let wait = self.strikes.new_version(fresh, Instant::now());
                 if !wait.is_zero() {
                     tracing::warn!(tenant = %self.id.tenant, pipeline = %self.id.pipeline, quarantines = self.strikes.count(), wait_s = wait.as_secs(), "new version waits before it runs: the pipeline was quarantined repeatedly");
                 }
@@ -408,10 +391,7 @@ impl Thread {
     fn step(&mut self) {
         let stepped = self.p.step();
         let quarantined = self.p.quarantined().is_some();
-        if quarantined && !self.was_quarantined {
-            self.strikes.quarantined(Instant::now());
-        }
-        self.was_quarantined = quarantined;
+        self.strikes.observe(quarantined, Instant::now());
         match stepped {
             Ok(Step::More) => {}
             Ok(Step::Finished) => {
@@ -440,7 +420,7 @@ impl Thread {
         let mut s = lock(&self.status);
         s.summary = self.p.summary().clone();
         if !self.done {
-            let waits = self.waits_until.filter(|t| *t > Instant::now());
+            let waits = self.waiting();
             (s.state, s.reason) = match (self.p.quarantined(), self.paused, waits) {
                 (None, _, Some(t)) => (
                     PipelineState::Quarantined,

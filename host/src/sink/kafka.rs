@@ -14,11 +14,13 @@ use std::io::{self, Write as _};
 use std::sync::Arc;
 use std::time::Duration;
 
+use rdkafka::consumer::ConsumerGroupMetadata;
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
+use rdkafka::{Offset, TopicPartitionList};
 
-use super::{Cell, Error, Sink, encode_csv_row, encode_json, json_prefixes};
+use super::{Cell, Error, Sink, TxnOffsets, encode_csv_row, encode_json, json_prefixes};
 use crate::config::Format;
 use crate::kafka::{Counting, Deliveries};
 use crate::time::write_rfc3339_ms;
@@ -286,10 +288,7 @@ impl Sink for KafkaSink {
     /// row first) and begins the next. On failure the transaction is aborted when the
     /// broker requires it, and the error stops the pipeline: the next start resumes from
     /// the last committed transaction's offsets, and the rows since are never visible.
-    fn commit_transaction(
-        &mut self,
-        consumed: Option<crate::kafka::Consumed>,
-    ) -> Result<(), Error> {
+    fn commit_transaction(&mut self, consumed: Option<TxnOffsets>) -> Result<(), Error> {
         if !self.transactional {
             return Ok(());
         }
@@ -299,11 +298,15 @@ impl Sink for KafkaSink {
                 source: io::Error::new(*kind, format!("{msg} (an earlier write failed)")),
             });
         }
+        let consumed = match consumed.map(offsets_of).transpose() {
+            Ok(c) => c,
+            Err(e) => return Err(self.fail(io::ErrorKind::InvalidInput, e)),
+        };
         let producer = &self.producer;
         let result = consumed
-            .filter(|c| c.offsets.count() > 0)
-            .map_or(Ok(()), |c| {
-                producer.send_offsets_to_transaction(&c.offsets, &c.group, TRANSACTION_TIMEOUT)
+            .filter(|(offsets, _)| offsets.count() > 0)
+            .map_or(Ok(()), |(offsets, group)| {
+                producer.send_offsets_to_transaction(&offsets, &group, TRANSACTION_TIMEOUT)
             })
             .and_then(|()| producer.commit_transaction(TRANSACTION_TIMEOUT))
             .and_then(|()| producer.begin_transaction());
@@ -320,4 +323,22 @@ impl Sink for KafkaSink {
         }
         Ok(())
     }
+}
+
+/// The Kafka form of a transaction's positions: topics and partitions with their offsets
+/// and metadata, and the consumer group's metadata.
+fn offsets_of(c: TxnOffsets) -> Result<(TopicPartitionList, ConsumerGroupMetadata), String> {
+    let group = c.group.downcast::<ConsumerGroupMetadata>().map_err(|_| {
+        "exactly-once needs a Kafka source: its positions carry no consumer group".to_string()
+    })?;
+    let mut offsets = TopicPartitionList::new();
+    for p in c.positions {
+        offsets
+            .add_partition_offset(&p.topic, p.partition, Offset::Offset(p.offset))
+            .map_err(|e| e.to_string())?;
+        if let Some(mut e) = offsets.find_partition(&p.topic, p.partition) {
+            e.set_metadata(p.metadata);
+        }
+    }
+    Ok((offsets, *group))
 }

@@ -180,13 +180,34 @@ pub trait Sink: Send {
     /// Exactly-once: commits the rows written since the last call in one transaction with
     /// the `consumed` positions (none when no position moved), then begins the next
     /// transaction. Called right after [`Sink::flush`].
-    fn commit_transaction(
-        &mut self,
-        consumed: Option<crate::kafka::Consumed>,
-    ) -> Result<(), Error> {
+    fn commit_transaction(&mut self, consumed: Option<TxnOffsets>) -> Result<(), Error> {
         let _ = consumed;
         Ok(())
     }
+}
+
+/// Exactly-once: the source positions a result sink's transaction commits together with
+/// its rows, so that rows and positions become visible, or not, as one. Made by the source
+/// ([`crate::source::Source::consumed`]), taken by [`Sink::commit_transaction`].
+pub struct TxnOffsets {
+    /// Per partition whose position moved: where a restart resumes.
+    pub positions: Vec<TxnPosition>,
+    /// The source's fencing token, opaque here: a Kafka consumer group's metadata, whose
+    /// generation fences a consumer that lost its partitions in a rebalance.
+    pub group: Box<dyn std::any::Any + Send>,
+}
+
+/// One partition's position in a [`TxnOffsets`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TxnPosition {
+    /// The topic.
+    pub topic: String,
+    /// The partition.
+    pub partition: i32,
+    /// The first offset still needed: a restart reads from here.
+    pub offset: i64,
+    /// What the source records with the position (the watermark and replay floor).
+    pub metadata: String,
 }
 
 /// Cuts a file sink's file back to `len` bytes, the length a checkpoint recorded: rows

@@ -596,31 +596,33 @@ impl Source for KafkaSource {
         &self,
         positions: &[(u32, u64)],
         watermark: i64,
-    ) -> Result<Option<crate::kafka::Consumed>, Error> {
+    ) -> Result<Option<crate::sink::TxnOffsets>, Error> {
         let kafka = |message: String| Error::Kafka { message };
         let assigned = self
             .consumer
             .assignment()
             .map_err(|e| kafka(e.to_string()))?;
-        let mut offsets = TopicPartitionList::new();
+        let mut moved = Vec::new();
         for &(id, offset) in positions {
             if let Some(p) = self.parts.get(id as usize)
                 && assigned.find_partition(&p.topic, p.partition).is_some()
             {
-                let offset = Offset::Offset(i64::try_from(offset).unwrap_or(i64::MAX));
-                offsets
-                    .add_partition_offset(&p.topic, p.partition, offset)
-                    .map_err(|e| kafka(e.to_string()))?;
-                if let Some(mut e) = offsets.find_partition(&p.topic, p.partition) {
-                    e.set_metadata(commit_metadata(watermark, p.next));
-                }
+                moved.push(crate::sink::TxnPosition {
+                    topic: p.topic.clone(),
+                    partition: p.partition,
+                    offset: i64::try_from(offset).unwrap_or(i64::MAX),
+                    metadata: commit_metadata(watermark, p.next),
+                });
             }
         }
         let group = self
             .consumer
             .group_metadata()
             .ok_or_else(|| kafka("the consumer has no group metadata".into()))?;
-        Ok(Some(crate::kafka::Consumed { offsets, group }))
+        Ok(Some(crate::sink::TxnOffsets {
+            positions: moved,
+            group: Box::new(group),
+        }))
     }
 
     fn describe(&self) -> String {

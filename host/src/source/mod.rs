@@ -326,7 +326,7 @@ pub trait Source: Send {
         &self,
         positions: &[(u32, u64)],
         watermark: i64,
-    ) -> Result<Option<crate::kafka::Consumed>, Error> {
+    ) -> Result<Option<crate::sink::TxnOffsets>, Error> {
         let _ = (positions, watermark);
         Ok(None)
     }

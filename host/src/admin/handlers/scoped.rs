@@ -160,9 +160,7 @@ mod tests {
                     sha256: String::new(),
                 }),
                 last_plugin_error: None,
-                events_read: 0,
-                rows_written: 0,
-                plugin_errors: 0,
+                counters: crate::counters::Counters { events_read: 0, rows_written: 0, plugin_errors: 0, ..Default::default() },
             }])
         }
         fn deploy(&self, _: &PipelineId, _: Vec<u8>) -> Result<VersionView, ControlError> {
