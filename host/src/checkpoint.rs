@@ -146,21 +146,28 @@ pub fn write(dir: &Path, checkpoint: &Checkpoint) -> Result<u64, Error> {
     bytes.extend_from_slice(version);
     bytes.extend_from_slice(&body);
     bytes.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
-    std::fs::create_dir_all(dir).map_err(io_err)?;
-    let tmp = dir.join(format!("{FILE_NAME}.tmp"));
+    write_atomically(dir, FILE_NAME, &bytes).map_err(io_err)?;
+    Ok(bytes.len() as u64)
+}
+
+/// Writes `bytes` to `dir/name` atomically and durably: into `dir/name.tmp`, `fsync`ed,
+/// renamed over `dir/name`, then `dir` `fsync`ed, so a crash at any point leaves the old
+/// file or the new one whole (`dir` is created if missing). Checkpoints are written this
+/// way, and so is `weir serve`'s state directory.
+pub fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let tmp = dir.join(format!("{name}.tmp"));
     let mut f = OpenOptions::new()
         .create(true)
         .write(true)
         .truncate(true)
-        .open(&tmp)
-        .map_err(io_err)?;
-    f.write_all(&bytes).map_err(io_err)?;
-    f.sync_all().map_err(io_err)?;
+        .open(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
     drop(f);
-    std::fs::rename(&tmp, &path).map_err(io_err)?;
+    std::fs::rename(&tmp, dir.join(name))?;
     // The rename itself is durable once the directory is.
-    File::open(dir).and_then(|d| d.sync_all()).map_err(io_err)?;
-    Ok(bytes.len() as u64)
+    File::open(dir).and_then(|d| d.sync_all())
 }
 
 /// Reads the checkpoint in `dir`, if there is one.
