@@ -112,9 +112,10 @@ fn killed_ten_times_with_checkpoints_the_output_files_are_byte_identical() {
     let file = s.path("p.toml").to_string_lossy().into_owned();
     let checkpoint = s.path("state/checkpoint");
     // Each run starts from the last checkpoint, on one worker or two in turn (the keys are
-    // routed again), waits for a checkpoint of its own, then is killed with SIGKILL 0 to
-    // 190 ms later (a fixed pseudo-random sequence): before the next checkpoint or after
-    // it, mid-batch, mid-write.
+    // routed again), waits until it wrote rows of its own and a checkpoint after them, then
+    // is killed with SIGKILL 0 to 190 ms later (a fixed pseudo-random sequence): before the
+    // next checkpoint or after it, mid-batch, mid-write.
+    let out = s.path("out.jsonl");
     support::kill_after_checkpoints(
         &checkpoint,
         |run| {
@@ -123,6 +124,7 @@ fn killed_ten_times_with_checkpoints_the_output_files_are_byte_identical() {
                 .map(String::from)
                 .to_vec()
         },
+        || support::file_len(&out),
         10,
         39,
         0x5eed,

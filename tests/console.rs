@@ -15,7 +15,8 @@
 //!
 //! Screenshots go to `$WEIR_SCREENSHOTS` when set (the README's come from
 //! `WEIR_SCREENSHOTS=docs/console cargo test --test console`), else to the scratch dir.
-//! Without Chromium, and when it cannot be installed, the browser tests print why and skip.
+//! Without Chromium, and when it cannot be installed, the browser tests print why and skip;
+//! under `CI=true` they fail instead.
 
 #[path = "support/browser.rs"]
 mod browser;
@@ -126,10 +127,19 @@ fn shots(s: &Scratch) -> PathBuf {
         .unwrap_or_else(|| s.path("screenshots"))
 }
 
-/// Runs `test` in a fresh Chromium session, or prints why there is no browser and returns.
+/// Runs `test` in a fresh Chromium session; without a browser, fails under `CI=true` and
+/// else prints why and returns.
 fn in_browser<F: Future<Output = ()>>(test: impl FnOnce(Browser) -> F) {
-    if let Err(why) = browser::available() {
-        eprintln!("SKIPPED: the console's browser tests need Chromium: {why}");
+    let name = std::thread::current()
+        .name()
+        .unwrap_or("tests/console.rs")
+        .to_string();
+    if !support::required(
+        &name,
+        browser::available()
+            .map_err(|why| format!("the console's browser tests need Chromium: {why}")),
+        "run scripts/install-chromium.sh as root (it installs Debian's chromium and chromium-driver)",
+    ) {
         return;
     }
     let rt = tokio::runtime::Builder::new_current_thread()

@@ -304,9 +304,8 @@ fn killed_ten_times_the_deduplicated_result_topic_equals_an_uninterrupted_run() 
     s.write("killed.toml", &to_topic);
     let file = s.path("killed.toml").to_string_lossy().into_owned();
     // Rounds: 30 000 more ticks reach the topic, a run starts, resumes from the offsets the
-    // last one committed and is killed with SIGKILL 0.2 to 0.9 s later (a fixed
-    // pseudo-random sequence), until ten runs were killed before their end. Then one run
-    // to the end.
+    // last one committed and is killed with SIGKILL 0 to 0.3 s after it wrote its first
+    // rows, until ten runs were killed before their end. Then one run to the end.
     let mut produced: Vec<&str> = Vec::new();
     let mut seed: u64 = 0x6b11;
     let mut kills = 0;
@@ -327,15 +326,28 @@ fn killed_ten_times_the_deduplicated_result_topic_equals_an_uninterrupted_run() 
         seed = seed
             .wrapping_mul(6364136223846793005)
             .wrapping_add(1442695040888963407);
-        let after = std::time::Duration::from_millis(200 + (seed >> 33) % 700);
+        let after = std::time::Duration::from_millis((seed >> 33) % 300);
+        let port = support::serve::free_port();
         let mut child = support::weir()
-            .args(["run", "--no-progress", &file])
+            .args(["run", "--no-progress", "--metrics-addr"])
+            .arg(format!("127.0.0.1:{port}"))
+            .arg(&file)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
             .expect("weir run starts");
+        // Killed 0 to 0.3 s after it wrote its first rows (a fixed pseudo-random sequence).
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while support::serve::rows_written(port) == 0 && child.try_wait().expect("wait").is_none() {
+            assert!(std::time::Instant::now() < deadline, "no rows within 60 s");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
         std::thread::sleep(after);
         if child.try_wait().expect("wait").is_none() {
+            assert!(
+                support::serve::rows_written(port) > 0,
+                "killed before it wrote a row"
+            );
             child.kill().expect("SIGKILL");
             kills += 1;
         }
@@ -407,11 +419,13 @@ fn killed_with_checkpoints_the_result_file_holds_every_window_once() {
     s.write("ck.toml", &with_checkpoint);
     let file = s.path("ck.toml").to_string_lossy().into_owned();
     let checkpoint = s.path("state/checkpoint");
-    // Killed 150 to 550 ms after its first checkpoint: with records read and windows
-    // fired since, and offsets committed.
+    // Killed 150 to 550 ms after it wrote rows and a checkpoint after them: with records
+    // read and windows fired since, and offsets committed.
+    let out = s.path("ck.jsonl");
     support::kill_after_checkpoints(
         &checkpoint,
         |_| ["run", "--no-progress", &file].map(String::from).to_vec(),
+        || support::file_len(&out),
         5,
         19,
         0xc4ec,

@@ -282,7 +282,9 @@ fn killed_runs_leave_a_read_committed_topic_that_deduplicated_equals_an_uninterr
     let mock = cluster(&[("ticks", 6), ("out", 1)]);
     let brokers = mock.bootstrap_servers();
     let s = Scratch::new();
-    ticks(&s, &brokers, "ticks", "ticks.jsonl", 100_000, 4);
+    // 24 keys: every partition gets ticks, so the watermark moves and windows fire (and
+    // commit) before each kill.
+    ticks(&s, &brokers, "ticks", "ticks.jsonl", 100_000, 24);
     s.write(
         "eos.toml",
         &pipeline(
@@ -292,9 +294,10 @@ fn killed_runs_leave_a_read_committed_topic_that_deduplicated_equals_an_uninterr
         ),
     );
     let file = s.path("eos.toml").to_string_lossy().into_owned();
-    // Runs killed with SIGKILL 0.4 to 1.5 s after their start (a fixed pseudo-random
-    // sequence), mid-transaction, until four were killed before their end; each next run
-    // starts its producer with the same transactional.id, which aborts the open one.
+    // Runs killed with SIGKILL 0 to 0.5 s after they wrote their first rows (a fixed
+    // pseudo-random sequence), mid-transaction, until four were killed before their end;
+    // each next run starts its producer with the same transactional.id, which aborts the
+    // open one.
     let mut seed: u64 = 0xe05;
     let mut kills = 0;
     let mut tries = 0;
@@ -304,15 +307,33 @@ fn killed_runs_leave_a_read_committed_topic_that_deduplicated_equals_an_uninterr
         seed = seed
             .wrapping_mul(6364136223846793005)
             .wrapping_add(1442695040888963407);
-        let after = Duration::from_millis(400 + (seed >> 33) % 1100);
+        let after = Duration::from_millis((seed >> 33) % 500);
+        let port = support::serve::free_port();
         let mut child = support::weir()
-            .args(["run", "--no-progress", "--parallelism", "1", &file])
+            .args([
+                "run",
+                "--no-progress",
+                "--parallelism",
+                "1",
+                "--metrics-addr",
+            ])
+            .arg(format!("127.0.0.1:{port}"))
+            .arg(&file)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("weir run starts");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while support::serve::rows_written(port) == 0 && child.try_wait().expect("wait").is_none() {
+            assert!(Instant::now() < deadline, "no rows within 60 s");
+            std::thread::sleep(Duration::from_millis(10));
+        }
         std::thread::sleep(after);
         if child.try_wait().expect("wait").is_none() {
+            assert!(
+                support::serve::rows_written(port) > 0,
+                "killed before it wrote a row"
+            );
             child.kill().expect("SIGKILL");
             kills += 1;
         }

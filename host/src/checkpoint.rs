@@ -1,7 +1,9 @@
 //! Local checkpoints (`[checkpoint]`): one file per pipeline holding its window state, its
 //! watermarks, where its source stands and how long its file sinks are, written atomically
 //! (write a temporary file, `fsync`, rename over the last checkpoint, `fsync` the directory)
-//! and read back when the pipeline starts.
+//! and read back when the pipeline starts. The checkpoint before the last one is kept
+//! beside it (`checkpoint.prev`): a latest checkpoint that is damaged, or missing after a
+//! crash between the two renames, falls back to it.
 //!
 //! The file is `MAGIC`, the format number (`u32` LE), the Weir version that wrote it (`u16`
 //! LE length, UTF-8), the body ([`Checkpoint`], postcard) and a CRC-32 of the body (`u32`
@@ -25,10 +27,13 @@ use crate::time::WatermarkState;
 const MAGIC: &[u8; 8] = b"WEIRCKPT";
 
 /// The layout of [`Checkpoint`]; a change to it bumps this number.
-pub const FORMAT: u32 = 1;
+pub const FORMAT: u32 = 2;
 
 /// The checkpoint's file name inside `[checkpoint] dir`.
 pub const FILE_NAME: &str = "checkpoint";
+
+/// The checkpoint before the last one, inside `[checkpoint] dir`.
+pub const PREVIOUS_NAME: &str = "checkpoint.prev";
 
 /// Everything a pipeline needs to go on where it was.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -44,6 +49,10 @@ pub struct Checkpoint {
     /// Length of each file sink, by role (`sink`, `late_sink`, `dead_letter`,
     /// `error_sink`).
     pub sinks: BTreeMap<String, u64>,
+    /// Length of each file sink, by role, when the run first started, before it wrote
+    /// anything: `--discard-checkpoint` cuts the sinks back to them, since the run then
+    /// writes everything again.
+    pub start_sinks: BTreeMap<String, u64>,
     /// The run's counters so far.
     pub counters: Counters,
     /// For a source that takes commits (Kafka): the offsets of the records still needed,
@@ -129,7 +138,8 @@ pub fn path_in(dir: &Path) -> PathBuf {
 }
 
 /// Writes `checkpoint` to `dir` atomically: a crash at any point leaves the last complete
-/// checkpoint or this one, never a mix. Returns the bytes written.
+/// checkpoint or this one, never a mix. The last one becomes the previous one
+/// ([`PREVIOUS_NAME`]). Returns the bytes written.
 pub fn write(dir: &Path, checkpoint: &Checkpoint) -> Result<u64, Error> {
     let path = path_in(dir);
     let io_err = |source| Error::Io {
@@ -146,6 +156,10 @@ pub fn write(dir: &Path, checkpoint: &Checkpoint) -> Result<u64, Error> {
     bytes.extend_from_slice(version);
     bytes.extend_from_slice(&body);
     bytes.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
+    match std::fs::rename(&path, dir.join(PREVIOUS_NAME)) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(io_err(e)),
+        _ => {}
+    }
     write_atomically(dir, FILE_NAME, &bytes).map_err(io_err)?;
     Ok(bytes.len() as u64)
 }
@@ -170,24 +184,54 @@ pub fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> 
     File::open(dir).and_then(|d| d.sync_all())
 }
 
-/// Reads the checkpoint in `dir`, if there is one.
+/// Reads the checkpoint in `dir`, if there is one. A latest checkpoint that is damaged, or
+/// missing while the previous one is there (a crash between the two renames of
+/// [`write`]), falls back to the previous one, with a warning; when that fails too, the
+/// latest one's error is returned.
 pub fn read(dir: &Path) -> Result<Option<Checkpoint>, Error> {
-    let path = path_in(dir);
-    let bytes = match std::fs::read(&path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(source) => return Err(Error::Io { path, source }),
-    };
-    decode(&path, &bytes).map(Some)
+    let latest = read_file(&path_in(dir));
+    let previous = || read_file(&dir.join(PREVIOUS_NAME));
+    match latest {
+        Ok(Some(c)) => Ok(Some(c)),
+        Ok(None) => previous(),
+        Err(e @ Error::Damaged { .. }) => match previous() {
+            Ok(Some(c)) => {
+                tracing::warn!(error = %e, "the latest checkpoint is damaged: going on from the one before it");
+                Ok(Some(c))
+            }
+            _ => Err(e),
+        },
+        Err(e) => Err(e),
+    }
 }
 
-/// Removes the checkpoint in `dir` (the operator discarded it).
+/// Reads one checkpoint file, if it exists.
+fn read_file(path: &Path) -> Result<Option<Checkpoint>, Error> {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => {
+            return Err(Error::Io {
+                path: path.to_path_buf(),
+                source,
+            });
+        }
+    };
+    decode(path, &bytes).map(Some)
+}
+
+/// Removes the checkpoints in `dir`, the latest and the previous one (the operator
+/// discarded them).
 pub fn discard(dir: &Path) -> Result<(), Error> {
-    let path = path_in(dir);
-    match std::fs::remove_file(&path) {
-        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(Error::Io { path, source: e }),
-        _ => Ok(()),
+    for path in [path_in(dir), dir.join(PREVIOUS_NAME)] {
+        match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                return Err(Error::Io { path, source: e });
+            }
+            _ => {}
+        }
     }
+    Ok(())
 }
 
 fn decode(path: &Path, bytes: &[u8]) -> Result<Checkpoint, Error> {
@@ -249,6 +293,7 @@ mod tests {
                 partitions: vec![Some(5_000)],
             },
             sinks: [("sink".to_string(), 77)].into(),
+            start_sinks: [("sink".to_string(), 10)].into(),
             counters: Counters {
                 events_read: 3,
                 ..Counters::default()
@@ -272,12 +317,41 @@ mod tests {
         assert_eq!(back.watermarks, c.watermarks);
         assert_eq!(back.sinks, c.sinks);
         assert_eq!(back.state, c.state);
-        // Only the checkpoint is left: the temporary file was renamed over it.
-        let names: Vec<_> = std::fs::read_dir(dir.path())
+        assert_eq!(back.start_sinks, c.start_sinks);
+        // The checkpoint and the one before it are left: the temporary file was renamed
+        // over the first.
+        let mut names: Vec<_> = std::fs::read_dir(dir.path())
             .unwrap()
             .map(|e| e.unwrap().file_name())
             .collect();
-        assert_eq!(names, [FILE_NAME]);
+        names.sort();
+        assert_eq!(names, [FILE_NAME, PREVIOUS_NAME]);
+    }
+
+    #[test]
+    fn a_damaged_or_missing_latest_checkpoint_falls_back_to_the_one_before() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = sample();
+        c.counters.events_read = 1;
+        write(dir.path(), &c).unwrap();
+        c.counters.events_read = 2;
+        write(dir.path(), &c).unwrap();
+        let path = path_in(dir.path());
+        let mut bytes = std::fs::read(&path).unwrap();
+        let at = bytes.len() - 10;
+        bytes[at] ^= 1;
+        std::fs::write(&path, &bytes).unwrap();
+        assert_eq!(read(dir.path()).unwrap().unwrap().counters.events_read, 1);
+        // A crash after the latest became the previous one, before the new one was in.
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(read(dir.path()).unwrap().unwrap().counters.events_read, 1);
+        // Both damaged: the latest one's error.
+        std::fs::write(&path, &bytes).unwrap();
+        std::fs::write(dir.path().join(PREVIOUS_NAME), &bytes[..12]).unwrap();
+        let err = read(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("CRC does not match"), "{err}");
+        discard(dir.path()).unwrap();
+        assert!(read(dir.path()).unwrap().is_none());
     }
 
     #[test]

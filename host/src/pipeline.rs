@@ -9,6 +9,8 @@ mod admit;
 mod bind;
 mod columns;
 #[cfg(test)]
+mod eos_model_tests;
+#[cfg(test)]
 mod exactly_once_tests;
 mod fire;
 mod input;
@@ -145,11 +147,12 @@ struct Input {
     rejected: Vec<Rejected>,
 }
 
-/// When the run started, and when early firings and sink flushes last happened.
+/// When the run started, and when early firings, sink flushes and commits last happened.
 struct Clocks {
     started: Instant,
     last_early: Instant,
     last_flush: Instant,
+    last_commit: Instant,
 }
 
 impl Clocks {
@@ -159,6 +162,7 @@ impl Clocks {
             started: now,
             last_early: now,
             last_flush: now,
+            last_commit: now,
         }
     }
 }
@@ -195,6 +199,9 @@ struct Checkpoints {
     /// Window state read from the checkpoint, handed to the window operator (or to the
     /// workers, by key) before the first batch.
     restore: Option<Vec<Vec<u8>>>,
+    /// The file sinks' lengths when the run first started (empty until the first
+    /// checkpoint): kept in every checkpoint for `--discard-checkpoint`.
+    start_sinks: BTreeMap<String, u64>,
 }
 
 /// What one step of a pipeline did.
@@ -241,7 +248,7 @@ impl Pipeline {
                 decode::decoder(g.format, &CsvOptions::default(), schema),
             ),
             SourceConfig::Kafka(k) => (
-                Box::new(KafkaSource::open(k, max_record)?),
+                Box::new(KafkaSource::open(k, max_record, cfg.sink.exactly_once())?),
                 decode::decoder(k.format, &k.csv, schema),
             ),
         };
@@ -344,6 +351,11 @@ impl Pipeline {
         // The window state read from the checkpoint goes to this thread's operator, or by
         // key to the workers.
         p.restore_state()?;
+        if !resumed {
+            // A first checkpoint before any sink is written: a run killed before its first
+            // periodic checkpoint restarts from here, its sinks cut back to where they were.
+            p.write_checkpoint()?;
+        }
         Ok(p)
     }
 
@@ -575,7 +587,7 @@ impl Pipeline {
         }
         if poll == Poll::Ready {
             if self.clocks.last_flush.elapsed() >= self.flush_every() {
-                self.flush_sinks()?;
+                self.flush_on_time()?;
             }
             return Ok(Step::More);
         }
@@ -589,8 +601,24 @@ impl Pipeline {
         Ok(Step::Finished)
     }
 
-    /// Flushes every sink's buffer.
+    /// Flushes every sink's buffer and commits the source's positions (unless checkpoints
+    /// do).
     pub fn flush_sinks(&mut self) -> anyhow::Result<()> {
+        self.flush_outputs(true)
+    }
+
+    /// The periodic flush while input keeps coming: commits only once the source's
+    /// `commit_every` has passed since the last commit.
+    fn flush_on_time(&mut self) -> anyhow::Result<()> {
+        let commit = self
+            .input
+            .source
+            .commit_every()
+            .is_none_or(|every| self.clocks.last_commit.elapsed() >= every);
+        self.flush_outputs(commit)
+    }
+
+    fn flush_outputs(&mut self, commit: bool) -> anyhow::Result<()> {
         self.clocks.last_flush = Instant::now();
         // With workers, every batch they have is written first, so that what is flushed
         // is all that was read.
@@ -600,7 +628,7 @@ impl Pipeline {
                 s.flush()?;
             }
         }
-        if self.checkpoints.is_some() {
+        if self.checkpoints.is_some() || !commit {
             // With checkpoints, offsets are committed once a checkpoint is written: a
             // restart from the last checkpoint must find every record after its positions
             // still uncommitted.

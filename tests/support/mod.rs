@@ -11,6 +11,22 @@ use std::process::{Command, Output};
 use std::sync::OnceLock;
 
 /// The workspace root.
+/// A test that needs something the machine may lack (a browser, a broker, a database,
+/// Docker): under `CI=true` a missing one fails the test with the reason; elsewhere the
+/// test prints one line naming itself, the reason and how to enable it, and is skipped.
+/// True when the test may go on.
+pub fn required(test: &str, what: Result<(), String>, enable: &str) -> bool {
+    let Err(why) = what else {
+        return true;
+    };
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{test}: {why} (CI=true: a test never passes without running; {enable})");
+    }
+    eprintln!("SKIPPED {test}: {why}; {enable}");
+    false
+}
+
+/// The repository's root.
 pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
@@ -222,12 +238,15 @@ path = "{plugin}"
 }
 
 /// Runs `weir run` with `args(run)` (run counts from 1) again and again, each run killed
-/// with SIGKILL once `checkpoint` was written anew by it, then `delay(k)` ms later for the
-/// k-th pseudo-random number of a fixed sequence from `seed`, until `kills` runs were killed
-/// before their end; at most `max_runs` runs.
+/// with SIGKILL at a moment chosen from its progress: once it wrote rows (`progress`, e.g.
+/// the output file's length, grew past what the runs before left) and then wrote
+/// `checkpoint` anew, `delay(k)` ms later for the k-th pseudo-random number of a fixed
+/// sequence from `seed`; until `kills` runs were killed before their end, at most
+/// `max_runs` runs. Every killed run wrote rows before it was killed.
 pub fn kill_after_checkpoints(
     checkpoint: &Path,
     args: impl Fn(u32) -> Vec<String>,
+    progress: impl Fn() -> u64,
     kills: u32,
     max_runs: u32,
     mut seed: u64,
@@ -246,7 +265,7 @@ pub fn kill_after_checkpoints(
             runs <= max_runs,
             "only {killed} runs were killed before the input ended"
         );
-        let before = modified();
+        let before = progress();
         let mut child = weir()
             .args(args(runs))
             .stdout(std::process::Stdio::null())
@@ -254,8 +273,18 @@ pub fn kill_after_checkpoints(
             .spawn()
             .expect("weir run starts");
         let deadline = Instant::now() + Duration::from_secs(60);
-        while modified() == before && child.try_wait().expect("wait").is_none() {
-            assert!(Instant::now() < deadline, "no checkpoint within 60 s");
+        // Rows written by this run, then a checkpoint after them.
+        let mut seen: Option<Option<std::time::SystemTime>> = None;
+        while child.try_wait().expect("wait").is_none() {
+            assert!(
+                Instant::now() < deadline,
+                "no rows and checkpoint within 60 s"
+            );
+            match seen {
+                None if progress() > before => seen = Some(modified()),
+                Some(at) if modified() != at => break,
+                _ => {}
+            }
             std::thread::sleep(Duration::from_millis(5));
         }
         seed = seed
@@ -265,9 +294,18 @@ pub fn kill_after_checkpoints(
         if child.try_wait().expect("wait").is_none() {
             child.kill().expect("SIGKILL");
             killed += 1;
+            assert!(
+                progress() > before,
+                "run {runs} was killed before it wrote a row"
+            );
         }
         child.wait().expect("reaped");
     }
+}
+
+/// The length of the file at `path`, 0 when there is none: the progress of a run writing it.
+pub fn file_len(path: &Path) -> u64 {
+    std::fs::metadata(path).map_or(0, |m| m.len())
 }
 
 /// Every metric name the Grafana dashboard (`grafana/weir.json`) queries.

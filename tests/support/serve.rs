@@ -60,6 +60,19 @@ pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
     Some((status, body))
 }
 
+/// The rows a `weir run --metrics-addr 127.0.0.1:port` wrote so far
+/// (`weir_rows_written_total`), 0 before its endpoint answers: the progress a kill test
+/// waits for.
+pub fn rows_written(port: u16) -> u64 {
+    http_get(port, "/metrics")
+        .and_then(|(_, body)| {
+            body.lines()
+                .filter(|l| l.starts_with("weir_rows_written_total{"))
+                .find_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        })
+        .map_or(0, |v| v as u64)
+}
+
 /// Polls `f` every 20 ms until it returns `Some`, failing after `timeout`.
 pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
     let until = Instant::now() + timeout;

@@ -118,6 +118,37 @@ impl PipelineConfig {
                 "use [source] kind = \"kafka\", or remove sink.exactly_once",
             ));
         }
+        if let (
+            SinkConfig::Kafka {
+                kafka,
+                exactly_once: true,
+                ..
+            },
+            SourceConfig::Kafka(source),
+        ) = (&self.sink, &self.source)
+        {
+            let key = "sink.kafka.options.\"transaction.timeout.ms\"";
+            let timeout = match kafka.options.get("transaction.timeout.ms") {
+                Some(v) => v.parse::<i64>().map_err(|_| {
+                    Error::invalid(
+                        key,
+                        format!("({v}) is not a number of milliseconds"),
+                        "write it as a whole number, such as \"60000\"",
+                    )
+                })?,
+                None => DEFAULT_TRANSACTION_TIMEOUT_MS,
+            };
+            if timeout <= source.commit_every.0 {
+                return Err(Error::invalid(
+                    key,
+                    format!(
+                        "({timeout} ms) is not longer than source.commit_every ({}): a transaction stays open from one commit to the next, so the broker would abort every one",
+                        source.commit_every
+                    ),
+                    "raise transaction.timeout.ms well above commit_every (librdkafka's default is 60000), or commit more often",
+                ));
+            }
+        }
         if self.sink.exactly_once() && self.checkpoint.is_some() {
             return Err(Error::invalid(
                 "sink.exactly_once",
@@ -153,6 +184,9 @@ impl PipelineConfig {
         Some(format!("weir-{}-{group}", self.name))
     }
 }
+
+/// librdkafka's `transaction.timeout.ms` when a pipeline does not set one.
+pub const DEFAULT_TRANSACTION_TIMEOUT_MS: i64 = 60_000;
 
 /// A parse error's message, with what to do when it is `exactly_once` on a sink that is not
 /// Kafka (serde names the key but not why).
@@ -219,6 +253,28 @@ path = "p.wasm"
         )
         .expect("valid");
         assert_eq!(cfg.transactional_id().as_deref(), Some("mine-1"));
+    }
+
+    #[test]
+    fn a_transaction_timeout_not_longer_than_commit_every_is_refused() {
+        let sink = |timeout: &str| {
+            format!(
+                "{KAFKA_SINK}\nexactly_once = true\n[sink.kafka.options]\n\"transaction.timeout.ms\" = \"{timeout}\""
+            )
+        };
+        let source = format!("{KAFKA_SOURCE}\ncommit_every = \"30s\"");
+        let err = config(&source, &sink("30000"), "").unwrap_err().to_string();
+        assert!(err.contains("transaction.timeout.ms"), "{err}");
+        assert!(err.contains("commit_every"), "{err}");
+        config(&source, &sink("30001"), "").expect("longer is fine");
+        let err = config(&source, &sink("soon"), "").unwrap_err().to_string();
+        assert!(err.contains("not a number"), "{err}");
+        // librdkafka's default (60 s) against a commit_every of 2 minutes.
+        let slow = format!("{KAFKA_SOURCE}\ncommit_every = \"2m\"");
+        let err = config(&slow, &format!("{KAFKA_SINK}\nexactly_once = true"), "")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("60000 ms"), "{err}");
     }
 
     #[test]

@@ -6,8 +6,9 @@ use std::sync::{Arc, Mutex};
 use super::*;
 use crate::source;
 
-/// What the fake sink's transactions held: rows and (topic, partition, offset) positions.
-type Transactions = Arc<Mutex<Vec<(usize, Vec<(String, i32, i64)>)>>>;
+/// What the fake sink's transactions held: rows and (topic, partition, offset, floor)
+/// positions.
+type Transactions = Arc<Mutex<Vec<(usize, Vec<(String, i32, i64, String)>)>>>;
 
 /// One partition's records, handed out by the first poll; the input ends once `done` is
 /// set.
@@ -31,21 +32,20 @@ impl Source for FakeSource {
     fn commits(&self) -> bool {
         true
     }
-    fn commit(&mut self, positions: &[(u32, u64)], _watermark: i64) -> Result<(), source::Error> {
+    fn commit(&mut self, positions: &[source::Commit]) -> Result<(), source::Error> {
         panic!("the source committed {positions:?} itself");
     }
     fn consumed(
         &self,
-        positions: &[(u32, u64)],
-        _watermark: i64,
+        positions: &[source::Commit],
     ) -> Result<Option<sink::TxnOffsets>, source::Error> {
         let positions = positions
             .iter()
-            .map(|&(p, o)| sink::TxnPosition {
+            .map(|c| sink::TxnPosition {
                 topic: "in".into(),
-                partition: p as i32,
-                offset: o as i64,
-                metadata: String::new(),
+                partition: c.partition as i32,
+                offset: c.offset as i64,
+                metadata: c.floor.to_string(),
             })
             .collect();
         Ok(Some(sink::TxnOffsets {
@@ -90,7 +90,7 @@ impl Sink for FakeTransactions {
             .map(|c| {
                 c.positions
                     .into_iter()
-                    .map(|p| (p.topic, p.partition, p.offset))
+                    .map(|p| (p.topic, p.partition, p.offset, p.metadata))
                     .collect()
             })
             .unwrap_or_default();
@@ -125,15 +125,18 @@ fn the_positions_go_in_the_sinks_transaction_and_the_source_commits_none() {
     });
     assert_eq!(p.step().expect("step"), Step::More);
     p.flush_sinks().expect("flush");
-    // W = 2.1 s fired A's two windows; B's holds offset 12, the position to resume from.
-    let position = |o: i64| vec![("in".to_string(), 0, o)];
-    assert_eq!(*done.lock().expect("lock"), [(2, position(12))]);
-    // Nothing moved: the next transaction is committed with no position.
+    // W = 2.1 s fired A's two windows; B's holds offset 12, the position to resume from,
+    // and the floor is W: a restart reading from 12 fires no window ending by 2.1 s again.
+    let position = |o: i64, floor: i64| vec![("in".to_string(), 0, o, floor.to_string())];
+    assert_eq!(*done.lock().expect("lock"), [(2, position(12, 2_100))]);
+    // Nothing moved: the next transaction still carries the position and its floor (a
+    // transaction never commits rows without them).
     p.flush_sinks().expect("flush");
-    assert_eq!(done.lock().expect("lock")[1], (0, vec![]));
-    // The end of input flushes B's window in a last transaction; the watermark did not
-    // pass it, so offset 12 stays the position (a later run with the group replays it).
+    assert_eq!(done.lock().expect("lock")[1], (0, position(12, 2_100)));
+    // The end of input flushes B's window in a last transaction: every record is released
+    // (position 13), and the floor is the end of the last window holding the latest event
+    // (3 s), so a later run over more input never fires B's [2 s, 3 s) again.
     end.store(true, Ordering::Relaxed);
     assert_eq!(p.step().expect("step"), Step::Finished);
-    assert_eq!(done.lock().expect("lock")[2], (1, vec![]));
+    assert_eq!(done.lock().expect("lock")[2], (1, position(13, 3_000)));
 }

@@ -7,6 +7,8 @@
 
 use std::collections::VecDeque;
 
+use crate::source::Commit;
+
 /// Released at once (dead letters, filtered records).
 pub const RELEASED: i64 = i64::MIN;
 
@@ -22,8 +24,8 @@ struct Part {
     queue: VecDeque<(u64, i64)>,
     /// The offset after the last record read.
     next: Option<u64>,
-    /// The position last committed.
-    committed: Option<u64>,
+    /// The position and replay floor last committed.
+    committed: Option<(u64, i64)>,
 }
 
 impl Offsets {
@@ -39,21 +41,41 @@ impl Offsets {
         p.next = Some(offset + 1);
     }
 
-    /// The positions to commit now that every window ending at or before `watermark` has
-    /// fired and its rows were acknowledged: per partition whose position moved, the offset
-    /// of its first record not released (or the one after its last record).
-    pub fn due(&mut self, watermark: i64) -> Vec<(u32, u64)> {
+    /// The positions to commit now that every window ending at or before `release` has
+    /// fired and its rows were acknowledged: per partition, the offset of its first record
+    /// not released (or the one after its last record), with `floor` as its replay floor —
+    /// never below the floor its reading started from (`floors`, per partition: a restart
+    /// whose watermark has not caught up yet must not lower it). Only partitions whose
+    /// position or floor changed since the last commit, unless `every`: a transaction that
+    /// commits rows carries every partition's position and floor, so that the windows those
+    /// rows came from never fire again.
+    pub fn due(
+        &mut self,
+        release: i64,
+        floor: i64,
+        every: bool,
+        floors: &[Option<(i64, u64)>],
+    ) -> Vec<Commit> {
         let mut due = Vec::new();
         for (i, p) in self.parts.iter_mut().enumerate() {
-            while p.queue.front().is_some_and(|&(_, r)| r <= watermark) {
+            while p.queue.front().is_some_and(|&(_, r)| r <= release) {
                 p.queue.pop_front();
             }
             let position = p.queue.front().map(|&(o, _)| o).or(p.next);
+            let (floor, read) = match floors.get(i).copied().flatten() {
+                Some((w, read)) => (floor.max(w), p.next.unwrap_or(0).max(read)),
+                None => (floor, p.next.unwrap_or(0)),
+            };
             if let Some(pos) = position
-                && p.committed != Some(pos)
+                && (every || p.committed != Some((pos, floor)))
             {
-                p.committed = Some(pos);
-                due.push((i as u32, pos));
+                p.committed = Some((pos, floor));
+                due.push(Commit {
+                    partition: i as u32,
+                    offset: pos,
+                    floor,
+                    read,
+                });
             }
         }
         due
@@ -73,6 +95,11 @@ impl Offsets {
 mod tests {
     use super::*;
 
+    /// The (partition, offset) pairs of `due`.
+    fn at(due: Vec<Commit>) -> Vec<(u32, u64)> {
+        due.iter().map(|c| (c.partition, c.offset)).collect()
+    }
+
     #[test]
     fn the_position_is_the_first_record_still_needed() {
         let mut o = Offsets::default();
@@ -84,12 +111,16 @@ mod tests {
         // Partition 1: one dead letter.
         o.record(1, 7, RELEASED);
         // At W = 4 000, record 10 is still needed (12 is released, but behind it).
-        assert_eq!(o.due(4_000), [(0, 10), (1, 8)]);
+        assert_eq!(at(o.due(4_000, 4_000, false, &[])), [(0, 10), (1, 8)]);
         // Nothing moved: nothing to commit again.
-        assert_eq!(o.due(4_500), []);
+        assert_eq!(at(o.due(4_500, 4_000, false, &[])), []);
+        // The floor moved, not the positions: both are committed again, with the new floor.
+        assert_eq!(at(o.due(4_500, 4_500, false, &[])), [(0, 10), (1, 8)]);
+        // A transaction carries every position, moved or not.
+        assert_eq!(at(o.due(4_500, 4_500, true, &[])), [(0, 10), (1, 8)]);
         // At W = 5 000, 10, 11 and 12 are released; 13 is needed.
-        assert_eq!(o.due(5_000), [(0, 13)]);
-        assert_eq!(o.due(9_000), [(0, 14)]);
+        assert_eq!(at(o.due(5_000, 4_500, false, &[])), [(0, 13)]);
+        assert_eq!(at(o.due(9_000, 4_500, false, &[])), [(0, 14)]);
     }
 
     #[test]
@@ -97,15 +128,46 @@ mod tests {
         let mut o = Offsets::default();
         o.record(0, 10, 5_000);
         o.record(1, 20, 5_000);
-        assert_eq!(o.due(1_000), [(0, 10), (1, 20)]);
+        assert_eq!(at(o.due(1_000, 1_000, false, &[])), [(0, 10), (1, 20)]);
         o.record(1, 21, 6_000);
         o.forget(1);
         o.forget(4);
         // Partition 1 is no longer ours: nothing of it is committed, even when released.
-        assert_eq!(o.due(9_000), [(0, 11)]);
+        assert_eq!(at(o.due(9_000, 1_000, false, &[])), [(0, 11)]);
         // Assigned again, it is read again from its committed offset, 20.
         o.record(1, 20, 5_000);
         o.record(1, 21, 6_000);
-        assert_eq!(o.due(5_500), [(1, 21)]);
+        assert_eq!(at(o.due(5_500, 1_000, false, &[])), [(1, 21)]);
+    }
+
+    #[test]
+    fn the_floor_and_the_read_position_never_go_back_below_where_reading_started() {
+        let mut o = Offsets::default();
+        o.record(0, 10, 5_000);
+        o.record(1, 20, 5_000);
+        // Partition 0 was read from a commit with floor 3 000 and read position 15; the
+        // watermark of this run is still at 1 000. Partition 1 has no floor.
+        let floors = [Some((3_000, 15)), None];
+        let due = o.due(1_000, 1_000, true, &floors);
+        assert_eq!(
+            due,
+            [
+                Commit {
+                    partition: 0,
+                    offset: 10,
+                    floor: 3_000,
+                    read: 15
+                },
+                Commit {
+                    partition: 1,
+                    offset: 20,
+                    floor: 1_000,
+                    read: 21
+                }
+            ]
+        );
+        // Past the old floor, the new one counts.
+        let due = o.due(4_000, 4_000, true, &floors);
+        assert_eq!((due[0].floor, due[1].floor), (4_000, 4_000));
     }
 }

@@ -694,8 +694,11 @@ mod tests {
         fn commits(&self) -> bool {
             true
         }
-        fn commit(&mut self, positions: &[(u32, u64)], _watermark: i64) -> Result<(), Error> {
-            self.commits.lock().unwrap().extend_from_slice(positions);
+        fn commit(&mut self, positions: &[crate::source::Commit]) -> Result<(), Error> {
+            self.commits
+                .lock()
+                .unwrap()
+                .extend(positions.iter().map(|c| (c.partition, c.offset)));
             Ok(())
         }
         fn describe(&self) -> String {

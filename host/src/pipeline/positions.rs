@@ -4,7 +4,8 @@
 use super::*;
 
 impl Pipeline {
-    /// How often sinks are flushed (and source offsets committed) while input keeps coming.
+    /// How often sinks are flushed while input keeps coming (source offsets are committed
+    /// at the first flush after each `commit_every`, [`Pipeline::flush_on_time`]).
     pub(super) fn flush_every(&self) -> Duration {
         self.input
             .source
@@ -60,29 +61,57 @@ impl Pipeline {
     /// Commits the source's positions up to the records still needed, once the sinks
     /// acknowledged every row (called right after they are flushed).
     pub(super) fn commit_offsets(&mut self) -> anyhow::Result<()> {
-        let Some(o) = &mut self.positions.offsets else {
+        if self.positions.offsets.is_none() {
             return Ok(());
-        };
+        }
         // A window held back (quarantine, a stop, a waiting control message) has not
         // fired: records it holds are not released, whatever the watermark.
         let mut w = self.watermarks.current();
         if self.shards.is_none() {
             w = w.min(self.shard.operator.first_pending_end().saturating_sub(1));
         }
-        let due = o.due(w);
-        if self.out.results.transactional() {
-            // Exactly-once: the positions go in the result sink's transaction, with the
-            // rows; the source commits nothing itself.
+        // After the end-of-input flush fired every window, every record is released, and
+        // a later run over more input must not fire those windows again.
+        let (release, floor) = if self.flags.flushed {
+            (i64::MAX, self.flush_floor())
+        } else {
+            (w, w)
+        };
+        let transactional = self.out.results.transactional();
+        let due = match &mut self.positions.offsets {
+            Some(o) => o.due(release, floor, transactional, &self.positions.floors),
+            None => Vec::new(),
+        };
+        if transactional {
+            // Exactly-once: every partition's position and floor go in the result sink's
+            // transaction, with the rows (a window can fire while no position moves); the
+            // source commits nothing itself.
             let consumed = if due.is_empty() {
                 None
             } else {
-                self.input.source.consumed(&due, w)?
+                self.input.source.consumed(&due)?
             };
             self.out.results.commit_transaction(consumed)?;
         } else if !due.is_empty() {
-            self.input.source.commit(&due, w)?;
+            self.input.source.commit(&due)?;
         }
+        self.clocks.last_commit = Instant::now();
         Ok(())
+    }
+
+    /// The replay floor once every window was flushed at the end of input: the end of the
+    /// last window holding the latest event read. A later run over more input takes any
+    /// window ending there or before as fired.
+    fn flush_floor(&self) -> i64 {
+        let w = self.watermarks.current();
+        let Some(t) = self.watermarks.max_event_time() else {
+            return w;
+        };
+        let end = match self.spec.window {
+            crate::window::WindowKind::Session { gap } => Some(t.saturating_add(gap)),
+            kind => kind.ends(t).ok().flatten().map(|(_, last)| last),
+        };
+        end.map_or(w, |e| e.max(w))
     }
 
     /// Takes the partitions a consumer-group rebalance gave to another process: flushes the

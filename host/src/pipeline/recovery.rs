@@ -54,8 +54,7 @@ pub(super) fn read_checkpoint(
     opts: &Options,
 ) -> anyhow::Result<Option<Checkpoint>> {
     if opts.discard_checkpoint {
-        checkpoint::discard(dir)?;
-        tracing::warn!(pipeline = %cfg.name, dir = %dir.display(), "checkpoint discarded: the run starts from the beginning of its source");
+        discard_checkpoint(cfg, dir)?;
         return Ok(None);
     }
     let Some(cp) = checkpoint::read(dir)? else {
@@ -75,6 +74,54 @@ pub(super) fn read_checkpoint(
         }
     }
     Ok(Some(cp))
+}
+
+/// Discards the pipeline's checkpoint: the run starts from the beginning of its source, so
+/// every file sink that keeps what is there (`mode = "append"`) is first cut back to its
+/// length when the run the checkpoint belongs to first started; rows are written again, not
+/// twice. A checkpoint that cannot be read any more is discarded only when no such sink
+/// holds more than nothing, else refused with the reason.
+fn discard_checkpoint(cfg: &PipelineConfig, dir: &std::path::Path) -> anyhow::Result<()> {
+    let appending = |c: &SinkConfig| {
+        matches!(
+            c,
+            SinkConfig::File {
+                mode: SinkMode::Append,
+                ..
+            }
+        )
+    };
+    match checkpoint::read(dir) {
+        Ok(Some(cp)) => {
+            for role in SinkRole::ALL {
+                if let (Some(c), Some(&len)) = (role.config(cfg), cp.start_sinks.get(role.key()))
+                    && appending(c)
+                {
+                    sink::cut_back(c, &cfg.base_dir, len).context(role.key())?;
+                }
+            }
+        }
+        Ok(None) => {}
+        Err(e) => {
+            for role in SinkRole::ALL {
+                if let Some(c @ SinkConfig::File { path, .. }) = role.config(cfg)
+                    && appending(c)
+                {
+                    let path = cfg.resolve(path);
+                    if std::fs::metadata(&path).is_ok_and(|m| m.len() > 0) {
+                        anyhow::bail!(
+                            "--discard-checkpoint: {e}; so {} ({}) cannot be cut back to where the run started, and the run would write its rows again after them. Move or empty that file first, or set mode = \"truncate\"",
+                            path.display(),
+                            role.key()
+                        );
+                    }
+                }
+            }
+        }
+    }
+    checkpoint::discard(dir)?;
+    tracing::warn!(pipeline = %cfg.name, dir = %dir.display(), "checkpoint discarded: the run starts from the beginning of its source, its appended file sinks cut back to where that run started");
+    Ok(())
 }
 
 /// A sink's config for a run that resumes from a checkpoint: a file is never emptied (it
@@ -111,8 +158,10 @@ impl Pipeline {
             last: Instant::now(),
             identity,
             restore: None,
+            start_sinks: BTreeMap::new(),
         };
         if let Some(r) = restored {
+            cp.start_sinks = r.start_sinks.clone();
             let mut headers = RawBatch::with_capacity(1);
             self.input
                 .source
@@ -216,12 +265,16 @@ impl Pipeline {
         let Some(c) = &mut self.checkpoints else {
             return Ok(());
         };
+        if c.start_sinks.is_empty() {
+            c.start_sinks = sinks.clone();
+        }
         let cp = Checkpoint {
             identity: c.identity.clone(),
             written_at_ms: chrono::Utc::now().timestamp_millis(),
             source,
             watermarks: self.watermarks.snapshot(),
             sinks,
+            start_sinks: c.start_sinks.clone(),
             counters: s.counters,
             offsets,
             state,

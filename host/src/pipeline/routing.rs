@@ -72,13 +72,13 @@ impl Pipeline {
             // One batch stays with the workers while the next one is read.
             self.write_workers(1)?;
             if self.clocks.last_flush.elapsed() >= self.flush_every() {
-                self.flush_sinks()?;
+                self.flush_on_time()?;
             }
             return Ok(Step::More);
         }
         self.drain_workers()?;
-        self.flush_sinks()?;
         self.flags.flushed = self.shards.as_ref().is_some_and(parallel::Shards::finished);
+        self.flush_sinks()?;
         anyhow::ensure!(
             self.flags.flushed,
             "the end-of-input flush left windows pending on a worker"

@@ -27,7 +27,8 @@ mod rebalances;
 use rebalances::{Rebalances, offsets};
 
 use super::{
-    Error, PartitionLag, Poll, REJECTED_HEAD_BYTES, RawBatch, Rejected, Source, SourcePosition,
+    Commit, Error, PartitionLag, Poll, REJECTED_HEAD_BYTES, RawBatch, Rejected, Source,
+    SourcePosition,
 };
 use crate::config::{KafkaSourceConfig, KafkaStart, KafkaStop};
 
@@ -73,7 +74,14 @@ pub struct KafkaSource {
 
 impl KafkaSource {
     /// Connects, subscribes and, for `stop = "at-end"`, reads every partition's end offset.
-    pub fn open(cfg: &KafkaSourceConfig, max_record_bytes: u64) -> Result<Self, Error> {
+    ///
+    /// `read_committed`: the pipeline's results are exactly-once, so its input must not
+    /// include an upstream transaction's aborted records.
+    pub fn open(
+        cfg: &KafkaSourceConfig,
+        max_record_bytes: u64,
+        read_committed: bool,
+    ) -> Result<Self, Error> {
         let kafka = |e: KafkaError| Error::Kafka {
             message: e.to_string(),
         };
@@ -83,9 +91,7 @@ impl KafkaSource {
             .set("group.id", &cfg.group_id)
             .set("enable.auto.commit", "false")
             .set("enable.partition.eof", "false")
-            // Some Kafka-protocol brokers stall read_committed fetches after a rebalance;
-            // results are deduplicated downstream by row id instead.
-            .set("isolation.level", "read_uncommitted")
+            .set("isolation.level", isolation(cfg, read_committed))
             .set(
                 "auto.offset.reset",
                 match cfg.start {
@@ -312,6 +318,18 @@ struct Part {
     skip_below: i64,
     /// What the partition's last commit recorded ([`Source::replay_floor`]).
     floor: Option<(i64, u64)>,
+}
+
+/// The consumer's `isolation.level`: `read_committed` under an exactly-once result sink
+/// (aborted records of a transactional upstream never reach it), else `read_uncommitted`
+/// (some Kafka-protocol brokers stall read_committed fetches after a rebalance; at least
+/// once, results carry row ids). `[source.kafka.options]` may set either.
+fn isolation(cfg: &KafkaSourceConfig, read_committed: bool) -> &str {
+    match cfg.kafka.options.get("isolation.level") {
+        Some(level) => level,
+        None if read_committed => "read_committed",
+        None => "read_uncommitted",
+    }
 }
 
 /// The commit metadata of a partition: `weir:<watermark>:<offset after the last record
@@ -559,17 +577,20 @@ impl Source for KafkaSource {
     /// Commits the group's offsets: asynchronously (a lost commit only means a longer
     /// replay, and the next one supersedes it), but synchronously while a revocation waits
     /// to complete, since the partitions' new owner reads from what is committed.
-    fn commit(&mut self, positions: &[(u32, u64)], watermark: i64) -> Result<(), Error> {
+    fn commit(&mut self, positions: &[Commit]) -> Result<(), Error> {
         let mut tpl = TopicPartitionList::new();
-        for &(id, offset) in positions {
-            if let Some(p) = self.parts.get(id as usize) {
-                let offset = Offset::Offset(i64::try_from(offset).unwrap_or(i64::MAX));
+        for c in positions {
+            if let Some(p) = self.parts.get(c.partition as usize) {
+                let offset = Offset::Offset(i64::try_from(c.offset).unwrap_or(i64::MAX));
                 tpl.add_partition_offset(&p.topic, p.partition, offset)
                     .map_err(|e| Error::Kafka {
                         message: e.to_string(),
                     })?;
                 if let Some(mut e) = tpl.find_partition(&p.topic, p.partition) {
-                    e.set_metadata(commit_metadata(watermark, p.next));
+                    e.set_metadata(commit_metadata(
+                        c.floor,
+                        i64::try_from(c.read).unwrap_or(i64::MAX),
+                    ));
                 }
             }
         }
@@ -592,26 +613,22 @@ impl Source for KafkaSource {
     /// The group's metadata and `positions` as topics and partitions, for a transaction
     /// (the source itself then commits nothing). Only partitions still assigned: a revoked
     /// one's new owner commits it.
-    fn consumed(
-        &self,
-        positions: &[(u32, u64)],
-        watermark: i64,
-    ) -> Result<Option<crate::sink::TxnOffsets>, Error> {
+    fn consumed(&self, positions: &[Commit]) -> Result<Option<crate::sink::TxnOffsets>, Error> {
         let kafka = |message: String| Error::Kafka { message };
         let assigned = self
             .consumer
             .assignment()
             .map_err(|e| kafka(e.to_string()))?;
         let mut moved = Vec::new();
-        for &(id, offset) in positions {
-            if let Some(p) = self.parts.get(id as usize)
+        for c in positions {
+            if let Some(p) = self.parts.get(c.partition as usize)
                 && assigned.find_partition(&p.topic, p.partition).is_some()
             {
                 moved.push(crate::sink::TxnPosition {
                     topic: p.topic.clone(),
                     partition: p.partition,
-                    offset: i64::try_from(offset).unwrap_or(i64::MAX),
-                    metadata: commit_metadata(watermark, p.next),
+                    offset: i64::try_from(c.offset).unwrap_or(i64::MAX),
+                    metadata: commit_metadata(c.floor, i64::try_from(c.read).unwrap_or(i64::MAX)),
                 });
             }
         }

@@ -235,6 +235,22 @@ pub enum Error {
     },
 }
 
+/// One partition's position to commit, and what whoever reads the partition again from
+/// it must know ([`Source::replay_floor`] hands the last two back).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Commit {
+    /// The partition id (the order partitions were first assigned or seen).
+    pub partition: u32,
+    /// The offset of the first record still needed: a restart resumes there.
+    pub offset: u64,
+    /// The replay floor: every window ending at or before it has fired, so a reader of the
+    /// partition from `offset` must not fire those windows again. It never goes back.
+    pub floor: i64,
+    /// The offset after the last record read: records below it were dealt with already and
+    /// are not reported late again.
+    pub read: u64,
+}
+
 /// A source of raw records.
 ///
 /// Sources are pulled, in batches, by the pipeline's own thread: a blocking read is fine,
@@ -283,12 +299,10 @@ pub trait Source: Send {
     }
 
     /// Commits positions: per partition, the offset of the first record still needed (a
-    /// restart resumes there). Called once the sinks acknowledged every row of the records
-    /// before it. `watermark` is the watermark the positions were worked out at: every
-    /// window ending at or before it has fired, so whoever reads the partition again from
-    /// these positions must not fire those windows again ([`Source::replay_floor`]).
-    fn commit(&mut self, positions: &[(u32, u64)], watermark: i64) -> Result<(), Error> {
-        let _ = (positions, watermark);
+    /// restart resumes there), with the replay floor recorded beside it ([`Commit`]).
+    /// Called once the sinks acknowledged every row of the records before it.
+    fn commit(&mut self, positions: &[Commit]) -> Result<(), Error> {
+        let _ = positions;
         Ok(())
     }
 
@@ -322,12 +336,8 @@ pub trait Source: Send {
     /// made into what the result sink's transaction commits in place of the source (topics,
     /// partitions and the consumer group's metadata). `None` for a source that is not a
     /// Kafka consumer (the config allows exactly-once only from Kafka).
-    fn consumed(
-        &self,
-        positions: &[(u32, u64)],
-        watermark: i64,
-    ) -> Result<Option<crate::sink::TxnOffsets>, Error> {
-        let _ = (positions, watermark);
+    fn consumed(&self, positions: &[Commit]) -> Result<Option<crate::sink::TxnOffsets>, Error> {
+        let _ = positions;
         Ok(None)
     }
 

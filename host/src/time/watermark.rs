@@ -40,6 +40,16 @@ impl Watermarks {
         self.current
     }
 
+    /// The latest event time seen in any partition, `None` before the first event.
+    pub fn max_event_time(&self) -> Option<i64> {
+        self.partitions
+            .iter()
+            .flatten()
+            .map(|p| p.max_ts)
+            .filter(|&t| t != NO_WATERMARK)
+            .max()
+    }
+
     /// Records an event of `partition` at event time `ts` and returns the new watermark.
     pub fn observe(&mut self, partition: u32, ts: i64, now: Instant) -> i64 {
         let i = partition as usize;
