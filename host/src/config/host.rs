@@ -1,5 +1,5 @@
-//! Host configuration for `weir serve`: the admin API, the plugin directory and the
-//! tenants with their pipelines, limits and tokens.
+//! Host configuration for `weir serve`: the admin API, the plugin directory, the state
+//! directory and the tenants with their pipelines, limits and tokens.
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -21,6 +21,10 @@ pub struct HostConfig {
     /// The web console.
     #[serde(default)]
     pub console: ConsoleConfig,
+    /// Where deploys, rollbacks, pauses and quarantines are kept across restarts (none: a
+    /// restart starts every pipeline on its configured plugin).
+    #[serde(default)]
+    pub state: Option<StateConfig>,
     /// The tenants, each with its pipelines.
     #[serde(rename = "tenant", default)]
     pub tenants: Vec<TenantConfig>,
@@ -150,6 +154,17 @@ fn default_keep_bytes_per_tenant() -> ByteSize {
 }
 fn default_max_row_bytes() -> ByteSize {
     ByteSize(16 << 10)
+}
+
+/// `[state]`: the state directory of `weir serve`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StateConfig {
+    /// The directory (relative to the host file; created if missing) where each pipeline's
+    /// kept versions (their components, stored once each by SHA-256), which of them is
+    /// live, its last rejected deploy, and whether it is paused or quarantined are written
+    /// after every change, and read back when the host starts.
+    pub dir: PathBuf,
 }
 
 /// `[plugins]`.
@@ -397,6 +412,23 @@ impl HostConfig {
                 ));
             }
         }
+        if let Some(state) = &self.state {
+            let dir = self.resolve(&state.dir);
+            if state.dir.as_os_str().is_empty() {
+                return Err(Error::invalid(
+                    "state.dir",
+                    "is empty",
+                    "name the directory where the host keeps its pipelines' versions, e.g. \"state\" (relative to this file), or remove [state]",
+                ));
+            }
+            if dir.exists() && !dir.is_dir() {
+                return Err(Error::invalid(
+                    "state.dir",
+                    format!("{} is not a directory", dir.display()),
+                    "point it at a directory (it is created if missing), or remove [state]",
+                ));
+            }
+        }
         let mut names = BTreeSet::new();
         let mut tokens = BTreeSet::from([self.admin.operator_token.as_str()]);
         for (i, t) in self.tenants.iter().enumerate() {
@@ -482,6 +514,29 @@ mod tests {
         let off = load("", "[console]\nenabled = false\nkeep_rows = 50").unwrap();
         assert!(!off.console.enabled);
         assert_eq!(off.console.keep_rows, 50);
+    }
+
+    #[test]
+    fn the_state_directory_resolves_against_the_host_file_and_must_be_a_directory() {
+        assert!(load("", "").unwrap().state.is_none());
+        let cfg = load("", "[state]\ndir = \"state\"").unwrap();
+        let dir = cfg.resolve(&cfg.state.as_ref().unwrap().dir);
+        assert_eq!(dir, cfg.base_dir.join("state"));
+        for (state, problem) in [
+            ("dir = \"\"", "state.dir is empty"),
+            (
+                "dir = \"/dev/null\"",
+                "state.dir /dev/null is not a directory",
+            ),
+        ] {
+            let e = load("", &format!("[state]\n{state}"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(problem), "{state}: {e}");
+            assert!(e.contains("remove [state]"), "{state}: {e}");
+        }
+        let e = load("", "[state]\npath = \"x\"").unwrap_err().to_string();
+        assert!(e.contains("path"), "{e}");
     }
 
     #[test]

@@ -25,7 +25,7 @@ use serde::Deserialize;
 
 pub use checkpoint::{CheckpointConfig, DEFAULT_CHECKPOINT_EVERY};
 pub use duration::{ByteSize, Millis, parse_millis, parse_size};
-pub use host::{AdminConfig, ConsoleConfig, HostConfig, PluginsConfig, TenantConfig};
+pub use host::{AdminConfig, ConsoleConfig, HostConfig, PluginsConfig, StateConfig, TenantConfig};
 pub use plugin::{Limits, LimitsConfig, PluginConfig, SandboxLimits};
 pub use schema::{EventTime, Schema, SchemaConfig, TimestampConfig, TimestampFrom};
 pub use sink::{SinkConfig, SinkMode};

@@ -8,11 +8,11 @@ use std::sync::Arc;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use sha2::{Digest, Sha256};
-
 use super::registry::{PipelineEntry, Version};
 use super::worker::lock;
-use super::{ControlError, Host, PipelineId, RejectedView, VersionStatus, VersionView, watch};
+use super::{
+    ControlError, Host, PipelineId, RejectedView, VersionStatus, VersionView, state, watch,
+};
 use crate::pipeline;
 use crate::pipeline::PipelineSpec;
 use crate::plugin::{self, Plugin as _, PluginInstance, Runtime};
@@ -48,6 +48,7 @@ pub(super) fn prepare(
         .map_err(|e| who_fixes(&e, config_path))?;
     runtime.keep(&code);
     let version = Version {
+        code: Some(code.clone()),
         view: VersionView {
             id: plugin.version_id(),
             sha256: code.sha256().to_string(),
@@ -57,7 +58,6 @@ pub(super) fn prepare(
             status: VersionStatus::Kept,
             status_reason: None,
         },
-        code,
     };
     Ok((plugin, version))
 }
@@ -150,11 +150,9 @@ impl Host {
                 at: now(),
                 origin: origin.to_string(),
                 file: file.map(|f| f.display().to_string()),
-                sha256: Sha256::digest(bytes)
-                    .iter()
-                    .map(|b| format!("{b:02x}"))
-                    .collect(),
+                sha256: state::sha256_hex(bytes),
             });
+            entry.persist(|_| {});
             ControlError::Rejected(reason)
         };
         let (mut plugin, version) =
@@ -167,6 +165,15 @@ impl Host {
             return Ok(entry.version_view(&live));
         }
         let columns = entry.check_columns(&plugin).map_err(reject)?;
+        // Stored before any record names it: a deploy acknowledged is a deploy kept.
+        if let Some(store) = &entry.store
+            && let Err(e) = store.put_component(bytes)
+        {
+            tracing::error!(tenant = %id.tenant, pipeline = %id.pipeline, path = %store.dir().display(), error = %e, "storing a component in the state directory failed");
+            return Err(ControlError::Conflict(format!(
+                "the host could not keep the component in its state directory ({e}), so the deploy would not survive a restart; nothing changed. Ask the operator to check state.dir (space, permissions)"
+            )));
+        }
         // Recorded before the swap, so that a swap that lands after the wait times out is
         // still in the history.
         let version_id = version.view.id.clone();
@@ -193,6 +200,11 @@ impl Host {
                 return Err(e);
             }
         }
+        // A new version lifts any quarantine; components no version keeps now go.
+        entry.persist(|r| r.quarantine = None);
+        if let Some(store) = &entry.store {
+            store.collect_garbage();
+        }
         Ok(entry.version_view(&version_id))
     }
 
@@ -206,13 +218,17 @@ impl Host {
         let id = &entry.id;
         entry.note_quarantine();
         let live = entry.worker.live_version();
-        let (code, version_id) = match lock(&entry.versions).rollback_target(&live) {
-            Some(v) => (v.code.clone(), v.view.id.clone()),
+        let (code, version_id, sha256) = match lock(&entry.versions).rollback_target(&live) {
+            Some(v) => (v.code.clone(), v.view.id.clone(), v.view.sha256.clone()),
             None => {
                 return Err(ControlError::Conflict(format!(
                     "nothing to roll back to: no version that was live before {live} is kept (quarantined ones are skipped); deploy the version you want instead"
                 )));
             }
+        };
+        let code = match code {
+            Some(code) => code,
+            None => self.compile_stored(entry, &version_id, &sha256)?,
         };
         let mut plugin = pipeline::instantiate_checked(&entry.spec, code, id.owner())
             .map_err(|e| ControlError::Rejected(who_fixes(&e, &entry.config_path)))?;
@@ -224,12 +240,54 @@ impl Host {
         let live_now = entry.worker.swap(plugin, false)?;
         *lock(&entry.columns) = columns;
         lock(&entry.versions).rolled_back_to(&version_id);
+        entry.persist(|r| r.quarantine = None);
         tracing::info!(tenant = %id.tenant, pipeline = %id.pipeline, version = %version_id, live = live_now, "rolled back");
         Ok(entry.version_view(&version_id))
+    }
+
+    /// Compiles kept version `version_id` of `entry` from its component in the state
+    /// directory (a version restored at start that was not live since), and keeps the code
+    /// in the history.
+    fn compile_stored(
+        &self,
+        entry: &PipelineEntry,
+        version_id: &str,
+        sha256: &str,
+    ) -> Result<Arc<plugin::PluginCode>, ControlError> {
+        let id = &entry.id;
+        let store = entry.store.as_ref().ok_or_else(|| {
+            ControlError::Conflict(format!(
+                "version {version_id} of {id} has no compiled code and the host keeps no state directory; deploy it again"
+            ))
+        })?;
+        let bytes = store
+            .read_component(sha256)
+            .map_err(ControlError::Conflict)?;
+        let code = self
+            .runtime
+            .load_bytes_as(&bytes, &format!("{id} (state)"), &id.tenant)
+            .map_err(|e| ControlError::Rejected(e.to_string()))?;
+        self.runtime.keep(&code);
+        lock(&entry.versions).set_code(version_id, code.clone());
+        Ok(code)
+    }
+
+    /// Whether pipeline `id` keeps a version whose component has SHA-256 `sha256` (the live
+    /// one included).
+    pub(super) fn keeps(&self, id: &PipelineId, sha256: &str) -> bool {
+        self.registry
+            .get(id)
+            .is_ok_and(|e| lock(&e.versions).keeps(sha256))
     }
 }
 
 /// Watches a plugin directory (`<tenant>/<pipeline>.wasm`) and deploys every new file.
+///
+/// With a state directory, the files already there at start come first: each whose
+/// content is not a version the pipeline keeps (say, written while the host was down) is
+/// deployed as if it had just been written; one that is (the live version, or one rolled
+/// back from) is not deployed again. Without one they are left alone, as the configured
+/// plugins are what runs.
 ///
 /// Files are compiled and validated on a deployer thread of their own, so a slow compile
 /// never holds up the watcher. The watcher reads a file only if its tenant and pipeline
@@ -244,11 +302,43 @@ pub fn watch_plugin_dir(
     debounce: Duration,
 ) -> anyhow::Result<watch::Watcher> {
     let (tx, rx) = mpsc::sync_channel::<watch::PluginDrop>(DEPLOY_QUEUE);
+    let rules = |host: Arc<Host>| watch::Rules {
+        max_bytes: host.runtime.limits().max_bytes,
+        known: Box::new(move |id| host.knows(id)),
+    };
+    // Watching starts first, so a file written while the present ones are read is not
+    // missed (one read twice deploys once: the second finds it live).
+    let watcher = watch::Watcher::start_with(dir, debounce, rules(host.clone()), move |drop| {
+        match tx.try_send(drop) {
+            Ok(()) => true,
+            Err(mpsc::TrySendError::Full(d)) => {
+                tracing::warn!(tenant = %d.id.tenant, pipeline = %d.id.pipeline, queue = DEPLOY_QUEUE, "plugin file skipped: the deployer is busy with earlier files; write the file again later");
+                false
+            }
+            Err(mpsc::TrySendError::Disconnected(_)) => false,
+        }
+    })?;
+    let present = if host.state_dir.is_some() {
+        watch::present(dir, &rules(host.clone()))?
+    } else {
+        Vec::new()
+    };
     let deployer = host.clone();
     std::thread::Builder::new()
         .name("weir-deployer".into())
         .spawn(move || {
             let host = deployer;
+            for drop in present {
+                let id = &drop.id;
+                if host.keeps(id, &state::sha256_hex(&drop.bytes)) {
+                    tracing::info!(tenant = %id.tenant, pipeline = %id.pipeline, path = %drop.path.display(), "plugin file present at start is a version the pipeline keeps; not deployed again");
+                    continue;
+                }
+                match host.deploy_file(id, &drop.bytes, &drop.path) {
+                    Ok(v) => tracing::info!(tenant = %id.tenant, pipeline = %id.pipeline, version = %v.id, "plugin file present at start deployed"),
+                    Err(e) => tracing::warn!(tenant = %id.tenant, pipeline = %id.pipeline, error = %e, "plugin file present at start not deployed"),
+                }
+            }
             for drop in rx {
                 let written = std::fs::metadata(&drop.path)
                     .and_then(|m| m.modified())
@@ -267,19 +357,5 @@ pub fn watch_plugin_dir(
                 }
             }
         })?;
-    let rules = watch::Rules {
-        max_bytes: host.runtime.limits().max_bytes,
-        known: Box::new(move |id| host.knows(id)),
-    };
-    let watcher = watch::Watcher::start_with(dir, debounce, rules, move |drop| {
-        match tx.try_send(drop) {
-            Ok(()) => true,
-            Err(mpsc::TrySendError::Full(d)) => {
-                tracing::warn!(tenant = %d.id.tenant, pipeline = %d.id.pipeline, queue = DEPLOY_QUEUE, "plugin file skipped: the deployer is busy with earlier files; write the file again later");
-                false
-            }
-            Err(mpsc::TrySendError::Disconnected(_)) => false,
-        }
-    })?;
     Ok(watcher)
 }

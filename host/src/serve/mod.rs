@@ -3,7 +3,10 @@
 //!
 //! It does not speak HTTP (`admin/` does, through [`HostControl`]). Start-up is a reload
 //! from an empty state: every pipeline's configured plugin goes through the same validation
-//! as a later deploy (`deploy::prepare`) before the pipeline starts.
+//! as a later deploy (`deploy::prepare`) before the pipeline starts. With a state directory
+//! (`[state] dir`), it is a reload from the state the host left: each pipeline's stored live
+//! version goes through that validation again and runs, with its history, paused or
+//! quarantined as it was (see [`Host::start`]).
 //!
 //! | file          | owns                                                                     |
 //! |---------------|--------------------------------------------------------------------------|
@@ -17,6 +20,9 @@
 //! | `control.rs`  | the [`HostControl`] trait, the views the admin API returns, and how host |
 //! |               | paths are cut from what a tenant is shown ([`control::Redactor`])        |
 //! | `watch.rs`    | the watched plugin directory: files to [`watch::PluginDrop`]s            |
+//! | `state.rs`    | the state directory: each pipeline's versions, components, live version, |
+//! |               | pause and quarantine on disk, written atomically, checked when read      |
+//! | `strikes.rs`  | how long a new version of a pipeline quarantined repeatedly waits        |
 //! | `local.rs`    | [`LocalConsole`]: `weir run --console`'s one read-only pipeline          |
 
 mod auth;
@@ -26,6 +32,7 @@ mod id;
 mod local;
 pub mod metrics;
 mod registry;
+mod state;
 mod strikes;
 pub mod watch;
 mod worker;
@@ -57,8 +64,47 @@ struct Checked {
     id: PipelineId,
     spec: PipelineSpec,
     config_path: std::path::PathBuf,
+    /// What it starts as.
+    start: Start,
+}
+
+/// What a checked pipeline starts as: its configured plugin, or what the state directory
+/// kept of it.
+struct Start {
+    /// The instance of the live version.
     plugin: crate::plugin::PluginInstance,
-    version: registry::Version,
+    /// Its kept versions; the last that went live is `plugin`'s.
+    history: History,
+    /// The live version's id.
+    live: String,
+    /// Paused and quarantined as the state directory left it.
+    paused: bool,
+    quarantined: Option<String>,
+    /// With a state directory: what is written there before any pipeline starts.
+    keep: Option<Keep>,
+}
+
+/// What start-up writes to a pipeline's store in the state directory.
+struct Keep {
+    store: Arc<state::Store>,
+    record: state::Record,
+    /// The configured plugin's component, stored if it is a kept version.
+    config_bytes: Vec<u8>,
+}
+
+impl Keep {
+    /// Stores the configured plugin's component if a version keeps it, writes the record,
+    /// and removes the components no version keeps.
+    fn write(&mut self) -> std::io::Result<()> {
+        let config_sha = state::sha256_hex(&self.config_bytes);
+        if self.record.versions.iter().any(|v| v.sha256 == config_sha) {
+            self.store.put_component(&self.config_bytes)?;
+        }
+        self.config_bytes = Vec::new();
+        self.store.save(self.record.clone())?;
+        self.store.collect_garbage();
+        Ok(())
+    }
 }
 
 /// A running host.
@@ -77,11 +123,27 @@ pub struct Host {
     console: crate::config::ConsoleConfig,
     /// Cuts the operator's paths (pipeline files, sinks, checkpoints) from what tenants see.
     redactor: control::Redactor,
+    /// `[state] dir`, resolved: where each pipeline's versions, pause and quarantine are
+    /// kept across restarts.
+    state_dir: Option<std::path::PathBuf>,
 }
 
 impl Host {
     /// Loads every tenant's pipelines, validates their plugins, and starts one thread per
     /// pipeline.
+    ///
+    /// With `[state] dir`, each pipeline starts as the state directory left it: its stored
+    /// live version (validated again, as a deploy is), its kept versions and the way back
+    /// of a rollback, its last rejected deploy, paused if it was paused, and quarantined if
+    /// it was quarantined while that version was live (it then reads nothing until a deploy
+    /// or a rollback, as after any quarantine: a restart is no fix, the way a Flink job that
+    /// failed stays failed until it is resubmitted). Two exceptions, both logged with the
+    /// pipeline and why: a configured plugin (`plugin.path`) whose content changed since the
+    /// last start goes live as a deploy would (the operator changed it), and a stored live
+    /// version that is refused now (say, the pipeline's schema changed) gives way to the
+    /// configured plugin; the kept versions stay either way. A damaged state file or kept
+    /// component refuses the start, naming the file and the fix. Without `[state]`, every
+    /// pipeline starts on its configured plugin (logged once).
     pub fn start(cfg: &HostConfig) -> anyhow::Result<Self> {
         let fuel = cfg.tenants.iter().any(|t| t.limits.fuel.is_some());
         let metrics = Arc::new(Metrics::new());
@@ -115,7 +177,21 @@ impl Host {
             sampler_stop: Arc::new(AtomicBool::new(false)),
             console: cfg.console,
             redactor: control::Redactor::default(),
+            state_dir: cfg.state.as_ref().map(|s| cfg.resolve(&s.dir)),
         };
+        match &host.state_dir {
+            Some(dir) => {
+                std::fs::create_dir_all(dir).with_context(|| {
+                    format!(
+                        "creating the state directory {} (state.dir); make its parent writable by the host, or remove [state]",
+                        dir.display()
+                    )
+                })?;
+            }
+            None => tracing::warn!(
+                "no [state] in the host config: deploys, rollbacks, pauses and quarantines are kept in memory only, and a restart starts every pipeline on its configured plugin; to keep them across restarts, add [state] with dir = \"state\" (relative to the host file)"
+            ),
+        }
         // Every pipeline's config and plugin is checked before any pipeline opens its source
         // or sinks: a host that fails at start leaves every sink as it was.
         let mut ready = Vec::new();
@@ -146,6 +222,25 @@ impl Host {
                     .check_pipeline(id, pcfg, path.clone(), &t.limits)
                     .with_context(context)?;
                 ready.push((checked, context(), budget.clone()));
+            }
+        }
+        // What the state directory keeps is written before any pipeline opens its sinks.
+        if let Some(root) = &host.state_dir {
+            let mut configured = std::collections::BTreeSet::new();
+            for (checked, context, _) in &mut ready {
+                let Some(keep) = checked.start.keep.as_mut() else {
+                    continue;
+                };
+                configured.insert(keep.store.dir().to_path_buf());
+                keep.write().with_context(|| {
+                    format!(
+                        "{context}: writing its state in {} (state.dir); make the directory writable by the host, or remove [state]",
+                        keep.store.dir().display()
+                    )
+                })?;
+            }
+            for stray in state::strays(root, &configured) {
+                tracing::info!(path = %stray.display(), "the state directory keeps a pipeline that is not in the host config; its state is left alone (delete the directory to forget it)");
             }
         }
         for (checked, context, budget) in ready {
@@ -195,12 +290,134 @@ impl Host {
         };
         let (plugin, version) = deploy::prepare(&self.runtime, target, &bytes, "config")
             .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let start = match &self.state_dir {
+            Some(root) => self.restore(root, target, (plugin, version), bytes)?,
+            None => Start {
+                plugin,
+                live: version.view.id.clone(),
+                history: History::new(version),
+                paused: false,
+                quarantined: None,
+                keep: None,
+            },
+        };
         Ok(Checked {
             id,
             spec,
             config_path,
+            start,
+        })
+    }
+
+    /// What pipeline `target` starts as, from its store under the state directory `root`
+    /// and its configured plugin `config` (prepared, from `config_bytes`); see
+    /// [`Host::start`].
+    fn restore(
+        &self,
+        root: &std::path::Path,
+        target: deploy::Target<'_>,
+        config: (crate::plugin::PluginInstance, registry::Version),
+        config_bytes: Vec<u8>,
+    ) -> anyhow::Result<Start> {
+        let id = target.id;
+        let store = Arc::new(state::Store::new(root, id));
+        let (config_plugin, config_version) = config;
+        let config_sha = config_version.view.sha256.clone();
+        let config_id = config_version.view.id.clone();
+        let Some(record) = store.read()? else {
+            let history = History::new(config_version);
+            let (versions, went_live, rejected) = history.stored();
+            return Ok(Start {
+                plugin: config_plugin,
+                live: config_id,
+                history,
+                paused: false,
+                quarantined: None,
+                keep: Some(Keep {
+                    store,
+                    record: state::Record::new(id, &config_sha, versions, went_live, rejected),
+                    config_bytes,
+                }),
+            });
+        };
+        // Every kept component reads back whole before anything starts.
+        let mut live_bytes = Vec::new();
+        for v in &record.versions {
+            let bytes = store
+                .read_component(&v.sha256)
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            if v.id == record.live {
+                live_bytes = bytes;
+            }
+        }
+        let versions = record
+            .versions
+            .iter()
+            .map(|v| registry::Version {
+                view: v.clone(),
+                code: None,
+            })
+            .collect();
+        let mut history = History::restore(
+            versions,
+            record.went_live.clone(),
+            record.last_rejected.clone(),
+        );
+        if let Some(code) = &config_version.code {
+            history.set_code(&config_id, code.clone());
+        }
+        let stored_live = record.live_version().clone();
+        let mut quarantined = record.live_quarantine().map(str::to_string);
+        let plugin = if record.config_sha256 != config_sha {
+            tracing::info!(tenant = %id.tenant, pipeline = %id.pipeline, version = %config_id, stored_live = %stored_live.id, "the configured plugin (plugin.path) changed since the host last started: it goes live as a deploy would; the kept versions stay (a rollback returns to the stored live one)");
+            history.record(config_version, self.keep_versions);
+            history.went_live(&config_id);
+            quarantined = None;
+            config_plugin
+        } else if stored_live.sha256 == config_sha {
+            // The stored live version is the configured one, prepared already.
+            config_plugin
+        } else {
+            let prepared = deploy::prepare(&self.runtime, target, &live_bytes, &stored_live.origin);
+            match prepared {
+                Ok((plugin, v)) if v.view.id == stored_live.id => {
+                    if let Some(code) = v.code {
+                        history.set_code(&stored_live.id, code);
+                    }
+                    plugin
+                }
+                refused => {
+                    let reason = match refused {
+                        Ok((_, v)) => format!("its component now identifies as {}", v.view.id),
+                        Err(reason) => reason,
+                    };
+                    tracing::warn!(tenant = %id.tenant, pipeline = %id.pipeline, version = %stored_live.id, %reason, "the stored live version is refused now: the pipeline starts on its configured plugin instead; its kept versions stay");
+                    history.record(config_version, self.keep_versions);
+                    history.went_live(&config_id);
+                    quarantined = None;
+                    config_plugin
+                }
+            }
+        };
+        let (versions, went_live, rejected) = history.stored();
+        let live = went_live.last().cloned().unwrap_or_default();
+        let mut kept = state::Record::new(id, &config_sha, versions, went_live, rejected);
+        kept.paused = record.paused;
+        if let Some(reason) = &quarantined {
+            kept.quarantined(&live, reason);
+        }
+        tracing::info!(tenant = %id.tenant, pipeline = %id.pipeline, version = %live, versions = kept.versions.len(), paused = kept.paused, quarantined = quarantined.is_some(), "pipeline restored from the state directory");
+        Ok(Start {
             plugin,
-            version,
+            live,
+            history,
+            paused: record.paused,
+            quarantined,
+            keep: Some(Keep {
+                store,
+                record: kept,
+                config_bytes,
+            }),
         })
     }
 
@@ -215,9 +432,17 @@ impl Host {
             id,
             spec,
             config_path,
-            mut plugin,
-            version,
+            start,
         } = checked;
+        let Start {
+            mut plugin,
+            history,
+            live,
+            paused,
+            quarantined,
+            keep,
+        } = start;
+        let store = keep.map(|k| k.store);
         let last_error = crate::plugin::LastError::default();
         plugin.report_errors_to(last_error.clone());
         plugin.meter_calls(self.metrics.call_meter(&id));
@@ -247,25 +472,37 @@ impl Host {
         }
         let columns = crate::pipeline::output_columns(&spec.cfg, plugin.info(), &opts);
         let pipe = Pipeline::build(spec.clone(), plugin, opts)?;
+        let on_quarantine = store.clone().map(|store| {
+            Box::new(move |version: &str, reason: &str| {
+                store.update(|r| r.quarantined(version, reason));
+            }) as worker::OnQuarantine
+        });
+        let begin = worker::Begin {
+            paused,
+            quarantined,
+            on_quarantine,
+        };
         let worker = Worker::spawn(
             id.clone(),
             pipe,
             interrupt,
-            version.view.id.clone(),
+            live.clone(),
             self.metrics.clone(),
             cpu,
+            begin,
         )?;
-        tracing::info!(tenant = %id.tenant, pipeline = %id.pipeline, version = %version.view.id, "pipeline started");
+        tracing::info!(tenant = %id.tenant, pipeline = %id.pipeline, version = %live, "pipeline started");
         Ok(PipelineEntry {
             id,
             spec,
             config_path,
             last_error,
             worker,
-            versions: std::sync::Mutex::new(History::new(version)),
+            versions: std::sync::Mutex::new(history),
             columns: std::sync::Mutex::new(columns),
             deploy: std::sync::Mutex::new(()),
             telemetry,
+            store,
         })
     }
 
@@ -324,12 +561,14 @@ impl HostControl for Host {
     fn pause(&self, id: &PipelineId) -> Result<PipelineView, ControlError> {
         let entry = self.registry.get(id)?;
         entry.worker.set_paused(true)?;
+        entry.persist(|r| r.paused = true);
         Ok(entry.view())
     }
 
     fn resume(&self, id: &PipelineId) -> Result<PipelineView, ControlError> {
         let entry = self.registry.get(id)?;
         entry.worker.set_paused(false)?;
+        entry.persist(|r| r.paused = false);
         Ok(entry.view())
     }
 

@@ -1,5 +1,6 @@
 //! The tenants and pipelines of a host, keyed by [`PipelineId`]: each pipeline's fixed
-//! settings, its [`Worker`] and its version history, and the views the admin API lists.
+//! settings, its [`Worker`], its version history (and its store in the state directory,
+//! which [`PipelineEntry::persist`] keeps up to date), and the views the admin API lists.
 //! It does not start pipelines (`mod.rs`) nor decide which version is live (`deploy.rs`).
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -19,7 +20,10 @@ use crate::time::format_rfc3339_ms;
 /// does not compile again).
 pub(super) struct Version {
     pub(super) view: VersionView,
-    pub(super) code: Arc<PluginCode>,
+    /// Its compiled code; `None` for a version restored from the state directory that has
+    /// not been live since the host started (a rollback to it compiles its stored
+    /// component).
+    pub(super) code: Option<Arc<PluginCode>>,
 }
 
 /// A pipeline's kept versions, oldest first, which of them were live in turn, and its last
@@ -42,6 +46,58 @@ impl History {
             versions: VecDeque::from([first]),
             went_live: vec![id],
             rejected: None,
+        }
+    }
+
+    /// A history restored from the state directory: `versions` oldest first, the ids that
+    /// went live in order (the last is live), and the last rejected deploy.
+    pub(super) fn restore(
+        versions: Vec<Version>,
+        went_live: Vec<String>,
+        rejected: Option<RejectedView>,
+    ) -> Self {
+        // `live` and `previous` follow from `went_live` (see `views`); they are not kept.
+        let versions = versions
+            .into_iter()
+            .map(|mut v| {
+                if matches!(v.view.status, VersionStatus::Live | VersionStatus::Previous) {
+                    v.view.status = VersionStatus::Kept;
+                }
+                v
+            })
+            .collect();
+        let mut history = History {
+            versions,
+            went_live,
+            rejected: None,
+        };
+        if let Some(r) = rejected {
+            history.rejected(r);
+        }
+        history
+    }
+
+    /// What the state directory keeps of it: every kept version's view as the API shows it
+    /// with the last version that went live as live, the ids that went live in order, and
+    /// the last rejected deploy.
+    pub(super) fn stored(&self) -> (Vec<VersionView>, Vec<String>, Option<RejectedView>) {
+        let live = self.went_live.last().map_or("", String::as_str);
+        (
+            self.kept_views(live),
+            self.went_live.clone(),
+            self.last_rejected().cloned(),
+        )
+    }
+
+    /// Whether a kept version's component has SHA-256 `sha256`.
+    pub(super) fn keeps(&self, sha256: &str) -> bool {
+        self.versions.iter().any(|v| v.view.sha256 == sha256)
+    }
+
+    /// Gives kept version `id` its compiled `code`.
+    pub(super) fn set_code(&mut self, id: &str, code: Arc<PluginCode>) {
+        if let Some(v) = self.versions.iter_mut().find(|v| v.view.id == id) {
+            v.code = Some(code);
         }
     }
 
@@ -157,12 +213,21 @@ impl History {
     /// Every kept version, oldest first, with `live` and its status as of `live`, and the
     /// last rejected deploy placed among them by time.
     pub(super) fn views(&self, live: &str) -> Vec<VersionView> {
+        let mut views = self.kept_views(live);
+        if let Some((view, _)) = &self.rejected {
+            let at = views.partition_point(|v| v.deployed_at <= view.deployed_at);
+            views.insert(at, view.clone());
+        }
+        views
+    }
+
+    /// Every kept version, oldest first, with `live` and its status as of `live`.
+    fn kept_views(&self, live: &str) -> Vec<VersionView> {
         let below = match self.went_live.iter().rposition(|v| v == live) {
             Some(top) => &self.went_live[..top],
             None => &self.went_live[..],
         };
-        let mut views: Vec<VersionView> = self
-            .versions
+        self.versions
             .iter()
             .map(|v| {
                 let mut view = v.view.clone();
@@ -178,12 +243,7 @@ impl History {
                 }
                 view
             })
-            .collect();
-        if let Some((view, _)) = &self.rejected {
-            let at = views.partition_point(|v| v.deployed_at <= view.deployed_at);
-            views.insert(at, view.clone());
-        }
-        views
+            .collect()
     }
 }
 
@@ -207,6 +267,8 @@ pub(super) struct PipelineEntry {
     /// What the console shows of it: samples, latest rows and error records (none when
     /// `[console] enabled = false`).
     pub(super) telemetry: Option<Arc<crate::console::Telemetry>>,
+    /// Its store in the state directory (none without `[state]`).
+    pub(super) store: Option<Arc<super::state::Store>>,
 }
 
 impl PipelineEntry {
@@ -241,6 +303,24 @@ impl PipelineEntry {
             let reason = status.reason.as_deref().unwrap_or("quarantined");
             lock(&self.versions).quarantined(&status.live_version, reason);
         }
+    }
+
+    /// Writes its history, with `change`, to its store in the state directory (nothing
+    /// without `[state]`). Every change of versions, live version or pause ends here (a
+    /// quarantine is written from the pipeline's thread); a failed write is logged by the
+    /// store.
+    pub(super) fn persist(&self, change: impl FnOnce(&mut super::state::Record)) {
+        let Some(store) = &self.store else {
+            return;
+        };
+        self.note_quarantine();
+        // The history is read under the store's lock, so that of two writes racing (a
+        // deploy and a pause) the later one carries both.
+        store.update(|r| {
+            let (versions, went_live, rejected) = lock(&self.versions).stored();
+            r.set_history(versions, went_live, rejected);
+            change(r);
+        });
     }
 
     /// The pipeline as the admin API lists it.
@@ -341,5 +421,68 @@ impl Registry {
                     .collect(),
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn version(id: &str, deployed_at: &str) -> Version {
+        Version {
+            view: VersionView {
+                id: id.to_string(),
+                sha256: id.repeat(64 / id.len()),
+                origin: "api".into(),
+                deployed_at: deployed_at.into(),
+                live: false,
+                status: VersionStatus::Kept,
+                status_reason: None,
+            },
+            code: None,
+        }
+    }
+
+    #[test]
+    fn a_history_restored_from_what_it_stored_shows_the_same_and_rolls_back_the_same() {
+        let mut h = History::new(version("a", "1"));
+        for (id, at) in [("b", "2"), ("c", "3")] {
+            h.record(version(id, at), 5);
+            h.went_live(id);
+        }
+        h.rolled_back_to("b");
+        h.record(version("d", "4"), 5);
+        h.went_live("d");
+        h.quarantined("d", "3 plugin failures in a row");
+        h.rejected(RejectedView {
+            reason: "cannot load".into(),
+            at: "5".into(),
+            origin: "api".into(),
+            file: None,
+            sha256: "e".repeat(64),
+        });
+        let (views, went_live, rejected) = h.stored();
+        let statuses: Vec<&str> = views.iter().map(|v| v.status.name()).collect();
+        assert_eq!(
+            statuses,
+            ["previous", "previous", "rolled_back", "quarantined"]
+        );
+        assert_eq!(went_live, ["a", "b", "d"]);
+        let back = History::restore(
+            views
+                .into_iter()
+                .map(|view| Version { view, code: None })
+                .collect(),
+            went_live,
+            rejected,
+        );
+        assert_eq!(back.views("d"), h.views("d"));
+        assert_eq!(back.views("b"), h.views("b"));
+        assert_eq!(back.last_rejected(), h.last_rejected());
+        // A rollback from the quarantined live version returns to the same version.
+        let target = |h: &History| h.rollback_target("d").map(|v| v.view.id.clone());
+        assert_eq!(target(&back), target(&h));
+        assert_eq!(target(&back).as_deref(), Some("b"));
+        assert!(back.keeps(&"c".repeat(64)) && !back.keeps(&"e".repeat(64)));
     }
 }

@@ -122,7 +122,7 @@ impl Watcher {
     ///   again; that memory is forgotten when the file disappears.
     /// - Empty files, files directly in `dir`, and files nested deeper than
     ///   `<tenant>/` are ignored (logged at debug).
-    /// - Files already present when watching starts are not delivered.
+    /// - Files already present when watching starts are not delivered (see [`present`]).
     ///
     /// `on_drop` runs on the debouncer's thread, one call at a time: it should hand the
     /// drop off (e.g. into a channel) rather than compile in place.
@@ -174,6 +174,47 @@ impl Watcher {
             _debouncer: debouncer,
         })
     }
+}
+
+/// Every plugin file in `dir` now (`<tenant>/<pipeline>.wasm`), read with the checks a
+/// dropped file passes ([`Rules`]: a known pipeline, a regular file with one link, within
+/// the size cap; a refused one is logged and left out), in path order. `weir serve` with a
+/// state directory asks at start, for the files written while it was down.
+pub fn present(dir: &Path, rules: &Rules) -> Result<Vec<PluginDrop>, WatchError> {
+    let root = check_plugin_dir(dir)?;
+    let seen_at = Instant::now();
+    let mut paths = BTreeSet::new();
+    if let Ok(entries) = fs::read_dir(&root) {
+        for entry in entries.flatten() {
+            // A symlinked tenant directory is not followed (a file in it is refused anyway).
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                scan_tenant(&entry.path(), &mut paths);
+            }
+        }
+    }
+    let mut drops = Vec::new();
+    for path in paths {
+        let Place::Plugin(id) = place(&root, &path) else {
+            continue;
+        };
+        if !(rules.known)(&id) {
+            warn!(tenant = %id.tenant, pipeline = %id.pipeline, path = %path.display(), "plugin file present at start for an unknown tenant or pipeline (not read); the layout is <dir>/<tenant>/<pipeline>.wasm with names from the host config");
+            continue;
+        }
+        match read_plugin(&path, rules.max_bytes) {
+            Ok(Some(bytes)) => drops.push(PluginDrop {
+                id,
+                path,
+                bytes,
+                seen_at,
+            }),
+            Ok(None) => {}
+            Err(e) => {
+                warn!(tenant = %id.tenant, pipeline = %id.pipeline, path = %path.display(), error = %e, "plugin file present at start refused");
+            }
+        }
+    }
+    Ok(drops)
 }
 
 /// What the debouncer thread remembers between batches.
@@ -655,6 +696,44 @@ mod tests {
         fs::remove_file(root.join("acme/fares.wasm")).unwrap();
         fs::write(root.join("acme/fares.wasm"), [2u8; 64]).unwrap();
         assert_eq!(next(&rx).bytes, [2u8; 64]);
+    }
+
+    #[test]
+    fn files_present_are_read_with_the_same_rules() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        for d in ["acme", "nobody", "acme/deep"] {
+            fs::create_dir(root.join(d)).unwrap();
+        }
+        fs::write(root.join("acme/fares.wasm"), b"v1").unwrap();
+        fs::write(root.join("acme/.fares.wasm.tmp"), b"temp").unwrap();
+        fs::write(root.join("acme/other.wasm"), b"unknown pipeline").unwrap();
+        fs::write(root.join("acme/deep/fares.wasm"), b"deep").unwrap();
+        fs::write(root.join("nobody/fares.wasm"), b"unknown tenant").unwrap();
+        fs::write(root.join("zz.wasm"), b"top").unwrap();
+        fs::create_dir(root.join("zz")).unwrap();
+        fs::write(root.join("zz/big.wasm"), [0u8; 65]).unwrap();
+        fs::write(root.join("zz/empty.wasm"), b"").unwrap();
+        fs::write(root.join("zz/ok.wasm"), b"v2").unwrap();
+        let rules = Rules {
+            max_bytes: 64,
+            known: Box::new(|id| {
+                (&*id.tenant == "acme" && &*id.pipeline == "fares") || &*id.tenant == "zz"
+            }),
+        };
+        let found: Vec<(String, Vec<u8>)> = present(root, &rules)
+            .unwrap()
+            .into_iter()
+            .map(|d| (d.id.to_string(), d.bytes))
+            .collect();
+        assert_eq!(
+            found,
+            [
+                ("acme/fares".to_string(), b"v1".to_vec()),
+                ("zz/ok".to_string(), b"v2".to_vec())
+            ]
+        );
+        assert!(present(&root.join("missing"), &rules).is_err());
     }
 
     #[test]

@@ -53,6 +53,24 @@ enum Held {
     HostGone,
 }
 
+/// Called on a pipeline's thread when the pipeline becomes quarantined, with the live
+/// version and the reason (the state directory records it).
+pub(super) type OnQuarantine = Box<dyn Fn(&str, &str) + Send>;
+
+/// How a pipeline thread starts: as the state directory left the pipeline (the default:
+/// running, nothing recorded).
+#[derive(Default)]
+pub(super) struct Begin {
+    /// Paused: it reads nothing until resumed.
+    pub(super) paused: bool,
+    /// Quarantined before the host restarted while its live version was live, with the
+    /// reason: it reads nothing until a deploy or rollback, as a quarantine that happened
+    /// now would.
+    pub(super) quarantined: Option<String>,
+    /// Told of every new quarantine.
+    pub(super) on_quarantine: Option<OnQuarantine>,
+}
+
 /// What the pipeline thread publishes after every batch and every control message.
 #[derive(Debug, Clone)]
 pub(super) struct Status {
@@ -81,7 +99,8 @@ pub(super) struct Worker {
 impl Worker {
     /// Starts the thread of `pipeline`, built with `interrupt` as its
     /// `Options::interrupt`, running version `live_version`, its plugin's CPU charged to
-    /// its tenant's budget through `cpu` (also its `Options::cpu`).
+    /// its tenant's budget through `cpu` (also its `Options::cpu`), paused or quarantined
+    /// as `begin` says.
     pub(super) fn spawn(
         id: PipelineId,
         pipeline: Pipeline,
@@ -89,10 +108,16 @@ impl Worker {
         live_version: String,
         metrics: Arc<Metrics>,
         cpu: Arc<CpuShare>,
+        begin: Begin,
     ) -> std::io::Result<Self> {
+        let (state, reason) = match (&begin.quarantined, begin.paused) {
+            (Some(reason), _) => (PipelineState::Quarantined, Some(reason.clone())),
+            (None, true) => (PipelineState::Paused, None),
+            (None, false) => (PipelineState::Running, None),
+        };
         let status = Arc::new(Mutex::new(Status {
-            state: PipelineState::Running,
-            reason: None,
+            state,
+            reason,
             summary: Summary::default(),
             live_version,
         }));
@@ -104,7 +129,10 @@ impl Worker {
             status: status.clone(),
             publisher: Publisher::new(metrics.clone(), id.clone()),
             id: id.clone(),
-            paused: false,
+            paused: begin.paused,
+            restored_quarantine: begin.quarantined,
+            on_quarantine: begin.on_quarantine,
+            told_quarantine: false,
             done: false,
             held: false,
             metrics: metrics.clone(),
@@ -207,6 +235,13 @@ struct Thread {
     publisher: Publisher,
     id: PipelineId,
     paused: bool,
+    /// Quarantined before the host restarted (the reason): held like a quarantine until a
+    /// swap.
+    restored_quarantine: Option<String>,
+    /// Told of every new quarantine (the state directory).
+    on_quarantine: Option<OnQuarantine>,
+    /// Whether the quarantine in force was told to `on_quarantine`.
+    told_quarantine: bool,
     /// Finished or failed: nothing runs again, control messages are still answered.
     done: bool,
     /// Whether the source is held ([`Pipeline::hold_source`]): paused or quarantined.
@@ -239,6 +274,16 @@ impl Thread {
         self.strikes.waits_until(Instant::now())
     }
 
+    /// Whether nothing runs now: paused, done, quarantined (now or before the restart), or
+    /// a fresh version waiting out its strikes.
+    fn idle(&self) -> bool {
+        self.paused
+            || self.done
+            || self.p.quarantined().is_some()
+            || self.restored_quarantine.is_some()
+            || self.waiting().is_some()
+    }
+
     /// Waits while the tenant's CPU budget is in debt (what its plugins used beyond its
     /// `cpu` cores), answering control messages meanwhile. False when the thread must end.
     fn throttle(&mut self) -> bool {
@@ -257,11 +302,7 @@ impl Thread {
                         self.publish();
                         let _ = ack.send(());
                         // Paused, quarantined or swapped: the caller's loop decides again.
-                        if self.paused
-                            || self.done
-                            || self.p.quarantined().is_some()
-                            || self.waiting().is_some()
-                        {
+                        if self.idle() {
                             return true;
                         }
                     }
@@ -276,10 +317,7 @@ impl Thread {
     /// just drains. False when the thread must end.
     fn apply_control(&mut self) -> bool {
         loop {
-            let idle = self.paused
-                || self.done
-                || self.p.quarantined().is_some()
-                || self.waiting().is_some();
+            let idle = self.idle();
             // A paused or quarantined pipeline holds its source (a Kafka consumer pauses its
             // partitions) and keeps it alive below; running again releases it.
             let hold = idle && !self.done;
@@ -354,6 +392,7 @@ impl Thread {
         match msg {
             Control::Swap { plugin, fresh, ack } => {
                 let fired = self.p.swap_plugin(*plugin);
+                self.restored_quarantine = None;
                 // The swap lifted any quarantine; a new version of a pipeline quarantined
                 // again and again waits before it runs, a rollback does not.
                 let wait = self.strikes.new_version(fresh, Instant::now());
@@ -373,7 +412,10 @@ impl Thread {
             }
             Control::Resume(ack) => {
                 self.paused = false;
-                if let Err(e) = self.p.fire_due() {
+                // A version quarantined before the restart is not called until replaced.
+                if self.restored_quarantine.is_none()
+                    && let Err(e) = self.p.fire_due()
+                {
                     self.fail(&e);
                 }
                 Some(ack)
@@ -414,34 +456,53 @@ impl Thread {
     }
 
     /// Publishes metrics and status; the state follows quarantine and pause unless the
-    /// pipeline is done.
+    /// pipeline is done. A new quarantine is told to `on_quarantine` before it is
+    /// published, so that what the API shows is already recorded.
     fn publish(&mut self) {
         self.publisher.publish(&self.p, self.paused);
+        let state = (!self.done).then(|| self.state());
+        let quarantined = self.p.quarantined().is_some();
+        if quarantined
+            && !self.told_quarantine
+            && let Some(tell) = &self.on_quarantine
+        {
+            let reason = state.as_ref().and_then(|(_, r)| r.as_deref());
+            tell(self.p.version(), reason.unwrap_or("quarantined"));
+        }
+        self.told_quarantine = quarantined;
         let mut s = lock(&self.status);
         s.summary = self.p.summary().clone();
-        if !self.done {
-            let waits = self.waiting();
-            (s.state, s.reason) = match (self.p.quarantined(), self.paused, waits) {
-                (None, _, Some(t)) => (
-                    PipelineState::Quarantined,
-                    Some(format!(
-                        "version {} waits {} s more before it reads input: this pipeline was quarantined {} times in a row (each new version then waits twice as long as the one before, up to {} s; a quiet {} minutes forgives them). A rollback to a version that was live before runs at once",
-                        self.p.version(),
-                        t.saturating_duration_since(Instant::now()).as_secs() + 1,
-                        self.strikes.count(),
-                        Strikes::MAX_WAIT.as_secs(),
-                        Strikes::FORGET_AFTER.as_secs() / 60
-                    )),
-                ),
-                (Some(q), _, _) => (
-                    PipelineState::Quarantined,
-                    Some(format!(
-                        "{q}. It reads no input until you deploy a fixed version or roll back"
-                    )),
-                ),
-                (None, true, None) => (PipelineState::Paused, None),
-                (None, false, None) => (PipelineState::Running, None),
-            };
+        if let Some((state, reason)) = state {
+            (s.state, s.reason) = (state, reason);
+        }
+    }
+
+    /// The state and its reason while not done: quarantine (before the restart, or now),
+    /// a fresh version's wait, pause.
+    fn state(&self) -> (PipelineState, Option<String>) {
+        if let Some(reason) = &self.restored_quarantine {
+            return (PipelineState::Quarantined, Some(reason.clone()));
+        }
+        match (self.p.quarantined(), self.paused, self.waiting()) {
+            (None, _, Some(t)) => (
+                PipelineState::Quarantined,
+                Some(format!(
+                    "version {} waits {} s more before it reads input: this pipeline was quarantined {} times in a row (each new version then waits twice as long as the one before, up to {} s; a quiet {} minutes forgives them). A rollback to a version that was live before runs at once",
+                    self.p.version(),
+                    t.saturating_duration_since(Instant::now()).as_secs() + 1,
+                    self.strikes.count(),
+                    Strikes::MAX_WAIT.as_secs(),
+                    Strikes::FORGET_AFTER.as_secs() / 60
+                )),
+            ),
+            (Some(q), _, _) => (
+                PipelineState::Quarantined,
+                Some(format!(
+                    "{q}. It reads no input until you deploy a fixed version or roll back"
+                )),
+            ),
+            (None, true, None) => (PipelineState::Paused, None),
+            (None, false, None) => (PipelineState::Running, None),
         }
     }
 }
