@@ -193,11 +193,42 @@ fn a_checkpoint_for_another_window_is_refused_until_discarded() {
     assert!(err.contains("--discard-checkpoint"), "{err}");
     // Nothing was touched.
     assert_eq!(std::fs::read(s.path("out.jsonl")).expect("rows"), rows);
-    // Discarded: the run starts over and appends the 2 s windows after the 1 s ones.
+    // Discarded: the run starts over from the beginning of its input, so the appending
+    // sink is first cut back to where the discarded run started (empty): the file then
+    // holds the 2 s windows only, as a fresh run writes them, not the 1 s ones before them.
     let summary = support::summary(&run_ok(s.dir.path(), &["--discard-checkpoint"]));
     assert_eq!(summary["events_read"], 2_000, "{summary}");
     let after = std::fs::read(s.path("out.jsonl")).expect("rows");
-    assert!(after.len() > rows.len() && after.starts_with(&rows));
+    let fresh = Scratch::new();
+    std::fs::copy(s.path("in.csv"), fresh.path("in.csv")).expect("copy input");
+    fresh.write(
+        "p.toml",
+        &pipeline("kind = \"tumbling\"\nsize = \"2s\"", false),
+    );
+    run_ok(fresh.dir.path(), &[]);
+    let expected = std::fs::read(fresh.path("out.jsonl")).expect("fresh rows");
+    assert!(!expected.is_empty() && expected != rows);
+    assert_eq!(after, expected);
+}
+
+#[test]
+fn a_discard_that_cannot_read_the_checkpoint_refuses_rather_than_append_twice() {
+    let s = Scratch::new();
+    ticks(&s, 2_000);
+    s.write("p.toml", &pipeline(TUMBLING, true));
+    run_ok(s.dir.path(), &[]);
+    let rows = std::fs::read(s.path("out.jsonl")).expect("rows");
+    // Both checkpoints damaged: where the run started is lost.
+    for name in ["state/checkpoint", "state/checkpoint.prev"] {
+        std::fs::write(s.path(name), b"WEIRCKPT garbage").expect("damage");
+    }
+    let file = s.path("p.toml").to_string_lossy().into_owned();
+    let out = run_weir(&["run", "--no-progress", "--discard-checkpoint", &file]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "discarded and appended:\n{err}");
+    assert!(err.contains("cannot be cut back"), "{err}");
+    assert!(err.contains("out.jsonl"), "{err}");
+    assert_eq!(std::fs::read(s.path("out.jsonl")).expect("rows"), rows);
 }
 
 #[test]

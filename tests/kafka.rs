@@ -364,12 +364,21 @@ fn killed_ten_times_the_deduplicated_result_topic_equals_an_uninterrupted_run() 
     run(&s, "reference");
     let reference = std::fs::read_to_string(s.path("reference.jsonl")).expect("reference rows");
     let messages = drain_topic(&brokers, "out", std::time::Duration::from_secs(3));
-    // Deduplicated by row id, the first copy kept.
+    // Deduplicated by row id, the first copy kept; every later copy of a row id has the
+    // same content (the replay floors survive in the progress topic, which this broker
+    // keeps, while it drops commit metadata).
     let mut by_id: BTreeMap<&str, &str> = BTreeMap::new();
     for (_, value, id) in &messages {
         assert!(!id.is_empty(), "a result message without a row id: {value}");
-        by_id.entry(id).or_insert(value);
+        let first = *by_id.entry(id).or_insert(value);
+        if first != value.as_str() {
+            panic!("row {id} has two contents:\n{first}\n{value}");
+        }
     }
+    eprintln!(
+        "{} messages were copies of a row written before a kill",
+        messages.len() - by_id.len()
+    );
     let expected: BTreeMap<String, &str> = reference
         .lines()
         .map(|row| {
@@ -399,12 +408,16 @@ fn killed_with_checkpoints_the_result_file_holds_every_window_once() {
     let broker = Broker::start();
     let brokers = broker.brokers();
     let s = Scratch::new();
-    support::gen_ticks(&s, "ticks.jsonl", 600_000, 6);
-    produce(
+    support::gen_ticks(&s, "ticks.jsonl", 300_000, 6);
+    // One message per batch: this broker (tansu 0.6) answers a fetch from an offset inside
+    // a stored batch with the next batch, so a run resuming from an offset committed
+    // mid-batch would skip records (a kill after rows and a checkpoint commits mid-batch).
+    produce_with(
         &brokers,
         "ck",
         &s.path("ticks.jsonl").to_string_lossy(),
         "3",
+        &["batch.num.messages=1"],
     );
     // A checkpoint every 300 ms, and `commit_every` asking for commits every 100 ms: with
     // checkpoints, offsets are committed only once a checkpoint holds what is before them,
@@ -436,7 +449,7 @@ fn killed_with_checkpoints_the_result_file_holds_every_window_once() {
     assert!(out.status.success(), "{stderr}");
     // Counters carry on from the checkpoint, and what it holds is not read twice.
     let summary = support::summary(&stderr);
-    assert_eq!(summary["events_read"], 600_000, "{summary}");
+    assert_eq!(summary["events_read"], 300_000, "{summary}");
     s.write(
         "reference.toml",
         &pipeline("reference", "kind = \"file\"\npath = \"ticks.jsonl\""),

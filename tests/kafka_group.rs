@@ -193,7 +193,13 @@ fn produce(brokers: &str, range: std::ops::Range<usize>, per_second: u64) {
             .partition(partition_of(&symbol));
         weir::kafka::send(&producer, record).expect("send");
     }
-    weir::kafka::confirm(&producer, &deliveries, 0).expect("delivered");
+    weir::kafka::confirm(
+        &producer,
+        &deliveries,
+        0,
+        std::time::Duration::from_secs(60),
+    )
+    .expect("delivered");
 }
 
 /// Sends one event per key an hour after the stream, so that every partition's watermark
@@ -210,7 +216,13 @@ fn produce_closers(brokers: &str) {
             .partition(partition_of(&symbol));
         weir::kafka::send(&producer, record).expect("send");
     }
-    weir::kafka::confirm(&producer, &deliveries, 0).expect("delivered");
+    weir::kafka::confirm(
+        &producer,
+        &deliveries,
+        0,
+        std::time::Duration::from_secs(60),
+    )
+    .expect("delivered");
 }
 
 /// Reads every partition of the topic from its start and checks that each is in time

@@ -21,6 +21,8 @@ pub struct Counters {
     pub rows_written: u64,
     /// Plugin calls that failed (error records written).
     pub plugin_errors: u64,
+    /// Windows a failed call left without rows that a later version computed.
+    pub windows_recomputed: u64,
 }
 
 impl Counters {
@@ -33,5 +35,6 @@ impl Counters {
         self.windows_fired += other.windows_fired;
         self.rows_written += other.rows_written;
         self.plugin_errors += other.plugin_errors;
+        self.windows_recomputed += other.windows_recomputed;
     }
 }

@@ -77,15 +77,16 @@ pub fn send(
     }
 }
 
-/// Waits until the broker confirmed or refused every message sent; an error when any was
-/// refused since `before` (a count from [`Deliveries::failed`]).
+/// Waits, at most `timeout`, until the broker confirmed or refused every message sent; an
+/// error when any was refused since `before` (a count from [`Deliveries::failed`]).
 pub fn confirm(
     producer: &ThreadedProducer<Counting>,
     deliveries: &Deliveries,
     before: u64,
+    timeout: Duration,
 ) -> Result<(), String> {
     producer
-        .flush(Duration::from_secs(60))
+        .flush(timeout)
         .map_err(|e| format!("waiting for the broker to confirm: {e}"))?;
     match deliveries.failed() {
         (n, first) if n > before => Err(format!(
@@ -95,4 +96,51 @@ pub fn confirm(
         )),
         _ => Ok(()),
     }
+}
+
+/// Creates `topic` with `partitions` partitions and the topic settings `settings` (such as
+/// `cleanup.policy = compact`), through a client with `options` (security settings); a
+/// topic that exists already is left as it is.
+pub fn create_topic<'a>(
+    brokers: &str,
+    topic: &str,
+    partitions: i32,
+    settings: &[(&str, &str)],
+    options: impl IntoIterator<Item = (&'a String, &'a String)>,
+) -> Result<(), String> {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    use rdkafka::client::DefaultClientContext;
+    let mut cfg = rdkafka::config::ClientConfig::new();
+    cfg.set("bootstrap.servers", brokers);
+    for (k, v) in options {
+        cfg.set(k, v);
+    }
+    let admin: AdminClient<DefaultClientContext> = cfg
+        .create()
+        .map_err(|e| format!("creating the Kafka admin client: {e}"))?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let mut new = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
+    for (k, v) in settings {
+        new = new.set(k, v);
+    }
+    let results = runtime
+        .block_on(
+            admin.create_topics(
+                [&new],
+                &AdminOptions::new()
+                    .operation_timeout(Some(Duration::from_secs(5)))
+                    .request_timeout(Some(Duration::from_secs(5))),
+            ),
+        )
+        .map_err(|e| format!("creating topic {topic}: {e}"))?;
+    for r in results {
+        match r {
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((t, e)) => return Err(format!("creating topic {t}: {e}")),
+        }
+    }
+    Ok(())
 }

@@ -20,6 +20,7 @@ mod output_change_tests;
 mod outputs;
 mod parallel;
 mod positions;
+mod recompute;
 mod recovery;
 mod routing;
 mod run;
@@ -50,7 +51,7 @@ use columns::*;
 use fire::*;
 use outputs::*;
 use recovery::*;
-use shard::{Gate, Health, Placed, Shard};
+use shard::{FailedWindows, Gate, Health, Placed, Shard};
 
 use crate::checkpoint::{self, Checkpoint, Identity};
 use crate::config::{
@@ -346,6 +347,7 @@ impl Pipeline {
             checkpoints: None,
         }
         .tracking_offsets()
+        .keeping_failed_windows()
         .checkpointing(identity, restored)?;
         p.start_workers(parallelism)?;
         // The window state read from the checkpoint goes to this thread's operator, or by
@@ -413,6 +415,7 @@ impl Pipeline {
             self.change_output_columns(new)?;
         }
         self.shard.replace(Box::new(plugin), inputs);
+        self.recompute_failed()?;
         self.fire_due()
     }
 

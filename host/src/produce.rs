@@ -7,10 +7,6 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
-use rdkafka::config::ClientConfig;
-use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::producer::BaseRecord;
 
 /// `weir produce` options.
@@ -90,8 +86,13 @@ pub fn run(args: &Args) -> anyhow::Result<u64> {
         crate::kafka::send(&producer, record).with_context(|| format!("sending line {}", i + 1))?;
         sent += 1;
     }
-    crate::kafka::confirm(&producer, &deliveries, 0)
-        .map_err(|e| anyhow::anyhow!("{e} (of {sent} sent)"))?;
+    crate::kafka::confirm(
+        &producer,
+        &deliveries,
+        0,
+        std::time::Duration::from_secs(60),
+    )
+    .map_err(|e| anyhow::anyhow!("{e} (of {sent} sent)"))?;
     Ok(sent)
 }
 
@@ -123,27 +124,8 @@ fn message_key(line: &str, fields: &[String]) -> Option<String> {
 
 /// Creates `topic` with `partitions` partitions (replication 1) unless it exists.
 pub fn create_topic(brokers: &str, topic: &str, partitions: i32) -> anyhow::Result<()> {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .create()
-        .context("creating the Kafka admin client")?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
-    let results = runtime
-        .block_on(admin.create_topics(
-            [&new],
-            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
-        ))
-        .with_context(|| format!("creating topic {topic}"))?;
-    for r in results {
-        match r {
-            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-            Err((t, e)) => anyhow::bail!("creating topic {t}: {e}"),
-        }
-    }
-    Ok(())
+    crate::kafka::create_topic(brokers, topic, partitions, &[], std::iter::empty())
+        .map_err(anyhow::Error::msg)
 }
 
 #[cfg(test)]

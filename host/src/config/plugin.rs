@@ -30,6 +30,24 @@ pub struct PluginConfig {
     /// the new header; CSV on stdout or stderr gets a new header line.
     #[serde(default)]
     pub allow_output_change: bool,
+    /// Under `weir serve`: how many windows whose plugin call failed keep their events, so
+    /// that the next version deployed or rolled back to computes them (default 1 000; 0
+    /// keeps none). The oldest go first, and past [`PluginConfig::keep_failed_events`]
+    /// events in all; a window no longer kept is named by its error record only.
+    #[serde(default = "default_keep_failed_windows")]
+    pub keep_failed_windows: usize,
+    /// Under `weir serve`: most events the kept failed windows hold together (default
+    /// 100 000).
+    #[serde(default = "default_keep_failed_events")]
+    pub keep_failed_events: usize,
+}
+
+fn default_keep_failed_windows() -> usize {
+    1_000
+}
+
+fn default_keep_failed_events() -> usize {
+    100_000
 }
 
 /// `[plugin.limits]` of a pipeline, or `[tenants.limits]` of a host: resource limits.

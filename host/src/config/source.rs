@@ -69,9 +69,27 @@ pub struct KafkaSourceConfig {
     /// much beyond the records open windows still need.
     #[serde(default = "default_commit_every")]
     pub commit_every: Millis,
+    /// The topic where each at-least-once commit's replay floors are written before the
+    /// offsets (default `<group_id>.weir-progress`, created compacted with one partition
+    /// when missing): a broker may drop commit metadata, this topic keeps them. `""` turns
+    /// it off (the floors then travel only in the commit metadata). Exactly-once pipelines
+    /// do not use it: their floors are committed in the transaction.
+    #[serde(default)]
+    pub progress_topic: Option<String>,
     /// `[source.kafka]`: what is passed to librdkafka.
     #[serde(default)]
     pub kafka: KafkaPassthrough,
+}
+
+impl KafkaSourceConfig {
+    /// The progress topic's name, `None` when turned off.
+    pub fn progress_topic(&self) -> Option<String> {
+        match &self.progress_topic {
+            Some(t) if t.is_empty() => None,
+            Some(t) => Some(t.clone()),
+            None => Some(format!("{}.weir-progress", self.group_id)),
+        }
+    }
 }
 
 fn default_commit_every() -> Millis {

@@ -40,6 +40,8 @@ pub(super) struct Emitter<'a> {
     /// Windows whose rows are in the result sink's buffer, not yet committed, with their
     /// row counts: they count as fired only once [`Emitter::commit`] hands them to the OS.
     pub(super) uncommitted: Vec<(Due, u64)>,
+    /// Where a window whose call failed is kept for the next version (`weir serve`).
+    pub(super) kept: Option<&'a mut FailedWindows>,
 }
 
 /// How a plugin aggregates a window.
@@ -425,10 +427,15 @@ impl Emitter<'_> {
             Err(e) => {
                 self.counted.plugin_errors += 1;
                 self.health.failed("aggregate", &e, self.gate);
-                self.out.error(key, window, revision, e).map(|()| {
+                let written = self.out.error(key, window, revision, e);
+                if written.is_ok() {
                     self.counted.windows_fired += 1;
+                    if let Some(kept) = self.kept.as_deref_mut() {
+                        kept.keep(operator, d);
+                    }
                     operator.fired(d);
-                })
+                }
+                written
             }
         };
         match written {

@@ -19,6 +19,74 @@ pub(super) struct Shard {
     pub(super) health: Health,
     /// The live plugin's version id.
     pub(super) version: String,
+    /// Windows whose plugin call failed, with their events, for the next version
+    /// (`weir serve` only).
+    pub(super) failed: Option<FailedWindows>,
+}
+
+/// Windows whose plugin call failed, kept with their events (oldest first) so that the next
+/// version computes them, within a count and an event budget.
+#[derive(Debug, Default)]
+pub(super) struct FailedWindows {
+    windows: std::collections::VecDeque<FailedWindow>,
+    events: usize,
+    max_windows: usize,
+    max_events: usize,
+}
+
+/// One window a failed call left without rows.
+#[derive(Debug)]
+pub(super) struct FailedWindow {
+    pub(super) key: Key,
+    pub(super) window: Window,
+    /// The revision the failed firing had: the one its rows take.
+    pub(super) revision: u32,
+    pub(super) events: Vec<StoredEvent>,
+}
+
+impl FailedWindows {
+    /// Keeps at most `max_windows` windows and `max_events` events.
+    pub(super) fn new(max_windows: usize, max_events: usize) -> Self {
+        FailedWindows {
+            max_windows,
+            max_events,
+            ..FailedWindows::default()
+        }
+    }
+
+    /// Keeps the window `d` of `operator`, whose call just failed, dropping the oldest kept
+    /// ones past the budget.
+    pub(super) fn keep(&mut self, operator: &mut WindowOperator, d: Due) {
+        if self.max_windows == 0 {
+            return;
+        }
+        let Some((f, _)) = operator.firing(d) else {
+            return;
+        };
+        let events: Vec<StoredEvent> = f.events.cloned().collect();
+        if events.len() > self.max_events {
+            return;
+        }
+        self.events += events.len();
+        self.windows.push_back(FailedWindow {
+            key: f.key.clone(),
+            window: f.window,
+            revision: f.revision,
+            events,
+        });
+        while self.windows.len() > self.max_windows || self.events > self.max_events {
+            let Some(gone) = self.windows.pop_front() else {
+                break;
+            };
+            self.events -= gone.events.len();
+        }
+    }
+
+    /// Takes every kept window.
+    pub(super) fn take(&mut self) -> Vec<FailedWindow> {
+        self.events = 0;
+        self.windows.drain(..).collect()
+    }
 }
 
 /// A plugin's failures in a row and whether they quarantined it: the one place a
@@ -117,6 +185,7 @@ impl Shard {
             health: Health::default(),
             version: plugin.version_id(),
             plugin,
+            failed: None,
         }
     }
 
@@ -167,7 +236,24 @@ impl Shard {
         out: &mut dyn WindowSink,
         gate: &Gate<'_>,
     ) -> (Counters, Option<sink::Error>) {
-        let mode = AggregationMode::of(self.plugin.info(), self.operator.kind());
+        // Out and back: the emitter borrows the rest of the shard beside it (no allocation).
+        let placeholder = WindowOperator::new(self.operator.kind(), 0);
+        let mut operator = std::mem::replace(&mut self.operator, placeholder);
+        let fired = self.fire_on(&mut operator, due, out, gate);
+        self.operator = operator;
+        fired
+    }
+
+    /// [`Shard::fire`] over the windows of another `operator` (the failed windows a new
+    /// version computes).
+    pub(super) fn fire_on(
+        &mut self,
+        operator: &mut WindowOperator,
+        due: Vec<Due>,
+        out: &mut dyn WindowSink,
+        gate: &Gate<'_>,
+    ) -> (Counters, Option<sink::Error>) {
+        let mode = AggregationMode::of(self.plugin.info(), operator.kind());
         let mut emitter = Emitter {
             inputs: &self.inputs,
             plugin: self.plugin.as_mut(),
@@ -178,8 +264,9 @@ impl Shard {
             failed: None,
             mode,
             uncommitted: Vec::new(),
+            kept: self.failed.as_mut(),
         };
-        emitter.emit_all(&mut self.operator, due);
+        emitter.emit_all(operator, due);
         (emitter.counted, emitter.failed)
     }
 }

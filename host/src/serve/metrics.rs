@@ -69,6 +69,7 @@ struct CountFamilies {
     windows_fired: Family<PipelineId, Counter>,
     rows_written: Family<PipelineId, Counter>,
     plugin_errors: Family<PipelineId, Counter>,
+    windows_recomputed: Family<PipelineId, Counter>,
     plugin_restarts: Family<PipelineId, Counter>,
     swaps: Family<PipelineId, Counter>,
     rejected_deploys: Family<PipelineId, Counter>,
@@ -137,6 +138,11 @@ impl Metrics {
             "weir_plugin_errors",
             "Plugin calls that failed",
             m.counts.plugin_errors.clone(),
+        );
+        r.register(
+            "weir_windows_recomputed",
+            "Windows a failed plugin call left without rows that a later version computed",
+            m.counts.windows_recomputed.clone(),
         );
         r.register(
             "weir_plugin_restarts",
@@ -277,6 +283,11 @@ impl Metrics {
             before.plugin_errors,
             now.plugin_errors,
         );
+        inc(
+            &self.counts.windows_recomputed,
+            before.windows_recomputed,
+            now.windows_recomputed,
+        );
         let gauge = |f: &Family<PipelineId, Gauge>, v: u64| {
             f.get_or_create(l).set(i64::try_from(v).unwrap_or(i64::MAX));
         };
@@ -304,6 +315,7 @@ impl Metrics {
             &self.counts.windows_fired,
             &self.counts.rows_written,
             &self.counts.plugin_errors,
+            &self.counts.windows_recomputed,
             &self.counts.plugin_restarts,
             &self.counts.swaps,
             &self.counts.rejected_deploys,
@@ -384,6 +396,7 @@ impl Metrics {
                 windows_fired: count(&self.counts.windows_fired),
                 rows_written: count(&self.counts.rows_written),
                 plugin_errors: count(&self.counts.plugin_errors),
+                windows_recomputed: count(&self.counts.windows_recomputed),
             },
             open_windows: gauge(&self.state.open_windows),
             watermark_ms: self

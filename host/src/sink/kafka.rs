@@ -267,7 +267,12 @@ impl Sink for KafkaSink {
     /// Waits until the broker confirmed every message sent so far (the pipeline commits
     /// source offsets only after this).
     fn flush(&mut self) -> Result<(), Error> {
-        match crate::kafka::confirm(&self.producer, &self.deliveries, self.failed_before) {
+        match crate::kafka::confirm(
+            &self.producer,
+            &self.deliveries,
+            self.failed_before,
+            std::time::Duration::from_secs(60),
+        ) {
             Ok(()) => Ok(()),
             Err(message) => {
                 self.failed_before = self.deliveries.failed().0;

@@ -22,8 +22,10 @@ use rdkafka::message::Message;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::types::RDKafkaRespErr;
 
+mod progress;
 mod rebalances;
 
+use progress::Progress;
 use rebalances::{Rebalances, offsets};
 
 use super::{
@@ -57,6 +59,8 @@ pub struct KafkaSource {
     ends: Option<HashMap<(String, i32), (i64, i64)>>,
     rejected: Vec<Rejected>,
     commit_every: Duration,
+    /// Where at-least-once commits record their floors ([`progress`]).
+    progress: Option<Progress>,
     /// Partitions assigned and not yet handed to the pipeline.
     assigned: Vec<u32>,
     /// Partitions revoked and not yet handed to the pipeline.
@@ -151,6 +155,18 @@ impl KafkaSource {
                 Some(ends)
             }
         };
+        let progress = match cfg.progress_topic() {
+            Some(topic) if !read_committed => {
+                match Progress::open(&cfg.brokers, &topic, &cfg.kafka.options) {
+                    Ok(p) => Some(p),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "kafka: no progress topic: replay floors travel only in commit metadata, which some brokers drop; create the topic (compacted, one partition) or name one with source.progress_topic");
+                        None
+                    }
+                }
+            }
+            _ => None,
+        };
         match &ends {
             // A bounded replay takes every partition itself, from the group's committed
             // offsets (else `start`): no group rebalance to wait for, and no partition
@@ -178,6 +194,7 @@ impl KafkaSource {
             ends,
             rejected: Vec::new(),
             commit_every: Duration::from_millis(cfg.commit_every.0.max(1) as u64),
+            progress,
             assigned: Vec::new(),
             revoked: Vec::new(),
             unconfirmed: false,
@@ -554,6 +571,35 @@ impl Source for KafkaSource {
                     tracing::warn!(error = %e, "kafka: reading the committed offsets' metadata")
                 }
             }
+            // The progress topic keeps what a broker may have dropped from the metadata;
+            // it is written before the offsets, so it may be ahead of them, never behind.
+            if let Some(progress) = &self.progress {
+                let read = progress.read();
+                if read.is_err() {
+                    // Not asked again: a topic that cannot be read would slow every
+                    // assignment down; the commit metadata still carries the floors.
+                    self.progress = None;
+                }
+                match read {
+                    Ok(floors) => {
+                        tracing::debug!(?floors, "kafka: the progress topic");
+                        for &id in &self.assigned {
+                            if let Some(p) = self.parts.get_mut(id as usize)
+                                && let Some(&(w, read)) =
+                                    floors.get(&(p.topic.clone(), p.partition))
+                            {
+                                p.floor = Some(match p.floor {
+                                    Some((w0, r0)) => (w.max(w0), read.max(r0)),
+                                    None => (w, read),
+                                });
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "kafka: reading the progress topic failed: from now on the floors come only from the commits' metadata")
+                    }
+                }
+            }
         }
         out.append(&mut self.assigned);
     }
@@ -596,6 +642,21 @@ impl Source for KafkaSource {
         }
         if tpl.count() == 0 {
             return Ok(());
+        }
+        if let Some(progress) = &self.progress {
+            let entries: Vec<(&str, i32, i64, u64)> = positions
+                .iter()
+                .filter_map(|c| {
+                    let p = self.parts.get(c.partition as usize)?;
+                    Some((p.topic.as_str(), p.partition, c.floor, c.read))
+                })
+                .collect();
+            if let Err(e) = progress.write(&entries) {
+                // The commit's metadata still carries the floors; a topic that cannot be
+                // written is not tried again, so commits never wait on it.
+                tracing::warn!(error = %e, "kafka: the progress topic was not written: from now on the floors go only in the commits' metadata");
+                self.progress = None;
+            }
         }
         tracing::debug!(offsets = %offsets(&tpl), "kafka commit");
         let mode = if self.consumer.context().revoking() {

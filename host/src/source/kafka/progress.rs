@@ -1,0 +1,211 @@
+//! The pipeline's progress topic: per (topic, partition) it reads, the replay floor and
+//! read position of its last commit, written before each at-least-once commit of offsets
+//! and read when a partition is assigned. The same facts travel in the commit's metadata,
+//! but some Kafka-protocol brokers drop commit metadata; without them a restart fires
+//! windows again from only part of their events, and one row id gets two contents. The
+//! progress topic is one partition, compacted, keyed by `topic/partition`, so reading it
+//! is reading at most one record per partition the group ever read.
+//!
+//! Exactly-once commits do not use it: their floors travel in the transaction, with the
+//! rows and offsets, where a broker that runs transactions keeps them.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseRecord, ThreadedProducer};
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+
+use crate::kafka::Counting;
+
+/// How long reading the progress, or writing it (delivery included), may take.
+const TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The progress topic of one pipeline.
+pub(super) struct Progress {
+    topic: String,
+    brokers: String,
+    options: Vec<(String, String)>,
+    producer: ThreadedProducer<Counting>,
+    deliveries: std::sync::Arc<crate::kafka::Deliveries>,
+}
+
+/// A partition's recorded progress: replay floor and read position.
+pub(super) type Floor = (i64, u64);
+
+impl Progress {
+    /// Opens the progress topic `topic` on `brokers` with the source's librdkafka
+    /// `options` (security settings), creating it (one partition, compacted) when it is
+    /// missing.
+    pub(super) fn open(
+        brokers: &str,
+        topic: &str,
+        options: &std::collections::BTreeMap<String, String>,
+    ) -> Result<Self, String> {
+        let producer_options: Vec<(String, String)> = options
+            .iter()
+            .filter(|(k, _)| !consumer_only(k))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        crate::kafka::create_topic(
+            brokers,
+            topic,
+            1,
+            &[("cleanup.policy", "compact")],
+            producer_options.iter().map(|(k, v)| (k, v)),
+        )
+        .map_err(|e| format!("creating the progress topic {topic}: {e}"))?;
+        let mut with_acks = producer_options.clone();
+        with_acks.push(("acks".into(), "all".into()));
+        let (producer, deliveries) =
+            crate::kafka::producer(brokers, with_acks.iter().map(|(k, v)| (k, v)))
+                .map_err(|e| format!("the progress topic's producer: {e}"))?;
+        Ok(Progress {
+            topic: topic.to_string(),
+            brokers: brokers.to_string(),
+            options: producer_options,
+            producer,
+            deliveries,
+        })
+    }
+
+    /// Writes each partition's floor and read position, and waits until the broker has
+    /// them all: the offsets they go with are committed only after.
+    pub(super) fn write(&self, entries: &[(&str, i32, i64, u64)]) -> Result<(), String> {
+        tracing::debug!(?entries, topic = %self.topic, "kafka: writing progress");
+        let (before, _) = self.deliveries.failed();
+        for &(topic, partition, floor, read) in entries {
+            let key = key(topic, partition);
+            let value = value(floor, read);
+            crate::kafka::send(
+                &self.producer,
+                BaseRecord::to(&self.topic)
+                    .key(key.as_bytes())
+                    .payload(value.as_bytes()),
+            )
+            .map_err(|e| format!("writing to the progress topic {}: {e}", self.topic))?;
+        }
+        crate::kafka::confirm(&self.producer, &self.deliveries, before, TIMEOUT)
+            .map_err(|e| format!("writing to the progress topic {}: {e}", self.topic))
+    }
+
+    /// Reads the whole topic: the last floor recorded for each (topic, partition).
+    pub(super) fn read(&self) -> Result<HashMap<(String, i32), Floor>, String> {
+        let mut client = ClientConfig::new();
+        client
+            .set("bootstrap.servers", &self.brokers)
+            .set("group.id", "weir-progress-reader")
+            .set("enable.auto.commit", "false")
+            .set("enable.partition.eof", "false");
+        for (k, v) in &self.options {
+            client.set(k, v);
+        }
+        let consumer: BaseConsumer = client
+            .create()
+            .map_err(|e| format!("reading the progress topic {}: {e}", self.topic))?;
+        let (low, high) = consumer
+            .fetch_watermarks(&self.topic, 0, TIMEOUT)
+            .map_err(|e| format!("reading the progress topic {}: {e}", self.topic))?;
+        let mut out = HashMap::new();
+        if high <= low {
+            return Ok(out);
+        }
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(&self.topic, 0, Offset::Offset(low))
+            .map_err(|e| e.to_string())?;
+        consumer.assign(&tpl).map_err(|e| e.to_string())?;
+        let deadline = Instant::now() + TIMEOUT;
+        let mut next = low;
+        // Until the high watermark, then until a poll brings nothing: some brokers report
+        // a high watermark inside the last stored batch.
+        loop {
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "reading the progress topic {}: offsets {next} to {high} did not arrive within {TIMEOUT:?}",
+                    self.topic
+                ));
+            }
+            let Some(m) = consumer.poll(Duration::from_millis(200)) else {
+                if next >= high {
+                    break;
+                }
+                continue;
+            };
+            let m = m.map_err(|e| format!("reading the progress topic {}: {e}", self.topic))?;
+            next = next.max(m.offset() + 1);
+            let parsed = m
+                .key()
+                .and_then(|k| std::str::from_utf8(k).ok())
+                .and_then(parse_key)
+                .zip(
+                    m.payload()
+                        .and_then(|v| std::str::from_utf8(v).ok())
+                        .and_then(parse_value),
+                );
+            if let Some((k, v)) = parsed {
+                out.insert(k, v);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// librdkafka properties a producer does not take.
+fn consumer_only(key: &str) -> bool {
+    matches!(
+        key,
+        "isolation.level"
+            | "auto.offset.reset"
+            | "enable.auto.commit"
+            | "max.partition.fetch.bytes"
+            | "fetch.min.bytes"
+            | "fetch.max.bytes"
+            | "fetch.wait.max.ms"
+            | "session.timeout.ms"
+            | "heartbeat.interval.ms"
+            | "max.poll.interval.ms"
+            | "group.instance.id"
+            | "partition.assignment.strategy"
+            | "statistics.interval.ms"
+            | "enable.partition.eof"
+            | "group.id"
+    )
+}
+
+fn key(topic: &str, partition: i32) -> String {
+    format!("{topic}/{partition}")
+}
+
+fn parse_key(k: &str) -> Option<(String, i32)> {
+    let (topic, partition) = k.rsplit_once('/')?;
+    Some((topic.to_string(), partition.parse().ok()?))
+}
+
+fn value(floor: i64, read: u64) -> String {
+    format!("weir:{floor}:{read}")
+}
+
+fn parse_value(v: &str) -> Option<Floor> {
+    let mut it = v.strip_prefix("weir:")?.split(':');
+    let floor = it.next()?.parse().ok()?;
+    let read = it.next()?.parse().ok()?;
+    Some((floor, read))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_and_values_read_back() {
+        assert_eq!(parse_key(&key("a/b", 3)), Some(("a/b".to_string(), 3)));
+        assert_eq!(parse_value(&value(-5, 7)), Some((-5, 7)));
+        assert_eq!(parse_value(&value(i64::MIN, 0)), Some((i64::MIN, 0)));
+        for other in ["", "weir:", "weir:x:1", "w:1:2", "weir:5"] {
+            assert_eq!(parse_value(other), None, "{other}");
+        }
+        assert_eq!(parse_key("nopartition"), None);
+    }
+}
