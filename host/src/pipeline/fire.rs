@@ -448,6 +448,25 @@ impl Emitter<'_> {
     }
 }
 
+/// The gate of a pipeline's own thread: its interrupt and CPU budget, whether a stop was
+/// asked for, and where it logs.
+fn gate<'a>(
+    spec: &'a PipelineSpec,
+    opts: &'a Options,
+    log: &'a LogBudget,
+    quarantine_after: u32,
+    stop: bool,
+) -> Gate<'a> {
+    Gate {
+        pipeline: &spec.cfg.name,
+        quarantine_after,
+        interrupt: opts.interrupt.as_deref(),
+        cpu: opts.cpu.as_deref(),
+        stop,
+        log,
+    }
+}
+
 impl Pipeline {
     pub(super) fn fire(&mut self, mode: FireMode) -> anyhow::Result<()> {
         if let FireMode::Watermark(_) = mode
@@ -462,23 +481,7 @@ impl Pipeline {
             FireMode::Watermark(w) => self.shard.operator.take_due(Some(w)),
             FireMode::Early | FireMode::Flush => self.shard.operator.take_due(None),
         };
-        let version = self.opts.version_column.then(|| self.shard.version.clone());
-        let gate = Gate {
-            pipeline: &self.spec.cfg.name,
-            quarantine_after: self.quarantine_after(),
-            interrupt: self.opts.interrupt.as_deref(),
-            cpu: self.opts.cpu.as_deref(),
-            stop: self.flags.stop_requested,
-            log: &self.log,
-        };
-        let mut writer = SinkWriter {
-            out: &mut self.out,
-            pipeline: &self.spec.cfg.name,
-            key_names: &self.spec.cfg.schema.key,
-            revisions: has_revisions(&self.spec.cfg),
-            version: version.as_deref(),
-        };
-        let (counted, failed) = self.shard.fire(due, &mut writer, &gate);
+        let (counted, failed) = self.fire_into_sinks(due, None);
         self.summary.counters.add(&counted);
         match mode {
             FireMode::Watermark(w) => self.shard.operator.purge_due(w),
@@ -508,13 +511,40 @@ impl Pipeline {
 
     /// What may hold this thread's firings back.
     pub(super) fn gate(&self) -> Gate<'_> {
-        Gate {
+        gate(
+            &self.spec,
+            &self.opts,
+            &self.log,
+            self.quarantine_after(),
+            self.flags.stop_requested,
+        )
+    }
+
+    /// Fires `due` into the sinks, as far as the gate lets it: windows of the shard's own
+    /// operator, or of `rebuilt` (failed windows a new version computes).
+    pub(super) fn fire_into_sinks(
+        &mut self,
+        due: Vec<Due>,
+        rebuilt: Option<&mut WindowOperator>,
+    ) -> (Counters, Option<sink::Error>) {
+        let version = self.opts.version_column.then(|| self.shard.version.clone());
+        let gate = gate(
+            &self.spec,
+            &self.opts,
+            &self.log,
+            self.quarantine_after(),
+            self.flags.stop_requested,
+        );
+        let mut writer = SinkWriter {
+            out: &mut self.out,
             pipeline: &self.spec.cfg.name,
-            quarantine_after: self.quarantine_after(),
-            interrupt: self.opts.interrupt.as_deref(),
-            cpu: self.opts.cpu.as_deref(),
-            stop: self.flags.stop_requested,
-            log: &self.log,
+            key_names: &self.spec.cfg.schema.key,
+            revisions: has_revisions(&self.spec.cfg),
+            version: version.as_deref(),
+        };
+        match rebuilt {
+            Some(operator) => self.shard.fire_on(operator, due, &mut writer, &gate),
+            None => self.shard.fire(due, &mut writer, &gate),
         }
     }
 

@@ -54,23 +54,7 @@ impl Pipeline {
             }
         }
         let n = due.len() as u64;
-        let version = self.opts.version_column.then(|| self.shard.version.clone());
-        let gate = Gate {
-            pipeline: &self.spec.cfg.name,
-            quarantine_after: self.quarantine_after(),
-            interrupt: self.opts.interrupt.as_deref(),
-            cpu: self.opts.cpu.as_deref(),
-            stop: self.flags.stop_requested,
-            log: &self.log,
-        };
-        let mut writer = SinkWriter {
-            out: &mut self.out,
-            pipeline: &self.spec.cfg.name,
-            key_names: &self.spec.cfg.schema.key,
-            revisions: has_revisions(&self.spec.cfg),
-            version: version.as_deref(),
-        };
-        let (counted, failed) = self.shard.fire_on(&mut rebuilt, due, &mut writer, &gate);
+        let (counted, failed) = self.fire_into_sinks(due, Some(&mut rebuilt));
         // Declined ones are pending again in `rebuilt`: kept for the next chance.
         let left = rebuilt.take_due(None);
         let again = left.len() as u64;
