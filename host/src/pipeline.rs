@@ -188,7 +188,7 @@ struct Positions {
     releases: Vec<i64>,
     /// Per partition id, what its last commit recorded when it was assigned
     /// ([`Source::replay_floor`]).
-    floors: Vec<Option<(i64, u64)>>,
+    floors: Vec<Option<crate::source::ReplayFloor>>,
 }
 
 /// A pipeline's local checkpoints.

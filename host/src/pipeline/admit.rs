@@ -124,7 +124,7 @@ impl Pipeline {
     /// again.
     pub(super) fn replay_floor(&self, raw: &RawRecord<'_>, before: i64) -> (i64, bool) {
         match self.positions.floors.get(raw.partition as usize) {
-            Some(Some((w, read))) => (before.max(*w), raw.offset < *read),
+            Some(Some(f)) => (before.max(f.watermark), raw.offset < f.read),
             _ => (before, false),
         }
     }

@@ -114,11 +114,14 @@ impl Source for ModelSource {
     fn commit(&mut self, positions: &[source::Commit]) -> Result<(), source::Error> {
         panic!("an exactly-once source committed {positions:?} outside the transaction");
     }
-    fn replay_floor(&self, partition: u32) -> Option<(i64, u64)> {
+    fn replay_floor(&self, partition: u32) -> Option<source::ReplayFloor> {
         let b = lock(&self.broker);
         let (_, meta) = b.committed.get(partition as usize)?.as_ref()?;
         let (w, read) = meta.split_once(':')?;
-        Some((w.parse().ok()?, read.parse().ok()?))
+        Some(source::ReplayFloor {
+            watermark: w.parse().ok()?,
+            read: read.parse().ok()?,
+        })
     }
     fn consumed(
         &self,

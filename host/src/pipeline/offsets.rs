@@ -7,7 +7,7 @@
 
 use std::collections::VecDeque;
 
-use crate::source::Commit;
+use crate::source::{Commit, ReplayFloor};
 
 /// Released at once (dead letters, filtered records).
 pub const RELEASED: i64 = i64::MIN;
@@ -54,7 +54,7 @@ impl Offsets {
         release: i64,
         floor: i64,
         every: bool,
-        floors: &[Option<(i64, u64)>],
+        floors: &[Option<ReplayFloor>],
     ) -> Vec<Commit> {
         let mut due = Vec::new();
         for (i, p) in self.parts.iter_mut().enumerate() {
@@ -63,7 +63,7 @@ impl Offsets {
             }
             let position = p.queue.front().map(|&(o, _)| o).or(p.next);
             let (floor, read) = match floors.get(i).copied().flatten() {
-                Some((w, read)) => (floor.max(w), p.next.unwrap_or(0).max(read)),
+                Some(f) => (floor.max(f.watermark), p.next.unwrap_or(0).max(f.read)),
                 None => (floor, p.next.unwrap_or(0)),
             };
             if let Some(pos) = position
@@ -147,7 +147,13 @@ mod tests {
         o.record(1, 20, 5_000);
         // Partition 0 was read from a commit with floor 3 000 and read position 15; the
         // watermark of this run is still at 1 000. Partition 1 has no floor.
-        let floors = [Some((3_000, 15)), None];
+        let floors = [
+            Some(ReplayFloor {
+                watermark: 3_000,
+                read: 15,
+            }),
+            None,
+        ];
         let due = o.due(1_000, 1_000, true, &floors);
         assert_eq!(
             due,

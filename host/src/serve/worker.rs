@@ -130,14 +130,16 @@ impl Worker {
             publisher: Publisher::new(metrics.clone(), id.clone()),
             id: id.clone(),
             paused: begin.paused,
-            restored_quarantine: begin.quarantined,
-            on_quarantine: begin.on_quarantine,
-            told_quarantine: false,
+            quarantines: Quarantines {
+                strikes: Strikes::default(),
+                restored: begin.quarantined,
+                on_new: begin.on_quarantine,
+                told: false,
+            },
             done: false,
             held: false,
             metrics: metrics.clone(),
             cpu,
-            strikes: Strikes::default(),
         };
         let handle = std::thread::Builder::new()
             .name(format!("weir-{}-{}", id.tenant, id.pipeline))
@@ -235,13 +237,6 @@ struct Thread {
     publisher: Publisher,
     id: PipelineId,
     paused: bool,
-    /// Quarantined before the host restarted (the reason): held like a quarantine until a
-    /// swap.
-    restored_quarantine: Option<String>,
-    /// Told of every new quarantine (the state directory).
-    on_quarantine: Option<OnQuarantine>,
-    /// Whether the quarantine in force was told to `on_quarantine`.
-    told_quarantine: bool,
     /// Finished or failed: nothing runs again, control messages are still answered.
     done: bool,
     /// Whether the source is held ([`Pipeline::hold_source`]): paused or quarantined.
@@ -250,9 +245,22 @@ struct Thread {
     metrics: Arc<Metrics>,
     /// This pipeline's share of its tenant's CPU budget.
     cpu: Arc<CpuShare>,
+    /// Its quarantines: recent ones, one from before a restart, who is told of new ones.
+    quarantines: Quarantines,
+}
+
+/// A pipeline thread's quarantines.
+struct Quarantines {
     /// Its recent quarantines, whatever versions they were of, and the wait of a fresh
     /// version.
     strikes: Strikes,
+    /// Quarantined before the host restarted (the reason): held like a quarantine until a
+    /// swap.
+    restored: Option<String>,
+    /// Told of every new quarantine (the state directory).
+    on_new: Option<OnQuarantine>,
+    /// Whether the quarantine in force was told to `on_new`.
+    told: bool,
 }
 
 impl Thread {
@@ -271,7 +279,7 @@ impl Thread {
 
     /// A fresh version still waiting out the pipeline's strikes.
     fn waiting(&self) -> Option<Instant> {
-        self.strikes.waits_until(Instant::now())
+        self.quarantines.strikes.waits_until(Instant::now())
     }
 
     /// Whether nothing runs now: paused, done, quarantined (now or before the restart), or
@@ -280,7 +288,7 @@ impl Thread {
         self.paused
             || self.done
             || self.p.quarantined().is_some()
-            || self.restored_quarantine.is_some()
+            || self.quarantines.restored.is_some()
             || self.waiting().is_some()
     }
 
@@ -373,7 +381,7 @@ impl Thread {
                 Ok(m) => return Held::Message(m),
                 Err(RecvTimeoutError::Disconnected) => return Held::HostGone,
                 Err(RecvTimeoutError::Timeout) => {
-                    if self.strikes.wait_ended(Instant::now()) {
+                    if self.quarantines.strikes.wait_ended(Instant::now()) {
                         return Held::WaitOver;
                     }
                     if let Err(e) = self.p.keep_source_alive() {
@@ -392,12 +400,12 @@ impl Thread {
         match msg {
             Control::Swap { plugin, fresh, ack } => {
                 let fired = self.p.swap_plugin(*plugin);
-                self.restored_quarantine = None;
+                self.quarantines.restored = None;
                 // The swap lifted any quarantine; a new version of a pipeline quarantined
                 // again and again waits before it runs, a rollback does not.
-                let wait = self.strikes.new_version(fresh, Instant::now());
+                let wait = self.quarantines.strikes.new_version(fresh, Instant::now());
                 if !wait.is_zero() {
-                    tracing::warn!(tenant = %self.id.tenant, pipeline = %self.id.pipeline, quarantines = self.strikes.count(), wait_s = wait.as_secs(), "new version waits before it runs: the pipeline was quarantined repeatedly");
+                    tracing::warn!(tenant = %self.id.tenant, pipeline = %self.id.pipeline, quarantines = self.quarantines.strikes.count(), wait_s = wait.as_secs(), "new version waits before it runs: the pipeline was quarantined repeatedly");
                 }
                 self.publisher.restarts_baseline(&self.p);
                 lock(&self.status).live_version = self.p.version().to_string();
@@ -413,7 +421,7 @@ impl Thread {
             Control::Resume(ack) => {
                 self.paused = false;
                 // A version quarantined before the restart is not called until replaced.
-                if self.restored_quarantine.is_none()
+                if self.quarantines.restored.is_none()
                     && let Err(e) = self.p.fire_due()
                 {
                     self.fail(&e);
@@ -433,7 +441,9 @@ impl Thread {
     fn step(&mut self) {
         let stepped = self.p.step();
         let quarantined = self.p.quarantined().is_some();
-        self.strikes.observe(quarantined, Instant::now());
+        self.quarantines
+            .strikes
+            .observe(quarantined, Instant::now());
         match stepped {
             Ok(Step::More) => {}
             Ok(Step::Finished) => {
@@ -456,20 +466,20 @@ impl Thread {
     }
 
     /// Publishes metrics and status; the state follows quarantine and pause unless the
-    /// pipeline is done. A new quarantine is told to `on_quarantine` before it is
+    /// pipeline is done. A new quarantine is told to `on_new` before it is
     /// published, so that what the API shows is already recorded.
     fn publish(&mut self) {
         self.publisher.publish(&self.p, self.paused);
         let state = (!self.done).then(|| self.state());
         let quarantined = self.p.quarantined().is_some();
         if quarantined
-            && !self.told_quarantine
-            && let Some(tell) = &self.on_quarantine
+            && !self.quarantines.told
+            && let Some(tell) = &self.quarantines.on_new
         {
             let reason = state.as_ref().and_then(|(_, r)| r.as_deref());
             tell(self.p.version(), reason.unwrap_or("quarantined"));
         }
-        self.told_quarantine = quarantined;
+        self.quarantines.told = quarantined;
         let mut s = lock(&self.status);
         s.summary = self.p.summary().clone();
         if let Some((state, reason)) = state {
@@ -480,7 +490,7 @@ impl Thread {
     /// The state and its reason while not done: quarantine (before the restart, or now),
     /// a fresh version's wait, pause.
     fn state(&self) -> (PipelineState, Option<String>) {
-        if let Some(reason) = &self.restored_quarantine {
+        if let Some(reason) = &self.quarantines.restored {
             return (PipelineState::Quarantined, Some(reason.clone()));
         }
         match (self.p.quarantined(), self.paused, self.waiting()) {
@@ -490,7 +500,7 @@ impl Thread {
                     "version {} waits {} s more before it reads input: this pipeline was quarantined {} times in a row (each new version then waits twice as long as the one before, up to {} s; a quiet {} minutes forgives them). A rollback to a version that was live before runs at once",
                     self.p.version(),
                     t.saturating_duration_since(Instant::now()).as_secs() + 1,
-                    self.strikes.count(),
+                    self.quarantines.strikes.count(),
                     Strikes::MAX_WAIT.as_secs(),
                     Strikes::FORGET_AFTER.as_secs() / 60
                 )),

@@ -41,6 +41,20 @@ pub struct KafkaSink {
     deliveries: Arc<Deliveries>,
     /// Refused deliveries already reported.
     failed_before: u64,
+    /// How a row becomes a message value.
+    layout: Layout,
+    /// The message key and row id of the row in hand.
+    ids: RowIds,
+    /// Scratch for the message value.
+    value: Vec<u8>,
+    failed: Option<(io::ErrorKind, String)>,
+    /// Whether rows go in transactions (`exactly_once`); one is always open.
+    transactional: bool,
+}
+
+/// How a row of the sink's columns becomes a message value, and where its key and revision
+/// are.
+struct Layout {
     format: Format,
     /// Per column, `"name":` (JSON).
     json_prefixes: Vec<Vec<u8>>,
@@ -50,17 +64,21 @@ pub struct KafkaSink {
     key_columns: Option<usize>,
     /// Position of `revision`, when rows have one.
     revision: Option<usize>,
+}
+
+/// The message key and the `weir-row-id` of the row in hand, and what numbering rows
+/// within a window needs.
+#[derive(Default)]
+struct RowIds {
     /// The last result row's window id (key, bounds, revision) and its index in the window.
     last_window: Vec<u8>,
     index: u32,
     /// Scratch for the current row's window id.
     window: Vec<u8>,
-    value: Vec<u8>,
+    /// The message key.
     key: Vec<u8>,
+    /// The row id.
     id: Vec<u8>,
-    failed: Option<(io::ErrorKind, String)>,
-    /// Whether rows go in transactions (`exactly_once`); one is always open.
-    transactional: bool,
 }
 
 impl KafkaSink {
@@ -85,17 +103,15 @@ impl KafkaSink {
             producer,
             deliveries,
             failed_before: 0,
-            format,
-            json_prefixes: Vec::new(),
-            csv_cells: Vec::new(),
-            key_columns: None,
-            revision: None,
-            last_window: Vec::new(),
-            index: 0,
-            window: Vec::new(),
+            layout: Layout {
+                format,
+                json_prefixes: Vec::new(),
+                csv_cells: Vec::new(),
+                key_columns: None,
+                revision: None,
+            },
+            ids: RowIds::default(),
             value: Vec::new(),
-            key: Vec::new(),
-            id: Vec::new(),
             failed: None,
             transactional: false,
         };
@@ -147,11 +163,11 @@ impl KafkaSink {
     }
 
     /// The message key (the group key: one column's text, several as a JSON array) and,
-    /// for a result row, its id into `self.id`.
+    /// for a result row, its id into `self.ids.id`.
     fn key_and_id(&mut self, row: &[Cell<'_>]) {
-        self.key.clear();
-        self.id.clear();
-        let Some(k) = self.key_columns else {
+        self.ids.key.clear();
+        self.ids.id.clear();
+        let Some(k) = self.layout.key_columns else {
             return;
         };
         let text = |c: &Cell<'_>, out: &mut Vec<u8>| match c {
@@ -165,24 +181,24 @@ impl KafkaSink {
             }
         };
         match row.get(..k) {
-            Some([one]) => text(one, &mut self.key),
+            Some([one]) => text(one, &mut self.ids.key),
             Some(cells) => {
                 let prefixes = vec![Vec::new(); cells.len()];
                 let mut obj = Vec::new();
                 encode_json(&prefixes, cells, &mut obj);
                 // `{a,b}\n` → `[a,b]`.
                 let inner = obj.get(1..obj.len().saturating_sub(2)).unwrap_or_default();
-                self.key.push(b'[');
-                self.key.extend_from_slice(inner);
-                self.key.push(b']');
+                self.ids.key.push(b'[');
+                self.ids.key.extend_from_slice(inner);
+                self.ids.key.push(b']');
             }
             None => {}
         }
         // The window id is built in `window` (kept between rows, so no allocation per
         // row) and compared with the last row's.
-        let mut window = std::mem::take(&mut self.window);
+        let mut window = std::mem::take(&mut self.ids.window);
         window.clear();
-        window.extend_from_slice(&self.key);
+        window.extend_from_slice(&self.ids.key);
         for cell in row.iter().skip(k).take(2) {
             window.push(b'/');
             if let Cell::Time(ms) = cell {
@@ -190,22 +206,22 @@ impl KafkaSink {
             }
         }
         window.push(b'/');
-        let revision = match self.revision.and_then(|r| row.get(r)) {
+        let revision = match self.layout.revision.and_then(|r| row.get(r)) {
             Some(Cell::I64(rev)) => *rev,
             _ => 0,
         };
         let _ = write!(window, "{revision}");
-        if window == self.last_window {
-            self.index += 1;
-            self.window = window;
+        if window == self.ids.last_window {
+            self.ids.index += 1;
+            self.ids.window = window;
         } else {
-            self.index = 0;
-            self.window = std::mem::replace(&mut self.last_window, window);
+            self.ids.index = 0;
+            self.ids.window = std::mem::replace(&mut self.ids.last_window, window);
         }
-        self.id.extend_from_slice(self.pipeline.as_bytes());
-        self.id.push(b'/');
-        self.id.extend_from_slice(&self.last_window);
-        let _ = write!(self.id, "/{}", self.index);
+        self.ids.id.extend_from_slice(self.pipeline.as_bytes());
+        self.ids.id.push(b'/');
+        self.ids.id.extend_from_slice(&self.ids.last_window);
+        let _ = write!(self.ids.id, "/{}", self.ids.index);
     }
 }
 
@@ -218,22 +234,22 @@ impl Sink for KafkaSink {
             });
         }
         self.value.clear();
-        match self.format {
-            Format::Jsonl => encode_json(&self.json_prefixes, row, &mut self.value),
-            Format::Csv => encode_csv_row(&self.csv_cells, row, &mut self.value),
+        match self.layout.format {
+            Format::Jsonl => encode_json(&self.layout.json_prefixes, row, &mut self.value),
+            Format::Csv => encode_csv_row(&self.layout.csv_cells, row, &mut self.value),
         }
         if self.value.last() == Some(&b'\n') {
             self.value.pop();
         }
         self.key_and_id(row);
         let mut record = BaseRecord::to(&self.topic).payload(&self.value[..]);
-        if !self.key.is_empty() {
-            record = record.key(&self.key[..]);
+        if !self.ids.key.is_empty() {
+            record = record.key(&self.ids.key[..]);
         }
-        if !self.id.is_empty() {
+        if !self.ids.id.is_empty() {
             record = record.headers(OwnedHeaders::new().insert(Header {
                 key: ROW_ID_HEADER,
-                value: Some(&self.id[..]),
+                value: Some(&self.ids.id[..]),
             }));
         }
         if let Err(e) = crate::kafka::send(&self.producer, record) {
@@ -243,10 +259,10 @@ impl Sink for KafkaSink {
     }
 
     fn set_columns(&mut self, columns: Vec<String>) {
-        self.json_prefixes = json_prefixes(&columns);
-        self.csv_cells = (0..columns.len()).map(Some).collect();
-        self.key_columns = columns.iter().position(|c| c == "window_start");
-        self.revision = columns.iter().position(|c| c == "revision");
+        self.layout.json_prefixes = json_prefixes(&columns);
+        self.layout.csv_cells = (0..columns.len()).map(Some).collect();
+        self.layout.key_columns = columns.iter().position(|c| c == "window_start");
+        self.layout.revision = columns.iter().position(|c| c == "revision");
     }
 
     /// The rows are with the producer already (it sends them in the background): reports a

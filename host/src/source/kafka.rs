@@ -29,8 +29,8 @@ use progress::Progress;
 use rebalances::{Rebalances, offsets};
 
 use super::{
-    Commit, Error, PartitionLag, Poll, REJECTED_HEAD_BYTES, RawBatch, Rejected, Source,
-    SourcePosition,
+    Commit, Error, PartitionLag, Poll, REJECTED_HEAD_BYTES, RawBatch, Rejected, ReplayFloor,
+    Source, SourcePosition,
 };
 use crate::config::{KafkaSourceConfig, KafkaStart, KafkaStop};
 
@@ -61,10 +61,8 @@ pub struct KafkaSource {
     commit_every: Duration,
     /// Where at-least-once commits record their floors ([`progress`]).
     progress: Option<Progress>,
-    /// Partitions assigned and not yet handed to the pipeline.
-    assigned: Vec<u32>,
-    /// Partitions revoked and not yet handed to the pipeline.
-    revoked: Vec<u32>,
+    /// Partitions assigned and revoked, not yet handed to the pipeline.
+    changes: Changes,
     /// Restored from a checkpoint in a group, before the first assignment.
     unconfirmed: bool,
     read: u64,
@@ -195,8 +193,7 @@ impl KafkaSource {
             rejected: Vec::new(),
             commit_every: Duration::from_millis(cfg.commit_every.0.max(1) as u64),
             progress,
-            assigned: Vec::new(),
-            revoked: Vec::new(),
+            changes: Changes::default(),
             unconfirmed: false,
             read: 0,
             held: false,
@@ -252,16 +249,21 @@ impl KafkaSource {
                 self.parts[id].next = -1;
                 self.parts[id].skip_below = -1;
                 self.parts[id].floor = None;
-                self.assigned.retain(|&a| a as usize != id);
-                self.revoked.push(id as u32);
+                self.changes.assigned.retain(|&a| a as usize != id);
+                self.changes.revoked.push(id as u32);
             }
         }
         let mut ids = Vec::with_capacity(assigned.len());
         for (topic, partition) in assigned {
             let known = self.parts.len();
-            let id = part(&mut self.parts, &mut self.assigned, &topic, partition);
-            if id < known && !self.assigned.contains(&(id as u32)) {
-                self.assigned.push(id as u32);
+            let id = part(
+                &mut self.parts,
+                &mut self.changes.assigned,
+                &topic,
+                partition,
+            );
+            if id < known && !self.changes.assigned.contains(&(id as u32)) {
+                self.changes.assigned.push(id as u32);
             }
             ids.push(id);
         }
@@ -274,7 +276,7 @@ impl KafkaSource {
                 if !ids.contains(&id) && self.parts[id].next >= 0 {
                     self.parts[id].next = -1;
                     self.parts[id].skip_below = -1;
-                    self.revoked.push(id as u32);
+                    self.changes.revoked.push(id as u32);
                 }
             }
         }
@@ -286,7 +288,7 @@ impl KafkaSource {
             for e in assigned.elements() {
                 part(
                     &mut self.parts,
-                    &mut self.assigned,
+                    &mut self.changes.assigned,
                     e.topic(),
                     e.partition(),
                 );
@@ -322,6 +324,15 @@ impl KafkaSource {
     }
 }
 
+/// Partitions assigned and revoked since the pipeline last asked.
+#[derive(Default)]
+struct Changes {
+    /// Assigned, by partition id.
+    assigned: Vec<u32>,
+    /// Revoked, by partition id.
+    revoked: Vec<u32>,
+}
+
 /// A (topic, partition) the source knows.
 struct Part {
     topic: String,
@@ -334,7 +345,7 @@ struct Part {
     /// they are in its window state already, and skipped (-1: none).
     skip_below: i64,
     /// What the partition's last commit recorded ([`Source::replay_floor`]).
-    floor: Option<(i64, u64)>,
+    floor: Option<ReplayFloor>,
 }
 
 /// The consumer's `isolation.level`: `read_committed` under an exactly-once result sink
@@ -356,11 +367,11 @@ fn commit_metadata(watermark: i64, next: i64) -> String {
 }
 
 /// Reads [`commit_metadata`] back.
-fn parse_commit_metadata(m: &str) -> Option<(i64, u64)> {
+fn parse_commit_metadata(m: &str) -> Option<ReplayFloor> {
     let mut it = m.strip_prefix("weir:")?.split(':');
-    let w = it.next()?.parse().ok()?;
-    let next = it.next()?.parse().ok()?;
-    Some((w, next))
+    let watermark = it.next()?.parse().ok()?;
+    let read = it.next()?.parse().ok()?;
+    Some(ReplayFloor { watermark, read })
 }
 
 /// The index (the watermark partition id) of a (topic, partition), given in the order
@@ -429,7 +440,12 @@ impl Source for KafkaSource {
                 }
             };
             let (topic, partition, offset) = (msg.topic(), msg.partition(), msg.offset());
-            let id = part(&mut self.parts, &mut self.assigned, topic, partition);
+            let id = part(
+                &mut self.parts,
+                &mut self.changes.assigned,
+                topic,
+                partition,
+            );
             if offset < self.parts[id].skip_below {
                 // Replayed from the committed offset, and already in the checkpoint (whose
                 // position `next` keeps).
@@ -547,9 +563,9 @@ impl Source for KafkaSource {
     /// Also reads what the last commit of each of them recorded (one query to the group's
     /// coordinator per assignment).
     fn take_assigned(&mut self, out: &mut Vec<u32>) {
-        if !self.assigned.is_empty() {
+        if !self.changes.assigned.is_empty() {
             let mut tpl = TopicPartitionList::new();
-            for &id in &self.assigned {
+            for &id in &self.changes.assigned {
                 if let Some(p) = self.parts.get(id as usize) {
                     tpl.add_partition(&p.topic, p.partition);
                 }
@@ -583,15 +599,11 @@ impl Source for KafkaSource {
                 match read {
                     Ok(floors) => {
                         tracing::debug!(?floors, "kafka: the progress topic");
-                        for &id in &self.assigned {
+                        for &id in &self.changes.assigned {
                             if let Some(p) = self.parts.get_mut(id as usize)
-                                && let Some(&(w, read)) =
-                                    floors.get(&(p.topic.clone(), p.partition))
+                                && let Some(&recorded) = floors.get(&(p.topic.clone(), p.partition))
                             {
-                                p.floor = Some(match p.floor {
-                                    Some((w0, r0)) => (w.max(w0), read.max(r0)),
-                                    None => (w, read),
-                                });
+                                p.floor = Some(p.floor.map_or(recorded, |f| f.max(recorded)));
                             }
                         }
                     }
@@ -601,15 +613,15 @@ impl Source for KafkaSource {
                 }
             }
         }
-        out.append(&mut self.assigned);
+        out.append(&mut self.changes.assigned);
     }
 
-    fn replay_floor(&self, partition: u32) -> Option<(i64, u64)> {
+    fn replay_floor(&self, partition: u32) -> Option<ReplayFloor> {
         self.parts.get(partition as usize).and_then(|p| p.floor)
     }
 
     fn take_revoked(&mut self, out: &mut Vec<u32>) {
-        out.append(&mut self.revoked);
+        out.append(&mut self.changes.revoked);
     }
 
     fn commits(&self) -> bool {
@@ -759,11 +771,20 @@ mod tests {
     fn commit_metadata_reads_back_and_foreign_metadata_is_ignored() {
         let m = commit_metadata(1_705_881_600_000, 1_234);
         assert_eq!(m, "weir:1705881600000:1234");
-        assert_eq!(parse_commit_metadata(&m), Some((1_705_881_600_000, 1_234)));
+        assert_eq!(
+            parse_commit_metadata(&m),
+            Some(ReplayFloor {
+                watermark: 1_705_881_600_000,
+                read: 1_234
+            })
+        );
         // Before the first event: the lowest watermark; nothing read yet: offset 0.
         assert_eq!(
             parse_commit_metadata(&commit_metadata(i64::MIN, -1)),
-            Some((i64::MIN, 0))
+            Some(ReplayFloor {
+                watermark: i64::MIN,
+                read: 0
+            })
         );
         for other in ["", "weir:", "weir:x:1", "flink:1:2", "weir:5"] {
             assert_eq!(parse_commit_metadata(other), None, "{other}");

@@ -235,6 +235,26 @@ pub enum Error {
     },
 }
 
+/// What a partition's last commit recorded beside its position, handed back when the
+/// partition is assigned ([`Source::replay_floor`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplayFloor {
+    /// Every window ending at or before it had fired.
+    pub watermark: i64,
+    /// The offset after the last record read then.
+    pub read: u64,
+}
+
+impl ReplayFloor {
+    /// The later of two floors, each part on its own.
+    pub fn max(self, other: ReplayFloor) -> ReplayFloor {
+        ReplayFloor {
+            watermark: self.watermark.max(other.watermark),
+            read: self.read.max(other.read),
+        }
+    }
+}
+
 /// One partition's position to commit, and what whoever reads the partition again from
 /// it must know ([`Source::replay_floor`] hands the last two back).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -312,7 +332,7 @@ pub trait Source: Send {
     /// others fired already, with the records before the commit position too), and a
     /// replayed record (below that offset) late for every window is dropped silently: it was
     /// dealt with before. `None`: nothing recorded.
-    fn replay_floor(&self, partition: u32) -> Option<(i64, u64)> {
+    fn replay_floor(&self, partition: u32) -> Option<ReplayFloor> {
         let _ = partition;
         None
     }

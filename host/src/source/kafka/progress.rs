@@ -19,6 +19,7 @@ use rdkafka::producer::{BaseRecord, ThreadedProducer};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
 use crate::kafka::Counting;
+use crate::source::ReplayFloor;
 
 /// How long reading the progress, or writing it (delivery included), may take.
 const TIMEOUT: Duration = Duration::from_secs(5);
@@ -31,9 +32,6 @@ pub(super) struct Progress {
     producer: ThreadedProducer<Counting>,
     deliveries: std::sync::Arc<crate::kafka::Deliveries>,
 }
-
-/// A partition's recorded progress: replay floor and read position.
-pub(super) type Floor = (i64, u64);
 
 impl Progress {
     /// Opens the progress topic `topic` on `brokers` with the source's librdkafka
@@ -92,7 +90,7 @@ impl Progress {
     }
 
     /// Reads the whole topic: the last floor recorded for each (topic, partition).
-    pub(super) fn read(&self) -> Result<HashMap<(String, i32), Floor>, String> {
+    pub(super) fn read(&self) -> Result<HashMap<(String, i32), ReplayFloor>, String> {
         let mut client = ClientConfig::new();
         client
             .set("bootstrap.servers", &self.brokers)
@@ -187,11 +185,11 @@ fn value(floor: i64, read: u64) -> String {
     format!("weir:{floor}:{read}")
 }
 
-fn parse_value(v: &str) -> Option<Floor> {
+fn parse_value(v: &str) -> Option<ReplayFloor> {
     let mut it = v.strip_prefix("weir:")?.split(':');
-    let floor = it.next()?.parse().ok()?;
+    let watermark = it.next()?.parse().ok()?;
     let read = it.next()?.parse().ok()?;
-    Some((floor, read))
+    Some(ReplayFloor { watermark, read })
 }
 
 #[cfg(test)]
@@ -201,8 +199,9 @@ mod tests {
     #[test]
     fn keys_and_values_read_back() {
         assert_eq!(parse_key(&key("a/b", 3)), Some(("a/b".to_string(), 3)));
-        assert_eq!(parse_value(&value(-5, 7)), Some((-5, 7)));
-        assert_eq!(parse_value(&value(i64::MIN, 0)), Some((i64::MIN, 0)));
+        let floor = |watermark, read| Some(ReplayFloor { watermark, read });
+        assert_eq!(parse_value(&value(-5, 7)), floor(-5, 7));
+        assert_eq!(parse_value(&value(i64::MIN, 0)), floor(i64::MIN, 0));
         for other in ["", "weir:", "weir:x:1", "w:1:2", "weir:5"] {
             assert_eq!(parse_value(other), None, "{other}");
         }
