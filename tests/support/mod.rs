@@ -301,6 +301,7 @@ pub fn kill_after_checkpoints(
         }
         child.wait().expect("reaped");
     }
+    eprintln!("{killed} of {runs} runs killed before the input ended");
 }
 
 /// The length of the file at `path`, 0 when there is none: the progress of a run writing it.

@@ -57,6 +57,9 @@ pub struct Metrics {
     /// Per pipeline, its calls since the console's last sample.
     recent_calls:
         std::sync::Mutex<std::collections::HashMap<PipelineId, crate::plugin::RecentCalls>>,
+    /// Per pipeline, the counters last published, whole: the console's readings take them
+    /// from here, so a reading never sees one counter of a batch without the others.
+    latest: std::sync::Mutex<std::collections::HashMap<PipelineId, Counters>>,
 }
 
 /// The per-pipeline counters, one family each.
@@ -288,6 +291,9 @@ impl Metrics {
             before.windows_recomputed,
             now.windows_recomputed,
         );
+        if let Ok(mut latest) = self.latest.lock() {
+            latest.insert(l.clone(), *now);
+        }
         let gauge = |f: &Family<PipelineId, Gauge>, v: u64| {
             f.get_or_create(l).set(i64::try_from(v).unwrap_or(i64::MAX));
         };
@@ -383,21 +389,16 @@ impl Metrics {
     /// as a scrape shows them, and the quantiles of its plugin calls since the last reading
     /// (which are then forgotten).
     pub fn reading(&self, l: &PipelineId) -> crate::console::Reading {
-        let count = |f: &Family<PipelineId, Counter>| f.get(l).map_or(0, |c| c.get());
         let gauge = |f: &Family<PipelineId, Gauge>| {
             f.get(l).map_or(0, |g| u64::try_from(g.get()).unwrap_or(0))
         };
         crate::console::Reading {
-            counters: Counters {
-                events_read: count(&self.counts.events_read),
-                malformed: count(&self.counts.malformed),
-                filtered: count(&self.counts.filtered),
-                late: count(&self.counts.late),
-                windows_fired: count(&self.counts.windows_fired),
-                rows_written: count(&self.counts.rows_written),
-                plugin_errors: count(&self.counts.plugin_errors),
-                windows_recomputed: count(&self.counts.windows_recomputed),
-            },
+            counters: self
+                .latest
+                .lock()
+                .ok()
+                .and_then(|latest| latest.get(l).copied())
+                .unwrap_or_default(),
             open_windows: gauge(&self.state.open_windows),
             watermark_ms: self
                 .state
