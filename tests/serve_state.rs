@@ -20,7 +20,7 @@ mod support;
 
 use std::path::Path;
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value as Json;
 use support::serve::*;
@@ -57,50 +57,6 @@ fn pipeline(s: &Scratch, name: &str, plugin: &str) {
 fn kill9(serve: &mut Serve) {
     serve.child.kill().expect("SIGKILL");
     serve.child.wait().expect("reaped");
-}
-
-/// Starts `weir serve` again on the host file `<scratch>/host.toml` as it is (same port,
-/// same state directory), its output in `serve.<run>.stderr`; returns once `/healthz`
-/// answers.
-fn restart(s: &Scratch, old: Serve, run: u32) -> Serve {
-    let port = old.port;
-    drop(old);
-    let (stdout, stderr) = (
-        s.path(&format!("serve.{run}.stdout")),
-        s.path(&format!("serve.{run}.stderr")),
-    );
-    let child = support::weir()
-        .arg("serve")
-        .arg(s.path("host.toml"))
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(&stdout).expect("stdout file"))
-        .stderr(std::fs::File::create(&stderr).expect("stderr file"))
-        .spawn()
-        .expect("weir serve starts");
-    let mut serve = Serve {
-        child,
-        port,
-        stdout,
-        stderr,
-    };
-    let until = Instant::now() + Duration::from_secs(120);
-    loop {
-        if let Some(status) = serve.child.try_wait().expect("try_wait") {
-            panic!(
-                "weir serve exited ({status}) before answering:\n{}",
-                serve.stderr()
-            );
-        }
-        if matches!(http_get(port, "/healthz"), Some((200, _))) {
-            return serve;
-        }
-        assert!(
-            Instant::now() < until,
-            "weir serve did not answer within 120 s:\n{}",
-            serve.stderr()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// Starts `weir serve` on `<scratch>/host.toml` expecting it to refuse; its stderr.
@@ -218,7 +174,7 @@ fn deploys_a_pause_and_a_rollback_survive_a_sigkill() {
 
     kill9(&mut serve);
     let before = lines(&s, "ticks.jsonl");
-    let serve = restart(&s, serve, 2);
+    let serve = serve.restart(&s, 2);
     let acme = serve.client(ACME);
     let v = ticks(&serve);
     assert_eq!(live(&v), v3, "the last deploy is live again: {v:?}");
@@ -282,7 +238,7 @@ fn deploys_a_pause_and_a_rollback_survive_a_sigkill() {
     let mut serve = serve;
     kill9(&mut serve);
     let before = lines(&s, "ticks.jsonl");
-    let serve = restart(&s, serve, 3);
+    let serve = serve.restart(&s, 3);
     let v = ticks(&serve);
     assert_eq!(live(&v), v2, "{v:?}");
     assert_eq!(kept(&v), [&*v1, &*v2, &*v3]);
@@ -352,7 +308,7 @@ fn a_quarantined_pipeline_comes_back_quarantined() {
     assert!(reason.contains("3 plugin failures in a row"), "{reason}");
 
     kill9(&mut serve);
-    let serve = restart(&s, serve, 2);
+    let serve = serve.restart(&s, 2);
     let acme = serve.client(ACME);
     let v = serve.view("acme", "stuck");
     assert_eq!(v.state, PipelineState::Quarantined, "{v:?}");
@@ -445,7 +401,7 @@ fn a_damaged_store_refuses_the_start_naming_the_file() {
 
     // Deleted, as the error says: the pipeline starts from its configured plugin.
     std::fs::remove_file(&file).unwrap();
-    let serve = restart(&s, serve, 2);
+    let serve = serve.restart(&s, 2);
     let v = ticks(&serve);
     assert_eq!(live(&v), v1);
     assert_eq!(kept(&v), [&*v1]);
@@ -470,7 +426,7 @@ fn a_file_dropped_while_the_host_was_down_is_deployed_at_start() {
 
     std::fs::copy(support::wasm("hotspot"), plugins.join("acme/ticks.wasm")).unwrap();
     let before = lines(&s, "ticks.jsonl");
-    let serve = restart(&s, serve, 2);
+    let serve = serve.restart(&s, 2);
     let v = wait_for(
         "the file's version to go live",
         Duration::from_secs(60),
@@ -508,7 +464,7 @@ fn a_file_dropped_while_the_host_was_down_is_deployed_at_start() {
     );
     let mut serve = serve;
     kill9(&mut serve);
-    let serve = restart(&s, serve, 3);
+    let serve = serve.restart(&s, 3);
     wait_for(
         "the present file to be considered",
         Duration::from_secs(60),
@@ -551,7 +507,7 @@ fn a_stored_version_refused_now_gives_way_to_the_configured_plugin() {
     let changed = text.replace("price = \"f64\"", "price = \"string\"");
     assert_ne!(changed, text);
     s.write("ticks.toml", &changed);
-    let serve = restart(&s, serve, 2);
+    let serve = serve.restart(&s, 2);
     let v = ticks(&serve);
     assert_eq!(live(&v), v1, "the configured plugin runs: {v:?}");
     assert_eq!(kept(&v), [&*v2, &*v1], "the stored history stays");
@@ -576,7 +532,7 @@ fn a_stored_version_refused_now_gives_way_to_the_configured_plugin() {
             &support::wasm("stats_incremental").display().to_string(),
         ),
     );
-    let serve = restart(&s, serve, 3);
+    let serve = serve.restart(&s, 3);
     let v = ticks(&serve);
     let v3 = live(&v).to_string();
     assert!(v3.starts_with("weir-plugin-stats-incremental@"), "{v3}");
@@ -626,7 +582,7 @@ fn without_a_state_directory_the_start_says_deploys_do_not_survive() {
         )
         .expect("deploy hotspot");
     kill9(&mut serve);
-    let serve = restart(&s, serve, 2);
+    let serve = serve.restart(&s, 2);
     let v = ticks(&serve);
     assert_eq!(live(&v), v1);
     assert_eq!(kept(&v), [&*v1]);

@@ -103,46 +103,68 @@ impl Serve {
     pub fn start(scratch: &Scratch, body: &str) -> Serve {
         for attempt in 0..3 {
             let port = free_port();
-            let host = scratch.write(
+            scratch.write(
                 "host.toml",
                 &format!("[admin]\nlisten = \"127.0.0.1:{port}\"\noperator_token = \"{OPERATOR}\"\n\n{body}"),
             );
-            let (stdout, stderr) = (scratch.path("serve.stdout"), scratch.path("serve.stderr"));
-            let child = super::weir()
-                .arg("serve")
-                .arg(&host)
-                .stdin(Stdio::null())
-                .stdout(std::fs::File::create(&stdout).expect("stdout file"))
-                .stderr(std::fs::File::create(&stderr).expect("stderr file"))
-                .spawn()
-                .expect("weir serve starts");
-            let mut serve = Serve {
-                child,
-                port,
-                stdout,
-                stderr,
-            };
-            let until = Instant::now() + Duration::from_secs(120);
-            loop {
-                if let Some(status) = serve.child.try_wait().expect("try_wait") {
-                    let err = serve.stderr();
-                    if err.contains("binding the admin API") && attempt < 2 {
-                        break;
-                    }
-                    panic!("weir serve exited ({status}) before answering:\n{err}");
-                }
-                if matches!(http_get(port, "/healthz"), Some((200, _))) {
-                    return serve;
-                }
-                assert!(
-                    Instant::now() < until,
-                    "weir serve did not answer within 120 s:\n{}",
-                    serve.stderr()
-                );
-                std::thread::sleep(Duration::from_millis(20));
+            match Serve::spawn(scratch, port, "serve") {
+                Ok(serve) => return serve,
+                Err(err) if err.contains("binding the admin API") && attempt < 2 => {}
+                Err(err) => panic!("{err}"),
             }
         }
         unreachable!("three attempts")
+    }
+
+    /// Starts `weir serve` again on `<scratch>/host.toml` as it is (same port, same state
+    /// directory) once this one is gone, its output in `serve.<run>.stdout` and
+    /// `serve.<run>.stderr`; returns once `/healthz` answers.
+    pub fn restart(self, scratch: &Scratch, run: u32) -> Serve {
+        let port = self.port;
+        drop(self);
+        Serve::spawn(scratch, port, &format!("serve.{run}")).unwrap_or_else(|err| panic!("{err}"))
+    }
+
+    /// Starts `weir serve` on `<scratch>/host.toml`, listening on `port`, its output in
+    /// `<name>.stdout` and `<name>.stderr`, and waits (120 s at most) until `/healthz`
+    /// answers; the error says why it did not, with its stderr.
+    fn spawn(scratch: &Scratch, port: u16, name: &str) -> Result<Serve, String> {
+        let (stdout, stderr) = (
+            scratch.path(&format!("{name}.stdout")),
+            scratch.path(&format!("{name}.stderr")),
+        );
+        let child = super::weir()
+            .arg("serve")
+            .arg(scratch.path("host.toml"))
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&stdout).expect("stdout file"))
+            .stderr(std::fs::File::create(&stderr).expect("stderr file"))
+            .spawn()
+            .expect("weir serve starts");
+        let mut serve = Serve {
+            child,
+            port,
+            stdout,
+            stderr,
+        };
+        let until = Instant::now() + Duration::from_secs(120);
+        loop {
+            if let Some(status) = serve.child.try_wait().expect("try_wait") {
+                return Err(format!(
+                    "weir serve exited ({status}) before answering:\n{}",
+                    serve.stderr()
+                ));
+            }
+            if matches!(http_get(port, "/healthz"), Some((200, _))) {
+                return Ok(serve);
+            }
+            assert!(
+                Instant::now() < until,
+                "weir serve did not answer within 120 s:\n{}",
+                serve.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     pub fn url(&self) -> String {
