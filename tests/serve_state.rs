@@ -25,7 +25,7 @@ use std::time::Duration;
 use serde_json::Value as Json;
 use support::serve::*;
 use support::{Scratch, pipeline_toml};
-use weir::serve::control::{PipelineState, PipelineView, VersionStatus};
+use weir::serve::control::{PipelineState, PipelineView, VersionStatus, VersionView};
 
 /// The host file's `[state]` table: `state` beside the host file.
 const STATE: &str = "[state]\ndir = \"state\"\n\n";
@@ -135,6 +135,27 @@ fn status(v: &PipelineView, id: &str) -> VersionStatus {
 }
 
 /// The pipeline `acme/ticks` as the operator sees it.
+/// A host with the state directory and one pipeline, `ticks`, configured on plugin
+/// `configured`, onto which plugin `deployed` is deployed through the API: the host, the
+/// configured version's id and the deployed one's.
+fn deployed_over(s: &Scratch, configured: &str, deployed: &str) -> (Serve, String, VersionView) {
+    pipeline(s, "ticks", configured);
+    let serve = Serve::start(
+        s,
+        &format!("{STATE}{}", tenant_toml("acme", ACME, &["ticks.toml"])),
+    );
+    let v1 = live(&ticks(&serve)).to_string();
+    let v2 = serve
+        .client(ACME)
+        .deploy(
+            "acme",
+            "ticks",
+            std::fs::read(support::wasm(deployed)).unwrap(),
+        )
+        .unwrap_or_else(|e| panic!("deploy {deployed}: {e:?}"));
+    (serve, v1, v2)
+}
+
 fn ticks(serve: &Serve) -> PipelineView {
     serve.view("acme", "ticks")
 }
@@ -352,20 +373,7 @@ fn a_quarantined_pipeline_comes_back_quarantined() {
 fn a_damaged_store_refuses_the_start_naming_the_file() {
     let _serial = serial();
     let s = Scratch::new();
-    pipeline(&s, "ticks", "stats");
-    let mut serve = Serve::start(
-        &s,
-        &format!("{STATE}{}", tenant_toml("acme", ACME, &["ticks.toml"])),
-    );
-    let v1 = live(&ticks(&serve)).to_string();
-    let v2 = serve
-        .client(ACME)
-        .deploy(
-            "acme",
-            "ticks",
-            std::fs::read(support::wasm("hotspot")).unwrap(),
-        )
-        .expect("deploy hotspot");
+    let (mut serve, v1, v2) = deployed_over(&s, "stats", "hotspot");
     kill9(&mut serve);
     let rows = lines(&s, "ticks.jsonl");
 
@@ -485,21 +493,8 @@ fn a_stored_version_refused_now_gives_way_to_the_configured_plugin() {
     let _serial = serial();
     let s = Scratch::new();
     // Configured: hotspot, which reads no field; deployed: stats, which reads `price`.
-    pipeline(&s, "ticks", "hotspot");
-    let mut serve = Serve::start(
-        &s,
-        &format!("{STATE}{}", tenant_toml("acme", ACME, &["ticks.toml"])),
-    );
-    let v1 = live(&ticks(&serve)).to_string();
-    let v2 = serve
-        .client(ACME)
-        .deploy(
-            "acme",
-            "ticks",
-            std::fs::read(support::wasm("stats")).unwrap(),
-        )
-        .expect("deploy stats")
-        .id;
+    let (mut serve, v1, v2) = deployed_over(&s, "hotspot", "stats");
+    let v2 = v2.id;
     kill9(&mut serve);
 
     // The operator makes `price` a string: stats no longer fits, hotspot still does.
