@@ -127,19 +127,10 @@ impl Source for ModelSource {
         &self,
         positions: &[source::Commit],
     ) -> Result<Option<sink::TxnOffsets>, source::Error> {
-        let positions = positions
-            .iter()
-            .map(|c| sink::TxnPosition {
-                topic: "in".into(),
-                partition: c.partition as i32,
-                offset: c.offset as i64,
-                metadata: format!("{}:{}", c.floor, c.read),
-            })
-            .collect();
-        Ok(Some(sink::TxnOffsets {
+        Ok(Some(super::exactly_once_tests::txn_offsets(
             positions,
-            group: Box::new(()),
-        }))
+            |c| format!("{}:{}", c.floor, c.read),
+        )))
     }
     fn describe(&self) -> String {
         "model".into()

@@ -10,6 +10,26 @@ use crate::source;
 /// positions.
 type Transactions = Arc<Mutex<Vec<(usize, Vec<(String, i32, i64, String)>)>>>;
 
+/// A test source's positions in topic `in` as a transaction takes them, each with
+/// `metadata`, and no fencing token.
+pub(super) fn txn_offsets(
+    positions: &[source::Commit],
+    metadata: impl Fn(&source::Commit) -> String,
+) -> sink::TxnOffsets {
+    sink::TxnOffsets {
+        positions: positions
+            .iter()
+            .map(|c| sink::TxnPosition {
+                topic: "in".into(),
+                partition: c.partition as i32,
+                offset: c.offset as i64,
+                metadata: metadata(c),
+            })
+            .collect(),
+        group: Box::new(()),
+    }
+}
+
 /// One partition's records, handed out by the first poll; the input ends once `done` is
 /// set.
 struct FakeSource {
@@ -39,19 +59,7 @@ impl Source for FakeSource {
         &self,
         positions: &[source::Commit],
     ) -> Result<Option<sink::TxnOffsets>, source::Error> {
-        let positions = positions
-            .iter()
-            .map(|c| sink::TxnPosition {
-                topic: "in".into(),
-                partition: c.partition as i32,
-                offset: c.offset as i64,
-                metadata: c.floor.to_string(),
-            })
-            .collect();
-        Ok(Some(sink::TxnOffsets {
-            positions,
-            group: Box::new(()),
-        }))
+        Ok(Some(txn_offsets(positions, |c| c.floor.to_string())))
     }
     fn describe(&self) -> String {
         "fake".into()

@@ -481,7 +481,7 @@ impl Pipeline {
             FireMode::Watermark(w) => self.shard.operator.take_due(Some(w)),
             FireMode::Early | FireMode::Flush => self.shard.operator.take_due(None),
         };
-        let (counted, failed) = self.fire_into_sinks(due, None);
+        let (counted, failed) = self.fire_into_sinks(due);
         self.summary.counters.add(&counted);
         match mode {
             FireMode::Watermark(w) => self.shard.operator.purge_due(w),
@@ -520,13 +520,9 @@ impl Pipeline {
         )
     }
 
-    /// Fires `due` into the sinks, as far as the gate lets it: windows of the shard's own
-    /// operator, or of `rebuilt` (failed windows a new version computes).
-    pub(super) fn fire_into_sinks(
-        &mut self,
-        due: Vec<Due>,
-        rebuilt: Option<&mut WindowOperator>,
-    ) -> (Counters, Option<sink::Error>) {
+    /// Fires `due`, windows of the shard's operator, into the sinks, as far as the gate
+    /// lets it.
+    pub(super) fn fire_into_sinks(&mut self, due: Vec<Due>) -> (Counters, Option<sink::Error>) {
         let version = self.opts.version_column.then(|| self.shard.version.clone());
         let gate = gate(
             &self.spec,
@@ -542,10 +538,7 @@ impl Pipeline {
             revisions: has_revisions(&self.spec.cfg),
             version: version.as_deref(),
         };
-        match rebuilt {
-            Some(operator) => self.shard.fire_on(operator, due, &mut writer, &gate),
-            None => self.shard.fire(due, &mut writer, &gate),
-        }
+        self.shard.fire(due, &mut writer, &gate)
     }
 
     pub(super) fn error_record(

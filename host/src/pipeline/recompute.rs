@@ -54,7 +54,10 @@ impl Pipeline {
             }
         }
         let n = due.len() as u64;
-        let (counted, failed) = self.fire_into_sinks(due, Some(&mut rebuilt));
+        // The rebuilt windows stand in for the shard's own while they fire.
+        std::mem::swap(&mut self.shard.operator, &mut rebuilt);
+        let (counted, failed) = self.fire_into_sinks(due);
+        std::mem::swap(&mut self.shard.operator, &mut rebuilt);
         // Declined ones are pending again in `rebuilt`: kept for the next chance.
         let left = rebuilt.take_due(None);
         let again = left.len() as u64;

@@ -157,10 +157,7 @@ impl Pipeline {
                         pipeline: &self.spec.cfg.name,
                         key_names: &self.spec.cfg.schema.key,
                         revisions,
-                        version: self
-                            .opts
-                            .version_column
-                            .then_some(self.shard.version.as_str()),
+                        version: self.opts.version_column.then_some(&*self.shard.version),
                     };
                     match result {
                         Ok(rows) => writer.rows(&key.0, window, revision, rows)?,

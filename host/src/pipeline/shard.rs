@@ -17,8 +17,8 @@ pub(super) struct Shard {
     pub(super) inputs: Vec<usize>,
     /// The live plugin's failures in a row and quarantine.
     pub(super) health: Health,
-    /// The live plugin's version id.
-    pub(super) version: String,
+    /// The live plugin's version id (shared: every result row under `weir serve` names it).
+    pub(super) version: Arc<str>,
     /// Windows whose plugin call failed, with their events, for the next version
     /// (`weir serve` only).
     pub(super) failed: Option<FailedWindows>,
@@ -183,7 +183,7 @@ impl Shard {
             operator,
             inputs,
             health: Health::default(),
-            version: plugin.version_id(),
+            version: plugin.version_id().into(),
             plugin,
             failed: None,
         }
@@ -202,7 +202,7 @@ impl Shard {
             self.operator.clear_stacks();
         }
         self.inputs = inputs;
-        self.version = plugin.version_id();
+        self.version = plugin.version_id().into();
         self.operator.set_limits(plugin.limits().state);
         self.plugin = plugin;
         self.health.reset();
@@ -236,35 +236,26 @@ impl Shard {
         out: &mut dyn WindowSink,
         gate: &Gate<'_>,
     ) -> (Counters, Option<sink::Error>) {
-        // Out and back: the emitter borrows the rest of the shard beside it (no allocation).
-        let placeholder = WindowOperator::new(self.operator.kind(), 0);
-        let mut operator = std::mem::replace(&mut self.operator, placeholder);
-        let fired = self.fire_on(&mut operator, due, out, gate);
-        self.operator = operator;
-        fired
-    }
-
-    /// [`Shard::fire`] over the windows of another `operator` (the failed windows a new
-    /// version computes).
-    pub(super) fn fire_on(
-        &mut self,
-        operator: &mut WindowOperator,
-        due: Vec<Due>,
-        out: &mut dyn WindowSink,
-        gate: &Gate<'_>,
-    ) -> (Counters, Option<sink::Error>) {
-        let mode = AggregationMode::of(self.plugin.info(), operator.kind());
+        let Shard {
+            operator,
+            plugin,
+            inputs,
+            health,
+            failed,
+            ..
+        } = self;
+        let mode = AggregationMode::of(plugin.info(), operator.kind());
         let mut emitter = Emitter {
-            inputs: &self.inputs,
-            plugin: self.plugin.as_mut(),
+            inputs,
+            plugin: plugin.as_mut(),
             out,
             counted: Counters::default(),
-            health: &mut self.health,
+            health,
             gate,
             failed: None,
             mode,
             uncommitted: Vec::new(),
-            kept: self.failed.as_mut(),
+            kept: failed.as_mut(),
         };
         emitter.emit_all(operator, due);
         (emitter.counted, emitter.failed)
