@@ -280,6 +280,66 @@ fn drain_topic(
     got
 }
 
+/// Rounds of: the next chunk of `chunks` reaches `topic` (over `partitions` partitions,
+/// one message per batch), `weir run FILE` starts, resumes from the offsets the last run
+/// committed and is killed with SIGKILL 0 to 0.3 s after it wrote its first rows (a fixed
+/// pseudo-random sequence), until `kills` runs were killed before their end. Returns every
+/// line produced.
+fn kill_rounds<'a>(
+    s: &Scratch,
+    brokers: &str,
+    topic: &str,
+    partitions: &str,
+    chunks: &mut dyn Iterator<Item = &'a [&'a str]>,
+    file: &str,
+    kills: usize,
+) -> Vec<&'a str> {
+    let mut produced: Vec<&str> = Vec::new();
+    let mut seed: u64 = 0x6b11;
+    let mut killed = 0;
+    while killed < kills {
+        let chunk = chunks.next().expect("enough input for the kills");
+        produced.extend_from_slice(chunk);
+        s.write("chunk.jsonl", &(chunk.join("\n") + "\n"));
+        // One message per batch: this broker (tansu 0.6) answers a fetch from an offset
+        // inside a stored batch with the next batch, so a run resuming from an offset
+        // committed mid-batch would skip records.
+        produce_with(
+            brokers,
+            topic,
+            &s.path("chunk.jsonl").to_string_lossy(),
+            partitions,
+            &["batch.num.messages=1"],
+        );
+        seed = support::kill::next_seed(seed);
+        if support::kill::run_and_kill(
+            file,
+            support::kill::Progress::Rows(1),
+            std::time::Duration::from_millis((seed >> 33) % 300),
+        ) {
+            killed += 1;
+        }
+    }
+    produced
+}
+
+/// Deduplicates result messages by row id, failing on a row id with two contents.
+fn by_row_id(messages: &[(String, String, String)]) -> std::collections::BTreeMap<&str, &str> {
+    let mut by_id = std::collections::BTreeMap::new();
+    for (_, value, id) in messages {
+        assert!(!id.is_empty(), "a result message without a row id: {value}");
+        let first = *by_id.entry(id.as_str()).or_insert(value.as_str());
+        if first != value.as_str() {
+            panic!("row {id} has two contents:\n{first}\n{value}");
+        }
+    }
+    eprintln!(
+        "{} messages were copies of a row written before a kill",
+        messages.len() - by_id.len()
+    );
+    by_id
+}
+
 #[test]
 fn killed_ten_times_the_deduplicated_result_topic_equals_an_uninterrupted_run() {
     use std::collections::BTreeMap;
@@ -306,53 +366,7 @@ fn killed_ten_times_the_deduplicated_result_topic_equals_an_uninterrupted_run() 
     // Rounds: 30 000 more ticks reach the topic, a run starts, resumes from the offsets the
     // last one committed and is killed with SIGKILL 0 to 0.3 s after it wrote its first
     // rows, until ten runs were killed before their end. Then one run to the end.
-    let mut produced: Vec<&str> = Vec::new();
-    let mut seed: u64 = 0x6b11;
-    let mut kills = 0;
-    while kills < 10 {
-        let chunk = chunks.next().expect("enough ticks for ten kills");
-        produced.extend_from_slice(chunk);
-        s.write("chunk.jsonl", &(chunk.join("\n") + "\n"));
-        // One message per batch: this broker (tansu 0.6) answers a fetch from an offset
-        // inside a stored batch with the next batch, so a run resuming from an offset
-        // committed mid-batch would skip records.
-        produce_with(
-            &brokers,
-            "ticks",
-            &s.path("chunk.jsonl").to_string_lossy(),
-            "3",
-            &["batch.num.messages=1"],
-        );
-        seed = seed
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        let after = std::time::Duration::from_millis((seed >> 33) % 300);
-        let port = support::serve::free_port();
-        let mut child = support::weir()
-            .args(["run", "--no-progress", "--metrics-addr"])
-            .arg(format!("127.0.0.1:{port}"))
-            .arg(&file)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("weir run starts");
-        // Killed 0 to 0.3 s after it wrote its first rows (a fixed pseudo-random sequence).
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-        while support::serve::rows_written(port) == 0 && child.try_wait().expect("wait").is_none() {
-            assert!(std::time::Instant::now() < deadline, "no rows within 60 s");
-            std::thread::sleep(std::time::Duration::from_millis(10));
-        }
-        std::thread::sleep(after);
-        if child.try_wait().expect("wait").is_none() {
-            assert!(
-                support::serve::rows_written(port) > 0,
-                "killed before it wrote a row"
-            );
-            child.kill().expect("SIGKILL");
-            kills += 1;
-        }
-        child.wait().expect("reaped");
-    }
+    let produced = kill_rounds(&s, &brokers, "ticks", "3", &mut chunks, &file, 10);
     run(&s, "killed");
     // The uninterrupted run: the same pipeline over every tick produced, from a file.
     s.write("ticks.jsonl", &(produced.join("\n") + "\n"));
@@ -364,21 +378,10 @@ fn killed_ten_times_the_deduplicated_result_topic_equals_an_uninterrupted_run() 
     run(&s, "reference");
     let reference = std::fs::read_to_string(s.path("reference.jsonl")).expect("reference rows");
     let messages = drain_topic(&brokers, "out", std::time::Duration::from_secs(3));
-    // Deduplicated by row id, the first copy kept; every later copy of a row id has the
-    // same content (the replay floors survive in the progress topic, which this broker
-    // keeps, while it drops commit metadata).
-    let mut by_id: BTreeMap<&str, &str> = BTreeMap::new();
-    for (_, value, id) in &messages {
-        assert!(!id.is_empty(), "a result message without a row id: {value}");
-        let first = *by_id.entry(id).or_insert(value);
-        if first != value.as_str() {
-            panic!("row {id} has two contents:\n{first}\n{value}");
-        }
-    }
-    eprintln!(
-        "{} messages were copies of a row written before a kill",
-        messages.len() - by_id.len()
-    );
+    // Deduplicated by row id; every copy of a row id has the same content (the replay
+    // floors survive in the progress topic, which this broker keeps, while it drops
+    // commit metadata).
+    let by_id = by_row_id(&messages);
     let expected: BTreeMap<String, &str> = reference
         .lines()
         .map(|row| {
@@ -465,4 +468,122 @@ fn killed_with_checkpoints_the_result_file_holds_every_window_once() {
     assert!(!expected.is_empty());
     assert_eq!(got.len(), expected.len(), "rows after five kills");
     assert!(got == expected, "the rows differ from the file run's");
+}
+
+/// 300 000 ticks of twelve symbols in turn, 10 ms apart, with every 97th 30 s behind: late
+/// for all its windows, inside a 60 s allowed lateness, so those windows fire again (a
+/// symbol's late ticks are 11.6 s apart: one per window).
+fn late_ticks() -> Vec<String> {
+    (0..300_000u64)
+        .map(|i| {
+            let behind = if i % 97 == 50 { 30_000 } else { 0 };
+            let t = 40_000 + i * 10 - behind;
+            let (min, sec, ms) = (t / 60_000, t / 1_000 % 60, t % 1_000);
+            format!(
+                "{{\"ts\":\"2024-01-22T00:{min:02}:{sec:02}.{ms:03}Z\",\"symbol\":\"S{:02}\",\"price\":{}.{:02},\"volume\":1}}",
+                i % 12,
+                100 + i % 7,
+                i % 97
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn killed_with_allowed_lateness_every_copy_of_a_row_id_is_the_same_revision() {
+    use std::collections::BTreeMap;
+    let broker = Broker::start();
+    let brokers = broker.brokers();
+    let s = Scratch::new();
+    let all = late_ticks();
+    weir::produce::create_topic(&brokers, "late-out", 1).expect("out topic");
+    let late = |p: String| {
+        p.replace(
+            "slide = \"1s\"",
+            "slide = \"1s\"\nallowed_lateness = \"60s\"",
+        )
+    };
+    let source = format!(
+        "{}\ncommit_every = \"100ms\"",
+        kafka_source(&brokers, "late-ticks", "late")
+    );
+    let to_topic = late(pipeline("late", &source)).replace(
+        "[sink]\nkind = \"file\"\npath = \"late.jsonl\"\nmode = \"truncate\"",
+        &format!("[sink]\nkind = \"kafka\"\nbrokers = \"{brokers}\"\ntopic = \"late-out\""),
+    );
+    assert!(to_topic.contains("topic = \"late-out\"") && to_topic.contains("allowed_lateness"));
+    s.write("late.toml", &to_topic);
+    let file = s.path("late.toml").to_string_lossy().into_owned();
+    // Every tick reaches one partition first (one message per batch, for this broker): a
+    // replay reads the events in the order the first run did. (Across partitions, which
+    // events a window holds can depend on the order partitions are read in; the README
+    // says so.) Runs then resume from the offsets the last one committed, each killed once
+    // it read 10 000 to 30 000 events (the metrics move about once a second), four times.
+    s.write("ticks.jsonl", &(all.join("\n") + "\n"));
+    produce_with(
+        &brokers,
+        "late-ticks",
+        &s.path("ticks.jsonl").to_string_lossy(),
+        "1",
+        &["batch.num.messages=1"],
+    );
+    let mut seed: u64 = 0x1a7e;
+    let mut kills = 0;
+    for _ in 0..8 {
+        seed = support::kill::next_seed(seed);
+        let events = 10_000 + (seed >> 33) % 20_000;
+        if support::kill::run_and_kill(
+            &file,
+            support::kill::Progress::Events(events),
+            std::time::Duration::ZERO,
+        ) {
+            kills += 1;
+        }
+        if kills == 4 {
+            break;
+        }
+    }
+    assert_eq!(kills, 4, "runs that ended before they were killed");
+    run(&s, "late");
+    s.write(
+        "reference.toml",
+        &late(pipeline("late", "kind = \"file\"\npath = \"ticks.jsonl\""))
+            .replace("path = \"late.jsonl\"", "path = \"reference.jsonl\""),
+    );
+    run(&s, "reference");
+    let reference = std::fs::read_to_string(s.path("reference.jsonl")).expect("reference rows");
+    let messages = drain_topic(&brokers, "late-out", std::time::Duration::from_secs(3));
+    // Every copy of a row id (key, window, revision) is the same row: a window inside its
+    // lateness when a run was killed continued its revisions after the restart (without
+    // that, a replay that reads a late event before the watermark passes its window
+    // fires revision 0 again with the late event in).
+    let by_id = by_row_id(&messages);
+    let expected: BTreeMap<String, &str> = reference
+        .lines()
+        .map(|row| {
+            let r: serde_json::Value = serde_json::from_str(row).expect("a JSON row");
+            let id = format!(
+                "late/{}/{}/{}/{}/0",
+                r["symbol"].as_str().expect("symbol"),
+                r["window_start"].as_str().expect("start"),
+                r["window_end"].as_str().expect("end"),
+                r["revision"].as_u64().expect("revision")
+            );
+            (id, row)
+        })
+        .collect();
+    let revised = expected.keys().filter(|id| !id.ends_with("/0/0")).count();
+    assert!(
+        revised > 1_000,
+        "the input fires few windows again: {revised}"
+    );
+    assert_eq!(
+        by_id.len(),
+        expected.len(),
+        "{} messages in all",
+        messages.len()
+    );
+    for (id, row) in &expected {
+        assert_eq!(by_id.get(id.as_str()), Some(row), "row {id}");
+    }
 }

@@ -652,6 +652,25 @@ fn check(path: PathBuf) -> anyhow::Result<()> {
     let runtime = Runtime::new(cfg.plugin.limits.fuel.is_some())?;
     let inst = pipeline::load_plugin(&spec, &runtime)?;
     let info = inst.info();
+    let table_line = if let crate::config::SinkConfig::Postgres { table, create, .. } = &cfg.sink {
+        // Connects and checks the table as a start would, without creating it.
+        let mut probe = cfg.clone();
+        if let crate::config::SinkConfig::Postgres { create, .. } = &mut probe.sink {
+            *create = false;
+        }
+        let opts = pipeline::Options::default();
+        let columns = pipeline::output_columns(cfg, info, &opts);
+        let types = pipeline::output_types(cfg, &spec.schema, info, &opts);
+        match crate::sink::open_results(&probe, columns, &types) {
+            Ok(_) => Some(format!("  table    {table}: fits")),
+            Err(e) if *create && e.to_string().contains("does not exist") => Some(format!(
+                "  table    {table}: missing, created at start (create = true)"
+            )),
+            Err(e) => return Err(anyhow::Error::new(e).context("sink")),
+        }
+    } else {
+        None
+    };
     println!("{}: ok", path.display());
     println!("  plugin   {} {}", info.name, info.version);
     let inputs: Vec<String> = info
@@ -665,6 +684,9 @@ fn check(path: PathBuf) -> anyhow::Result<()> {
         "  columns  {}",
         pipeline::output_columns(cfg, info, &pipeline::Options::default()).join(", ")
     );
+    if let Some(line) = table_line {
+        println!("{line}");
+    }
     Ok(())
 }
 

@@ -40,7 +40,9 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 
 pub use bind::{instantiate_checked, load_plugin};
-pub use columns::{OutputChangeRefused, column_difference, output_change_refusal, output_columns};
+pub use columns::{
+    OutputChangeRefused, column_difference, output_change_refusal, output_columns, output_types,
+};
 pub use fire::{CALL_EVENTS, CALL_WINDOWS};
 pub use spec::PipelineSpec;
 pub use summary::Summary;
@@ -177,6 +179,9 @@ struct Flags {
     stop_requested: bool,
     /// Whether [`Pipeline::run_until`] stopped on request.
     stopped: bool,
+    /// Whether the result sink keeps the source's positions with its rows (PostgreSQL):
+    /// the source's own commits are then for lag monitoring only.
+    positions_in_sink: bool,
 }
 
 /// For a source that takes commits: which of its records are still needed.
@@ -189,6 +194,9 @@ struct Positions {
     /// Per partition id, what its last commit recorded when it was assigned
     /// ([`Source::replay_floor`]).
     floors: Vec<Option<crate::source::ReplayFloor>>,
+    /// Per partition id, whether its replay of records read before its last commit is
+    /// still going on ([`Pipeline::ends_replay`]).
+    replaying: Vec<bool>,
 }
 
 /// A pipeline's local checkpoints.
@@ -229,13 +237,18 @@ impl Pipeline {
         // Exactly-once: the transactional producer starts before the source reads the
         // group's offsets, so that the transaction a dead predecessor left is completed or
         // aborted first and the offsets read are the last committed ones.
-        let transactional = if cfg.sink.exactly_once() {
+        // A PostgreSQL result sink opens first too: the source resumes from the positions
+        // its table keeps.
+        let postgres = matches!(cfg.sink, SinkConfig::Postgres { .. });
+        let transactional = if cfg.sink.exactly_once() || postgres {
             let columns = output_columns(cfg, plugin.info(), &opts);
-            Some(sink::open_results(cfg, columns).context("sink")?)
+            let types = output_types(cfg, schema, plugin.info(), &opts);
+            Some(sink::open_results(cfg, columns, &types).context("sink")?)
         } else {
             None
         };
-        let (source, decoder): (Box<dyn Source>, Box<dyn Decoder>) = match &cfg.source {
+        let store = transactional.as_ref().and_then(|s| s.keeps_positions());
+        let (mut source, decoder): (Box<dyn Source>, Box<dyn Decoder>) = match &cfg.source {
             SourceConfig::File { path, format, csv } => (
                 Box::new(FileSource::open(path, &cfg.base_dir)?.with_max_record_bytes(max_record)),
                 decode::decoder(*format, csv, schema),
@@ -249,10 +262,18 @@ impl Pipeline {
                 decode::decoder(g.format, &CsvOptions::default(), schema),
             ),
             SourceConfig::Kafka(k) => (
-                Box::new(KafkaSource::open(k, max_record, cfg.sink.exactly_once())?),
+                Box::new(KafkaSource::open(
+                    k,
+                    max_record,
+                    cfg.sink.exactly_once() || postgres,
+                )?),
                 decode::decoder(k.format, &k.csv, schema),
             ),
         };
+        let positions_in_sink = store.is_some();
+        if let Some(store) = store {
+            source.keep_positions_in(store)?;
+        }
         let columns = output_columns(cfg, plugin.info(), &opts);
         let base = cfg.base_dir.clone();
         let identity = identity(cfg, schema, source.as_ref());
@@ -342,7 +363,10 @@ impl Pipeline {
             opts,
             log,
             clocks: Clocks::now(),
-            flags: Flags::default(),
+            flags: Flags {
+                positions_in_sink,
+                ..Flags::default()
+            },
             positions: Positions::default(),
             checkpoints: None,
         }
@@ -548,8 +572,22 @@ impl Pipeline {
             let i = p as usize;
             if self.positions.floors.len() <= i {
                 self.positions.floors.resize(i + 1, None);
+                self.positions.replaying.resize(i + 1, false);
             }
             self.positions.floors[i] = self.input.source.replay_floor(p);
+            self.positions.replaying[i] = self.positions.floors[i].is_some();
+            let kept = self.input.source.take_kept(p);
+            if !kept.is_empty() {
+                if self.shards.is_some() {
+                    // Written first: the workers take the windows between batches.
+                    self.drain_workers()?;
+                    if let Some(sh) = self.shards.as_mut() {
+                        sh.expect_replayed(kept)?;
+                    }
+                } else {
+                    self.shard.operator.expect_replayed(kept);
+                }
+            }
         }
         let mut rejected = std::mem::take(&mut self.input.rejected);
         self.input.source.take_rejected(&mut rejected);

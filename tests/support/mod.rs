@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod kafka;
+pub mod kill;
 pub mod postgres;
 pub mod serve;
 pub mod tenant;

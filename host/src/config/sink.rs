@@ -65,6 +65,75 @@ pub enum SinkConfig {
         #[serde(default)]
         exactly_once: bool,
     },
+    /// A PostgreSQL table. Result rows are upserted by their window (key fields,
+    /// `window_start`, `window_end`, `row`); from a Kafka source each commit also stores
+    /// the source's positions in `weir_positions`, in the same database transaction, and a
+    /// restart resumes from there: the table equals an uninterrupted run. Side rows (late,
+    /// dead letters, errors) are inserted, at least once.
+    Postgres {
+        /// `postgresql://user:password@host:5432/database`. Never logged, never in an error.
+        #[serde(default)]
+        url: Option<Secret>,
+        /// An environment variable holding the URL, instead of `url`.
+        #[serde(default)]
+        url_env: Option<String>,
+        /// The table: `name` or `schema.name`.
+        table: String,
+        /// Create the table when it is missing (default false: it must exist, with the
+        /// columns and primary key the rows need).
+        #[serde(default)]
+        create: bool,
+        /// How long one commit keeps retrying a database that is down or refuses the
+        /// write before the pipeline fails (default `2m`); the rows stay pending meanwhile.
+        #[serde(default = "default_retry_for")]
+        retry_for: super::Millis,
+    },
+}
+
+/// A secret: printed as `***`.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
+}
+
+fn default_retry_for() -> super::Millis {
+    super::Millis(120_000)
+}
+
+impl SinkConfig {
+    /// A PostgreSQL sink's URL: `url`, or the variable `url_env` names. The error names
+    /// the key (`what`) and the fix, never the URL.
+    pub fn postgres_url(&self, what: &str) -> Result<Option<String>, Error> {
+        let SinkConfig::Postgres { url, url_env, .. } = self else {
+            return Ok(None);
+        };
+        match (url, url_env) {
+            (Some(u), None) => Ok(Some(u.0.clone())),
+            (None, Some(var)) => match std::env::var(var) {
+                Ok(u) if !u.is_empty() => Ok(Some(u)),
+                _ => Err(Error::invalid(
+                    format!("{what}.url_env"),
+                    format!("names {var}, which is not set in the environment"),
+                    format!("export {var}=postgresql://user:password@host:5432/database"),
+                )),
+            },
+            (Some(_), Some(_)) => Err(Error::invalid(
+                format!("{what}.url"),
+                "and url_env are both set",
+                "keep one of them",
+            )),
+            (None, None) => Err(Error::invalid(
+                format!("{what}.url"),
+                "is missing",
+                "set url = \"postgresql://user:password@host:5432/database\", or url_env = \"VAR\"",
+            )),
+        }
+    }
 }
 
 /// `[sink] mode`: what opening a file sink does to an existing file.

@@ -69,11 +69,13 @@ pub struct KafkaSourceConfig {
     /// much beyond the records open windows still need.
     #[serde(default = "default_commit_every")]
     pub commit_every: Millis,
-    /// The topic where each at-least-once commit's replay floors are written before the
-    /// offsets (default `<group_id>.weir-progress`, created compacted with one partition
-    /// when missing): a broker may drop commit metadata, this topic keeps them. `""` turns
-    /// it off (the floors then travel only in the commit metadata). Exactly-once pipelines
-    /// do not use it: their floors are committed in the transaction.
+    /// The topic where each commit's replay floors, and the windows kept after they fired
+    /// (allowed lateness, early firings, sessions) with their firing counts, are written
+    /// before the offsets (default `<group_id>.weir-progress`, created compacted with one
+    /// partition when missing): a broker may drop commit metadata, this topic keeps them.
+    /// `""` turns it off (the floors then travel only in the commit metadata, and a restart
+    /// fires kept windows again from revision 0). Exactly-once: a record counts only when
+    /// the transaction it was written for committed.
     #[serde(default)]
     pub progress_topic: Option<String>,
     /// `[source.kafka]`: what is passed to librdkafka.

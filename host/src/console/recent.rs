@@ -583,6 +583,10 @@ impl Sink for TapSink {
     ) -> Result<(), Error> {
         self.inner.commit_transaction(consumed)
     }
+
+    fn keeps_positions(&self) -> Option<std::sync::Arc<dyn crate::sink::PositionStore>> {
+        self.inner.keeps_positions()
+    }
 }
 
 /// A sink for tests: keeps the length of every string it is given, and writes nothing.

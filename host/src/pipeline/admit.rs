@@ -13,6 +13,8 @@ pub(super) struct Admitted {
     pub(super) at: i64,
     /// Whether its record is a replay the previous reader had read.
     pub(super) replayed: bool,
+    /// Whether its partition's replay ends with it ([`WindowOperator::end_replay`]).
+    pub(super) ends_replay: bool,
 }
 
 impl Pipeline {
@@ -70,11 +72,13 @@ impl Pipeline {
         let key = self.key_of(values);
         let before = self.watermarks.current();
         let (at, replayed) = self.replay_floor(raw, before);
+        let ends_replay = self.ends_replay(raw);
         Ok(Some(Admitted {
             key,
             before,
             at,
             replayed,
+            ends_replay,
         }))
     }
 
@@ -93,6 +97,7 @@ impl Pipeline {
             before,
             at,
             replayed,
+            ends_replay,
         }) = self.admit(i, raw, ts, &ev.values, false)?
         else {
             return Ok(());
@@ -108,6 +113,9 @@ impl Pipeline {
             Placed::Late(values) => self.late(at, ts, &values)?,
             // Over a state limit: not stored, and it does not move time either.
             Placed::Refused(reason) => return self.dead_letter(raw, &reason),
+        }
+        if ends_replay {
+            self.shard.operator.end_replay(raw.partition);
         }
         let w = self.watermarks.observe(raw.partition, ts, now);
         // Below `next_due` nothing fires and nothing is purged.
@@ -127,6 +135,22 @@ impl Pipeline {
             Some(Some(f)) => (before.max(f.watermark), raw.offset < f.read),
             _ => (before, false),
         }
+    }
+
+    /// Whether `raw` is the last record of its partition the previous reader had read (or
+    /// the first after it, if that one was not admitted): the partition's replay is over.
+    fn ends_replay(&mut self, raw: &RawRecord<'_>) -> bool {
+        let p = raw.partition as usize;
+        let open = self.positions.replaying.get(p).copied().unwrap_or(false);
+        let read = match self.positions.floors.get(p) {
+            Some(Some(f)) => f.read,
+            _ => 0,
+        };
+        if open && raw.offset.saturating_add(1) >= read {
+            self.positions.replaying[p] = false;
+            return true;
+        }
+        false
     }
 
     /// Why an event at `ts` is too far ahead to be let in (`watermark.max_future`), if it is:

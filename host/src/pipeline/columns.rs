@@ -19,6 +19,45 @@ pub fn output_columns(cfg: &PipelineConfig, info: &PluginInfo, opts: &Options) -
     cols
 }
 
+/// The types of [`output_columns`], in order: what a database sink creates and checks its
+/// table by.
+pub fn output_types(
+    cfg: &PipelineConfig,
+    schema: &Schema,
+    info: &PluginInfo,
+    opts: &Options,
+) -> Vec<sink::ColumnType> {
+    use crate::value::FieldType;
+    use sink::ColumnType;
+    let of = |t: FieldType| match t {
+        FieldType::F64 => ColumnType::Double,
+        FieldType::I64 => ColumnType::BigInt,
+        FieldType::Str => ColumnType::Text,
+        FieldType::Bool => ColumnType::Boolean,
+    };
+    let mut types: Vec<ColumnType> = cfg
+        .schema
+        .key
+        .iter()
+        .map(|k| {
+            schema
+                .fields
+                .iter()
+                .find(|(n, _)| n == k)
+                .map_or(ColumnType::Text, |(_, t)| of(*t))
+        })
+        .collect();
+    types.extend([ColumnType::Timestamp, ColumnType::Timestamp]);
+    if has_revisions(cfg) {
+        types.push(ColumnType::BigInt);
+    }
+    if opts.version_column {
+        types.push(ColumnType::Text);
+    }
+    types.extend(info.outputs.iter().map(|(_, t)| of(*t)));
+    types
+}
+
 /// A hot swap refused because the new version's output columns differ from the live
 /// one's and the result sink is CSV, whose header is fixed.
 #[derive(Debug, thiserror::Error)]
@@ -39,7 +78,9 @@ pub fn output_change_refusal(
     old: &[String],
     new: &[String],
 ) -> Option<OutputChangeRefused> {
-    let csv = sink_format(&cfg.sink) == crate::config::Format::Csv;
+    // A CSV header and a database table fix the columns.
+    let csv = sink_format(&cfg.sink) == crate::config::Format::Csv
+        || matches!(cfg.sink, SinkConfig::Postgres { .. });
     (old != new && csv && !cfg.plugin.allow_output_change).then(|| OutputChangeRefused {
         sink: describe_sink(cfg, &cfg.sink),
         difference: column_difference(old, new),
@@ -56,6 +97,11 @@ pub(super) fn describe_sink(cfg: &PipelineConfig, c: &SinkConfig) -> String {
         SinkConfig::Kafka { topic, format, .. } => format!("kafka topic {topic} ({format:?})"),
         SinkConfig::Stdout { format } => format!("stdout ({format:?})"),
         SinkConfig::Stderr { format } => format!("stderr ({format:?})"),
+        SinkConfig::Postgres { table, url, .. } => format!(
+            "postgres table {table} at {}",
+            url.as_ref()
+                .map_or_else(|| "(url_env)".into(), |u| sink::describe_url(&u.0))
+        ),
     }
 }
 
@@ -66,6 +112,8 @@ pub(super) fn sink_format(cfg: &SinkConfig) -> crate::config::Format {
         | SinkConfig::Stderr { format }
         | SinkConfig::File { format, .. }
         | SinkConfig::Kafka { format, .. } => *format,
+        // Rows are table rows; JSON is what a change of columns compares as.
+        SinkConfig::Postgres { .. } => crate::config::Format::Jsonl,
     }
 }
 

@@ -24,6 +24,7 @@ pub(super) fn txn_offsets(
                 partition: c.partition as i32,
                 offset: c.offset as i64,
                 metadata: metadata(c),
+                record: None,
             })
             .collect(),
         group: Box::new(()),
@@ -52,12 +53,17 @@ impl Source for FakeSource {
     fn commits(&self) -> bool {
         true
     }
-    fn commit(&mut self, positions: &[source::Commit]) -> Result<(), source::Error> {
+    fn commit(
+        &mut self,
+        positions: &[source::Commit],
+        _kept: Option<&source::Kept>,
+    ) -> Result<(), source::Error> {
         panic!("the source committed {positions:?} itself");
     }
     fn consumed(
-        &self,
+        &mut self,
         positions: &[source::Commit],
+        _kept: Option<&source::Kept>,
     ) -> Result<Option<sink::TxnOffsets>, source::Error> {
         Ok(Some(txn_offsets(positions, |c| c.floor.to_string())))
     }

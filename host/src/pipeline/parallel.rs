@@ -21,7 +21,7 @@ use std::thread::JoinHandle;
 use crate::plugin::{self, LogBudget, Plugin};
 use crate::source::RawBatch;
 use crate::value::{Key, Value};
-use crate::window::{KeySnapshot, StateLimits, Window, WindowKind, WindowOperator};
+use crate::window::{KeptWindow, KeySnapshot, StateLimits, Window, WindowKind, WindowOperator};
 
 use super::WindowSink;
 use super::shard::{Gate, Placed, Shard};
@@ -64,6 +64,14 @@ pub(super) struct Work {
     /// Input partitions revoked (a rebalance): the state of their keys is dropped first,
     /// without firing.
     pub revoked: Arc<[u32]>,
+    /// Where a partition's replay ended, `(position, partition)`, shared by the workers
+    /// ([`WindowOperator::end_replay`]).
+    pub ends: Arc<Vec<(u64, u32)>>,
+    /// Windows a commit recorded for partitions just assigned, to continue, before the
+    /// events ([`WindowOperator::expect_replayed`]).
+    pub expect: Vec<KeptWindow>,
+    /// Report the kept windows at this watermark after the batch (a commit).
+    pub kept: Option<i64>,
 }
 
 /// An output of a batch, with its position in the input.
@@ -125,6 +133,8 @@ struct Done {
     snapshot: Option<Result<Vec<u8>, String>>,
     /// Keys whose state was dropped for revoked partitions.
     dropped: usize,
+    /// The kept windows, when the batch asked for them.
+    kept: Vec<KeptWindow>,
     /// What the batch's firings counted (windows fired, rows, failed calls).
     counted: Counters,
 }
@@ -259,11 +269,13 @@ impl Shards {
         &mut self,
         work: Vec<Vec<Routed>>,
         changes: Vec<(u64, i64)>,
+        ends: Vec<(u64, u32)>,
         early: Option<u64>,
         flush: Option<u64>,
         raws: &mut RawBatch,
     ) -> anyhow::Result<()> {
         let changes = Arc::new(changes);
+        let ends = Arc::new(ends);
         let revoked: Arc<[u32]> = Arc::new([]);
         for (i, events) in work.into_iter().enumerate() {
             let w = Work {
@@ -274,6 +286,9 @@ impl Shards {
                 restore: Vec::new(),
                 snapshot: false,
                 revoked: revoked.clone(),
+                ends: ends.clone(),
+                expect: Vec::new(),
+                kept: None,
             };
             if self.senders[i].send(w).is_err() {
                 return Err(self.died(i));
@@ -300,16 +315,10 @@ impl Shards {
             "partitions revoked while the workers hold a batch"
         );
         let revoked: Arc<[u32]> = Arc::from(partitions);
-        let changes = Arc::new(Vec::new());
         for i in 0..self.senders.len() {
             let w = Work {
-                events: Vec::new(),
-                changes: changes.clone(),
-                early: None,
-                flush: None,
-                restore: Vec::new(),
-                snapshot: false,
                 revoked: revoked.clone(),
+                ..Work::empty()
             };
             if self.senders[i].send(w).is_err() {
                 return Err(self.died(i));
@@ -422,6 +431,28 @@ impl Shards {
         Ok(())
     }
 
+    /// Hands the windows a commit recorded to the workers that own their keys now.
+    pub fn expect_replayed(&mut self, windows: Vec<KeptWindow>) -> anyhow::Result<()> {
+        let mut per: Vec<Vec<KeptWindow>> = (0..self.senders.len()).map(|_| Vec::new()).collect();
+        for w in windows {
+            per[self.shard_of(&w.key)].push(w);
+        }
+        self.round(|i| Work {
+            expect: std::mem::take(&mut per[i]),
+            ..Work::empty()
+        })?;
+        Ok(())
+    }
+
+    /// Every worker's kept windows at `watermark` (every batch must have been written).
+    pub fn kept_windows(&mut self, watermark: i64) -> anyhow::Result<Vec<KeptWindow>> {
+        let done = self.round(|_| Work {
+            kept: Some(watermark),
+            ..Work::empty()
+        })?;
+        Ok(done.into_iter().flat_map(|d| d.kept).collect())
+    }
+
     /// Takes back a merged batch's records for reuse.
     pub fn recycle(&mut self, mut raws: RawBatch) {
         raws.clear();
@@ -487,6 +518,9 @@ impl Work {
             restore: Vec::new(),
             snapshot: false,
             revoked: Arc::from(Vec::new()),
+            ends: Arc::new(Vec::new()),
+            expect: Vec::new(),
+            kept: None,
         }
     }
 }
@@ -497,33 +531,52 @@ impl Worker {
         for k in work.restore.drain(..) {
             self.shard.operator.restore(k);
         }
+        if !work.expect.is_empty() {
+            self.shard
+                .operator
+                .expect_replayed(std::mem::take(&mut work.expect));
+        }
         let dropped = if work.revoked.is_empty() {
             0
         } else {
             self.shard.operator.drop_partitions(&work.revoked)
         };
         let changes = &work.changes[..];
+        let ends = &work.ends[..];
         let mut c = 0;
+        let mut e = 0;
+        // Replays that ended before position `at`.
+        let end_replays = |op: &mut WindowOperator, e: &mut usize, next: &mut i64, at: u64| {
+            while let Some(&(_, p)) = ends.get(*e).filter(|(pos, _)| *pos < at) {
+                op.end_replay(p);
+                *next = op.next_due();
+                *e += 1;
+            }
+        };
         // The lowest watermark at which this worker's state has anything to do: the
         // changes below it (most of them, with many keys) are skipped.
         let mut next = self.shard.operator.next_due();
         for ev in work.events {
             while let Some(&(pos, w)) = changes.get(c).filter(|(pos, _)| *pos < ev.pos) {
+                end_replays(&mut self.shard.operator, &mut e, &mut next, pos);
                 if w >= next {
                     self.fire(pos, Some(w));
                     next = self.shard.operator.next_due();
                 }
                 c += 1;
             }
+            end_replays(&mut self.shard.operator, &mut e, &mut next, ev.pos);
             self.place(ev);
             next = self.shard.operator.next_due();
         }
         for &(pos, w) in &changes[c..] {
+            end_replays(&mut self.shard.operator, &mut e, &mut next, pos);
             if w >= next {
                 self.fire(pos, Some(w));
                 next = self.shard.operator.next_due();
             }
         }
+        end_replays(&mut self.shard.operator, &mut e, &mut next, u64::MAX);
         if let Some(pos) = work.early {
             self.fire(pos, None);
         }
@@ -535,6 +588,10 @@ impl Worker {
         let snapshot = work
             .snapshot
             .then(|| self.shard.operator.snapshot().map_err(|e| e.to_string()));
+        let kept = work
+            .kept
+            .map(|w| self.shard.operator.kept_windows(w))
+            .unwrap_or_default();
         Done {
             outs: std::mem::take(&mut self.outs),
             open: self.shard.operator.open_windows(),
@@ -542,6 +599,7 @@ impl Worker {
             finished,
             snapshot,
             dropped,
+            kept,
             counted: std::mem::take(&mut self.counted),
         }
     }
@@ -694,7 +752,11 @@ mod tests {
         fn commits(&self) -> bool {
             true
         }
-        fn commit(&mut self, positions: &[crate::source::Commit]) -> Result<(), Error> {
+        fn commit(
+            &mut self,
+            positions: &[crate::source::Commit],
+            _kept: Option<&crate::source::Kept>,
+        ) -> Result<(), Error> {
             self.commits
                 .lock()
                 .unwrap()

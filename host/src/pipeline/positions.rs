@@ -82,6 +82,7 @@ impl Pipeline {
             Some(o) => o.due(release, floor, transactional, &self.positions.floors),
             None => Vec::new(),
         };
+        let kept = if due.is_empty() { None } else { self.kept()? };
         if transactional {
             // Exactly-once: every partition's position and floor go in the result sink's
             // transaction, with the rows (a window can fire while no position moves); the
@@ -89,19 +90,48 @@ impl Pipeline {
             let consumed = if due.is_empty() {
                 None
             } else {
-                self.input.source.consumed(&due)?
+                self.input.source.consumed(&due, kept.as_ref())?
             };
             self.out.results.commit_transaction(consumed)?;
+            if self.flags.positions_in_sink && !due.is_empty() {
+                // The database holds the positions; the group's own commit shows the lag.
+                self.input.source.commit(&due, None)?;
+            }
         } else if !due.is_empty() {
-            self.input.source.commit(&due)?;
+            self.input.source.commit(&due, kept.as_ref())?;
         }
         self.clocks.last_commit = Instant::now();
         Ok(())
     }
 
+    /// What a commit records of the windows kept after they fired, when windows can be
+    /// ([`crate::source::Kept`]): with allowed lateness, early firings, or sessions.
+    fn kept(&mut self) -> anyhow::Result<Option<crate::source::Kept>> {
+        let cfg = &self.spec.cfg;
+        let keeps = cfg.window.allowed_lateness.0 > 0
+            || cfg.emit.mode == EmitMode::Update
+            || matches!(self.spec.window, crate::window::WindowKind::Session { .. });
+        if !keeps {
+            return Ok(None);
+        }
+        let through = if self.flags.flushed {
+            self.flush_floor()
+        } else {
+            self.watermarks.current()
+        };
+        let windows = match &mut self.shards {
+            Some(sh) => sh.kept_windows(through)?,
+            None => self.shard.operator.kept_windows(through),
+        };
+        Ok(Some(crate::source::Kept { through, windows }))
+    }
+
     /// The replay floor once every window was flushed at the end of input: the end of the
-    /// last window holding the latest event read. A later run over more input takes any
-    /// window ending there or before as fired.
+    /// last window holding the latest event read, plus the allowed lateness. A later run
+    /// over more input takes any window ending there or before as fired, and final: the
+    /// flush dropped the windows, so an event for one of them inside its lateness would
+    /// fire it again from revision 0, a second content for a row id already written; it
+    /// is late instead.
     fn flush_floor(&self) -> i64 {
         let w = self.watermarks.current();
         let Some(t) = self.watermarks.max_event_time() else {
@@ -112,6 +142,7 @@ impl Pipeline {
             kind => kind.ends(t).ok().flatten().map(|(_, last)| last),
         };
         end.map_or(w, |e| e.max(w))
+            .saturating_add(self.spec.cfg.window.allowed_lateness.0)
     }
 
     /// Takes the partitions a consumer-group rebalance gave to another process: flushes the

@@ -19,6 +19,7 @@ impl Pipeline {
             .map(|_| Vec::with_capacity(events.len() / n + 1))
             .collect();
         let mut changes = Vec::new();
+        let mut ends = Vec::new();
         for (i, ev) in events.drain(..) {
             let raw = raws.get(i);
             let ts = ev.ts;
@@ -29,6 +30,7 @@ impl Pipeline {
                 before,
                 at,
                 replayed,
+                ends_replay,
             }) = self.admit(i, &raw, ts, &ev.values, true)?
             else {
                 continue;
@@ -47,6 +49,9 @@ impl Pipeline {
                 partition: raw.partition,
                 replayed,
             });
+            if ends_replay {
+                ends.push((sh.next_pos(), raw.partition));
+            }
             let w = self.watermarks.observe(raw.partition, ts, now);
             if w != before {
                 changes.push((sh.next_pos(), w));
@@ -67,7 +72,7 @@ impl Pipeline {
         let Some(sh) = self.shards.as_mut() else {
             anyhow::bail!("the pipeline's workers are gone");
         };
-        sh.dispatch(work, changes, early, flush, raws)?;
+        sh.dispatch(work, changes, ends, early, flush, raws)?;
         if poll == Poll::Ready {
             // One batch stays with the workers while the next one is read.
             self.write_workers(1)?;

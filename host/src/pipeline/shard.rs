@@ -220,6 +220,7 @@ impl Shard {
         replayed: bool,
     ) -> Placed {
         self.operator.set_partition(partition);
+        self.operator.set_replaying(replayed);
         match self.operator.process(ts, key, values, at) {
             Placement::Added(_) => Placed::Stored,
             Placement::Late(_) if replayed => Placed::Stored,

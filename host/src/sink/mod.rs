@@ -6,8 +6,10 @@
 //! line under a header fixed when the sink is opened. Sinks do not know what the rows mean.
 
 mod kafka;
+mod postgres;
 
 pub use kafka::{KafkaSink, ROW_ID_HEADER};
+pub use postgres::{POSITIONS_TABLE, PostgresSink, Retry, Target, describe_url};
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
@@ -184,6 +186,38 @@ pub trait Sink: Send {
         let _ = consumed;
         Ok(())
     }
+    /// Where a sink that commits the source's positions with its rows (PostgreSQL) keeps
+    /// them: the source reads from there, not from its own commits. `None` for the others.
+    fn keeps_positions(&self) -> Option<std::sync::Arc<dyn PositionStore>> {
+        None
+    }
+}
+
+/// Positions kept by a sink, with its rows ([`Sink::keeps_positions`]): a source asks
+/// when partitions are assigned.
+pub trait PositionStore: Send + Sync {
+    /// For each of `partitions` (all the pipeline's when empty) that has one: the offset a
+    /// reader resumes at and the record the source wrote with it (its replay floor and
+    /// kept windows).
+    fn positions(&self, partitions: &[(String, i32)]) -> Result<StoredPositions, String>;
+}
+
+/// Per (topic, partition): the offset a reader resumes at, and the source's record.
+pub type StoredPositions = std::collections::HashMap<(String, i32), (i64, String)>;
+
+/// The type of a result column, as a database sink creates and checks its table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColumnType {
+    /// Text.
+    Text,
+    /// A 64-bit integer.
+    BigInt,
+    /// A 64-bit float.
+    Double,
+    /// A boolean.
+    Boolean,
+    /// A point in time (epoch milliseconds in rows).
+    Timestamp,
 }
 
 /// Exactly-once: the source positions a result sink's transaction commits together with
@@ -208,6 +242,10 @@ pub struct TxnPosition {
     pub offset: i64,
     /// What the source records with the position (the watermark and replay floor).
     pub metadata: String,
+    /// What the source's progress record holds for the partition (the floor, and the
+    /// windows kept after they fired), when it writes one: a sink that keeps positions
+    /// stores it instead of `metadata`.
+    pub record: Option<String>,
 }
 
 /// Cuts a file sink's file back to `len` bytes, the length a checkpoint recorded: rows
@@ -261,12 +299,22 @@ pub fn open(
     open_for(cfg, base_dir, columns, "")
 }
 
-/// The result sink of pipeline `cfg` (`[sink]`), for rows of these `columns`: a
-/// transactional producer when `exactly_once` is on, else as [`open_for`] opens it.
+/// The result sink of pipeline `cfg` (`[sink]`), for rows of these `columns` typed
+/// `types`: a transactional producer when `exactly_once` is on, a PostgreSQL table upserted
+/// by window (which keeps the positions of a Kafka source), else as [`open_for`] opens it.
 pub fn open_results(
     cfg: &crate::config::PipelineConfig,
     columns: Vec<String>,
+    types: &[ColumnType],
 ) -> Result<Box<dyn Sink>, Error> {
+    if let SinkConfig::Postgres { .. } = &cfg.sink {
+        let target = postgres_target(&cfg.sink, &cfg.name, "sink")?;
+        let keys = cfg.schema.key.len() + 2;
+        let positions = matches!(cfg.source, crate::config::SourceConfig::Kafka(_));
+        return Ok(Box::new(PostgresSink::open_results(
+            target, &columns, types, keys, positions,
+        )?));
+    }
     match (&cfg.sink, cfg.transactional_id()) {
         (
             SinkConfig::Kafka {
@@ -290,6 +338,41 @@ pub fn open_results(
     }
 }
 
+/// What a PostgreSQL sink config `c` (the table `what` of pipeline `pipeline`) opens.
+pub fn postgres_target(c: &SinkConfig, pipeline: &str, what: &str) -> Result<Target, Error> {
+    let config_error = |e: crate::config::Error| Error::Write {
+        sink: what.to_string(),
+        source: io::Error::other(e.to_string()),
+    };
+    let url = c
+        .postgres_url(what)
+        .map_err(config_error)?
+        .unwrap_or_default();
+    let SinkConfig::Postgres {
+        table,
+        create,
+        retry_for,
+        ..
+    } = c
+    else {
+        return Err(Error::Write {
+            sink: what.to_string(),
+            source: io::Error::other("not a PostgreSQL sink"),
+        });
+    };
+    Ok(Target {
+        url,
+        table: table.clone(),
+        create: *create,
+        pipeline: pipeline.to_string(),
+        retry: Retry {
+            backoff: std::time::Duration::from_millis(200),
+            max_backoff: std::time::Duration::from_secs(10),
+            give_up_after: std::time::Duration::from_millis(retry_for.0.max(0) as u64),
+        },
+    })
+}
+
 /// [`open`] for pipeline `pipeline`, whose name a Kafka sink puts in its row ids.
 pub fn open_for(
     cfg: &SinkConfig,
@@ -311,6 +394,10 @@ pub fn open_for(
             &kafka.options,
             pipeline,
             columns,
+        )?),
+        SinkConfig::Postgres { .. } => Box::new(PostgresSink::open_side(
+            postgres_target(cfg, pipeline, "a side sink")?,
+            &columns,
         )?),
         SinkConfig::Stdout { format } => Box::new(RowWriter::new(
             "stdout".into(),

@@ -29,7 +29,7 @@ use progress::Progress;
 use rebalances::{Rebalances, offsets};
 
 use super::{
-    Commit, Error, PartitionLag, Poll, REJECTED_HEAD_BYTES, RawBatch, Rejected, ReplayFloor,
+    Commit, Error, Kept, PartitionLag, Poll, REJECTED_HEAD_BYTES, RawBatch, Rejected, ReplayFloor,
     Source, SourcePosition,
 };
 use crate::config::{KafkaSourceConfig, KafkaStart, KafkaStop};
@@ -59,8 +59,13 @@ pub struct KafkaSource {
     ends: Option<HashMap<(String, i32), (i64, i64)>>,
     rejected: Vec<Rejected>,
     commit_every: Duration,
-    /// Where at-least-once commits record their floors ([`progress`]).
+    /// Where commits record their floors and kept windows ([`progress`]).
     progress: Option<Progress>,
+    /// The results are exactly-once: a progress record counts only if the transaction it
+    /// was written for committed (its floor is the committed offsets' metadata).
+    exactly_once: bool,
+    /// Where the result sink keeps the positions, if it does ([`Source::keep_positions_in`]).
+    store: Option<Arc<dyn crate::sink::PositionStore>>,
     /// Partitions assigned and revoked, not yet handed to the pipeline.
     changes: Changes,
     /// Restored from a checkpoint in a group, before the first assignment.
@@ -154,15 +159,13 @@ impl KafkaSource {
             }
         };
         let progress = match cfg.progress_topic() {
-            Some(topic) if !read_committed => {
-                match Progress::open(&cfg.brokers, &topic, &cfg.kafka.options) {
-                    Ok(p) => Some(p),
-                    Err(e) => {
-                        tracing::warn!(error = %e, "kafka: no progress topic: replay floors travel only in commit metadata, which some brokers drop; create the topic (compacted, one partition) or name one with source.progress_topic");
-                        None
-                    }
+            Some(topic) => match Progress::open(&cfg.brokers, &topic, &cfg.kafka.options) {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    tracing::warn!(error = %e, "kafka: no progress topic: replay floors travel only in commit metadata, which some brokers drop; create the topic (compacted, one partition) or name one with source.progress_topic");
+                    None
                 }
-            }
+            },
             _ => None,
         };
         match &ends {
@@ -193,6 +196,8 @@ impl KafkaSource {
             rejected: Vec::new(),
             commit_every: Duration::from_millis(cfg.commit_every.0.max(1) as u64),
             progress,
+            exactly_once: read_committed,
+            store: None,
             changes: Changes::default(),
             unconfirmed: false,
             read: 0,
@@ -346,6 +351,100 @@ struct Part {
     skip_below: i64,
     /// What the partition's last commit recorded ([`Source::replay_floor`]).
     floor: Option<ReplayFloor>,
+    /// The windows its last commit recorded as kept ([`Source::take_kept`]).
+    kept: Vec<crate::window::KeptWindow>,
+    /// Exactly once: the progress record of the last transaction, which committed by the
+    /// time the next one is written ([`crate::source::Recorded::previous`]).
+    last: Option<crate::source::Recorded>,
+}
+
+impl KafkaSource {
+    /// For the partitions just assigned, the floors and kept windows the result sink
+    /// stored with their positions: they override the group's.
+    fn take_stored(&mut self, store: Arc<dyn crate::sink::PositionStore>) {
+        let parts: Vec<(String, i32)> = self
+            .changes
+            .assigned
+            .iter()
+            .filter_map(|&id| self.parts.get(id as usize))
+            .map(|p| (p.topic.clone(), p.partition))
+            .collect();
+        match store.positions(&parts) {
+            Ok(stored) => {
+                for &id in &self.changes.assigned {
+                    let Some(p) = self.parts.get_mut(id as usize) else {
+                        continue;
+                    };
+                    let Some((_, record)) = stored.get(&(p.topic.clone(), p.partition)) else {
+                        continue;
+                    };
+                    match progress::parse_value(record) {
+                        Some(r) => {
+                            let resumed = r.resume(Some(r.floor), true, id);
+                            p.floor = resumed.floor;
+                            p.kept = resumed.windows;
+                            p.last = resumed.record;
+                        }
+                        None => {
+                            tracing::warn!(partition = %p.origin, "kafka: the stored record cannot be read")
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "kafka: the stored positions could not be read; the floors come from the group's commits")
+            }
+        }
+    }
+
+    /// What the progress topic records for the position `c` and the kept windows.
+    fn recorded(c: &Commit, kept: Option<&Kept>) -> crate::source::Recorded {
+        crate::source::Recorded {
+            floor: ReplayFloor {
+                watermark: c.floor,
+                read: c.read,
+            },
+            kept: kept.map(|k| {
+                let mine = k.windows.iter().filter(|w| w.partition == c.partition);
+                (k.through, mine.cloned().collect())
+            }),
+            previous: None,
+        }
+    }
+
+    /// Writes each partition's floor, read position and kept windows to the progress
+    /// topic, before the offsets they go with are committed. A topic that cannot be
+    /// written is not tried again, so commits never wait on it; the commit's metadata
+    /// still carries the floors.
+    fn write_progress(&mut self, positions: &[Commit], kept: Option<&Kept>) {
+        let Some(progress) = &self.progress else {
+            return;
+        };
+        let exactly_once = self.exactly_once;
+        let mut entries: Vec<progress::Entry> = Vec::with_capacity(positions.len());
+        for c in positions {
+            let Some(p) = self.parts.get_mut(c.partition as usize) else {
+                continue;
+            };
+            let record = Self::recorded(c, kept);
+            // Exactly once, the last record's transaction committed by now (or this
+            // pipeline failed): it goes beside the new one, whose may never commit.
+            let previous = if exactly_once {
+                p.last.replace(record.clone()).map(Box::new)
+            } else {
+                None
+            };
+            entries.push((
+                p.topic.clone(),
+                p.partition,
+                crate::source::Recorded { previous, ..record },
+            ));
+        }
+        if let Err(e) = progress.write(&entries) {
+            tracing::warn!(error = %e, "kafka: the progress topic was not written: from now on the floors go only in the commits' metadata");
+            self.progress = None;
+        }
+    }
 }
 
 /// The consumer's `isolation.level`: `read_committed` under an exactly-once result sink
@@ -392,6 +491,8 @@ fn part(parts: &mut Vec<Part>, assigned: &mut Vec<u32>, topic: &str, partition: 
         next: -1,
         skip_below: -1,
         floor: None,
+        kept: Vec::new(),
+        last: None,
     });
     parts.len() - 1
 }
@@ -597,13 +698,16 @@ impl Source for KafkaSource {
                     self.progress = None;
                 }
                 match read {
-                    Ok(floors) => {
-                        tracing::debug!(?floors, "kafka: the progress topic");
+                    Ok(records) => {
+                        tracing::debug!(partitions = records.len(), "kafka: the progress topic");
                         for &id in &self.changes.assigned {
                             if let Some(p) = self.parts.get_mut(id as usize)
-                                && let Some(&recorded) = floors.get(&(p.topic.clone(), p.partition))
+                                && let Some(r) = records.get(&(p.topic.clone(), p.partition))
                             {
-                                p.floor = Some(p.floor.map_or(recorded, |f| f.max(recorded)));
+                                let resumed = r.resume(p.floor, self.exactly_once, id);
+                                p.floor = resumed.floor;
+                                p.kept = resumed.windows;
+                                p.last = resumed.record;
                             }
                         }
                     }
@@ -613,11 +717,62 @@ impl Source for KafkaSource {
                 }
             }
         }
+        if let Some(store) = &self.store
+            && !self.changes.assigned.is_empty()
+        {
+            self.take_stored(store.clone());
+        }
         out.append(&mut self.changes.assigned);
+    }
+
+    fn keep_positions_in(
+        &mut self,
+        store: Arc<dyn crate::sink::PositionStore>,
+    ) -> Result<(), Error> {
+        let kafka = |message: String| Error::Kafka { message };
+        *self
+            .consumer
+            .context()
+            .store
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(store.clone());
+        self.store = Some(store.clone());
+        // A bounded replay assigned its partitions already, from the group's offsets:
+        // from the stored ones instead.
+        if let Some(ends) = &mut self.ends {
+            let parts: Vec<(String, i32)> = ends.keys().cloned().collect();
+            let stored = store.positions(&parts).map_err(kafka)?;
+            if !stored.is_empty() {
+                let mut tpl = TopicPartitionList::new();
+                for ((topic, partition), at) in ends.iter_mut() {
+                    let offset = match stored.get(&(topic.clone(), *partition)) {
+                        Some(&(o, _)) => {
+                            at.1 = o;
+                            Offset::Offset(o)
+                        }
+                        None => Offset::Stored,
+                    };
+                    tpl.add_partition_offset(topic, *partition, offset)
+                        .map_err(|e| kafka(e.to_string()))?;
+                }
+                tracing::debug!(offsets = %offsets(&tpl), "kafka: starting at the stored positions");
+                self.consumer
+                    .assign(&tpl)
+                    .map_err(|e| kafka(e.to_string()))?;
+            }
+        }
+        Ok(())
     }
 
     fn replay_floor(&self, partition: u32) -> Option<ReplayFloor> {
         self.parts.get(partition as usize).and_then(|p| p.floor)
+    }
+
+    fn take_kept(&mut self, partition: u32) -> Vec<crate::window::KeptWindow> {
+        self.parts
+            .get_mut(partition as usize)
+            .map(|p| std::mem::take(&mut p.kept))
+            .unwrap_or_default()
     }
 
     fn take_revoked(&mut self, out: &mut Vec<u32>) {
@@ -635,7 +790,7 @@ impl Source for KafkaSource {
     /// Commits the group's offsets: asynchronously (a lost commit only means a longer
     /// replay, and the next one supersedes it), but synchronously while a revocation waits
     /// to complete, since the partitions' new owner reads from what is committed.
-    fn commit(&mut self, positions: &[Commit]) -> Result<(), Error> {
+    fn commit(&mut self, positions: &[Commit], kept: Option<&Kept>) -> Result<(), Error> {
         let mut tpl = TopicPartitionList::new();
         for c in positions {
             if let Some(p) = self.parts.get(c.partition as usize) {
@@ -655,21 +810,7 @@ impl Source for KafkaSource {
         if tpl.count() == 0 {
             return Ok(());
         }
-        if let Some(progress) = &self.progress {
-            let entries: Vec<(&str, i32, i64, u64)> = positions
-                .iter()
-                .filter_map(|c| {
-                    let p = self.parts.get(c.partition as usize)?;
-                    Some((p.topic.as_str(), p.partition, c.floor, c.read))
-                })
-                .collect();
-            if let Err(e) = progress.write(&entries) {
-                // The commit's metadata still carries the floors; a topic that cannot be
-                // written is not tried again, so commits never wait on it.
-                tracing::warn!(error = %e, "kafka: the progress topic was not written: from now on the floors go only in the commits' metadata");
-                self.progress = None;
-            }
-        }
+        self.write_progress(positions, kept);
         tracing::debug!(offsets = %offsets(&tpl), "kafka commit");
         let mode = if self.consumer.context().revoking() {
             CommitMode::Sync
@@ -686,7 +827,13 @@ impl Source for KafkaSource {
     /// The group's metadata and `positions` as topics and partitions, for a transaction
     /// (the source itself then commits nothing). Only partitions still assigned: a revoked
     /// one's new owner commits it.
-    fn consumed(&self, positions: &[Commit]) -> Result<Option<crate::sink::TxnOffsets>, Error> {
+    fn consumed(
+        &mut self,
+        positions: &[Commit],
+        kept: Option<&Kept>,
+    ) -> Result<Option<crate::sink::TxnOffsets>, Error> {
+        // Before the transaction commits; a record of one that did not is ignored.
+        self.write_progress(positions, kept);
         let kafka = |message: String| Error::Kafka { message };
         let assigned = self
             .consumer
@@ -702,6 +849,7 @@ impl Source for KafkaSource {
                     partition: p.partition,
                     offset: i64::try_from(c.offset).unwrap_or(i64::MAX),
                     metadata: commit_metadata(c.floor, i64::try_from(c.read).unwrap_or(i64::MAX)),
+                    record: Some(progress::value(&Self::recorded(c, kept))),
                 });
             }
         }

@@ -271,6 +271,110 @@ pub struct Commit {
     pub read: u64,
 }
 
+/// What a commit records beside the positions when windows are kept after they fire
+/// (allowed lateness, early firings, sessions): a reader replaying a partition continues
+/// those windows' revisions instead of firing them again from revision 0
+/// ([`crate::window::KeptWindow`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Kept {
+    /// The watermark of the commit: every window ending at or before it fired, or is
+    /// among `windows`.
+    pub through: i64,
+    /// The windows, each with its key's partition.
+    pub windows: Vec<crate::window::KeptWindow>,
+}
+
+/// What a source recorded for one partition at a commit, beside the offsets' metadata (the
+/// Kafka source's progress topic): the floor, and the windows kept ([`Kept`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recorded {
+    /// The replay floor and read position of the commit.
+    pub floor: ReplayFloor,
+    /// With kept windows: the commit's watermark and the windows (partition ids unset).
+    pub kept: Option<(i64, Vec<crate::window::KeptWindow>)>,
+    /// Exactly once: the record of the last transaction that committed, written again
+    /// beside this one (a topic keeps only the latest record of a partition, and this one
+    /// may be of a transaction that never commits).
+    pub previous: Option<Box<Recorded>>,
+}
+
+/// Where a reader of a partition starts from ([`Recorded::resume`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resumed {
+    /// The floor to hand back ([`Source::replay_floor`]).
+    pub floor: Option<ReplayFloor>,
+    /// The kept windows ([`Source::take_kept`]).
+    pub windows: Vec<crate::window::KeptWindow>,
+    /// The record that counted, without its `previous`: exactly once, the next record
+    /// written for the partition carries it as its `previous`.
+    pub record: Option<Recorded>,
+}
+
+impl Recorded {
+    /// Where a reader of partition `partition` starts from, given the floor in the
+    /// committed offsets' metadata and this record.
+    ///
+    /// At least once the record is written before the offsets, so it is of the last commit
+    /// unless the metadata is of a later one (the record was not written); the higher
+    /// floor counts. Exactly once it is written before the transaction commits, so the
+    /// record (or its `previous`) counts only if it matches the committed metadata: a
+    /// record of a transaction that did not commit could otherwise skip windows whose rows
+    /// were never committed.
+    pub fn resume(
+        &self,
+        metadata: Option<ReplayFloor>,
+        exactly_once: bool,
+        partition: u32,
+    ) -> Resumed {
+        let (counts, floor) = if exactly_once {
+            let this = std::iter::once(self).chain(self.previous.as_deref());
+            (
+                this.into_iter().find(|r| metadata == Some(r.floor)),
+                metadata,
+            )
+        } else {
+            (
+                metadata
+                    .is_none_or(|f| self.floor.read >= f.read)
+                    .then_some(self),
+                Some(metadata.map_or(self.floor, |f| f.max(self.floor))),
+            )
+        };
+        match (floor, counts) {
+            (Some(mut floor), Some(r)) => {
+                let record = Recorded {
+                    previous: None,
+                    ..r.clone()
+                };
+                let windows = match &r.kept {
+                    Some((through, windows)) => {
+                        floor.watermark = floor.watermark.max(*through);
+                        windows
+                            .iter()
+                            .cloned()
+                            .map(|mut w| {
+                                w.partition = partition;
+                                w
+                            })
+                            .collect()
+                    }
+                    None => Vec::new(),
+                };
+                Resumed {
+                    floor: Some(floor),
+                    windows,
+                    record: Some(record),
+                }
+            }
+            (floor, _) => Resumed {
+                floor,
+                windows: Vec::new(),
+                record: None,
+            },
+        }
+    }
+}
+
 /// A source of raw records.
 ///
 /// Sources are pulled, in batches, by the pipeline's own thread: a blocking read is fine,
@@ -320,10 +424,32 @@ pub trait Source: Send {
 
     /// Commits positions: per partition, the offset of the first record still needed (a
     /// restart resumes there), with the replay floor recorded beside it ([`Commit`]).
-    /// Called once the sinks acknowledged every row of the records before it.
-    fn commit(&mut self, positions: &[Commit]) -> Result<(), Error> {
-        let _ = positions;
+    /// Called once the sinks acknowledged every row of the records before it. `kept`, when
+    /// the pipeline keeps windows after they fire, is recorded per partition where the
+    /// source can ([`Source::take_kept`] hands it back).
+    fn commit(&mut self, positions: &[Commit], kept: Option<&Kept>) -> Result<(), Error> {
+        let _ = (positions, kept);
         Ok(())
+    }
+
+    /// Keeps the positions in `store` (a result sink that commits them with its rows): the
+    /// source reads each partition from the offset stored there, and takes its replay
+    /// floor and kept windows from there, not from its own commits. Sources without
+    /// partitions ignore it (their runs start over; the sink's upserts make that safe).
+    fn keep_positions_in(
+        &mut self,
+        store: std::sync::Arc<dyn crate::sink::PositionStore>,
+    ) -> Result<(), Error> {
+        let _ = store;
+        Ok(())
+    }
+
+    /// For a partition just assigned, the windows its last commit recorded as kept
+    /// ([`Source::commit`]); its [`Source::replay_floor`] is then that commit's
+    /// [`Kept::through`]. Empty when none were recorded.
+    fn take_kept(&mut self, partition: u32) -> Vec<crate::window::KeptWindow> {
+        let _ = partition;
+        Vec::new()
     }
 
     /// For a partition just assigned ([`Source::take_assigned`]), what its last commit
@@ -356,8 +482,12 @@ pub trait Source: Send {
     /// made into what the result sink's transaction commits in place of the source (topics,
     /// partitions and the consumer group's metadata). `None` for a source that is not a
     /// Kafka consumer (the config allows exactly-once only from Kafka).
-    fn consumed(&self, positions: &[Commit]) -> Result<Option<crate::sink::TxnOffsets>, Error> {
-        let _ = positions;
+    fn consumed(
+        &mut self,
+        positions: &[Commit],
+        kept: Option<&Kept>,
+    ) -> Result<Option<crate::sink::TxnOffsets>, Error> {
+        let _ = (positions, kept);
         Ok(None)
     }
 
@@ -449,4 +579,92 @@ pub enum SizeHint {
     Bytes(u64),
     /// Total number of records.
     Records(u64),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::value::{Key, Value};
+    use crate::window::KeptWindow;
+
+    fn floor(watermark: i64, read: u64) -> ReplayFloor {
+        ReplayFloor { watermark, read }
+    }
+
+    fn window(partition: u32) -> KeptWindow {
+        KeptWindow {
+            partition,
+            key: Key(vec![Value::Str("A".into())]),
+            start: 0,
+            end: 3_000,
+            firings: 2,
+            pending: false,
+        }
+    }
+
+    /// The floor and windows of a [`Resumed`].
+    fn got(r: Resumed) -> (Option<ReplayFloor>, Vec<KeptWindow>) {
+        (r.floor, r.windows)
+    }
+
+    #[test]
+    fn a_record_counts_when_it_is_of_the_last_commit() {
+        // Written at watermark 3 500 (floor 2 000: a window pending held it), read to 40.
+        let r = Recorded {
+            floor: floor(2_000, 40),
+            kept: Some((3_500, vec![window(0)])),
+            previous: None,
+        };
+        // At least once, no metadata (a broker that drops it) or older metadata: the
+        // record is the last commit; its watermark is the floor, its windows continue.
+        for metadata in [None, Some(floor(1_000, 30)), Some(floor(2_000, 40))] {
+            assert_eq!(
+                got(r.resume(metadata, false, 7)),
+                (Some(floor(3_500, 40)), vec![window(7)]),
+                "{metadata:?}"
+            );
+        }
+        // Metadata of a later commit (the record was not written then): the higher floor,
+        // and no windows, which may have fired since.
+        assert_eq!(
+            got(r.resume(Some(floor(2_500, 50)), false, 7)),
+            (Some(floor(2_500, 50)), Vec::new())
+        );
+        // Exactly once: only the committed transaction's record counts.
+        assert_eq!(
+            got(r.resume(Some(floor(2_000, 40)), true, 7)),
+            (Some(floor(3_500, 40)), vec![window(7)])
+        );
+        assert_eq!(
+            got(r.resume(Some(floor(1_000, 30)), true, 7)),
+            (Some(floor(1_000, 30)), Vec::new()),
+            "a record ahead of the committed transaction is of one that did not commit"
+        );
+        assert_eq!(got(r.resume(None, true, 7)), (None, Vec::new()));
+        // A record of a transaction that did not commit carries the committed one's.
+        let mut older = window(0);
+        older.firings = 1;
+        let ahead = Recorded {
+            floor: floor(2_500, 50),
+            kept: Some((4_000, Vec::new())),
+            previous: Some(Box::new(Recorded {
+                kept: Some((3_500, vec![older.clone()])),
+                ..r.clone()
+            })),
+        };
+        older.partition = 7;
+        let resumed = ahead.resume(Some(floor(2_000, 40)), true, 7);
+        assert_eq!(got(resumed.clone()), (Some(floor(3_500, 40)), vec![older]));
+        assert_eq!(resumed.record.map(|r| r.floor), Some(floor(2_000, 40)));
+        // A record without windows gives the floor alone.
+        let bare = Recorded {
+            floor: floor(2_000, 40),
+            kept: None,
+            previous: None,
+        };
+        assert_eq!(
+            got(bare.resume(None, false, 0)),
+            (Some(floor(2_000, 40)), Vec::new())
+        );
+    }
 }

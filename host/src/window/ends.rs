@@ -85,6 +85,23 @@ impl EndSet {
         added
     }
 
+    /// Removes `end` (on the set's grid), if the set holds it.
+    pub(crate) fn remove(&mut self, end: i64, step: i64) {
+        let Some((&lo, &hi)) = self.runs.range(..=end).next_back() else {
+            return;
+        };
+        if end > hi {
+            return;
+        }
+        self.runs.remove(&lo);
+        if lo < end {
+            self.runs.insert(lo, end.saturating_sub(step));
+        }
+        if end < hi {
+            self.runs.insert(end.saturating_add(step), hi);
+        }
+    }
+
     /// Removes and returns the smallest end.
     pub(crate) fn pop_first(&mut self, step: i64) -> Option<i64> {
         let (lo, hi) = self.runs.pop_first()?;
@@ -157,6 +174,24 @@ mod tests {
         assert_eq!(s.count(0, 1000, 10), 7);
         assert_eq!(s.count(30, 40, 10), 2);
         assert_eq!(s.count(-10, 10, 10), 1, "10 only");
+    }
+
+    #[test]
+    fn remove_splits_the_run_holding_the_end() {
+        let mut s = EndSet::default();
+        s.insert(10, 50, 10);
+        // 30 is inside the run: two runs remain around it.
+        s.remove(30, 10);
+        assert_eq!(runs(&s), vec![(10, 20), (40, 50)]);
+        // The first and last ends of a run shrink it; absent ends change nothing.
+        s.remove(10, 10);
+        s.remove(50, 10);
+        s.remove(30, 10);
+        s.remove(90, 10);
+        assert_eq!(runs(&s), vec![(20, 20), (40, 40)]);
+        s.remove(20, 10);
+        assert_eq!(runs(&s), vec![(40, 40)]);
+        assert!(s.contains(40) && !s.contains(20));
     }
 
     #[test]

@@ -14,6 +14,7 @@ mod key_windows;
 mod limits;
 mod operator;
 pub mod panes;
+mod revisions;
 mod snapshot;
 #[cfg(test)]
 mod tests;
@@ -23,3 +24,4 @@ pub use assign::{Window, WindowKind};
 pub use buffer::{EVENT_OVERHEAD_BYTES, StoredEvent};
 pub use limits::StateLimits;
 pub use operator::{Due, Firing, KeySnapshot, Placement, WindowOperator};
+pub use revisions::KeptWindow;

@@ -113,6 +113,10 @@ pub struct WindowOperator {
     limits: StateLimits,
     /// The input partition of the events placed now ([`WindowOperator::set_partition`]).
     pub(super) partition: u32,
+    /// Windows a replay continues ([`WindowOperator::expect_replayed`]).
+    pub(super) replays: super::revisions::Replays,
+    /// Whether the events placed now are replayed ([`WindowOperator::set_replaying`]).
+    pub(super) replaying: bool,
 }
 
 impl WindowOperator {
@@ -131,12 +135,19 @@ impl WindowOperator {
             buffered_bytes: 0,
             limits: StateLimits::UNLIMITED,
             partition: 0,
+            replays: Default::default(),
+            replaying: false,
         }
     }
 
     /// The window kind.
     pub fn kind(&self) -> WindowKind {
         self.kind
+    }
+
+    /// The allowed lateness, ms.
+    pub fn lateness(&self) -> i64 {
+        self.lateness
     }
 
     /// Sets the caps checked by [`WindowOperator::process`] from now on.
@@ -255,6 +266,7 @@ impl WindowOperator {
             Ok(Some(run)) => run,
         };
         let step = self.kind.pane().unwrap_or(1);
+        let watermark = self.replay_watermark(&key, watermark);
         let Some(first) = self.first_on_time(first, last, step, watermark) else {
             return Placement::Late(values);
         };
@@ -294,6 +306,7 @@ impl WindowOperator {
             }
             KeyWindows::Sessions { .. } => 0,
         };
+        self.continue_panes(id, first, last);
         self.open_windows = self.open_windows.saturating_add(added);
         self.resync(id);
         Placement::Added(usize::try_from(joined).unwrap_or(usize::MAX))
@@ -327,7 +340,7 @@ impl WindowOperator {
                 parts.push((s, e));
             }
         }
-        if self.is_late(merged, watermark) {
+        if self.is_late(merged, watermark) && !self.in_kept_session(&key, merged) {
             return Placement::Late(values);
         }
         // A session that merges replaces the sessions it touches: only a lone one is new.
@@ -347,6 +360,7 @@ impl WindowOperator {
             windows.insert((merged.start, merged.end), firings);
             pending.insert((merged.start, merged.end));
         }
+        self.continue_session(id, merged.start, merged.end);
         self.open_windows = (self.open_windows + 1).saturating_sub(parts.len() as u64);
         self.resync(id);
         Placement::Added(1)
@@ -574,6 +588,7 @@ impl WindowOperator {
                 None => return,
             }
         };
+        self.forget_replays(watermark);
         let ids: Vec<u32> = self
             .cleanup
             .range(..=(watermark, u32::MAX))

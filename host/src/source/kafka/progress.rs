@@ -6,6 +6,12 @@
 //! progress topic is one partition, compacted, keyed by `topic/partition`, so reading it
 //! is reading at most one record per partition the group ever read.
 //!
+//! When the pipeline keeps windows after they fire (allowed lateness, early firings,
+//! sessions), a record also holds the commit's watermark and those windows of the
+//! partition with their firing counts ([`Kept`]): a reader replaying the partition
+//! continues their revisions. A record that would exceed [`MAX_RECORD`] leaves the windows
+//! out, with a warning: the replay then fires those windows again from revision 0.
+//!
 //! Exactly-once commits do not use it: their floors travel in the transaction, with the
 //! rows and offsets, where a broker that runs transactions keeps them.
 
@@ -19,7 +25,13 @@ use rdkafka::producer::{BaseRecord, ThreadedProducer};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
 use crate::kafka::Counting;
-use crate::source::ReplayFloor;
+use crate::source::{Recorded, ReplayFloor};
+
+/// The largest record written (below the 1 MiB brokers take by default).
+pub(super) const MAX_RECORD: usize = 900 * 1024;
+
+/// One partition's entry to write: topic, partition, and what to record.
+pub(super) type Entry = (String, i32, Recorded);
 
 /// How long reading the progress, or writing it (delivery included), may take.
 const TIMEOUT: Duration = Duration::from_secs(5);
@@ -71,12 +83,12 @@ impl Progress {
 
     /// Writes each partition's floor and read position, and waits until the broker has
     /// them all: the offsets they go with are committed only after.
-    pub(super) fn write(&self, entries: &[(&str, i32, i64, u64)]) -> Result<(), String> {
-        tracing::debug!(?entries, topic = %self.topic, "kafka: writing progress");
+    pub(super) fn write(&self, entries: &[Entry]) -> Result<(), String> {
+        tracing::debug!(entries = entries.len(), topic = %self.topic, "kafka: writing progress");
         let (before, _) = self.deliveries.failed();
-        for &(topic, partition, floor, read) in entries {
-            let key = key(topic, partition);
-            let value = value(floor, read);
+        for (topic, partition, recorded) in entries {
+            let key = key(topic, *partition);
+            let value = value(recorded);
             crate::kafka::send(
                 &self.producer,
                 BaseRecord::to(&self.topic)
@@ -89,8 +101,8 @@ impl Progress {
             .map_err(|e| format!("writing to the progress topic {}: {e}", self.topic))
     }
 
-    /// Reads the whole topic: the last floor recorded for each (topic, partition).
-    pub(super) fn read(&self) -> Result<HashMap<(String, i32), ReplayFloor>, String> {
+    /// Reads the whole topic: the last record for each (topic, partition).
+    pub(super) fn read(&self) -> Result<HashMap<(String, i32), Recorded>, String> {
         let mut client = ClientConfig::new();
         client
             .set("bootstrap.servers", &self.brokers)
@@ -181,30 +193,134 @@ fn parse_key(k: &str) -> Option<(String, i32)> {
     Some((topic.to_string(), partition.parse().ok()?))
 }
 
-fn value(floor: i64, read: u64) -> String {
-    format!("weir:{floor}:{read}")
+/// `weir:<floor>:<read>`, then with kept windows `:<watermark>` and a line of their JSON;
+/// then, with a previous record, a line `previous` and that record.
+pub(super) fn value(r: &Recorded) -> String {
+    let mut out = one(r);
+    if let Some(previous) = &r.previous {
+        out.push_str("\nprevious\n");
+        out.push_str(&one(previous));
+    }
+    if out.len() > MAX_RECORD && r.previous.is_some() {
+        tracing::warn!(
+            "kafka: a progress record with the previous transaction's too large: the previous left out"
+        );
+        return one(r);
+    }
+    out
 }
 
-fn parse_value(v: &str) -> Option<ReplayFloor> {
-    let mut it = v.strip_prefix("weir:")?.split(':');
+fn one(r: &Recorded) -> String {
+    let head = format!("weir:{}:{}", r.floor.watermark, r.floor.read);
+    let Some((through, windows)) = &r.kept else {
+        return head;
+    };
+    match serde_json::to_string(windows) {
+        Ok(json) if head.len() + json.len() + 24 <= MAX_RECORD / 2 => {
+            format!("{head}:{through}\n{json}")
+        }
+        Ok(json) => {
+            tracing::warn!(
+                windows = windows.len(),
+                bytes = json.len(),
+                "kafka: too many kept windows for one progress record: left out, so a restart fires them again from revision 0 (checkpoints keep them)"
+            );
+            head
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "kafka: the kept windows cannot be written to the progress topic; a restart fires them again from revision 0");
+            head
+        }
+    }
+}
+
+pub(super) fn parse_value(v: &str) -> Option<Recorded> {
+    match v.split_once("\nprevious\n") {
+        Some((this, previous)) => Some(Recorded {
+            previous: Some(Box::new(parse_one(previous)?)),
+            ..parse_one(this)?
+        }),
+        None => parse_one(v),
+    }
+}
+
+fn parse_one(v: &str) -> Option<Recorded> {
+    let (head, json) = match v.split_once('\n') {
+        Some((head, json)) => (head, Some(json)),
+        None => (v, None),
+    };
+    let mut it = head.strip_prefix("weir:")?.split(':');
     let watermark = it.next()?.parse().ok()?;
     let read = it.next()?.parse().ok()?;
-    Some(ReplayFloor { watermark, read })
+    let through: Option<i64> = match it.next() {
+        Some(t) => Some(t.parse().ok()?),
+        None => None,
+    };
+    let kept = match (through, json) {
+        (Some(t), Some(json)) => Some((t, serde_json::from_str(json).ok()?)),
+        (None, None) => None,
+        _ => return None,
+    };
+    Some(Recorded {
+        floor: ReplayFloor { watermark, read },
+        kept,
+        previous: None,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::window::KeptWindow;
 
     #[test]
     fn keys_and_values_read_back() {
         assert_eq!(parse_key(&key("a/b", 3)), Some(("a/b".to_string(), 3)));
-        let floor = |watermark, read| Some(ReplayFloor { watermark, read });
-        assert_eq!(parse_value(&value(-5, 7)), floor(-5, 7));
-        assert_eq!(parse_value(&value(i64::MIN, 0)), floor(i64::MIN, 0));
-        for other in ["", "weir:", "weir:x:1", "w:1:2", "weir:5"] {
+        let bare = |watermark, read| Recorded {
+            floor: ReplayFloor { watermark, read },
+            kept: None,
+            previous: None,
+        };
+        let floor = |watermark, read| Some(bare(watermark, read));
+        assert_eq!(parse_value(&value(&bare(-5, 7))), floor(-5, 7));
+        assert_eq!(parse_value(&value(&bare(i64::MIN, 0))), floor(i64::MIN, 0));
+        for other in [
+            "",
+            "weir:",
+            "weir:x:1",
+            "w:1:2",
+            "weir:5",
+            "weir:1:2:3",
+            "weir:1:2\n[]",
+        ] {
             assert_eq!(parse_value(other), None, "{other}");
         }
+        // With kept windows: the watermark and each window's key, bounds, count, pending.
+        let w = KeptWindow {
+            partition: 0,
+            key: crate::value::Key(vec![crate::value::Value::Str("AAPL".into())]),
+            start: 1_000,
+            end: 4_000,
+            firings: 2,
+            pending: true,
+        };
+        let with = Recorded {
+            kept: Some((4_500, vec![w.clone()])),
+            ..bare(900, 12)
+        };
+        assert_eq!(parse_value(&value(&with)), Some(with.clone()));
+        // With the previous transaction's record.
+        let both = Recorded {
+            previous: Some(Box::new(with.clone())),
+            ..bare(950, 13)
+        };
+        assert_eq!(parse_value(&value(&both)), Some(both.clone()));
+        // Too many to fit one record: the floor alone.
+        let many = Recorded {
+            kept: Some((4_500, (0..40_000).map(|_| w.clone()).collect())),
+            ..bare(900, 12)
+        };
+        assert_eq!(parse_value(&value(&many)), floor(900, 12));
         assert_eq!(parse_key("nopartition"), None);
     }
 }

@@ -10,6 +10,40 @@ use super::*;
 #[derive(Default)]
 pub(super) struct Rebalances {
     pub(super) changes: Mutex<Changes>,
+    /// Where the result sink keeps the positions ([`Source::keep_positions_in`]): an
+    /// assigned partition starts at the offset stored there.
+    pub(super) store: Mutex<Option<Arc<dyn crate::sink::PositionStore>>>,
+}
+
+impl Rebalances {
+    /// Sets each partition of `tpl` the store has a position for to start there.
+    fn start_at_stored(&self, tpl: &mut TopicPartitionList) {
+        let store = self.store.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let Some(store) = store else {
+            return;
+        };
+        let parts: Vec<(String, i32)> = tpl
+            .elements()
+            .iter()
+            .map(|e| (e.topic().to_string(), e.partition()))
+            .collect();
+        match store.positions(&parts) {
+            Ok(stored) => {
+                for ((topic, partition), (offset, _)) in stored {
+                    if let Err(e) =
+                        tpl.set_partition_offset(&topic, partition, Offset::Offset(offset))
+                    {
+                        tracing::warn!(error = %e, %topic, partition, "kafka: starting at the stored position");
+                    }
+                }
+            }
+            // The group's offsets are never ahead of the stored ones: reading from them
+            // replays more, and the sink's upserts write the same rows again.
+            Err(e) => {
+                tracing::warn!(error = %e, "kafka: the stored positions could not be read; starting from the group's offsets")
+            }
+        }
+    }
 }
 
 /// (topic, partition) pairs.
@@ -122,12 +156,14 @@ impl ConsumerContext for Rebalances {
         match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
                 tracing::info!(partitions = %names(tpl), "kafka rebalance: assigned");
+                let assigned = parts();
+                self.start_at_stored(tpl);
                 let applied = match consumer.rebalance_protocol() {
                     RebalanceProtocol::Cooperative => consumer.incremental_assign(tpl),
                     _ => consumer.assign(tpl),
                 };
                 match applied {
-                    Ok(()) => self.lock().assigned.extend(parts()),
+                    Ok(()) => self.lock().assigned.extend(assigned),
                     Err(e) => tracing::warn!(error = %e, "kafka: applying an assignment"),
                 }
             }

@@ -7,6 +7,7 @@ use super::{Due, Firing, WindowOperator};
 mod model;
 mod operator;
 mod partitions;
+mod replays;
 
 /// The push API: the operator fires windows into a callback, which accepts (true) or
 /// declines (false) each. Built on the pull API the pipeline uses.
