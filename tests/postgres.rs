@@ -422,4 +422,33 @@ fn killed_again_and_again_a_kafka_to_postgres_run_leaves_the_table_of_an_uninter
     let count = pg.query("SELECT count(*) FROM eos_ma");
     assert_eq!(count[0][0], expected.len().to_string(), "count(*)");
     same(&got, &expected, "the table");
+    // The positions are the database's, not the group's: with the group's offsets moved
+    // back to the start, one more run reads nothing again, so rows removed from the table
+    // stay removed.
+    {
+        use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+        use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+        let group: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &brokers)
+            .set("group.id", "eos-pg")
+            .set("enable.auto.commit", "false")
+            .create()
+            .expect("a consumer of the group");
+        let mut tpl = TopicPartitionList::new();
+        for p in 0..3 {
+            tpl.add_partition_offset("ticks", p, Offset::Offset(0))
+                .expect("partition");
+        }
+        group
+            .commit(&tpl, CommitMode::Sync)
+            .expect("the group's offsets moved back");
+    }
+    pg.execute("DELETE FROM eos_ma WHERE symbol = 'AAPL'");
+    let left = pg.query("SELECT count(*) FROM eos_ma")[0][0].clone();
+    run(&s, "pg.toml");
+    assert_eq!(
+        pg.query("SELECT count(*) FROM eos_ma")[0][0],
+        left,
+        "a run read the topic again from the group's offsets"
+    );
 }
