@@ -452,3 +452,124 @@ fn killed_again_and_again_a_kafka_to_postgres_run_leaves_the_table_of_an_uninter
         "a run read the topic again from the group's offsets"
     );
 }
+
+#[test]
+fn under_serve_each_tenant_writes_its_own_table_and_no_one_sees_a_database_password() {
+    use support::serve::{ACME, GLOBEX, OPERATOR, Serve, bucket, serial, tenant_toml};
+    use weir::serve::control::PipelineState;
+    let Some(pg) = postgres(
+        "under_serve_each_tenant_writes_its_own_table_and_no_one_sees_a_database_password",
+    ) else {
+        return;
+    };
+    let _serial = serial();
+    // globex logs in with its own role and password.
+    pg.execute(
+        "CREATE ROLE globex LOGIN PASSWORD 'globex-pw-5521'; \
+         GRANT CREATE ON SCHEMA public TO globex",
+    );
+    let globex_url = format!(
+        "postgresql://globex:globex-pw-5521@127.0.0.1:{}/analytics",
+        pg.port()
+    );
+    let s = Scratch::new();
+    let ticks = support::serve::Gen {
+        count: 20_000,
+        keys: 5,
+        interval_ms: 10,
+        seed: 3,
+        rate: 0,
+    };
+    let stats = wasm("stats");
+    let params = "params = { field = \"price\" }";
+    let sink = |url: &str, table: &str| {
+        format!("kind = \"postgres\"\nurl = \"{url}\"\ntable = \"{table}\"\ncreate = true")
+    };
+    s.write(
+        "ticks.toml",
+        &support::pipeline_toml_to(
+            "ticks",
+            &ticks.toml(),
+            &stats,
+            params,
+            &sink(&pg.url(), "acme_ticks"),
+        ),
+    );
+    s.write(
+        "rides.toml",
+        &support::pipeline_toml_to(
+            "rides",
+            &ticks.toml(),
+            &stats,
+            params,
+            &sink(&globex_url, "globex_rides"),
+        ),
+    );
+    let serve = Serve::start(
+        &s,
+        &format!(
+            "{}{}",
+            tenant_toml("acme", ACME, &["ticks.toml"]),
+            tenant_toml("globex", GLOBEX, &["rides.toml"])
+        ),
+    );
+    for (tenant, p) in [("acme", "ticks"), ("globex", "rides")] {
+        serve.wait_state(
+            tenant,
+            p,
+            PipelineState::Finished,
+            std::time::Duration::from_secs(120),
+        );
+    }
+    // Each table holds its pipeline's windows (tumbling 1 s), counted from the events.
+    let expected: BTreeMap<(String, i64), i64> = bucket(&ticks.events(), 1_000)
+        .into_iter()
+        .map(|(k, b)| (k, b.count))
+        .collect();
+    for table in ["acme_ticks", "globex_rides"] {
+        let got: BTreeMap<(String, i64), i64> = pg
+            .query(&format!(
+                "SELECT symbol, (extract(epoch FROM window_start) * 1000)::bigint, count FROM {table}"
+            ))
+            .into_iter()
+            .map(|r| {
+                (
+                    (r[0].clone(), r[1].parse().expect("ms")),
+                    r[2].parse().expect("count"),
+                )
+            })
+            .collect();
+        assert_eq!(got, expected, "{table}");
+    }
+    assert_eq!(
+        pg.query("SELECT tableowner FROM pg_tables WHERE tablename = 'globex_rides'")[0][0],
+        "globex",
+        "globex's pipeline wrote with globex's login"
+    );
+    // What the admin API shows a tenant, or the operator, holds no password.
+    for (token, tenant) in [
+        (ACME, "acme"),
+        (GLOBEX, "globex"),
+        (OPERATOR, "acme"),
+        (OPERATOR, "globex"),
+    ] {
+        let (_, body) = support::serve::http_get_as(
+            serve.port,
+            &format!("/v1/tenants/{tenant}/pipelines"),
+            token,
+        );
+        assert!(body.contains("\"name\""), "{body}");
+        for secret in [pg.password(), "globex-pw-5521"] {
+            assert!(
+                !body.contains(secret),
+                "{tenant}'s pipelines as {token} show a password: {body}"
+            );
+        }
+    }
+    for log in [serve.stderr(), serve.stdout()] {
+        assert!(
+            !log.contains(pg.password()) && !log.contains("globex-pw-5521"),
+            "a password in the host's output"
+        );
+    }
+}

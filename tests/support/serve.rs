@@ -42,12 +42,22 @@ pub fn free_port() -> u16 {
 
 /// One plain HTTP/1.1 GET on loopback; `(status, body)`, or `None` if nothing answered.
 pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    get(port, path, "")
+}
+
+/// [`http_get`] with `Authorization: Bearer token`; `(status, body)`, `(0, "")` if nothing
+/// answered.
+pub fn http_get_as(port: u16, path: &str, token: &str) -> (u16, String) {
+    get(port, path, &format!("Authorization: Bearer {token}\r\n")).unwrap_or_default()
+}
+
+fn get(port: u16, path: &str, headers: &str) -> Option<(u16, String)> {
     let mut s =
         TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_secs(2)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
     write!(
         s,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{headers}Connection: close\r\n\r\n"
     )
     .ok()?;
     let mut text = String::new();
