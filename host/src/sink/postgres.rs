@@ -1,7 +1,8 @@
 //! A PostgreSQL table as a sink. Result rows are upserted by their window (key fields,
 //! `window_start`, `window_end`, and `row`, the row's place among its window's rows), so a
 //! window that fires again (a later revision, or a replay after a crash) replaces its rows.
-//! Rows wait in memory until a commit writes them in one database transaction; with a
+//! Rows wait in memory until a commit writes them in one database transaction (binary COPY
+//! into a staging table, then one upsert); with a
 //! Kafka source the same transaction stores the source's positions and replay floors in
 //! `weir_positions` ([`PostgresSink::position_store`]), and a restart reads from there: the
 //! table after any number of crashes equals an uninterrupted run.
@@ -461,6 +462,75 @@ impl PostgresSink {
         }
     }
 
+    /// The `ON CONFLICT` clause of an upsert into a table of `columns` whose first `keys`
+    /// and `row` are its primary key.
+    fn on_conflict(columns: &[Column], keys: usize) -> String {
+        let names: Vec<String> = columns.iter().map(|c| quote_ident(&c.name)).collect();
+        let mut pk: Vec<String> = names[..keys].to_vec();
+        pk.push(quote_ident("row"));
+        let set: Vec<String> = names[keys..]
+            .iter()
+            .filter(|n| **n != quote_ident("row"))
+            .map(|n| format!("{n} = EXCLUDED.{n}"))
+            .collect();
+        if set.is_empty() {
+            format!(" ON CONFLICT ({}) DO NOTHING", pk.join(", "))
+        } else {
+            format!(
+                " ON CONFLICT ({}) DO UPDATE SET {}",
+                pk.join(", "),
+                set.join(", ")
+            )
+        }
+    }
+
+    /// Writes `rows` in `tx` through a staging table: binary `COPY` into a temporary
+    /// table like the target (emptied at each commit), then one `INSERT … SELECT`, an
+    /// upsert for results.
+    fn copy_rows(
+        tx: &mut postgres::Transaction<'_>,
+        table: &str,
+        columns: &[Column],
+        keys: Option<usize>,
+        rows: &[Vec<Param>],
+    ) -> Result<(), postgres::Error> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let names: Vec<String> = columns.iter().map(|c| quote_ident(&c.name)).collect();
+        let list = names.join(", ");
+        tx.batch_execute(&format!(
+            "CREATE TEMPORARY TABLE IF NOT EXISTS weir_stage (LIKE {table}) ON COMMIT DELETE ROWS"
+        ))?;
+        let types: Vec<Type> = columns
+            .iter()
+            .map(|c| match c.ty {
+                ColumnType::Text => Type::TEXT,
+                ColumnType::BigInt => Type::INT8,
+                ColumnType::Double => Type::FLOAT8,
+                ColumnType::Boolean => Type::BOOL,
+                ColumnType::Timestamp => Type::TIMESTAMPTZ,
+            })
+            .collect();
+        let sink = tx.copy_in(&format!(
+            "COPY weir_stage ({list}) FROM STDIN (FORMAT binary)"
+        ))?;
+        let mut writer = postgres::binary_copy::BinaryCopyInWriter::new(sink, &types);
+        let mut values: Vec<&(dyn ToSql + Sync)> = Vec::with_capacity(columns.len());
+        for r in rows {
+            values.clear();
+            values.extend(r.iter().map(|p| p as &(dyn ToSql + Sync)));
+            writer.write(&values)?;
+        }
+        writer.finish()?;
+        let conflict = keys.map_or_else(String::new, |k| Self::on_conflict(columns, k));
+        tx.execute(
+            &format!("INSERT INTO {table} ({list}) SELECT {list} FROM weir_stage{conflict}"),
+            &[],
+        )?;
+        Ok(())
+    }
+
     /// Writes `rows` in `tx`: upserts (results) or inserts (side rows), in statements of
     /// [`ROWS_PER_STATEMENT`] rows.
     fn write_rows(
@@ -471,24 +541,7 @@ impl PostgresSink {
         rows: &[Vec<Param>],
     ) -> Result<(), postgres::Error> {
         let names: Vec<String> = columns.iter().map(|c| quote_ident(&c.name)).collect();
-        let conflict = keys.map(|k| {
-            let mut pk: Vec<String> = names[..k].to_vec();
-            pk.push(quote_ident("row"));
-            let set: Vec<String> = names[k..]
-                .iter()
-                .filter(|n| **n != quote_ident("row"))
-                .map(|n| format!("{n} = EXCLUDED.{n}"))
-                .collect();
-            if set.is_empty() {
-                format!(" ON CONFLICT ({}) DO NOTHING", pk.join(", "))
-            } else {
-                format!(
-                    " ON CONFLICT ({}) DO UPDATE SET {}",
-                    pk.join(", "),
-                    set.join(", ")
-                )
-            }
-        });
+        let conflict = keys.map(|k| Self::on_conflict(columns, k));
         let n = columns.len();
         let statement = |rows: usize| {
             let values: Vec<String> = (0..rows)
@@ -629,8 +682,14 @@ impl PostgresSink {
             Self::trim_windows(&mut tx, &self.table, &self.columns, k, trims)
                 .map_err(|e| db_error(&e))?;
         }
-        Self::write_rows(&mut tx, &self.table, &self.columns, self.keys, rows)
-            .map_err(|e| db_error(&e))?;
+        // Multi-row statements instead of COPY only to measure one against the other
+        // (BENCHMARKS.md, "Results into PostgreSQL"): COPY measured faster.
+        let write = if std::env::var_os("WEIR_PG_INSERT").is_some() {
+            Self::write_rows
+        } else {
+            Self::copy_rows
+        };
+        write(&mut tx, &self.table, &self.columns, self.keys, rows).map_err(|e| db_error(&e))?;
         if let Some(c) = consumed
             && self.positions
         {
