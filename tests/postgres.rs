@@ -573,3 +573,57 @@ fn under_serve_each_tenant_writes_its_own_table_and_no_one_sees_a_database_passw
         );
     }
 }
+
+#[test]
+fn dead_letters_go_to_a_table_once_however_often_a_run_writes_them() {
+    let Some(pg) = postgres("dead_letters_go_to_a_table_once_however_often_a_run_writes_them")
+    else {
+        return;
+    };
+    let s = Scratch::new();
+    support::gen_ticks(&s, "good.jsonl", 200, 2);
+    let good = std::fs::read_to_string(s.path("good.jsonl")).expect("ticks");
+    let mut lines: Vec<&str> = good.lines().collect();
+    // Lines 3, 50 and 120 (1-based) cannot be read.
+    lines.insert(2, "not json");
+    lines.insert(
+        49,
+        "{\"ts\":\"yesterday\",\"symbol\":\"X\",\"price\":1.0,\"volume\":1}",
+    );
+    lines.insert(119, "{\"ts\":");
+    s.write("ticks.jsonl", &(lines.join("\n") + "\n"));
+    let dead = format!(
+        "\n[dead_letter]\nkind = \"postgres\"\nurl = \"{}\"\ntable = \"dead\"\ncreate = true",
+        pg.url()
+    );
+    s.write(
+        "p.toml",
+        &(pipeline(
+            "dl",
+            "kind = \"file\"\npath = \"ticks.jsonl\"",
+            &file_sink("dl.jsonl"),
+        ) + &dead),
+    );
+    // Twice: the second run writes the same dead letters again.
+    run(&s, "p.toml");
+    run(&s, "p.toml");
+    let rows =
+        pg.query("SELECT pipeline, \"offset\", reason <> '', record FROM dead ORDER BY \"offset\"");
+    let got: Vec<(String, String, String, String)> = rows
+        .into_iter()
+        .map(|r| (r[0].clone(), r[1].clone(), r[2].clone(), r[3].clone()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("dl".into(), "3".into(), "t".into(), "not json".into()),
+            (
+                "dl".into(),
+                "50".into(),
+                "t".into(),
+                "{\"ts\":\"yesterday\",\"symbol\":\"X\",\"price\":1.0,\"volume\":1}".into()
+            ),
+            ("dl".into(), "120".into(), "t".into(), "{\"ts\":".into()),
+        ]
+    );
+}

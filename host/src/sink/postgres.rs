@@ -7,7 +7,8 @@
 //! `weir_positions` ([`PostgresSink::position_store`]), and a restart reads from there: the
 //! table after any number of crashes equals an uninterrupted run.
 //!
-//! Side sinks (late events, dead letters, errors) are plain inserts: at least once.
+//! Side sinks (late events, dead letters, errors) insert their rows with `row_id`, a digest
+//! of the row: the same row written again (a replay after a crash) adds nothing.
 //!
 //! The URL is never logged nor put in an error: errors name the table and the host only.
 
@@ -24,6 +25,9 @@ use crate::value::Value;
 
 /// The table where a pipeline's source positions are kept, in the sink's database.
 pub const POSITIONS_TABLE: &str = "weir_positions";
+
+/// Side rows: one written again (a replay) adds nothing.
+const SIDE_CONFLICT: &str = " ON CONFLICT (\"row_id\") DO NOTHING";
 
 /// Rows in one `INSERT` statement at most (PostgreSQL takes 65 535 parameters).
 const ROWS_PER_STATEMENT: usize = 500;
@@ -266,12 +270,18 @@ impl PostgresSink {
                 ty,
             })
             .collect();
-        if keys.is_some() {
-            cols.push(Column {
+        // Results: `row`, the row's place in its window. Side rows: `row_id`, a digest of
+        // the row, so that a replay writing the same row again adds nothing.
+        cols.push(match keys {
+            Some(_) => Column {
                 name: "row".into(),
                 ty: ColumnType::BigInt,
-            });
-        }
+            },
+            None => Column {
+                name: "row_id".into(),
+                ty: ColumnType::Text,
+            },
+        });
         PostgresSink {
             name: format!("postgres table {}", target.table),
             table: quote_table(&target.table),
@@ -316,6 +326,8 @@ impl PostgresSink {
                 .collect();
             pk.push(quote_ident("row"));
             defs.push(format!("PRIMARY KEY ({})", pk.join(", ")));
+        } else {
+            defs.push(format!("PRIMARY KEY ({})", quote_ident("row_id")));
         }
         format!(
             "CREATE TABLE IF NOT EXISTS {} ({})",
@@ -377,7 +389,7 @@ impl PostgresSink {
                     Some(_) => {}
                 }
             }
-            if keys.is_some() {
+            {
                 // The upsert needs the primary key the rows are replaced by.
                 let pk: Vec<String> = client
                     .query(
@@ -394,13 +406,13 @@ impl PostgresSink {
                     .iter()
                     .map(|(c, _)| c.clone())
                     .collect();
-                want.push("row".into());
+                want.push(if keys.is_some() { "row" } else { "row_id" }.into());
                 let mut got = pk.clone();
                 got.sort();
                 want.sort();
                 if got != want {
                     return Err(format!(
-                        "the table {table_name}'s primary key is ({}); it should be ({}), the window a row belongs to",
+                        "the table {table_name}'s primary key is ({}); it should be ({}), what a row is replaced by",
                         pk.join(", "),
                         want.join(", ")
                     ));
@@ -523,7 +535,10 @@ impl PostgresSink {
             writer.write(&values)?;
         }
         writer.finish()?;
-        let conflict = keys.map_or_else(String::new, |k| Self::on_conflict(columns, k));
+        let conflict = match keys {
+            Some(k) => Self::on_conflict(columns, k),
+            None => SIDE_CONFLICT.to_string(),
+        };
         tx.execute(
             &format!("INSERT INTO {table} ({list}) SELECT {list} FROM weir_stage{conflict}"),
             &[],
@@ -541,7 +556,10 @@ impl PostgresSink {
         rows: &[Vec<Param>],
     ) -> Result<(), postgres::Error> {
         let names: Vec<String> = columns.iter().map(|c| quote_ident(&c.name)).collect();
-        let conflict = keys.map(|k| Self::on_conflict(columns, k));
+        let conflict = Some(match keys {
+            Some(k) => Self::on_conflict(columns, k),
+            None => SIDE_CONFLICT.to_string(),
+        });
         let n = columns.len();
         let statement = |rows: usize| {
             let values: Vec<String> = (0..rows)
@@ -774,7 +792,7 @@ impl Sink for PostgresSink {
         if let Some(e) = &self.failed {
             return Err(self.error(e.clone()));
         }
-        let n = self.columns.len() - usize::from(self.keys.is_some());
+        let n = self.columns.len() - 1;
         let mut params: Vec<Param> = (0..n)
             .map(|i| {
                 let cell = row.get(i).unwrap_or(&Cell::Absent);
@@ -800,6 +818,11 @@ impl Sink for PostgresSink {
             let next = self.rows_in_window.entry(id).or_insert(0);
             params.push(Param::I64(*next));
             *next += 1;
+        } else {
+            use sha2::Digest;
+            let digest = sha2::Sha256::digest(format!("{params:?}").as_bytes());
+            let id: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
+            params.push(Param::Text(id));
         }
         self.pending.push(params);
         Ok(())
