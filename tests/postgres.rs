@@ -334,7 +334,24 @@ fn a_database_stopped_mid_run_loses_and_doubles_nothing() {
         "the run ended before the database stopped: give it more input"
     );
     pg.stop();
-    std::thread::sleep(std::time::Duration::from_secs(3));
+    // The metrics say so while it lasts: a sink retrying, commits retried.
+    let metric = |name: &str| {
+        support::serve::http_get(port, "/metrics").and_then(|(_, body)| {
+            body.lines()
+                .find(|l| l.starts_with(name))
+                .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        })
+    };
+    support::serve::wait_for(
+        "the metrics to show the retries",
+        std::time::Duration::from_secs(30),
+        || {
+            (metric("weir_postgres_sinks_retrying ") == Some(1.0)
+                && metric("weir_postgres_commit_retries_total ").is_some_and(|n| n >= 1.0))
+            .then_some(())
+        },
+    );
+    std::thread::sleep(std::time::Duration::from_secs(2));
     pg.restart();
     let out = child.wait_with_output().expect("the run ends");
     let err = String::from_utf8_lossy(&out.stderr);

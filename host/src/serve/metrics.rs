@@ -108,6 +108,16 @@ impl Metrics {
         let mut m = Metrics::default();
         let r = &mut m.registry;
         r.register(
+            "weir_postgres_commit_retries",
+            "Commits of PostgreSQL sinks that failed and were tried again (the database down or refusing), in this process",
+            crate::sink::COMMIT_RETRIES.clone(),
+        );
+        r.register(
+            "weir_postgres_sinks_retrying",
+            "PostgreSQL sinks retrying a commit now, their rows pending",
+            crate::sink::SINKS_RETRYING.clone(),
+        );
+        r.register(
             "weir_events_read",
             "Records read from the source",
             m.counts.events_read.clone(),

@@ -9,7 +9,9 @@ mod kafka;
 mod postgres;
 
 pub use kafka::{KafkaSink, ROW_ID_HEADER};
-pub use postgres::{POSITIONS_TABLE, PostgresSink, Retry, Target, describe_url};
+pub use postgres::{
+    COMMIT_RETRIES, POSITIONS_TABLE, PostgresSink, Retry, SINKS_RETRYING, Target, describe_url,
+};
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};

@@ -23,6 +23,15 @@ use postgres::{Client, NoTls};
 use super::{Cell, ColumnType, Error, PositionStore, Sink, TxnOffsets};
 use crate::value::Value;
 
+/// Commits of PostgreSQL sinks that failed and were tried again, in this process
+/// (`weir_postgres_commit_retries_total`).
+pub static COMMIT_RETRIES: std::sync::LazyLock<prometheus_client::metrics::counter::Counter> =
+    std::sync::LazyLock::new(Default::default);
+
+/// PostgreSQL sinks retrying a commit now, in this process (`weir_postgres_sinks_retrying`).
+pub static SINKS_RETRYING: std::sync::LazyLock<prometheus_client::metrics::gauge::Gauge> =
+    std::sync::LazyLock::new(Default::default);
+
 /// The table where a pipeline's source positions are kept, in the sink's database.
 pub const POSITIONS_TABLE: &str = "weir_positions";
 
@@ -653,11 +662,20 @@ impl PostgresSink {
         let started = Instant::now();
         let mut wait = self.target.retry.backoff;
         let mut attempt = 0u32;
+        // Counted as retrying from its first failure until it went through or gave up.
+        let retrying = |on: bool| {
+            if on {
+                SINKS_RETRYING.inc();
+            } else {
+                SINKS_RETRYING.dec();
+            }
+        };
         loop {
             attempt += 1;
             match self.try_commit(&rows, &trims, consumed) {
                 Ok(()) => {
                     if attempt > 1 {
+                        retrying(false);
                         tracing::info!(sink = %self.name, attempt, "postgres: the commit went through");
                     }
                     self.pending.clear();
@@ -668,6 +686,9 @@ impl PostgresSink {
                     // A broken connection is opened again at the next attempt.
                     self.client = None;
                     if started.elapsed() >= self.target.retry.give_up_after {
+                        if attempt > 1 {
+                            retrying(false);
+                        }
                         let e = format!(
                             "{why} (gave up after {attempt} attempts in {:.1} s; the rows were not committed, so a restart writes them again)",
                             started.elapsed().as_secs_f64()
@@ -675,6 +696,10 @@ impl PostgresSink {
                         self.failed = Some(e.clone());
                         return Err(self.error(e));
                     }
+                    if attempt == 1 {
+                        retrying(true);
+                    }
+                    COMMIT_RETRIES.inc();
                     tracing::warn!(sink = %self.name, attempt, error = %why, wait_ms = wait.as_millis() as u64, "postgres: the commit failed; retrying (the rows stay pending)");
                     std::thread::sleep(wait);
                     wait = (wait * 2).min(self.target.retry.max_backoff);
