@@ -78,12 +78,15 @@ pub fn output_change_refusal(
     old: &[String],
     new: &[String],
 ) -> Option<OutputChangeRefused> {
-    // A CSV header and a database table fix the columns.
-    let csv = sink_format(&cfg.sink) == crate::config::Format::Csv
-        || matches!(cfg.sink, SinkConfig::Postgres { .. });
-    (old != new && csv && !cfg.plugin.allow_output_change).then(|| OutputChangeRefused {
-        sink: describe_sink(cfg, &cfg.sink),
-        difference: column_difference(old, new),
+    // A CSV header fixes the columns unless a new file may be started; a database table
+    // fixes them always.
+    let csv = sink_format(&cfg.sink) == crate::config::Format::Csv;
+    let table = matches!(cfg.sink, SinkConfig::Postgres { .. });
+    (old != new && (table || (csv && !cfg.plugin.allow_output_change))).then(|| {
+        OutputChangeRefused {
+            sink: describe_sink(cfg, &cfg.sink),
+            difference: column_difference(old, new),
+        }
     })
 }
 

@@ -125,3 +125,34 @@ fn an_allowed_change_sets_the_file_aside_and_starts_a_new_one() {
         "symbol,window_start,window_end,n\nAAPL,1970-01-01T00:00:01.000Z,1970-01-01T00:00:02.000Z,1\n"
     );
 }
+
+#[test]
+fn a_postgres_table_refuses_other_output_columns_as_a_csv_file_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let sink = |allow: bool| {
+        tick_config(
+            "pg",
+            dir.path(),
+            "in.jsonl",
+            &format!("allow_output_change = {allow}"),
+            "kind = \"postgres\"\nurl = \"postgresql://u:p@127.0.0.1:5432/db\"\ntable = \"t\"",
+        )
+    };
+    let old = ["symbol", "window_start", "window_end", "count"].map(String::from);
+    let new = ["symbol", "window_start", "window_end", "n"].map(String::from);
+    let refused = super::output_change_refusal(&sink(false), &old, &new)
+        .expect("a table's columns are fixed");
+    assert!(
+        refused.sink.contains("postgres table t"),
+        "{}",
+        refused.sink
+    );
+    assert!(
+        !refused.sink.contains(":p@"),
+        "the password in {}",
+        refused.sink
+    );
+    // Even with allow_output_change: a table cannot be set aside as a file can.
+    assert!(super::output_change_refusal(&sink(true), &old, &new).is_some());
+    assert!(super::output_change_refusal(&sink(false), &old, &old).is_none());
+}
