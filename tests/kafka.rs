@@ -280,49 +280,6 @@ fn drain_topic(
     got
 }
 
-/// Rounds of: the next chunk of `chunks` reaches `topic` (over `partitions` partitions,
-/// one message per batch), `weir run FILE` starts, resumes from the offsets the last run
-/// committed and is killed with SIGKILL 0 to 0.3 s after it wrote its first rows (a fixed
-/// pseudo-random sequence), until `kills` runs were killed before their end. Returns every
-/// line produced.
-fn kill_rounds<'a>(
-    s: &Scratch,
-    brokers: &str,
-    topic: &str,
-    partitions: &str,
-    chunks: &mut dyn Iterator<Item = &'a [&'a str]>,
-    file: &str,
-    kills: usize,
-) -> Vec<&'a str> {
-    let mut produced: Vec<&str> = Vec::new();
-    let mut seed: u64 = 0x6b11;
-    let mut killed = 0;
-    while killed < kills {
-        let chunk = chunks.next().expect("enough input for the kills");
-        produced.extend_from_slice(chunk);
-        s.write("chunk.jsonl", &(chunk.join("\n") + "\n"));
-        // One message per batch: this broker (tansu 0.6) answers a fetch from an offset
-        // inside a stored batch with the next batch, so a run resuming from an offset
-        // committed mid-batch would skip records.
-        produce_with(
-            brokers,
-            topic,
-            &s.path("chunk.jsonl").to_string_lossy(),
-            partitions,
-            &["batch.num.messages=1"],
-        );
-        seed = support::kill::next_seed(seed);
-        if support::kill::run_and_kill(
-            file,
-            support::kill::Progress::Rows(1),
-            std::time::Duration::from_millis((seed >> 33) % 300),
-        ) {
-            killed += 1;
-        }
-    }
-    produced
-}
-
 /// Deduplicates result messages by row id, failing on a row id with two contents.
 fn by_row_id(messages: &[(String, String, String)]) -> std::collections::BTreeMap<&str, &str> {
     let mut by_id = std::collections::BTreeMap::new();
@@ -346,10 +303,7 @@ fn killed_ten_times_the_deduplicated_result_topic_equals_an_uninterrupted_run() 
     let broker = Broker::start();
     let brokers = broker.brokers();
     let s = Scratch::new();
-    support::gen_ticks(&s, "all.jsonl", 600_000, 6);
-    let all = std::fs::read_to_string(s.path("all.jsonl")).expect("ticks");
-    let lines: Vec<&str> = all.lines().collect();
-    let mut chunks = lines.chunks(30_000);
+    support::gen_ticks(&s, "ticks.jsonl", 400_000, 6);
     weir::produce::create_topic(&brokers, "out", 1).expect("out topic");
     // Offsets committed every 100 ms, so that runs killed within a second have committed.
     let source = format!(
@@ -363,13 +317,39 @@ fn killed_ten_times_the_deduplicated_result_topic_equals_an_uninterrupted_run() 
     assert!(to_topic.contains("topic = \"out\""));
     s.write("killed.toml", &to_topic);
     let file = s.path("killed.toml").to_string_lossy().into_owned();
-    // Rounds: 30 000 more ticks reach the topic, a run starts, resumes from the offsets the
-    // last one committed and is killed with SIGKILL 0 to 0.3 s after it wrote its first
-    // rows, until ten runs were killed before their end. Then one run to the end.
-    let produced = kill_rounds(&s, &brokers, "ticks", "3", &mut chunks, &file, 10);
+    // Every tick reaches the topic first (one message per batch: this broker, tansu 0.6,
+    // answers a fetch from an offset inside a stored batch with the next batch, so a run
+    // resuming from an offset committed mid-batch would skip records). Runs then resume
+    // from the offsets the last one committed, each killed with SIGKILL once it read
+    // 10 000 to 25 000 events and wrote rows, ten times; then one run to the end. (A run
+    // that reached the end of its input before the kill would fire every open window
+    // there, as final: the kills come from progress, not time, so none does.)
+    produce_with(
+        &brokers,
+        "ticks",
+        &s.path("ticks.jsonl").to_string_lossy(),
+        "3",
+        &["batch.num.messages=1"],
+    );
+    let mut seed: u64 = 0x6b11;
+    let mut kills = 0;
+    for _ in 0..14 {
+        seed = support::kill::next_seed(seed);
+        let events = 10_000 + (seed >> 33) % 15_000;
+        if support::kill::run_and_kill(
+            &file,
+            support::kill::Progress::Events(events),
+            std::time::Duration::ZERO,
+        ) {
+            kills += 1;
+        }
+        if kills == 10 {
+            break;
+        }
+    }
+    assert_eq!(kills, 10, "runs that ended before they were killed");
     run(&s, "killed");
-    // The uninterrupted run: the same pipeline over every tick produced, from a file.
-    s.write("ticks.jsonl", &(produced.join("\n") + "\n"));
+    // The uninterrupted run: the same pipeline over every tick, from the file.
     s.write(
         "reference.toml",
         &pipeline("killed", "kind = \"file\"\npath = \"ticks.jsonl\"")

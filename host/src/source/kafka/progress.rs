@@ -1,6 +1,7 @@
 //! The pipeline's progress topic: per (topic, partition) it reads, the replay floor and
-//! read position of its last commit, written before each at-least-once commit of offsets
-//! and read when a partition is assigned. The same facts travel in the commit's metadata,
+//! read position of its last commit, written before each commit of offsets (at least
+//! once) or each transaction's commit (exactly once), and read when a partition is
+//! assigned. The same facts travel in the commit's metadata,
 //! but some Kafka-protocol brokers drop commit metadata; without them a restart fires
 //! windows again from only part of their events, and one row id gets two contents. The
 //! progress topic is one partition, compacted, keyed by `topic/partition`, so reading it
@@ -8,12 +9,15 @@
 //!
 //! When the pipeline keeps windows after they fire (allowed lateness, early firings,
 //! sessions), a record also holds the commit's watermark and those windows of the
-//! partition with their firing counts ([`Kept`]): a reader replaying the partition
-//! continues their revisions. A record that would exceed [`MAX_RECORD`] leaves the windows
-//! out, with a warning: the replay then fires those windows again from revision 0.
+//! partition with their firing counts ([`crate::source::Kept`]): a reader replaying the partition
+//! continues their revisions. Windows that would take more than half of [`MAX_RECORD`]
+//! (the other half is for an exactly-once record's `previous`) are left out, with a
+//! warning: the replay then fires those windows again from revision 0.
 //!
-//! Exactly-once commits do not use it: their floors travel in the transaction, with the
-//! rows and offsets, where a broker that runs transactions keeps them.
+//! Exactly once, the floors also travel in the transaction's offset metadata, and a record
+//! counts only when it matches them ([`crate::source::Recorded::resume`]): it is written
+//! before the transaction commits, so it may be of one that never did; it carries the last
+//! committed transaction's record beside it for that case.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
