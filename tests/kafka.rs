@@ -331,23 +331,7 @@ fn killed_ten_times_the_deduplicated_result_topic_equals_an_uninterrupted_run() 
         "3",
         &["batch.num.messages=1"],
     );
-    let mut seed: u64 = 0x6b11;
-    let mut kills = 0;
-    for _ in 0..14 {
-        seed = support::kill::next_seed(seed);
-        let events = 10_000 + (seed >> 33) % 15_000;
-        if support::kill::run_and_kill(
-            &file,
-            support::kill::Progress::Events(events),
-            std::time::Duration::ZERO,
-        ) {
-            kills += 1;
-        }
-        if kills == 10 {
-            break;
-        }
-    }
-    assert_eq!(kills, 10, "runs that ended before they were killed");
+    support::kill::kill_by_events(&file, 0x6b11, 10_000, 15_000, 10);
     run(&s, "killed");
     // The uninterrupted run: the same pipeline over every tick, from the file.
     s.write(
@@ -507,23 +491,7 @@ fn killed_with_allowed_lateness_every_copy_of_a_row_id_is_the_same_revision() {
         "1",
         &["batch.num.messages=1"],
     );
-    let mut seed: u64 = 0x1a7e;
-    let mut kills = 0;
-    for _ in 0..8 {
-        seed = support::kill::next_seed(seed);
-        let events = 10_000 + (seed >> 33) % 20_000;
-        if support::kill::run_and_kill(
-            &file,
-            support::kill::Progress::Events(events),
-            std::time::Duration::ZERO,
-        ) {
-            kills += 1;
-        }
-        if kills == 4 {
-            break;
-        }
-    }
-    assert_eq!(kills, 4, "runs that ended before they were killed");
+    support::kill::kill_by_events(&file, 0x1a7e, 10_000, 20_000, 4);
     run(&s, "late");
     s.write(
         "reference.toml",

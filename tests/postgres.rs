@@ -403,26 +403,10 @@ fn killed_again_and_again_a_kafka_to_postgres_run_leaves_the_table_of_an_uninter
     );
     let file = s.path("pg.toml").to_string_lossy().into_owned();
     // Killed once it read 20 000 to 60 000 events (and wrote rows), four times.
-    let mut seed: u64 = 0x9e05;
-    let mut kills = 0;
-    for _ in 0..8 {
-        seed = support::kill::next_seed(seed);
-        let events = 20_000 + (seed >> 33) % 40_000;
-        if support::kill::run_and_kill(
-            &file,
-            support::kill::Progress::Events(events),
-            std::time::Duration::ZERO,
-        ) {
-            kills += 1;
-            // What the killed runs committed is in the table, with their positions.
-            let stored = pg.query("SELECT count(*) FROM weir_positions WHERE pipeline = 'eos-pg'");
-            assert_ne!(stored[0][0], "0", "no positions stored");
-        }
-        if kills == 4 {
-            break;
-        }
-    }
-    assert_eq!(kills, 4, "runs that ended before they were killed");
+    support::kill::kill_by_events(&file, 0x9e05, 20_000, 40_000, 4);
+    // What the killed runs committed is in the table, with their positions.
+    let stored = pg.query("SELECT count(*) FROM weir_positions WHERE pipeline = 'eos-pg'");
+    assert_ne!(stored[0][0], "0", "no positions stored");
     run(&s, "pg.toml");
     // The uninterrupted run: the same ticks from the file.
     s.write(

@@ -5,6 +5,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
+mod check;
+
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
@@ -293,7 +295,7 @@ pub fn try_main() -> anyhow::Result<()> {
                 console: console.map(|addr| (addr, console_token)),
             },
         ),
-        Command::Check { pipeline } => check(pipeline),
+        Command::Check { pipeline } => check::check(pipeline),
         Command::Serve { host } => serve(&host),
         Command::Plugin { url, token, action } => plugin(&url, &token, action),
         Command::Bench(args) => crate::bench::run(args),
@@ -644,50 +646,6 @@ fn compiled_cache_dir() -> Option<PathBuf> {
         .map(PathBuf::from)
         .or_else(|| var("HOME").map(|h| PathBuf::from(h).join(".cache")))
         .map(|d| d.join("weir/compiled"))
-}
-
-fn check(path: PathBuf) -> anyhow::Result<()> {
-    let spec = PipelineSpec::resolve(load(&path)?, None)?;
-    let cfg = &spec.cfg;
-    let runtime = Runtime::new(cfg.plugin.limits.fuel.is_some())?;
-    let inst = pipeline::load_plugin(&spec, &runtime)?;
-    let info = inst.info();
-    let table_line = if let crate::config::SinkConfig::Postgres { table, create, .. } = &cfg.sink {
-        // Connects and checks the table as a start would, without creating it.
-        let mut probe = cfg.clone();
-        if let crate::config::SinkConfig::Postgres { create, .. } = &mut probe.sink {
-            *create = false;
-        }
-        let opts = pipeline::Options::default();
-        let columns = pipeline::output_columns(cfg, info, &opts);
-        let types = pipeline::output_types(cfg, &spec.schema, info, &opts);
-        match crate::sink::open_results(&probe, columns, &types) {
-            Ok(_) => Some(format!("  table    {table}: fits")),
-            Err(e) if *create && e.to_string().contains("does not exist") => Some(format!(
-                "  table    {table}: missing, created at start (create = true)"
-            )),
-            Err(e) => return Err(anyhow::Error::new(e).context("sink")),
-        }
-    } else {
-        None
-    };
-    println!("{}: ok", path.display());
-    println!("  plugin   {} {}", info.name, info.version);
-    let inputs: Vec<String> = info
-        .inputs
-        .iter()
-        .map(|(n, t)| format!("{n}: {t}"))
-        .collect();
-    println!("  inputs   {}", inputs.join(", "));
-    println!("  filter   {}", if info.has_filter { "yes" } else { "no" });
-    println!(
-        "  columns  {}",
-        pipeline::output_columns(cfg, info, &pipeline::Options::default()).join(", ")
-    );
-    if let Some(line) = table_line {
-        println!("{line}");
-    }
-    Ok(())
 }
 
 fn serve(path: &std::path::Path) -> anyhow::Result<()> {

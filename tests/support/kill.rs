@@ -84,3 +84,23 @@ pub fn run_and_kill(file: &str, progress: Progress, after: std::time::Duration) 
     child.wait().expect("reaped");
     killed
 }
+
+/// Runs `weir run FILE` again and again, each run killed once it read `from` to
+/// `from + span` events (a fixed pseudo-random sequence from `seed`) and wrote rows,
+/// until `kills` runs were killed; fails when runs end before their kill instead (the
+/// input ran out first).
+pub fn kill_by_events(file: &str, seed: u64, from: u64, span: u64, kills: usize) {
+    let mut seed = seed;
+    let mut killed = 0;
+    for _ in 0..kills * 2 {
+        seed = next_seed(seed);
+        let events = from + (seed >> 33) % span;
+        if run_and_kill(file, Progress::Events(events), std::time::Duration::ZERO) {
+            killed += 1;
+        }
+        if killed == kills {
+            return;
+        }
+    }
+    panic!("{killed} runs killed of {kills}: the others ended before their kill");
+}

@@ -20,6 +20,9 @@ use bytes::BytesMut;
 use postgres::types::{IsNull, ToSql, Type};
 use postgres::{Client, NoTls};
 
+mod store;
+mod write;
+
 use super::{Cell, ColumnType, Error, PositionStore, Sink, TxnOffsets};
 use crate::value::Value;
 
@@ -34,9 +37,6 @@ pub static SINKS_RETRYING: std::sync::LazyLock<prometheus_client::metrics::gauge
 
 /// The table where a pipeline's source positions are kept, in the sink's database.
 pub const POSITIONS_TABLE: &str = "weir_positions";
-
-/// Side rows: one written again (a replay) adds nothing.
-const SIDE_CONFLICT: &str = " ON CONFLICT (\"row_id\") DO NOTHING";
 
 /// Rows in one `INSERT` statement at most (PostgreSQL takes 65 535 parameters).
 const ROWS_PER_STATEMENT: usize = 500;
@@ -193,8 +193,8 @@ pub struct PostgresSink {
     columns: Vec<Column>,
     /// Result rows: the primary key is the first `keys` columns and `row`.
     keys: Option<usize>,
-    /// Whether a result row has a `revision` column (its window can fire again).
-    revisions: bool,
+    /// Where a result row's `revision` column is, when its window can fire again.
+    revisions: Option<usize>,
     client: Option<Client>,
     pending: Vec<Vec<Param>>,
     /// Per window (the key columns' values), how many rows the pending rows hold: the
@@ -294,7 +294,7 @@ impl PostgresSink {
         PostgresSink {
             name: format!("postgres table {}", target.table),
             table: quote_table(&target.table),
-            revisions: columns.iter().any(|c| c == "revision"),
+            revisions: columns.iter().position(|c| c == "revision"),
             target,
             columns: cols,
             keys,
@@ -483,158 +483,6 @@ impl PostgresSink {
         }
     }
 
-    /// The `ON CONFLICT` clause of an upsert into a table of `columns` whose first `keys`
-    /// and `row` are its primary key.
-    fn on_conflict(columns: &[Column], keys: usize) -> String {
-        let names: Vec<String> = columns.iter().map(|c| quote_ident(&c.name)).collect();
-        let mut pk: Vec<String> = names[..keys].to_vec();
-        pk.push(quote_ident("row"));
-        let set: Vec<String> = names[keys..]
-            .iter()
-            .filter(|n| **n != quote_ident("row"))
-            .map(|n| format!("{n} = EXCLUDED.{n}"))
-            .collect();
-        if set.is_empty() {
-            format!(" ON CONFLICT ({}) DO NOTHING", pk.join(", "))
-        } else {
-            format!(
-                " ON CONFLICT ({}) DO UPDATE SET {}",
-                pk.join(", "),
-                set.join(", ")
-            )
-        }
-    }
-
-    /// Writes `rows` in `tx` through a staging table: binary `COPY` into a temporary
-    /// table like the target (emptied at each commit), then one `INSERT … SELECT`, an
-    /// upsert for results.
-    fn copy_rows(
-        tx: &mut postgres::Transaction<'_>,
-        table: &str,
-        columns: &[Column],
-        keys: Option<usize>,
-        rows: &[Vec<Param>],
-    ) -> Result<(), postgres::Error> {
-        if rows.is_empty() {
-            return Ok(());
-        }
-        let names: Vec<String> = columns.iter().map(|c| quote_ident(&c.name)).collect();
-        let list = names.join(", ");
-        tx.batch_execute(&format!(
-            "CREATE TEMPORARY TABLE IF NOT EXISTS weir_stage (LIKE {table}) ON COMMIT DELETE ROWS"
-        ))?;
-        let types: Vec<Type> = columns
-            .iter()
-            .map(|c| match c.ty {
-                ColumnType::Text => Type::TEXT,
-                ColumnType::BigInt => Type::INT8,
-                ColumnType::Double => Type::FLOAT8,
-                ColumnType::Boolean => Type::BOOL,
-                ColumnType::Timestamp => Type::TIMESTAMPTZ,
-            })
-            .collect();
-        let sink = tx.copy_in(&format!(
-            "COPY weir_stage ({list}) FROM STDIN (FORMAT binary)"
-        ))?;
-        let mut writer = postgres::binary_copy::BinaryCopyInWriter::new(sink, &types);
-        let mut values: Vec<&(dyn ToSql + Sync)> = Vec::with_capacity(columns.len());
-        for r in rows {
-            values.clear();
-            values.extend(r.iter().map(|p| p as &(dyn ToSql + Sync)));
-            writer.write(&values)?;
-        }
-        writer.finish()?;
-        let conflict = match keys {
-            Some(k) => Self::on_conflict(columns, k),
-            None => SIDE_CONFLICT.to_string(),
-        };
-        tx.execute(
-            &format!("INSERT INTO {table} ({list}) SELECT {list} FROM weir_stage{conflict}"),
-            &[],
-        )?;
-        Ok(())
-    }
-
-    /// Writes `rows` in `tx`: upserts (results) or inserts (side rows), in statements of
-    /// [`ROWS_PER_STATEMENT`] rows.
-    fn write_rows(
-        tx: &mut postgres::Transaction<'_>,
-        table: &str,
-        columns: &[Column],
-        keys: Option<usize>,
-        rows: &[Vec<Param>],
-    ) -> Result<(), postgres::Error> {
-        let names: Vec<String> = columns.iter().map(|c| quote_ident(&c.name)).collect();
-        let conflict = Some(match keys {
-            Some(k) => Self::on_conflict(columns, k),
-            None => SIDE_CONFLICT.to_string(),
-        });
-        let n = columns.len();
-        let statement = |rows: usize| {
-            let values: Vec<String> = (0..rows)
-                .map(|r| {
-                    let ps: Vec<String> = (0..n).map(|c| format!("${}", r * n + c + 1)).collect();
-                    format!("({})", ps.join(", "))
-                })
-                .collect();
-            format!(
-                "INSERT INTO {table} ({}) VALUES {}{}",
-                names.join(", "),
-                values.join(", "),
-                conflict.clone().unwrap_or_default()
-            )
-        };
-        let mut full: Option<postgres::Statement> = None;
-        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-            let stmt = if chunk.len() == ROWS_PER_STATEMENT {
-                if full.is_none() {
-                    full = Some(tx.prepare(&statement(ROWS_PER_STATEMENT))?);
-                }
-                full.clone().expect("prepared")
-            } else {
-                tx.prepare(&statement(chunk.len()))?
-            };
-            let params: Vec<&(dyn ToSql + Sync)> = chunk
-                .iter()
-                .flat_map(|r| r.iter().map(|p| p as &(dyn ToSql + Sync)))
-                .collect();
-            tx.execute(&stmt, &params)?;
-        }
-        Ok(())
-    }
-
-    /// Rows of a window that fired again with fewer rows than before: the extra rows of
-    /// the earlier revision go.
-    fn trim_windows(
-        tx: &mut postgres::Transaction<'_>,
-        table: &str,
-        columns: &[Column],
-        keys: usize,
-        windows: &[(Vec<Param>, i64)],
-    ) -> Result<(), postgres::Error> {
-        let names: Vec<String> = columns[..keys]
-            .iter()
-            .map(|c| quote_ident(&c.name))
-            .collect();
-        let cond: Vec<String> = names
-            .iter()
-            .enumerate()
-            .map(|(i, n)| format!("{n} = ${}", i + 1))
-            .collect();
-        let stmt = tx.prepare(&format!(
-            "DELETE FROM {table} WHERE {} AND \"row\" >= ${}",
-            cond.join(" AND "),
-            keys + 1
-        ))?;
-        for (key, rows) in windows {
-            let mut params: Vec<&(dyn ToSql + Sync)> =
-                key.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
-            params.push(rows);
-            tx.execute(&stmt, &params)?;
-        }
-        Ok(())
-    }
-
     /// Writes the pending rows, and `consumed` into the positions table, in one
     /// transaction; retried with backoff while the database is down or refuses, for up to
     /// `give_up_after`. The rows stay pending until a commit succeeded.
@@ -647,7 +495,7 @@ impl PostgresSink {
         }
         // Per window, its row count in this commit: an earlier revision's extra rows go.
         let trims: Vec<(Vec<Param>, i64)> = match self.keys {
-            Some(k) if self.revisions => {
+            Some(k) if self.revisions.is_some() => {
                 let mut counts: HashMap<Vec<ParamKey>, (Vec<Param>, i64)> = HashMap::new();
                 for r in &self.pending {
                     let key: Vec<ParamKey> = r[..k].iter().map(ParamKey::from).collect();
@@ -722,15 +570,15 @@ impl PostgresSink {
         if let Some(k) = self.keys
             && !trims.is_empty()
         {
-            Self::trim_windows(&mut tx, &self.table, &self.columns, k, trims)
+            write::trim_windows(&mut tx, &self.table, &self.columns, k, trims)
                 .map_err(|e| db_error(&e))?;
         }
         // Multi-row statements instead of COPY only to measure one against the other
         // (BENCHMARKS.md, "Results into PostgreSQL"): COPY measured faster.
         let write = if std::env::var_os("WEIR_PG_INSERT").is_some() {
-            Self::write_rows
+            write::write_rows
         } else {
-            Self::copy_rows
+            write::copy_rows
         };
         write(&mut tx, &self.table, &self.columns, self.keys, rows).map_err(|e| db_error(&e))?;
         if let Some(c) = consumed
@@ -764,7 +612,7 @@ impl PostgresSink {
     /// The pipeline's positions, read from the positions table of this sink's database.
     pub fn position_store(&self) -> Option<Arc<dyn PositionStore>> {
         self.positions.then(|| {
-            Arc::new(Positions {
+            Arc::new(store::Positions {
                 url: self.target.url.clone(),
                 pipeline: self.target.pipeline.clone(),
                 name: self.name.clone(),
@@ -828,16 +676,9 @@ impl Sink for PostgresSink {
             // The row's place among its window's rows in this firing: rows of one window
             // come together, in order.
             let window: Vec<ParamKey> = params[..k].iter().map(ParamKey::from).collect();
-            let revision = if self.revisions {
-                let at = self
-                    .columns
-                    .iter()
-                    .position(|c| c.name == "revision")
-                    .unwrap_or(0);
-                ParamKey::from(&params[at])
-            } else {
-                ParamKey::Null
-            };
+            let revision = self
+                .revisions
+                .map_or(ParamKey::Null, |at| ParamKey::from(&params[at]));
             let mut id = window;
             id.push(revision);
             let next = self.rows_in_window.entry(id).or_insert(0);
@@ -889,47 +730,6 @@ impl Sink for PostgresSink {
 
     fn keeps_positions(&self) -> Option<Arc<dyn PositionStore>> {
         self.position_store()
-    }
-}
-
-/// The positions table of a PostgreSQL sink, read when partitions are assigned.
-struct Positions {
-    url: String,
-    pipeline: String,
-    name: String,
-    client: Mutex<Option<Client>>,
-}
-
-impl PositionStore for Positions {
-    fn positions(
-        &self,
-        partitions: &[(String, i32)],
-    ) -> Result<HashMap<(String, i32), (i64, String)>, String> {
-        let mut guard = self.client.lock().unwrap_or_else(|e| e.into_inner());
-        if guard.is_none() {
-            *guard = Some(connect(&self.url, &self.name)?);
-        }
-        let client = guard.as_mut().expect("connected");
-        let rows = client
-            .query(
-                &format!(
-                    "SELECT topic, \"partition\", \"offset\", record FROM {POSITIONS_TABLE} WHERE pipeline = $1"
-                ),
-                &[&self.pipeline],
-            )
-            .map_err(|e| {
-                let why = db_error(&e);
-                *guard = None;
-                format!("{}: reading {POSITIONS_TABLE}: {why}", self.name)
-            })?;
-        let mut out = HashMap::new();
-        for r in rows {
-            let key = (r.get::<_, String>(0), r.get::<_, i32>(1));
-            if partitions.is_empty() || partitions.contains(&key) {
-                out.insert(key, (r.get::<_, i64>(2), r.get::<_, String>(3)));
-            }
-        }
-        Ok(out)
     }
 }
 
