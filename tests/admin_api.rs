@@ -72,6 +72,7 @@ fn pipeline(tenant: &str, name: &str, versions: Vec<VersionView>) -> PipelineVie
         versions,
         last_rejected: None,
         last_plugin_error: None,
+        sink_retrying: None,
         counters: weir::counters::Counters {
             events_read: 100,
             rows_written: 7,

@@ -318,9 +318,14 @@ fn a_database_stopped_mid_run_loses_and_doubles_nothing() {
         &pipeline("down", &generator(20_000), &pg_sink(&pg, "down_ma")),
     );
     let port = support::serve::free_port();
+    let console = support::serve::free_port();
+    let token = "down-console-token-0123456";
     let mut child = support::weir()
         .args(["run", "--no-progress", "--metrics-addr"])
         .arg(format!("127.0.0.1:{port}"))
+        .arg("--console")
+        .arg(format!("127.0.0.1:{console}"))
+        .env("WEIR_CONSOLE_TOKEN", token)
         .arg(s.path("pg.toml"))
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
@@ -334,11 +339,13 @@ fn a_database_stopped_mid_run_loses_and_doubles_nothing() {
         "the run ended before the database stopped: give it more input"
     );
     pg.stop();
-    // The metrics say so while it lasts: a sink retrying, commits retried.
+    // The metrics say so while it lasts, for this pipeline: a sink retrying, commits
+    // retried.
     let metric = |name: &str| {
+        let series = format!("{name}{{tenant=\"local\",pipeline=\"down\"}} ");
         support::serve::http_get(port, "/metrics").and_then(|(_, body)| {
             body.lines()
-                .find(|l| l.starts_with(name))
+                .find(|l| l.starts_with(&series))
                 .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         })
     };
@@ -346,11 +353,32 @@ fn a_database_stopped_mid_run_loses_and_doubles_nothing() {
         "the metrics to show the retries",
         std::time::Duration::from_secs(30),
         || {
-            (metric("weir_postgres_sinks_retrying ") == Some(1.0)
-                && metric("weir_postgres_commit_retries_total ").is_some_and(|n| n >= 1.0))
+            (metric("weir_sinks_retrying") == Some(1.0)
+                && metric("weir_sink_commit_retries_total").is_some_and(|n| n >= 1.0))
             .then_some(())
         },
     );
+    // So does the console: which sink, since when, how many attempts and why, without
+    // the password.
+    let (status, body) =
+        support::serve::http_get_as(console, "/v1/tenants/local/pipelines/down/activity", token);
+    assert_eq!(status, 200, "{body}");
+    let activity: serde_json::Value = serde_json::from_str(&body).expect("json");
+    let retrying = &activity["pipeline"]["sink_retrying"];
+    assert_eq!(retrying["sink"], "postgres table down_ma", "{body}");
+    assert!(
+        retrying["attempts"].as_u64().is_some_and(|n| n >= 1),
+        "{body}"
+    );
+    assert!(
+        retrying["since"].as_str().is_some_and(|s| s.ends_with('Z')),
+        "{body}"
+    );
+    assert!(
+        !retrying["error"].as_str().unwrap_or_default().is_empty(),
+        "{body}"
+    );
+    assert!(!body.contains(pg.password()), "the password leaked: {body}");
     std::thread::sleep(std::time::Duration::from_secs(2));
     pg.restart();
     let out = child.wait_with_output().expect("the run ends");
@@ -452,6 +480,58 @@ fn killed_again_and_again_a_kafka_to_postgres_run_leaves_the_table_of_an_uninter
         left,
         "a run read the topic again from the group's offsets"
     );
+}
+
+#[test]
+fn killed_again_and_again_a_checkpointed_file_run_leaves_the_table_of_an_uninterrupted_run() {
+    let Some(pg) = postgres(
+        "killed_again_and_again_a_checkpointed_file_run_leaves_the_table_of_an_uninterrupted_run",
+    ) else {
+        return;
+    };
+    let s = Scratch::new();
+    support::gen_ticks(&s, "ticks.jsonl", 600_000, 12);
+    // A file source resumes from its checkpoint: the windows it held, the byte it had
+    // read to. Rows written after the checkpoint are written again by the resumed run,
+    // with the same values, and replace themselves.
+    let source = "kind = \"file\"\npath = \"ticks.jsonl\"";
+    s.write(
+        "pg.toml",
+        &format!(
+            "{}[checkpoint]\ndir = \"state\"\nevery = \"100ms\"\n",
+            pipeline("ck-pg", source, &pg_sink(&pg, "ck_ma"))
+        ),
+    );
+    let file = s.path("pg.toml").to_string_lossy().into_owned();
+    // Rows in the table (0 before the first run made it).
+    let rows = || {
+        if pg.query("SELECT to_regclass('ck_ma') IS NULL")[0][0] == "t" {
+            return 0;
+        }
+        pg.query("SELECT count(*) FROM ck_ma")[0][0]
+            .parse::<u64>()
+            .expect("a count")
+    };
+    // Each run waits until the table grew and a checkpoint came after, then is killed 0
+    // to 190 ms later, four times.
+    support::kill_after_checkpoints(
+        &s.path("state/checkpoint"),
+        |_| ["run", "--no-progress", &file].map(String::from).to_vec(),
+        rows,
+        4,
+        30,
+        0xc4e7,
+        |r| r % 190,
+    );
+    run(&s, "pg.toml");
+    s.write(
+        "file.toml",
+        &pipeline("ck-pg", source, &file_sink("reference.jsonl")),
+    );
+    run(&s, "file.toml");
+    let expected = file_rows(&std::fs::read_to_string(s.path("reference.jsonl")).expect("rows"));
+    assert_eq!(rows(), expected.len() as u64, "count(*)");
+    same(&table_rows(&pg, "ck_ma"), &expected, "the table");
 }
 
 #[test]

@@ -307,7 +307,10 @@
     st.textContent = v.state;
     st.className = `state ${v.state}`;
     $("p-version").textContent = liveVersion(v);
-    const reason = v.reason || (v.last_plugin_error ? `last plugin error (${v.last_plugin_error.at}): ${v.last_plugin_error.message}` : "");
+    const retry = v.sink_retrying;
+    const reason = v.reason
+      || (retry ? `${retry.sink}: retrying a commit since ${retry.since} (${retry.attempts} attempts; the rows wait, nothing is lost): ${retry.error}` : "")
+      || (v.last_plugin_error ? `last plugin error (${v.last_plugin_error.at}): ${v.last_plugin_error.message}` : "");
     $("p-reason").textContent = reason;
     $("p-reason").hidden = !reason;
     $("pause").disabled = v.state !== "running";

@@ -600,6 +600,10 @@ fn run(path: PathBuf, flags: RunFlags) -> anyhow::Result<()> {
     };
     let summary = match &metrics {
         Some(m) => {
+            m.watch_sinks(&id, p.sink_health());
+            if let Some(l) = &local {
+                l.update(&p);
+            }
             let mut publisher = crate::serve::Publisher::new(m.clone(), id);
             let ran = p.run_observed(progress, &stop.flag, &mut |p| {
                 publisher.publish(p, false);

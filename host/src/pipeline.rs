@@ -512,6 +512,12 @@ impl Pipeline {
         self.input.source.describe()
     }
 
+    /// The health of its sinks that report one (PostgreSQL): readable while this pipeline's
+    /// thread is blocked in a commit the sink retries.
+    pub fn sink_health(&self) -> Vec<Arc<crate::sink::Health>> {
+        self.out.health()
+    }
+
     /// How far this pipeline's reader is behind the end of each of its partitions (Kafka).
     pub fn partition_lag(&self) -> Vec<crate::source::PartitionLag> {
         self.input.source.partition_lag()

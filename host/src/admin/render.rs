@@ -64,6 +64,12 @@ pub fn render_pipelines(pipelines: &[PipelineView]) -> String {
         if let Some(reason) = &p.reason {
             notes.push_str(&format!("{id} {}: {reason}\n", state_name(&p.state)));
         }
+        if let Some(r) = &p.sink_retrying {
+            notes.push_str(&format!(
+                "{id} retrying a commit to {} since {} ({} attempts): {}\n",
+                r.sink, r.since, r.attempts, r.error
+            ));
+        }
         if let Some(e) = &p.last_plugin_error {
             notes.push_str(&format!(
                 "{id} last plugin error ({}): {}\n",
@@ -172,7 +178,7 @@ pub(crate) fn table(header: &[&str], right: &[bool], rows: Vec<Vec<String>>) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::serve::control::{PluginErrorView, RejectedView};
+    use crate::serve::control::{PluginErrorView, RejectedView, SinkRetryView};
 
     fn version(id: &str, origin: &str, at: &str, status: VersionStatus) -> VersionView {
         VersionView {
@@ -219,6 +225,13 @@ mod tests {
                     sha256: "cc".repeat(32),
                 }),
                 last_plugin_error: None,
+                sink_retrying: Some(SinkRetryView {
+                    sink: "postgres table stocks_ma".into(),
+                    since: "t4".into(),
+                    attempts: 3,
+                    error: "connecting to postgresql://db:5432/analytics: connection refused"
+                        .into(),
+                }),
                 counters: crate::counters::Counters {
                     events_read: 1200,
                     rows_written: 40,
@@ -238,6 +251,7 @@ mod tests {
                         .into(),
                     at: "t9".into(),
                 }),
+                sink_retrying: None,
                 counters: crate::counters::Counters {
                     events_read: 10,
                     rows_written: 0,
@@ -252,6 +266,7 @@ TENANT  PIPELINE  STATE        LIVE VERSION             VERSIONS  EVENTS  ROWS  
 acme    stocks    running      vwap@0.2.0+bbbbbbbbbbbb         2    1200    40       0
 globex  rides     quarantined  -                               0      10     0       5
 
+acme/stocks retrying a commit to postgres table stocks_ma since t4 (3 attempts): connecting to postgresql://db:5432/analytics: connection refused
 acme/stocks last deploy rejected (t2, file, file /p/acme/stocks.wasm): not a WebAssembly component: the file is empty
 globex/rides quarantined: 5 plugin failures in a row
 globex/rides last plugin error (t9): plugin p trapped in aggregate: panicked at src/lib.rs:3:5: boom
@@ -286,6 +301,7 @@ rejected  rejected+cccccccccccc    file    t2           not a WebAssembly compon
                 sha256: String::new(),
             }),
             last_plugin_error: None,
+            sink_retrying: None,
             counters: crate::counters::Counters {
                 events_read: 0,
                 rows_written: 0,

@@ -587,6 +587,10 @@ impl Sink for TapSink {
     fn keeps_positions(&self) -> Option<std::sync::Arc<dyn crate::sink::PositionStore>> {
         self.inner.keeps_positions()
     }
+
+    fn health(&self) -> Option<std::sync::Arc<crate::sink::Health>> {
+        self.inner.health()
+    }
 }
 
 /// A sink for tests: keeps the length of every string it is given, and writes nothing.

@@ -74,6 +74,20 @@ impl Outputs {
             SinkRole::Errors => Some(&mut self.errors),
         }
     }
+
+    /// The health of every sink that reports one ([`Sink::health`]), in [`Self::ORDER`].
+    pub(super) fn health(&self) -> Vec<std::sync::Arc<sink::Health>> {
+        [
+            Some(&self.results),
+            Some(&self.dead_letter),
+            Some(&self.errors),
+            self.late.as_ref(),
+        ]
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s.health())
+        .collect()
+    }
 }
 
 /// Where an [`Emitter`] hands each fired window: the pipeline's sinks ([`SinkWriter`]), or a

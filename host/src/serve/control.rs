@@ -117,6 +117,33 @@ pub struct PluginErrorView {
     pub at: String,
 }
 
+/// A commit one of a pipeline's sinks is retrying now (its database down or refusing):
+/// the pipeline's rows wait, nothing is lost ([`crate::sink::Health`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SinkRetryView {
+    /// The sink, as it describes itself (`postgres table moving_averages`).
+    pub sink: String,
+    /// When its first attempt failed, RFC 3339 UTC.
+    pub since: String,
+    /// Attempts so far.
+    pub attempts: u32,
+    /// Why the last attempt failed.
+    pub error: String,
+}
+
+impl SinkRetryView {
+    /// The first of `sinks` retrying a commit now, if any.
+    pub fn of(sinks: &[std::sync::Arc<crate::sink::Health>]) -> Option<Self> {
+        let r = sinks.iter().find_map(|h| h.retrying())?;
+        Some(SinkRetryView {
+            sink: r.sink,
+            since: crate::time::format_rfc3339_ms(r.since_ms),
+            attempts: r.attempts,
+            error: r.error,
+        })
+    }
+}
+
 /// The last deploy of a pipeline that was refused.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RejectedView {
@@ -153,6 +180,9 @@ pub struct PipelineView {
     /// The last failed plugin call, if any, of any version.
     #[serde(default)]
     pub last_plugin_error: Option<PluginErrorView>,
+    /// A commit one of its sinks is retrying now, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sink_retrying: Option<SinkRetryView>,
     /// What it counted so far: events read, rows written, plugin calls that failed, ….
     #[serde(flatten)]
     pub counters: Counters,

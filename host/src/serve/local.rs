@@ -24,6 +24,8 @@ struct RunState {
     reason: Option<String>,
     version: String,
     counters: Counters,
+    /// The health of the run's sinks that report one, read while its thread is blocked.
+    sinks: Vec<Arc<crate::sink::Health>>,
 }
 
 /// The [`HostControl`] of one `weir run`.
@@ -59,6 +61,7 @@ impl LocalConsole {
                 reason: None,
                 version: String::new(),
                 counters: Counters::default(),
+                sinks: Vec::new(),
             }),
         }
     }
@@ -72,6 +75,9 @@ impl LocalConsole {
         let mut run = self.run();
         run.counters = p.summary().counters;
         p.version().clone_into(&mut run.version);
+        if run.sinks.is_empty() {
+            run.sinks = p.sink_health();
+        }
     }
 
     /// Marks the run finished, or failed with `error`.
@@ -103,6 +109,7 @@ impl LocalConsole {
             }],
             last_rejected: None,
             last_plugin_error: None,
+            sink_retrying: super::control::SinkRetryView::of(&run.sinks),
             counters: run.counters,
         }
     }

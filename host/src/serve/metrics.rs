@@ -54,6 +54,11 @@ pub struct Metrics {
     state: StateFamilies,
     /// Plugin calls, CPU, memory and compilation.
     plugin: PluginFamilies,
+    /// Commits retried by sinks (a database down).
+    sink: SinkFamilies,
+    /// Per pipeline, the health of its sinks that report one: read at each encoding, since
+    /// a pipeline whose sink retries is blocked and publishes nothing.
+    sinks: std::sync::Mutex<std::collections::HashMap<PipelineId, Vec<Arc<crate::sink::Health>>>>,
     /// Per pipeline, its calls since the console's last sample.
     recent_calls:
         std::sync::Mutex<std::collections::HashMap<PipelineId, crate::plugin::RecentCalls>>,
@@ -90,6 +95,13 @@ struct StateFamilies {
     kafka_lag: Family<PartitionLabels, Gauge>,
 }
 
+/// The families of sinks that retry their commits.
+#[derive(Default)]
+struct SinkFamilies {
+    commit_retries: Family<PipelineId, Counter>,
+    retrying: Family<PipelineId, Gauge>,
+}
+
 /// The plugin families: calls, CPU, memory, compilation and the compiled-code cache.
 #[derive(Default)]
 struct PluginFamilies {
@@ -108,14 +120,14 @@ impl Metrics {
         let mut m = Metrics::default();
         let r = &mut m.registry;
         r.register(
-            "weir_postgres_commit_retries",
-            "Commits of PostgreSQL sinks that failed and were tried again (the database down or refusing), in this process",
-            crate::sink::COMMIT_RETRIES.clone(),
+            "weir_sink_commit_retries",
+            "Commits of the pipeline's sinks that failed and were tried again (a PostgreSQL database down or refusing)",
+            m.sink.commit_retries.clone(),
         );
         r.register(
-            "weir_postgres_sinks_retrying",
-            "PostgreSQL sinks retrying a commit now, their rows pending",
-            crate::sink::SINKS_RETRYING.clone(),
+            "weir_sinks_retrying",
+            "The pipeline's sinks retrying a commit now, their rows pending",
+            m.sink.retrying.clone(),
         );
         r.register(
             "weir_events_read",
@@ -255,8 +267,30 @@ impl Metrics {
             .set(i64::try_from(components).unwrap_or(i64::MAX));
     }
 
+    /// Reads the health of pipeline `l`'s `sinks` at each encoding from now on (nothing
+    /// when none reports one).
+    pub fn watch_sinks(&self, l: &PipelineId, sinks: Vec<Arc<crate::sink::Health>>) {
+        if sinks.is_empty() {
+            return;
+        }
+        let _ = self.sink.commit_retries.get_or_create(l);
+        let _ = self.sink.retrying.get_or_create(l);
+        if let Ok(mut watched) = self.sinks.lock() {
+            watched.insert(l.clone(), sinks);
+        }
+    }
+
     /// The text exposition format.
     pub fn encode(&self) -> String {
+        if let Ok(watched) = self.sinks.lock() {
+            for (l, sinks) in watched.iter() {
+                let retries: u64 = sinks.iter().map(|h| h.retries()).sum();
+                let counter = self.sink.commit_retries.get_or_create(l);
+                counter.inc_by(retries.saturating_sub(counter.get()));
+                let retrying = sinks.iter().filter(|h| h.retrying().is_some()).count();
+                self.sink.retrying.get_or_create(l).set(retrying as i64);
+            }
+        }
         let mut out = String::new();
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);

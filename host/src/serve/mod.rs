@@ -472,6 +472,8 @@ impl Host {
         }
         let columns = crate::pipeline::output_columns(&spec.cfg, plugin.info(), &opts);
         let pipe = Pipeline::build(spec.clone(), plugin, opts)?;
+        let sinks = pipe.sink_health();
+        self.metrics.watch_sinks(&id, sinks.clone());
         let on_quarantine = store.clone().map(|store| {
             Box::new(move |version: &str, reason: &str| {
                 store.update(|r| r.quarantined(version, reason));
@@ -503,6 +505,7 @@ impl Host {
             deploy: std::sync::Mutex::new(()),
             telemetry,
             store,
+            sinks,
         })
     }
 

@@ -269,6 +269,8 @@ pub(super) struct PipelineEntry {
     pub(super) telemetry: Option<Arc<crate::console::Telemetry>>,
     /// Its store in the state directory (none without `[state]`).
     pub(super) store: Option<Arc<super::state::Store>>,
+    /// The health of its sinks that report one, read while its thread may be blocked.
+    pub(super) sinks: Vec<Arc<crate::sink::Health>>,
 }
 
 impl PipelineEntry {
@@ -348,6 +350,7 @@ impl PipelineEntry {
                 message,
                 at: format_rfc3339_ms(at),
             }),
+            sink_retrying: super::control::SinkRetryView::of(&self.sinks),
             counters: status.summary.counters,
         }
     }

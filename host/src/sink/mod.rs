@@ -5,13 +5,13 @@
 //! object per line (each column's escaped `"name":` prefix is prepared at open) or as a CSV
 //! line under a header fixed when the sink is opened. Sinks do not know what the rows mean.
 
+mod health;
 mod kafka;
 mod postgres;
 
+pub use health::{Health, Retrying};
 pub use kafka::{KafkaSink, ROW_ID_HEADER};
-pub use postgres::{
-    COMMIT_RETRIES, POSITIONS_TABLE, PostgresSink, Retry, SINKS_RETRYING, Target, describe_url,
-};
+pub use postgres::{POSITIONS_TABLE, PostgresSink, Retry, Target, describe_url};
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
@@ -191,6 +191,11 @@ pub trait Sink: Send {
     /// Where a sink that commits the source's positions with its rows (PostgreSQL) keeps
     /// them: the source reads from there, not from its own commits. `None` for the others.
     fn keeps_positions(&self) -> Option<std::sync::Arc<dyn PositionStore>> {
+        None
+    }
+    /// What the sink reports while the pipeline's thread is busy in it (a commit retried
+    /// while its database is down). `None` for sinks that do not retry.
+    fn health(&self) -> Option<std::sync::Arc<Health>> {
         None
     }
 }

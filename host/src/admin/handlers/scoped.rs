@@ -160,6 +160,7 @@ mod tests {
                     sha256: String::new(),
                 }),
                 last_plugin_error: None,
+                sink_retrying: None,
                 counters: crate::counters::Counters { events_read: 0, rows_written: 0, plugin_errors: 0, ..Default::default() },
             }])
         }

@@ -23,17 +23,8 @@ use postgres::{Client, NoTls};
 mod store;
 mod write;
 
-use super::{Cell, ColumnType, Error, PositionStore, Sink, TxnOffsets};
+use super::{Cell, ColumnType, Error, Health, PositionStore, Sink, TxnOffsets};
 use crate::value::Value;
-
-/// Commits of PostgreSQL sinks that failed and were tried again, in this process
-/// (`weir_postgres_commit_retries_total`).
-pub static COMMIT_RETRIES: std::sync::LazyLock<prometheus_client::metrics::counter::Counter> =
-    std::sync::LazyLock::new(Default::default);
-
-/// PostgreSQL sinks retrying a commit now, in this process (`weir_postgres_sinks_retrying`).
-pub static SINKS_RETRYING: std::sync::LazyLock<prometheus_client::metrics::gauge::Gauge> =
-    std::sync::LazyLock::new(Default::default);
 
 /// The table where a pipeline's source positions are kept, in the sink's database.
 pub const POSITIONS_TABLE: &str = "weir_positions";
@@ -203,6 +194,8 @@ pub struct PostgresSink {
     /// Positions go in `weir_positions` with the rows (a Kafka source).
     positions: bool,
     failed: Option<String>,
+    /// Retries, as the console and the metrics read them while this sink blocks.
+    health: Arc<Health>,
 }
 
 /// A hashable form of a key value, for counting rows per window.
@@ -303,6 +296,7 @@ impl PostgresSink {
             rows_in_window: HashMap::new(),
             positions,
             failed: None,
+            health: Arc::default(),
         }
     }
 
@@ -510,20 +504,12 @@ impl PostgresSink {
         let started = Instant::now();
         let mut wait = self.target.retry.backoff;
         let mut attempt = 0u32;
-        // Counted as retrying from its first failure until it went through or gave up.
-        let retrying = |on: bool| {
-            if on {
-                SINKS_RETRYING.inc();
-            } else {
-                SINKS_RETRYING.dec();
-            }
-        };
         loop {
             attempt += 1;
             match self.try_commit(&rows, &trims, consumed) {
                 Ok(()) => {
                     if attempt > 1 {
-                        retrying(false);
+                        self.health.settled();
                         tracing::info!(sink = %self.name, attempt, "postgres: the commit went through");
                     }
                     self.pending.clear();
@@ -534,9 +520,7 @@ impl PostgresSink {
                     // A broken connection is opened again at the next attempt.
                     self.client = None;
                     if started.elapsed() >= self.target.retry.give_up_after {
-                        if attempt > 1 {
-                            retrying(false);
-                        }
+                        self.health.settled();
                         let e = format!(
                             "{why} (gave up after {attempt} attempts in {:.1} s; the rows were not committed, so a restart writes them again)",
                             started.elapsed().as_secs_f64()
@@ -544,10 +528,7 @@ impl PostgresSink {
                         self.failed = Some(e.clone());
                         return Err(self.error(e));
                     }
-                    if attempt == 1 {
-                        retrying(true);
-                    }
-                    COMMIT_RETRIES.inc();
+                    self.health.failed(&self.name, attempt, &why);
                     tracing::warn!(sink = %self.name, attempt, error = %why, wait_ms = wait.as_millis() as u64, "postgres: the commit failed; retrying (the rows stay pending)");
                     std::thread::sleep(wait);
                     wait = (wait * 2).min(self.target.retry.max_backoff);
@@ -726,6 +707,10 @@ impl Sink for PostgresSink {
 
     fn commit_transaction(&mut self, consumed: Option<TxnOffsets>) -> Result<(), Error> {
         self.commit_pending(consumed.as_ref())
+    }
+
+    fn health(&self) -> Option<Arc<Health>> {
+        Some(self.health.clone())
     }
 
     fn keeps_positions(&self) -> Option<Arc<dyn PositionStore>> {
