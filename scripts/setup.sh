@@ -19,6 +19,7 @@ PLUGINS=(
   weir-plugin-stats weir-plugin-stats-incremental weir-plugin-fare-totals weir-plugin-fare-totals-incremental weir-plugin-hotspot weir-plugin-ticker weir-plugin-vwap
   weir-test-spin weir-test-hog weir-test-panicky weir-test-huge
   weir-test-importer weir-test-wrong-world weir-test-shouty weir-test-legacy weir-test-spoof
+  weir-test-skewed
 )
 args=()
 for p in "${PLUGINS[@]}"; do args+=(-p "$p"); done

@@ -170,7 +170,9 @@ pub enum PluginAction {
     /// the result rows as a table (no host needed; the pipeline's sinks are not touched).
     /// Exits with 1 when a plugin call failed.
     Test(crate::sample::Args),
-    /// Upload a component as the new version of a pipeline's plugin.
+    /// Upload a component as the new version of a pipeline's plugin, or with `--shadow`
+    /// as a candidate computing every window beside the live version, compared and never
+    /// written (see `weir plugin diff`, `promote`, `discard`).
     Deploy {
         /// Tenant.
         #[arg(long)]
@@ -178,8 +180,48 @@ pub enum PluginAction {
         /// Pipeline.
         #[arg(long)]
         pipeline: String,
+        /// Run it as the pipeline's shadow instead of making it live.
+        #[arg(long)]
+        shadow: bool,
+        /// With --shadow: promote it by itself once this many windows were compared …
+        #[arg(long, requires = "shadow", value_name = "WINDOWS")]
+        promote_after_windows: Option<u64>,
+        /// … with at most this many of them differing or failed (default 0).
+        #[arg(long, requires = "promote_after_windows", value_name = "WINDOWS")]
+        promote_after_differing: Option<u64>,
         /// The `.wasm` component.
         file: PathBuf,
+    },
+    /// Show what a pipeline's shadow found: windows compared, equal, differing, candidate
+    /// errors, both versions' costs, and the first differing windows.
+    Diff {
+        /// Tenant.
+        #[arg(long)]
+        tenant: String,
+        /// Pipeline.
+        #[arg(long)]
+        pipeline: String,
+        /// Print the host's JSON (for scripts).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make a pipeline's shadow the live version (a hot swap to it).
+    Promote {
+        /// Tenant.
+        #[arg(long)]
+        tenant: String,
+        /// Pipeline.
+        #[arg(long)]
+        pipeline: String,
+    },
+    /// End a pipeline's shadow run.
+    Discard {
+        /// Tenant.
+        #[arg(long)]
+        tenant: String,
+        /// Pipeline.
+        #[arg(long)]
+        pipeline: String,
     },
     /// List pipelines and their plugin versions (one tenant's, or every tenant's).
     List {
@@ -750,12 +792,50 @@ fn plugin(url: &str, token: &str, action: PluginAction) -> anyhow::Result<()> {
         PluginAction::Deploy {
             tenant,
             pipeline,
+            shadow,
+            promote_after_windows,
+            promote_after_differing,
             file,
         } => {
             let wasm =
                 std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
-            let v = client.deploy(&tenant, &pipeline, wasm)?;
-            println!("{tenant}/{pipeline}: {} is live", v.id);
+            if shadow {
+                let policy = promote_after_windows.map(|windows| crate::pipeline::PromoteAfter {
+                    windows,
+                    differing: promote_after_differing.unwrap_or(0),
+                });
+                let s = client.deploy_shadow(&tenant, &pipeline, wasm, policy)?;
+                println!(
+                    "{tenant}/{pipeline}: {} runs as the shadow of {}; see `weir plugin diff --tenant {tenant} --pipeline {pipeline}`",
+                    s.report.version, s.live_version
+                );
+            } else {
+                let v = client.deploy(&tenant, &pipeline, wasm)?;
+                println!("{tenant}/{pipeline}: {} is live", v.id);
+            }
+        }
+        PluginAction::Diff {
+            tenant,
+            pipeline,
+            json,
+        } => {
+            let s = client.shadow(&tenant, &pipeline)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&s)?);
+            } else {
+                print!("{}", crate::admin::render_shadow(&tenant, &pipeline, &s));
+            }
+        }
+        PluginAction::Promote { tenant, pipeline } => {
+            let v = client.promote(&tenant, &pipeline)?;
+            println!("{tenant}/{pipeline}: the shadow {} is live", v.id);
+        }
+        PluginAction::Discard { tenant, pipeline } => {
+            let s = client.discard(&tenant, &pipeline)?;
+            println!(
+                "{tenant}/{pipeline}: the shadow {} was discarded; {} is live",
+                s.report.version, s.live_version
+            );
         }
         PluginAction::List { tenant } => {
             let pipelines = client.list(tenant.as_deref())?;

@@ -24,6 +24,7 @@ mod recompute;
 mod recovery;
 mod routing;
 mod run;
+mod shadow;
 mod shard;
 mod spec;
 mod summary;
@@ -44,6 +45,10 @@ pub use columns::{
     OutputChangeRefused, column_difference, output_change_refusal, output_columns, output_types,
 };
 pub use fire::{CALL_EVENTS, CALL_WINDOWS};
+pub use shadow::{
+    CellDiff, Cost, KEPT_DIFFS, PromoteAfter, ShadowReport, ShadowRun, ShadowTotals, WindowDiff,
+    same_value,
+};
 pub use spec::PipelineSpec;
 pub use summary::Summary;
 
@@ -424,6 +429,11 @@ impl Pipeline {
     /// `[plugin] allow_output_change` is off; when it is on, a CSV file sink is set aside
     /// and a new file started ([`Pipeline::change_output_columns`]).
     pub fn swap_plugin(&mut self, plugin: impl Plugin + 'static) -> anyhow::Result<()> {
+        self.swap_boxed(Box::new(plugin))
+    }
+
+    /// [`Pipeline::swap_plugin`] of a boxed instance.
+    fn swap_boxed(&mut self, plugin: Box<dyn Plugin>) -> anyhow::Result<()> {
         anyhow::ensure!(
             self.shards.is_none(),
             "a hot swap needs the pipeline on one thread (parallelism = 1)"
@@ -438,9 +448,73 @@ impl Pipeline {
             tracing::info!(pipeline = %self.spec.cfg.name, version = %plugin.version_id(), change = %column_difference(&old, &new), "output columns changed");
             self.change_output_columns(new)?;
         }
-        self.shard.replace(Box::new(plugin), inputs);
+        self.shard.replace(plugin, inputs);
         self.recompute_failed()?;
         self.fire_due()
+    }
+
+    /// Starts a shadow run of `plugin` beside the live version, reporting into `run`
+    /// ([`shadow`]): from the next firing on, every window the live version computes is
+    /// computed by it too and compared. Replaces the shadow running before, if any.
+    pub fn start_shadow(
+        &mut self,
+        plugin: impl Plugin + 'static,
+        run: Arc<ShadowRun>,
+    ) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.shards.is_none(),
+            "a shadow run needs the pipeline on one thread (parallelism = 1)"
+        );
+        let cfg = &self.spec.cfg;
+        self.shard.shadow = Some(shadow::Shadow::new(
+            Box::new(plugin),
+            &self.spec.schema,
+            self.shard.operator.kind(),
+            &cfg.schema.key,
+            self.shard.plugin.info(),
+            run,
+        ));
+        Ok(())
+    }
+
+    /// Ends the shadow run, if one runs; its report stays with whoever holds its
+    /// [`ShadowRun`]. The candidate's version id.
+    pub fn discard_shadow(&mut self) -> Option<String> {
+        self.shard.shadow.take().map(|s| s.version())
+    }
+
+    /// The shadow run's candidate version, while it runs (not once it stopped).
+    pub fn shadow_version(&self) -> Option<String> {
+        self.shard.shadow.as_ref().map(|s| s.version())
+    }
+
+    /// Whether the shadow's own promotion policy holds now ([`PromoteAfter`]).
+    pub fn shadow_promotable(&self) -> bool {
+        self.shard
+            .shadow
+            .as_ref()
+            .is_some_and(|s| s.run().promotable())
+    }
+
+    /// Makes the shadow's candidate the live version: a hot swap to it
+    /// ([`Pipeline::swap_plugin`]'s rules), and the shadow run ends. `Ok(None)` when no
+    /// shadow runs; an output change the sink refuses is an error and leaves the shadow
+    /// running.
+    pub fn promote_shadow(&mut self) -> anyhow::Result<Option<String>> {
+        let Some(s) = &self.shard.shadow else {
+            return Ok(None);
+        };
+        let old = output_columns(&self.spec.cfg, self.shard.plugin.info(), &self.opts);
+        let new = output_columns(&self.spec.cfg, s.info(), &self.opts);
+        if let Some(refused) = output_change_refusal(&self.spec.cfg, &old, &new) {
+            return Err(refused.into());
+        }
+        let Some(s) = self.shard.shadow.take() else {
+            return Ok(None);
+        };
+        let version = s.version();
+        self.swap_boxed(s.into_plugin())?;
+        Ok(Some(version))
     }
 
     /// Fires the windows that are due at the current watermark: those held back by a

@@ -53,6 +53,7 @@ const PLUGIN_PACKAGES: &[&str] = &[
     "weir-test-wrong-world",
     "weir-test-shouty",
     "weir-test-legacy",
+    "weir-test-skewed",
 ];
 
 /// Path of a plugin component (`stats`, `fare_totals`, `spin`, …), building every plugin for

@@ -10,7 +10,7 @@ use serde::de::DeserializeOwned;
 use ureq::http::Response;
 
 use super::{ErrorBody, MAX_PLUGIN_BYTES};
-use crate::serve::control::{PipelineView, TenantView, VersionView};
+use crate::serve::control::{PipelineView, ShadowView, TenantView, VersionView};
 
 /// How long to wait for a connection to the admin API.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -180,6 +180,49 @@ impl Client {
             .header("Expect", "100-continue")
             .send(wasm);
         json(self.answer(&action, &url, response)?, &action, &url)
+    }
+
+    /// Runs `wasm` as a pipeline's shadow (validated as a deploy is), promoted by itself
+    /// after `promote_after` if given, and returns its view.
+    pub fn deploy_shadow(
+        &self,
+        tenant: &str,
+        pipeline: &str,
+        wasm: Vec<u8>,
+        promote_after: Option<crate::pipeline::PromoteAfter>,
+    ) -> Result<ShadowView, ClientError> {
+        let action = format!("deploy a shadow to {tenant}/{pipeline}");
+        let mut url = self.pipeline_url(tenant, pipeline, "shadow");
+        if let Some(p) = promote_after {
+            url.push_str(&format!(
+                "?promote_after_windows={}&promote_after_differing={}",
+                p.windows, p.differing
+            ));
+        }
+        let response = self
+            .authorized(self.agent.post(&url))
+            .header("Content-Type", "application/wasm")
+            .header("Expect", "100-continue")
+            .send(wasm);
+        json(self.answer(&action, &url, response)?, &action, &url)
+    }
+
+    /// A pipeline's last shadow run: where it stands and what it found.
+    pub fn shadow(&self, tenant: &str, pipeline: &str) -> Result<ShadowView, ClientError> {
+        let action = format!("diff {tenant}/{pipeline}");
+        let url = self.pipeline_url(tenant, pipeline, "shadow");
+        let response = self.authorized(self.agent.get(&url)).call();
+        json(self.answer(&action, &url, response)?, &action, &url)
+    }
+
+    /// Makes a pipeline's shadow the live version and returns it.
+    pub fn promote(&self, tenant: &str, pipeline: &str) -> Result<VersionView, ClientError> {
+        self.post_action("shadow/promote", tenant, pipeline)
+    }
+
+    /// Ends a pipeline's shadow run and returns its last view.
+    pub fn discard(&self, tenant: &str, pipeline: &str) -> Result<ShadowView, ClientError> {
+        self.post_action("shadow/discard", tenant, pipeline)
     }
 
     /// Makes the version before the live one live again and returns it; 409 when there is

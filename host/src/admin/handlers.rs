@@ -24,8 +24,10 @@ use serde::Serialize;
 
 mod console;
 mod scoped;
+mod shadow;
 
 pub(super) use console::{activity, asset, index, live, overview, whoami};
+pub(super) use shadow::{deploy_shadow, discard, promote, shadow};
 
 use super::AdminLimits;
 use super::auth::{authenticate, authorize_operator, authorize_tenant};

@@ -78,7 +78,7 @@ use tower_http::timeout::TimeoutLayer;
 pub use crate::serve::control::HostControl;
 pub use crate::serve::control::{Activity, OverviewItem, WhoAmI};
 pub use client::{Client, ClientError};
-pub use render::{render_pipelines, render_versions};
+pub use render::{render_pipelines, render_shadow, render_versions};
 
 /// The largest plugin component the deploy route accepts: 64 MiB. A larger body is refused
 /// with 413 before it is read (from `Content-Length`) or as soon as it passes the limit.
@@ -173,6 +173,18 @@ fn router_closing(
         .route(&format!("{pipeline}/rollback"), post(handlers::rollback))
         .route(&format!("{pipeline}/pause"), post(handlers::pause))
         .route(&format!("{pipeline}/resume"), post(handlers::resume))
+        .route(
+            &format!("{pipeline}/shadow"),
+            post(handlers::deploy_shadow).get(handlers::shadow),
+        )
+        .route(
+            &format!("{pipeline}/shadow/promote"),
+            post(handlers::promote),
+        )
+        .route(
+            &format!("{pipeline}/shadow/discard"),
+            post(handlers::discard),
+        )
         .route("/v1/whoami", get(handlers::whoami))
         .route("/v1/overview", get(handlers::overview))
         .route(&format!("{pipeline}/activity"), get(handlers::activity))

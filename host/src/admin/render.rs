@@ -1,7 +1,9 @@
 //! Human-readable tables of what the admin API returns, for the `weir plugin` CLI to print.
 //! Plain text with aligned columns; no colours, no terminal detection, no printing.
 
-use crate::serve::control::{PipelineState, PipelineView, VersionStatus, VersionView};
+use crate::serve::control::{
+    PipelineState, PipelineView, ShadowState, ShadowView, VersionStatus, VersionView,
+};
 
 /// One line per pipeline: tenant, pipeline, state, live version, versions kept, events
 /// read, rows written and plugin errors; then what a tenant needs to act, one line each:
@@ -132,6 +134,126 @@ pub fn render_versions(versions: &[VersionView]) -> String {
         &[false; 5],
         rows,
     )
+}
+
+/// A pipeline's last shadow run as `weir plugin diff` prints it: where it stands, the
+/// counts, both versions' costs, and the first differing windows, a line per cell.
+pub fn render_shadow(tenant: &str, pipeline: &str, s: &ShadowView) -> String {
+    let r = &s.report;
+    let state = match s.state {
+        ShadowState::Running => "running",
+        ShadowState::Stopped => "stopped",
+        ShadowState::Promoted => "promoted",
+        ShadowState::Discarded => "discarded",
+    };
+    let mut out = format!(
+        "{tenant}/{pipeline}: shadow {} ({state}, since {}) beside live {}\n",
+        r.version, r.since, s.live_version
+    );
+    out.push_str(&format!(
+        "windows compared {}, equal {}, differing {}, candidate errors {}\n",
+        r.windows_compared, r.windows_equal, r.windows_differing, r.candidate_errors
+    ));
+    if let Some(why) = &r.stopped {
+        out.push_str(&format!("stopped: {why}\n"));
+    }
+    if let Some(p) = &r.promote_after {
+        out.push_str(&format!(
+            "promotes by itself after {} windows with at most {} differing\n",
+            p.windows, p.differing
+        ));
+    }
+    if !r.columns_added.is_empty() {
+        out.push_str(&format!("columns added: {}\n", r.columns_added.join(", ")));
+    }
+    if !r.columns_removed.is_empty() {
+        out.push_str(&format!(
+            "columns removed: {}\n",
+            r.columns_removed.join(", ")
+        ));
+    }
+    let cost = |who: &str, c: &crate::pipeline::Cost| {
+        vec![
+            who.to_string(),
+            c.calls.to_string(),
+            format!("{:.3}", c.p50_seconds * 1e3),
+            format!("{:.3}", c.p99_seconds * 1e3),
+            format!("{:.3}", c.cpu_seconds),
+            c.memory_bytes.to_string(),
+        ]
+    };
+    out.push('\n');
+    out.push_str(&table(
+        &["", "CALLS", "P50 MS", "P99 MS", "CPU S", "MEMORY B"],
+        &[false, true, true, true, true, true],
+        vec![
+            cost("live", &r.live_cost),
+            cost("candidate", &r.candidate_cost),
+        ],
+    ));
+    if !r.differing.is_empty() {
+        let mut rows = Vec::new();
+        for w in &r.differing {
+            let key = w
+                .key
+                .values()
+                .map(|v| match v {
+                    serde_json::Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                })
+                .collect::<Vec<_>>()
+                .join(",");
+            let at = |row: String, column: String, live: String, candidate: String| {
+                vec![
+                    key.clone(),
+                    w.window_start.clone(),
+                    w.window_end.clone(),
+                    row,
+                    column,
+                    live,
+                    candidate,
+                ]
+            };
+            if let Some(e) = &w.error {
+                rows.push(at(
+                    "-".into(),
+                    "-".into(),
+                    "-".into(),
+                    format!("error: {e}"),
+                ));
+            } else if w.cells.is_empty() {
+                rows.push(at(
+                    "-".into(),
+                    "(rows)".into(),
+                    w.live_rows.to_string(),
+                    w.candidate_rows.to_string(),
+                ));
+            }
+            for c in &w.cells {
+                rows.push(at(
+                    c.row.to_string(),
+                    c.column.clone(),
+                    c.live.to_string(),
+                    c.candidate.to_string(),
+                ));
+            }
+        }
+        out.push('\n');
+        out.push_str(&table(
+            &[
+                "KEY",
+                "WINDOW START",
+                "WINDOW END",
+                "ROW",
+                "COLUMN",
+                "LIVE",
+                "CANDIDATE",
+            ],
+            &[false, false, false, true, false, true, true],
+            rows,
+        ));
+    }
+    out
 }
 
 /// The lowercase name the API uses for `state`.

@@ -42,6 +42,10 @@ pub(super) struct Emitter<'a> {
     pub(super) uncommitted: Vec<(Due, u64)>,
     /// Where a window whose call failed is kept for the next version (`weir serve`).
     pub(super) kept: Option<&'a mut FailedWindows>,
+    /// A candidate version computing the same windows, for comparison (`weir serve`).
+    pub(super) shadow: Option<&'a mut shadow::Shadow>,
+    /// The live rows of the windows in `uncommitted`, for the shadow.
+    pub(super) written: Vec<shadow::Written>,
 }
 
 /// How a plugin aggregates a window.
@@ -177,6 +181,12 @@ impl Emitter<'_> {
         {
             self.failed = Some(e);
         }
+        let written = std::mem::take(&mut self.written);
+        if self.failed.is_none()
+            && let Some(s) = self.shadow.as_deref_mut()
+        {
+            s.compare(operator, &written);
+        }
         for (d, n) in std::mem::take(&mut self.uncommitted) {
             if self.failed.is_some() {
                 operator.declined(d);
@@ -211,7 +221,10 @@ impl Emitter<'_> {
         }
         let windows: Vec<(&[Value], Window)> =
             groups.iter().map(|g| (&g.key[..], g.window)).collect();
-        match self.plugin.aggregate(&groups) {
+        let timer = self.shadow.is_some().then(shadow::Timer::start);
+        let results = self.plugin.aggregate(&groups);
+        self.live_call(timer);
+        match results {
             Ok(results) => self.write_all(operator, &fired, &windows, results),
             Err(e) => self.retry_alone(operator, &fired, &windows, e),
         }
@@ -264,7 +277,9 @@ impl Emitter<'_> {
                 }
             }
         }
+        let timer = self.shadow.is_some().then(shadow::Timer::start);
         let result = self.plugin.step(&plan);
+        self.live_call(timer);
         for &(d, _) in &fired {
             let Some(stacks) = operator.stacks_mut(d.key) else {
                 continue;
@@ -287,6 +302,13 @@ impl Emitter<'_> {
         match result {
             Ok(out) => self.write_all(operator, &fired, &windows, out.rows),
             Err(e) => self.retry_alone(operator, &fired, &windows, e),
+        }
+    }
+
+    /// Notes a live call's cost for the shadow, if one runs.
+    fn live_call(&self, timer: Option<shadow::Timer>) {
+        if let (Some(t), Some(s)) = (timer, self.shadow.as_deref()) {
+            s.run().live_call(t.took());
         }
     }
 
@@ -420,6 +442,15 @@ impl Emitter<'_> {
             Ok(rows) => {
                 self.health.succeeded();
                 let n = rows.len() as u64;
+                if self.shadow.is_some() {
+                    self.written.push(shadow::Written {
+                        due: d,
+                        key: key.to_vec(),
+                        window,
+                        revision,
+                        rows: rows.clone(),
+                    });
+                }
                 self.out
                     .rows(key, window, revision, rows)
                     .map(|()| self.uncommitted.push((d, n)))

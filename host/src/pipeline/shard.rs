@@ -22,6 +22,9 @@ pub(super) struct Shard {
     /// Windows whose plugin call failed, with their events, for the next version
     /// (`weir serve` only).
     pub(super) failed: Option<FailedWindows>,
+    /// A candidate version computing the same windows, compared with the live rows
+    /// (`weir serve` only).
+    pub(super) shadow: Option<super::shadow::Shadow>,
 }
 
 /// Windows whose plugin call failed, kept with their events (oldest first) so that the next
@@ -186,6 +189,7 @@ impl Shard {
             version: plugin.version_id().into(),
             plugin,
             failed: None,
+            shadow: None,
         }
     }
 
@@ -204,6 +208,9 @@ impl Shard {
         self.inputs = inputs;
         self.version = plugin.version_id().into();
         self.operator.set_limits(plugin.limits().state);
+        if let Some(s) = &mut self.shadow {
+            s.live_changed(plugin.info());
+        }
         self.plugin = plugin;
         self.health.reset();
     }
@@ -243,6 +250,7 @@ impl Shard {
             inputs,
             health,
             failed,
+            shadow,
             ..
         } = self;
         let mode = AggregationMode::of(plugin.info(), operator.kind());
@@ -257,8 +265,16 @@ impl Shard {
             mode,
             uncommitted: Vec::new(),
             kept: failed.as_mut(),
+            shadow: shadow.as_mut(),
+            written: Vec::new(),
         };
         emitter.emit_all(operator, due);
-        (emitter.counted, emitter.failed)
+        let done = (emitter.counted, emitter.failed);
+        // A shadow that stopped (it failed again and again) lets its instance go; its
+        // report stays with its readers.
+        if shadow.as_ref().is_some_and(|s| s.run().stopped().is_some()) {
+            *shadow = None;
+        }
+        done
     }
 }

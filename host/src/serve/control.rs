@@ -91,6 +91,11 @@ pub enum VersionStatus {
     /// Kept, but not on the way back of a rollback (e.g. superseded before it went live).
     #[default]
     Kept,
+    /// Running as the pipeline's shadow: computing the live windows for comparison.
+    Shadow,
+    /// It ran as a shadow and was discarded (or replaced by another shadow, or stopped
+    /// after failing).
+    Discarded,
 }
 
 impl VersionStatus {
@@ -103,6 +108,8 @@ impl VersionStatus {
             VersionStatus::Quarantined => "quarantined",
             VersionStatus::Rejected => "rejected",
             VersionStatus::Kept => "kept",
+            VersionStatus::Shadow => "shadow",
+            VersionStatus::Discarded => "discarded",
         }
     }
 }
@@ -142,6 +149,33 @@ impl SinkRetryView {
             error: r.error,
         })
     }
+}
+
+/// Where a pipeline's last shadow run stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ShadowState {
+    /// Computing every window the live version fires, and comparing.
+    Running,
+    /// It failed again and again and stopped (`stopped` says why).
+    Stopped,
+    /// It became the live version.
+    Promoted,
+    /// It was discarded, or replaced by another shadow.
+    Discarded,
+}
+
+/// A pipeline's last shadow run: where it stands and what it found
+/// (`GET …/shadow`, `weir plugin diff`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ShadowView {
+    /// Where it stands.
+    pub state: ShadowState,
+    /// The pipeline's live version now.
+    pub live_version: String,
+    /// What it found: counts, costs, the first differing windows.
+    #[serde(flatten)]
+    pub report: crate::pipeline::ShadowReport,
 }
 
 /// The last deploy of a pipeline that was refused.
@@ -291,6 +325,30 @@ pub trait HostControl: std::any::Any + Send + Sync {
     fn resume(&self, id: &PipelineId) -> Result<PipelineView, ControlError>;
     /// Prometheus text exposition of every metric.
     fn metrics(&self) -> String;
+    /// Validates a candidate version as a deploy would and runs it as pipeline `id`'s
+    /// shadow, promoted by itself after `promote_after` if given; replaces the shadow
+    /// running before.
+    fn deploy_shadow(
+        &self,
+        id: &PipelineId,
+        wasm: Vec<u8>,
+        promote_after: Option<crate::pipeline::PromoteAfter>,
+    ) -> Result<ShadowView, ControlError> {
+        let _ = (wasm, promote_after);
+        Err(no_shadows(id))
+    }
+    /// Pipeline `id`'s last shadow run; `NotFound` when it never had one.
+    fn shadow(&self, id: &PipelineId) -> Result<ShadowView, ControlError> {
+        Err(no_shadows(id))
+    }
+    /// Makes the running shadow of `id` the live version (a hot swap).
+    fn promote(&self, id: &PipelineId) -> Result<VersionView, ControlError> {
+        Err(no_shadows(id))
+    }
+    /// Ends the running shadow of `id`.
+    fn discard(&self, id: &PipelineId) -> Result<ShadowView, ControlError> {
+        Err(no_shadows(id))
+    }
     /// What the console shows of pipeline `id` past `since`: its view, samples, latest
     /// result rows and error records. `NotFound` for an unknown pipeline, or a host that
     /// keeps no console telemetry.
@@ -321,6 +379,13 @@ pub trait HostControl: std::any::Any + Send + Sync {
     fn redactor(&self) -> Redactor {
         Redactor::default()
     }
+}
+
+/// The refusal of a host that runs no shadows (`weir run --console`).
+fn no_shadows(id: &PipelineId) -> ControlError {
+    ControlError::Conflict(format!(
+        "{id}: shadow runs are weir serve's; run the pipeline under weir serve"
+    ))
 }
 
 impl PipelineState {

@@ -141,20 +141,7 @@ impl Host {
             spec: &entry.spec,
             config_path: &entry.config_path,
         };
-        // A refused version: counted, logged, and kept as the pipeline's last rejected deploy.
-        let reject = |reason: String| {
-            self.metrics.rejected(id);
-            tracing::warn!(tenant = %id.tenant, pipeline = %id.pipeline, origin, %reason, "plugin version rejected");
-            lock(&entry.versions).rejected(RejectedView {
-                reason: reason.clone(),
-                at: now(),
-                origin: origin.to_string(),
-                file: file.map(|f| f.display().to_string()),
-                sha256: state::sha256_hex(bytes),
-            });
-            entry.persist(|_| {});
-            ControlError::Rejected(reason)
-        };
+        let reject = |reason: String| self.rejected(entry, bytes, origin, file, reason);
         let (mut plugin, version) =
             prepare(&self.runtime, target, bytes, origin).map_err(reject)?;
         entry.note_quarantine();
@@ -166,14 +153,7 @@ impl Host {
         }
         let columns = entry.check_columns(&plugin).map_err(reject)?;
         // Stored before any record names it: a deploy acknowledged is a deploy kept.
-        if let Some(store) = &entry.store
-            && let Err(e) = store.put_component(bytes)
-        {
-            tracing::error!(tenant = %id.tenant, pipeline = %id.pipeline, path = %store.dir().display(), error = %e, "storing a component in the state directory failed");
-            return Err(ControlError::Conflict(format!(
-                "the host could not keep the component in its state directory ({e}), so the deploy would not survive a restart; nothing changed. Ask the operator to check state.dir (space, permissions)"
-            )));
-        }
+        self.store_component(entry, bytes)?;
         // Recorded before the swap, so that a swap that lands after the wait times out is
         // still in the history.
         let version_id = version.view.id.clone();
@@ -206,6 +186,49 @@ impl Host {
             store.collect_garbage();
         }
         Ok(entry.version_view(&version_id))
+    }
+
+    /// A refused version of `entry` (`bytes`, from `origin`, file `file` of the watched
+    /// directory): counted, logged, and kept as the pipeline's last rejected deploy.
+    pub(super) fn rejected(
+        &self,
+        entry: &PipelineEntry,
+        bytes: &[u8],
+        origin: &str,
+        file: Option<&Path>,
+        reason: String,
+    ) -> ControlError {
+        let id = &entry.id;
+        self.metrics.rejected(id);
+        tracing::warn!(tenant = %id.tenant, pipeline = %id.pipeline, origin, %reason, "plugin version rejected");
+        lock(&entry.versions).rejected(RejectedView {
+            reason: reason.clone(),
+            at: now(),
+            origin: origin.to_string(),
+            file: file.map(|f| f.display().to_string()),
+            sha256: state::sha256_hex(bytes),
+        });
+        entry.persist(|_| {});
+        ControlError::Rejected(reason)
+    }
+
+    /// Keeps component `bytes` in `entry`'s store in the state directory (nothing without
+    /// one), before any record names it.
+    pub(super) fn store_component(
+        &self,
+        entry: &PipelineEntry,
+        bytes: &[u8],
+    ) -> Result<(), ControlError> {
+        if let Some(store) = &entry.store
+            && let Err(e) = store.put_component(bytes)
+        {
+            let id = &entry.id;
+            tracing::error!(tenant = %id.tenant, pipeline = %id.pipeline, path = %store.dir().display(), error = %e, "storing a component in the state directory failed");
+            return Err(ControlError::Conflict(format!(
+                "the host could not keep the component in its state directory ({e}), so the version would not survive a restart; nothing changed. Ask the operator to check state.dir (space, permissions)"
+            )));
+        }
+        Ok(())
     }
 
     /// Makes the version that was live before the live one live again, from its compiled

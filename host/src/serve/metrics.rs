@@ -44,6 +44,20 @@ impl EncodeLabelSet for PartitionLabels {
     }
 }
 
+/// The labels of a shadow run's windows: the pipeline's, and how they compared.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct ShadowLabels {
+    pipeline: PipelineId,
+    result: &'static str,
+}
+
+impl EncodeLabelSet for ShadowLabels {
+    fn encode(&self, encoder: &mut LabelSetEncoder) -> Result<(), std::fmt::Error> {
+        self.pipeline.encode(encoder)?;
+        [("result", self.result)].encode(encoder)
+    }
+}
+
 /// Every metric family of a host.
 #[derive(Default)]
 pub struct Metrics {
@@ -59,6 +73,11 @@ pub struct Metrics {
     /// Per pipeline, the health of its sinks that report one: read at each encoding, since
     /// a pipeline whose sink retries is blocked and publishes nothing.
     sinks: std::sync::Mutex<std::collections::HashMap<PipelineId, Vec<Arc<crate::sink::Health>>>>,
+    /// Windows compared by shadow runs, by result.
+    shadow_windows: Family<ShadowLabels, Counter>,
+    /// Per pipeline, what its shadow runs counted: read at each encoding.
+    shadows:
+        std::sync::Mutex<std::collections::HashMap<PipelineId, Arc<crate::pipeline::ShadowTotals>>>,
     /// Per pipeline, its calls since the console's last sample.
     recent_calls:
         std::sync::Mutex<std::collections::HashMap<PipelineId, crate::plugin::RecentCalls>>,
@@ -128,6 +147,11 @@ impl Metrics {
             "weir_sinks_retrying",
             "The pipeline's sinks retrying a commit now, their rows pending",
             m.sink.retrying.clone(),
+        );
+        r.register(
+            "weir_shadow_windows",
+            "Windows a shadow run computed beside the live version, by result: equal, differing, or error (the candidate failed)",
+            m.shadow_windows.clone(),
         );
         r.register(
             "weir_events_read",
@@ -291,6 +315,22 @@ impl Metrics {
                 self.sink.retrying.get_or_create(l).set(retrying as i64);
             }
         }
+        if let Ok(shadows) = self.shadows.lock() {
+            for (l, totals) in shadows.iter() {
+                for (result, n) in [
+                    ("equal", &totals.equal),
+                    ("differing", &totals.differing),
+                    ("error", &totals.error),
+                ] {
+                    let counter = self.shadow_windows.get_or_create(&ShadowLabels {
+                        pipeline: l.clone(),
+                        result,
+                    });
+                    let n = n.load(std::sync::atomic::Ordering::Relaxed);
+                    counter.inc_by(n.saturating_sub(counter.get()));
+                }
+            }
+        }
         let mut out = String::new();
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
@@ -421,6 +461,28 @@ impl Metrics {
             memory_bytes: self.plugin.plugin_memory_bytes.get_or_create(l).clone(),
             recent: self.recent_calls(l),
         }
+    }
+
+    /// Where a shadow candidate of pipeline `l` is measured: its CPU time counts as the
+    /// pipeline's (its tenant pays for it), its latency and memory are its own.
+    pub fn shadow_meter(&self, l: &PipelineId) -> crate::plugin::CallMeter {
+        crate::plugin::CallMeter {
+            latency: Histogram::new(exponential_buckets(1e-5, 4.0, 10)),
+            cpu_seconds: self.plugin.plugin_cpu_seconds.get_or_create(l).clone(),
+            memory_bytes: Gauge::default(),
+            recent: crate::plugin::RecentCalls::default(),
+        }
+    }
+
+    /// What pipeline `l`'s shadow runs count, from its first on.
+    pub fn shadow_totals(&self, l: &PipelineId) -> Arc<crate::pipeline::ShadowTotals> {
+        let mut shadows = self.shadows.lock().unwrap_or_else(|p| p.into_inner());
+        shadows.entry(l.clone()).or_default().clone()
+    }
+
+    /// Pipeline `l`'s live instance's linear memory after its last call, bytes.
+    pub fn plugin_memory(&self, l: &PipelineId) -> u64 {
+        u64::try_from(self.plugin.plugin_memory_bytes.get_or_create(l).get()).unwrap_or(0)
     }
 
     /// Pipeline `l`'s calls since the last [`Metrics::reading`].

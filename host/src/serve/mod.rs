@@ -32,6 +32,7 @@ mod id;
 mod local;
 pub mod metrics;
 mod registry;
+mod shadow;
 mod state;
 mod strikes;
 pub mod watch;
@@ -506,6 +507,7 @@ impl Host {
             telemetry,
             store,
             sinks,
+            shadow: std::sync::Mutex::new(None),
         })
     }
 
@@ -579,6 +581,27 @@ impl HostControl for Host {
         let (bytes, count) = self.runtime.compiled_cache_size();
         self.metrics.compiled_cache(bytes, count);
         self.metrics.encode()
+    }
+
+    fn deploy_shadow(
+        &self,
+        id: &PipelineId,
+        wasm: Vec<u8>,
+        promote_after: Option<crate::pipeline::PromoteAfter>,
+    ) -> Result<control::ShadowView, ControlError> {
+        self.shadow_entry(self.registry.get(id)?, &wasm, promote_after)
+    }
+
+    fn shadow(&self, id: &PipelineId) -> Result<control::ShadowView, ControlError> {
+        self.shadow_of(self.registry.get(id)?)
+    }
+
+    fn promote(&self, id: &PipelineId) -> Result<VersionView, ControlError> {
+        self.promote_entry(self.registry.get(id)?)
+    }
+
+    fn discard(&self, id: &PipelineId) -> Result<control::ShadowView, ControlError> {
+        self.discard_entry(self.registry.get(id)?)
     }
 
     fn activity(

@@ -60,8 +60,12 @@ impl History {
         let versions = versions
             .into_iter()
             .map(|mut v| {
+                // A shadow does not survive a restart.
                 if matches!(v.view.status, VersionStatus::Live | VersionStatus::Previous) {
                     v.view.status = VersionStatus::Kept;
+                } else if v.view.status == VersionStatus::Shadow {
+                    v.view.status = VersionStatus::Discarded;
+                    v.view.status_reason = Some("the host restarted".into());
                 }
                 v
             })
@@ -126,9 +130,23 @@ impl History {
         self.went_live.retain(|v| v != id);
         self.went_live.push(id.to_string());
         if let Some(v) = self.versions.iter_mut().find(|v| v.view.id == id)
-            && v.view.status == VersionStatus::RolledBack
+            && matches!(
+                v.view.status,
+                VersionStatus::RolledBack | VersionStatus::Shadow | VersionStatus::Discarded
+            )
         {
             v.view.status = VersionStatus::Kept;
+            v.view.status_reason = None;
+        }
+    }
+
+    /// Marks version `id`, a shadow that never went live, discarded (with `reason`).
+    pub(super) fn discarded(&mut self, id: &str, reason: Option<&str>) {
+        if let Some(v) = self.versions.iter_mut().find(|v| v.view.id == id)
+            && v.view.status == VersionStatus::Shadow
+        {
+            v.view.status = VersionStatus::Discarded;
+            v.view.status_reason = reason.map(str::to_string);
         }
     }
 
@@ -271,6 +289,8 @@ pub(super) struct PipelineEntry {
     pub(super) store: Option<Arc<super::state::Store>>,
     /// The health of its sinks that report one, read while its thread may be blocked.
     pub(super) sinks: Vec<Arc<crate::sink::Health>>,
+    /// Its last shadow run, if it had one.
+    pub(super) shadow: Mutex<Option<super::shadow::ShadowEntry>>,
 }
 
 impl PipelineEntry {
@@ -327,6 +347,7 @@ impl PipelineEntry {
 
     /// The pipeline as the admin API lists it.
     pub(super) fn view(&self) -> PipelineView {
+        self.note_shadow();
         let status = self.worker.status();
         let (versions, last_rejected) = {
             let mut history = lock(&self.versions);

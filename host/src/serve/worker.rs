@@ -38,6 +38,16 @@ enum Control {
         fresh: bool,
         ack: Sender<()>,
     },
+    /// Runs `plugin` as the pipeline's shadow ([`Pipeline::start_shadow`]).
+    Shadow {
+        plugin: Box<PluginInstance>,
+        run: Arc<crate::pipeline::ShadowRun>,
+        ack: Sender<()>,
+    },
+    /// Ends the shadow run.
+    Discard(Sender<()>),
+    /// Makes the shadow live; answered with why it could not, if it could not.
+    Promote(Sender<Result<(), String>>),
     Pause(Sender<()>),
     Resume(Sender<()>),
     Stop,
@@ -199,6 +209,46 @@ impl Worker {
             Err(RecvTimeoutError::Disconnected) => {
                 Err(ControlError::Conflict("the pipeline has stopped".into()))
             }
+        }
+    }
+
+    /// Hands a validated candidate to the thread as its shadow and waits until it runs.
+    pub(super) fn start_shadow(
+        &self,
+        plugin: PluginInstance,
+        run: Arc<crate::pipeline::ShadowRun>,
+    ) -> Result<(), ControlError> {
+        let (ack, done) = mpsc::channel();
+        self.send(Control::Shadow {
+            plugin: Box::new(plugin),
+            run,
+            ack,
+        })?;
+        done.recv_timeout(ANSWER_TIMEOUT)
+            .map_err(|_| ControlError::Conflict("the pipeline did not answer within 10 s".into()))
+    }
+
+    /// Ends the shadow run and waits until it has.
+    pub(super) fn discard_shadow(&self) -> Result<(), ControlError> {
+        let (ack, done) = mpsc::channel();
+        self.send(Control::Discard(ack))?;
+        done.recv_timeout(ANSWER_TIMEOUT)
+            .map_err(|_| ControlError::Conflict("the pipeline did not answer within 10 s".into()))
+    }
+
+    /// Makes the shadow live and waits until it is.
+    pub(super) fn promote_shadow(&self) -> Result<(), ControlError> {
+        let (ack, done) = mpsc::channel();
+        self.send(Control::Promote(ack))?;
+        match done.recv_timeout(ANSWER_TIMEOUT) {
+            Ok(Ok(())) => {
+                self.metrics.swapped(&self.id);
+                Ok(())
+            }
+            Ok(Err(why)) => Err(ControlError::Rejected(why)),
+            Err(_) => Err(ControlError::Conflict(
+                "the pipeline did not answer within 10 s".into(),
+            )),
         }
     }
 
@@ -414,6 +464,23 @@ impl Thread {
                 }
                 Some(ack)
             }
+            Control::Shadow { plugin, run, ack } => {
+                if let Err(e) = self.p.start_shadow(*plugin, run) {
+                    tracing::warn!(tenant = %self.id.tenant, pipeline = %self.id.pipeline, error = %format!("{e:#}"), "shadow not started");
+                }
+                Some(ack)
+            }
+            Control::Discard(ack) => {
+                self.p.discard_shadow();
+                Some(ack)
+            }
+            Control::Promote(answer) => {
+                let (ack, done) = mpsc::channel();
+                let _ = answer.send(self.promote().map(|_| ()));
+                // Answered above; the caller's acknowledgement goes nowhere.
+                drop(done);
+                Some(ack)
+            }
             Control::Pause(ack) => {
                 self.paused = true;
                 Some(ack)
@@ -437,9 +504,44 @@ impl Thread {
         }
     }
 
+    /// Makes the shadow live: a swap to its candidate, as a deploy's (no strikes wait: it
+    /// ran beside the live version already). `Ok(false)` when no shadow runs.
+    fn promote(&mut self) -> Result<bool, String> {
+        let promoted = match self.p.promote_shadow() {
+            Ok(None) => return Ok(false),
+            Ok(Some(v)) => v,
+            Err(e) => {
+                let why = format!("{e:#}");
+                // An error after the swap began fails the pipeline, as a swap's would.
+                if self.p.version() != self.status_version() {
+                    self.fail(&e);
+                }
+                return Err(why);
+            }
+        };
+        self.quarantines.restored = None;
+        self.publisher.restarts_baseline(&self.p);
+        lock(&self.status).live_version = self.p.version().to_string();
+        tracing::info!(tenant = %self.id.tenant, pipeline = %self.id.pipeline, version = %promoted, "shadow promoted: it is the live version");
+        Ok(true)
+    }
+
+    /// The live version as last published.
+    fn status_version(&self) -> String {
+        lock(&self.status).live_version.clone()
+    }
+
     /// Runs one batch, counts a new quarantine as a strike, and publishes what it did.
     fn step(&mut self) {
         let stepped = self.p.step();
+        // A shadow whose own promotion policy holds becomes live between two batches.
+        if stepped.is_ok()
+            && self.p.shadow_promotable()
+            && let Err(why) = self.promote()
+        {
+            tracing::warn!(tenant = %self.id.tenant, pipeline = %self.id.pipeline, %why, "shadow not promoted; it is discarded");
+            self.p.discard_shadow();
+        }
         let quarantined = self.p.quarantined().is_some();
         self.quarantines
             .strikes

@@ -5,7 +5,8 @@ use std::sync::{Arc, Mutex};
 use super::AnonymousLog;
 use crate::serve::PipelineId;
 use crate::serve::control::{
-    ControlError, HostControl, PipelineView, Principal, Redactor, TenantView, VersionView,
+    ControlError, HostControl, PipelineView, Principal, Redactor, ShadowView, TenantView,
+    VersionView,
 };
 
 /// The host as the caller of one admin request sees it: a tenant (or a caller not yet
@@ -101,6 +102,25 @@ impl HostControl for Scoped {
     }
     fn metrics(&self) -> String {
         self.host.metrics()
+    }
+    // A shadow's report holds the candidate's own errors (the tenant's text) and no host
+    // path: only refusals are cut.
+    fn deploy_shadow(
+        &self,
+        id: &PipelineId,
+        wasm: Vec<u8>,
+        promote_after: Option<crate::pipeline::PromoteAfter>,
+    ) -> Result<ShadowView, ControlError> {
+        self.cut(self.host.deploy_shadow(id, wasm, promote_after), |_, v| v)
+    }
+    fn shadow(&self, id: &PipelineId) -> Result<ShadowView, ControlError> {
+        self.cut(self.host.shadow(id), |_, v| v)
+    }
+    fn promote(&self, id: &PipelineId) -> Result<VersionView, ControlError> {
+        self.cut(self.host.promote(id), Redactor::version)
+    }
+    fn discard(&self, id: &PipelineId) -> Result<ShadowView, ControlError> {
+        self.cut(self.host.discard(id), |_, v| v)
     }
     fn activity(
         &self,
