@@ -661,6 +661,131 @@ fn deploy_rollback_pause_and_resume_through_the_page() {
     });
 }
 
+#[test]
+fn a_shadow_deployed_from_the_page_shows_its_diff_and_is_discarded_or_promoted_there() {
+    let _serial = serial();
+    let s = Scratch::new();
+    // 4 symbols: AAPL, MSFT, GOOG, AMZN; windows of 1 s of event time, 4 a second.
+    let serve = two_tenants(&s, paced(16, 1_000_000));
+    let url = serve.url();
+    let dir = shots(&s);
+    let first = live(&serve.view("acme", "stocks")).to_string();
+    let skewed = support::wasm("skewed");
+    let incremental = support::wasm("stats_incremental");
+    let serve_ref = &serve;
+    in_browser(|b| async move {
+        open_signed_in(&b, &url, ACME).await;
+        b.client
+            .goto(&format!("{url}/#/p/acme/stocks"))
+            .await
+            .unwrap();
+        b.wait_js(
+            "the live version",
+            Duration::from_secs(20),
+            &format!("return document.getElementById('p-version').textContent === {first:?}"),
+        )
+        .await;
+        assert_eq!(b.js("return document.getElementById('shadow').hidden").await, true);
+        let deploy_shadow = |file: PathBuf| {
+            let b = &b;
+            async move {
+                b.client
+                    .find(fantoccini::Locator::Id("deploy-file"))
+                    .await
+                    .unwrap()
+                    .send_keys(file.to_str().unwrap())
+                    .await
+                    .unwrap();
+                b.js("document.getElementById('deploy-shadow').checked = true; return true")
+                    .await;
+                b.click("deploy").await;
+            }
+        };
+
+        // The skewed candidate: MSFT's `max` is one more, GOOG's windows fail.
+        deploy_shadow(skewed).await;
+        b.wait_js(
+            "differing and failed windows",
+            Duration::from_secs(60),
+            "const rows = Array.from(document.querySelectorAll('#s-diffs tbody tr')); \
+             return rows.some(r => r.dataset.result === 'differing') && rows.some(r => r.dataset.result === 'error')",
+        )
+        .await;
+        assert!(b.text("p-message").await.contains("runs as the shadow of"));
+        // Every listed cell is MSFT's `max`, the candidate's one more than the live one;
+        // every failed window is GOOG's.
+        let rows = b
+            .js("return Array.from(document.querySelectorAll('#s-diffs tbody tr')).map(r => Array.from(r.cells).map(c => c.textContent))")
+            .await;
+        for r in rows.as_array().unwrap() {
+            let cells: Vec<&str> = r.as_array().unwrap().iter().map(|c| c.as_str().unwrap()).collect();
+            match cells[2] {
+                "differing" => {
+                    assert_eq!((cells[0], cells[4]), ("MSFT", "max"), "{cells:?}");
+                    let live: f64 = cells[5].parse().unwrap();
+                    let candidate: f64 = cells[6].parse().unwrap();
+                    assert_eq!(candidate, live + 1.0, "{cells:?}");
+                }
+                "error" => {
+                    assert_eq!(cells[0], "GOOG", "{cells:?}");
+                    assert!(cells[6].contains("refusing key"), "{cells:?}");
+                }
+                other => panic!("a row that is {other}: {cells:?}"),
+            }
+        }
+        assert!(b.text("s-summary").await.contains("Columns removed: sum, min, avg, stddev"));
+        b.js("document.getElementById('shadow').scrollIntoView(); return true")
+            .await;
+        b.screenshot(&dir.join("shadow.png")).await;
+
+        // Discard: the panel says so, the host too, the live version never changed.
+        b.click("discard").await;
+        b.wait_js(
+            "discarded",
+            Duration::from_secs(20),
+            "return document.getElementById('s-state').textContent === 'discarded'",
+        )
+        .await;
+        assert_eq!(live(&serve_ref.view("acme", "stocks")), first);
+
+        // The incremental build as a shadow: nothing differs; Promote makes it live.
+        deploy_shadow(incremental).await;
+        let compared = b
+            .wait_js(
+                "windows compared by the incremental build",
+                Duration::from_secs(60),
+                "const s = document.getElementById('s-summary').textContent; \
+                 const m = s.match(/(\\d+) windows compared, (\\d+) equal, (\\d+) differing, (\\d+) candidate errors/); \
+                 return m && document.getElementById('s-state').textContent === 'running' && +m[1] >= 8 ? m.slice(1).map(Number) : null",
+            )
+            .await;
+        let c: Vec<u64> = serde_json::from_value(compared).unwrap();
+        assert_eq!((c[1], c[2], c[3]), (c[0], 0, 0), "{c:?}");
+        b.click("promote").await;
+        let shown = b
+            .wait_js(
+                "the promoted version live",
+                Duration::from_secs(30),
+                "const v = document.getElementById('p-version').textContent; \
+                 return v.startsWith('weir-plugin-stats-incremental@') ? v : null",
+            )
+            .await;
+        assert_eq!(live(&serve_ref.view("acme", "stocks")), shown);
+        assert!(b.text("p-message").await.starts_with("Promoted"));
+        b.wait_js(
+            "promoted",
+            Duration::from_secs(20),
+            "return document.getElementById('s-state').textContent === 'promoted'",
+        )
+        .await;
+        let statuses = b
+            .js("return Array.from(document.querySelectorAll('#versions tbody tr')).map(r => r.dataset.status)")
+            .await;
+        assert_eq!(statuses, serde_json::json!(["live", "discarded", "previous"]));
+        b.close().await;
+    });
+}
+
 // ---------------------------------------------------------------------------------------
 // 5. `weir run --console`
 // ---------------------------------------------------------------------------------------

@@ -226,8 +226,87 @@
     back.textContent = "All pipelines";
     $("crumbs").appendChild(back);
     $("p-actions").hidden = !state.who.controls;
+    $("s-actions").hidden = !state.who.controls;
+    $("shadow").hidden = true;
     makeCharts();
     follow(tenant, name);
+    if (state.who.controls) followShadow(state.stream);
+  }
+
+  // --- the shadow panel ----------------------------------------------------------------
+
+  // Reads the pipeline's last shadow run every 2 s while its page is open (a pipeline
+  // without one answers 404: the panel stays hidden).
+  async function followShadow(ctl) {
+    while (state.stream === ctl) {
+      await refreshShadow();
+      await new Promise((r) => setTimeout(r, 2000));
+    }
+  }
+
+  async function refreshShadow() {
+    try {
+      renderShadow(await api(`${pipelinePath(state.tenant, state.name)}/shadow`));
+    } catch (e) {
+      if (e.status === 404) $("shadow").hidden = true;
+    }
+  }
+
+  function renderShadow(s) {
+    $("shadow").hidden = false;
+    $("s-version").textContent = s.version;
+    const st = $("s-state");
+    st.textContent = s.state;
+    st.className = `state ${s.state}`;
+    const extra = [];
+    if (s.columns_added.length) extra.push(`Columns added: ${s.columns_added.join(", ")}`);
+    if (s.columns_removed.length) extra.push(`Columns removed: ${s.columns_removed.join(", ")}`);
+    if (s.promote_after) {
+      extra.push(`Promotes by itself after ${s.promote_after.windows} windows with at most ${s.promote_after.differing} differing`);
+    }
+    $("s-summary").textContent =
+      `Since ${s.since}, beside live ${s.live_version}: ${s.windows_compared} windows compared, ` +
+      `${s.windows_equal} equal, ${s.windows_differing} differing, ${s.candidate_errors} candidate errors.` +
+      (extra.length ? ` ${extra.join("; ")}.` : "");
+    $("s-stopped").textContent = s.stopped ? `Stopped: ${s.stopped}` : "";
+    $("s-stopped").hidden = !s.stopped;
+    const running = s.state === "running";
+    $("promote").disabled = !running;
+    $("discard").disabled = !running;
+    const cost = $("s-cost").querySelector("tbody");
+    cost.textContent = "";
+    for (const [who, c] of [["live", s.live_cost], ["candidate", s.candidate_cost]]) {
+      const tr = document.createElement("tr");
+      cell(tr, who);
+      cell(tr, String(c.calls), "num");
+      cell(tr, (c.p50_seconds * 1e3).toFixed(3), "num");
+      cell(tr, (c.p99_seconds * 1e3).toFixed(3), "num");
+      cell(tr, c.cpu_seconds.toFixed(3), "num");
+      cell(tr, fmtBytes(c.memory_bytes), "num");
+      cost.appendChild(tr);
+    }
+    const body = $("s-diffs").querySelector("tbody");
+    body.textContent = "";
+    for (const w of s.differing) {
+      const key = Object.values(w.key).map((v) => (typeof v === "string" ? v : JSON.stringify(v))).join(", ");
+      const row = (r, column, live, candidate) => {
+        const tr = document.createElement("tr");
+        tr.dataset.result = w.result;
+        cell(tr, key);
+        cell(tr, `${w.window_start} – ${w.window_end}`);
+        cell(tr, w.result);
+        cell(tr, r, "num");
+        cell(tr, column);
+        cell(tr, live, "num");
+        cell(tr, candidate, "num");
+        body.appendChild(tr);
+      };
+      if (w.error) row("–", "–", "–", w.error);
+      else if (!w.cells.length) row("–", "(rows)", String(w.live_rows), String(w.candidate_rows));
+      for (const c of w.cells) {
+        row(String(c.row), c.column, JSON.stringify(c.live), JSON.stringify(c.candidate));
+      }
+    }
   }
 
   // Reads the pipeline's server-sent events with fetch (EventSource cannot send a bearer
@@ -531,6 +610,16 @@
       const v = await post("rollback");
       return `Rolled back to ${v.id}.`;
     }));
+    $("promote").addEventListener("click", () => act("Promote", async () => {
+      const v = await post("shadow/promote");
+      await refreshShadow();
+      return `Promoted ${v.id}: it is live.`;
+    }));
+    $("discard").addEventListener("click", () => act("Discard", async () => {
+      const s = await post("shadow/discard");
+      renderShadow(s);
+      return `Discarded the shadow ${s.version}.`;
+    }));
     $("deploy-form").addEventListener("submit", (ev) => {
       ev.preventDefault();
       const file = $("deploy-file").files[0];
@@ -538,8 +627,19 @@
         $("p-message").textContent = "Choose a .wasm component first.";
         return;
       }
+      const shadow = $("deploy-shadow").checked;
       act("Deploy", async () => {
         const body = await file.arrayBuffer();
+        if (shadow) {
+          const s = await api(`${pipelinePath(state.tenant, state.name)}/shadow`, {
+            method: "POST",
+            headers: { "Content-Type": "application/wasm" },
+            body,
+          });
+          $("deploy-file").value = "";
+          renderShadow(s);
+          return `${s.version} runs as the shadow of ${s.live_version}: its windows are compared below, nothing it makes is written.`;
+        }
         const v = await api(`${pipelinePath(state.tenant, state.name)}/deploy`, {
           method: "POST",
           headers: { "Content-Type": "application/wasm" },
