@@ -170,3 +170,88 @@ fn a_kafka_pipeline_without_input_asks_for_one() {
         "{stderr}"
     );
 }
+
+/// A pipeline over `BAD` ticks whose plugin may log no line at all (`log_lines_per_second =
+/// 0`): every guest line and every "plugin call failed" line is dropped and counted.
+fn silenced_pipeline(scratch: &Scratch) -> std::path::PathBuf {
+    scratch.write(
+        "silenced.toml",
+        r#"name = "silenced"
+[source]
+kind = "stdin"
+[schema]
+timestamp = { field = "ts", format = "epoch_ms" }
+key = ["symbol"]
+fields = { symbol = "string", price = "f64" }
+[window]
+kind = "tumbling"
+size = "1s"
+[plugin]
+path = "/nowhere/plugin.wasm"
+limits = { log_lines_per_second = 0 }
+[sink]
+kind = "stdout"
+"#,
+    )
+}
+
+/// `weir plugin test` of panicky over `windows` one-event windows of the key `BAD` (each
+/// call traps, ending its instance): (the count of dropped log lines its one summary line
+/// gives, stderr).
+fn dropped_over(windows: u64) -> (u64, String) {
+    let s = Scratch::new();
+    let pipeline = silenced_pipeline(&s);
+    let ticks: String = (0..windows)
+        .map(|i| {
+            format!(
+                "{{\"ts\":{},\"symbol\":\"BAD\",\"price\":1.0}}\n",
+                i * 1000 + 100
+            )
+        })
+        .collect();
+    let input = s.write("bad.jsonl", &ticks);
+    let (ok, stdout, stderr) = test_plugin(
+        "panicky",
+        &[
+            "--pipeline",
+            pipeline.to_str().unwrap(),
+            "--input",
+            input.to_str().unwrap(),
+        ],
+    );
+    assert!(!ok, "every call fails:\n{stdout}\n{stderr}");
+    assert!(
+        stdout.contains(&format!(
+            "0 rows, 0 late, 0 malformed, {windows} plugin errors"
+        )),
+        "{stdout}"
+    );
+    let summaries: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.contains("log lines of the plugin dropped"))
+        .collect();
+    assert_eq!(summaries.len(), 1, "one summary line:\n{stdout}");
+    assert!(
+        summaries[0].contains("over its limit of 0 lines/s ([plugin.limits] log_lines_per_second"),
+        "{stdout}"
+    );
+    let count = summaries[0]
+        .split_whitespace()
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("a count first: {}", summaries[0]));
+    (count, stderr)
+}
+
+#[test]
+fn log_lines_dropped_over_the_budget_are_one_summary_line() {
+    // One window: its trap's panic lines on stderr plus the host's "plugin call failed"
+    // line, all dropped at 0 lines/s: at least the panic message and the host's line.
+    let (one, _) = dropped_over(1);
+    assert!(one >= 2, "{one}");
+    // Twelve windows drop twelve times as many, and stderr carries no per-instance
+    // warning: each trap ends an instance, whose log would otherwise report its drops.
+    let (twelve, stderr) = dropped_over(12);
+    assert_eq!(twelve, 12 * one);
+    assert!(!stderr.contains("lines of guest"), "{stderr}");
+}

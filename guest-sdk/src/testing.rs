@@ -101,25 +101,55 @@ pub fn run_filter<P: Plugin>(
 /// with equal values except f64s, which may differ by up to `tolerance`.
 ///
 /// # Panics
-/// With both row lists printed, when they differ.
+/// When they differ, at the caller's line, naming the first difference (the row count,
+/// a row's fields, or the row and field whose values differ), then both row lists.
+#[track_caller]
 pub fn assert_rows_approx(actual: &[Row], expected: &[Row], tolerance: f64) {
-    let same_value = |a: &Value, e: &Value| match (a, e) {
-        (Value::F64(a), Value::F64(e)) => (a - e).abs() <= tolerance || a == e,
-        _ => a == e,
+    if let Some(difference) = first_difference(actual, expected, tolerance) {
+        panic!(
+            "rows differ: {difference} (tolerance {tolerance})\n  actual: {actual:?}\nexpected: {expected:?}"
+        );
+    }
+}
+
+/// The first way `actual` differs from `expected` beyond `tolerance`, if any.
+fn first_difference(actual: &[Row], expected: &[Row], tolerance: f64) -> Option<String> {
+    if actual.len() != expected.len() {
+        return Some(format!(
+            "{} rows, expected {}",
+            actual.len(),
+            expected.len()
+        ));
+    }
+    let names = |row: &Row| {
+        row.fields()
+            .iter()
+            .map(|(name, _)| name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
     };
-    let same_row = |a: &Row, e: &Row| {
-        a.len() == e.len()
-            && a.fields()
-                .iter()
-                .zip(e.fields())
-                .all(|((an, av), (en, ev))| an == en && same_value(av, ev))
-    };
-    let same =
-        actual.len() == expected.len() && actual.iter().zip(expected).all(|(a, e)| same_row(a, e));
-    assert!(
-        same,
-        "rows differ (tolerance {tolerance})\n  actual: {actual:?}\nexpected: {expected:?}"
-    );
+    for (index, (a, e)) in actual.iter().zip(expected).enumerate() {
+        let (got, wanted) = (names(a), names(e));
+        if got != wanted {
+            return Some(format!(
+                "row {index} has fields [{got}], expected [{wanted}]"
+            ));
+        }
+        for ((name, av), (_, ev)) in a.fields().iter().zip(e.fields()) {
+            let apart = match (av, ev) {
+                (Value::F64(x), Value::F64(y)) if x == y || (x - y).abs() <= tolerance => {
+                    continue;
+                }
+                (Value::F64(x), Value::F64(y)) => format!(", {} apart", (x - y).abs()),
+                _ if av == ev => continue,
+                _ => String::new(),
+            };
+            return Some(format!(
+                "row {index} field `{name}` is {av:?}, expected {ev:?}{apart}"
+            ));
+        }
+    }
+    None
 }
 
 fn configured<P: Plugin>(
@@ -307,5 +337,85 @@ mod tests {
             assert_rows_approx(&a, &[Row::new().f64("v", 0.31).str("s", "x")], 1e-3)
         });
         assert!(outcome.is_err());
+    }
+
+    /// The message of the panic `f` raises, and the line it was raised at.
+    fn panic_of(f: impl FnOnce() + std::panic::UnwindSafe) -> (String, u32) {
+        use std::sync::{Arc, Mutex};
+        let line = Arc::new(Mutex::new(0));
+        let seen = line.clone();
+        // Tests run on threads side by side: only this thread's panic is ours.
+        let this = std::thread::current().id();
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let ours = std::thread::current().id() == this;
+            if let Some(at) = info.location().filter(|at| ours && at.file() == file!()) {
+                *seen.lock().unwrap() = at.line();
+            }
+        }));
+        let payload = std::panic::catch_unwind(f).expect_err("it panics");
+        std::panic::set_hook(previous);
+        let message = payload
+            .downcast_ref::<String>()
+            .cloned()
+            .unwrap_or_default();
+        let line = *line.lock().unwrap();
+        (message, line)
+    }
+
+    #[test]
+    fn a_difference_is_named_at_the_callers_line() {
+        let actual = [
+            Row::new().str("k", "a").f64("v", 1.0),
+            Row::new().str("k", "b").f64("v", 0.1 + 0.2),
+        ];
+        let expected = [
+            Row::new().str("k", "a").f64("v", 1.0),
+            Row::new().str("k", "b").f64("v", 0.31),
+        ];
+        let call = line!() + 1;
+        let (message, line) = panic_of(|| assert_rows_approx(&actual, &expected, 1e-3));
+        assert_eq!(
+            line, call,
+            "the panic is at the call, not inside the helper"
+        );
+        let first = message.lines().next().unwrap();
+        // 0.1 + 0.2 is 0.30000000000000004, 0.31 - that apart.
+        assert_eq!(
+            first,
+            format!(
+                "rows differ: row 1 field `v` is F64({:?}), expected F64(0.31), {} apart (tolerance 0.001)",
+                0.1 + 0.2,
+                (0.1_f64 + 0.2 - 0.31).abs()
+            )
+        );
+        assert!(message.contains("  actual: [Row"), "{message}");
+
+        let other_string = [Row::new().str("k", "a").f64("v", 1.0)];
+        let (message, _) = panic_of(|| {
+            assert_rows_approx(
+                &other_string,
+                &[Row::new().str("k", "z").f64("v", 1.0)],
+                0.5,
+            )
+        });
+        assert!(
+            message.starts_with(
+                "rows differ: row 0 field `k` is Str(\"a\"), expected Str(\"z\") (tolerance 0.5)"
+            ),
+            "{message}"
+        );
+        let (message, _) = panic_of(|| {
+            assert_rows_approx(&other_string, &[Row::new().str("k", "a").i64("n", 1)], 0.5)
+        });
+        assert!(
+            message.starts_with("rows differ: row 0 has fields [k, v], expected [k, n]"),
+            "{message}"
+        );
+        let (message, _) = panic_of(|| assert_rows_approx(&actual, &expected[..1], 0.5));
+        assert!(
+            message.starts_with("rows differ: 2 rows, expected 1"),
+            "{message}"
+        );
     }
 }

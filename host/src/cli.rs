@@ -1,4 +1,4 @@
-//! The `weir` command line: `run`, `check` and `gen`.
+//! The `weir` command line: `run`, `check`, `gen`, `serve`; `weir plugin` is `plugin.rs`.
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -6,6 +6,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
 mod check;
+mod plugin;
+
+pub use plugin::{PluginAction, Remote, Target};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -20,7 +23,13 @@ use crate::plugin::{Plugin as _, Runtime};
 pub struct Cli {
     /// How log lines are written to stderr: `text` (default) or `json` (one JSON object a
     /// line, for log shippers).
-    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value_t = LogFormat::Text,
+        hide_possible_values = true
+    )]
     pub log_format: LogFormat,
     /// What to do.
     #[command(subcommand)]
@@ -96,25 +105,9 @@ pub enum Command {
         /// The host file.
         host: PathBuf,
     },
-    /// Deploy, list, roll back, pause or resume plugins on a running `weir serve`.
+    /// A tenant's plugins: write, build and test one (no host needed), or deploy, list,
+    /// roll back, pause or resume them on a running `weir serve`.
     Plugin {
-        /// Admin API address.
-        #[arg(
-            long,
-            global = true,
-            default_value = "http://127.0.0.1:7878",
-            env = "WEIR_URL"
-        )]
-        url: String,
-        /// Bearer token (operator or tenant).
-        #[arg(
-            long,
-            global = true,
-            env = "WEIR_TOKEN",
-            hide_env_values = true,
-            default_value = ""
-        )]
-        token: String,
         /// What to do.
         #[command(subcommand)]
         action: PluginAction,
@@ -163,126 +156,6 @@ pub enum Command {
     Produce(crate::produce::Args),
 }
 
-/// `weir plugin` actions.
-#[derive(Debug, Subcommand)]
-pub enum PluginAction {
-    /// Run a built component over sample events under a pipeline file's settings and print
-    /// the result rows as a table (no host needed; the pipeline's sinks are not touched).
-    /// Exits with 1 when a plugin call failed.
-    Test(crate::sample::Args),
-    /// Upload a component as the new version of a pipeline's plugin, or with `--shadow`
-    /// as a candidate computing every window beside the live version, compared and never
-    /// written (see `weir plugin diff`, `promote`, `discard`).
-    Deploy {
-        /// Tenant.
-        #[arg(long)]
-        tenant: String,
-        /// Pipeline.
-        #[arg(long)]
-        pipeline: String,
-        /// Run it as the pipeline's shadow instead of making it live.
-        #[arg(long)]
-        shadow: bool,
-        /// With --shadow: promote it by itself once this many windows were compared …
-        #[arg(long, requires = "shadow", value_name = "WINDOWS")]
-        promote_after_windows: Option<u64>,
-        /// … with at most this many of them differing or failed (default 0).
-        #[arg(long, requires = "promote_after_windows", value_name = "WINDOWS")]
-        promote_after_differing: Option<u64>,
-        /// The `.wasm` component.
-        file: PathBuf,
-    },
-    /// Show what a pipeline's shadow found: windows compared, equal, differing, candidate
-    /// errors, both versions' costs, and the first differing windows.
-    Diff {
-        /// Tenant.
-        #[arg(long)]
-        tenant: String,
-        /// Pipeline.
-        #[arg(long)]
-        pipeline: String,
-        /// Print the host's JSON (for scripts).
-        #[arg(long)]
-        json: bool,
-    },
-    /// Make a pipeline's shadow the live version (a hot swap to it).
-    Promote {
-        /// Tenant.
-        #[arg(long)]
-        tenant: String,
-        /// Pipeline.
-        #[arg(long)]
-        pipeline: String,
-    },
-    /// End a pipeline's shadow run.
-    Discard {
-        /// Tenant.
-        #[arg(long)]
-        tenant: String,
-        /// Pipeline.
-        #[arg(long)]
-        pipeline: String,
-    },
-    /// List pipelines and their plugin versions (one tenant's, or every tenant's).
-    List {
-        /// Only this tenant.
-        #[arg(long)]
-        tenant: Option<String>,
-    },
-    /// Make the version before the live one live again.
-    Rollback {
-        /// Tenant.
-        #[arg(long)]
-        tenant: String,
-        /// Pipeline.
-        #[arg(long)]
-        pipeline: String,
-    },
-    /// Stop reading a pipeline's input; its state is kept.
-    Pause {
-        /// Tenant.
-        #[arg(long)]
-        tenant: String,
-        /// Pipeline.
-        #[arg(long)]
-        pipeline: String,
-    },
-    /// Resume a paused pipeline.
-    Resume {
-        /// Tenant.
-        #[arg(long)]
-        tenant: String,
-        /// Pipeline.
-        #[arg(long)]
-        pipeline: String,
-    },
-    /// Write a new plugin crate NAME/: an aggregate with its unit tests, a build for
-    /// wasm32-wasip2, and a sample pipeline over bundled events (no running host needed).
-    New {
-        /// The crate's name, also the directory written (it must not exist, or be empty).
-        name: String,
-        /// An incremental aggregate (state per pane, merged into windows) instead of a
-        /// whole-window one.
-        #[arg(long)]
-        incremental: bool,
-        /// The weir-guest SDK crate: the guest-sdk directory of a Weir checkout, or an
-        /// unpacked weir-guest package (with weir-guest-derive unpacked beside it).
-        /// Default: the guest-sdk of the source tree this weir was built from.
-        #[arg(long, value_name = "DIR")]
-        sdk: Option<PathBuf>,
-    },
-    /// Run a wasm32-wasip2 command component with inherited stdio and ARGS, and exit with
-    /// its status: the test runner of a plugin crate's `cargo test`.
-    #[command(hide = true)]
-    Exec {
-        /// The component.
-        file: PathBuf,
-        /// Its arguments.
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-        args: Vec<String>,
-    },
-}
-
 fn parse_format(s: &str) -> Result<Format, String> {
     match s {
         "jsonl" => Ok(Format::Jsonl),
@@ -301,6 +174,11 @@ pub fn try_main() -> anyhow::Result<()> {
     // A service logs what it does (info); a command line tool only what went wrong.
     let default_level = match cli.command {
         Command::Serve { .. } => "info",
+        // `weir plugin test` sums up the guest's log lines dropped over its budget in one
+        // line of its report, instead of a warning each time a trap ends an instance.
+        Command::Plugin {
+            action: PluginAction::Test(_),
+        } => "warn,weir::guest=error",
         _ => "warn",
     };
     let logs = tracing_subscriber::fmt()
@@ -339,7 +217,7 @@ pub fn try_main() -> anyhow::Result<()> {
         ),
         Command::Check { pipeline } => check::check(pipeline),
         Command::Serve { host } => serve(&host),
-        Command::Plugin { url, token, action } => plugin(&url, &token, action),
+        Command::Plugin { action } => plugin::run(action),
         Command::Bench(args) => crate::bench::run(args),
         Command::Produce(args) => {
             let sent = crate::produce::run(&args)?;
@@ -734,18 +612,6 @@ fn serve(path: &std::path::Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `weir plugin test`: prints the sample run's report; an error when a plugin call failed.
-fn plugin_test(args: &crate::sample::Args) -> anyhow::Result<()> {
-    let outcome = crate::sample::run(args, compiled_cache_dir())?;
-    print!("{}", outcome.report);
-    anyhow::ensure!(
-        outcome.summary.counters.plugin_errors == 0,
-        "{} plugin call(s) failed (see \"plugin errors\" above)",
-        outcome.summary.counters.plugin_errors
-    );
-    Ok(())
-}
-
 /// Resolves at the first SIGTERM (what supervisors send) or SIGINT (Ctrl-C). Registered
 /// before the admin API starts, so a signal is never missed.
 fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
@@ -759,100 +625,4 @@ fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
         };
         tracing::info!(signal = name, "stopping");
     })
-}
-
-fn plugin(url: &str, token: &str, action: PluginAction) -> anyhow::Result<()> {
-    if let PluginAction::Test(args) = &action {
-        return plugin_test(args);
-    }
-    let client = crate::admin::client::Client::new(url, token);
-    match action {
-        PluginAction::Test(_) => unreachable!("handled above"),
-        PluginAction::New {
-            name,
-            incremental,
-            sdk,
-        } => {
-            let new = crate::scaffold::NewPlugin {
-                name,
-                incremental,
-                sdk,
-            };
-            let dir = new.write(std::path::Path::new("."))?;
-            println!(
-                "created {}: next, `cd {}`, then `cargo test`, `cargo build --release` and \
-                 `weir run pipeline.toml` (see its README.md)",
-                dir.display(),
-                dir.display()
-            );
-        }
-        PluginAction::Exec { file, args } => {
-            std::process::exit(crate::scaffold::exec(&file, &args)?);
-        }
-        PluginAction::Deploy {
-            tenant,
-            pipeline,
-            shadow,
-            promote_after_windows,
-            promote_after_differing,
-            file,
-        } => {
-            let wasm =
-                std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
-            if shadow {
-                let policy = promote_after_windows.map(|windows| crate::pipeline::PromoteAfter {
-                    windows,
-                    differing: promote_after_differing.unwrap_or(0),
-                });
-                let s = client.deploy_shadow(&tenant, &pipeline, wasm, policy)?;
-                println!(
-                    "{tenant}/{pipeline}: {} runs as the shadow of {}; see `weir plugin diff --tenant {tenant} --pipeline {pipeline}`",
-                    s.report.version, s.live_version
-                );
-            } else {
-                let v = client.deploy(&tenant, &pipeline, wasm)?;
-                println!("{tenant}/{pipeline}: {} is live", v.id);
-            }
-        }
-        PluginAction::Diff {
-            tenant,
-            pipeline,
-            json,
-        } => {
-            let s = client.shadow(&tenant, &pipeline)?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&s)?);
-            } else {
-                print!("{}", crate::admin::render_shadow(&tenant, &pipeline, &s));
-            }
-        }
-        PluginAction::Promote { tenant, pipeline } => {
-            let v = client.promote(&tenant, &pipeline)?;
-            println!("{tenant}/{pipeline}: the shadow {} is live", v.id);
-        }
-        PluginAction::Discard { tenant, pipeline } => {
-            let s = client.discard(&tenant, &pipeline)?;
-            println!(
-                "{tenant}/{pipeline}: the shadow {} was discarded; {} is live",
-                s.report.version, s.live_version
-            );
-        }
-        PluginAction::List { tenant } => {
-            let pipelines = client.list(tenant.as_deref())?;
-            print!("{}", crate::admin::render_pipelines(&pipelines));
-        }
-        PluginAction::Rollback { tenant, pipeline } => {
-            let v = client.rollback(&tenant, &pipeline)?;
-            println!("{tenant}/{pipeline}: rolled back, {} is live", v.id);
-        }
-        PluginAction::Pause { tenant, pipeline } => {
-            let p = client.pause(&tenant, &pipeline)?;
-            println!("{tenant}/{pipeline}: {:?}", p.state);
-        }
-        PluginAction::Resume { tenant, pipeline } => {
-            let p = client.resume(&tenant, &pipeline)?;
-            println!("{tenant}/{pipeline}: {:?}", p.state);
-        }
-    }
-    Ok(())
 }

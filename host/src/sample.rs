@@ -15,7 +15,7 @@ use serde_json::Value as Json;
 
 use crate::config::{Format, PipelineConfig, SinkConfig, SinkMode, SourceConfig};
 use crate::pipeline::{self, Pipeline, PipelineSpec, Summary};
-use crate::plugin::{Plugin as _, Runtime};
+use crate::plugin::{LogBudget, Plugin as _, Runtime};
 
 /// `weir plugin test` arguments.
 #[derive(Debug, clap::Args)]
@@ -80,8 +80,12 @@ pub fn run(args: &Args, cache_dir: Option<PathBuf>) -> anyhow::Result<Outcome> {
     };
     sample_config(&mut cfg, args, &outputs)?;
     let spec = PipelineSpec::resolve(cfg, None)?;
-    let plugin = pipeline::load_plugin(&spec, &runtime)?;
     let opts = pipeline::Options::default();
+    // The pipeline's log budget, held from before its first instance until the count is
+    // read: the guest's lines dropped over it are reported once, below.
+    let rate = spec.limits.sandbox.log_lines_per_second;
+    let log = LogBudget::for_pipeline(&opts.owner.tenant, &spec.cfg.name, rate);
+    let plugin = pipeline::load_plugin(&spec, &runtime)?;
     let columns = pipeline::output_columns(&spec.cfg, plugin.info(), &opts);
     let mut p = Pipeline::build(spec, plugin, opts)?;
     let summary = p.run_until(false, &AtomicBool::new(false))?;
@@ -96,6 +100,7 @@ pub fn run(args: &Args, cache_dir: Option<PathBuf>) -> anyhow::Result<Outcome> {
         summary.counters.malformed,
         summary.counters.plugin_errors
     ));
+    report.push_str(&dropped_lines(log.dropped(), rate));
     for (title, path, fields) in [
         (
             "late events (after every window they belong to had fired)",
@@ -116,6 +121,19 @@ pub fn run(args: &Args, cache_dir: Option<PathBuf>) -> anyhow::Result<Outcome> {
         report.push_str(&side_records(title, path, fields)?);
     }
     Ok(Outcome { summary, report })
+}
+
+/// The one line about log lines dropped over the pipeline's budget of `rate` lines a
+/// second (the guest's stdout and stderr and the host's lines about failed calls), or
+/// nothing when none were.
+fn dropped_lines(dropped: u64, rate: u32) -> String {
+    if dropped == 0 {
+        return String::new();
+    }
+    format!(
+        "{dropped} log lines of the plugin dropped over its limit of {rate} lines/s \
+         ([plugin.limits] log_lines_per_second; RUST_LOG=weir::guest=info shows the kept ones)\n"
+    )
 }
 
 /// Points the pipeline at the sample, the component and the temporary outputs.
@@ -252,6 +270,16 @@ mod tests {
         );
         assert!(parse_param("noequals").is_err());
         assert!(parse_param("=v").is_err());
+    }
+
+    #[test]
+    fn dropped_log_lines_are_one_line_or_none() {
+        assert_eq!(dropped_lines(0, 10), "");
+        assert_eq!(
+            dropped_lines(58, 10),
+            "58 log lines of the plugin dropped over its limit of 10 lines/s ([plugin.limits] \
+             log_lines_per_second; RUST_LOG=weir::guest=info shows the kept ones)\n"
+        );
     }
 
     #[test]

@@ -21,8 +21,9 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(300);
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     /// The server answered with an error status, e.g.
-    /// `deploy acme/stocks rejected (422): describe() has no column "price"`.
-    #[error("{action} {} ({status}): {reason}", kind.replace('_', " "))]
+    /// `deploy acme/stocks rejected (422): describe() has no column "price"`; a 401 also
+    /// says how to give the CLI a token.
+    #[error("{action} {} ({status}): {reason}{}", kind.replace('_', " "), hint(*status))]
     Refused {
         /// What was asked, e.g. `deploy acme/stocks`.
         action: String,
@@ -37,7 +38,8 @@ pub enum ClientError {
     /// No connection to the admin API could be made.
     #[error(
         "{action}: could not reach the weir admin API at {url} ({cause}); check that \
-         `weir serve` is running and that --url names its admin address"
+         `weir serve` is running and that --url (or WEIR_URL, or `url` in weir.toml) names \
+         its admin address"
     )]
     Unreachable {
         /// What was asked.
@@ -67,6 +69,14 @@ pub enum ClientError {
         /// What was wrong with the answer.
         detail: String,
     },
+}
+
+/// What a refusal with `status` adds to its reason: for a 401, how to pass a token.
+fn hint(status: u16) -> &'static str {
+    match status {
+        401 => "; set WEIR_TOKEN or pass --token with your tenant's token (the operator gives it)",
+        _ => "",
+    }
 }
 
 impl ClientError {
@@ -409,6 +419,21 @@ mod tests {
         assert_eq!(
             error.to_string(),
             "list globex not found (404): no tenant globex"
+        );
+    }
+
+    #[test]
+    fn a_missing_or_unknown_token_says_how_to_give_one() {
+        let error = ClientError::Refused {
+            action: "deploy acme/stocks".into(),
+            status: 401,
+            kind: "unauthorized".into(),
+            reason: "unknown token".into(),
+        };
+        assert_eq!(
+            error.to_string(),
+            "deploy acme/stocks unauthorized (401): unknown token; set WEIR_TOKEN or pass \
+             --token with your tenant's token (the operator gives it)"
         );
     }
 }

@@ -1,19 +1,25 @@
-//! `weir plugin new` writes a ready plugin crate; `weir plugin exec` runs a wasip2 command
-//! component, the test runner that crate's `cargo test` uses.
+//! `weir plugin new` writes a ready plugin crate; `weir plugin build` builds its component;
+//! `weir plugin exec` runs a wasip2 command component, the test runner that crate's
+//! `cargo test` uses; `weir.toml` holds the crate's defaults for `weir plugin deploy`.
 //!
-//! The crate: `Cargo.toml` (the SDK by path, the release profile of a plugin),
-//! `src/lib.rs` (a working aggregate using `#[derive(Output)]`, whole-window or
+//! The crate: `Cargo.toml` (the SDK by a path relative to the crate, the release profile of
+//! a plugin), `src/lib.rs` (a working aggregate using `#[derive(Output)]`, whole-window or
 //! incremental, and its unit tests), `.cargo/config.toml` (builds for `wasm32-wasip2`,
 //! `weir plugin exec` as the test runner), a sample `pipeline.toml` over the bundled
-//! `events.jsonl`, a `README.md` of next steps and a `.gitignore`.
+//! `events.jsonl`, a `weir.toml`, a `README.md` of next steps and a `.gitignore`; then its
+//! `Cargo.lock` ([`lock`]).
 
+mod cargo;
 mod exec;
+mod weir_toml;
 
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 use anyhow::{Context, bail};
 
+pub use cargo::{Built, Lock, build, component_path, lock};
 pub use exec::exec;
+pub use weir_toml::{DEFAULT_URL, Defaults, WeirToml};
 
 /// The SDK of the source tree this binary was built from, the default for `--sdk`.
 const BUILT_FROM_SDK: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../guest-sdk");
@@ -49,6 +55,12 @@ impl NewPlugin {
             }
         }
         let sdk = Sdk::locate(self.sdk.as_deref())?;
+        // Paths from the crate to the SDK are relative, so that the crate and the SDK
+        // (e.g. a checkout holding both) can move together.
+        let at = parent
+            .canonicalize()
+            .with_context(|| format!("{} is not a directory", parent.display()))?
+            .join(&self.name);
         let crate_name = self.name.replace('-', "_");
         let render = |template: &str| {
             template
@@ -64,12 +76,12 @@ impl NewPlugin {
             Some(path) => format!(
                 "\n# The packaged SDK names its derive crate as a registry dependency: use the\n\
                  # unpacked one beside it.\n[patch.crates-io]\nweir-guest-derive = {{ path = {} }}\n",
-                toml_string(path)?
+                toml_string(&relative_path(&at, path))?
             ),
             None => String::new(),
         };
         let manifest = render(include_str!("templates/Cargo.toml.tmpl"))
-            .replace("{{sdk_path}}", &toml_string(&sdk.dir)?)
+            .replace("{{sdk_path}}", &toml_string(&relative_path(&at, &sdk.dir))?)
             .replace("{{extra_dependencies}}", &extra)
             .replace("{{patch}}", &patch);
         let lib = if self.incremental {
@@ -82,7 +94,7 @@ impl NewPlugin {
         } else {
             " (a whole-window aggregate)"
         };
-        let files: [(&str, String); 7] = [
+        let files: [(&str, String); 8] = [
             ("Cargo.toml", manifest),
             ("src/lib.rs", render(lib)),
             (
@@ -92,6 +104,10 @@ impl NewPlugin {
             (
                 "pipeline.toml",
                 render(include_str!("templates/pipeline.toml.tmpl")),
+            ),
+            (
+                weir_toml::FILE_NAME,
+                render(include_str!("templates/weir.toml.tmpl")),
             ),
             (
                 "events.jsonl",
@@ -205,6 +221,21 @@ fn read_manifest(dir: &Path) -> anyhow::Result<toml::Table> {
 
 fn package_name(manifest: &toml::Table) -> Option<&str> {
     manifest.get("package")?.get("name")?.as_str()
+}
+
+/// The path from the directory `from` to `to`, both absolute and without `.` or `..`:
+/// `..` for each of `from`'s components below their common ancestor, then the rest of `to`.
+fn relative_path(from: &Path, to: &Path) -> PathBuf {
+    let from: Vec<Component<'_>> = from.components().collect();
+    let to: Vec<Component<'_>> = to.components().collect();
+    let common = from.iter().zip(&to).take_while(|(a, b)| a == b).count();
+    let mut path: PathBuf = std::iter::repeat_n(Component::ParentDir, from.len() - common)
+        .chain(to[common..].iter().copied())
+        .collect();
+    if path.as_os_str().is_empty() {
+        path.push(".");
+    }
+    path
 }
 
 /// `path` as a TOML string (quoted and escaped).
@@ -322,10 +353,11 @@ mod tests {
             .parse()
             .unwrap();
         let sdk = Path::new(BUILT_FROM_SDK).canonicalize().unwrap();
-        assert_eq!(
-            manifest["dependencies"]["weir-guest"]["path"].as_str(),
-            sdk.to_str()
-        );
+        let path = manifest["dependencies"]["weir-guest"]["path"]
+            .as_str()
+            .unwrap();
+        assert!(path.starts_with("../"), "{path}");
+        assert_eq!(dir.join(path).canonicalize().unwrap(), sdk);
         assert!(manifest["dependencies"].get("serde").is_some());
         assert!(manifest.get("patch").is_none());
         assert_eq!(manifest["lib"]["crate-type"].as_array().unwrap().len(), 2);
@@ -336,6 +368,15 @@ mod tests {
                 .unwrap()
                 .contains("export_incremental!(Summary)")
         );
+        let weir_toml: WeirToml =
+            toml::from_str(&std::fs::read_to_string(dir.join("weir.toml")).unwrap()).unwrap();
+        assert_eq!(
+            weir_toml,
+            WeirToml {
+                component: Some("target/wasm32-wasip2/release/empty_ok.wasm".into()),
+                ..WeirToml::default()
+            }
+        );
         for file in [
             ".cargo/config.toml",
             "events.jsonl",
@@ -344,6 +385,24 @@ mod tests {
         ] {
             assert!(dir.join(file).is_file(), "{file}");
         }
+    }
+
+    #[test]
+    fn relative_paths_climb_to_the_common_ancestor() {
+        let rel = |from: &str, to: &str| relative_path(Path::new(from), Path::new(to));
+        assert_eq!(
+            rel("/w/plugins/mine", "/w/guest-sdk"),
+            Path::new("../../guest-sdk")
+        );
+        assert_eq!(
+            rel("/tmp/x/mine", "/w/guest-sdk"),
+            Path::new("../../../w/guest-sdk")
+        );
+        assert_eq!(
+            rel("/w", "/w/guest-sdk/derive"),
+            Path::new("guest-sdk/derive")
+        );
+        assert_eq!(rel("/w/sdk", "/w/sdk"), Path::new("."));
     }
 
     #[test]
