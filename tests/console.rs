@@ -685,7 +685,31 @@ fn a_shadow_deployed_from_the_page_shows_its_diff_and_is_discarded_or_promoted_t
             &format!("return document.getElementById('p-version').textContent === {first:?}"),
         )
         .await;
-        assert_eq!(b.js("return document.getElementById('shadow').hidden").await, true);
+        assert_eq!(
+            b.js("return document.getElementById('shadow').hidden")
+                .await,
+            true
+        );
+        // What a candidate must match: the pipeline's fields, window and params.
+        let fields = b
+            .wait_js(
+                "the schema",
+                Duration::from_secs(20),
+                "const rows = Array.from(document.querySelectorAll('#sc-fields tbody tr')); \
+                 return rows.length ? rows.map(r => Array.from(r.cells).map(c => c.textContent).join(' ')) : null",
+            )
+            .await;
+        assert_eq!(
+            fields,
+            serde_json::json!(["price f64  ", "symbol string key required", "volume i64  "])
+        );
+        // Inside a closed <details>: read as the DOM has it, not as shown.
+        let summary = b
+            .js("return document.getElementById('sc-summary').textContent + ' ' + document.getElementById('sc-params').textContent")
+            .await;
+        let summary = summary.as_str().unwrap();
+        assert!(summary.contains("window tumbling 1s"), "{summary}");
+        assert!(summary.contains("field = \"price\""), "{summary}");
         let deploy_shadow = |file: PathBuf| {
             let b = &b;
             async move {
@@ -718,7 +742,12 @@ fn a_shadow_deployed_from_the_page_shows_its_diff_and_is_discarded_or_promoted_t
             .js("return Array.from(document.querySelectorAll('#s-diffs tbody tr')).map(r => Array.from(r.cells).map(c => c.textContent))")
             .await;
         for r in rows.as_array().unwrap() {
-            let cells: Vec<&str> = r.as_array().unwrap().iter().map(|c| c.as_str().unwrap()).collect();
+            let cells: Vec<&str> = r
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c.as_str().unwrap())
+                .collect();
             match cells[2] {
                 "differing" => {
                     assert_eq!((cells[0], cells[4]), ("MSFT", "max"), "{cells:?}");
@@ -733,7 +762,11 @@ fn a_shadow_deployed_from_the_page_shows_its_diff_and_is_discarded_or_promoted_t
                 other => panic!("a row that is {other}: {cells:?}"),
             }
         }
-        assert!(b.text("s-summary").await.contains("Columns removed: sum, min, avg, stddev"));
+        assert!(
+            b.text("s-summary")
+                .await
+                .contains("Columns removed: sum, min, avg, stddev")
+        );
         b.js("document.getElementById('shadow').scrollIntoView(); return true")
             .await;
         b.screenshot(&dir.join("shadow.png")).await;
@@ -781,7 +814,10 @@ fn a_shadow_deployed_from_the_page_shows_its_diff_and_is_discarded_or_promoted_t
         let statuses = b
             .js("return Array.from(document.querySelectorAll('#versions tbody tr')).map(r => r.dataset.status)")
             .await;
-        assert_eq!(statuses, serde_json::json!(["live", "discarded", "previous"]));
+        assert_eq!(
+            statuses,
+            serde_json::json!(["live", "discarded", "previous"])
+        );
         b.close().await;
     });
 }

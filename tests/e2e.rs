@@ -1296,3 +1296,53 @@ format = "csv"
          A,x,1970-01-01T00:00:10.000Z,1970-01-01T00:00:20.000Z,1\n"
     );
 }
+
+/// A plugin input declared `f64` reads a schema field declared `i64`: each value is
+/// widened, as the decoder widens an integer in an `f64` field.
+#[test]
+fn an_f64_input_reads_an_i64_field_widened() {
+    let s = support::Scratch::new();
+    s.write(
+        "events.jsonl",
+        "{\"ts\":1000,\"symbol\":\"A\",\"volume\":1}\n\
+         {\"ts\":2000,\"symbol\":\"A\",\"volume\":2}\n\
+         {\"ts\":3000,\"symbol\":\"A\",\"volume\":4}\n\
+         {\"ts\":12000,\"symbol\":\"A\",\"volume\":9007199254740993}\n",
+    );
+    let path = s.write(
+        "p.toml",
+        &format!(
+            r#"name = "widen"
+[source]
+kind = "file"
+path = "events.jsonl"
+[schema]
+timestamp = {{ field = "ts", format = "epoch_ms" }}
+key = ["symbol"]
+fields = {{ symbol = "string", volume = "i64" }}
+[window]
+kind = "tumbling"
+size = "10s"
+[plugin]
+path = "{}"
+params = {{ field = "volume" }}
+[sink]
+kind = "file"
+path = "rows.jsonl"
+"#,
+            support::wasm("stats").display()
+        ),
+    );
+    let (ok, _, err) = support::run_pipeline(&path);
+    assert!(ok, "{err}");
+    let rows = s.read_jsonl("rows.jsonl");
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    // 1, 2 and 4: count 3, sum 7, min 1, max 4, mean 7/3.
+    assert_eq!(rows[0]["count"], 3);
+    assert_eq!(rows[0]["sum"].as_f64(), Some(7.0));
+    assert_eq!(rows[0]["min"].as_f64(), Some(1.0));
+    assert_eq!(rows[0]["max"].as_f64(), Some(4.0));
+    assert!((rows[0]["avg"].as_f64().unwrap() - 7.0 / 3.0).abs() < 1e-12);
+    // 2^53 + 1 widens to the nearest f64, 2^53.
+    assert_eq!(rows[1]["max"].as_f64(), Some(9_007_199_254_740_992.0));
+}

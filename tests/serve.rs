@@ -347,7 +347,7 @@ fn quarantine_setup(s: &Scratch, input: Gen) -> Serve {
             "stuck",
             &input.toml(),
             &support::wasm("spin"),
-            "limits = { deadline = \"20ms\", quarantine_after = 3 }\nparams = { field = \"price\" }",
+            "limits = { deadline = \"20ms\", quarantine_after = 3 }\nparams = { field = \"price\" }\nallow_output_change = true",
         ),
     );
     Serve::start(s, &tenant_toml("acme", ACME, &["stuck.toml"]))
@@ -414,7 +414,7 @@ fn quarantine_stops_reading_and_a_good_deploy_resumes() {
     let bytes = std::fs::read(support::wasm("stats")).unwrap();
     let v2 = serve
         .client(ACME)
-        .deploy("acme", "stuck", bytes)
+        .deploy_with("acme", "stuck", bytes, true)
         .expect("deploy stats");
     assert!(v2.id.starts_with("weir-plugin-stats@"), "{v2:?}");
     let done = serve.wait_state(
@@ -426,6 +426,13 @@ fn quarantine_stops_reading_and_a_good_deploy_resumes() {
     assert_eq!(done.counters.events_read, input.count);
     assert_eq!(live(&done), v2.id);
     assert!(done.reason.is_none(), "{done:?}");
+    // The last plugin error is the stuck version's, resolved now that it is not live.
+    let last = done
+        .last_plugin_error
+        .as_ref()
+        .expect("a last plugin error");
+    assert!(last.version.starts_with("weir-test-spin@"), "{last:?}");
+    assert!(last.resolved, "{last:?}");
 
     // The three calls that failed are in the error sink as deadline errors.
     let errs = errors(&s, "stuck");
@@ -483,7 +490,7 @@ fn quarantine_keeps_every_window_the_plugin_was_not_called_for() {
     let bytes = std::fs::read(support::wasm("stats")).unwrap();
     serve
         .client(OPERATOR)
-        .deploy("acme", "stuck", bytes)
+        .deploy_with("acme", "stuck", bytes, true)
         .expect("deploy stats");
     serve.wait_state(
         "acme",
@@ -545,7 +552,7 @@ fn hot_swap_under_a_stream_accounts_for_every_window_with_its_version() {
             "ticks",
             &input.toml(),
             &stats,
-            "params = { field = \"price\" }",
+            "params = { field = \"price\" }\nallow_output_change = true",
         ),
     );
     let plugins = s.path("plugins");
@@ -569,8 +576,9 @@ fn hot_swap_under_a_stream_accounts_for_every_window_with_its_version() {
 
     // v2 through the API, by the tenant.
     let before = read();
+    // hotspot's columns are not stats': the tenant confirms, the operator allows.
     let v2 = acme
-        .deploy("acme", "ticks", hotspot_bytes.clone())
+        .deploy_with("acme", "ticks", hotspot_bytes.clone(), true)
         .expect("deploy hotspot")
         .id;
     assert!(v2.starts_with("weir-plugin-hotspot@"), "{v2}");
@@ -722,7 +730,7 @@ fn tenants_cannot_touch_each_other_on_a_real_host() {
         rate: 500,
     };
     let stats = support::wasm("stats");
-    let params = "params = { field = \"price\" }";
+    let params = "params = { field = \"price\" }\nallow_output_change = true";
     s.write(
         "ticks.toml",
         &pipeline_toml("ticks", &slow.toml(), &stats, params),
@@ -810,7 +818,7 @@ fn tenants_cannot_touch_each_other_on_a_real_host() {
         PipelineState::Running
     );
     let v = acme
-        .deploy("acme", "ticks", hotspot.clone())
+        .deploy_with("acme", "ticks", hotspot.clone(), true)
         .expect("deploy own");
     assert!(v.id.starts_with("weir-plugin-hotspot@"));
     assert_eq!(
@@ -837,7 +845,7 @@ fn tenants_cannot_touch_each_other_on_a_real_host() {
         PipelineState::Running
     );
     let v = op
-        .deploy("globex", "rides", hotspot)
+        .deploy_with("globex", "rides", hotspot, true)
         .expect("operator deploys");
     assert_eq!(live(&serve.view("globex", "rides")), v.id);
     let back: VersionView = op.rollback("globex", "rides").expect("operator rolls back");
@@ -870,7 +878,7 @@ fn a_deploy_lands_at_once_even_while_every_call_runs_to_its_deadline() {
             "slow",
             &input.toml(),
             &support::wasm("spin"),
-            "limits = { deadline = \"50ms\", quarantine_after = 1000000 }\nparams = { field = \"price\" }",
+            "limits = { deadline = \"50ms\", quarantine_after = 1000000 }\nparams = { field = \"price\" }\nallow_output_change = true",
         ),
     );
     let serve = Serve::start(&s, &tenant_toml("acme", ACME, &["slow.toml"]));
@@ -880,7 +888,7 @@ fn a_deploy_lands_at_once_even_while_every_call_runs_to_its_deadline() {
     let stats = std::fs::read(support::wasm("stats")).unwrap();
     let v = serve
         .client(ACME)
-        .deploy("acme", "slow", stats)
+        .deploy_with("acme", "slow", stats, true)
         .expect("deploy accepted");
     assert!(
         v.live,

@@ -48,7 +48,7 @@ fn pipeline(s: &Scratch, name: &str, plugin: &str) {
             name,
             &STREAM.toml(),
             &support::wasm(plugin),
-            "params = { field = \"price\" }",
+            "params = { field = \"price\" }\nallow_output_change = true",
         ),
     );
 }
@@ -147,10 +147,11 @@ fn deployed_over(s: &Scratch, configured: &str, deployed: &str) -> (Serve, Strin
     let v1 = live(&ticks(&serve)).to_string();
     let v2 = serve
         .client(ACME)
-        .deploy(
+        .deploy_with(
             "acme",
             "ticks",
             std::fs::read(support::wasm(deployed)).unwrap(),
+            true,
         )
         .unwrap_or_else(|e| panic!("deploy {deployed}: {e:?}"));
     (serve, v1, v2)
@@ -177,17 +178,18 @@ fn deploys_a_pause_and_a_rollback_survive_a_sigkill() {
     // stats; then a pause.
     let read = |name: &str| std::fs::read(support::wasm(name)).expect("plugin built");
     let v2 = acme
-        .deploy("acme", "ticks", read("hotspot"))
+        .deploy_with("acme", "ticks", read("hotspot"), true)
         .expect("deploy hotspot")
         .id;
     assert!(v2.starts_with("weir-plugin-hotspot@"), "{v2}");
     let v3 = acme
-        .deploy("acme", "ticks", read("stats_incremental"))
+        .deploy_with("acme", "ticks", read("stats_incremental"), true)
         .expect("deploy stats-incremental")
         .id;
     assert!(v3.starts_with("weir-plugin-stats-incremental@"), "{v3}");
     // A refused deploy, kept as the last rejected one.
-    let (code, reason) = refused(acme.deploy("acme", "ticks", random_bytes(4096, 0x5eed)));
+    let (code, reason) =
+        refused(acme.deploy_with("acme", "ticks", random_bytes(4096, 0x5eed), true));
     assert_eq!(code, 422, "{reason}");
     let rejected = ticks(&serve).last_rejected.expect("a last rejected deploy");
     acme.pause("acme", "ticks").expect("pause");
@@ -311,7 +313,7 @@ fn a_quarantined_pipeline_comes_back_quarantined() {
             "stuck",
             &input.toml(),
             &support::wasm("spin"),
-            "limits = { deadline = \"20ms\", quarantine_after = 3 }\nparams = { field = \"price\" }",
+            "limits = { deadline = \"20ms\", quarantine_after = 3 }\nparams = { field = \"price\" }\nallow_output_change = true",
         ),
     );
     let mut serve = Serve::start(
@@ -351,10 +353,11 @@ fn a_quarantined_pipeline_comes_back_quarantined() {
 
     // A fixed version runs at once, over the whole input.
     let fixed = acme
-        .deploy(
+        .deploy_with(
             "acme",
             "stuck",
             std::fs::read(support::wasm("stats")).unwrap(),
+            true,
         )
         .expect("deploy stats")
         .id;
@@ -570,10 +573,11 @@ fn without_a_state_directory_the_start_says_deploys_do_not_survive() {
     let v1 = live(&ticks(&serve)).to_string();
     serve
         .client(ACME)
-        .deploy(
+        .deploy_with(
             "acme",
             "ticks",
             std::fs::read(support::wasm("hotspot")).unwrap(),
+            true,
         )
         .expect("deploy hotspot");
     kill9(&mut serve);

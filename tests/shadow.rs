@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use support::serve::*;
 use support::{Scratch, pipeline_toml};
-use weir::serve::control::{PipelineState, ShadowState, VersionStatus};
+use weir::serve::control::{PipelineState, ShadowOptions, ShadowState, VersionStatus};
 
 /// The plugin versions of a result file's rows, each run of rows of one version once, in
 /// file order.
@@ -232,10 +232,72 @@ fn a_skewed_and_panicking_candidate_reports_exactly_its_windows_and_the_live_out
         "the history lists the shadow: {:?}",
         v.versions
     );
-    // A tenant sees only its own pipelines' shadows.
+    // A tenant sees only its own pipelines' shadows and schemas.
     let globex = serve.client(GLOBEX);
     let (status, _) = refused(globex.shadow("acme", "shadowed"));
     assert_eq!(status, 403);
+    let (status, _) = refused(globex.schema("acme", "shadowed"));
+    assert_eq!(status, 403);
+    // The same through the CLI.
+    let (ok, text, err) = serve.cli(
+        ACME,
+        &["schema", "--tenant", "acme", "--pipeline", "shadowed"],
+    );
+    assert!(ok, "{err}");
+    assert!(
+        text.contains("window:     tumbling 1s (allowed lateness 0s)"),
+        "{text}"
+    );
+    assert!(text.contains("  volume i64\n"), "{text}");
+    assert!(text.contains("  field = \"price\""), "{text}");
+    // A pipeline name mistyped: the tenant is told its pipelines.
+    let (status, reason) = refused(serve.client(ACME).schema("acme", "shadowd"));
+    assert_eq!(status, 404, "{reason}");
+    assert!(
+        reason.contains("tenant acme's pipelines are plain, shadowed"),
+        "{reason}"
+    );
+    // What a candidate must match, as the pipeline file says.
+    let schema = serve
+        .client(ACME)
+        .schema("acme", "shadowed")
+        .expect("schema");
+    let fields: Vec<(&str, &str, bool)> = schema
+        .fields
+        .iter()
+        .map(|f| (f.name.as_str(), f.ty.as_str(), f.key))
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            ("price", "f64", false),
+            ("symbol", "string", true),
+            ("volume", "i64", false)
+        ]
+    );
+    assert_eq!(schema.key, ["symbol"]);
+    assert_eq!(schema.window, "tumbling 1s");
+    assert_eq!(schema.watermark_delay, "1m");
+    assert_eq!(schema.timestamp, "ts (rfc3339)");
+    assert_eq!(
+        schema.params.get("field").map(String::as_str),
+        Some("price")
+    );
+    assert_eq!(
+        schema.output_columns,
+        [
+            "symbol",
+            "window_start",
+            "window_end",
+            "plugin_version",
+            "count",
+            "sum",
+            "min",
+            "max",
+            "avg",
+            "stddev"
+        ]
+    );
 }
 
 #[test]
@@ -281,7 +343,7 @@ fn promote_discard_rollback_and_a_policy_keep_every_window_exactly_once() {
     // 0. A candidate that fails every call stops after its own `quarantine_after` (10) failures
     // in a row, with the reason; the live version never notices.
     let shouty = std::fs::read(support::wasm("shouty")).expect("component");
-    acme.deploy_shadow("acme", "ticks", shouty, None)
+    acme.deploy_shadow("acme", "ticks", shouty, Default::default())
         .expect("shadow");
     let d = wait_for(
         "the failing shadow to stop",
@@ -303,7 +365,7 @@ fn promote_discard_rollback_and_a_policy_keep_every_window_exactly_once() {
 
     // 1. The incremental build of the same aggregate: no window differs.
     let shadow = acme
-        .deploy_shadow("acme", "ticks", incremental.clone(), None)
+        .deploy_shadow("acme", "ticks", incremental.clone(), Default::default())
         .expect("shadow");
     let v2 = shadow.report.version.clone();
     assert!(v2.starts_with("weir-plugin-stats-incremental@"), "{v2}");
@@ -331,7 +393,7 @@ fn promote_discard_rollback_and_a_policy_keep_every_window_exactly_once() {
     assert_eq!(status, 409, "{reason}");
 
     // 3. Again, promoted through the CLI once it compared some windows.
-    acme.deploy_shadow("acme", "ticks", incremental.clone(), None)
+    acme.deploy_shadow("acme", "ticks", incremental.clone(), Default::default())
         .expect("shadow");
     compared(20);
     let (ok, out, err) = serve.cli(
@@ -359,10 +421,13 @@ fn promote_discard_rollback_and_a_policy_keep_every_window_exactly_once() {
             "acme",
             "ticks",
             incremental,
-            Some(weir::pipeline::PromoteAfter {
-                windows: 40,
-                differing: 0,
-            }),
+            ShadowOptions {
+                promote_after: Some(weir::pipeline::PromoteAfter {
+                    windows: 40,
+                    differing: 0,
+                }),
+                allow_output_change: false,
+            },
         )
         .expect("shadow with a policy");
     assert_eq!(s5.state, ShadowState::Running);

@@ -184,8 +184,9 @@ fn a_host_that_fails_at_start_truncates_no_sink() {
     );
 }
 
-/// A paced generator pipeline of ticks through `stats` into the CSV file `<name>.csv`.
-fn csv_pipeline(s: &Scratch, name: &str, allow: bool) {
+/// A paced generator pipeline of ticks through `stats` into the file `<name>.<format>`
+/// (`csv` or `jsonl`), the operator allowing output changes or not.
+fn paced_pipeline(s: &Scratch, name: &str, format: &str, allow: bool) {
     s.write(
         &format!("{name}.toml"),
         &support::pipeline_toml_to(
@@ -193,8 +194,76 @@ fn csv_pipeline(s: &Scratch, name: &str, allow: bool) {
             &generated(1_000_000, 200),
             &support::wasm("stats"),
             &format!("params = {{ field = \"price\" }}\nallow_output_change = {allow}"),
-            &format!("kind = \"file\"\npath = \"{name}.csv\"\nformat = \"csv\""),
+            &format!("kind = \"file\"\npath = \"{name}.{format}\"\nformat = \"{format}\""),
         ),
+    );
+}
+
+fn csv_pipeline(s: &Scratch, name: &str, allow: bool) {
+    paced_pipeline(s, name, "csv", allow);
+}
+
+#[test]
+fn a_deploy_that_removes_columns_of_a_json_sink_needs_the_tenant_and_the_operator() {
+    use support::serve::{ACME, wait_for};
+    let _serial = serial();
+    let s = Scratch::new();
+    paced_pipeline(&s, "closed", "jsonl", false);
+    paced_pipeline(&s, "open", "jsonl", true);
+    let serve = Serve::start(
+        &s,
+        &format!(
+            "[[tenant]]\nname = \"acme\"\ntoken = \"{ACME}\"\npipelines = [\"closed.toml\", \"open.toml\"]\n"
+        ),
+    );
+    let live = |p: &str| support::serve::live(&serve.view("acme", p)).to_string();
+    let stats = live("open");
+    // panicky writes one column, `n`, instead of stats' six: readers of the rows lose them.
+    let panicky = support::wasm("panicky");
+    let panicky = panicky.to_str().unwrap();
+    let deploy = |p: &str, confirm: bool| {
+        let mut args = vec!["deploy", "--tenant", "acme", "--pipeline", p, panicky];
+        if confirm {
+            args.push("--allow-output-change");
+        }
+        serve.cli(ACME, &args)
+    };
+    // Not confirmed by the tenant: refused with the difference and how to confirm.
+    let (ok, _, stderr) = deploy("open", false);
+    assert!(!ok, "the deploy was taken:\n{stderr}");
+    assert!(
+        stderr.contains("removed: count, sum, min, max, avg, stddev; added: n"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("--allow-output-change"), "{stderr}");
+    assert_eq!(live("open"), stats);
+    // Confirmed, but the operator does not allow it: refused, naming the operator's file.
+    let (ok, _, stderr) = deploy("closed", true);
+    assert!(!ok, "the deploy was taken:\n{stderr}");
+    assert!(
+        stderr.contains("the operator must allow it too"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("closed.toml"), "{stderr}");
+    assert_eq!(live("closed"), stats);
+    // Both: taken, and its rows name their own columns.
+    let (ok, out, stderr) = deploy("open", true);
+    assert!(ok, "{stderr}");
+    assert!(out.contains("weir-test-panicky@"), "{out}");
+    wait_for("a row of the new version", Duration::from_secs(60), || {
+        let text = std::fs::read_to_string(s.path("open.jsonl")).ok()?;
+        text.lines()
+            .any(|l| l.contains("\"n\":") && l.contains("weir-test-panicky@"))
+            .then_some(())
+    });
+    // A rollback returns to columns the readers knew: no confirmation.
+    assert_eq!(
+        serve
+            .client(ACME)
+            .rollback("acme", "open")
+            .expect("rollback")
+            .id,
+        stats
     );
 }
 
@@ -266,7 +335,21 @@ fn a_deploy_that_changes_the_columns_of_a_csv_sink_is_refused_unless_allowed() {
             > 2)
         .then_some(())
     });
+    // The operator allows it; the tenant confirms it (unconfirmed, it is refused).
     let (ok, _, stderr) = serve.deploy_cli(ACME, "acme", "open", &panicky);
+    assert!(!ok && stderr.contains("--allow-output-change"), "{stderr}");
+    let (ok, _, stderr) = serve.cli(
+        ACME,
+        &[
+            "deploy",
+            "--tenant",
+            "acme",
+            "--pipeline",
+            "open",
+            panicky.to_str().unwrap(),
+            "--allow-output-change",
+        ],
+    );
     assert!(ok, "{stderr}");
     wait_for("a row in the new open.csv", Duration::from_secs(60), || {
         let text = std::fs::read_to_string(s.path("open.csv")).ok()?;

@@ -81,10 +81,15 @@ fn a_panic_reaches_the_error_sink_the_api_and_plugin_list_as_its_message_and_loc
     // The API and `weir plugin list`.
     let last = v.last_plugin_error.clone().expect("a last plugin error");
     assert!(last.message.ends_with(AGGREGATE_PANIC), "{last:?}");
+    assert!(last.version.starts_with("weir-test-panicky@"), "{last:?}");
+    assert!(!last.resolved, "its version is live: {last:?}");
     let (ok, out, err) = serve.cli(ACME, &["list"]);
     assert!(ok, "{err}");
     assert!(
-        out.contains("acme/panicky last plugin error (") && out.contains(AGGREGATE_PANIC),
+        out.contains(&format!(
+            "acme/panicky last plugin error of {} (",
+            last.version
+        )) && out.contains(AGGREGATE_PANIC),
         "{out}"
     );
 
@@ -201,23 +206,29 @@ fn rollback_walks_back_through_the_versions_that_were_live() {
     paced_stats(
         &s,
         4,
-        "limits = { deadline = \"20ms\", quarantine_after = 3 }\nparams = { field = \"price\" }",
+        "limits = { deadline = \"20ms\", quarantine_after = 3 }\nparams = { field = \"price\" }\nallow_output_change = true",
     );
     let mut serve = Serve::start(&s, &tenant_toml("acme", ACME, &["p.toml"]));
     let acme = serve.client(ACME);
     let a = live(&serve.view("acme", "p")).to_string();
     let b = acme
-        .deploy(
+        .deploy_with(
             "acme",
             "p",
             std::fs::read(support::wasm("hotspot")).unwrap(),
+            true,
         )
         .expect("B")
         .id;
-    let (status, _) = refused(acme.deploy("acme", "p", random_bytes(64, 3)));
+    let (status, _) = refused(acme.deploy_with("acme", "p", random_bytes(64, 3), true));
     assert_eq!(status, 422);
     let c = acme
-        .deploy("acme", "p", std::fs::read(support::wasm("spin")).unwrap())
+        .deploy_with(
+            "acme",
+            "p",
+            std::fs::read(support::wasm("spin")).unwrap(),
+            true,
+        )
         .expect("C")
         .id;
     let q = serve.wait_state(
@@ -276,13 +287,105 @@ fn rollback_walks_back_through_the_versions_that_were_live() {
 
     // Deploying B again puts it on top: a rollback from it returns to A, not to C.
     let again = acme
-        .deploy(
+        .deploy_with(
             "acme",
             "p",
             std::fs::read(support::wasm("hotspot")).unwrap(),
+            true,
         )
         .expect("B again");
     assert_eq!(again.id, b);
     assert_eq!(acme.rollback("acme", "p").expect("to A").id, a);
     serve.assert_healthy();
+}
+
+/// Builds `weir-test-skewed` for wasm32-wasip2 with `args` (a debug build, a release test
+/// harness) and returns the component cargo names.
+fn build_skewed(args: &[&str]) -> std::path::PathBuf {
+    let out = std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .current_dir(support::root())
+        .args(args)
+        .args([
+            "--target",
+            "wasm32-wasip2",
+            "-p",
+            "weir-test-skewed",
+            "--message-format",
+            "json",
+        ])
+        .output()
+        .expect("cargo runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // A test harness's executable; else the library's component.
+    let artifacts: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "skewed")
+        .collect();
+    let executable = artifacts
+        .iter()
+        .find_map(|m| m["executable"].as_str().map(std::path::PathBuf::from));
+    executable
+        .or_else(|| {
+            artifacts
+                .iter()
+                .flat_map(|m| m["filenames"].as_array().cloned().unwrap_or_default())
+                .filter_map(|f| f.as_str().map(std::path::PathBuf::from))
+                .find(|f| f.extension().is_some_and(|e| e == "wasm"))
+        })
+        .expect("a .wasm artifact")
+}
+
+#[test]
+fn debug_builds_and_test_harnesses_are_refused_and_a_reused_version_string_is_flagged() {
+    let _serial = serial();
+    let s = Scratch::new();
+    paced_stats(&s, 6, "params = { field = \"price\" }");
+    let serve = Serve::start(&s, &tenant_toml("acme", ACME, &["p.toml"]));
+    let acme = serve.client(ACME);
+    let live_before = live(&serve.view("acme", "p")).to_string();
+
+    // A debug build: refused, pointing at the release build.
+    let debug = build_skewed(&["build"]);
+    let (status, reason) = refused(acme.deploy("acme", "p", std::fs::read(&debug).unwrap()));
+    assert_eq!(status, 422, "{reason}");
+    assert!(reason.contains("is a debug build ("), "{reason}");
+    assert!(
+        reason.contains("cargo build --release --target wasm32-wasip2"),
+        "{reason}"
+    );
+    // A release test harness: a command, not a plugin.
+    let harness = build_skewed(&["test", "--release", "--no-run"]);
+    let (status, reason) = refused(acme.deploy("acme", "p", std::fs::read(&harness).unwrap()));
+    assert_eq!(status, 422, "{reason}");
+    assert!(reason.contains("is a command, not a plugin"), "{reason}");
+    assert!(reason.contains("wasi:cli/run"), "{reason}");
+    assert_eq!(live(&serve.view("acme", "p")), live_before);
+
+    // Another build of the live version's name@version (here: the same component with a
+    // custom section added): it goes live, flagged.
+    let mut other = std::fs::read(support::wasm("stats")).unwrap();
+    let name = b"weir-test";
+    other.extend_from_slice(&[0x00, (1 + name.len() + 3) as u8, name.len() as u8]);
+    other.extend_from_slice(name);
+    other.extend_from_slice(b"abc");
+    let v = acme
+        .deploy("acme", "p", other.clone())
+        .expect("another build");
+    assert_ne!(v.id, live_before);
+    let same = live_before.split_once('+').unwrap().0;
+    assert_eq!(v.id.split_once('+').unwrap().0, same);
+    let warning = v.status_reason.clone().expect("a warning");
+    assert!(
+        warning.contains(&format!("another build of {same} is kept ({live_before})")),
+        "{warning}"
+    );
+    // The CLI prints it.
+    std::fs::write(s.path("other.wasm"), &other).unwrap();
+    let (ok, _, err) = serve.deploy_cli(ACME, "acme", "p", &s.path("other.wasm"));
+    assert!(ok, "{err}");
 }

@@ -136,7 +136,8 @@ fn from_an_empty_directory_to_a_live_plugin_a_panic_and_a_rollback() {
             "ticks",
             generated,
             &support::wasm("stats"),
-            "params = { field = \"price\" }",
+            // The operator lets the tenant replace its plugin's columns with its own.
+            "params = { field = \"price\" }\nallow_output_change = true",
             "kind = \"file\"\npath = \"ticks.jsonl\"",
         ),
     );
@@ -146,8 +147,21 @@ fn from_an_empty_directory_to_a_live_plugin_a_panic_and_a_rollback() {
             "[[tenant]]\nname = \"acme\"\ntoken = \"{ACME}\"\npipelines = [\"ticks.toml\"]\n[tenant.limits]\nquarantine_after = 3\n"
         ),
     );
+    // The tenant's aggregate has other columns than the operator's: it confirms the change.
     let deploy = |wasm: &std::path::Path| {
-        let (ok, stdout, stderr) = serve.deploy_cli(ACME, "acme", "ticks", wasm);
+        let wasm = wasm.to_str().expect("UTF-8 path");
+        let (ok, stdout, stderr) = serve.cli(
+            ACME,
+            &[
+                "deploy",
+                "--tenant",
+                "acme",
+                "--pipeline",
+                "ticks",
+                "--allow-output-change",
+                wasm,
+            ],
+        );
         assert!(ok, "deploy failed:\n{stdout}\n{stderr}");
         stdout
     };

@@ -231,6 +231,35 @@
     makeCharts();
     follow(tenant, name);
     if (state.who.controls) followShadow(state.stream);
+    loadSchema();
+  }
+
+  // --- what a plugin must match ----------------------------------------------------------
+
+  async function loadSchema() {
+    $("schema").hidden = true;
+    try {
+      const s = await api(`${pipelinePath(state.tenant, state.name)}/schema`);
+      $("sc-summary").textContent =
+        `Key ${s.key.join(", ") || "(none)"}; event time ${s.timestamp}; window ${s.window}, ` +
+        `allowed lateness ${s.allowed_lateness}; watermark ${s.watermark_delay} behind. ` +
+        `Rows: ${s.output_columns.join(", ")}.`;
+      const body = $("sc-fields").querySelector("tbody");
+      body.textContent = "";
+      for (const f of s.fields) {
+        const tr = document.createElement("tr");
+        cell(tr, f.name);
+        cell(tr, f.type);
+        cell(tr, f.key ? "key" : "");
+        cell(tr, f.required ? "required" : "");
+        body.appendChild(tr);
+      }
+      const params = Object.entries(s.params).map(([k, v]) => `${k} = ${JSON.stringify(v)}`);
+      $("sc-params").textContent = `Params given to configure: ${params.join(", ") || "none"}.`;
+      $("schema").hidden = false;
+    } catch (_) {
+      // weir run's console shows no schema.
+    }
   }
 
   // --- the shadow panel ----------------------------------------------------------------
@@ -381,6 +410,11 @@
     renderVersions(a.pipeline);
   }
 
+  function lastError(e) {
+    const text = `last plugin error of ${e.version} (${e.at}): ${e.message}`;
+    return e.resolved ? `Resolved — ${e.version} is no longer live. Its ${text}` : text;
+  }
+
   function renderHeader(v) {
     const st = $("p-state");
     st.textContent = v.state;
@@ -389,7 +423,7 @@
     const retry = v.sink_retrying;
     const reason = v.reason
       || (retry ? `${retry.sink}: retrying a commit since ${retry.since} (${retry.attempts} attempts; the rows wait, nothing is lost): ${retry.error}` : "")
-      || (v.last_plugin_error ? `last plugin error (${v.last_plugin_error.at}): ${v.last_plugin_error.message}` : "");
+      || (v.last_plugin_error ? lastError(v.last_plugin_error) : "");
     $("p-reason").textContent = reason;
     $("p-reason").hidden = !reason;
     $("pause").disabled = v.state !== "running";
@@ -555,7 +589,13 @@
       cell(tr, e.kind);
       const f = e.fields;
       const what = f.error || f.reason || "";
-      const where = f.offset !== undefined ? ` (at ${f.origin || ""}:${f.offset})` : "";
+      let where = f.offset !== undefined ? ` (at ${f.origin || ""}:${f.offset})` : "";
+      // A failed plugin call names its key, window and plugin version.
+      if (f.window_start !== undefined) {
+        const ctx = [`key ${f.key}`, `window ${f.window_start} – ${f.window_end}`];
+        if (f.plugin) ctx.push(f.plugin);
+        where = ` (${ctx.join(", ")})`;
+      }
       cell(tr, `${what}${where}`);
       body.appendChild(tr);
     }

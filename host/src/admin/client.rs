@@ -181,8 +181,23 @@ impl Client {
         pipeline: &str,
         wasm: Vec<u8>,
     ) -> Result<VersionView, ClientError> {
+        self.deploy_with(tenant, pipeline, wasm, false)
+    }
+
+    /// [`Client::deploy`], confirming with `allow_output_change` that the version may
+    /// remove or rename output columns (the pipeline's operator must allow it too).
+    pub fn deploy_with(
+        &self,
+        tenant: &str,
+        pipeline: &str,
+        wasm: Vec<u8>,
+        allow_output_change: bool,
+    ) -> Result<VersionView, ClientError> {
         let action = format!("deploy {tenant}/{pipeline}");
-        let url = self.pipeline_url(tenant, pipeline, "deploy");
+        let mut url = self.pipeline_url(tenant, pipeline, "deploy");
+        if allow_output_change {
+            url.push_str("?allow_output_change=true");
+        }
         // `Expect: 100-continue` lets the server refuse (401, 403, 413) before the upload.
         let response = self
             .authorized(self.agent.post(&url))
@@ -192,28 +207,46 @@ impl Client {
         json(self.answer(&action, &url, response)?, &action, &url)
     }
 
-    /// Runs `wasm` as a pipeline's shadow (validated as a deploy is), promoted by itself
-    /// after `promote_after` if given, and returns its view.
+    /// Runs `wasm` as a pipeline's shadow (validated as a deploy is) with `options`, and
+    /// returns its view.
     pub fn deploy_shadow(
         &self,
         tenant: &str,
         pipeline: &str,
         wasm: Vec<u8>,
-        promote_after: Option<crate::pipeline::PromoteAfter>,
+        options: crate::serve::control::ShadowOptions,
     ) -> Result<ShadowView, ClientError> {
         let action = format!("deploy a shadow to {tenant}/{pipeline}");
         let mut url = self.pipeline_url(tenant, pipeline, "shadow");
-        if let Some(p) = promote_after {
-            url.push_str(&format!(
-                "?promote_after_windows={}&promote_after_differing={}",
+        let mut query = vec![format!(
+            "allow_output_change={}",
+            options.allow_output_change
+        )];
+        if let Some(p) = options.promote_after {
+            query.push(format!(
+                "promote_after_windows={}&promote_after_differing={}",
                 p.windows, p.differing
             ));
         }
+        url.push('?');
+        url.push_str(&query.join("&"));
         let response = self
             .authorized(self.agent.post(&url))
             .header("Content-Type", "application/wasm")
             .header("Expect", "100-continue")
             .send(wasm);
+        json(self.answer(&action, &url, response)?, &action, &url)
+    }
+
+    /// What a pipeline's plugin must match: fields, key, window, watermark, params.
+    pub fn schema(
+        &self,
+        tenant: &str,
+        pipeline: &str,
+    ) -> Result<crate::serve::SchemaView, ClientError> {
+        let action = format!("schema of {tenant}/{pipeline}");
+        let url = self.pipeline_url(tenant, pipeline, "schema");
+        let response = self.authorized(self.agent.get(&url)).call();
         json(self.answer(&action, &url, response)?, &action, &url)
     }
 

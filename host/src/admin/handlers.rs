@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::rejection::PathRejection;
-use axum::extract::{FromRequest, Path, Request, State};
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{FromRequest, Path, Query, Request, State};
 use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
@@ -27,7 +27,7 @@ mod scoped;
 mod shadow;
 
 pub(super) use console::{activity, asset, index, live, overview, whoami};
-pub(super) use shadow::{deploy_shadow, discard, promote, shadow};
+pub(super) use shadow::{deploy_shadow, discard, promote, schema, shadow};
 
 use super::AdminLimits;
 use super::auth::{authenticate, authorize_operator, authorize_tenant};
@@ -592,21 +592,39 @@ pub(super) async fn pipelines(
 pub(super) async fn deploy(
     State(admin): State<Admin>,
     path: Result<Path<(String, String)>, PathRejection>,
+    query: Result<Query<DeployQuery>, QueryRejection>,
     request: Request,
 ) -> Response {
     let mut log = Log::new("deploy");
     let result = async {
         let id = admin.authorize_pipeline(&mut log, request.headers(), path)?;
+        let confirm = query
+            .map_err(|e| ApiError::bad_request(format!("the query: {e}")))?
+            .allow_output_change;
         // Held until the deploy is answered (or the request is cut off).
         let _slot = admin.upload_slot(&id.tenant)?;
         let wasm = read_component(request, admin.max_body_bytes).await?;
         let version = admin
-            .blocking(move |control| control.deploy(&id, wasm))
+            .blocking(move |control| {
+                if confirm {
+                    control.deploy_changing_outputs(&id, wasm)
+                } else {
+                    control.deploy(&id, wasm)
+                }
+            })
             .await?;
         Ok(Json(version).into_response())
     }
     .await;
     log.finish(result)
+}
+
+/// The query of `POST …/deploy`.
+#[derive(Debug, Default, serde::Deserialize)]
+pub(super) struct DeployQuery {
+    /// The tenant confirms the version may remove or rename output columns.
+    #[serde(default)]
+    allow_output_change: bool,
 }
 
 /// `POST /v1/tenants/{tenant}/pipelines/{pipeline}/rollback`.

@@ -78,7 +78,7 @@ use tower_http::timeout::TimeoutLayer;
 pub use crate::serve::control::HostControl;
 pub use crate::serve::control::{Activity, OverviewItem, WhoAmI};
 pub use client::{Client, ClientError};
-pub use render::{render_pipelines, render_shadow, render_versions};
+pub use render::{render_pipelines, render_schema, render_shadow, render_versions};
 
 /// The largest plugin component the deploy route accepts: 64 MiB. A larger body is refused
 /// with 413 before it is read (from `Content-Length`) or as soon as it passes the limit.
@@ -177,6 +177,7 @@ fn router_closing(
             &format!("{pipeline}/shadow"),
             post(handlers::deploy_shadow).get(handlers::shadow),
         )
+        .route(&format!("{pipeline}/schema"), get(handlers::schema))
         .route(
             &format!("{pipeline}/shadow/promote"),
             post(handlers::promote),

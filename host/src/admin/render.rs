@@ -1,9 +1,7 @@
 //! Human-readable tables of what the admin API returns, for the `weir plugin` CLI to print.
 //! Plain text with aligned columns; no colours, no terminal detection, no printing.
 
-use crate::serve::control::{
-    PipelineState, PipelineView, ShadowState, ShadowView, VersionStatus, VersionView,
-};
+use crate::serve::control::{PipelineView, ShadowState, ShadowView, VersionStatus, VersionView};
 
 /// One line per pipeline: tenant, pipeline, state, live version, versions kept, events
 /// read, rows written and plugin errors; then what a tenant needs to act, one line each:
@@ -17,7 +15,7 @@ use crate::serve::control::{
 /// globex  rides     quarantined  -                             0      10     0       5
 ///
 /// globex/rides quarantined: 5 plugin failures in a row, the last: …
-/// globex/rides last plugin error (2025-01-02T04:00:00Z): plugin p trapped in aggregate: panicked at src/lib.rs:3:5: boom
+/// globex/rides last plugin error of p@1+0123456789ab (2025-01-02T04:00:00Z): plugin p trapped in aggregate: panicked at src/lib.rs:3:5: boom
 /// acme/stocks last deploy rejected (2025-01-02T05:00:00Z, file /plugins/acme/stocks.wasm): …
 ///
 /// acme/stocks versions:
@@ -30,7 +28,7 @@ pub fn render_pipelines(pipelines: &[PipelineView]) -> String {
             vec![
                 p.tenant.clone(),
                 p.name.clone(),
-                state_name(&p.state).to_string(),
+                p.state.name().to_string(),
                 p.versions
                     .iter()
                     .find(|v| v.live)
@@ -64,7 +62,7 @@ pub fn render_pipelines(pipelines: &[PipelineView]) -> String {
     for p in pipelines {
         let id = p.id();
         if let Some(reason) = &p.reason {
-            notes.push_str(&format!("{id} {}: {reason}\n", state_name(&p.state)));
+            notes.push_str(&format!("{id} {}: {reason}\n", p.state.name()));
         }
         if let Some(r) = &p.sink_retrying {
             notes.push_str(&format!(
@@ -73,9 +71,14 @@ pub fn render_pipelines(pipelines: &[PipelineView]) -> String {
             ));
         }
         if let Some(e) = &p.last_plugin_error {
+            let resolved = if e.resolved {
+                format!(" [resolved: {} is no longer live]", e.version)
+            } else {
+                String::new()
+            };
             notes.push_str(&format!(
-                "{id} last plugin error ({}): {}\n",
-                e.at, e.message
+                "{id} last plugin error of {} ({}): {}{resolved}\n",
+                e.version, e.at, e.message
             ));
         }
         if let Some(r) = &p.last_rejected {
@@ -256,15 +259,42 @@ pub fn render_shadow(tenant: &str, pipeline: &str, s: &ShadowView) -> String {
     out
 }
 
-/// The lowercase name the API uses for `state`.
-fn state_name(state: &PipelineState) -> &'static str {
-    match state {
-        PipelineState::Running => "running",
-        PipelineState::Paused => "paused",
-        PipelineState::Quarantined => "quarantined",
-        PipelineState::Finished => "finished",
-        PipelineState::Failed => "failed",
+/// The view as `weir plugin schema` prints it.
+pub fn render_schema(tenant: &str, pipeline: &str, s: &crate::serve::SchemaView) -> String {
+    let mut out = format!("{tenant}/{pipeline}\n");
+    out.push_str(&format!("key:        {}\n", s.key.join(", ")));
+    out.push_str(&format!("timestamp:  {}\n", s.timestamp));
+    out.push_str(&format!(
+        "window:     {} (allowed lateness {})\n",
+        s.window, s.allowed_lateness
+    ));
+    out.push_str(&format!("watermark:  {} behind\n", s.watermark_delay));
+    out.push_str(&format!(
+        "rows:       {}\n\nfields:\n",
+        s.output_columns.join(", ")
+    ));
+    for f in &s.fields {
+        let mut notes = Vec::new();
+        if f.key {
+            notes.push("key");
+        }
+        if f.required {
+            notes.push("required");
+        }
+        out.push_str(&format!("  {} {}", f.name, f.ty));
+        if !notes.is_empty() {
+            out.push_str(&format!(" ({})", notes.join(", ")));
+        }
+        out.push('\n');
     }
+    out.push_str("\nparams:\n");
+    if s.params.is_empty() {
+        out.push_str("  (none)\n");
+    }
+    for (k, v) in &s.params {
+        out.push_str(&format!("  {k} = {v:?}\n"));
+    }
+    out
 }
 
 /// Columns separated by two spaces, each as wide as its widest cell, right-aligned where
@@ -300,7 +330,7 @@ pub(crate) fn table(header: &[&str], right: &[bool], rows: Vec<Vec<String>>) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::serve::control::{PluginErrorView, RejectedView, SinkRetryView};
+    use crate::serve::control::{PipelineState, PluginErrorView, RejectedView, SinkRetryView};
 
     fn version(id: &str, origin: &str, at: &str, status: VersionStatus) -> VersionView {
         VersionView {
@@ -372,6 +402,8 @@ mod tests {
                     message: "plugin p trapped in aggregate: panicked at src/lib.rs:3:5: boom"
                         .into(),
                     at: "t9".into(),
+                    version: "p@1+aaaaaaaaaaaa".into(),
+                    resolved: false,
                 }),
                 sink_retrying: None,
                 counters: crate::counters::Counters {
@@ -391,7 +423,7 @@ globex  rides     quarantined  -                               0      10     0  
 acme/stocks retrying a commit to postgres table stocks_ma since t4 (3 attempts): connecting to postgresql://db:5432/analytics: connection refused
 acme/stocks last deploy rejected (t2, file, file /p/acme/stocks.wasm): not a WebAssembly component: the file is empty
 globex/rides quarantined: 5 plugin failures in a row
-globex/rides last plugin error (t9): plugin p trapped in aggregate: panicked at src/lib.rs:3:5: boom
+globex/rides last plugin error of p@1+aaaaaaaaaaaa (t9): plugin p trapped in aggregate: panicked at src/lib.rs:3:5: boom
 
 acme/stocks versions:
 STATUS    VERSION                  ORIGIN  DEPLOYED AT  REASON

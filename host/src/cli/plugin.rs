@@ -83,8 +83,25 @@ pub enum PluginAction {
         /// … with at most this many of them differing or failed (default 0).
         #[arg(long, requires = "promote_after_windows", value_name = "WINDOWS")]
         promote_after_differing: Option<u64>,
+        /// Confirm that the version may remove or rename output columns that readers of
+        /// the pipeline's sink may rely on (the operator must allow it too).
+        #[arg(long)]
+        allow_output_change: bool,
         /// The `.wasm` component [default: `component` in ./weir.toml].
         file: Option<PathBuf>,
+        /// The host and the token.
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Show what a plugin of a pipeline must match: its events' fields and types, the key,
+    /// the window, the watermark, the params `configure` gets and the rows' columns.
+    Schema {
+        /// Which pipeline.
+        #[command(flatten)]
+        target: Target,
+        /// Print the host's JSON (for scripts).
+        #[arg(long)]
+        json: bool,
         /// The host and the token.
         #[command(flatten)]
         remote: Remote,
@@ -243,6 +260,7 @@ fn api(action: PluginAction) -> anyhow::Result<()> {
             shadow,
             promote_after_windows,
             promote_after_differing,
+            allow_output_change,
             file,
             remote,
         } => {
@@ -262,14 +280,34 @@ fn api(action: PluginAction) -> anyhow::Result<()> {
                     windows,
                     differing: promote_after_differing.unwrap_or(0),
                 });
-                let s = client.deploy_shadow(&tenant, &pipeline, wasm, policy)?;
+                let options = crate::serve::control::ShadowOptions {
+                    promote_after: policy,
+                    allow_output_change,
+                };
+                let s = client.deploy_shadow(&tenant, &pipeline, wasm, options)?;
                 println!(
                     "{tenant}/{pipeline}: {} runs as the shadow of {}; see `weir plugin diff --tenant {tenant} --pipeline {pipeline}`",
                     s.report.version, s.live_version
                 );
             } else {
-                let v = client.deploy(&tenant, &pipeline, wasm)?;
+                let v = client.deploy_with(&tenant, &pipeline, wasm, allow_output_change)?;
                 println!("{tenant}/{pipeline}: {} is live", v.id);
+                if let Some(warning) = &v.status_reason {
+                    eprintln!("warning: {warning}");
+                }
+            }
+        }
+        PluginAction::Schema {
+            target: t,
+            json,
+            remote,
+        } => {
+            let (tenant, pipeline) = target(t)?;
+            let s = client(remote).schema(&tenant, &pipeline)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&s)?);
+            } else {
+                print!("{}", crate::admin::render_schema(&tenant, &pipeline, &s));
             }
         }
         PluginAction::Diff {
@@ -318,12 +356,12 @@ fn api(action: PluginAction) -> anyhow::Result<()> {
         PluginAction::Pause { target: t, remote } => {
             let (tenant, pipeline) = target(t)?;
             let p = client(remote).pause(&tenant, &pipeline)?;
-            println!("{tenant}/{pipeline}: {:?}", p.state);
+            println!("{tenant}/{pipeline}: {}", p.state.name());
         }
         PluginAction::Resume { target: t, remote } => {
             let (tenant, pipeline) = target(t)?;
             let p = client(remote).resume(&tenant, &pipeline)?;
-            println!("{tenant}/{pipeline}: {:?}", p.state);
+            println!("{tenant}/{pipeline}: {}", p.state.name());
         }
         PluginAction::New { .. }
         | PluginAction::Build { .. }

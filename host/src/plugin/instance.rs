@@ -225,7 +225,7 @@ impl PluginInstance {
     /// Records `e` in the error slot, if there is one, and returns it.
     fn noted(&self, e: Error) -> Error {
         if let Some(slot) = &self.last_error {
-            slot.record(&e);
+            slot.record(&e, &self.version_id());
         }
         e
     }

@@ -271,6 +271,17 @@ pub(super) fn check_world(bytes: &[u8]) -> Result<Shape, String> {
             "imports something the host does not provide (plugins get WASI with no capabilities): `{foreign}`"
         ));
     }
+    // A test harness (`cargo test`) of a plugin crate exports the plugin's world and a
+    // command's `run`; a command without the plugin's world is told so below.
+    let aggregates = AGGREGATE_EXPORTS
+        .iter()
+        .any(|(name, _)| exports.iter().any(|e| e == name));
+    if aggregates && exports.iter().any(|e| e.starts_with("wasi:cli/run")) {
+        return Err(format!(
+            "is a command, not a plugin (it exports {}): a test harness (`cargo test`) or a binary build; deploy the library's release build, `cargo build --release --target wasm32-wasip2` (target/wasm32-wasip2/release/<crate>.wasm)",
+            exports.join(", ")
+        ));
+    }
     if let Some((_, version)) = AGGREGATE_EXPORTS
         .iter()
         .find(|(name, _)| exports.iter().any(|e| e == name))
@@ -297,6 +308,26 @@ pub(super) fn check_world(bytes: &[u8]) -> Result<Shape, String> {
     Err(format!(
         "does not export the weir:plugin `aggregator` world, version 0.2.0 or 0.1.0 (it exports {found}); build it with the weir-guest SDK and register the plugin with `weir_guest::export_plugin!`"
     ))
+}
+
+/// Whether a component is a debug build of a Rust crate: it carries DWARF debug
+/// information (custom sections named `.debug_*`) and checks arithmetic for overflow (the
+/// panic message of an overflow is in its data: the `dev` profile's `overflow-checks`).
+/// A release build has no overflow checks; one that keeps the standard library's debug
+/// information is not a debug build. The bytes of debug information, when it is one.
+pub fn debug_build(bytes: &[u8]) -> Option<u64> {
+    use wasmparser::{Parser, Payload};
+    const OVERFLOW: &[u8] = b"attempt to add with overflow";
+    let debug: u64 = Parser::new(0)
+        .parse_all(bytes)
+        .map_while(Result::ok)
+        .map(|payload| match payload {
+            Payload::CustomSection(c) if c.name().starts_with(".debug_") => c.data().len() as u64,
+            _ => 0,
+        })
+        .sum();
+    let checks = bytes.windows(OVERFLOW.len()).any(|w| w == OVERFLOW);
+    (debug > 0 && checks).then_some(debug)
 }
 
 /// The one line for a core module, which a wasm32-unknown-unknown or wasm32-wasip1 build

@@ -40,7 +40,7 @@ mod sandbox;
 pub use budget::{CpuBudget, CpuShare, MAX_THROTTLE};
 pub use convert::{BatchBuilder, Column, ColumnData, Columns, OutputRow};
 pub use instance::{Owner, PluginCode, PluginInfo, PluginInstance};
-pub use load::LoadLimits;
+pub use load::{LoadLimits, debug_build};
 pub use logs::{GuestLog, LogBudget, PanicCapture};
 pub use meter::{CallMeter, CallQuantiles, RecentCalls, thread_cpu_seconds};
 pub use runtime::Runtime;
@@ -333,30 +333,46 @@ impl Error {
     }
 }
 
-/// The last failure of a plugin's calls (its message and when, in Unix milliseconds),
-/// shared between the instances of one pipeline and whoever reports it (the admin API).
+/// The last failure of a plugin's calls, shared between the instances of one pipeline and
+/// whoever reports it (the admin API).
 #[derive(Debug, Clone, Default)]
 pub struct LastError {
-    inner: std::sync::Arc<std::sync::Mutex<Option<(String, i64)>>>,
+    inner: std::sync::Arc<std::sync::Mutex<Option<Failure>>>,
+}
+
+/// One failure of a plugin call, as [`LastError`] keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    /// What failed.
+    pub message: String,
+    /// When, Unix milliseconds.
+    pub at_ms: i64,
+    /// The version whose call failed.
+    pub version: String,
 }
 
 impl LastError {
-    /// Records `e` as the last failure, now.
-    pub fn record(&self, e: &Error) {
-        let now = chrono::Utc::now().timestamp_millis();
-        *self.inner.lock().unwrap_or_else(|p| p.into_inner()) = Some((e.to_string(), now));
+    /// Records `e`, a failure of version `version`, as the last failure, now.
+    pub fn record(&self, e: &Error, version: &str) {
+        let failure = Failure {
+            message: e.to_string(),
+            at_ms: chrono::Utc::now().timestamp_millis(),
+            version: version.to_string(),
+        };
+        *self.inner.lock().unwrap_or_else(|p| p.into_inner()) = Some(failure);
     }
 
-    /// The last failure and when (Unix milliseconds), if any.
-    pub fn get(&self) -> Option<(String, i64)> {
+    /// The last failure, if any.
+    pub fn get(&self) -> Option<Failure> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 }
 
 /// Checks a plugin's declared inputs against the pipeline schema.
 ///
-/// Every input must be a schema field of the same type; the error names the field, both
-/// types, and the line to change.
+/// Every input must be a schema field of the same type, or an `i64` field read as `f64`
+/// (each value widened, as the decoder widens an integer in an `f64` field); the error
+/// names the field, both types, and the line to change.
 pub fn check_inputs(
     info: &PluginInfo,
     type_of: impl Fn(&str) -> Option<FieldType>,
@@ -374,7 +390,7 @@ pub fn check_inputs(
                     ),
                 });
             }
-            Some(t) if t != *ty => {
+            Some(t) if t != *ty && !(t == FieldType::I64 && *ty == FieldType::F64) => {
                 return Err(Error::Incompatible {
                     plugin: info.name.clone(),
                     message: format!(
@@ -456,6 +472,31 @@ mod tests {
                 .collect(),
             has_filter: false,
             state_type: None,
+        }
+    }
+
+    #[test]
+    fn an_f64_input_takes_an_i64_field_and_nothing_else_narrows_or_changes_kind() {
+        let reads = |ty: FieldType| PluginInfo {
+            inputs: vec![("x".to_string(), ty)],
+            ..info(&[])
+        };
+        let schema = |t: FieldType| move |n: &str| (n == "x").then_some(t);
+        assert!(check_inputs(&reads(FieldType::F64), schema(FieldType::I64)).is_ok());
+        assert!(check_inputs(&reads(FieldType::F64), schema(FieldType::F64)).is_ok());
+        for (plugin, field) in [
+            (FieldType::I64, FieldType::F64),
+            (FieldType::Str, FieldType::I64),
+            (FieldType::F64, FieldType::Str),
+            (FieldType::Bool, FieldType::I64),
+        ] {
+            let e = check_inputs(&reads(plugin), schema(field)).unwrap_err();
+            assert!(
+                e.to_string().contains(&format!(
+                    "as {plugin}, but the schema declares it as {field}"
+                )),
+                "{e}"
+            );
         }
     }
 

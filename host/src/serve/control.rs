@@ -69,7 +69,8 @@ pub struct VersionView {
     /// Where the version stands (absent from older hosts: `kept`).
     #[serde(default)]
     pub status: VersionStatus,
-    /// Why it is `quarantined` or `rejected`.
+    /// Why it is `quarantined`, `rejected` or `discarded`, or a warning about it (another
+    /// build of the same version string is kept).
     #[serde(default)]
     pub status_reason: Option<String>,
 }
@@ -122,6 +123,12 @@ pub struct PluginErrorView {
     pub message: String,
     /// When, RFC 3339 UTC.
     pub at: String,
+    /// The version whose call failed.
+    #[serde(default)]
+    pub version: String,
+    /// Whether that version is no longer live (a fix was deployed, or it was rolled back).
+    #[serde(default)]
+    pub resolved: bool,
 }
 
 /// A commit one of a pipeline's sinks is retrying now (its database down or refusing):
@@ -149,6 +156,15 @@ impl SinkRetryView {
             error: r.error,
         })
     }
+}
+
+/// How a shadow is deployed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ShadowOptions {
+    /// Promote it by itself once this holds.
+    pub promote_after: Option<crate::pipeline::PromoteAfter>,
+    /// The tenant confirms its promotion may remove or rename output columns.
+    pub allow_output_change: bool,
 }
 
 /// Where a pipeline's last shadow run stands.
@@ -315,8 +331,18 @@ pub trait HostControl: std::any::Any + Send + Sync {
     fn tenants(&self) -> Vec<TenantView>;
     /// A tenant's pipelines; `NotFound` for an unknown tenant.
     fn pipelines(&self, tenant: &str) -> Result<Vec<PipelineView>, ControlError>;
-    /// Compiles, validates and swaps in a new plugin version for one pipeline.
+    /// Compiles, validates and swaps in a new plugin version for one pipeline; a version
+    /// that removes or renames output columns is refused.
     fn deploy(&self, id: &PipelineId, wasm: Vec<u8>) -> Result<VersionView, ControlError>;
+    /// [`HostControl::deploy`] with the tenant's confirmation that the version may remove or
+    /// rename output columns (taken where the pipeline's operator allows it).
+    fn deploy_changing_outputs(
+        &self,
+        id: &PipelineId,
+        wasm: Vec<u8>,
+    ) -> Result<VersionView, ControlError> {
+        self.deploy(id, wasm)
+    }
     /// Makes the version that was live before the live one live again.
     fn rollback(&self, id: &PipelineId) -> Result<VersionView, ControlError>;
     /// Stops reading input; state is kept.
@@ -326,16 +352,22 @@ pub trait HostControl: std::any::Any + Send + Sync {
     /// Prometheus text exposition of every metric.
     fn metrics(&self) -> String;
     /// Validates a candidate version as a deploy would and runs it as pipeline `id`'s
-    /// shadow, promoted by itself after `promote_after` if given; replaces the shadow
-    /// running before.
+    /// shadow ([`ShadowOptions`]); replaces the shadow running before.
     fn deploy_shadow(
         &self,
         id: &PipelineId,
         wasm: Vec<u8>,
-        promote_after: Option<crate::pipeline::PromoteAfter>,
+        options: ShadowOptions,
     ) -> Result<ShadowView, ControlError> {
-        let _ = (wasm, promote_after);
+        let _ = (wasm, options);
         Err(no_shadows(id))
+    }
+    /// What a plugin of pipeline `id` must match: its fields, key, window, watermark,
+    /// params and output columns.
+    fn schema(&self, id: &PipelineId) -> Result<super::SchemaView, ControlError> {
+        Err(ControlError::NotFound(format!(
+            "this host shows no schema for {id}"
+        )))
     }
     /// Pipeline `id`'s last shadow run; `NotFound` when it never had one.
     fn shadow(&self, id: &PipelineId) -> Result<ShadowView, ControlError> {
@@ -389,6 +421,17 @@ fn no_shadows(id: &PipelineId) -> ControlError {
 }
 
 impl PipelineState {
+    /// The lowercase word the API, the CLI and the console use.
+    pub fn name(&self) -> &'static str {
+        match self {
+            PipelineState::Running => "running",
+            PipelineState::Paused => "paused",
+            PipelineState::Quarantined => "quarantined",
+            PipelineState::Finished => "finished",
+            PipelineState::Failed => "failed",
+        }
+    }
+
     /// Why pipeline `id` in this state takes no deploy, rollback, pause or resume (409):
     /// it has failed (for `reason`) or finished, and its thread runs nothing again until
     /// the host restarts. `None` while it does take them.

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use super::registry::{PipelineEntry, Version};
+use super::registry::{PipelineEntry, Removals, Version};
 use super::worker::lock;
 use super::{
     ControlError, Host, PipelineId, RejectedView, VersionStatus, VersionView, state, watch,
@@ -41,6 +41,15 @@ pub(super) fn prepare(
         spec,
         config_path,
     } = target;
+    // A debug build runs many times slower than a release build and carries megabytes of
+    // DWARF: refused with the release build's path (`weir run` takes it, for a tenant's own
+    // tests).
+    if let Some(debug) = plugin::debug_build(bytes) {
+        return Err(format!(
+            "is a debug build ({} KiB of debug information): it runs many times slower than a release build; deploy the release build, `cargo build --release --target wasm32-wasip2` (target/wasm32-wasip2/release/<crate>.wasm)",
+            debug.div_ceil(1024)
+        ));
+    }
     let code = runtime
         .load_bytes_as(bytes, &format!("{id} ({origin})"), &id.tenant)
         .map_err(|e| e.to_string())?;
@@ -114,25 +123,30 @@ pub(super) fn who_fixes(e: &plugin::Error, config_path: &Path) -> String {
 
 impl Host {
     /// Deploys a version that arrived as file `path` in the watched plugin directory.
+    /// A file in the watched directory is the operator's way in: it may change the output
+    /// columns wherever the operator allows it (`allow_output_change`).
     pub fn deploy_file(
         &self,
         id: &PipelineId,
         bytes: &[u8],
         path: &Path,
     ) -> Result<VersionView, ControlError> {
-        self.deploy_to(self.registry.get(id)?, bytes, "file", Some(path))
+        let entry = self.registry.get(id)?;
+        self.deploy_to(entry, bytes, "file", Some(path), Removals::Confirmed)
     }
 
     /// Validates `bytes` as a new version of `entry`'s pipeline, records it in the
     /// history and swaps it in. A version identical to the live one changes nothing. A
     /// refused one is recorded as the pipeline's last rejected deploy (with `file`, when it
-    /// came from the watched directory).
+    /// came from the watched directory). `removals` says whether it may remove output
+    /// columns ([`PipelineEntry::check_columns`]).
     pub(super) fn deploy_to(
         &self,
         entry: &PipelineEntry,
         bytes: &[u8],
         origin: &str,
         file: Option<&Path>,
+        removals: Removals,
     ) -> Result<VersionView, ControlError> {
         let _serial = lock(&entry.deploy);
         let id = &entry.id;
@@ -151,14 +165,21 @@ impl Host {
         if version.view.id == live {
             return Ok(entry.version_view(&live));
         }
-        let columns = entry.check_columns(&plugin).map_err(reject)?;
+        // A failed or finished pipeline takes no version: said before its columns are
+        // compared with the live one's (a component that is not fit is refused as such).
+        if let Some(refused) = entry.worker.refusal() {
+            return Err(refused);
+        }
+        let columns = entry.check_columns(&plugin, removals).map_err(reject)?;
         // Stored before any record names it: a deploy acknowledged is a deploy kept.
         self.store_component(entry, bytes)?;
         // Recorded before the swap, so that a swap that lands after the wait times out is
         // still in the history.
         let version_id = version.view.id.clone();
+        let mut version = version;
         {
             let mut history = lock(&entry.versions);
+            version.view.status_reason = history.same_version_string(&version.view);
             history.record(version, self.keep_versions);
             history.went_live(&version_id);
         }
@@ -258,7 +279,7 @@ impl Host {
         plugin.report_errors_to(entry.last_error.clone());
         plugin.meter_calls(self.metrics.call_meter(id));
         let columns = entry
-            .check_columns(&plugin)
+            .check_columns(&plugin, Removals::Known)
             .map_err(ControlError::Rejected)?;
         let live_now = entry.worker.swap(plugin, false)?;
         *lock(&entry.columns) = columns;

@@ -24,6 +24,8 @@
 //! |               | pause and quarantine on disk, written atomically, checked when read      |
 //! | `strikes.rs`  | how long a new version of a pipeline quarantined repeatedly waits        |
 //! | `local.rs`    | [`LocalConsole`]: `weir run --console`'s one read-only pipeline          |
+//! | `shadow.rs`   | shadow runs: a candidate beside the live version, promote, discard       |
+//! | `schema_view.rs` | [`SchemaView`]: what a plugin of a pipeline must match                |
 
 mod auth;
 pub mod control;
@@ -32,6 +34,7 @@ mod id;
 mod local;
 pub mod metrics;
 mod registry;
+mod schema_view;
 mod shadow;
 mod state;
 mod strikes;
@@ -51,6 +54,7 @@ pub use deploy::watch_plugin_dir;
 pub use id::PipelineId;
 pub use local::LocalConsole;
 pub use metrics::{GaugeState, Metrics, Publisher};
+pub use schema_view::{FieldView, SchemaView};
 pub use watch::check_plugin_dir;
 
 use crate::config::{HostConfig, LimitsConfig, PipelineConfig};
@@ -556,7 +560,27 @@ impl HostControl for Host {
     }
 
     fn deploy(&self, id: &PipelineId, wasm: Vec<u8>) -> Result<VersionView, ControlError> {
-        self.deploy_to(self.registry.get(id)?, &wasm, "api", None)
+        self.deploy_to(
+            self.registry.get(id)?,
+            &wasm,
+            "api",
+            None,
+            registry::Removals::Unconfirmed,
+        )
+    }
+
+    fn deploy_changing_outputs(
+        &self,
+        id: &PipelineId,
+        wasm: Vec<u8>,
+    ) -> Result<VersionView, ControlError> {
+        self.deploy_to(
+            self.registry.get(id)?,
+            &wasm,
+            "api",
+            None,
+            registry::Removals::Confirmed,
+        )
     }
 
     fn rollback(&self, id: &PipelineId) -> Result<VersionView, ControlError> {
@@ -587,9 +611,15 @@ impl HostControl for Host {
         &self,
         id: &PipelineId,
         wasm: Vec<u8>,
-        promote_after: Option<crate::pipeline::PromoteAfter>,
+        options: control::ShadowOptions,
     ) -> Result<control::ShadowView, ControlError> {
-        self.shadow_entry(self.registry.get(id)?, &wasm, promote_after)
+        self.shadow_entry(self.registry.get(id)?, &wasm, options)
+    }
+
+    fn schema(&self, id: &PipelineId) -> Result<SchemaView, ControlError> {
+        let entry = self.registry.get(id)?;
+        let columns = entry.live_columns();
+        Ok(SchemaView::of(&entry.spec, columns))
     }
 
     fn shadow(&self, id: &PipelineId) -> Result<control::ShadowView, ControlError> {

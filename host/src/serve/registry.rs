@@ -140,6 +140,21 @@ impl History {
         }
     }
 
+    /// A warning when another build of the same `name@version` as `new` is kept: rows of the
+    /// two would differ only in the hash part of `plugin_version`.
+    pub(super) fn same_version_string(&self, new: &VersionView) -> Option<String> {
+        let name = |id: &str| id.split_once('+').map_or(id, |(n, _)| n).to_string();
+        let same = name(&new.id);
+        let other = self
+            .versions
+            .iter()
+            .find(|v| v.view.sha256 != new.sha256 && name(&v.view.id) == same)?;
+        Some(format!(
+            "another build of {same} is kept ({}): bump the plugin's version so that rows and the history tell the builds apart",
+            other.view.id
+        ))
+    }
+
     /// Marks version `id`, a shadow that never went live, discarded (with `reason`).
     pub(super) fn discarded(&mut self, id: &str, reason: Option<&str>) {
         if let Some(v) = self.versions.iter_mut().find(|v| v.view.id == id)
@@ -265,6 +280,18 @@ impl History {
     }
 }
 
+/// Whether a version may remove (or rename) output columns of the live one
+/// ([`PipelineEntry::check_columns`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Removals {
+    /// Not confirmed: refused.
+    Unconfirmed,
+    /// Confirmed by the tenant (`--allow-output-change`): taken where the operator allows.
+    Confirmed,
+    /// A version that was live before (a rollback): its columns are known to the readers.
+    Known,
+}
+
 /// One hosted pipeline.
 pub(super) struct PipelineEntry {
     pub(super) id: PipelineId,
@@ -301,20 +328,50 @@ impl PipelineEntry {
     }
 
     /// The output columns of `plugin`'s rows, or why they may not replace the live
-    /// version's (a CSV sink without `allow_output_change`), naming the operator's file.
-    pub(super) fn check_columns(&self, plugin: &PluginInstance) -> Result<Vec<String>, String> {
+    /// version's, naming the operator's file: the sink cannot take them (a CSV sink without
+    /// `allow_output_change`, a PostgreSQL table), or the version removes or renames columns
+    /// the sink's readers may rely on and the deploy is not `confirmed` by the tenant
+    /// (`--allow-output-change`) with the operator's `allow_output_change` on. Columns only
+    /// added need no confirmation where the sink takes them.
+    pub(super) fn check_columns(
+        &self,
+        plugin: &PluginInstance,
+        removals: Removals,
+    ) -> Result<Vec<String>, String> {
         let opts = crate::pipeline::Options {
             version_column: true,
             ..Default::default()
         };
-        let new = crate::pipeline::output_columns(&self.spec.cfg, plugin.info(), &opts);
-        match crate::pipeline::output_change_refusal(&self.spec.cfg, &lock(&self.columns), &new) {
-            Some(refused) => Err(format!(
-                "{refused}; the operator's pipeline file is {}",
-                self.config_path.display()
-            )),
-            None => Ok(new),
+        let cfg = &self.spec.cfg;
+        let new = crate::pipeline::output_columns(cfg, plugin.info(), &opts);
+        let old = lock(&self.columns).clone();
+        let file = self.config_path.display();
+        if let Some(refused) = crate::pipeline::output_change_refusal(cfg, &old, &new) {
+            return Err(format!("{refused}; the operator's pipeline file is {file}"));
         }
+        let removed = old.iter().any(|c| !new.contains(c));
+        let confirmed = removals == Removals::Confirmed;
+        if removed && removals != Removals::Known && !(confirmed && cfg.plugin.allow_output_change)
+        {
+            let difference = crate::pipeline::column_difference(&old, &new);
+            let how = if confirmed {
+                format!(
+                    "the operator must allow it too: allow_output_change = true in [plugin] of {file}"
+                )
+            } else {
+                "deploy with --allow-output-change (the API's ?allow_output_change=true) to confirm; the operator must allow it too (allow_output_change = true in [plugin] of the pipeline file)".to_string()
+            };
+            return Err(format!(
+                "version {} changes the output columns that readers of the sink may rely on ({difference}); {how}",
+                plugin.version_id()
+            ));
+        }
+        Ok(new)
+    }
+
+    /// The output columns of the live version's rows.
+    pub(super) fn live_columns(&self) -> Vec<String> {
+        lock(&self.columns).clone()
     }
 
     /// Marks the live version quarantined in the history if the pipeline is quarantined
@@ -367,9 +424,11 @@ impl PipelineEntry {
             reason: status.reason,
             versions,
             last_rejected,
-            last_plugin_error: self.last_error.get().map(|(message, at)| PluginErrorView {
-                message,
-                at: format_rfc3339_ms(at),
+            last_plugin_error: self.last_error.get().map(|f| PluginErrorView {
+                message: f.message,
+                at: format_rfc3339_ms(f.at_ms),
+                resolved: f.version != status.live_version,
+                version: f.version,
             }),
             sink_retrying: super::control::SinkRetryView::of(&self.sinks),
             counters: status.summary.counters,
@@ -406,9 +465,22 @@ impl Registry {
         if !self.tenants.contains(&id.tenant) {
             return Err(ControlError::NotFound(format!("tenant {}", id.tenant)));
         }
-        self.pipelines
-            .get(id)
-            .ok_or_else(|| ControlError::NotFound(format!("pipeline {id}")))
+        self.pipelines.get(id).ok_or_else(|| {
+            // The caller was authorized for the tenant already: its pipelines are its own.
+            let names: Vec<&str> = self
+                .of_tenant(&id.tenant)
+                .map(|p| p.map(|e| &*e.id.pipeline).collect())
+                .unwrap_or_default();
+            ControlError::NotFound(if names.is_empty() {
+                format!("pipeline {id}: tenant {} has no pipelines", id.tenant)
+            } else {
+                format!(
+                    "pipeline {id}: tenant {}'s pipelines are {}",
+                    id.tenant,
+                    names.join(", ")
+                )
+            })
+        })
     }
 
     /// The pipelines of `tenant`, in name order; `NotFound` for an unknown tenant.

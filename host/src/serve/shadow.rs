@@ -7,12 +7,12 @@
 use std::sync::Arc;
 
 use super::deploy::{Target, prepare};
-use super::registry::PipelineEntry;
+use super::registry::{PipelineEntry, Removals};
 use super::worker::lock;
 use super::{ControlError, Host, VersionStatus, VersionView};
-use crate::pipeline::{PromoteAfter, ShadowRun};
+use crate::pipeline::ShadowRun;
 use crate::plugin::Plugin as _;
-use crate::serve::control::{ShadowState, ShadowView};
+use crate::serve::control::{ShadowOptions, ShadowState, ShadowView};
 
 /// A pipeline's last shadow run, as the host keeps it.
 pub(super) struct ShadowEntry {
@@ -78,14 +78,20 @@ impl PipelineEntry {
 
 impl Host {
     /// Validates `bytes` as a deploy would (a refusal is recorded as the pipeline's last
-    /// rejected deploy) and runs it as `entry`'s shadow, replacing the running one.
+    /// rejected deploy) and runs it as `entry`'s shadow, replacing the running one. Its
+    /// output columns may differ (they are compared where both have them); whether it may
+    /// be promoted with them is decided now, as for a deploy.
     pub(super) fn shadow_entry(
         &self,
         entry: &PipelineEntry,
         bytes: &[u8],
-        promote_after: Option<PromoteAfter>,
+        options: ShadowOptions,
     ) -> Result<ShadowView, ControlError> {
+        let promote_after = options.promote_after;
         let _serial = lock(&entry.deploy);
+        if let Some(refused) = entry.worker.refusal() {
+            return Err(refused);
+        }
         entry.note_shadow();
         let id = &entry.id;
         let target = Target {
@@ -102,7 +108,14 @@ impl Host {
                 "{version_id} is the live version already: a shadow of it would compare it with itself"
             )));
         }
-        let columns = entry.check_columns(&plugin);
+        let columns = entry.check_columns(
+            &plugin,
+            if options.allow_output_change {
+                Removals::Confirmed
+            } else {
+                Removals::Unconfirmed
+            },
+        );
         if let (Some(_), Err(why)) = (promote_after, &columns) {
             return Err(ControlError::Rejected(format!(
                 "promote_after cannot promote this version by itself: {why}"

@@ -174,13 +174,16 @@ impl Worker {
         lock(&self.status).live_version.clone()
     }
 
+    /// Why the thread takes no control message, if it has failed or finished.
+    pub(super) fn refusal(&self) -> Option<ControlError> {
+        let s = lock(&self.status);
+        s.state.refusal(&self.id, s.reason.as_deref())
+    }
+
     fn send(&self, msg: Control) -> Result<(), ControlError> {
         // A failed or finished thread runs nothing again: refuse rather than answer as if
         // the swap, pause or resume did something.
-        if let Some(refused) = {
-            let s = lock(&self.status);
-            s.state.refusal(&self.id, s.reason.as_deref())
-        } {
+        if let Some(refused) = self.refusal() {
             return Err(refused);
         }
         let sent = lock(&self.control)

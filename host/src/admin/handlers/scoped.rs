@@ -91,6 +91,16 @@ impl HostControl for Scoped {
     fn deploy(&self, id: &PipelineId, wasm: Vec<u8>) -> Result<VersionView, ControlError> {
         self.cut(self.host.deploy(id, wasm), Redactor::version)
     }
+    fn deploy_changing_outputs(
+        &self,
+        id: &PipelineId,
+        wasm: Vec<u8>,
+    ) -> Result<VersionView, ControlError> {
+        self.cut(
+            self.host.deploy_changing_outputs(id, wasm),
+            Redactor::version,
+        )
+    }
     fn rollback(&self, id: &PipelineId) -> Result<VersionView, ControlError> {
         self.cut(self.host.rollback(id), Redactor::version)
     }
@@ -109,9 +119,12 @@ impl HostControl for Scoped {
         &self,
         id: &PipelineId,
         wasm: Vec<u8>,
-        promote_after: Option<crate::pipeline::PromoteAfter>,
+        options: crate::serve::control::ShadowOptions,
     ) -> Result<ShadowView, ControlError> {
-        self.cut(self.host.deploy_shadow(id, wasm, promote_after), |_, v| v)
+        self.cut(self.host.deploy_shadow(id, wasm, options), |_, v| v)
+    }
+    fn schema(&self, id: &PipelineId) -> Result<crate::serve::SchemaView, ControlError> {
+        self.cut(self.host.schema(id), |_, v| v)
     }
     fn shadow(&self, id: &PipelineId) -> Result<ShadowView, ControlError> {
         self.cut(self.host.shadow(id), |_, v| v)

@@ -1,5 +1,6 @@
-//! The shadow-run routes: deploy a candidate as a pipeline's shadow, read its diff,
-//! promote or discard it. Authorization is the pipeline's, as for a deploy.
+//! The routes of a tenant trying a version: the schema a candidate must match, then deploy
+//! it as a pipeline's shadow, read its diff, promote or discard it. Authorization is the
+//! pipeline's, as for a deploy.
 
 use axum::Json;
 use axum::extract::rejection::{PathRejection, QueryRejection};
@@ -10,28 +11,39 @@ use serde::Deserialize;
 
 use super::{Admin, ApiError, Log, pipeline_action, read_component};
 use crate::pipeline::PromoteAfter;
+use crate::serve::control::ShadowOptions;
 
-/// The query of `POST …/shadow`: the optional promotion policy.
+/// The query of `POST …/shadow`: the optional promotion policy, and the tenant's
+/// confirmation of an output change.
 #[derive(Debug, Default, Deserialize)]
 pub(in crate::admin) struct ShadowQuery {
     /// Promote by itself once this many windows were compared …
     promote_after_windows: Option<u64>,
     /// … with at most this many differing or failed (default 0).
     promote_after_differing: Option<u64>,
+    /// The tenant confirms its promotion may remove or rename output columns.
+    #[serde(default)]
+    allow_output_change: bool,
 }
 
 impl ShadowQuery {
-    fn policy(&self) -> Result<Option<PromoteAfter>, ApiError> {
-        match (self.promote_after_windows, self.promote_after_differing) {
-            (Some(windows), differing) => Ok(Some(PromoteAfter {
+    fn options(&self) -> Result<ShadowOptions, ApiError> {
+        let promote_after = match (self.promote_after_windows, self.promote_after_differing) {
+            (Some(windows), differing) => Some(PromoteAfter {
                 windows,
                 differing: differing.unwrap_or(0),
-            })),
-            (None, Some(_)) => Err(ApiError::bad_request(
-                "promote_after_differing needs promote_after_windows: how many windows to compare before promoting",
-            )),
-            (None, None) => Ok(None),
-        }
+            }),
+            (None, Some(_)) => {
+                return Err(ApiError::bad_request(
+                    "promote_after_differing needs promote_after_windows: how many windows to compare before promoting",
+                ));
+            }
+            (None, None) => None,
+        };
+        Ok(ShadowOptions {
+            promote_after,
+            allow_output_change: self.allow_output_change,
+        })
     }
 }
 
@@ -46,13 +58,13 @@ pub(in crate::admin) async fn deploy_shadow(
     let mut log = Log::new("shadow");
     let result = async {
         let id = admin.authorize_pipeline(&mut log, request.headers(), path)?;
-        let policy = query
+        let options = query
             .map_err(|e| ApiError::bad_request(format!("the query: {e}")))?
-            .policy()?;
+            .options()?;
         let _slot = admin.upload_slot(&id.tenant)?;
         let wasm = read_component(request, admin.max_body_bytes).await?;
         let view = admin
-            .blocking(move |control| control.deploy_shadow(&id, wasm, policy))
+            .blocking(move |control| control.deploy_shadow(&id, wasm, options))
             .await?;
         Ok(Json(view).into_response())
     }
@@ -68,6 +80,18 @@ pub(in crate::admin) async fn shadow(
 ) -> Response {
     pipeline_action(state, "shadow", path, headers, |control, id| {
         control.shadow(id)
+    })
+    .await
+}
+
+/// `GET /v1/tenants/{tenant}/pipelines/{pipeline}/schema`: what its plugin must match.
+pub(in crate::admin) async fn schema(
+    state: State<Admin>,
+    path: Result<Path<(String, String)>, PathRejection>,
+    headers: HeaderMap,
+) -> Response {
+    pipeline_action(state, "schema", path, headers, |control, id| {
+        control.schema(id)
     })
     .await
 }
