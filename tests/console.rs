@@ -152,6 +152,38 @@ fn in_browser<F: Future<Output = ()>>(test: impl FnOnce(Browser) -> F) {
     });
 }
 
+/// Signs in as acme and opens its `stocks` page; returns once it shows version `first`.
+async fn open_stocks(b: &Browser, url: &str, first: &str) {
+    open_signed_in(b, url, ACME).await;
+    b.client
+        .goto(&format!("{url}/#/p/acme/stocks"))
+        .await
+        .unwrap();
+    b.wait_js(
+        "the live version",
+        Duration::from_secs(20),
+        &format!("return document.getElementById('p-version').textContent === {first:?}"),
+    )
+    .await;
+}
+
+/// Chooses component `file` in the page's deploy form, ticks "as a shadow" when `shadow`,
+/// and presses Deploy.
+async fn choose_and_deploy(b: &Browser, file: &std::path::Path, shadow: bool) {
+    b.client
+        .find(fantoccini::Locator::Id("deploy-file"))
+        .await
+        .unwrap()
+        .send_keys(file.to_str().unwrap())
+        .await
+        .unwrap();
+    b.js(&format!(
+        "document.getElementById('deploy-shadow').checked = {shadow}; return true"
+    ))
+    .await;
+    b.click("deploy").await;
+}
+
 /// Opens the console at `url` and signs in with `token`; returns once the overview shows.
 async fn open_signed_in(b: &Browser, url: &str, token: &str) {
     b.client.goto(url).await.expect("the console loads");
@@ -579,27 +611,10 @@ fn deploy_rollback_pause_and_resume_through_the_page() {
         .collect();
     let serve_ref = &serve;
     in_browser(|b| async move {
-        open_signed_in(&b, &url, ACME).await;
-        b.client
-            .goto(&format!("{url}/#/p/acme/stocks"))
-            .await
-            .unwrap();
-        b.wait_js(
-            "the live version",
-            Duration::from_secs(20),
-            &format!("return document.getElementById('p-version').textContent === {first:?}"),
-        )
-        .await;
+        open_stocks(&b, &url, &first).await;
 
         // Deploy: choose the file, press Deploy; the page shows the new version live.
-        b.client
-            .find(fantoccini::Locator::Id("deploy-file"))
-            .await
-            .unwrap()
-            .send_keys(new.to_str().unwrap())
-            .await
-            .unwrap();
-        b.click("deploy").await;
+        choose_and_deploy(&b, &new, false).await;
         let shown = b
             .wait_js(
                 "the new version",
@@ -674,17 +689,7 @@ fn a_shadow_deployed_from_the_page_shows_its_diff_and_is_discarded_or_promoted_t
     let incremental = support::wasm("stats_incremental");
     let serve_ref = &serve;
     in_browser(|b| async move {
-        open_signed_in(&b, &url, ACME).await;
-        b.client
-            .goto(&format!("{url}/#/p/acme/stocks"))
-            .await
-            .unwrap();
-        b.wait_js(
-            "the live version",
-            Duration::from_secs(20),
-            &format!("return document.getElementById('p-version').textContent === {first:?}"),
-        )
-        .await;
+        open_stocks(&b, &url, &first).await;
         assert_eq!(
             b.js("return document.getElementById('shadow').hidden")
                 .await,
@@ -710,24 +715,9 @@ fn a_shadow_deployed_from_the_page_shows_its_diff_and_is_discarded_or_promoted_t
         let summary = summary.as_str().unwrap();
         assert!(summary.contains("window tumbling 1s"), "{summary}");
         assert!(summary.contains("field = \"price\""), "{summary}");
-        let deploy_shadow = |file: PathBuf| {
-            let b = &b;
-            async move {
-                b.client
-                    .find(fantoccini::Locator::Id("deploy-file"))
-                    .await
-                    .unwrap()
-                    .send_keys(file.to_str().unwrap())
-                    .await
-                    .unwrap();
-                b.js("document.getElementById('deploy-shadow').checked = true; return true")
-                    .await;
-                b.click("deploy").await;
-            }
-        };
 
         // The skewed candidate: MSFT's `max` is one more, GOOG's windows fail.
-        deploy_shadow(skewed).await;
+        choose_and_deploy(&b, &skewed, true).await;
         b.wait_js(
             "differing and failed windows",
             Duration::from_secs(60),
@@ -782,7 +772,7 @@ fn a_shadow_deployed_from_the_page_shows_its_diff_and_is_discarded_or_promoted_t
         assert_eq!(live(&serve_ref.view("acme", "stocks")), first);
 
         // The incremental build as a shadow: nothing differs; Promote makes it live.
-        deploy_shadow(incremental).await;
+        choose_and_deploy(&b, &incremental, true).await;
         let compared = b
             .wait_js(
                 "windows compared by the incremental build",

@@ -54,10 +54,21 @@ fn lag(scrape: &str, partition: i32) -> Option<i64> {
 
 /// Waits until a scrape shows lags `(p0, p1)`.
 fn wait_lags(serve: &Serve, want: (i64, i64), what: &str) -> String {
-    wait_for(what, Duration::from_secs(120), || {
-        let scrape = serve.client(OPERATOR).metrics().ok()?;
-        ((lag(&scrape, 0), lag(&scrape, 1)) == (Some(want.0), Some(want.1))).then_some(scrape)
-    })
+    let mut last = (None, None);
+    let until = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        if let Ok(scrape) = serve.client(OPERATOR).metrics() {
+            last = (lag(&scrape, 0), lag(&scrape, 1));
+            if last == (Some(want.0), Some(want.1)) {
+                return scrape;
+            }
+        }
+        assert!(
+            std::time::Instant::now() < until,
+            "timed out after 120s waiting for {what}: the last scrape showed lags {last:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 #[test]

@@ -193,18 +193,27 @@ impl Client {
         wasm: Vec<u8>,
         allow_output_change: bool,
     ) -> Result<VersionView, ClientError> {
-        let action = format!("deploy {tenant}/{pipeline}");
         let mut url = self.pipeline_url(tenant, pipeline, "deploy");
         if allow_output_change {
             url.push_str("?allow_output_change=true");
         }
+        self.upload(&format!("deploy {tenant}/{pipeline}"), &url, wasm)
+    }
+
+    /// Posts component `wasm` to `url` and reads the JSON answer.
+    fn upload<T: DeserializeOwned>(
+        &self,
+        action: &str,
+        url: &str,
+        wasm: Vec<u8>,
+    ) -> Result<T, ClientError> {
         // `Expect: 100-continue` lets the server refuse (401, 403, 413) before the upload.
         let response = self
-            .authorized(self.agent.post(&url))
+            .authorized(self.agent.post(url))
             .header("Content-Type", "application/wasm")
             .header("Expect", "100-continue")
             .send(wasm);
-        json(self.answer(&action, &url, response)?, &action, &url)
+        json(self.answer(action, url, response)?, action, url)
     }
 
     /// Runs `wasm` as a pipeline's shadow (validated as a deploy is) with `options`, and
@@ -216,7 +225,6 @@ impl Client {
         wasm: Vec<u8>,
         options: crate::serve::control::ShadowOptions,
     ) -> Result<ShadowView, ClientError> {
-        let action = format!("deploy a shadow to {tenant}/{pipeline}");
         let mut url = self.pipeline_url(tenant, pipeline, "shadow");
         let mut query = vec![format!(
             "allow_output_change={}",
@@ -230,12 +238,11 @@ impl Client {
         }
         url.push('?');
         url.push_str(&query.join("&"));
-        let response = self
-            .authorized(self.agent.post(&url))
-            .header("Content-Type", "application/wasm")
-            .header("Expect", "100-continue")
-            .send(wasm);
-        json(self.answer(&action, &url, response)?, &action, &url)
+        self.upload(
+            &format!("deploy a shadow to {tenant}/{pipeline}"),
+            &url,
+            wasm,
+        )
     }
 
     /// What a pipeline's plugin must match: fields, key, window, watermark, params.

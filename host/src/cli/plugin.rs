@@ -304,11 +304,9 @@ fn api(action: PluginAction) -> anyhow::Result<()> {
         } => {
             let (tenant, pipeline) = target(t)?;
             let s = client(remote).schema(&tenant, &pipeline)?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&s)?);
-            } else {
-                print!("{}", crate::admin::render_schema(&tenant, &pipeline, &s));
-            }
+            print_json_or(json, &s, |s| {
+                crate::admin::render_schema(&tenant, &pipeline, s)
+            })?;
         }
         PluginAction::Diff {
             target: t,
@@ -317,11 +315,9 @@ fn api(action: PluginAction) -> anyhow::Result<()> {
         } => {
             let (tenant, pipeline) = target(t)?;
             let s = client(remote).shadow(&tenant, &pipeline)?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&s)?);
-            } else {
-                print!("{}", crate::admin::render_shadow(&tenant, &pipeline, &s));
-            }
+            print_json_or(json, &s, |s| {
+                crate::admin::render_shadow(&tenant, &pipeline, s)
+            })?;
         }
         PluginAction::Promote { target: t, remote } => {
             let (tenant, pipeline) = target(t)?;
@@ -367,6 +363,20 @@ fn api(action: PluginAction) -> anyhow::Result<()> {
         | PluginAction::Build { .. }
         | PluginAction::Test(_)
         | PluginAction::Exec { .. } => unreachable!("run() handles the local actions"),
+    }
+    Ok(())
+}
+
+/// Prints `value` as the host's JSON (`--json`), else as `text` renders it.
+fn print_json_or<T: serde::Serialize>(
+    json: bool,
+    value: &T,
+    text: impl FnOnce(&T) -> String,
+) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(value)?);
+    } else {
+        print!("{}", text(value));
     }
     Ok(())
 }

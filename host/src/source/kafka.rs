@@ -50,6 +50,10 @@ const QUERY_TIMEOUT: Duration = Duration::from_secs(10);
 /// pipeline sets it): each partition's high watermark, for [`Source::partition_lag`].
 const STATISTICS_INTERVAL_MS: &str = "1000";
 
+/// How often a held source asks the broker for its partitions' high watermarks: a paused
+/// partition is not fetched, and librdkafka's statistics may not see what is produced.
+const HELD_WATERMARKS_EVERY: Duration = Duration::from_secs(1);
+
 /// A Kafka consumer as a [`Source`].
 pub struct KafkaSource {
     consumer: BaseConsumer<Rebalances>,
@@ -80,6 +84,8 @@ pub struct KafkaSource {
     /// Messages that arrived while held (librdkafka purges what it fetched for a partition
     /// it pauses, so this stays empty), handed out first after the release.
     kept: RawBatch,
+    /// When a held source last queried its partitions' high watermarks.
+    watermarks_at: Option<std::time::Instant>,
 }
 
 impl KafkaSource {
@@ -206,7 +212,42 @@ impl KafkaSource {
             read: 0,
             held: false,
             kept: RawBatch::default(),
+            watermarks_at: None,
         })
+    }
+
+    /// While held, at most every [`HELD_WATERMARKS_EVERY`]: asks the broker for each
+    /// assigned partition's high watermark, so that the lag of a paused pipeline grows with
+    /// what is produced ([`Source::partition_lag`]). A failed query is left to the next.
+    fn query_high_watermarks(&mut self) {
+        if self
+            .watermarks_at
+            .is_some_and(|at| at.elapsed() < HELD_WATERMARKS_EVERY)
+        {
+            return;
+        }
+        self.watermarks_at = Some(std::time::Instant::now());
+        let Ok(assigned) = self.consumer.assignment() else {
+            return;
+        };
+        for e in assigned.elements() {
+            let (topic, partition) = (e.topic(), e.partition());
+            let Ok((_, high)) =
+                self.consumer
+                    .fetch_watermarks(topic, partition, Duration::from_secs(2))
+            else {
+                continue;
+            };
+            let mut known = self.consumer.context().lock();
+            let seen = known
+                .partitions
+                .entry((topic.to_string(), partition))
+                .or_insert(rebalances::Seen {
+                    high: -1,
+                    position: -1,
+                });
+            seen.high = seen.high.max(high);
+        }
     }
 
     /// Pauses or resumes fetching every partition assigned now. A paused partition stays
@@ -530,6 +571,7 @@ impl Source for KafkaSource {
         let polled = self.poll(&mut kept, KEEP_ALIVE_MAX);
         self.kept = kept;
         self.pause_assigned(true);
+        self.query_high_watermarks();
         polled.map(|_| ())
     }
 

@@ -130,10 +130,10 @@ impl ClientContext for Rebalances {
                         high: -1,
                         position: -1,
                     });
-                // Also for a paused partition, which is not fetched: librdkafka queries its
-                // offsets for the statistics (seen with tansu: a paused pipeline's lag grows
-                // with what is produced).
-                seen.high = p.hi_offset;
+                // A paused partition is not fetched: its statistics may lag behind what
+                // the held source queries itself (`KafkaSource::keep_alive`). A high
+                // watermark never goes back.
+                seen.high = seen.high.max(p.hi_offset);
                 seen.position = p.app_offset.max(p.committed_offset);
             }
         }
