@@ -81,8 +81,9 @@ pub struct KafkaSource {
     /// Whether the pipeline holds the source ([`Source::hold`]): every assigned partition
     /// is paused.
     held: bool,
-    /// Messages that arrived while held (librdkafka purges what it fetched for a partition
-    /// it pauses, so this stays empty), handed out first after the release.
+    /// Messages that arrived while held (a fetch already under way when the partitions were
+    /// paused; librdkafka purges the rest), handed out first after the release; they count
+    /// in the partition's lag.
     kept: RawBatch,
     /// When a held source last queried its partitions' high watermarks.
     watermarks_at: Option<std::time::Instant>,
@@ -588,16 +589,24 @@ impl Source for KafkaSource {
             .filter_map(|e| {
                 let (topic, partition) = (e.topic(), e.partition());
                 let seen = known.partitions.get(&(topic.to_string(), partition))?;
-                let read = self
+                let part = self
                     .parts
                     .iter()
-                    .find(|p| p.partition == partition && p.topic == topic)
-                    .map_or(-1, |p| p.next);
+                    .position(|p| p.partition == partition && p.topic == topic);
+                let read = part.map_or(-1, |id| self.parts[id].next);
                 let position = read.max(seen.position);
+                // Records polled while held are past `next` but not yet handed to the
+                // pipeline: still its lag.
+                let kept = part.map_or(0, |id| {
+                    self.kept
+                        .iter()
+                        .filter(|r| r.partition as usize == id)
+                        .count() as i64
+                });
                 (seen.high >= 0 && position >= 0).then(|| PartitionLag {
                     topic: topic.to_string(),
                     partition,
-                    records: (seen.high - position).max(0),
+                    records: (seen.high - position).max(0) + kept,
                 })
             })
             .collect()
