@@ -29,8 +29,8 @@ fn a_skewed_and_panicking_candidate_reports_exactly_its_windows_and_the_live_out
     let _serial = serial();
     let s = Scratch::new();
     // 4 symbols (AAPL, MSFT, GOOG, AMZN), 5 ms apart in event time, 2 000 a second: 150 s
-    // of event time, 150 windows of 1 s per symbol. The watermark waits 60 s of event time
-    // (6 s of wall time): the shadow is deployed before any window fires, so it compares
+    // of event time, 150 windows of 1 s per symbol. The watermark waits 120 s of event time
+    // (12 s of wall time): the shadow is deployed before any window fires, so it compares
     // every window.
     let input = Gen {
         count: 30_000,
@@ -41,7 +41,7 @@ fn a_skewed_and_panicking_candidate_reports_exactly_its_windows_and_the_live_out
     };
     let stats = support::wasm("stats");
     let params = "params = { field = \"price\" }";
-    let late = "\n[watermark]\ndelay = \"60s\"\n";
+    let late = "\n[watermark]\ndelay = \"120s\"\n";
     for name in ["plain", "shadowed"] {
         s.write(
             &format!("{name}.toml"),
@@ -277,7 +277,7 @@ fn a_skewed_and_panicking_candidate_reports_exactly_its_windows_and_the_live_out
     );
     assert_eq!(schema.key, ["symbol"]);
     assert_eq!(schema.window, "tumbling 1s");
-    assert_eq!(schema.watermark_delay, "1m");
+    assert_eq!(schema.watermark_delay, "2m");
     assert_eq!(schema.timestamp, "ts (rfc3339)");
     assert_eq!(
         schema.params.get("field").map(String::as_str),
@@ -304,9 +304,9 @@ fn a_skewed_and_panicking_candidate_reports_exactly_its_windows_and_the_live_out
 fn promote_discard_rollback_and_a_policy_keep_every_window_exactly_once() {
     let _serial = serial();
     let s = Scratch::new();
-    // 3 000 events/s, 1 ms apart: 10 windows (3 keys) a second, 14 s.
+    // 3 000 events/s, 1 ms apart: 9 windows (3 keys) a second, 30 s.
     let input = Gen {
-        count: 42_000,
+        count: 90_000,
         keys: 3,
         interval_ms: 1,
         seed: 29,

@@ -133,12 +133,16 @@ impl Host {
             self.metrics.shadow_totals(id),
             Some(memory),
         ));
+        // Locks are taken one at a time here: `note_shadow` holds the shadow's, then the
+        // history's.
+        let replaced = lock(&entry.shadow)
+            .as_ref()
+            .filter(|old| old.state == ShadowState::Running)
+            .map(|old| old.version.clone());
         {
             let mut history = lock(&entry.versions);
-            if let Some(old) = lock(&entry.shadow).as_ref()
-                && old.state == ShadowState::Running
-            {
-                history.discarded(&old.version, Some("replaced by another shadow"));
+            if let Some(old) = &replaced {
+                history.discarded(old, Some("replaced by another shadow"));
             }
             let mut version = version;
             version.view.status = VersionStatus::Shadow;
