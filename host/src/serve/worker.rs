@@ -478,11 +478,15 @@ impl Thread {
                 Some(ack)
             }
             Control::Promote(answer) => {
-                let (ack, done) = mpsc::channel();
-                let _ = answer.send(self.promote().map(|_| ()));
-                // Answered above; the caller's acknowledgement goes nowhere.
-                drop(done);
-                Some(ack)
+                let promoted = self.promote().and_then(|done| {
+                    done.then_some(()).ok_or_else(|| {
+                        "no shadow runs on the pipeline: it stopped, or was discarded".to_string()
+                    })
+                });
+                // The live version is published already (`promote`): the answer need not
+                // wait for the rest; the acknowledgement this returns goes nowhere.
+                let _ = answer.send(promoted);
+                Some(mpsc::channel().0)
             }
             Control::Pause(ack) => {
                 self.paused = true;
