@@ -13,7 +13,7 @@
 //! [`Since`] that fit, and its `next` says where the reader goes on from.
 
 pub mod assets;
-mod recent;
+pub(crate) mod recent;
 mod series;
 
 use std::sync::{Arc, Mutex};

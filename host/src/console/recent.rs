@@ -270,6 +270,14 @@ fn prefix(s: &str, room: usize) -> &str {
     s
 }
 
+/// `s` cut to the longest prefix whose JSON takes at most `room` bytes, with a marker
+/// saying its whole length: `…(1048576 bytes)` (at most [`MARKER_BYTES`] more).
+pub(crate) fn cut_string(s: &str, room: usize) -> String {
+    let mut kept = prefix(s, room).to_string();
+    kept.push_str(&format!("…({} bytes)", s.len()));
+    kept
+}
+
 /// What is kept of one row (its cells and estimated bytes), with its strings cut when it is
 /// over `cap` (see the module), or `None` when even that is not enough.
 fn keep_row(names: usize, row: &[Cell<'_>], cap: usize) -> Option<(Box<[Kept]>, usize)> {
@@ -306,12 +314,8 @@ fn keep_row(names: usize, row: &[Cell<'_>], cap: usize) -> Option<(Box<[Kept]>, 
     let cells: Box<[Kept]> = row
         .iter()
         .zip(&cut_to)
-        .map(|(cell, cut)| match (text(cell), cut) {
-            (Some(s), Some(room)) => {
-                let mut kept = prefix(s, *room).to_string();
-                kept.push_str(&format!("…({} bytes)", s.len()));
-                Kept::Str(kept.into())
-            }
+        .map(|(cell, room)| match (text(cell), room) {
+            (Some(s), Some(room)) => Kept::Str(cut_string(s, *room).into()),
             _ => Kept::of(cell),
         })
         .collect();

@@ -160,8 +160,7 @@ struct Calls {
 impl Calls {
     fn new() -> Self {
         Calls {
-            wall: hdrhistogram::Histogram::new_with_bounds(1, 100_000_000_000, 2)
-                .unwrap_or_else(|_| unreachable!("valid bounds")),
+            wall: crate::plugin::call_histogram(),
             cpu_seconds: 0.0,
         }
     }
@@ -557,15 +556,11 @@ impl Shadow {
     }
 }
 
-/// `v` as JSON, a string cut to [`KEPT_STRING_BYTES`].
+/// `v` as JSON, a string cut to [`KEPT_STRING_BYTES`] as the console cuts one.
 fn kept_json(v: &Value) -> serde_json::Value {
     match v {
         Value::Str(s) if s.len() > KEPT_STRING_BYTES => {
-            let mut end = KEPT_STRING_BYTES;
-            while !s.is_char_boundary(end) {
-                end -= 1;
-            }
-            serde_json::Value::String(format!("{}…({} bytes)", &s[..end], s.len()))
+            serde_json::Value::String(crate::console::recent::cut_string(s, KEPT_STRING_BYTES))
         }
         other => other.to_json(),
     }
@@ -608,6 +603,17 @@ mod tests {
         assert!(!same_value(&I64(3), &I64(4)));
         assert!(!same_value(&Str("a".into()), &Str("b".into())));
         assert!(!same_value(&Null, &F64(0.0)));
+    }
+
+    #[test]
+    fn a_long_string_in_a_diff_is_cut_with_its_length() {
+        let long = Value::Str("é".repeat(300));
+        let kept = kept_json(&long);
+        let text = kept.as_str().expect("a string");
+        assert!(text.ends_with("…(600 bytes)"), "{text}");
+        assert!(text.len() <= KEPT_STRING_BYTES + 32, "{}", text.len());
+        assert!(text.starts_with("éé"));
+        assert_eq!(kept_json(&Value::Str("short".into())), "short");
     }
 
     #[test]

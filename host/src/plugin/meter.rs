@@ -34,12 +34,17 @@ pub struct RecentCalls(Arc<Mutex<Hdr<u64>>>);
 
 impl Default for RecentCalls {
     fn default() -> Self {
-        // The bounds are constants that hdrhistogram accepts.
-        let hdr = Hdr::new_with_bounds(1, 100_000_000_000, 2).unwrap_or_else(|_| {
-            unreachable!("1 ns to 100 s with 2 significant digits are valid bounds")
-        });
-        RecentCalls(Arc::new(Mutex::new(hdr)))
+        RecentCalls(Arc::new(Mutex::new(call_histogram())))
     }
+}
+
+/// An empty histogram of call wall times in nanoseconds: 1 ns to 100 s, two significant
+/// digits.
+pub fn call_histogram() -> Hdr<u64> {
+    // The bounds are constants that hdrhistogram accepts.
+    Hdr::new_with_bounds(1, 100_000_000_000, 2).unwrap_or_else(|_| {
+        unreachable!("1 ns to 100 s with 2 significant digits are valid bounds")
+    })
 }
 
 impl RecentCalls {

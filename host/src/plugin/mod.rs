@@ -42,7 +42,7 @@ pub use convert::{BatchBuilder, Column, ColumnData, Columns, OutputRow};
 pub use instance::{Owner, PluginCode, PluginInfo, PluginInstance};
 pub use load::{LoadLimits, debug_build};
 pub use logs::{GuestLog, LogBudget, PanicCapture};
-pub use meter::{CallMeter, CallQuantiles, RecentCalls, thread_cpu_seconds};
+pub use meter::{CallMeter, CallQuantiles, RecentCalls, call_histogram, thread_cpu_seconds};
 pub use runtime::Runtime;
 
 use crate::config::{Limits, SandboxLimits};
